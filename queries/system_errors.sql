@@ -1,0 +1,11 @@
+-- The window's errors, without message, stack trace or context.
+SELECT e.tenant_id::text  AS tenant_id,
+       e.call_id::text    AS call_id,
+       e.error_type::text AS error_type,
+       e.severity::text   AS severity,
+       e.resolved         AS resolved,
+       e.created_at       AS created_at
+FROM {schema}.system_errors e
+WHERE e.created_at >= '{from_utc}'::timestamptz
+  AND e.created_at <  '{to_utc}'::timestamptz
+  {tenant_filter}

@@ -1,0 +1,143 @@
+//! Command-line structure (clap derive). Option groups shared across
+//! subcommands are flattened in, as sqlx-cli does with `ConnectOpts`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::db::{validate_identifier, DbUrl};
+use crate::error::{Error, Result};
+use crate::window::WindowRequest;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callrollup",
+    version,
+    about = "Per-tenant daily cost, outcome and error-rate rollups for the voice-agent platform",
+    after_help = "Exit codes: 0 success, 1 run failed (nothing half-written), 2 usage or configuration error, 3 data-quality threshold exceeded, 4 another run holds the lock."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the engine's schema (summary tables, run ledger).
+    Migrate(crate::cmd::migrate::Args),
+    /// Roll up a window of tenant-local days into the summary tables and reports.
+    Run(crate::cmd::run::Args),
+    /// List the run ledger, newest first.
+    Runs(crate::cmd::runs::Args),
+}
+
+/// Where the platform data is read and where the summaries are written.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectOpts {
+    /// Source database (libpq URL), e.g. postgres://reader@db:5432/platform
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Target database for the summary tables; defaults to the source.
+    #[arg(long, env = "CALLROLLUP_TARGET_URL", hide_env_values = true)]
+    pub target_url: Option<String>,
+}
+
+impl ConnectOpts {
+    pub fn source(&self) -> Result<DbUrl> {
+        match &self.database_url {
+            Some(u) => DbUrl::parse("--database-url", u),
+            None => Err(Error::usage(
+                "no source database: pass --database-url or set DATABASE_URL",
+            )),
+        }
+    }
+
+    pub fn target(&self) -> Result<DbUrl> {
+        match &self.target_url {
+            Some(u) => DbUrl::parse("--target-url", u),
+            None => self.source().map_err(|_| {
+                Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
+            }),
+        }
+    }
+}
+
+/// The engine's own schema in the target database.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaOpts {
+    /// Schema of the summary tables and the run ledger.
+    #[arg(long, env = "CALLROLLUP_TARGET_SCHEMA", default_value = "analytics")]
+    pub target_schema: String,
+}
+
+impl SchemaOpts {
+    pub fn target_schema(&self) -> Result<String> {
+        validate_identifier("--target-schema", &self.target_schema)
+    }
+}
+
+/// Which tenant-local days to process.
+#[derive(Debug, Clone, Args)]
+pub struct WindowOpts {
+    /// One tenant-local day (YYYY-MM-DD).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub date: Option<String>,
+
+    /// First day of the window (inclusive), with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+
+    /// Last day of the window (inclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+
+    /// Without dates: how many days before the last complete day to redo,
+    /// so that late rows are picked up.
+    #[arg(long, default_value_t = 3)]
+    pub lookback: u32,
+
+    /// Allow days that have not ended everywhere yet.
+    #[arg(long)]
+    pub allow_partial: bool,
+}
+
+impl WindowOpts {
+    pub fn request(&self) -> WindowRequest {
+        WindowRequest {
+            date: self.date.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            lookback: self.lookback,
+            allow_partial: self.allow_partial,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Parses `--tenant` values as UUIDs, sorted and without repeats.
+pub fn parse_tenants(values: &[String]) -> Result<Vec<uuid::Uuid>> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let id = uuid::Uuid::parse_str(v).map_err(|_| {
+            Error::usage(format!(
+                "--tenant {v:?} is not a UUID; use the tenant_id, e.g. 3f0c2a9e-8d1b-4c7e-9a51-2b6d0e4f7a10"
+            ))
+        })?;
+        out.push(id);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Default report folder.
+pub fn default_out() -> PathBuf {
+    PathBuf::from("reports")
+}

@@ -1,0 +1,35 @@
+//! callrollup migrate — create or upgrade the engine's schema.
+//!
+//! Usage: callrollup migrate [--target-url URL | --database-url URL] [--target-schema NAME]
+//!
+//! Applies the pending files of migrations/ in order, each in its own
+//! transaction, and records them with a checksum in
+//! `<schema>.schema_migrations`. A migration that was changed after it
+//! was applied is refused (exit 2).
+
+use crate::cli::{ConnectOpts, SchemaOpts};
+use crate::error::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[command(flatten)]
+    pub schema: SchemaOpts,
+}
+
+pub fn execute(args: Args) -> Result<()> {
+    let schema = args.schema.target_schema()?;
+    let url = args.connect.target()?;
+    let mut client = url.connect("callrollup-migrate")?;
+    let applied = crate::migrate::migrate(&mut client, &schema)?;
+    if applied.is_empty() {
+        println!("schema {schema} is up to date");
+    } else {
+        for name in &applied {
+            println!("applied {name}");
+        }
+        println!("schema {schema} is up to date ({} applied)", applied.len());
+    }
+    Ok(())
+}

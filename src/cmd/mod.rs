@@ -1,0 +1,16 @@
+//! One module per subcommand.
+
+pub mod migrate;
+pub mod run;
+pub mod runs;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Migrate(args) => migrate::execute(args),
+        Command::Run(args) => run::execute(args),
+        Command::Runs(args) => runs::execute(args),
+    }
+}

@@ -1,0 +1,194 @@
+//! Database URLs and connections. A URL's password is kept out of every
+//! message: `DbUrl` only ever displays its masked form.
+
+use std::fmt;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+pub struct DbUrl {
+    raw: String,
+    masked: String,
+    password: Option<String>,
+}
+
+impl DbUrl {
+    pub fn parse(flag: &str, value: &str) -> Result<Self> {
+        let parsed = url::Url::parse(value).map_err(|e| {
+            Error::usage(format!(
+                "{flag} is not a libpq URL ({e}); use postgres://user@host:5432/dbname"
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(Error::usage(format!(
+                "{flag} must start with postgres:// or postgresql://, not {}://",
+                parsed.scheme()
+            )));
+        }
+        let password = parsed
+            .password()
+            .map(|p| percent_decode(p))
+            .filter(|p| !p.is_empty());
+        let mut masked = parsed.clone();
+        if parsed.password().is_some() {
+            let _ = masked.set_password(Some("***"));
+        }
+        // Query parameters may carry a password too (?password=...).
+        let pairs: Vec<(String, String)> = masked
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        let query_password = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.into_owned());
+        if !pairs.is_empty() {
+            masked.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        Ok(DbUrl {
+            raw: value.to_string(),
+            masked: masked.to_string(),
+            password: password.or(query_password),
+        })
+    }
+
+    /// The URL with its password, for drivers only.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// connectorx picks its source type by scheme and wants `postgresql://`.
+    pub fn for_connectorx(&self) -> String {
+        match self.raw.strip_prefix("postgres://") {
+            Some(rest) => format!("postgresql://{rest}"),
+            None => self.raw.clone(),
+        }
+    }
+
+    /// Removes the password from any text a driver produced.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(&self.raw, &self.masked);
+        if let Some(p) = &self.password {
+            out = out.replace(p.as_str(), "***");
+        }
+        out
+    }
+
+    /// Connects with the postgres crate; failures name the masked URL.
+    pub fn connect(&self, application: &str) -> Result<Client> {
+        let mut config: postgres::Config = self.raw.parse().map_err(|e: postgres::Error| {
+            Error::usage(format!(
+                "{} is not a valid libpq URL: {}",
+                self,
+                self.redact(&e.to_string())
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name(application);
+        config.connect(NoTls).map_err(|e| Error::Connect {
+            url: self.masked.clone(),
+            reason: self.redact(&connect_reason(&e)),
+        })
+    }
+}
+
+fn connect_reason(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    reason.replace('\n', " ")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked)
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbUrl({})", self.masked)
+    }
+}
+
+/// A SQL identifier we accept for schema names: plain lower-case names only,
+/// so they can be spliced into SQL text without quoting surprises.
+pub fn validate_identifier(flag: &str, name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(Error::usage(format!(
+            "{flag} {name:?} is not a plain schema name; use lower-case letters, digits and _"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_displays() {
+        let u = DbUrl::parse(
+            "--database-url",
+            "postgres://app:s%40cret@db:5432/x?sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(
+            u.to_string(),
+            "postgres://app:***@db:5432/x?sslmode=disable"
+        );
+        assert_eq!(u.redact("failed for s@cret"), "failed for ***");
+        let q = DbUrl::parse("--database-url", "postgres://db/x?password=hunter2").unwrap();
+        assert!(!q.to_string().contains("hunter2"));
+        assert_eq!(q.redact("hunter2"), "***");
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        assert!(DbUrl::parse("--database-url", "mysql://db/x").is_err());
+        assert!(DbUrl::parse("--database-url", "not a url").is_err());
+    }
+}

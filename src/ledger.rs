@@ -1,0 +1,151 @@
+//! The run ledger (`rollup_runs`) and the advisory lock that keeps one run
+//! per target schema.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use postgres::{Client, Transaction};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::source::SourceTotals;
+use crate::sql;
+
+/// Takes the run lock on its own connection; the lock lives as long as it.
+pub fn lock(client: &mut Client, schema: &str) -> Result<()> {
+    let got: bool = client.query_one(sql::LOCK, &[&schema])?.get(0);
+    if got {
+        Ok(())
+    } else {
+        Err(Error::Locked {
+            schema: schema.to_string(),
+        })
+    }
+}
+
+pub struct RunStart<'a> {
+    pub run_id: Uuid,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub partial: bool,
+    pub tenants: &'a [Uuid],
+    pub arguments: String,
+}
+
+/// Marks runs that died midway, then records this one as `running`.
+/// Called only while holding the lock, so no other run is in flight.
+pub fn start(client: &mut Client, schema: &str, run: &RunStart) -> Result<()> {
+    client.execute(
+        &sql::render(sql::LEDGER_ABANDON, &[("schema", schema)]),
+        &[],
+    )?;
+    let tenants: Option<Vec<Uuid>> = (!run.tenants.is_empty()).then(|| run.tenants.to_vec());
+    client.execute(
+        &sql::render(sql::LEDGER_START, &[("schema", schema)]),
+        &[
+            &run.run_id,
+            &run.from,
+            &run.to,
+            &run.partial,
+            &tenants,
+            &crate::ENGINE_VERSION,
+            &run.arguments,
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn fail(client: &mut Client, schema: &str, run_id: Uuid, error: &str) -> Result<()> {
+    client.execute(
+        &sql::render(sql::LEDGER_FAIL, &[("schema", schema)]),
+        &[&run_id, &error],
+    )?;
+    Ok(())
+}
+
+/// Rows written per summary table, in `sink::tables` order.
+pub type RowsWritten = [i32; 4];
+
+pub fn succeed(
+    tx: &mut Transaction,
+    schema: &str,
+    run_id: Uuid,
+    source: &SourceTotals,
+    rows: RowsWritten,
+) -> Result<()> {
+    tx.execute(
+        &sql::render(sql::LEDGER_SUCCEED, &[("schema", schema)]),
+        &[
+            &run_id,
+            &source.calls,
+            &source.errors,
+            &source.stt_cost_usd,
+            &source.llm_cost_usd,
+            &source.tts_cost_usd,
+            &source.total_cost_usd,
+            &rows[0],
+            &rows[1],
+            &rows[2],
+            &rows[3],
+        ],
+    )?;
+    Ok(())
+}
+
+/// One ledger row as `runs` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub window_from: NaiveDate,
+    pub window_to: NaiveDate,
+    pub partial: bool,
+    pub source_calls: Option<i64>,
+    pub source_errors: Option<i64>,
+    pub source_total_cost_usd: Option<String>,
+    pub rows_tenant_daily: Option<i32>,
+    pub rows_tenant_daily_outcomes: Option<i32>,
+    pub rows_tenant_daily_errors: Option<i32>,
+    pub rows_data_quality_findings: Option<i32>,
+    pub engine_version: String,
+    pub arguments: serde_json::Value,
+    pub error: Option<String>,
+}
+
+pub fn list(client: &mut Client, schema: &str, limit: i64) -> Result<Vec<RunRow>> {
+    let rows = client.query(
+        &sql::render(sql::LEDGER_LIST, &[("schema", schema)]),
+        &[&limit],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| RunRow {
+            run_id: r.get("run_id"),
+            started_at: timestamp(r.get("started_at")),
+            finished_at: r
+                .get::<_, Option<DateTime<Utc>>>("finished_at")
+                .map(timestamp),
+            status: r.get("status"),
+            window_from: r.get("window_from"),
+            window_to: r.get("window_to"),
+            partial: r.get("partial"),
+            source_calls: r.get("source_calls"),
+            source_errors: r.get("source_errors"),
+            source_total_cost_usd: r
+                .get::<_, Option<Decimal>>("source_total_cost_usd")
+                .map(crate::money::format),
+            rows_tenant_daily: r.get("rows_tenant_daily"),
+            rows_tenant_daily_outcomes: r.get("rows_tenant_daily_outcomes"),
+            rows_tenant_daily_errors: r.get("rows_tenant_daily_errors"),
+            rows_data_quality_findings: r.get("rows_data_quality_findings"),
+            engine_version: r.get("engine_version"),
+            arguments: serde_json::from_str(r.get::<_, &str>("arguments")).unwrap_or_default(),
+            error: r.get("error"),
+        })
+        .collect())
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

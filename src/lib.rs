@@ -1,0 +1,22 @@
+//! callrollup: the nightly analytics and billing engine of the voice-agent
+//! platform. Three stages — `source` (Postgres) → `rollup` (pure Polars) →
+//! `sink` (report files, Postgres write-back) — driven by the commands in
+//! `cmd`. The contract is DESIGN.md.
+
+pub mod cli;
+pub mod cmd;
+pub mod db;
+pub mod error;
+pub mod ledger;
+pub mod migrate;
+pub mod money;
+pub mod rollup;
+pub mod sink;
+pub mod source;
+pub mod sql;
+pub mod window;
+
+pub use error::{Error, Result};
+
+/// Recorded in every ledger row.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

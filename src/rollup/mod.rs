@@ -1,0 +1,366 @@
+//! The rollup stage: pure Polars, frames in and frames out, no I/O.
+//! Every column follows DESIGN.md §2.
+
+pub mod timezone;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::source::{SourceFrames, MONEY};
+use timezone::{canonical_zone, with_local_day};
+
+/// `tenant_id` of platform-level errors in tables and files.
+pub const PLATFORM_TENANT: &str = "00000000-0000-0000-0000-000000000000";
+/// The platform's name in human-facing output.
+pub const PLATFORM_NAME: &str = "(platform)";
+
+const COST_COLUMNS: [&str; 4] = [
+    "stt_cost_usd",
+    "llm_cost_usd",
+    "tts_cost_usd",
+    "total_cost_usd",
+];
+
+/// The four summary tables of one window, sorted by their keys.
+pub struct Rollup {
+    pub tenant_daily: DataFrame,
+    pub outcomes: DataFrame,
+    pub errors: DataFrame,
+    pub findings: DataFrame,
+    /// Counts and sums of the window's rows, taken from the rows
+    /// themselves rather than from the grouped tables.
+    pub totals: WindowTotals,
+}
+
+/// Computes every summary table for tenant-local days `from..=to`.
+pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsResult<Rollup> {
+    let tenants = tenant_zones(&frames.tenants)?;
+    let calls = call_facts(&frames.calls, &tenants, from, to)?;
+    let errors = error_facts(&frames.errors, &tenants, from, to)?;
+
+    let outcomes = calls
+        .clone()
+        .lazy()
+        .group_by([col("tenant_id"), col("day"), col("status"), col("outcome")])
+        .agg([
+            len().cast(DataType::Int64).alias("calls"),
+            col("duration_seconds").sum().alias("billable_seconds"),
+            col("total_cost_usd").sum(),
+        ])
+        .sort(
+            ["tenant_id", "day", "status", "outcome"],
+            Default::default(),
+        )
+        .collect()?;
+
+    let error_groups = errors
+        .clone()
+        .lazy()
+        .group_by([
+            col("tenant_id"),
+            col("day"),
+            col("error_type"),
+            col("severity"),
+        ])
+        .agg([
+            len().cast(DataType::Int64).alias("errors"),
+            col("resolved")
+                .eq(lit(false))
+                .cast(DataType::Int64)
+                .sum()
+                .alias("unresolved_errors"),
+            col("call_id")
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("calls_affected"),
+            col("created_at").min().alias("first_seen_at"),
+            col("created_at").max().alias("last_seen_at"),
+        ])
+        .sort(
+            ["tenant_id", "day", "error_type", "severity"],
+            Default::default(),
+        )
+        .collect()?;
+
+    let tenant_daily = tenant_daily(&calls, &errors, &tenants)?;
+    let findings = findings(&calls, &errors)?;
+    let totals = WindowTotals {
+        calls: calls.height() as i64,
+        errors: errors.height() as i64,
+        total_cost_usd: crate::money::sum(calls.column("total_cost_usd")?)?,
+    };
+    Ok(Rollup {
+        totals,
+        tenant_daily,
+        outcomes,
+        errors: error_groups,
+        findings,
+    })
+}
+
+/// tenant_id, business_name, zone (the one used), zone_valid; plus the
+/// platform's own row. Tenants are few, so a per-tenant lookup is fine.
+fn tenant_zones(tenants: &DataFrame) -> PolarsResult<DataFrame> {
+    let declared = tenants.column("timezone")?.str()?;
+    let zone: StringChunked = declared
+        .into_iter()
+        .map(|z| Some(z.and_then(canonical_zone).unwrap_or("UTC")))
+        .collect();
+    let zone_valid: BooleanChunked = declared
+        .into_iter()
+        .map(|z| Some(z.and_then(canonical_zone).is_some()))
+        .collect();
+    let known = DataFrame::new(vec![
+        tenants.column("tenant_id")?.clone(),
+        tenants.column("business_name")?.clone(),
+        zone.with_name("zone".into()).into_column(),
+        zone_valid.with_name("zone_valid".into()).into_column(),
+    ])?;
+    let platform = df!(
+        "tenant_id" => [PLATFORM_TENANT],
+        "business_name" => [PLATFORM_NAME],
+        "zone" => ["UTC"],
+        "zone_valid" => [true],
+    )?;
+    known.vstack(&platform)
+}
+
+/// Joins each row to its tenant's zone; rows of tenants missing from
+/// `tenants` use UTC and are marked `tenant_known = false`.
+fn with_tenant_zone(rows: LazyFrame, tenants: &DataFrame) -> LazyFrame {
+    rows.join(
+        tenants
+            .clone()
+            .lazy()
+            .select([col("tenant_id"), col("zone"), col("zone_valid")]),
+        [col("tenant_id")],
+        [col("tenant_id")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_columns([
+        col("zone").is_not_null().alias("tenant_known"),
+        col("zone").fill_null(lit("UTC")),
+        col("zone_valid").fill_null(lit(true)),
+    ])
+}
+
+fn in_window(from: NaiveDate, to: NaiveDate) -> Expr {
+    col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))
+}
+
+/// One row per call of the window with its day and per-call flags.
+fn call_facts(
+    calls: &DataFrame,
+    tenants: &DataFrame,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> PolarsResult<DataFrame> {
+    let joined = with_tenant_zone(calls.clone().lazy(), tenants).collect()?;
+    let any_null = COST_COLUMNS
+        .iter()
+        .map(|c| col(*c).is_null())
+        .reduce(|a, b| a.or(b))
+        .expect("four cost columns");
+    let any_negative = COST_COLUMNS
+        .iter()
+        // Only the sign is read, which f64 keeps exactly; sums stay Decimal.
+        .map(|c| {
+            col(*c)
+                .cast(DataType::Float64)
+                .lt(lit(0.0))
+                .fill_null(lit(false))
+        })
+        .reduce(|a, b| a.or(b))
+        .expect("four cost columns");
+    let components = col("stt_cost_usd") + col("llm_cost_usd") + col("tts_cost_usd");
+    with_local_day(joined, "created_at", "zone")?
+        .lazy()
+        .filter(in_window(from, to))
+        .with_columns([
+            col("status").fill_null(lit("unknown")),
+            col("outcome").fill_null(lit("unknown")),
+            any_null.clone().alias("missing_cost"),
+            any_null
+                .not()
+                .and(col("total_cost_usd").neq(components))
+                .alias("cost_mismatch"),
+            any_negative.alias("negative_cost"),
+        ])
+        .collect()
+}
+
+/// One row per error of the window; platform errors under the nil UUID.
+fn error_facts(
+    errors: &DataFrame,
+    tenants: &DataFrame,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> PolarsResult<DataFrame> {
+    let rows = errors.clone().lazy().with_columns([
+        col("tenant_id").fill_null(lit(PLATFORM_TENANT)),
+        col("error_type").fill_null(lit("unknown")),
+        col("severity").fill_null(lit("unknown")),
+    ]);
+    let joined = with_tenant_zone(rows, tenants).collect()?;
+    with_local_day(joined, "created_at", "zone")?
+        .lazy()
+        .filter(in_window(from, to))
+        .collect()
+}
+
+fn count_where(predicate: Expr) -> Expr {
+    predicate.cast(DataType::Int64).sum()
+}
+
+fn tenant_daily(
+    calls: &DataFrame,
+    errors: &DataFrame,
+    tenants: &DataFrame,
+) -> PolarsResult<DataFrame> {
+    let mut call_aggs = vec![
+        len().cast(DataType::Int64).alias("calls"),
+        count_where(col("status").eq(lit("completed"))).alias("completed_calls"),
+        count_where(col("status").eq(lit("failed"))).alias("failed_calls"),
+        col("duration_seconds").sum().alias("billable_seconds"),
+    ];
+    call_aggs.extend(COST_COLUMNS.iter().map(|c| col(*c).sum()));
+    call_aggs.extend([
+        count_where(col("missing_cost")).alias("calls_missing_cost"),
+        count_where(col("cost_mismatch")).alias("cost_mismatch_calls"),
+        count_where(col("errored")).alias("errored_calls"),
+    ]);
+    let by_calls = calls
+        .clone()
+        .lazy()
+        .group_by([col("tenant_id"), col("day")])
+        .agg(call_aggs);
+    let by_errors = errors
+        .clone()
+        .lazy()
+        .group_by([col("tenant_id"), col("day")])
+        .agg([
+            len().cast(DataType::Int64).alias("errors"),
+            count_where(col("severity").eq(lit("CRITICAL"))).alias("critical_errors"),
+        ]);
+
+    let counts = [
+        "calls",
+        "completed_calls",
+        "failed_calls",
+        "billable_seconds",
+        "calls_missing_cost",
+        "cost_mismatch_calls",
+        "errors",
+        "critical_errors",
+        "errored_calls",
+    ];
+    let mut fills: Vec<Expr> = counts
+        .iter()
+        .map(|c| col(*c).fill_null(lit(0i64)))
+        .collect();
+    fills.extend(
+        COST_COLUMNS
+            .iter()
+            .map(|c| col(*c).fill_null(lit(0).cast(MONEY))),
+    );
+
+    let names = tenants.clone().lazy().select([
+        col("tenant_id"),
+        col("business_name"),
+        col("zone").alias("timezone"),
+    ]);
+    by_calls
+        .join(
+            by_errors,
+            [col("tenant_id"), col("day")],
+            [col("tenant_id"), col("day")],
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .with_columns(fills)
+        .join(
+            names,
+            [col("tenant_id")],
+            [col("tenant_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            col("timezone").fill_null(lit("UTC")),
+            when(col("calls").gt(lit(0i64)))
+                .then(
+                    col("errored_calls").cast(DataType::Float64)
+                        / col("calls").cast(DataType::Float64),
+                )
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("error_rate"),
+        ])
+        .select([
+            col("tenant_id"),
+            col("day"),
+            col("business_name"),
+            col("timezone"),
+            col("calls"),
+            col("completed_calls"),
+            col("failed_calls"),
+            col("billable_seconds"),
+            col("stt_cost_usd"),
+            col("llm_cost_usd"),
+            col("tts_cost_usd"),
+            col("total_cost_usd"),
+            col("calls_missing_cost"),
+            col("cost_mismatch_calls"),
+            col("errors"),
+            col("critical_errors"),
+            col("errored_calls"),
+            col("error_rate"),
+        ])
+        .sort(["tenant_id", "day"], Default::default())
+        .collect()
+}
+
+/// Data-quality findings per kind and tenant day: how many rows, and the
+/// smallest call_id among them as an example to look at.
+fn findings(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
+    let kinds_of_calls = [
+        ("invalid_timezone", col("zone_valid").not()),
+        ("unknown_tenant", col("tenant_known").not()),
+        ("negative_cost", col("negative_cost")),
+        ("missing_cost", col("missing_cost")),
+        ("cost_mismatch", col("cost_mismatch")),
+    ];
+    let kinds_of_errors = [
+        ("invalid_timezone", col("zone_valid").not()),
+        ("unknown_tenant", col("tenant_known").not()),
+    ];
+    let mut parts = Vec::new();
+    for (rows, kinds) in [(calls, &kinds_of_calls[..]), (errors, &kinds_of_errors[..])] {
+        for (kind, predicate) in kinds {
+            parts.push(rows.clone().lazy().filter(predicate.clone()).select([
+                lit(*kind).alias("kind"),
+                col("tenant_id"),
+                col("day"),
+                col("call_id").alias("example_id"),
+            ]));
+        }
+    }
+    concat(parts, UnionArgs::default())?
+        .group_by([col("kind"), col("tenant_id"), col("day")])
+        .agg([
+            len().cast(DataType::Int64).alias("rows"),
+            col("example_id")
+                .drop_nulls()
+                .sort(Default::default())
+                .first(),
+        ])
+        .sort(["kind", "tenant_id", "day"], Default::default())
+        .collect()
+}
+
+/// Count and sums of the window's rows straight from the facts, for
+/// reconciling what the summary tables hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct WindowTotals {
+    pub calls: i64,
+    pub errors: i64,
+    pub total_cost_usd: rust_decimal::Decimal,
+}

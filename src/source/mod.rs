@@ -1,0 +1,79 @@
+//! The source stage: the platform tables as Polars frames.
+
+pub mod postgres;
+
+use polars::prelude::*;
+
+/// What the rollup reads: the frames of one window.
+pub struct SourceFrames {
+    pub tenants: DataFrame,
+    pub calls: DataFrame,
+    pub errors: DataFrame,
+}
+
+/// Postgres' own figures for the extracted UTC range.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceTotals {
+    pub calls: i64,
+    pub errors: i64,
+    pub stt_cost_usd: rust_decimal::Decimal,
+    pub llm_cost_usd: rust_decimal::Decimal,
+    pub tts_cost_usd: rust_decimal::Decimal,
+    pub total_cost_usd: rust_decimal::Decimal,
+}
+
+/// Money arrives from connectorx as Decimal(38,10), exact to 10 places.
+pub const MONEY: DataType = DataType::Decimal(Some(38), Some(10));
+
+pub fn tenants_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("tenant_id".into(), DataType::String),
+        Field::new("business_name".into(), DataType::String),
+        Field::new("timezone".into(), DataType::String),
+        Field::new("status".into(), DataType::String),
+    ])
+}
+
+pub fn calls_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("call_id".into(), DataType::String),
+        Field::new("tenant_id".into(), DataType::String),
+        Field::new("status".into(), DataType::String),
+        Field::new("outcome".into(), DataType::String),
+        Field::new("stt_cost_usd".into(), MONEY),
+        Field::new("llm_cost_usd".into(), MONEY),
+        Field::new("tts_cost_usd".into(), MONEY),
+        Field::new("total_cost_usd".into(), MONEY),
+        Field::new("created_at".into(), utc_micros()),
+        Field::new("duration_seconds".into(), DataType::Int64),
+        Field::new("errored".into(), DataType::Boolean),
+    ])
+}
+
+pub fn errors_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("tenant_id".into(), DataType::String),
+        Field::new("call_id".into(), DataType::String),
+        Field::new("error_type".into(), DataType::String),
+        Field::new("severity".into(), DataType::String),
+        Field::new("resolved".into(), DataType::Boolean),
+        Field::new("created_at".into(), utc_micros()),
+    ])
+}
+
+pub fn utc_micros() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+/// Casts a frame to the expected schema, column by column and in order, so
+/// that every later stage sees the same types whatever the driver chose.
+pub fn conform(df: DataFrame, schema: &Schema) -> PolarsResult<DataFrame> {
+    if df.height() == 0 && df.width() == 0 {
+        return Ok(DataFrame::empty_with_schema(schema));
+    }
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(name, dtype)| col(name.clone()).strict_cast(dtype.clone()))
+        .collect();
+    df.lazy().select(exprs).collect()
+}

@@ -1,0 +1,233 @@
+//! Reading the platform tables from PostgreSQL: the schema-drift check, the
+//! window's frames through connectorx, and Postgres' own totals.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use connectorx::prelude::{get_arrow, CXQuery, SourceConn};
+use polars::prelude::*;
+use postgres::Client;
+use uuid::Uuid;
+
+use super::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals};
+use crate::db::DbUrl;
+use crate::error::{Error, Result};
+use crate::sql;
+
+/// What the drift check learned about optional columns.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceShape {
+    pub has_duration_seconds: bool,
+}
+
+/// A connection to the platform database: read-only, with a statement timeout.
+pub struct PostgresSource {
+    url: DbUrl,
+    schema: String,
+    statement_timeout_secs: u64,
+    client: Client,
+}
+
+const TEXT: &[&str] = &["text", "character varying", "character", "USER-DEFINED"];
+const UUID: &[&str] = &["uuid"];
+const NUMERIC: &[&str] = &["numeric", "integer", "bigint", "smallint"];
+const TIMESTAMPTZ: &[&str] = &["timestamp with time zone"];
+const INTEGER: &[&str] = &["integer", "bigint", "smallint"];
+const BOOLEAN: &[&str] = &["boolean"];
+
+/// (table, column, accepted information_schema data types, required)
+const COLUMNS: &[(&str, &str, &[&str], bool)] = &[
+    ("tenants", "tenant_id", UUID, true),
+    ("tenants", "business_name", TEXT, true),
+    ("tenants", "timezone", TEXT, true),
+    ("tenants", "status", TEXT, true),
+    ("call_logs", "call_id", TEXT, true),
+    ("call_logs", "tenant_id", UUID, true),
+    ("call_logs", "status", TEXT, true),
+    ("call_logs", "outcome", TEXT, true),
+    ("call_logs", "stt_cost_usd", NUMERIC, true),
+    ("call_logs", "llm_cost_usd", NUMERIC, true),
+    ("call_logs", "tts_cost_usd", NUMERIC, true),
+    ("call_logs", "total_cost_usd", NUMERIC, true),
+    ("call_logs", "created_at", TIMESTAMPTZ, true),
+    ("call_logs", "duration_seconds", INTEGER, false),
+    ("system_errors", "tenant_id", UUID, true),
+    ("system_errors", "call_id", TEXT, true),
+    ("system_errors", "error_type", TEXT, true),
+    ("system_errors", "severity", TEXT, true),
+    ("system_errors", "resolved", BOOLEAN, true),
+    ("system_errors", "created_at", TIMESTAMPTZ, true),
+];
+
+impl PostgresSource {
+    pub fn connect(url: &DbUrl, schema: &str, statement_timeout_secs: u64) -> Result<Self> {
+        let mut client = url.connect("callrollup-source")?;
+        client.batch_execute(&session_setup(statement_timeout_secs).join(";"))?;
+        Ok(PostgresSource {
+            url: url.clone(),
+            schema: schema.to_string(),
+            statement_timeout_secs,
+            client,
+        })
+    }
+
+    /// Stops with the first missing or mistyped column (DESIGN.md §1).
+    pub fn check_schema(&mut self) -> Result<SourceShape> {
+        let rows = self.client.query(sql::SOURCE_COLUMNS, &[&self.schema])?;
+        let mut has_duration_seconds = false;
+        for (table, column, accepted, required) in COLUMNS {
+            let found = rows.iter().find(|r| {
+                r.get::<_, String>("table_name") == *table
+                    && r.get::<_, String>("column_name") == *column
+            });
+            let problem = match found {
+                None => Some(format!(
+                    "column {column} is missing (or not visible to this role)"
+                )),
+                Some(r) if !r.get::<_, bool>("can_select") => {
+                    Some(format!("column {column} is not readable by this role"))
+                }
+                Some(r) => {
+                    let ty: String = r.get("data_type");
+                    (!accepted.contains(&ty.as_str())).then(|| {
+                        format!(
+                            "column {column} has type {ty}, expected {}",
+                            accepted.join(" or ")
+                        )
+                    })
+                }
+            };
+            match problem {
+                Some(problem) if *required => {
+                    return Err(Error::SchemaDrift {
+                        table: format!("{}.{table}", self.schema),
+                        problem,
+                    })
+                }
+                Some(_) => {}
+                None if *column == "duration_seconds" => has_duration_seconds = true,
+                None => {}
+            }
+        }
+        Ok(SourceShape {
+            has_duration_seconds,
+        })
+    }
+
+    /// Postgres' own count and sums over the UTC range.
+    pub fn totals(
+        &mut self,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        tenants: &[Uuid],
+    ) -> Result<SourceTotals> {
+        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+        let text = sql::render(
+            sql::SOURCE_TOTALS,
+            &[
+                ("schema", &self.schema),
+                ("from_utc", &from_utc),
+                ("to_utc", &to_utc),
+                (
+                    "tenant_filter_calls",
+                    &tenant_filter("c.tenant_id", tenants),
+                ),
+                (
+                    "tenant_filter_errors",
+                    &tenant_filter("e.tenant_id", tenants),
+                ),
+            ],
+        );
+        let row = self.client.query_one(&text, &[])?;
+        Ok(SourceTotals {
+            calls: row.get("calls"),
+            errors: row.get("errors"),
+            stt_cost_usd: row.get("stt"),
+            llm_cost_usd: row.get("llm"),
+            tts_cost_usd: row.get("tts"),
+            total_cost_usd: row.get("total"),
+        })
+    }
+
+    /// Reads the window's frames with connectorx.
+    pub fn extract(
+        &self,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        tenants: &[Uuid],
+        shape: SourceShape,
+    ) -> Result<SourceFrames> {
+        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+        let duration = if shape.has_duration_seconds {
+            "c.duration_seconds::bigint"
+        } else {
+            "NULL::bigint"
+        };
+        let tenants_sql = sql::render(
+            sql::TENANTS,
+            &[
+                ("schema", &self.schema),
+                ("tenant_filter", &tenant_filter("t.tenant_id", tenants)),
+            ],
+        );
+        let calls_sql = sql::render(
+            sql::CALL_LOGS,
+            &[
+                ("schema", &self.schema),
+                ("from_utc", &from_utc),
+                ("to_utc", &to_utc),
+                ("duration_seconds", duration),
+                ("tenant_filter", &tenant_filter("c.tenant_id", tenants)),
+            ],
+        );
+        let errors_sql = sql::render(
+            sql::SYSTEM_ERRORS,
+            &[
+                ("schema", &self.schema),
+                ("from_utc", &from_utc),
+                ("to_utc", &to_utc),
+                ("tenant_filter", &tenant_filter("e.tenant_id", tenants)),
+            ],
+        );
+        Ok(SourceFrames {
+            tenants: conform(self.read(&tenants_sql)?, &tenants_schema())?,
+            calls: conform(self.read(&calls_sql)?, &calls_schema())?,
+            errors: conform(self.read(&errors_sql)?, &errors_schema())?,
+        })
+    }
+
+    fn read(&self, query: &str) -> Result<DataFrame> {
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::Database(self.url.redact(&e.to_string()).replace('\n', " "))
+        };
+        let source =
+            SourceConn::try_from(self.url.for_connectorx().as_str()).map_err(|e| fail(&e))?;
+        let setup = session_setup(self.statement_timeout_secs);
+        let queries = [CXQuery::from(query)];
+        let destination = get_arrow(&source, None, &queries, Some(&setup)).map_err(|e| fail(&e))?;
+        // An empty result has no record batches, and connectorx cannot
+        // concatenate zero frames; `conform` turns that into an empty frame.
+        match destination.polars() {
+            Ok(df) => Ok(df),
+            Err(e) if e.to_string().contains("empty") => Ok(DataFrame::empty()),
+            Err(e) => Err(fail(&e)),
+        }
+    }
+}
+
+/// The source session never writes and never runs away.
+fn session_setup(statement_timeout_secs: u64) -> Vec<String> {
+    vec![
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY".to_string(),
+        format!("SET statement_timeout = '{statement_timeout_secs}s'"),
+    ]
+}
+
+fn timestamp_literal(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `AND col IN ('…'::uuid, …)` for a `--tenant` filter, empty without one.
+pub fn tenant_filter(column: &str, tenants: &[Uuid]) -> String {
+    if tenants.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = tenants.iter().map(|t| format!("'{t}'::uuid")).collect();
+    format!("AND {column} IN ({})", list.join(", "))
+}

@@ -1,0 +1,172 @@
+//! Dates and windows: which tenant-local days a run covers and which UTC
+//! range must be read to see every call of those days (DESIGN.md §2).
+
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
+
+use crate::error::{Error, Result};
+
+/// Inclusive range of tenant-local dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// True when the window reaches a day that has not ended everywhere yet.
+    pub partial: bool,
+}
+
+/// How the user asked for a window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowRequest {
+    pub date: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub lookback: u32,
+    pub allow_partial: bool,
+}
+
+pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .filter(|d| d.format("%Y-%m-%d").to_string() == value)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{flag} {value:?} is not a calendar date; use YYYY-MM-DD, e.g. 2026-10-31"
+            ))
+        })
+}
+
+/// The most recent date that has ended in every time zone at `now`:
+/// date D is complete at D+1 12:00 UTC (the end of D at UTC−12).
+pub fn last_complete_day(now: DateTime<Utc>) -> NaiveDate {
+    let shifted = now - TimeDelta::hours(12);
+    shifted.date_naive() - Days::new(1)
+}
+
+impl WindowRequest {
+    pub fn resolve(&self, now: DateTime<Utc>) -> Result<Window> {
+        let complete = last_complete_day(now);
+        let (from, to) = match (&self.date, &self.from, &self.to) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Error::usage(
+                    "--date cannot be combined with --from/--to; use one or the other",
+                ))
+            }
+            (Some(d), None, None) => {
+                let d = parse_date("--date", d)?;
+                (d, d)
+            }
+            (None, Some(f), Some(t)) => (parse_date("--from", f)?, parse_date("--to", t)?),
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(Error::usage("--from and --to go together; give both"))
+            }
+            (None, None, None) => {
+                let from = complete
+                    .checked_sub_days(Days::new(u64::from(self.lookback)))
+                    .ok_or_else(|| Error::usage("--lookback reaches before year 0"))?;
+                (from, complete)
+            }
+        };
+        if from > to {
+            return Err(Error::usage(format!(
+                "--from {from} is after --to {to}; swap them"
+            )));
+        }
+        let partial = to > complete;
+        if partial && !self.allow_partial {
+            return Err(Error::usage(format!(
+                "{to} is not complete yet (it ends everywhere at {} UTC); the last complete day is {complete}; pass --allow-partial to roll up an incomplete day",
+                (to + Days::new(1)).and_hms_opt(12, 0, 0).expect("valid time").format("%Y-%m-%d %H:%M")
+            )));
+        }
+        Ok(Window { from, to, partial })
+    }
+}
+
+impl Window {
+    /// The UTC range `[from 00:00 at UTC+14, to+1 00:00 at UTC−12)` that holds
+    /// every instant whose local date in some zone lies in the window.
+    pub fn utc_range(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let start = self.from.and_time(NaiveTime::MIN).and_utc() - TimeDelta::hours(14);
+        let end =
+            (self.to + Days::new(1)).and_time(NaiveTime::MIN).and_utc() + TimeDelta::hours(12);
+        (start, end)
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(move |d| *d <= self.to)
+    }
+
+    pub fn day_count(&self) -> usize {
+        (self.to - self.from).num_days() as usize + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn day_is_complete_at_noon_utc_the_next_day() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        assert_eq!(last_complete_day(at(2026, 11, 26, 11)), d - Days::new(1));
+        assert_eq!(last_complete_day(at(2026, 11, 26, 12)), d);
+    }
+
+    #[test]
+    fn default_window_is_last_complete_day_and_lookback() {
+        let req = WindowRequest {
+            lookback: 3,
+            ..Default::default()
+        };
+        let w = req.resolve(at(2026, 11, 26, 13)).unwrap();
+        assert_eq!(w.from, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        assert_eq!(w.to, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+        assert!(!w.partial);
+    }
+
+    #[test]
+    fn utc_range_spans_plus_14_to_minus_12() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+        let w = Window {
+            from: d,
+            to: d,
+            partial: false,
+        };
+        assert_eq!(w.utc_range(), (at(2026, 3, 7, 10), at(2026, 3, 9, 12)));
+    }
+
+    #[test]
+    fn bad_dates_are_usage_errors() {
+        for (f, t) in [
+            ("2026-02-30", "2026-03-01"),
+            ("2026-3-1", "2026-03-02"),
+            ("2026-03-05", "2026-03-01"),
+        ] {
+            let req = WindowRequest {
+                from: Some(f.into()),
+                to: Some(t.into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                req.resolve(at(2026, 11, 26, 13)).unwrap_err().exit_code(),
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn incomplete_day_needs_allow_partial() {
+        let mut req = WindowRequest {
+            date: Some("2026-11-26".into()),
+            ..Default::default()
+        };
+        assert!(req.resolve(at(2026, 11, 26, 13)).is_err());
+        req.allow_partial = true;
+        assert!(req.resolve(at(2026, 11, 26, 13)).unwrap().partial);
+    }
+}
