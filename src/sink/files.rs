@@ -44,6 +44,7 @@ pub fn stage(
                         e,
                     )
                 })?;
+                remove_stale_temporaries(&dir)?;
                 let rows = file_frame
                     .clone()
                     .lazy()
@@ -112,6 +113,21 @@ impl StagedFiles {
     pub fn is_empty(&self) -> bool {
         self.moves.is_empty()
     }
+}
+
+/// Temporary files left by a run that was killed before it could clean up.
+/// Runs hold the lock while staging, so any temporary file found is stale.
+fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot read report folder {}", dir.display()), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 fn temp_name(path: &Path, tag: &str) -> PathBuf {

@@ -1,1 +1,7 @@
+//! The one integration-test binary: every test drives the real `callrollup`
+//! binary against a PostgreSQL database created for that test alone.
 
+mod bad_input;
+mod migrate_and_runs;
+mod run;
+mod util;

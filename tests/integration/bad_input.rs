@@ -1,0 +1,301 @@
+//! Bad input gets a one-line error, the documented exit code, and loses
+//! nothing: tables, files and the ledger stay as they were.
+
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{stderr_of, tree, TestDb};
+
+fn run_fails(db: &TestDb, args: &[&str], code: i32) -> String {
+    let output = db.cmd().arg("run").args(args).output().unwrap();
+    let err = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(code), "run {args:?}: {err}");
+    let last = err.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("callrollup: error: ") || code == 2,
+        "{err}"
+    );
+    last
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--from", "2026-03-09", "--to", "2026-03-01", "--out", out],
+            "after --to",
+        ),
+        (
+            &["--date", "2026-02-30", "--out", out],
+            "not a calendar date",
+        ),
+        (&["--date", "03/01/2026", "--out", out], "YYYY-MM-DD"),
+        (
+            &["--date", "2026-03-01", "--tenant", "acme", "--out", out],
+            "not a UUID",
+        ),
+        (&["--date", "2099-01-01", "--out", out], "--allow-partial"),
+        (
+            &[
+                "--date",
+                "2026-03-01",
+                "--target-schema",
+                "Robert'); DROP",
+                "--out",
+                out,
+            ],
+            "plain schema name",
+        ),
+    ];
+    for (args, hint) in cases {
+        let line = run_fails(&db, args, 2);
+        assert!(line.contains(hint), "{args:?}: {line}");
+    }
+    let output = db.cmd().args(["run", "--frobnicate"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+}
+
+#[test]
+fn unreachable_database_masks_the_password() {
+    let output = crate::util::TestDb::cmd_without_db()
+        .args(["run", "--date", "2026-03-01"])
+        .env(
+            "DATABASE_URL",
+            "postgres://billing:hunter2-secret@127.0.0.1:1/platform",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr_of(&output);
+    assert!(!err.contains("hunter2-secret"), "{err}");
+    assert!(
+        err.contains("postgres://billing:***@127.0.0.1:1/platform"),
+        "{err}"
+    );
+    assert!(err.contains("check --database-url"), "{err}");
+}
+
+#[test]
+fn missing_engine_schema_says_to_migrate() {
+    let db = TestDb::with_platform();
+    db.exec(crate::util::PLATFORM_DATA);
+    let line = run_fails(&db, &["--date", "2026-03-10"], 2);
+    assert!(line.contains("run `callrollup migrate`"), "{line}");
+}
+
+#[test]
+fn missing_or_mistyped_source_column_names_table_and_column() {
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE call_logs DROP COLUMN outcome");
+    let line = run_fails(&db, &["--date", "2026-03-10"], 2);
+    assert!(
+        line.contains("public.call_logs") && line.contains("outcome is missing"),
+        "{line}"
+    );
+
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE system_errors ALTER COLUMN resolved TYPE text");
+    let line = run_fails(&db, &["--date", "2026-03-10"], 2);
+    assert!(
+        line.contains("public.system_errors") && line.contains("resolved has type text"),
+        "{line}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+}
+
+#[test]
+fn missing_duration_seconds_is_allowed() {
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE call_logs DROP COLUMN duration_seconds");
+    let out = tempfile::tempdir().unwrap();
+    db.cmd()
+        .args(["run", "--date", "2026-03-10", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    assert_eq!(
+        db.scalar_i64("SELECT sum(billable_seconds)::bigint FROM analytics.tenant_daily"),
+        0
+    );
+}
+
+#[test]
+fn unwritable_out_dir_changes_nothing() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let blocker = scratch.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = blocker.join("reports");
+    let line = run_fails(
+        &db,
+        &["--date", "2026-03-10", "--out", out.to_str().unwrap()],
+        2,
+    );
+    assert!(
+        line.contains("--out") && line.contains("not writable"),
+        "{line}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+}
+
+#[test]
+fn second_concurrent_run_exits_4() {
+    let db = TestDb::with_fixture();
+    let mut holder = db.client();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('callrollup:' || 'analytics'))",
+            &[],
+        )
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let line = run_fails(
+        &db,
+        &[
+            "--date",
+            "2026-03-10",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        4,
+    );
+    assert!(
+        line.contains("another callrollup run holds the lock"),
+        "{line}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+    drop(holder);
+    db.cmd()
+        .args(["run", "--date", "2026-03-10", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+}
+
+#[test]
+fn failed_write_back_leaves_tables_files_and_ledger_consistent() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
+    db.cmd().args(args).arg(out.path()).assert().success();
+    let tables_before = db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2");
+    let files_before = tree(out.path());
+
+    // New source data, and a target that rejects the write midway.
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE created_at BETWEEN '2026-03-10' AND '2026-03-12';
+             CREATE FUNCTION analytics.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON analytics.tenant_daily_errors FOR EACH ROW EXECUTE FUNCTION analytics.refuse();");
+    let output = db.cmd().args(args).arg(out.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("disk full (simulated)"));
+    assert_eq!(db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2"), tables_before);
+    assert_eq!(
+        tree(out.path()),
+        files_before,
+        "no report changed and no temporary file left"
+    );
+    assert_eq!(
+        db.rows("SELECT status, coalesce(error LIKE '%disk full (simulated)%', false) FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded|false", "failed|true"]
+    );
+
+    db.exec("DROP TRIGGER refuse ON analytics.tenant_daily_errors");
+    db.cmd().args(args).arg(out.path()).assert().success();
+    assert_ne!(
+        tree(out.path()),
+        files_before,
+        "the re-run wrote the new figures"
+    );
+}
+
+#[test]
+fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
+    db.cmd().args(args).arg(out.path()).assert().success();
+    let tables_before = db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2");
+    let files_before = tree(out.path());
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE created_at BETWEEN '2026-03-10' AND '2026-03-12'");
+
+    // Hold the summary table so the run blocks inside its write transaction, then kill it there.
+    let mut blocker = db.client();
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE analytics.tenant_daily IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .args(args)
+        .arg(out.path())
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let waiting = db.scalar_i64(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup' AND wait_event_type = 'Lock'",
+            db.name
+        ));
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached its write transaction"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tx.rollback().unwrap();
+    drop(blocker);
+
+    assert_eq!(db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2"), tables_before);
+    let visible: Vec<_> = tree(out.path())
+        .into_iter()
+        .filter(|(p, _)| !p.file_name().unwrap().to_str().unwrap().starts_with('.'))
+        .collect();
+    assert_eq!(visible, files_before, "reports are the previous run's");
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "running"]
+    );
+
+    db.cmd().args(args).arg(out.path()).assert().success();
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "failed", "succeeded"],
+        "the killed run is marked failed by the next one"
+    );
+    assert!(
+        tree(out.path()).iter().all(|(p, _)| !p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with('.')),
+        "the re-run cleaned up the killed run's temporary files"
+    );
+    assert_ne!(tree(out.path()), files_before);
+}

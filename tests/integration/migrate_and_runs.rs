@@ -1,0 +1,115 @@
+//! `callrollup migrate` and `callrollup runs`.
+
+use crate::util::{stderr_of, stdout_of, TestDb};
+
+#[test]
+fn migrate_is_idempotent_and_tracked() {
+    let db = TestDb::with_platform();
+    let first = db.cmd().arg("migrate").output().unwrap();
+    assert!(first.status.success());
+    assert!(stdout_of(&first).contains("applied 0001_summary_tables.sql"));
+    let second = db.cmd().arg("migrate").output().unwrap();
+    assert!(second.status.success());
+    assert_eq!(stdout_of(&second), "schema analytics is up to date\n");
+    assert_eq!(
+        db.rows("SELECT version, name, length(checksum) FROM analytics.schema_migrations"),
+        ["1|0001_summary_tables.sql|64"]
+    );
+}
+
+#[test]
+fn migrate_into_another_schema() {
+    let db = TestDb::with_platform();
+    db.exec(crate::util::PLATFORM_DATA);
+    db.cmd()
+        .args(["migrate", "--target-schema", "billing_rollups"])
+        .assert()
+        .success();
+    let out = tempfile::tempdir().unwrap();
+    db.cmd()
+        .args([
+            "run",
+            "--date",
+            "2026-03-10",
+            "--target-schema",
+            "billing_rollups",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    assert!(db.scalar_i64("SELECT count(*) FROM billing_rollups.tenant_daily") > 0);
+}
+
+#[test]
+fn changed_applied_migration_is_refused() {
+    let db = TestDb::with_fixture();
+    db.exec("UPDATE analytics.schema_migrations SET checksum = 'edited' WHERE version = 1");
+    for args in [&["migrate"][..], &["run", "--date", "2026-03-10"][..]] {
+        let output = db.cmd().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&output).contains("was changed after it was applied"),
+            "{}",
+            stderr_of(&output)
+        );
+    }
+}
+
+#[test]
+fn unknown_newer_migration_is_refused() {
+    let db = TestDb::with_fixture();
+    db.exec("INSERT INTO analytics.schema_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')");
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-10"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("upgrade callrollup"));
+}
+
+#[test]
+fn runs_lists_the_ledger_newest_first() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    for date in ["2026-03-10", "2026-03-11"] {
+        db.cmd()
+            .args(["run", "--date", date, "--out"])
+            .arg(out.path())
+            .assert()
+            .success();
+    }
+    let table = db.cmd().arg("runs").output().unwrap();
+    assert!(table.status.success());
+    let text = stdout_of(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("run_id"), "{text}");
+    assert!(
+        lines[1].contains("2026-03-11..2026-03-11") && lines[1].contains("succeeded"),
+        "{text}"
+    );
+    assert!(lines[2].contains("2026-03-10..2026-03-10"), "{text}");
+
+    let json = db
+        .cmd()
+        .args(["runs", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["window_from"], "2026-03-11");
+    assert_eq!(runs[0]["status"], "succeeded");
+    let calls = db.scalar_i64(
+        "SELECT sum(calls)::bigint FROM analytics.tenant_daily WHERE day = '2026-03-11'",
+    );
+    assert!(
+        runs[0]["source_calls"].as_i64().unwrap() >= calls,
+        "the UTC range holds at least the day's calls"
+    );
+    assert!(
+        !String::from_utf8_lossy(&json.stdout).contains("postgres://"),
+        "no URL in the ledger"
+    );
+}

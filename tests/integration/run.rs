@@ -1,0 +1,400 @@
+//! `callrollup run` end to end: the summary tables against the contract's
+//! definitions computed by Postgres itself, re-runs, windows, tenants,
+//! files, roles.
+
+use crate::util::{stdout_of, tree, TestDb};
+
+const EXPECTED: &str = include_str!("../fixtures/expected_summary.sql");
+
+const ACTUAL_TENANT_DAILY: &str =
+    "SELECT tenant_id::text AS tenant_id, day::text AS day, business_name, timezone,
+    calls, completed_calls, failed_calls, billable_seconds,
+    stt_cost_usd::text AS stt_cost_usd, llm_cost_usd::text AS llm_cost_usd,
+    tts_cost_usd::text AS tts_cost_usd, total_cost_usd::text AS total_cost_usd,
+    calls_missing_cost, cost_mismatch_calls, errors, critical_errors, errored_calls, error_rate
+    FROM analytics.tenant_daily";
+const ACTUAL_OUTCOMES: &str =
+    "SELECT tenant_id::text AS tenant_id, day::text AS day, status, outcome, calls,
+    billable_seconds, total_cost_usd::text AS total_cost_usd FROM analytics.tenant_daily_outcomes";
+const ACTUAL_ERRORS: &str = "SELECT tenant_id::text AS tenant_id, day::text AS day, error_type, severity, errors,
+    unresolved_errors, calls_affected, first_seen_at, last_seen_at FROM analytics.tenant_daily_errors";
+
+/// (expected, actual) rows of one summary table for the window.
+fn compare(
+    db: &TestDb,
+    from: &str,
+    to: &str,
+    expected_view: &str,
+    actual: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut client = db.client();
+    for statement in EXPECTED.split("-- next") {
+        client
+            .batch_execute(&statement.replace("{from}", from).replace("{to}", to))
+            .expect("oracle SQL");
+    }
+    let fetch = |client: &mut postgres::Client, sql: &str| -> Vec<String> {
+        let wrapped = format!(
+            "SELECT row_to_json(q)::text FROM ({sql}) q WHERE q.day BETWEEN '{from}' AND '{to}' ORDER BY 1"
+        );
+        client
+            .query(&wrapped, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let expected = fetch(&mut client, &format!("SELECT * FROM {expected_view}"));
+    let actual = fetch(&mut client, actual);
+    (expected, actual)
+}
+
+fn assert_matches_definitions(db: &TestDb, from: &str, to: &str) {
+    for (view, actual) in [
+        ("expected_tenant_daily", ACTUAL_TENANT_DAILY),
+        ("expected_outcomes", ACTUAL_OUTCOMES),
+        ("expected_errors", ACTUAL_ERRORS),
+    ] {
+        let (expected, actual) = compare(db, from, to, view, actual);
+        assert!(
+            !expected.is_empty(),
+            "{view} is empty: the fixture does not cover {from}..{to}"
+        );
+        assert_eq!(expected.len(), actual.len(), "{view}: row counts differ");
+        for (e, a) in expected.iter().zip(&actual) {
+            assert_eq!(e, a, "{view}");
+        }
+    }
+}
+
+fn run(db: &TestDb, out: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let output = db
+        .cmd()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "run {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn spring_window_across_us_and_eu_dst_equals_postgres_definitions() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-05", "--to", "2026-04-01"],
+    );
+    assert_matches_definitions(&db, "2026-03-05", "2026-04-01");
+}
+
+#[test]
+fn autumn_window_with_repeated_local_hours_equals_postgres_definitions() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-10-22", "--to", "2026-11-03"],
+    );
+    assert_matches_definitions(&db, "2026-10-22", "2026-11-03");
+}
+
+#[test]
+fn edge_calls_land_on_their_tenant_local_day() {
+    let db = TestDb::with_platform();
+    db.exec(crate::util::PLATFORM_DATA);
+    db.exec("DELETE FROM system_errors; DELETE FROM call_logs WHERE call_id NOT LIKE 'edge-%'");
+    db.migrate();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-06", "--to", "2026-03-31"],
+    );
+    let days = db.rows(
+        "SELECT business_name, day::text, calls, timezone FROM analytics.tenant_daily ORDER BY business_name, day",
+    );
+    assert_eq!(
+        days,
+        [
+            "Acme Plumbing NY|2026-03-07|1|America/New_York",
+            "Acme Plumbing NY|2026-03-08|4|America/New_York",
+            "Acme Plumbing NY|2026-03-09|1|America/New_York",
+            "Adelaide Vets|2026-03-10|1|Australia/Adelaide",
+            "Adelaide Vets|2026-03-11|1|Australia/Adelaide",
+            "Baker Island Ops|2026-03-30|1|Etc/GMT+12",
+            "Baker Island Ops|2026-03-31|1|Etc/GMT+12",
+            "Berliner Kanzlei|2026-03-28|1|Europe/Berlin",
+            "Berliner Kanzlei|2026-03-29|2|Europe/Berlin",
+            "Berliner Kanzlei|2026-03-30|1|Europe/Berlin",
+            "Bogus Zone LLC|2026-03-11|1|UTC",
+            "Empty Zone LLC|2026-03-11|1|UTC",
+            "Kathmandu Dental|2026-03-10|1|Asia/Kathmandu",
+            "Kathmandu Dental|2026-03-11|1|Asia/Kathmandu",
+            "Kiritimati Dive|2026-03-06|1|Pacific/Kiritimati",
+            "No Zone LLC|2026-03-10|1|UTC",
+        ]
+    );
+    // The Kiritimati call at 03-05 23:59:59 local and the Baker Island call
+    // at 04-01 00:00 local are outside the window; both were read (the UTC
+    // range reaches them) and dropped by the tenant-day filter.
+    let findings = db.rows(
+        "SELECT kind, tenant_id::text, day::text, rows, example_id FROM analytics.data_quality_findings ORDER BY 1, 2",
+    );
+    assert_eq!(
+        findings,
+        [
+            "invalid_timezone|a0000000-0000-0000-0000-000000000007|2026-03-10|1|edge-nz-1",
+            "invalid_timezone|a0000000-0000-0000-0000-000000000008|2026-03-11|1|edge-nz-2",
+            "invalid_timezone|a0000000-0000-0000-0000-000000000009|2026-03-11|1|edge-nz-3",
+        ]
+    );
+}
+
+#[test]
+fn rerun_gives_identical_tables_and_files() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["--from", "2026-03-07", "--to", "2026-03-10"];
+    run(&db, out.path(), &args);
+    let tables = |db: &TestDb| {
+        [ACTUAL_TENANT_DAILY, ACTUAL_OUTCOMES, ACTUAL_ERRORS]
+            .iter()
+            .flat_map(|sql| db.rows(&format!("{sql} ORDER BY 1, 2, 3, 4")))
+            .collect::<Vec<_>>()
+    };
+    let first_tables = tables(&db);
+    let first_files = tree(out.path());
+    assert_eq!(
+        first_files.len(),
+        4 * 4 * 2,
+        "a Parquet and a CSV per table and day"
+    );
+    run(&db, out.path(), &args);
+    assert_eq!(tables(&db), first_tables);
+    assert_eq!(tree(out.path()), first_files);
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT run_id) FROM analytics.tenant_daily"),
+        1,
+        "the second run replaced every row"
+    );
+}
+
+#[test]
+fn late_call_is_picked_up_by_a_rerun_of_its_day() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-10", "--to", "2026-03-12"],
+    );
+    let before = db.rows("SELECT calls, total_cost_usd FROM analytics.tenant_daily WHERE tenant_id = 'a0000000-0000-0000-0000-000000000003' AND day = '2026-03-11'");
+    db.exec("INSERT INTO call_logs (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, created_at)
+             VALUES ('late-1', 'a0000000-0000-0000-0000-000000000003', 'completed', 'booked', 0.000001, 0, 0, 0.000001, '2026-03-11 12:00+00')");
+    run(&db, out.path(), &["--date", "2026-03-11"]);
+    let after = db.rows("SELECT calls, total_cost_usd FROM analytics.tenant_daily WHERE tenant_id = 'a0000000-0000-0000-0000-000000000003' AND day = '2026-03-11'");
+    let (calls_before, cost_before) = before[0].split_once('|').unwrap();
+    let (calls_after, cost_after) = after[0].split_once('|').unwrap();
+    assert_eq!(
+        calls_after.parse::<i64>().unwrap(),
+        calls_before.parse::<i64>().unwrap() + 1
+    );
+    let diff = cost_after.parse::<f64>().unwrap() - cost_before.parse::<f64>().unwrap();
+    assert!(
+        (diff - 0.000001).abs() < 1e-9,
+        "{cost_before} -> {cost_after}"
+    );
+    // Days outside the re-run window keep the first run's rows.
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT run_id) FROM analytics.tenant_daily"),
+        2
+    );
+    assert_matches_definitions(&db, "2026-03-10", "2026-03-12");
+}
+
+#[test]
+fn empty_window_succeeds_and_writes_empty_reports() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let output = run(&db, out.path(), &["--date", "2026-06-15"]);
+    assert!(
+        stdout_of(&output).contains("calls       0"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+    let csv = std::fs::read_to_string(
+        out.path()
+            .join("tenant_daily/day=2026-06-15/tenant_daily.csv"),
+    )
+    .unwrap();
+    assert!(
+        csv.starts_with("tenant_id,business_name,timezone,calls,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1);
+    assert_eq!(
+        db.rows("SELECT status, source_calls FROM analytics.rollup_runs"),
+        ["succeeded|0"]
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let output = run(
+        &db,
+        &out.path().join("reports"),
+        &["--date", "2026-03-10", "--dry-run"],
+    );
+    assert!(stdout_of(&output).contains("dry run: nothing was written"));
+    assert!(stdout_of(&output).contains("total cost"));
+    assert!(!out.path().join("reports").exists());
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+}
+
+#[test]
+fn tenant_filter_replaces_only_that_tenants_rows() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-10", "--to", "2026-03-11"],
+    );
+    let ny = "a0000000-0000-0000-0000-000000000001";
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-10", "--to", "2026-03-11", "--tenant", ny],
+    );
+    let runs = db.rows(&format!(
+        "SELECT tenant_id = '{ny}', count(DISTINCT run_id) FROM analytics.tenant_daily GROUP BY 1 ORDER BY 1"
+    ));
+    assert_eq!(runs, ["false|1", "true|1"]);
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT run_id) FROM analytics.tenant_daily"),
+        2,
+        "the NY rows come from the second run, the rest from the first"
+    );
+    assert_matches_definitions(&db, "2026-03-10", "2026-03-11");
+}
+
+#[test]
+fn csv_reports_guard_formula_cells_and_print_six_decimals() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(&db, out.path(), &["--date", "2026-03-10"]);
+    let csv = std::fs::read_to_string(
+        out.path()
+            .join("tenant_daily/day=2026-03-10/tenant_daily.csv"),
+    )
+    .unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("a0000000-0000-0000-0000-00000000000a"))
+        .expect("the chicago tenant has calls on 03-10");
+    assert!(
+        row.contains(r#","'=HYPERLINK(""http://x"")",America/Chicago,"#),
+        "{row}"
+    );
+    let kathmandu = csv
+        .lines()
+        .find(|l| l.starts_with("a0000000-0000-0000-0000-000000000003"))
+        .unwrap();
+    let money: Vec<&str> = kathmandu.split(',').skip(7).take(4).collect();
+    for m in &money {
+        let (_, decimals) = m.split_once('.').unwrap();
+        assert_eq!(decimals.len(), 6, "{kathmandu}");
+    }
+    let expected_total = db.rows("SELECT total_cost_usd::text FROM analytics.tenant_daily WHERE tenant_id = 'a0000000-0000-0000-0000-000000000003' AND day = '2026-03-10'");
+    assert_eq!(money[3], expected_total[0]);
+    // Parquet files are readable and hold the same rows.
+    let parquet = std::fs::File::open(
+        out.path()
+            .join("tenant_daily/day=2026-03-10/tenant_daily.parquet"),
+    )
+    .unwrap();
+    use polars::prelude::SerReader;
+    let df = polars::prelude::ParquetReader::new(parquet)
+        .finish()
+        .unwrap();
+    assert_eq!(
+        df.height(),
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") as usize
+    );
+    assert!(
+        df.column("day").is_err(),
+        "the day lives in the Hive path, not in the file"
+    );
+}
+
+#[test]
+fn source_role_with_column_grants_only_is_enough() {
+    let db = TestDb::with_fixture();
+    let role = format!("{}_reader", db.name);
+    db.exec(&format!(
+        "DROP ROLE IF EXISTS {role};
+         CREATE ROLE {role} LOGIN;
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT (tenant_id, business_name, timezone, status) ON tenants TO {role};
+         GRANT SELECT (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd, tts_cost_usd,
+                       total_cost_usd, created_at, duration_seconds) ON call_logs TO {role};
+         GRANT SELECT (tenant_id, call_id, error_type, severity, resolved, created_at) ON system_errors TO {role};"
+    ));
+    let mut reader = url::Url::parse(&db.url).unwrap();
+    reader.set_username(&role).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args(["run", "--from", "2026-03-07", "--to", "2026-03-09", "--out"])
+        .arg(out.path())
+        .env("DATABASE_URL", reader.as_str())
+        .env("CALLROLLUP_TARGET_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_matches_definitions(&db, "2026-03-07", "2026-03-09");
+
+    db.exec(&format!("REVOKE SELECT (outcome) ON call_logs FROM {role}"));
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-07", "--out"])
+        .arg(out.path())
+        .env("DATABASE_URL", reader.as_str())
+        .env("CALLROLLUP_TARGET_URL", &db.url)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("call_logs") && err.contains("outcome"),
+        "{err}"
+    );
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}

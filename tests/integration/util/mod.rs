@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests: a database per test, the real
+//! binary, scratch folders.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+use postgres::{Client, NoTls};
+
+pub const PLATFORM_SCHEMA: &str = include_str!("../../fixtures/platform_schema.sql");
+pub const PLATFORM_DATA: &str = include_str!("../../fixtures/platform_data.sql");
+
+fn admin_url() -> String {
+    std::env::var("CALLROLLUP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// Replaces the database name of a libpq URL.
+fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("CALLROLLUP_TEST_DATABASE_URL is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A database created for one test and dropped when it ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    /// An empty database.
+    pub fn empty() -> TestDb {
+        let name = format!(
+            "callrollup_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap()
+        );
+        let mut admin =
+            Client::connect(&admin_url(), NoTls).expect("connect to CALLROLLUP_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let url = with_database(&admin_url(), &name);
+        TestDb { name, url }
+    }
+
+    /// The platform tables, empty.
+    pub fn with_platform() -> TestDb {
+        let db = TestDb::empty();
+        db.exec(PLATFORM_SCHEMA);
+        db
+    }
+
+    /// The platform tables with the shared fixture data, migrated.
+    pub fn with_fixture() -> TestDb {
+        let db = TestDb::with_platform();
+        db.exec(PLATFORM_DATA);
+        db.migrate();
+        db
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).expect("connect to test database")
+    }
+
+    pub fn exec(&self, sql: &str) {
+        self.client()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{e:?}\nin SQL: {sql}"));
+    }
+
+    /// Rows of a query, each rendered as its columns' text joined by `|`.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let wrapped = format!("SELECT concat_ws('|', VARIADIC ARRAY(SELECT coalesce(v, '∅') FROM json_each_text(row_to_json(q)) AS j(k, v))) FROM ({sql}) q");
+        self.client()
+            .query(&wrapped, &[])
+            .unwrap_or_else(|e| panic!("{e:?}\nin SQL: {sql}"))
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect()
+    }
+
+    pub fn scalar_i64(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+
+    /// `callrollup` with DATABASE_URL pointing at this database.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Self::cmd_without_db();
+        cmd.env("DATABASE_URL", &self.url);
+        cmd
+    }
+
+    /// `callrollup` with no database configured.
+    pub fn cmd_without_db() -> Command {
+        let mut cmd = Command::cargo_bin("callrollup").expect("binary built");
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd
+    }
+
+    pub fn migrate(&self) {
+        self.cmd().arg("migrate").assert().success();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&admin_url(), NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Every file under `dir` (relative path → bytes), for comparing whole outputs.
+pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
