@@ -30,7 +30,7 @@ impl DbUrl {
         }
         let password = parsed
             .password()
-            .map(|p| percent_decode(p))
+            .map(percent_decode)
             .filter(|p| !p.is_empty());
         let mut masked = parsed.clone();
         if parsed.password().is_some() {

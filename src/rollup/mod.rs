@@ -364,3 +364,6 @@ pub struct WindowTotals {
     pub errors: i64,
     pub total_cost_usd: rust_decimal::Decimal,
 }
+
+#[cfg(test)]
+mod tests;

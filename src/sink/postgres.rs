@@ -33,10 +33,13 @@ pub struct WriteBack<'a> {
 
 /// Columns the engine adds to a table besides the rollup's own.
 #[derive(Clone, Copy)]
-enum Extra {
-    RunIdLast,
-    RunIdAndComputedAt,
-    RunIdFirst,
+enum EngineColumns {
+    /// `run_id` after the rollup's columns.
+    Trailing,
+    /// `run_id, computed_at` after the rollup's columns.
+    TrailingWithComputedAt,
+    /// `run_id` before the rollup's columns (it leads the findings' key).
+    Leading,
 }
 
 pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<RowsWritten> {
@@ -47,10 +50,18 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
         (
             "tenant_daily",
             &rollup.tenant_daily,
-            Extra::RunIdAndComputedAt,
+            EngineColumns::TrailingWithComputedAt,
         ),
-        ("tenant_daily_outcomes", &rollup.outcomes, Extra::RunIdLast),
-        ("tenant_daily_errors", &rollup.errors, Extra::RunIdLast),
+        (
+            "tenant_daily_outcomes",
+            &rollup.outcomes,
+            EngineColumns::Trailing,
+        ),
+        (
+            "tenant_daily_errors",
+            &rollup.errors,
+            EngineColumns::Trailing,
+        ),
     ];
     for (i, (table, df, extra)) in tables.into_iter().enumerate() {
         tx.execute(
@@ -68,7 +79,7 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
         run,
         "data_quality_findings",
         &rollup.findings,
-        Extra::RunIdFirst,
+        EngineColumns::Leading,
     )?;
 
     reconcile(&mut tx, run)?;
@@ -157,7 +168,7 @@ impl Cells {
                     s.date()?
                         .physical()
                         .into_iter()
-                        .map(|d| d.map(|d| epoch_day(d)))
+                        .map(|d| d.map(epoch_day))
                         .collect(),
                 ),
                 Type::DATE,
@@ -204,7 +215,7 @@ fn copy_in(
     run: &WriteBack,
     table: &str,
     df: &DataFrame,
-    extra: Extra,
+    extra: EngineColumns,
 ) -> Result<i32> {
     let mut names: Vec<String> = Vec::new();
     let mut types: Vec<Type> = Vec::new();
@@ -216,9 +227,9 @@ fn copy_in(
         cells.push(c);
     }
     let (run_first, run_last, with_computed_at) = match extra {
-        Extra::RunIdLast => (false, true, false),
-        Extra::RunIdAndComputedAt => (false, true, true),
-        Extra::RunIdFirst => (true, false, false),
+        EngineColumns::Trailing => (false, true, false),
+        EngineColumns::TrailingWithComputedAt => (false, true, true),
+        EngineColumns::Leading => (true, false, false),
     };
     if run_first {
         names.insert(0, "run_id".into());
