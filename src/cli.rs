@@ -29,6 +29,12 @@ pub enum Command {
     Run(crate::cmd::run::Args),
     /// List the run ledger, newest first.
     Runs(crate::cmd::runs::Args),
+    /// Write a window of the platform as a Parquet snapshot (for --source).
+    Extract(crate::cmd::extract::Args),
+    /// Generate a synthetic platform into a database or a snapshot.
+    Generate(crate::cmd::generate::Args),
+    /// The whole engine on generated data: no database, no set-up.
+    Demo(crate::cmd::demo::Args),
 }
 
 /// Where the platform data is read and where the summaries are written.

@@ -85,8 +85,30 @@ impl DbUrl {
     }
 
     /// Connects with the postgres crate; failures name the masked URL.
+    /// Connects with the postgres crate; failures name the masked URL.
+    /// `sslmode` works as in libpq: disable, prefer, require, verify-ca,
+    /// verify-full (with `sslrootcert`).
     pub fn connect(&self, application: &str) -> Result<Client> {
-        let mut config: postgres::Config = self.raw.parse().map_err(|e: postgres::Error| {
+        let mut url = url::Url::parse(&self.raw).map_err(|e| Error::usage(e.to_string()))?;
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let sslmode = param("sslmode").unwrap_or_else(|| "disable".to_string());
+        let root_cert = param("sslrootcert");
+        // The driver knows disable/prefer/require only; TLS checks are ours.
+        let kept: Vec<&(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
+        let mut config: postgres::Config = url.as_str().parse().map_err(|e: postgres::Error| {
             Error::usage(format!(
                 "{} is not a valid libpq URL: {}",
                 self,
@@ -97,11 +119,59 @@ impl DbUrl {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name(application);
-        config.connect(NoTls).map_err(|e| Error::Connect {
+        let failed = |e: postgres::Error| Error::Connect {
             url: self.masked.clone(),
             reason: self.redact(&connect_reason(&e)),
-        })
+        };
+        let verify = match sslmode.as_str() {
+            "disable" => return config.connect(NoTls).map_err(failed),
+            "allow" | "prefer" => {
+                config.ssl_mode(postgres::config::SslMode::Prefer);
+                false
+            }
+            "require" => {
+                config.ssl_mode(postgres::config::SslMode::Require);
+                false
+            }
+            "verify-ca" | "verify-full" => {
+                config.ssl_mode(postgres::config::SslMode::Require);
+                true
+            }
+            other => {
+                return Err(Error::usage(format!(
+                    "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
+                )))
+            }
+        };
+        let tls = tls_connector(verify, sslmode == "verify-full", root_cert.as_deref())
+            .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
+        config.connect(tls).map_err(failed)
     }
+}
+
+fn tls_connector(
+    verify: bool,
+    verify_host: bool,
+    root_cert: Option<&str>,
+) -> std::result::Result<postgres_openssl::MakeTlsConnector, openssl::error::ErrorStack> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut builder = SslConnector::builder(SslMethod::tls())?;
+    if verify {
+        if let Some(path) = root_cert {
+            builder.set_ca_file(path)?;
+        }
+        builder.set_verify(SslVerifyMode::PEER);
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    let mut connector = postgres_openssl::MakeTlsConnector::new(builder.build());
+    if !verify_host {
+        connector.set_callback(|config, _| {
+            config.set_verify_hostname(false);
+            Ok(())
+        });
+    }
+    Ok(connector)
 }
 
 fn connect_reason(e: &postgres::Error) -> String {

@@ -7,6 +7,7 @@ pub const SOURCE_COLUMNS: &str = include_str!("../queries/source_columns.sql");
 pub const TENANTS: &str = include_str!("../queries/tenants.sql");
 pub const CALL_LOGS: &str = include_str!("../queries/call_logs.sql");
 pub const SYSTEM_ERRORS: &str = include_str!("../queries/system_errors.sql");
+pub const SOURCE_FINGERPRINT: &str = include_str!("../queries/source_fingerprint.sql");
 pub const SOURCE_TOTALS: &str = include_str!("../queries/source_totals.sql");
 pub const MIGRATION_LEDGER: &str = include_str!("../queries/migration_ledger.sql");
 pub const MIGRATION_LOCK: &str = include_str!("../queries/migration_lock.sql");
@@ -29,6 +30,15 @@ pub struct Migration {
     pub name: &'static str,
     pub text: &'static str,
 }
+
+/// The platform tables (the test fixture), for `callrollup generate`.
+pub const PLATFORM_SCHEMA: &str = include_str!("../tests/fixtures/platform_schema.sql");
+pub const PLATFORM_INDEXES: &str = include_str!("../tests/fixtures/platform_indexes.sql");
+pub const PLATFORM_TABLES_PRESENT: &str = include_str!("../queries/platform_tables_present.sql");
+pub const PLATFORM_DROP: &str = include_str!("../queries/platform_drop.sql");
+pub const PLATFORM_COPY_TENANTS: &str = include_str!("../queries/platform_copy_tenants.sql");
+pub const PLATFORM_COPY_CALLS: &str = include_str!("../queries/platform_copy_calls.sql");
+pub const PLATFORM_COPY_ERRORS: &str = include_str!("../queries/platform_copy_errors.sql");
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,

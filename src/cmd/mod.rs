@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
+pub mod demo;
+pub mod extract;
+pub mod generate;
 pub mod migrate;
 pub mod run;
 pub mod runs;
@@ -12,5 +15,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Migrate(args) => migrate::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
+        Command::Extract(args) => extract::execute(args),
+        Command::Generate(args) => generate::execute(args),
+        Command::Demo(args) => demo::execute(args),
     }
 }

@@ -24,8 +24,8 @@ use crate::ledger;
 use crate::money;
 use crate::rollup::{self, Rollup};
 use crate::sink::{self, files, postgres as pg_sink};
-use crate::source::postgres::PostgresSource;
-use crate::source::{SourceFrames, SourceTotals};
+use crate::source::postgres::{PostgresSource, SourceShape};
+use crate::source::{snapshot, SourceFrames, SourceTotals};
 use crate::window::Window;
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +53,11 @@ pub struct Args {
     #[arg(long, default_value = "public")]
     pub source_schema: String,
 
+    /// Read a Parquet snapshot (from `callrollup extract`) instead of Postgres.
+    /// Without a database configured, the report files are the only target.
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+
     /// Longest a source query may run, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub statement_timeout: u64,
@@ -76,46 +81,115 @@ fn log(line: &str) {
     eprintln!("callrollup: {line}");
 }
 
+/// Where the rows come from.
+enum Input {
+    Postgres(Box<PostgresSource>, SourceShape),
+    Snapshot(PathBuf),
+}
+
+impl Input {
+    fn open(args: &Args) -> Result<Input> {
+        if let Some(dir) = &args.source {
+            // Fail on a missing or malformed manifest before anything else.
+            snapshot::read_manifest(dir)?;
+            return Ok(Input::Snapshot(dir.clone()));
+        }
+        let url = args.connect.source()?;
+        let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
+        let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
+        let shape = source.check_schema()?;
+        Ok(Input::Postgres(Box::new(source), shape))
+    }
+
+    /// The window's frames, proven to hold what the source counts.
+    fn extract(
+        &mut self,
+        window: &Window,
+        tenants: &[Uuid],
+    ) -> Result<(SourceFrames, SourceTotals)> {
+        match self {
+            Input::Snapshot(dir) => snapshot::read(dir, window, tenants),
+            Input::Postgres(source, shape) => {
+                source.extract_verified(window.utc_range(), tenants, *shape)
+            }
+        }
+    }
+}
+
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
     let window = args.window.request().resolve(Utc::now())?;
     let tenants = parse_tenants(&args.tenants)?;
     let schema = args.schema.target_schema()?;
-    let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
-    let source_url = args.connect.source()?;
-    let target_url = args.connect.target()?;
     let mut timings = Timings::default();
 
-    let (mut source, shape, mut target) = timings.time("check schemas", || {
-        let mut source =
-            PostgresSource::connect(&source_url, &source_schema, args.statement_timeout)?;
-        let shape = source.check_schema()?;
-        let mut target = target_url.connect("callrollup")?;
-        crate::migrate::check_current(&mut target, &schema)?;
-        Ok((source, shape, target))
+    let (mut input, target) = timings.time("check schemas", || {
+        let input = Input::open(&args)?;
+        // With a snapshot and no database configured, the files are the target.
+        let target = match (&input, args.connect.target()) {
+            (Input::Snapshot(_), Err(_)) => None,
+            (_, url) => {
+                let url = url?;
+                let mut client = url.connect("callrollup")?;
+                crate::migrate::check_current(&mut client, &schema)?;
+                Some((url, client))
+            }
+        };
+        Ok((input, target))
     })?;
 
-    if args.dry_run {
-        let (frames, totals) =
-            timings.time("extract", || extract(&mut source, &window, &tenants, shape))?;
+    let compute = |input: &mut Input, timings: &mut Timings| -> Result<(Rollup, SourceTotals)> {
+        let (frames, totals) = timings.time("extract", || input.extract(&window, &tenants))?;
         let rollup = timings.time("rollup", || {
             Ok(rollup::rollup(&frames, window.from, window.to)?)
         })?;
+        rollup.check_totals().map_err(Error::Reconciliation)?;
+        Ok((rollup, totals))
+    };
+    let summary = |run_id,
+                   rollup: &Rollup,
+                   totals: &SourceTotals,
+                   rows,
+                   files: &[PathBuf],
+                   timings: &Timings| {
         print_summary(&Summary {
-            run_id: None,
+            run_id,
             window: &window,
-            rollup: &rollup,
-            source: &totals,
-            rows: None,
-            files: &[],
+            rollup,
+            source: totals,
+            rows,
+            files,
             out: &args.out,
-            timings: &timings,
+            timings,
             total: started.elapsed(),
-        });
+        })
+    };
+    let days: Vec<_> = window.days().collect();
+
+    if args.dry_run {
+        let (rollup, totals) = compute(&mut input, &mut timings)?;
+        summary(None, &rollup, &totals, None, &[], &timings);
         return Ok(());
     }
-
     check_out_dir(&args.out)?;
+
+    let Some((target_url, mut target)) = target else {
+        // File target: the reports are the summary tables.
+        let run_id = Uuid::new_v4();
+        let (rollup, totals) = compute(&mut input, &mut timings)?;
+        let staged = timings.time("stage files", || {
+            files::stage(
+                &args.out,
+                &sink::tables(&rollup),
+                &days,
+                &run_id.simple().to_string(),
+            )
+        })?;
+        let paths = timings.time("move files", || staged.commit())?;
+        summary(Some(run_id), &rollup, &totals, None, &paths, &timings);
+        return Ok(());
+    };
+
     // The lock lives on the target connection until the process ends.
     ledger::lock(&mut target, &schema)?;
     let run_id = Uuid::new_v4();
@@ -134,13 +208,7 @@ pub fn execute(args: Args) -> Result<()> {
     log(&format!("run {run_id} for {}..{}", window.from, window.to));
 
     let result = (|| {
-        let (frames, totals) =
-            timings.time("extract", || extract(&mut source, &window, &tenants, shape))?;
-        let rollup = timings.time("rollup", || {
-            Ok(rollup::rollup(&frames, window.from, window.to)?)
-        })?;
-        drop(frames);
-        let days: Vec<_> = window.days().collect();
+        let (rollup, totals) = compute(&mut input, &mut timings)?;
         let staged = timings.time("stage files", || {
             files::stage(
                 &args.out,
@@ -179,65 +247,20 @@ pub fn execute(args: Args) -> Result<()> {
 
     match result {
         Ok((rollup, totals, rows, paths)) => {
-            print_summary(&Summary {
-                run_id: Some(run_id),
-                window: &window,
-                rollup: &rollup,
-                source: &totals,
-                rows: Some(rows),
-                files: &paths,
-                out: &args.out,
-                timings: &timings,
-                total: started.elapsed(),
-            });
+            summary(Some(run_id), &rollup, &totals, Some(rows), &paths, &timings);
             Ok(())
         }
         Err(e) => {
-            let message = source_url.redact(&target_url.redact(&e.to_string()));
+            let mut message = target_url.redact(&e.to_string());
+            if let Ok(source_url) = args.connect.source() {
+                message = source_url.redact(&message);
+            }
             // The write transaction rolled back; record why. If even that
             // fails, the next run marks this one abandoned.
             let _ = ledger::fail(&mut target, &schema, run_id, &message);
             Err(e)
         }
     }
-}
-
-/// Reads the window and proves the frames hold what Postgres counts.
-fn extract(
-    source: &mut PostgresSource,
-    window: &Window,
-    tenants: &[Uuid],
-    shape: crate::source::postgres::SourceShape,
-) -> Result<(SourceFrames, SourceTotals)> {
-    let range = window.utc_range();
-    let frames = source.extract(range, tenants, shape)?;
-    let totals = source.totals(range, tenants)?;
-    let extracted = SourceTotals {
-        calls: frames.calls.height() as i64,
-        errors: frames.errors.height() as i64,
-        stt_cost_usd: money::sum(frames.calls.column("stt_cost_usd")?)?,
-        llm_cost_usd: money::sum(frames.calls.column("llm_cost_usd")?)?,
-        tts_cost_usd: money::sum(frames.calls.column("tts_cost_usd")?)?,
-        total_cost_usd: money::sum(frames.calls.column("total_cost_usd")?)?,
-    };
-    let same = extracted.calls == totals.calls
-        && extracted.errors == totals.errors
-        && extracted.stt_cost_usd.normalize() == totals.stt_cost_usd.normalize()
-        && extracted.llm_cost_usd.normalize() == totals.llm_cost_usd.normalize()
-        && extracted.tts_cost_usd.normalize() == totals.tts_cost_usd.normalize()
-        && extracted.total_cost_usd.normalize() == totals.total_cost_usd.normalize();
-    if !same {
-        return Err(Error::Reconciliation(format!(
-            "extracted {} calls / {} errors / total {} but Postgres counts {} / {} / {} for the same range; rows changed during extraction or a cost has more than 10 decimals; re-run",
-            extracted.calls,
-            extracted.errors,
-            extracted.total_cost_usd.normalize(),
-            totals.calls,
-            totals.errors,
-            totals.total_cost_usd.normalize()
-        )));
-    }
-    Ok((frames, totals))
 }
 
 /// Fails early, before the lock, when reports cannot be written.

@@ -356,6 +356,56 @@ fn findings(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
         .collect()
 }
 
+impl Rollup {
+    /// The grouped tables must add up to the rows they came from; a
+    /// mismatch is a bug, and no file or table may be written then.
+    pub fn check_totals(&self) -> Result<(), String> {
+        let sum_i64 = |df: &DataFrame, name: &str| -> i64 {
+            df.column(name)
+                .ok()
+                .and_then(|c| c.as_materialized_series().sum::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let td = &self.tenant_daily;
+        let total = crate::money::sum(td.column("total_cost_usd").map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let figures = [
+            (
+                "tenant_daily calls",
+                sum_i64(td, "calls"),
+                self.totals.calls,
+            ),
+            (
+                "tenant_daily_outcomes calls",
+                sum_i64(&self.outcomes, "calls"),
+                self.totals.calls,
+            ),
+            (
+                "tenant_daily errors",
+                sum_i64(td, "errors"),
+                self.totals.errors,
+            ),
+            (
+                "tenant_daily_errors errors",
+                sum_i64(&self.errors, "errors"),
+                self.totals.errors,
+            ),
+        ];
+        for (what, got, want) in figures {
+            if got != want {
+                return Err(format!("{what} add up to {got}, the rows to {want}"));
+            }
+        }
+        if total != self.totals.total_cost_usd {
+            return Err(format!(
+                "tenant_daily total_cost_usd adds up to {total}, the rows to {}",
+                self.totals.total_cost_usd
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Count and sums of the window's rows straight from the facts, for
 /// reconciling what the summary tables hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

@@ -1,6 +1,7 @@
 //! The source stage: the platform tables as Polars frames.
 
 pub mod postgres;
+pub mod snapshot;
 
 use polars::prelude::*;
 

@@ -192,6 +192,61 @@ impl PostgresSource {
         })
     }
 
+    /// Reads the range and proves the frames hold what Postgres itself
+    /// counts and sums for the same range.
+    pub fn extract_verified(
+        &mut self,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        tenants: &[Uuid],
+        shape: SourceShape,
+    ) -> Result<(SourceFrames, SourceTotals)> {
+        let frames = self.extract(range, tenants, shape)?;
+        let totals = self.totals(range, tenants)?;
+        let extracted = super::snapshot::totals_of(&frames)?;
+        let same = extracted.calls == totals.calls
+            && extracted.errors == totals.errors
+            && extracted.stt_cost_usd.normalize() == totals.stt_cost_usd.normalize()
+            && extracted.llm_cost_usd.normalize() == totals.llm_cost_usd.normalize()
+            && extracted.tts_cost_usd.normalize() == totals.tts_cost_usd.normalize()
+            && extracted.total_cost_usd.normalize() == totals.total_cost_usd.normalize();
+        if !same {
+            return Err(Error::Reconciliation(format!(
+                "extracted {} calls / {} errors / total {} but Postgres counts {} / {} / {} for the same range; rows changed during extraction or a cost has more than 10 decimals; re-run",
+                extracted.calls,
+                extracted.errors,
+                extracted.total_cost_usd.normalize(),
+                totals.calls,
+                totals.errors,
+                totals.total_cost_usd.normalize()
+            )));
+        }
+        Ok((frames, totals))
+    }
+
+    /// Names the source without secrets: a hash of server, port,
+    /// database, version and schema.
+    pub fn fingerprint(&mut self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let row = self.client.query_one(sql::SOURCE_FINGERPRINT, &[])?;
+        let text = format!(
+            "{}:{}/{} {} schema={}",
+            row.get::<_, String>("host"),
+            row.get::<_, i32>("port"),
+            row.get::<_, String>("database"),
+            row.get::<_, String>("version"),
+            self.schema
+        );
+        let digest = Sha256::digest(text.as_bytes());
+        Ok(format!(
+            "postgres:{}",
+            digest
+                .iter()
+                .take(12)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ))
+    }
+
     fn read(&self, query: &str) -> Result<DataFrame> {
         let fail = |e: &dyn std::fmt::Display| {
             Error::Database(self.url.redact(&e.to_string()).replace('\n', " "))

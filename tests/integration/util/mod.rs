@@ -8,6 +8,7 @@ use assert_cmd::Command;
 use postgres::{Client, NoTls};
 
 pub const PLATFORM_SCHEMA: &str = include_str!("../../fixtures/platform_schema.sql");
+pub const PLATFORM_INDEXES: &str = include_str!("../../fixtures/platform_indexes.sql");
 pub const PLATFORM_DATA: &str = include_str!("../../fixtures/platform_data.sql");
 
 fn admin_url() -> String {
@@ -52,6 +53,7 @@ impl TestDb {
     pub fn with_platform() -> TestDb {
         let db = TestDb::empty();
         db.exec(PLATFORM_SCHEMA);
+        db.exec(PLATFORM_INDEXES);
         db
     }
 

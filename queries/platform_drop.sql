@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS public.system_errors, public.call_logs, public.tenants CASCADE

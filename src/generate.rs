@@ -1,0 +1,746 @@
+//! A synthetic voice-agent platform, deterministic for a seed: tenants over
+//! real IANA zones, business-hour calls in each tenant's local time,
+//! realistic status and outcome mixes, micro-dollar costs with a few NULL
+//! components and surcharged totals, errors of several types (some
+//! platform-level, some for calls that do not exist, some logged days
+//! later) and one injected incident: a burst of one error type for a few
+//! tenants on one day.
+//!
+//! The data is produced one day at a time so that memory stays bounded for
+//! any size; each day has its own random stream, so a day's rows do not
+//! depend on how many days came before.
+
+use chrono::{Days, NaiveDate, NaiveTime, TimeZone as _};
+use chrono_tz::Tz;
+use polars::prelude::*;
+use uuid::Uuid;
+
+/// Zones the tenants live in: the Americas, Europe, India, Australia, and
+/// the half- and quarter-hour offsets that catch naive code.
+pub const ZONES: &[&str] = &[
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Toronto",
+    "America/Sao_Paulo",
+    "America/Mexico_City",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Paris",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Sydney",
+    "Australia/Adelaide",
+    "Australia/Perth",
+];
+
+const NAME_FIRST: &[&str] = &[
+    "Acme",
+    "Bright",
+    "Cedar",
+    "Summit",
+    "Harbor",
+    "Maple",
+    "Pioneer",
+    "Golden",
+    "Blue Ridge",
+    "Riverside",
+    "Lakeside",
+    "Evergreen",
+    "Northstar",
+    "Oak",
+    "Silver",
+    "Union",
+];
+const NAME_SECOND: &[&str] = &[
+    "Dental",
+    "Plumbing",
+    "Law",
+    "Vets",
+    "Realty",
+    "Auto Repair",
+    "Clinic",
+    "HVAC",
+    "Salon",
+    "Insurance",
+    "Roofing",
+    "Physio",
+    "Pizza",
+    "Movers",
+    "Spa",
+    "Tutoring",
+];
+
+pub const STATUSES: &[(&str, u32)] = &[
+    ("completed", 70),
+    ("no-answer", 12),
+    ("failed", 8),
+    ("busy", 6),
+    ("in-progress", 4),
+];
+pub const OUTCOMES: &[(&str, u32)] = &[
+    ("booked", 30),
+    ("callback", 20),
+    ("not_interested", 22),
+    ("voicemail", 10),
+    ("information", 13),
+    ("transferred", 5),
+];
+pub const ERROR_TYPES: &[(&str, u32)] = &[
+    ("stt_timeout", 30),
+    ("llm_error", 20),
+    ("tts_error", 15),
+    ("webhook_failed", 20),
+    ("telephony_drop", 15),
+];
+pub const SEVERITIES: &[(&str, u32)] = &[("WARNING", 45), ("ERROR", 45), ("CRITICAL", 10)];
+
+/// The injected incident's error type.
+pub const INCIDENT_ERROR_TYPE: &str = "llm_error";
+
+/// SplitMix64: tiny, fast, and the same numbers on every platform forever.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    pub fn weighted<'a>(&mut self, table: &[(&'a str, u32)]) -> &'a str {
+        let total: u32 = table.iter().map(|(_, w)| w).sum();
+        let mut pick = self.below(u64::from(total)) as u32;
+        for (v, w) in table {
+            if pick < *w {
+                return v;
+            }
+            pick -= w;
+        }
+        table[table.len() - 1].0
+    }
+
+    pub fn uuid(&mut self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub tenants: usize,
+    pub calls: usize,
+    pub days: u32,
+    /// The last generated day (tenant-local dates run up to it).
+    pub end: NaiveDate,
+    pub seed: u64,
+    /// Length of each generated transcript (the engine never reads it).
+    pub transcript_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub tenant_id: Uuid,
+    pub business_name: String,
+    /// None for the few tenants whose zone was never set.
+    pub timezone: Option<&'static str>,
+    pub status: &'static str,
+    /// Relative call volume.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub call_id: String,
+    pub tenant: usize,
+    pub status: &'static str,
+    pub outcome: Option<&'static str>,
+    /// Micro-dollars: stt, llm, tts, total.
+    pub costs: [Option<i64>; 4],
+    pub duration_seconds: Option<i32>,
+    pub created_at_us: i64,
+    pub errored: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SystemError {
+    /// None: platform-level.
+    pub tenant: Option<usize>,
+    pub call_id: Option<String>,
+    pub error_type: &'static str,
+    pub severity: &'static str,
+    pub resolved: bool,
+    pub created_at_us: i64,
+}
+
+/// One generated day.
+pub struct Day {
+    pub calls: Vec<Call>,
+    pub errors: Vec<SystemError>,
+}
+
+pub struct Platform {
+    pub spec: Spec,
+    pub tenants: Vec<Tenant>,
+    /// Cumulative weights for picking a tenant.
+    cumulative: Vec<f64>,
+    pub incident_day: NaiveDate,
+    pub incident_tenants: Vec<usize>,
+}
+
+impl Platform {
+    pub fn new(spec: Spec) -> Platform {
+        let mut rng = Rng::new(spec.seed);
+        let tenants: Vec<Tenant> = (0..spec.tenants.max(1))
+            .map(|i| {
+                let first = NAME_FIRST[rng.below(NAME_FIRST.len() as u64) as usize];
+                let second = NAME_SECOND[rng.below(NAME_SECOND.len() as u64) as usize];
+                Tenant {
+                    tenant_id: rng.uuid(),
+                    business_name: format!("{first} {second} #{}", i + 1),
+                    // One tenant in fifty never set its zone: the UTC fallback.
+                    timezone: (i % 50 != 49).then(|| ZONES[rng.below(ZONES.len() as u64) as usize]),
+                    status: if rng.chance(0.9) {
+                        "active"
+                    } else {
+                        "inactive"
+                    },
+                    // A long tail: a few large tenants, many small ones.
+                    weight: 1.0 / (1.0 + i as f64).powf(0.8),
+                }
+            })
+            .collect();
+        let mut acc = 0.0;
+        let cumulative = tenants
+            .iter()
+            .map(|t| {
+                acc += t.weight;
+                acc
+            })
+            .collect();
+        let incident_day = spec.end - Days::new(u64::from(spec.days / 3));
+        let incident_tenants = (0..tenants.len().min(3))
+            .map(|i| (i * 7 + 2) % tenants.len())
+            .collect();
+        Platform {
+            spec,
+            tenants,
+            cumulative,
+            incident_day,
+            incident_tenants,
+        }
+    }
+
+    pub fn first_day(&self) -> NaiveDate {
+        self.spec.end - Days::new(u64::from(self.spec.days.max(1) - 1))
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.first_day()
+            .iter_days()
+            .take(self.spec.days.max(1) as usize)
+    }
+
+    fn pick_tenant(&self, rng: &mut Rng) -> usize {
+        let total = *self.cumulative.last().expect("at least one tenant");
+        let x = rng.unit() * total;
+        self.cumulative
+            .partition_point(|c| *c <= x)
+            .min(self.tenants.len() - 1)
+    }
+
+    /// The calls and errors of one tenant-local day.
+    pub fn day(&self, day: NaiveDate) -> Day {
+        let index = (day - self.first_day()).num_days() as u64;
+        let mut rng =
+            Rng::new(self.spec.seed ^ (index.wrapping_add(1)).wrapping_mul(0xA24B_AED4_963E_E407));
+        let per_day = self.spec.calls / self.spec.days.max(1) as usize;
+        let extra =
+            usize::from((index as usize) < self.spec.calls % self.spec.days.max(1) as usize);
+        let count = per_day + extra;
+        let mut calls = Vec::with_capacity(count);
+        let mut errors = Vec::with_capacity(count / 10);
+        for n in 0..count {
+            let tenant = self.pick_tenant(&mut rng);
+            let created_at_us = self.business_hours_instant(&mut rng, tenant, day);
+            let status = rng.weighted(STATUSES);
+            let outcome = match status {
+                "completed" if rng.chance(0.95) => Some(rng.weighted(OUTCOMES)),
+                "completed" => None,
+                "in-progress" => None,
+                _ => Some("no_contact"),
+            };
+            let duration = match status {
+                "in-progress" => None,
+                "completed" => Some(30 + (rng.unit().powi(2) * 900.0) as i32),
+                "failed" => Some(rng.below(40) as i32),
+                _ => Some(0),
+            };
+            let seconds = i64::from(duration.unwrap_or(0));
+            // Micro-dollars: STT by the second, LLM by the turn, TTS by the character.
+            let mut stt = Some(seconds * 267 + rng.below(500) as i64);
+            let mut llm = Some(seconds * 1_150 + 2_000 + rng.below(20_000) as i64);
+            let mut tts = Some(seconds * 410 + rng.below(800) as i64);
+            let surcharge = if rng.chance(0.02) { 10_000 } else { 0 };
+            let total = Some(stt.unwrap_or(0) + llm.unwrap_or(0) + tts.unwrap_or(0) + surcharge);
+            if rng.chance(0.01) {
+                match rng.below(3) {
+                    0 => stt = None,
+                    1 => llm = None,
+                    _ => tts = None,
+                }
+            }
+            let call_id = format!("CA{:016x}{:016x}", rng.next_u64(), n as u64 ^ (index << 40));
+            let mut errored = false;
+            if rng.chance(0.06) {
+                errored = true;
+                let burst = if rng.chance(0.2) { 2 + rng.below(3) } else { 1 };
+                for k in 0..burst {
+                    // Most errors are logged during the call; some days later.
+                    let later = if rng.chance(0.05) {
+                        86_400_000_000 * (1 + rng.below(3) as i64)
+                    } else {
+                        0
+                    };
+                    errors.push(SystemError {
+                        tenant: Some(tenant),
+                        call_id: Some(call_id.clone()),
+                        error_type: rng.weighted(ERROR_TYPES),
+                        severity: rng.weighted(SEVERITIES),
+                        resolved: rng.chance(0.6),
+                        created_at_us: created_at_us + (k as i64 + 1) * 5_000_000 + later,
+                    });
+                }
+            }
+            calls.push(Call {
+                call_id,
+                tenant,
+                status,
+                outcome,
+                costs: [stt, llm, tts, total],
+                duration_seconds: duration,
+                created_at_us,
+                errored,
+            });
+        }
+        // Platform-level errors and errors for calls that never existed.
+        let day_start = day.and_time(NaiveTime::MIN).and_utc().timestamp_micros();
+        for k in 0..(count / 200).max(2) {
+            let at = day_start + rng.below(86_400_000_000) as i64;
+            let platform = k % 2 == 0;
+            errors.push(SystemError {
+                tenant: (!platform).then(|| self.pick_tenant(&mut rng)),
+                call_id: (!platform).then(|| format!("ghost-{:016x}", rng.next_u64())),
+                error_type: if platform {
+                    "queue_backlog"
+                } else {
+                    "webhook_failed"
+                },
+                severity: rng.weighted(SEVERITIES),
+                resolved: rng.chance(0.5),
+                created_at_us: at,
+            });
+        }
+        if day == self.incident_day {
+            for &tenant in &self.incident_tenants {
+                for _ in 0..(40 + count / 100) {
+                    errors.push(SystemError {
+                        tenant: Some(tenant),
+                        call_id: None,
+                        error_type: INCIDENT_ERROR_TYPE,
+                        severity: "CRITICAL",
+                        resolved: false,
+                        created_at_us: self.business_hours_instant(&mut rng, tenant, day),
+                    });
+                }
+            }
+        }
+        Day { calls, errors }
+    }
+
+    /// A moment on `day` in the tenant's zone, mostly 08:00–18:00 local.
+    fn business_hours_instant(&self, rng: &mut Rng, tenant: usize, day: NaiveDate) -> i64 {
+        let hour = if rng.chance(0.9) {
+            8 + rng.below(10)
+        } else {
+            rng.below(24)
+        } as u32;
+        let second = rng.below(3600) as u32;
+        let local = day
+            .and_time(NaiveTime::from_hms_opt(hour, second / 60, second % 60).expect("valid time"));
+        let zone: Tz = self.tenants[tenant]
+            .timezone
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::UTC);
+        // In a spring-forward gap the local time does not exist: an hour later does.
+        let instant = zone
+            .from_local_datetime(&local)
+            .earliest()
+            .or_else(|| {
+                zone.from_local_datetime(&(local + chrono::TimeDelta::hours(1)))
+                    .earliest()
+            })
+            .expect("an hour after a DST gap exists");
+        instant.timestamp_micros() + rng.below(1_000_000) as i64
+    }
+}
+
+/// Text of the given length, as a stand-in for a transcript.
+fn filler(bytes: usize) -> String {
+    let phrase = "Agent: thanks for calling, how can I help? Caller: I'd like to book a visit. ";
+    phrase.chars().cycle().take(bytes).collect()
+}
+
+fn micro_dollars(ca: &[Option<i64>]) -> PolarsResult<Column> {
+    // Micro-dollars are exact at scale 6; widen to the engine's Decimal(38,10).
+    let values: Int128Chunked = ca
+        .iter()
+        .map(|v| v.map(|v| i128::from(v) * 10_000))
+        .collect();
+    Ok(values
+        .into_decimal(Some(38), 10)?
+        .into_series()
+        .into_column())
+}
+
+impl Platform {
+    /// The whole platform as source frames (the columns the engine reads),
+    /// restricted to the UTC range of `window`. For the demo and snapshots.
+    pub fn frames(
+        &self,
+        window: &crate::window::Window,
+    ) -> crate::error::Result<crate::source::SourceFrames> {
+        use crate::source::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames};
+        let (from, to) = window.utc_range();
+        let (from, to) = (from.timestamp_micros(), to.timestamp_micros());
+        let mut calls: Vec<Call> = Vec::new();
+        let mut errors: Vec<SystemError> = Vec::new();
+        for day in self.days() {
+            let d = self.day(day);
+            calls.extend(
+                d.calls
+                    .into_iter()
+                    .filter(|c| c.created_at_us >= from && c.created_at_us < to),
+            );
+            errors.extend(
+                d.errors
+                    .into_iter()
+                    .filter(|e| e.created_at_us >= from && e.created_at_us < to),
+            );
+        }
+        let id = |t: usize| self.tenants[t].tenant_id.to_string();
+        let tenants = DataFrame::new(vec![
+            Column::new(
+                "tenant_id".into(),
+                self.tenants
+                    .iter()
+                    .map(|t| t.tenant_id.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "business_name".into(),
+                self.tenants
+                    .iter()
+                    .map(|t| t.business_name.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "timezone".into(),
+                self.tenants.iter().map(|t| t.timezone).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "status".into(),
+                self.tenants.iter().map(|t| t.status).collect::<Vec<_>>(),
+            ),
+        ])?;
+        let cost = |i: usize| -> PolarsResult<Column> {
+            micro_dollars(&calls.iter().map(|c| c.costs[i]).collect::<Vec<_>>())
+        };
+        let names = [
+            "stt_cost_usd",
+            "llm_cost_usd",
+            "tts_cost_usd",
+            "total_cost_usd",
+        ];
+        let mut call_columns = vec![
+            Column::new(
+                "call_id".into(),
+                calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "tenant_id".into(),
+                calls.iter().map(|c| id(c.tenant)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "status".into(),
+                calls.iter().map(|c| c.status).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "outcome".into(),
+                calls.iter().map(|c| c.outcome).collect::<Vec<_>>(),
+            ),
+        ];
+        for (i, name) in names.iter().enumerate() {
+            call_columns.push(cost(i)?.with_name((*name).into()));
+        }
+        call_columns.extend([
+            Column::new(
+                "created_at".into(),
+                calls.iter().map(|c| c.created_at_us).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "duration_seconds".into(),
+                calls
+                    .iter()
+                    .map(|c| c.duration_seconds.map(i64::from))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "errored".into(),
+                calls.iter().map(|c| c.errored).collect::<Vec<_>>(),
+            ),
+        ]);
+        let error_frame = DataFrame::new(vec![
+            Column::new(
+                "tenant_id".into(),
+                errors.iter().map(|e| e.tenant.map(id)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "call_id".into(),
+                errors.iter().map(|e| e.call_id.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "error_type".into(),
+                errors.iter().map(|e| e.error_type).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "severity".into(),
+                errors.iter().map(|e| e.severity).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "resolved".into(),
+                errors.iter().map(|e| e.resolved).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "created_at".into(),
+                errors.iter().map(|e| e.created_at_us).collect::<Vec<_>>(),
+            ),
+        ])?;
+        Ok(SourceFrames {
+            tenants: conform(tenants, &tenants_schema())?,
+            calls: conform(DataFrame::new(call_columns)?, &calls_schema())?,
+            errors: conform(error_frame, &errors_schema())?,
+        })
+    }
+
+    /// Loads the platform into `client`'s database by binary COPY, one day
+    /// at a time, in one transaction: the platform tables, the rows, then
+    /// the indexes. Returns (calls, errors) loaded.
+    pub fn load(
+        &self,
+        client: &mut postgres::Client,
+        replace: bool,
+    ) -> crate::error::Result<(u64, u64)> {
+        use crate::error::Error;
+        use crate::sql;
+        use postgres::binary_copy::BinaryCopyInWriter;
+        use postgres::types::{ToSql, Type};
+        use rust_decimal::Decimal;
+
+        let present: Vec<String> = client
+            .query(sql::PLATFORM_TABLES_PRESENT, &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !present.is_empty() && !replace {
+            return Err(Error::usage(format!(
+                "the database already holds platform tables ({}); pass --replace to drop and regenerate them",
+                present.join(", ")
+            )));
+        }
+        let mut tx = client.transaction()?;
+        tx.batch_execute(sql::PLATFORM_DROP)?;
+        tx.batch_execute(sql::PLATFORM_SCHEMA)?;
+
+        let mut rng = Rng::new(self.spec.seed ^ 0x5EED);
+        let tenant_ids: Vec<Uuid> = self.tenants.iter().map(|t| t.tenant_id).collect();
+        {
+            let sink = tx.copy_in(sql::PLATFORM_COPY_TENANTS)?;
+            let mut w = BinaryCopyInWriter::new(
+                sink,
+                &[Type::UUID, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
+            );
+            for (i, t) in self.tenants.iter().enumerate() {
+                let phone = format!("+1555{:07}", i);
+                w.write(&[
+                    &t.tenant_id,
+                    &t.business_name,
+                    &phone,
+                    &t.timezone,
+                    &t.status,
+                ])?;
+            }
+            w.finish()?;
+        }
+        let transcript = filler(self.spec.transcript_bytes);
+        let summary = "Caller booked a visit.";
+        let money = |v: Option<i64>| v.map(|v| Decimal::new(v, 6));
+        let mut all_errors: Vec<SystemError> = Vec::new();
+        let mut calls_loaded = 0u64;
+        {
+            let sink = tx.copy_in(sql::PLATFORM_COPY_CALLS)?;
+            let types = [
+                Type::UUID,
+                Type::TEXT,
+                Type::UUID,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::NUMERIC,
+                Type::NUMERIC,
+                Type::NUMERIC,
+                Type::NUMERIC,
+                Type::INT4,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+            ];
+            let mut w = BinaryCopyInWriter::new(sink, &types);
+            for day in self.days() {
+                let d = self.day(day);
+                for c in &d.calls {
+                    let created =
+                        chrono::DateTime::from_timestamp_micros(c.created_at_us).expect("in range");
+                    let [stt, llm, tts, total] = c.costs.map(money);
+                    let row: [&(dyn ToSql + Sync); 14] = [
+                        &rng.uuid(),
+                        &c.call_id,
+                        &tenant_ids[c.tenant],
+                        &c.status,
+                        &transcript,
+                        &summary,
+                        &c.outcome,
+                        &stt,
+                        &llm,
+                        &tts,
+                        &total,
+                        &c.duration_seconds,
+                        &created,
+                        &created,
+                    ];
+                    w.write(&row)?;
+                }
+                calls_loaded += d.calls.len() as u64;
+                all_errors.extend(d.errors);
+            }
+            w.finish()?;
+        }
+        {
+            let sink = tx.copy_in(sql::PLATFORM_COPY_ERRORS)?;
+            let types = [
+                Type::UUID,
+                Type::UUID,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::BOOL,
+                Type::TIMESTAMPTZ,
+            ];
+            let mut w = BinaryCopyInWriter::new(sink, &types);
+            let message = "upstream said no (generated)";
+            for e in &all_errors {
+                let created =
+                    chrono::DateTime::from_timestamp_micros(e.created_at_us).expect("in range");
+                let tenant = e.tenant.map(|t| tenant_ids[t]);
+                w.write(&[
+                    &rng.uuid(),
+                    &tenant,
+                    &e.call_id,
+                    &e.error_type,
+                    &message,
+                    &e.severity,
+                    &e.resolved,
+                    &created,
+                ])?;
+            }
+            w.finish()?;
+        }
+        tx.batch_execute(sql::PLATFORM_INDEXES)?;
+        tx.commit()?;
+        Ok((calls_loaded, all_errors.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            tenants: 20,
+            calls: 2_000,
+            days: 5,
+            end: NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(),
+            seed: 7,
+            transcript_bytes: 10,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_data() {
+        let a = Platform::new(spec());
+        let b = Platform::new(spec());
+        let day = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+        let (da, db) = (a.day(day), b.day(day));
+        assert_eq!(format!("{:?}", da.calls), format!("{:?}", db.calls));
+        assert_eq!(format!("{:?}", da.errors), format!("{:?}", db.errors));
+        let c = Platform::new(Spec { seed: 8, ..spec() });
+        assert_ne!(format!("{:?}", c.day(day).calls), format!("{:?}", da.calls));
+    }
+
+    #[test]
+    fn calls_add_up_and_fall_on_their_local_day() {
+        let p = Platform::new(spec());
+        let days: Vec<Day> = p.days().map(|d| p.day(d)).collect();
+        assert_eq!(days.iter().map(|d| d.calls.len()).sum::<usize>(), 2_000);
+        for (date, day) in p.days().zip(&days) {
+            for call in &day.calls {
+                let zone: Tz = p.tenants[call.tenant]
+                    .timezone
+                    .unwrap_or("UTC")
+                    .parse()
+                    .unwrap();
+                let local = zone
+                    .timestamp_micros(call.created_at_us)
+                    .unwrap()
+                    .date_naive();
+                assert_eq!(local, date, "{call:?}");
+            }
+        }
+    }
+}

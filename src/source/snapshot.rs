@@ -1,0 +1,315 @@
+//! Parquet snapshots of a window's source rows: `tenants.parquet`,
+//! `call_logs.parquet`, `system_errors.parquet` and `manifest.json`.
+//! `callrollup extract` writes them; `--source DIR` reads them instead of
+//! Postgres and gives the same rollups digit for digit.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals};
+use crate::error::{Error, Result};
+use crate::money;
+use crate::window::Window;
+
+/// Version of the snapshot layout (files, columns, manifest fields).
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+const TABLES: [&str; 3] = ["tenants", "call_logs", "system_errors"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableEntry {
+    pub file: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub snapshot_format: u32,
+    pub engine_version: String,
+    pub window_from: NaiveDate,
+    pub window_to: NaiveDate,
+    /// The UTC range whose rows the snapshot holds.
+    pub utc_from: String,
+    pub utc_to: String,
+    pub created_at: String,
+    /// Where the rows came from (no secrets): a hash of server, database
+    /// and schema, or the generator's parameters.
+    pub source_fingerprint: String,
+    pub stt_cost_usd: String,
+    pub llm_cost_usd: String,
+    pub tts_cost_usd: String,
+    pub total_cost_usd: String,
+    pub tables: std::collections::BTreeMap<String, TableEntry>,
+}
+
+/// Count and sums of extracted frames, as Postgres' totals are reported.
+pub fn totals_of(frames: &SourceFrames) -> Result<SourceTotals> {
+    Ok(SourceTotals {
+        calls: frames.calls.height() as i64,
+        errors: frames.errors.height() as i64,
+        stt_cost_usd: money::sum(frames.calls.column("stt_cost_usd")?)?,
+        llm_cost_usd: money::sum(frames.calls.column("llm_cost_usd")?)?,
+        tts_cost_usd: money::sum(frames.calls.column("tts_cost_usd")?)?,
+        total_cost_usd: money::sum(frames.calls.column("total_cost_usd")?)?,
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let bytes =
+        fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Writes a snapshot into `dir` atomically: everything goes to a sibling
+/// temporary folder that is renamed into place when complete. An existing
+/// snapshot at `dir` is replaced only then.
+pub fn write(
+    dir: &Path,
+    frames: &SourceFrames,
+    window: &Window,
+    fingerprint: &str,
+) -> Result<Manifest> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("--out {} is not a folder name", dir.display())))?;
+    fs::create_dir_all(parent).map_err(|e| {
+        Error::usage(format!(
+            "cannot create {} ({e}); pick a folder you can write",
+            parent.display()
+        ))
+    })?;
+    let staging: PathBuf = parent.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).map_err(|e| {
+        Error::usage(format!(
+            "cannot write snapshot under {} ({e}); pick a folder you can write",
+            parent.display()
+        ))
+    })?;
+    let result = (|| {
+        let mut tables = std::collections::BTreeMap::new();
+        for (table, df) in TABLES
+            .iter()
+            .zip([&frames.tenants, &frames.calls, &frames.errors])
+        {
+            let file = format!("{table}.parquet");
+            let path = staging.join(&file);
+            let mut f = File::create(&path)
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            ParquetWriter::new(&mut f).finish(&mut df.clone())?;
+            f.sync_all()
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            tables.insert(
+                table.to_string(),
+                TableEntry {
+                    file,
+                    rows: df.height() as u64,
+                    sha256: sha256_file(&path)?,
+                },
+            );
+        }
+        let totals = totals_of(frames)?;
+        let (utc_from, utc_to) = window.utc_range();
+        let manifest = Manifest {
+            snapshot_format: SNAPSHOT_FORMAT,
+            engine_version: crate::ENGINE_VERSION.to_string(),
+            window_from: window.from,
+            window_to: window.to,
+            utc_from: utc_from.to_rfc3339(),
+            utc_to: utc_to.to_rfc3339(),
+            created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            source_fingerprint: fingerprint.to_string(),
+            stt_cost_usd: totals.stt_cost_usd.normalize().to_string(),
+            llm_cost_usd: totals.llm_cost_usd.normalize().to_string(),
+            tts_cost_usd: totals.tts_cost_usd.normalize().to_string(),
+            total_cost_usd: totals.total_cost_usd.normalize().to_string(),
+            tables,
+        };
+        let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+        fs::write(staging.join("manifest.json"), text)
+            .map_err(|e| Error::io("cannot write manifest.json", e))?;
+        if dir.exists() {
+            fs::remove_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot replace {}", dir.display()), e))?;
+        }
+        fs::rename(&staging, dir)
+            .map_err(|e| Error::io(format!("cannot move snapshot to {}", dir.display()), e))?;
+        Ok(manifest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn corrupt(dir: &Path, what: impl std::fmt::Display) -> Error {
+    Error::usage(format!(
+        "snapshot {} is not usable: {what}; extract it again with `callrollup extract`",
+        dir.display()
+    ))
+}
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    let text = fs::read_to_string(&path)
+        .map_err(|e| corrupt(dir, format!("cannot read manifest.json ({e})")))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| corrupt(dir, format!("manifest.json is malformed ({e})")))?;
+    if manifest.snapshot_format != SNAPSHOT_FORMAT {
+        return Err(corrupt(
+            dir,
+            format!(
+                "snapshot format {} is not {SNAPSHOT_FORMAT}",
+                manifest.snapshot_format
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Reads the rows of `window` from a snapshot, after checking that the
+/// snapshot covers the window and that every file is what the manifest
+/// says it is.
+pub fn read(
+    dir: &Path,
+    window: &Window,
+    tenants: &[uuid::Uuid],
+) -> Result<(SourceFrames, SourceTotals)> {
+    let manifest = read_manifest(dir)?;
+    if window.from < manifest.window_from || window.to > manifest.window_to {
+        return Err(Error::usage(format!(
+            "snapshot {} covers {}..{}, not {}..{}; extract a snapshot that covers the window",
+            dir.display(),
+            manifest.window_from,
+            manifest.window_to,
+            window.from,
+            window.to
+        )));
+    }
+    let mut frames = Vec::new();
+    for (table, schema) in TABLES
+        .iter()
+        .zip([tenants_schema(), calls_schema(), errors_schema()])
+    {
+        let entry = manifest
+            .tables
+            .get(*table)
+            .ok_or_else(|| corrupt(dir, format!("manifest.json lists no {table}")))?;
+        let path = dir.join(&entry.file);
+        if !path.exists() {
+            return Err(corrupt(dir, format!("{} is missing", entry.file)));
+        }
+        if sha256_file(&path)? != entry.sha256 {
+            return Err(corrupt(
+                dir,
+                format!(
+                    "{} does not match its checksum in manifest.json",
+                    entry.file
+                ),
+            ));
+        }
+        let file = File::open(&path)
+            .map_err(|e| corrupt(dir, format!("cannot open {} ({e})", entry.file)))?;
+        let df = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| corrupt(dir, format!("{} is not readable Parquet ({e})", entry.file)))?;
+        if df.height() as u64 != entry.rows {
+            return Err(corrupt(
+                dir,
+                format!(
+                    "{} has {} rows, manifest.json says {}",
+                    entry.file,
+                    df.height(),
+                    entry.rows
+                ),
+            ));
+        }
+        frames
+            .push(conform(df, &schema).map_err(|e| {
+                corrupt(dir, format!("{} has the wrong columns ({e})", entry.file))
+            })?);
+    }
+    let errors = frames.pop().expect("three tables");
+    let calls = frames.pop().expect("three tables");
+    let tenant_rows = frames.pop().expect("three tables");
+    let all = SourceFrames {
+        tenants: tenant_rows,
+        calls,
+        errors,
+    };
+    let sums = totals_of(&all)?;
+    let expected = [
+        (&manifest.stt_cost_usd, sums.stt_cost_usd),
+        (&manifest.llm_cost_usd, sums.llm_cost_usd),
+        (&manifest.tts_cost_usd, sums.tts_cost_usd),
+        (&manifest.total_cost_usd, sums.total_cost_usd),
+    ];
+    for (text, actual) in expected {
+        let wanted: Decimal = text
+            .parse()
+            .map_err(|_| corrupt(dir, format!("cost sum {text:?} is not a number")))?;
+        if wanted.normalize() != actual.normalize() {
+            return Err(corrupt(
+                dir,
+                format!("cost sums do not match manifest.json ({actual} vs {text})"),
+            ));
+        }
+    }
+    let (from, to) = window.utc_range();
+    let filtered = restrict(all, from, to, tenants)?;
+    let totals = totals_of(&filtered)?;
+    Ok((filtered, totals))
+}
+
+/// Keeps the rows of the UTC range (and the `--tenant`s), as the Postgres
+/// extraction would have read them.
+fn restrict(
+    frames: SourceFrames,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tenants: &[uuid::Uuid],
+) -> Result<SourceFrames> {
+    let in_range = |df: DataFrame| -> PolarsResult<DataFrame> {
+        let ts = col("created_at").dt().timestamp(TimeUnit::Microseconds);
+        df.lazy()
+            .filter(
+                ts.clone()
+                    .gt_eq(lit(from.timestamp_micros()))
+                    .and(ts.lt(lit(to.timestamp_micros()))),
+            )
+            .collect()
+    };
+    let wanted = |df: DataFrame| -> PolarsResult<DataFrame> {
+        if tenants.is_empty() {
+            return Ok(df);
+        }
+        let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+        let ids = Series::new("ids".into(), ids);
+        df.lazy()
+            .filter(col("tenant_id").is_in(lit(ids).implode(), false))
+            .collect()
+    };
+    Ok(SourceFrames {
+        tenants: wanted(frames.tenants)?,
+        calls: wanted(in_range(frames.calls)?)?,
+        errors: wanted(in_range(frames.errors)?)?,
+    })
+}
