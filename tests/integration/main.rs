@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod migrate_and_runs;
+mod offline;
 mod run;
 mod util;

@@ -1,0 +1,356 @@
+//! Working without production: `generate`, `extract`, `run --source` and
+//! `demo`.
+
+use std::path::Path;
+
+use crate::util::{stderr_of, stdout_of, tree, TestDb};
+
+fn ok(output: std::process::Output) -> std::process::Output {
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    output
+}
+
+/// Runs the window from Postgres and from an extracted snapshot (with no
+/// database at all) and asserts that every report file is identical.
+fn assert_snapshot_round_trip(db: &TestDb, from: &str, to: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let (direct, snap, offline) = (
+        scratch.path().join("direct"),
+        scratch.path().join("snap"),
+        scratch.path().join("offline"),
+    );
+    ok(db
+        .cmd()
+        .args(["run", "--from", from, "--to", to, "--out"])
+        .arg(&direct)
+        .output()
+        .unwrap());
+    ok(db
+        .cmd()
+        .args(["extract", "--from", from, "--to", to, "--out"])
+        .arg(&snap)
+        .output()
+        .unwrap());
+    let output = ok(TestDb::cmd_without_db()
+        .args(["run", "--from", from, "--to", to, "--source"])
+        .arg(&snap)
+        .arg("--out")
+        .arg(&offline)
+        .output()
+        .unwrap());
+    assert!(
+        stdout_of(&output).contains("succeeded"),
+        "{}",
+        stdout_of(&output)
+    );
+    let (a, b) = (tree(&direct), tree(&offline));
+    assert!(a.len() > 8);
+    assert_eq!(a.len(), b.len());
+    for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
+        assert_eq!(pa, pb);
+        assert!(
+            ba == bb,
+            "{} differs between Postgres and the snapshot",
+            pa.display()
+        );
+    }
+}
+
+#[test]
+fn snapshot_round_trip_equals_reading_postgres_on_the_fixture() {
+    let db = TestDb::with_fixture();
+    assert_snapshot_round_trip(&db, "2026-03-06", "2026-03-31");
+    assert_snapshot_round_trip(&db, "2026-10-24", "2026-11-02");
+}
+
+#[test]
+fn snapshot_round_trip_equals_reading_postgres_on_generated_data() {
+    let db = TestDb::empty();
+    ok(db
+        .cmd()
+        .args([
+            "generate",
+            "--tenants",
+            "40",
+            "--calls",
+            "20000",
+            "--days",
+            "20",
+            "--end",
+            "2026-11-10",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap());
+    db.migrate();
+    assert_snapshot_round_trip(&db, "2026-10-25", "2026-11-08");
+}
+
+#[test]
+fn a_snapshot_can_be_written_back_to_postgres_too() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let snap = scratch.path().join("snap");
+    ok(db
+        .cmd()
+        .args([
+            "extract",
+            "--from",
+            "2026-03-07",
+            "--to",
+            "2026-03-09",
+            "--out",
+        ])
+        .arg(&snap)
+        .output()
+        .unwrap());
+    ok(db
+        .cmd()
+        .args([
+            "run",
+            "--from",
+            "2026-03-08",
+            "--to",
+            "2026-03-08",
+            "--source",
+        ])
+        .arg(&snap)
+        .arg("--out")
+        .arg(scratch.path().join("r"))
+        .output()
+        .unwrap());
+    let from_snapshot = db.rows(
+        "SELECT tenant_id, calls, total_cost_usd, errors FROM analytics.tenant_daily ORDER BY 1",
+    );
+    ok(db
+        .cmd()
+        .args(["run", "--date", "2026-03-08", "--out"])
+        .arg(scratch.path().join("r"))
+        .output()
+        .unwrap());
+    assert_eq!(db.rows("SELECT tenant_id, calls, total_cost_usd, errors FROM analytics.tenant_daily ORDER BY 1"), from_snapshot);
+}
+
+fn run_on_snapshot(snap: &Path, from: &str, to: &str) -> std::process::Output {
+    let out = tempfile::tempdir().unwrap();
+    TestDb::cmd_without_db()
+        .args(["run", "--from", from, "--to", to, "--source"])
+        .arg(snap)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap()
+}
+
+fn fails_with(output: std::process::Output, needle: &str) {
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("callrollup: error: snapshot") || last.contains("snapshot"),
+        "{err}"
+    );
+    assert!(last.contains(needle), "{err}");
+}
+
+#[test]
+fn bad_snapshots_get_a_clear_error() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let snap = scratch.path().join("snap");
+    ok(db
+        .cmd()
+        .args([
+            "extract",
+            "--from",
+            "2026-03-07",
+            "--to",
+            "2026-03-09",
+            "--out",
+        ])
+        .arg(&snap)
+        .output()
+        .unwrap());
+    ok(run_on_snapshot(&snap, "2026-03-07", "2026-03-09"));
+
+    fails_with(
+        run_on_snapshot(&snap, "2026-03-06", "2026-03-09"),
+        "covers 2026-03-07..2026-03-09",
+    );
+
+    let copy = |name: &str| {
+        let dir = scratch.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(&snap).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+        dir
+    };
+    let manifest = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    let save = |dir: &Path, m: &serde_json::Value| {
+        std::fs::write(dir.join("manifest.json"), serde_json::to_string(m).unwrap()).unwrap()
+    };
+
+    // A truncated file: its checksum no longer matches.
+    let truncated = copy("truncated");
+    let bytes = std::fs::read(truncated.join("call_logs.parquet")).unwrap();
+    std::fs::write(
+        truncated.join("call_logs.parquet"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    fails_with(
+        run_on_snapshot(&truncated, "2026-03-07", "2026-03-09"),
+        "call_logs.parquet does not match its checksum",
+    );
+
+    // A corrupt file whose checksum was updated too: Parquet itself refuses it.
+    let corrupt = copy("corrupt");
+    std::fs::write(
+        corrupt.join("system_errors.parquet"),
+        b"PAR1 this is not parquet PAR1",
+    )
+    .unwrap();
+    let mut m = manifest(&corrupt);
+    use sha2::Digest;
+    let digest =
+        sha2::Sha256::digest(std::fs::read(corrupt.join("system_errors.parquet")).unwrap());
+    m["tables"]["system_errors"]["sha256"] = digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into();
+    save(&corrupt, &m);
+    fails_with(
+        run_on_snapshot(&corrupt, "2026-03-07", "2026-03-09"),
+        "system_errors.parquet is not readable Parquet",
+    );
+
+    // Row counts and cost sums that do not match.
+    let rows = copy("rows");
+    let mut m = manifest(&rows);
+    m["tables"]["call_logs"]["rows"] = 5.into();
+    save(&rows, &m);
+    fails_with(
+        run_on_snapshot(&rows, "2026-03-07", "2026-03-09"),
+        "manifest.json says 5",
+    );
+    let sums = copy("sums");
+    let mut m = manifest(&sums);
+    m["total_cost_usd"] = "0.01".into();
+    save(&sums, &m);
+    fails_with(
+        run_on_snapshot(&sums, "2026-03-07", "2026-03-09"),
+        "cost sums do not match",
+    );
+
+    let missing = copy("missing");
+    std::fs::remove_file(missing.join("tenants.parquet")).unwrap();
+    fails_with(
+        run_on_snapshot(&missing, "2026-03-07", "2026-03-09"),
+        "tenants.parquet is missing",
+    );
+    fails_with(
+        run_on_snapshot(&scratch.path().join("nowhere"), "2026-03-07", "2026-03-09"),
+        "cannot read manifest.json",
+    );
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let scratch = tempfile::tempdir().unwrap();
+    let generate = |name: &str, seed: &str| {
+        let dir = scratch.path().join(name);
+        ok(TestDb::cmd_without_db()
+            .args([
+                "generate",
+                "--calls",
+                "5000",
+                "--tenants",
+                "30",
+                "--days",
+                "7",
+                "--end",
+                "2026-03-31",
+                "--seed",
+                seed,
+                "--snapshot",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap());
+        ["tenants", "call_logs", "system_errors"]
+            .map(|t| std::fs::read(dir.join(format!("{t}.parquet"))).unwrap())
+    };
+    let a = generate("a", "11");
+    assert_eq!(a, generate("b", "11"), "same seed, same bytes");
+    assert_ne!(a[1], generate("c", "12")[1], "another seed, other calls");
+}
+
+#[test]
+fn generate_refuses_existing_platform_tables_unless_replace() {
+    let db = TestDb::with_platform();
+    let args = [
+        "generate",
+        "--calls",
+        "500",
+        "--tenants",
+        "5",
+        "--days",
+        "2",
+        "--end",
+        "2026-03-31",
+    ];
+    let output = db.cmd().args(args).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("--replace"));
+    ok(db.cmd().args(args).arg("--replace").output().unwrap());
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM call_logs"), 500);
+    assert_eq!(db.scalar_i64("SELECT count(*) FROM tenants"), 5);
+}
+
+#[test]
+fn demo_runs_without_a_database_and_leaves_the_files_it_lists() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("demo");
+    let output = ok(TestDb::cmd_without_db()
+        .args(["demo", "--calls", "6000", "--end", "2026-03-31", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let text = stdout_of(&output);
+    assert!(text.contains("Top tenants by cost"), "{text}");
+    assert!(text.contains("Incident found: "), "{text}");
+    let injected = text.lines().find(|l| l.contains("(injected:")).unwrap();
+    let day = injected.rsplit(' ').next().unwrap().trim_end_matches(')');
+    assert!(
+        text.contains(&format!("llm_error errors on {day}")),
+        "the incident found is the injected one: {text}"
+    );
+    for f in [
+        "tenants.parquet",
+        "call_logs.parquet",
+        "system_errors.parquet",
+        "manifest.json",
+    ] {
+        assert!(out.join("snapshot").join(f).exists(), "{f}");
+    }
+    for table in [
+        "tenant_daily",
+        "tenant_daily_outcomes",
+        "tenant_daily_errors",
+        "data_quality_findings",
+    ] {
+        let days = std::fs::read_dir(out.join("reports").join(table))
+            .unwrap()
+            .count();
+        assert_eq!(days, 30, "{table}");
+    }
+    assert!(out
+        .join("reports/tenant_daily/day=2026-03-31/tenant_daily.csv")
+        .exists());
+}
