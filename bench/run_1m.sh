@@ -15,11 +15,11 @@ start=$(date +%s.%N)
 psql "$url" -qX -v ON_ERROR_STOP=1 -f tests/fixtures/platform_schema.sql
 psql "$url" -qX -v ON_ERROR_STOP=1 -v calls="$calls" -f bench/platform_1m.sql -f tests/fixtures/platform_indexes.sql
 echo "loaded in $(echo "$(date +%s.%N) - $start" | bc) s"
-target/release/callrollup migrate --database-url "$url"
+"${CARGO_TARGET_DIR:-target}"/release/callrollup migrate --database-url "$url"
 out=$(mktemp -d)
 for i in 1 2 3; do
     /usr/bin/time -f "run $i: wall %e s, peak RSS %M KB" \
-        target/release/callrollup run --database-url "$url" --from 2026-03-02 --to 2026-03-10 --out "$out" 2>&1 \
+        "${CARGO_TARGET_DIR:-target}"/release/callrollup run --database-url "$url" --from 2026-03-02 --to 2026-03-10 --out "$out" 2>&1 \
         | grep -E "^(calls|total cost|time|run [0-9]: wall)"
 done
 psql "$admin" -qXc "DROP DATABASE $db WITH (FORCE)"

@@ -177,14 +177,7 @@ pub fn execute(args: Args) -> Result<()> {
         // File target: the reports are the summary tables.
         let run_id = Uuid::new_v4();
         let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = timings.time("stage files", || {
-            files::stage(
-                &args.out,
-                &sink::tables(&rollup),
-                &days,
-                &run_id.simple().to_string(),
-            )
-        })?;
+        let staged = stage_reports(&args.out, &rollup, &days, run_id, &mut timings)?;
         let paths = timings.time("move files", || staged.commit())?;
         summary(Some(run_id), &rollup, &totals, None, &paths, &timings);
         return Ok(());
@@ -209,14 +202,7 @@ pub fn execute(args: Args) -> Result<()> {
 
     let result = (|| {
         let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = timings.time("stage files", || {
-            files::stage(
-                &args.out,
-                &sink::tables(&rollup),
-                &days,
-                &run_id.simple().to_string(),
-            )
-        })?;
+        let staged = stage_reports(&args.out, &rollup, &days, run_id, &mut timings)?;
         let computed_at: DateTime<Utc> = Utc::now();
         let written = timings.time("write back", || {
             pg_sink::write(
@@ -261,6 +247,24 @@ pub fn execute(args: Args) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Writes the report files under temporary names (see `sink::files`).
+fn stage_reports(
+    out: &Path,
+    rollup: &Rollup,
+    days: &[chrono::NaiveDate],
+    run_id: Uuid,
+    timings: &mut Timings,
+) -> Result<files::StagedFiles> {
+    timings.time("stage files", || {
+        files::stage(
+            out,
+            &sink::tables(rollup),
+            days,
+            &run_id.simple().to_string(),
+        )
+    })
 }
 
 /// Fails early, before the lock, when reports cannot be written.

@@ -6,6 +6,24 @@ use std::time::{Duration, Instant};
 
 use crate::util::{stderr_of, tree, TestDb};
 
+const TWO_DAYS: [&str; 6] = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
+
+fn tenant_daily(db: &TestDb) -> Vec<String> {
+    db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2")
+}
+
+/// A successful run of TWO_DAYS, then new source data for that window.
+/// Returns the tables and files as the run left them.
+fn first_run_then_new_data(
+    db: &TestDb,
+    out: &std::path::Path,
+) -> (Vec<String>, Vec<(std::path::PathBuf, Vec<u8>)>) {
+    db.cmd().args(TWO_DAYS).arg(out).assert().success();
+    let before = (tenant_daily(db), tree(out));
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE created_at BETWEEN '2026-03-10' AND '2026-03-12'");
+    before
+}
+
 fn run_fails(db: &TestDb, args: &[&str], code: i32) -> String {
     let output = db.cmd().arg("run").args(args).output().unwrap();
     let err = stderr_of(&output);
@@ -196,19 +214,16 @@ fn second_concurrent_run_exits_4() {
 fn failed_write_back_leaves_tables_files_and_ledger_consistent() {
     let db = TestDb::with_fixture();
     let out = tempfile::tempdir().unwrap();
-    let args = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
-    db.cmd().args(args).arg(out.path()).assert().success();
-    let tables_before = db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2");
-    let files_before = tree(out.path());
+    let args = TWO_DAYS;
+    let (tables_before, files_before) = first_run_then_new_data(&db, out.path());
 
-    // New source data, and a target that rejects the write midway.
-    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE created_at BETWEEN '2026-03-10' AND '2026-03-12';
-             CREATE FUNCTION analytics.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
+    // A target that rejects the write midway.
+    db.exec("CREATE FUNCTION analytics.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
              CREATE TRIGGER refuse BEFORE INSERT ON analytics.tenant_daily_errors FOR EACH ROW EXECUTE FUNCTION analytics.refuse();");
     let output = db.cmd().args(args).arg(out.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert!(stderr_of(&output).contains("disk full (simulated)"));
-    assert_eq!(db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2"), tables_before);
+    assert_eq!(tenant_daily(&db), tables_before);
     assert_eq!(
         tree(out.path()),
         files_before,
@@ -232,12 +247,8 @@ fn failed_write_back_leaves_tables_files_and_ledger_consistent() {
 fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
     let db = TestDb::with_fixture();
     let out = tempfile::tempdir().unwrap();
-    let args = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
-    db.cmd().args(args).arg(out.path()).assert().success();
-    let tables_before = db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2");
-    let files_before = tree(out.path());
-    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE created_at BETWEEN '2026-03-10' AND '2026-03-12'");
-
+    let args = TWO_DAYS;
+    let (tables_before, files_before) = first_run_then_new_data(&db, out.path());
     // Hold the summary table so the run blocks inside its write transaction, then kill it there.
     let mut blocker = db.client();
     let mut tx = blocker.transaction().unwrap();
@@ -271,7 +282,7 @@ fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
     tx.rollback().unwrap();
     drop(blocker);
 
-    assert_eq!(db.rows("SELECT tenant_id, day, calls, total_cost_usd, run_id FROM analytics.tenant_daily ORDER BY 1, 2"), tables_before);
+    assert_eq!(tenant_daily(&db), tables_before);
     let visible: Vec<_> = tree(out.path())
         .into_iter()
         .filter(|(p, _)| !p.file_name().unwrap().to_str().unwrap().starts_with('.'))

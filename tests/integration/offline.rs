@@ -91,20 +91,7 @@ fn snapshot_round_trip_equals_reading_postgres_on_generated_data() {
 fn a_snapshot_can_be_written_back_to_postgres_too() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
-    let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .args([
-            "extract",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-09",
-            "--out",
-        ])
-        .arg(&snap)
-        .output()
-        .unwrap());
+    let snap = extract_march_7_to_9(&db, scratch.path());
     ok(db
         .cmd()
         .args([
@@ -130,6 +117,25 @@ fn a_snapshot_can_be_written_back_to_postgres_too() {
         .output()
         .unwrap());
     assert_eq!(db.rows("SELECT tenant_id, calls, total_cost_usd, errors FROM analytics.tenant_daily ORDER BY 1"), from_snapshot);
+}
+
+/// A snapshot of 2026-03-07..09 under `dir`/snap.
+fn extract_march_7_to_9(db: &TestDb, dir: &Path) -> std::path::PathBuf {
+    let snap = dir.join("snap");
+    ok(db
+        .cmd()
+        .args([
+            "extract",
+            "--from",
+            "2026-03-07",
+            "--to",
+            "2026-03-09",
+            "--out",
+        ])
+        .arg(&snap)
+        .output()
+        .unwrap());
+    snap
 }
 
 fn run_on_snapshot(snap: &Path, from: &str, to: &str) -> std::process::Output {
@@ -158,20 +164,7 @@ fn fails_with(output: std::process::Output, needle: &str) {
 fn bad_snapshots_get_a_clear_error() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
-    let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .args([
-            "extract",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-09",
-            "--out",
-        ])
-        .arg(&snap)
-        .output()
-        .unwrap());
+    let snap = extract_march_7_to_9(&db, scratch.path());
     ok(run_on_snapshot(&snap, "2026-03-07", "2026-03-09"));
 
     fails_with(
