@@ -7,17 +7,28 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::source::SourceTotals;
+use crate::shard::Shard;
+use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
 /// Takes the run lock on its own connection; the lock lives as long as it.
-pub fn lock(client: &mut Client, schema: &str) -> Result<()> {
-    let got: bool = client.query_one(sql::LOCK, &[&schema])?.get(0);
+/// A shard run shares the schema lock with the other shards and holds its
+/// own shard's lock; an unsharded run holds the schema lock alone.
+pub fn lock(client: &mut Client, schema: &str, shard: Option<Shard>) -> Result<()> {
+    let got: bool = match shard {
+        None => client.query_one(sql::LOCK, &[&schema])?.get(0),
+        Some(s) => client
+            .query_one(sql::LOCK_SHARD, &[&schema, &s.to_string()])?
+            .get(0),
+    };
     if got {
         Ok(())
     } else {
         Err(Error::Locked {
-            schema: schema.to_string(),
+            schema: match shard {
+                None => schema.to_string(),
+                Some(s) => format!("{schema} (tenant shard {s})"),
+            },
         })
     }
 }
@@ -27,18 +38,19 @@ pub struct RunStart<'a> {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub partial: bool,
-    pub tenants: &'a [Uuid],
+    pub selection: &'a TenantSelection,
     pub arguments: String,
 }
 
 /// Marks runs that died midway, then records this one as `running`.
 /// Called only while holding the lock, so no other run is in flight.
 pub fn start(client: &mut Client, schema: &str, run: &RunStart) -> Result<()> {
+    let shard = run.selection.shard.map(|s| s.to_string());
     client.execute(
         &sql::render(sql::LEDGER_ABANDON, &[("schema", schema)]),
-        &[],
+        &[&shard],
     )?;
-    let tenants: Option<Vec<Uuid>> = (!run.tenants.is_empty()).then(|| run.tenants.to_vec());
+    let tenants = run.selection.tenant_array();
     client.execute(
         &sql::render(sql::LEDGER_START, &[("schema", schema)]),
         &[
@@ -49,6 +61,7 @@ pub fn start(client: &mut Client, schema: &str, run: &RunStart) -> Result<()> {
             &tenants,
             &crate::ENGINE_VERSION,
             &run.arguments,
+            &shard,
         ],
     )?;
     Ok(())

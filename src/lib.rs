@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod migrate;
 pub mod money;
 pub mod rollup;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -18,6 +18,8 @@ pub const SUMMARY_DELETE_WINDOW: &str = include_str!("../queries/summary_delete_
 pub const SUMMARY_COPY_IN: &str = include_str!("../queries/summary_copy_in.sql");
 pub const SUMMARY_RECONCILE: &str = include_str!("../queries/summary_reconcile.sql");
 pub const LOCK: &str = include_str!("../queries/lock.sql");
+pub const LOCK_SHARD: &str = include_str!("../queries/lock_shard.sql");
+pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql");
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
 pub const LEDGER_START: &str = include_str!("../queries/ledger_start.sql");
 pub const LEDGER_FAIL: &str = include_str!("../queries/ledger_fail.sql");
@@ -40,11 +42,18 @@ pub const PLATFORM_COPY_TENANTS: &str = include_str!("../queries/platform_copy_t
 pub const PLATFORM_COPY_CALLS: &str = include_str!("../queries/platform_copy_calls.sql");
 pub const PLATFORM_COPY_ERRORS: &str = include_str!("../queries/platform_copy_errors.sql");
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_summary_tables.sql",
-    text: include_str!("../migrations/0001_summary_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_summary_tables.sql",
+        text: include_str!("../migrations/0001_summary_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_run_tenant_shard.sql",
+        text: include_str!("../migrations/0002_run_tenant_shard.sql"),
+    },
+];
 
 /// Replaces each `{name}` with its value.
 pub fn render(template: &str, vars: &[(&str, &str)]) -> String {

@@ -54,11 +54,11 @@ pub fn execute(args: Args) -> Result<()> {
     drop(frames);
     let generated = started.elapsed();
 
-    let (frames, _) = snapshot::read(&snapshot_dir, &window, &[])?;
+    let (frames, _) = snapshot::read(&snapshot_dir, &window, &Default::default())?;
     let rollup = rollup::rollup(&frames, window.from, window.to)?;
     rollup.check_totals().map_err(Error::Reconciliation)?;
     let days: Vec<_> = window.days().collect();
-    let staged = files::stage(&reports_dir, &sink::tables(&rollup), &days, "demo")?;
+    let staged = files::stage(&reports_dir, &sink::tables(&rollup), &days, "demo", "")?;
     let paths = staged.commit()?;
 
     print!(

@@ -17,7 +17,7 @@ use crate::cli::{parse_tenants, ConnectOpts, WindowOpts};
 use crate::db::validate_identifier;
 use crate::error::Result;
 use crate::source::postgres::PostgresSource;
-use crate::source::snapshot;
+use crate::source::{snapshot, TenantSelection};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,13 +41,16 @@ pub struct Args {
 
 pub fn execute(args: Args) -> Result<()> {
     let window = args.window.request().resolve(Utc::now())?;
-    let tenants = parse_tenants(&args.tenants)?;
+    let selection = TenantSelection {
+        tenants: parse_tenants(&args.tenants)?,
+        shard: None,
+    };
     let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
     let url = args.connect.source()?;
     let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
     let shape = source.check_schema()?;
     let fingerprint = source.fingerprint()?;
-    let (frames, totals) = source.extract_verified(window.utc_range(), &tenants, shape)?;
+    let (frames, totals) = source.extract_verified(window.utc_range(), &selection, shape)?;
     let manifest = snapshot::write(&args.out, &frames, &window, &fingerprint)?;
     println!(
         "wrote snapshot {} for {}..{}: {} tenants, {} calls, {} errors, total cost {} USD",

@@ -23,9 +23,10 @@ use crate::error::{Error, Result};
 use crate::ledger;
 use crate::money;
 use crate::rollup::{self, Rollup};
+use crate::shard::Shard;
 use crate::sink::{self, files, postgres as pg_sink};
 use crate::source::postgres::{PostgresSource, SourceShape};
-use crate::source::{snapshot, SourceFrames, SourceTotals};
+use crate::source::{snapshot, SourceFrames, SourceTotals, TenantSelection};
 use crate::window::Window;
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +41,11 @@ pub struct Args {
     /// Only this tenant (repeatable).
     #[arg(long = "tenant", value_name = "UUID")]
     pub tenants: Vec<String>,
+
+    /// Only the tenants whose tenant_id hashes to shard i of n (0 <= i < n);
+    /// n runs with 0/n .. n-1/n together give the unsharded result.
+    #[arg(long, value_name = "i/n")]
+    pub tenant_shard: Option<String>,
 
     /// Folder of the Hive-partitioned report files.
     #[arg(long, default_value_os_t = default_out())]
@@ -105,12 +111,12 @@ impl Input {
     fn extract(
         &mut self,
         window: &Window,
-        tenants: &[Uuid],
+        selection: &TenantSelection,
     ) -> Result<(SourceFrames, SourceTotals)> {
         match self {
-            Input::Snapshot(dir) => snapshot::read(dir, window, tenants),
+            Input::Snapshot(dir) => snapshot::read(dir, window, selection),
             Input::Postgres(source, shape) => {
-                source.extract_verified(window.utc_range(), tenants, *shape)
+                source.extract_verified(window.utc_range(), selection, *shape)
             }
         }
     }
@@ -119,7 +125,11 @@ impl Input {
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
     let window = args.window.request().resolve(Utc::now())?;
-    let tenants = parse_tenants(&args.tenants)?;
+    let selection = TenantSelection {
+        tenants: parse_tenants(&args.tenants)?,
+        shard: args.tenant_shard.as_deref().map(Shard::parse).transpose()?,
+    };
+    let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
     let schema = args.schema.target_schema()?;
     let mut timings = Timings::default();
 
@@ -139,7 +149,7 @@ pub fn execute(args: Args) -> Result<()> {
     })?;
 
     let compute = |input: &mut Input, timings: &mut Timings| -> Result<(Rollup, SourceTotals)> {
-        let (frames, totals) = timings.time("extract", || input.extract(&window, &tenants))?;
+        let (frames, totals) = timings.time("extract", || input.extract(&window, &selection))?;
         let rollup = timings.time("rollup", || {
             Ok(rollup::rollup(&frames, window.from, window.to)?)
         })?;
@@ -177,14 +187,21 @@ pub fn execute(args: Args) -> Result<()> {
         // File target: the reports are the summary tables.
         let run_id = Uuid::new_v4();
         let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = stage_reports(&args.out, &rollup, &days, run_id, &mut timings)?;
+        let staged = stage_reports(
+            &args.out,
+            &rollup,
+            &days,
+            run_id,
+            &file_suffix,
+            &mut timings,
+        )?;
         let paths = timings.time("move files", || staged.commit())?;
         summary(Some(run_id), &rollup, &totals, None, &paths, &timings);
         return Ok(());
     };
 
     // The lock lives on the target connection until the process ends.
-    ledger::lock(&mut target, &schema)?;
+    ledger::lock(&mut target, &schema, selection.shard)?;
     let run_id = Uuid::new_v4();
     ledger::start(
         &mut target,
@@ -194,7 +211,7 @@ pub fn execute(args: Args) -> Result<()> {
             from: window.from,
             to: window.to,
             partial: window.partial,
-            tenants: &tenants,
+            selection: &selection,
             arguments: arguments_json(&args, &window),
         },
     )?;
@@ -202,7 +219,14 @@ pub fn execute(args: Args) -> Result<()> {
 
     let result = (|| {
         let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = stage_reports(&args.out, &rollup, &days, run_id, &mut timings)?;
+        let staged = stage_reports(
+            &args.out,
+            &rollup,
+            &days,
+            run_id,
+            &file_suffix,
+            &mut timings,
+        )?;
         let computed_at: DateTime<Utc> = Utc::now();
         let written = timings.time("write back", || {
             pg_sink::write(
@@ -214,7 +238,7 @@ pub fn execute(args: Args) -> Result<()> {
                     computed_at,
                     from: window.from,
                     to: window.to,
-                    tenants: &tenants,
+                    selection: &selection,
                     source: &totals,
                     expected: &rollup.totals,
                 },
@@ -255,15 +279,12 @@ fn stage_reports(
     rollup: &Rollup,
     days: &[chrono::NaiveDate],
     run_id: Uuid,
+    file_suffix: &str,
     timings: &mut Timings,
 ) -> Result<files::StagedFiles> {
+    let tag = run_id.simple().to_string();
     timings.time("stage files", || {
-        files::stage(
-            out,
-            &sink::tables(rollup),
-            days,
-            &run_id.simple().to_string(),
-        )
+        files::stage(out, &sink::tables(rollup), days, &tag, file_suffix)
     })
 }
 
@@ -292,6 +313,7 @@ fn arguments_json(args: &Args, window: &Window) -> String {
         "lookback": args.window.lookback,
         "allow_partial": args.window.allow_partial,
         "tenants": args.tenants,
+        "tenant_shard": args.tenant_shard,
         "out": args.out.display().to_string(),
         "source_schema": args.source_schema,
     })

@@ -25,12 +25,14 @@ fn is_money(dtype: &DataType) -> bool {
 }
 
 /// Writes every table's day files under temporary names next to their
-/// final place. `tag` makes the temporary names unique to this run.
+/// final place. `tag` makes the temporary names unique to this run;
+/// `suffix` is added to file names (a tenant shard's `-shard-i-of-n`).
 pub fn stage(
     out: &Path,
     tables: &[(&str, &DataFrame)],
     days: &[NaiveDate],
     tag: &str,
+    suffix: &str,
 ) -> Result<StagedFiles> {
     let mut staged = StagedFiles { moves: Vec::new() };
     let result = (|| {
@@ -44,21 +46,21 @@ pub fn stage(
                         e,
                     )
                 })?;
-                remove_stale_temporaries(&dir)?;
+                remove_stale_temporaries(&dir, &format!("{table}{suffix}"))?;
                 let rows = file_frame
                     .clone()
                     .lazy()
                     .filter(col("day").eq(lit(*day)))
                     .drop(["day"])
                     .collect()?;
-                let parquet = dir.join(format!("{table}.parquet"));
+                let parquet = dir.join(format!("{table}{suffix}.parquet"));
                 let tmp = temp_name(&parquet, tag);
                 staged.moves.push((tmp.clone(), parquet));
                 write_atomic_part(&tmp, |f| {
                     ParquetWriter::new(f).finish(&mut rows.clone())?;
                     Ok(())
                 })?;
-                let csv = dir.join(format!("{table}.csv"));
+                let csv = dir.join(format!("{table}{suffix}.csv"));
                 let tmp = temp_name(&csv, tag);
                 staged.moves.push((tmp.clone(), csv));
                 let mut text = csv_frame(&rows)?;
@@ -115,15 +117,17 @@ impl StagedFiles {
     }
 }
 
-/// Temporary files left by a run that was killed before it could clean up.
-/// Runs hold the lock while staging, so any temporary file found is stale.
-fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+/// Temporary files of `stem` left by a run that was killed before it could
+/// clean up. Runs hold the lock (of their shard) while staging, so such a
+/// file is stale; other shards' files have other stems and are left alone.
+fn remove_stale_temporaries(dir: &Path, stem: &str) -> Result<()> {
+    let own = [format!(".{stem}.parquet."), format!(".{stem}.csv.")];
     let entries = fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot read report folder {}", dir.display()), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
+        if own.iter().any(|p| name.starts_with(p.as_str())) && name.ends_with(".tmp") {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ledger::{self, RowsWritten};
 use crate::money;
 use crate::rollup::{Rollup, WindowTotals};
-use crate::source::SourceTotals;
+use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
 /// What one write-back needs to know about its run.
@@ -26,7 +26,7 @@ pub struct WriteBack<'a> {
     pub computed_at: DateTime<Utc>,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub tenants: &'a [Uuid],
+    pub selection: &'a TenantSelection,
     pub source: &'a SourceTotals,
     pub expected: &'a WindowTotals,
 }
@@ -44,7 +44,7 @@ enum EngineColumns {
 
 pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<RowsWritten> {
     let mut tx = client.transaction()?;
-    let tenants: Option<Vec<Uuid>> = (!run.tenants.is_empty()).then(|| run.tenants.to_vec());
+    let tenants = run.selection.tenant_array();
     let mut rows: RowsWritten = [0; 4];
     let tables = [
         (
@@ -67,7 +67,11 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
         tx.execute(
             &sql::render(
                 sql::SUMMARY_DELETE_WINDOW,
-                &[("schema", run.schema), ("table", table)],
+                &[
+                    ("schema", run.schema),
+                    ("table", table),
+                    ("shard_filter", &shard_filter(run)),
+                ],
             ),
             &[&run.from, &run.to, &tenants],
         )?;
@@ -88,10 +92,21 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
     Ok(rows)
 }
 
+/// `AND <the shard's hash test>` on tenant_id, or nothing.
+fn shard_filter(run: &WriteBack) -> String {
+    run.selection
+        .shard
+        .map(|s| format!("AND {}", s.sql_predicate("tenant_id")))
+        .unwrap_or_default()
+}
+
 fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack) -> Result<()> {
-    let tenants: Option<Vec<Uuid>> = (!run.tenants.is_empty()).then(|| run.tenants.to_vec());
+    let tenants = run.selection.tenant_array();
     let row = tx.query_one(
-        &sql::render(sql::SUMMARY_RECONCILE, &[("schema", run.schema)]),
+        &sql::render(
+            sql::SUMMARY_RECONCILE,
+            &[("schema", run.schema), ("shard_filter", &shard_filter(run))],
+        ),
         &[&run.from, &run.to, &tenants],
     )?;
     let calls: i64 = row.get("calls");

@@ -5,6 +5,38 @@ pub mod snapshot;
 
 use polars::prelude::*;
 
+/// Which tenants a run covers: the `--tenant`s, a `--tenant-shard`, both,
+/// or (when empty) everyone, platform-level rows included.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSelection {
+    pub tenants: Vec<uuid::Uuid>,
+    pub shard: Option<crate::shard::Shard>,
+}
+
+impl TenantSelection {
+    /// `AND …` conditions on a uuid column, for pushing the selection down.
+    pub fn sql_filter(&self, column: &str) -> String {
+        let mut out = String::new();
+        if !self.tenants.is_empty() {
+            let list: Vec<String> = self
+                .tenants
+                .iter()
+                .map(|t| format!("'{t}'::uuid"))
+                .collect();
+            out.push_str(&format!("AND {column} IN ({})", list.join(", ")));
+        }
+        if let Some(shard) = self.shard {
+            out.push_str(&format!(" AND {}", shard.sql_predicate(column)));
+        }
+        out
+    }
+
+    /// The `--tenant` list as a Postgres array parameter (None: no list).
+    pub fn tenant_array(&self) -> Option<Vec<uuid::Uuid>> {
+        (!self.tenants.is_empty()).then(|| self.tenants.clone())
+    }
+}
+
 /// What the rollup reads: the frames of one window.
 pub struct SourceFrames {
     pub tenants: DataFrame,

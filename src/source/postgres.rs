@@ -5,9 +5,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use connectorx::prelude::{get_arrow, CXQuery, SourceConn};
 use polars::prelude::*;
 use postgres::Client;
-use uuid::Uuid;
 
-use super::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals};
+use super::{
+    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
+    TenantSelection,
+};
 use crate::db::DbUrl;
 use crate::error::{Error, Result};
 use crate::sql;
@@ -116,7 +118,7 @@ impl PostgresSource {
     pub fn totals(
         &mut self,
         range: (DateTime<Utc>, DateTime<Utc>),
-        tenants: &[Uuid],
+        selection: &TenantSelection,
     ) -> Result<SourceTotals> {
         let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
         let text = sql::render(
@@ -125,14 +127,8 @@ impl PostgresSource {
                 ("schema", &self.schema),
                 ("from_utc", &from_utc),
                 ("to_utc", &to_utc),
-                (
-                    "tenant_filter_calls",
-                    &tenant_filter("c.tenant_id", tenants),
-                ),
-                (
-                    "tenant_filter_errors",
-                    &tenant_filter("e.tenant_id", tenants),
-                ),
+                ("tenant_filter_calls", &selection.sql_filter("c.tenant_id")),
+                ("tenant_filter_errors", &selection.sql_filter("e.tenant_id")),
             ],
         );
         let row = self.client.query_one(&text, &[])?;
@@ -150,7 +146,7 @@ impl PostgresSource {
     pub fn extract(
         &self,
         range: (DateTime<Utc>, DateTime<Utc>),
-        tenants: &[Uuid],
+        selection: &TenantSelection,
         shape: SourceShape,
     ) -> Result<SourceFrames> {
         let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
@@ -163,7 +159,7 @@ impl PostgresSource {
             sql::TENANTS,
             &[
                 ("schema", &self.schema),
-                ("tenant_filter", &tenant_filter("t.tenant_id", tenants)),
+                ("tenant_filter", &selection.sql_filter("t.tenant_id")),
             ],
         );
         let calls_sql = sql::render(
@@ -173,7 +169,7 @@ impl PostgresSource {
                 ("from_utc", &from_utc),
                 ("to_utc", &to_utc),
                 ("duration_seconds", duration),
-                ("tenant_filter", &tenant_filter("c.tenant_id", tenants)),
+                ("tenant_filter", &selection.sql_filter("c.tenant_id")),
             ],
         );
         let errors_sql = sql::render(
@@ -182,7 +178,7 @@ impl PostgresSource {
                 ("schema", &self.schema),
                 ("from_utc", &from_utc),
                 ("to_utc", &to_utc),
-                ("tenant_filter", &tenant_filter("e.tenant_id", tenants)),
+                ("tenant_filter", &selection.sql_filter("e.tenant_id")),
             ],
         );
         Ok(SourceFrames {
@@ -197,11 +193,11 @@ impl PostgresSource {
     pub fn extract_verified(
         &mut self,
         range: (DateTime<Utc>, DateTime<Utc>),
-        tenants: &[Uuid],
+        selection: &TenantSelection,
         shape: SourceShape,
     ) -> Result<(SourceFrames, SourceTotals)> {
-        let frames = self.extract(range, tenants, shape)?;
-        let totals = self.totals(range, tenants)?;
+        let frames = self.extract(range, selection, shape)?;
+        let totals = self.totals(range, selection)?;
         let extracted = super::snapshot::totals_of(&frames)?;
         let same = extracted.calls == totals.calls
             && extracted.errors == totals.errors
@@ -276,13 +272,4 @@ fn session_setup(statement_timeout_secs: u64) -> Vec<String> {
 
 fn timestamp_literal(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// `AND col IN ('…'::uuid, …)` for a `--tenant` filter, empty without one.
-pub fn tenant_filter(column: &str, tenants: &[Uuid]) -> String {
-    if tenants.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = tenants.iter().map(|t| format!("'{t}'::uuid")).collect();
-    format!("AND {column} IN ({})", list.join(", "))
 }

@@ -12,13 +12,17 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals};
+use super::{
+    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
+    TenantSelection,
+};
 use crate::error::{Error, Result};
 use crate::money;
 use crate::window::Window;
 
-/// Version of the snapshot layout (files, columns, manifest fields).
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Version of the snapshot's schema (files, columns, manifest fields);
+/// bumped whenever a reader of the old one would misread the new one.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
 
 const TABLES: [&str; 3] = ["tenants", "call_logs", "system_errors"];
 
@@ -31,7 +35,7 @@ pub struct TableEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
-    pub snapshot_format: u32,
+    pub schema_version: u32,
     pub engine_version: String,
     pub window_from: NaiveDate,
     pub window_to: NaiveDate,
@@ -129,7 +133,7 @@ pub fn write(
         let totals = totals_of(frames)?;
         let (utc_from, utc_to) = window.utc_range();
         let manifest = Manifest {
-            snapshot_format: SNAPSHOT_FORMAT,
+            schema_version: SNAPSHOT_SCHEMA_VERSION,
             engine_version: crate::ENGINE_VERSION.to_string(),
             window_from: window.from,
             window_to: window.to,
@@ -173,12 +177,12 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         .map_err(|e| corrupt(dir, format!("cannot read manifest.json ({e})")))?;
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| corrupt(dir, format!("manifest.json is malformed ({e})")))?;
-    if manifest.snapshot_format != SNAPSHOT_FORMAT {
+    if manifest.schema_version != SNAPSHOT_SCHEMA_VERSION {
         return Err(corrupt(
             dir,
             format!(
-                "snapshot format {} is not {SNAPSHOT_FORMAT}",
-                manifest.snapshot_format
+                "snapshot schema version {} is not {SNAPSHOT_SCHEMA_VERSION}, the one this callrollup reads",
+                manifest.schema_version
             ),
         ));
     }
@@ -191,7 +195,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 pub fn read(
     dir: &Path,
     window: &Window,
-    tenants: &[uuid::Uuid],
+    selection: &TenantSelection,
 ) -> Result<(SourceFrames, SourceTotals)> {
     let manifest = read_manifest(dir)?;
     if window.from < manifest.window_from || window.to > manifest.window_to {
@@ -274,7 +278,7 @@ pub fn read(
         }
     }
     let (from, to) = window.utc_range();
-    let filtered = restrict(all, from, to, tenants)?;
+    let filtered = restrict(all, from, to, selection)?;
     let totals = totals_of(&filtered)?;
     Ok((filtered, totals))
 }
@@ -285,7 +289,7 @@ fn restrict(
     frames: SourceFrames,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    tenants: &[uuid::Uuid],
+    selection: &TenantSelection,
 ) -> Result<SourceFrames> {
     let in_range = |df: DataFrame| -> PolarsResult<DataFrame> {
         let ts = col("created_at").dt().timestamp(TimeUnit::Microseconds);
@@ -298,14 +302,29 @@ fn restrict(
             .collect()
     };
     let wanted = |df: DataFrame| -> PolarsResult<DataFrame> {
-        if tenants.is_empty() {
-            return Ok(df);
+        let mut keep = lit(true);
+        if !selection.tenants.is_empty() {
+            let ids: Vec<String> = selection.tenants.iter().map(|t| t.to_string()).collect();
+            keep = keep
+                .and(col("tenant_id").is_in(lit(Series::new("ids".into(), ids)).implode(), false));
         }
-        let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
-        let ids = Series::new("ids".into(), ids);
-        df.lazy()
-            .filter(col("tenant_id").is_in(lit(ids).implode(), false))
-            .collect()
+        if let Some(shard) = selection.shard {
+            // The hash is taken once per distinct tenant, not per row.
+            let distinct = df.column("tenant_id")?.unique()?;
+            let ids: Vec<&str> = distinct
+                .str()?
+                .into_iter()
+                .flatten()
+                .filter(|id| shard.contains(Some(id)))
+                .collect();
+            let mut in_shard =
+                col("tenant_id").is_in(lit(Series::new("ids".into(), ids)).implode(), false);
+            if shard.contains(None) {
+                in_shard = in_shard.or(col("tenant_id").is_null());
+            }
+            keep = keep.and(in_shard.fill_null(lit(false)));
+        }
+        df.lazy().filter(keep).collect()
     };
     Ok(SourceFrames {
         tenants: wanted(frames.tenants)?,

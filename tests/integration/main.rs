@@ -5,4 +5,5 @@ mod bad_input;
 mod migrate_and_runs;
 mod offline;
 mod run;
+mod shards;
 mod util;

@@ -13,7 +13,10 @@ fn migrate_is_idempotent_and_tracked() {
     assert_eq!(stdout_of(&second), "schema analytics is up to date\n");
     assert_eq!(
         db.rows("SELECT version, name, length(checksum) FROM analytics.schema_migrations"),
-        ["1|0001_summary_tables.sql|64"]
+        [
+            "1|0001_summary_tables.sql|64",
+            "2|0002_run_tenant_shard.sql|64"
+        ]
     );
 }
 
@@ -112,4 +115,39 @@ fn runs_lists_the_ledger_newest_first() {
         !String::from_utf8_lossy(&json.stdout).contains("postgres://"),
         "no URL in the ledger"
     );
+}
+
+#[test]
+fn run_refuses_an_out_of_date_schema_until_migrate() {
+    let db = TestDb::with_fixture();
+    // The schema as an older callrollup left it: migration 2 not applied.
+    db.exec(
+        "DELETE FROM analytics.schema_migrations WHERE version = 2;
+             ALTER TABLE analytics.rollup_runs DROP COLUMN tenant_shard",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-10", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr_of(&output);
+    assert!(
+        err.contains(
+            "out of date (1 pending: 0002_run_tenant_shard.sql); run `callrollup migrate`"
+        ),
+        "{err}"
+    );
+    let migrate = db.cmd().arg("migrate").output().unwrap();
+    assert_eq!(
+        stdout_of(&migrate),
+        "applied 0002_run_tenant_shard.sql\nschema analytics is up to date (1 applied)\n"
+    );
+    db.cmd()
+        .args(["run", "--date", "2026-03-10", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
 }
