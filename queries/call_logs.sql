@@ -1,7 +1,6 @@
 -- The window's calls: only the columns DESIGN.md §1 marks, over the UTC
 -- range that covers the window's tenant-local days (served by the
--- created_at index). `errored` looks at every error of the call, whenever
--- it was logged, so errors logged days later still count.
+-- created_at index). Whether a call is errored comes from errored_calls.sql.
 SELECT c.call_id::text      AS call_id,
        c.tenant_id::text    AS tenant_id,
        c.status::text       AS status,
@@ -11,8 +10,7 @@ SELECT c.call_id::text      AS call_id,
        c.tts_cost_usd::numeric   AS tts_cost_usd,
        c.total_cost_usd::numeric AS total_cost_usd,
        c.created_at         AS created_at,
-       {duration_seconds}   AS duration_seconds,
-       EXISTS (SELECT 1 FROM {schema}.system_errors e WHERE e.call_id = c.call_id) AS errored
+       {duration_seconds}   AS duration_seconds
 FROM {schema}.call_logs c
 WHERE c.created_at >= '{from_utc}'::timestamptz
   AND c.created_at <  '{to_utc}'::timestamptz

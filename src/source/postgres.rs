@@ -181,9 +181,35 @@ impl PostgresSource {
                 ("tenant_filter", &selection.sql_filter("e.tenant_id")),
             ],
         );
+        let errored_sql = sql::render(
+            sql::ERRORED_CALLS,
+            &[("schema", &self.schema), ("from_utc", &from_utc)],
+        );
+        let errored_ids = self.read(&errored_sql)?;
+        let calls = self.read(&calls_sql)?;
+        let calls = if calls.width() == 0 {
+            calls
+        } else {
+            let ids = if errored_ids.width() == 0 {
+                Series::new_empty("call_id".into(), &DataType::String)
+            } else {
+                errored_ids
+                    .column("call_id")?
+                    .as_materialized_series()
+                    .clone()
+            };
+            calls
+                .lazy()
+                .with_column(
+                    col("call_id")
+                        .is_in(lit(ids).implode(), false)
+                        .alias("errored"),
+                )
+                .collect()?
+        };
         Ok(SourceFrames {
             tenants: conform(self.read(&tenants_sql)?, &tenants_schema())?,
-            calls: conform(self.read(&calls_sql)?, &calls_schema())?,
+            calls: conform(calls, &calls_schema())?,
             errors: conform(self.read(&errors_sql)?, &errors_schema())?,
         })
     }
