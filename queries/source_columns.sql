@@ -3,6 +3,7 @@
 SELECT c.table_name::text  AS table_name,
        c.column_name::text AS column_name,
        c.data_type::text   AS data_type,
+       c.numeric_scale::int AS numeric_scale,
        has_column_privilege(
            format('%I.%I', c.table_schema, c.table_name), c.column_name::text, 'SELECT'
        ) AS can_select

@@ -18,6 +18,9 @@ use crate::sql;
 #[derive(Debug, Clone, Copy)]
 pub struct SourceShape {
     pub has_duration_seconds: bool,
+    /// Every cost column is numeric with at most 6 decimals (or an
+    /// integer), so `cost * 10^6` is an exact bigint.
+    pub costs_fit_micro_dollars: bool,
 }
 
 /// A connection to the platform database: read-only, with a statement timeout.
@@ -75,11 +78,9 @@ impl PostgresSource {
     pub fn check_schema(&mut self) -> Result<SourceShape> {
         let rows = self.client.query(sql::SOURCE_COLUMNS, &[&self.schema])?;
         let mut has_duration_seconds = false;
+        let mut costs_fit_micro_dollars = true;
         for (table, column, accepted, required) in COLUMNS {
-            let found = rows.iter().find(|r| {
-                r.get::<_, String>("table_name") == *table
-                    && r.get::<_, String>("column_name") == *column
-            });
+            let found = found_row(&rows, table, column);
             let problem = match found {
                 None => Some(format!(
                     "column {column} is missing (or not visible to this role)"
@@ -106,11 +107,18 @@ impl PostgresSource {
                 }
                 Some(_) => {}
                 None if *column == "duration_seconds" => has_duration_seconds = true,
+                None if column.ends_with("_cost_usd") => {
+                    let scale = found_row(&rows, table, column)
+                        .and_then(|r| r.get::<_, Option<i32>>("numeric_scale"));
+                    // Unconstrained numeric reports no scale: keep exact decimals.
+                    costs_fit_micro_dollars &= matches!(scale, Some(0..=6));
+                }
                 None => {}
             }
         }
         Ok(SourceShape {
             has_duration_seconds,
+            costs_fit_micro_dollars,
         })
     }
 
@@ -155,6 +163,20 @@ impl PostgresSource {
         } else {
             "NULL::bigint"
         };
+        let cost = |column: &str| {
+            if shape.costs_fit_micro_dollars {
+                format!("(c.{column} * 1000000)::bigint")
+            } else {
+                format!("c.{column}::numeric")
+            }
+        };
+        let costs = [
+            "stt_cost_usd",
+            "llm_cost_usd",
+            "tts_cost_usd",
+            "total_cost_usd",
+        ]
+        .map(cost);
         let tenants_sql = sql::render(
             sql::TENANTS,
             &[
@@ -169,6 +191,10 @@ impl PostgresSource {
                 ("from_utc", &from_utc),
                 ("to_utc", &to_utc),
                 ("duration_seconds", duration),
+                ("stt_cost_usd", &costs[0]),
+                ("llm_cost_usd", &costs[1]),
+                ("tts_cost_usd", &costs[2]),
+                ("total_cost_usd", &costs[3]),
                 ("tenant_filter", &selection.sql_filter("c.tenant_id")),
             ],
         );
@@ -186,7 +212,18 @@ impl PostgresSource {
             &[("schema", &self.schema), ("from_utc", &from_utc)],
         );
         let errored_ids = self.read(&errored_sql)?;
-        let calls = self.read(&calls_sql)?;
+        let mut calls = self.read(&calls_sql)?;
+        if shape.costs_fit_micro_dollars && calls.width() > 0 {
+            for name in [
+                "stt_cost_usd",
+                "llm_cost_usd",
+                "tts_cost_usd",
+                "total_cost_usd",
+            ] {
+                let exact = crate::money::from_micro_dollars(calls.column(name)?)?;
+                calls.with_column(exact)?;
+            }
+        }
         let calls = if calls.width() == 0 {
             calls
         } else {
@@ -286,6 +323,16 @@ impl PostgresSource {
             Err(e) => Err(fail(&e)),
         }
     }
+}
+
+fn found_row<'a>(
+    rows: &'a [postgres::Row],
+    table: &str,
+    column: &str,
+) -> Option<&'a postgres::Row> {
+    rows.iter().find(|r| {
+        r.get::<_, String>("table_name") == table && r.get::<_, String>("column_name") == column
+    })
 }
 
 /// The source session never writes and never runs away.

@@ -398,3 +398,42 @@ fn source_role_with_column_grants_only_is_enough() {
     );
     db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+#[test]
+fn unconstrained_numeric_costs_take_the_exact_decimal_path() {
+    // numeric without a scale cannot be read as micro-dollar integers:
+    // the engine must fall back to decimals and still match Postgres.
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE call_logs ALTER COLUMN stt_cost_usd TYPE numeric, ALTER COLUMN total_cost_usd TYPE numeric(14, 8)");
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-07", "--to", "2026-03-10"],
+    );
+    assert_matches_definitions(&db, "2026-03-07", "2026-03-10");
+}
+
+#[test]
+fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE call_logs ALTER COLUMN total_cost_usd TYPE numeric(14, 8);
+             UPDATE call_logs SET total_cost_usd = total_cost_usd + 0.00000040 WHERE call_id IN ('edge-kt-1', 'edge-kt-2')");
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-11", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = crate::util::stderr_of(&output);
+    assert!(
+        err.contains("reconciliation failed") && err.contains("more than 6 decimals"),
+        "{err}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+}
