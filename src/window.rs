@@ -96,6 +96,23 @@ impl Window {
         self.from.iter_days().take_while(move |d| *d <= self.to)
     }
 
+    /// The window in consecutive pieces of at most `days` days.
+    pub fn chunks(&self, days: u32) -> Vec<Window> {
+        let step = u64::from(days.max(1));
+        let mut out = Vec::new();
+        let mut from = self.from;
+        while from <= self.to {
+            let to = (from + Days::new(step - 1)).min(self.to);
+            out.push(Window {
+                from,
+                to,
+                partial: self.partial && to == self.to,
+            });
+            from = to + Days::new(1);
+        }
+        out
+    }
+
     pub fn day_count(&self) -> usize {
         (self.to - self.from).num_days() as usize + 1
     }
@@ -138,6 +155,30 @@ mod tests {
             partial: false,
         };
         assert_eq!(w.utc_range(), (at(2026, 3, 7, 10), at(2026, 3, 9, 12)));
+    }
+
+    #[test]
+    fn chunks_cover_the_window_once_in_order() {
+        let d = |day| NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+        let w = Window {
+            from: d(1),
+            to: d(10),
+            partial: true,
+        };
+        let chunks: Vec<_> = w
+            .chunks(4)
+            .iter()
+            .map(|c| (c.from, c.to, c.partial))
+            .collect();
+        assert_eq!(
+            chunks,
+            [
+                (d(1), d(4), false),
+                (d(5), d(8), false),
+                (d(9), d(10), true)
+            ]
+        );
+        assert_eq!(w.chunks(30).len(), 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod timezone;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::source::{SourceFrames, MONEY};
+use crate::source::{SourceFrames, SourceTotals, MONEY};
 use timezone::{canonical_zone, with_local_day};
 
 /// `tenant_id` of platform-level errors in tables and files.
@@ -27,9 +27,10 @@ pub struct Rollup {
     pub outcomes: DataFrame,
     pub errors: DataFrame,
     pub findings: DataFrame,
-    /// Counts and sums of the window's rows, taken from the rows
-    /// themselves rather than from the grouped tables.
-    pub totals: WindowTotals,
+    /// Counts and sums of the window's rows (calls and errors whose tenant
+    /// day is in the window), taken from the rows themselves rather than
+    /// from the grouped tables: the run's reconciliation figures.
+    pub totals: SourceTotals,
 }
 
 /// Computes every summary table for tenant-local days `from..=to`.
@@ -85,9 +86,12 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
 
     let tenant_daily = tenant_daily(&calls, &errors, &tenants)?;
     let findings = findings(&calls, &errors)?;
-    let totals = WindowTotals {
+    let totals = SourceTotals {
         calls: calls.height() as i64,
         errors: errors.height() as i64,
+        stt_cost_usd: crate::money::sum(calls.column("stt_cost_usd")?)?,
+        llm_cost_usd: crate::money::sum(calls.column("llm_cost_usd")?)?,
+        tts_cost_usd: crate::money::sum(calls.column("tts_cost_usd")?)?,
         total_cost_usd: crate::money::sum(calls.column("total_cost_usd")?)?,
     };
     Ok(Rollup {
@@ -357,6 +361,32 @@ fn findings(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
 }
 
 impl Rollup {
+    /// Joins the rollups of consecutive, disjoint day ranges. Each table
+    /// keeps its order within a day, so day files are the same bytes as
+    /// those of one rollup over the whole range.
+    pub fn concat(parts: Vec<Rollup>) -> PolarsResult<Rollup> {
+        let mut parts = parts.into_iter();
+        let Some(mut all) = parts.next() else {
+            return Err(PolarsError::NoData("no rollup to concatenate".into()));
+        };
+        for part in parts {
+            all.tenant_daily.vstack_mut(&part.tenant_daily)?;
+            all.outcomes.vstack_mut(&part.outcomes)?;
+            all.errors.vstack_mut(&part.errors)?;
+            all.findings.vstack_mut(&part.findings)?;
+            all.totals.add(&part.totals);
+        }
+        for df in [
+            &mut all.tenant_daily,
+            &mut all.outcomes,
+            &mut all.errors,
+            &mut all.findings,
+        ] {
+            df.align_chunks_par();
+        }
+        Ok(all)
+    }
+
     /// The grouped tables must add up to the rows they came from; a
     /// mismatch is a bug, and no file or table may be written then.
     pub fn check_totals(&self) -> Result<(), String> {
@@ -404,15 +434,6 @@ impl Rollup {
         }
         Ok(())
     }
-}
-
-/// Count and sums of the window's rows straight from the facts, for
-/// reconciling what the summary tables hold.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-pub struct WindowTotals {
-    pub calls: i64,
-    pub errors: i64,
-    pub total_cost_usd: rust_decimal::Decimal,
 }
 
 #[cfg(test)]

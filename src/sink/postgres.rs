@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::ledger::{self, RowsWritten};
 use crate::money;
-use crate::rollup::{Rollup, WindowTotals};
+use crate::rollup::Rollup;
 use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
@@ -27,8 +27,9 @@ pub struct WriteBack<'a> {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub selection: &'a TenantSelection,
-    pub source: &'a SourceTotals,
-    pub expected: &'a WindowTotals,
+    /// The window's rows: what the tables must add up to, and what the
+    /// ledger records.
+    pub totals: &'a SourceTotals,
 }
 
 /// Columns the engine adds to a table besides the rollup's own.
@@ -87,7 +88,7 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
     )?;
 
     reconcile(&mut tx, run)?;
-    ledger::succeed(&mut tx, run.schema, run.run_id, run.source, rows)?;
+    ledger::succeed(&mut tx, run.schema, run.run_id, run.totals, rows)?;
     tx.commit()?;
     Ok(rows)
 }
@@ -114,7 +115,7 @@ fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack) -> Result<()> {
     let total: Decimal = row.get("total_cost_usd");
     let outcome_calls: i64 = row.get("outcome_calls");
     let group_errors: i64 = row.get("error_group_errors");
-    let e = run.expected;
+    let e = run.totals;
     let mut problems = Vec::new();
     if calls != e.calls || outcome_calls != e.calls {
         problems.push(format!(

@@ -44,7 +44,8 @@ pub struct SourceFrames {
     pub errors: DataFrame,
 }
 
-/// Postgres' own figures for the extracted UTC range.
+/// Counts and cost sums of a set of source rows: Postgres' own figures for
+/// an extracted UTC range, or the rows of a window's tenant days.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SourceTotals {
     pub calls: i64,
@@ -53,6 +54,17 @@ pub struct SourceTotals {
     pub llm_cost_usd: rust_decimal::Decimal,
     pub tts_cost_usd: rust_decimal::Decimal,
     pub total_cost_usd: rust_decimal::Decimal,
+}
+
+impl SourceTotals {
+    pub fn add(&mut self, other: &SourceTotals) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.stt_cost_usd += other.stt_cost_usd;
+        self.llm_cost_usd += other.llm_cost_usd;
+        self.tts_cost_usd += other.tts_cost_usd;
+        self.total_cost_usd += other.total_cost_usd;
+    }
 }
 
 /// Money arrives from connectorx as Decimal(38,10), exact to 10 places.

@@ -437,3 +437,19 @@ fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
         0
     );
 }
+
+#[test]
+fn chunk_size_does_not_change_a_byte() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-06", "--to", "2026-03-31"];
+    let mut trees = Vec::new();
+    for days in ["1", "5", "30"] {
+        let out = scratch.path().join(days);
+        run(&db, &out, &[&window[..], &["--chunk-days", days]].concat());
+        trees.push(tree(&out));
+        assert_matches_definitions(&db, "2026-03-06", "2026-03-31");
+    }
+    assert_eq!(trees[0], trees[1]);
+    assert_eq!(trees[0], trees[2]);
+}
