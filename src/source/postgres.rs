@@ -29,6 +29,10 @@ pub struct PostgresSource {
     schema: String,
     statement_timeout_secs: u64,
     client: Client,
+    /// Errored call_ids logged since the given instant, kept across the
+    /// chunks of one run: the earliest chunk reads them once, and any
+    /// later chunk's calls are found in that superset.
+    errored: Option<(DateTime<Utc>, Series)>,
 }
 
 const TEXT: &[&str] = &["text", "character varying", "character", "USER-DEFINED"];
@@ -71,6 +75,7 @@ impl PostgresSource {
             schema: schema.to_string(),
             statement_timeout_secs,
             client,
+            errored: None,
         })
     }
 
@@ -152,7 +157,7 @@ impl PostgresSource {
 
     /// Reads the window's frames with connectorx.
     pub fn extract(
-        &self,
+        &mut self,
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
         shape: SourceShape,
@@ -207,11 +212,7 @@ impl PostgresSource {
                 ("tenant_filter", &selection.sql_filter("e.tenant_id")),
             ],
         );
-        let errored_sql = sql::render(
-            sql::ERRORED_CALLS,
-            &[("schema", &self.schema), ("from_utc", &from_utc)],
-        );
-        let errored_ids = self.read(&errored_sql)?;
+        let errored_ids = self.errored_since(range.0)?;
         let mut calls = self.read(&calls_sql)?;
         if shape.costs_fit_micro_dollars && calls.width() > 0 {
             for name in [
@@ -227,19 +228,11 @@ impl PostgresSource {
         let calls = if calls.width() == 0 {
             calls
         } else {
-            let ids = if errored_ids.width() == 0 {
-                Series::new_empty("call_id".into(), &DataType::String)
-            } else {
-                errored_ids
-                    .column("call_id")?
-                    .as_materialized_series()
-                    .clone()
-            };
             calls
                 .lazy()
                 .with_column(
                     col("call_id")
-                        .is_in(lit(ids).implode(), false)
+                        .is_in(lit(errored_ids).implode(), false)
                         .alias("errored"),
                 )
                 .collect()?
@@ -304,6 +297,30 @@ impl PostgresSource {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         ))
+    }
+
+    /// The call_ids that errors carry, logged from a day before `since` on.
+    fn errored_since(&mut self, since: DateTime<Utc>) -> Result<Series> {
+        if let Some((cached_since, ids)) = &self.errored {
+            if *cached_since <= since {
+                return Ok(ids.clone());
+            }
+        }
+        let text = sql::render(
+            sql::ERRORED_CALLS,
+            &[
+                ("schema", &self.schema),
+                ("from_utc", &timestamp_literal(since)),
+            ],
+        );
+        let df = self.read(&text)?;
+        let ids = if df.width() == 0 {
+            Series::new_empty("call_id".into(), &DataType::String)
+        } else {
+            df.column("call_id")?.as_materialized_series().clone()
+        };
+        self.errored = Some((since, ids.clone()));
+        Ok(ids)
     }
 
     fn read(&self, query: &str) -> Result<DataFrame> {
