@@ -202,6 +202,17 @@ pub fn execute(args: Args) -> Result<()> {
     };
     let days: Vec<_> = window.days().collect();
 
+    // Report files are staged under temporary names as soon as the
+    // rollup is done; they are moved into place only after the tables.
+    let compute_and_stage = |input: &mut Input,
+                             timings: &mut Timings,
+                             run_id: Uuid|
+     -> Result<(Rollup, SourceTotals, files::StagedFiles)> {
+        let (rollup, totals) = compute(input, timings)?;
+        let staged = stage_reports(&args.out, &rollup, &days, run_id, &file_suffix, timings)?;
+        Ok((rollup, totals, staged))
+    };
+
     if args.dry_run {
         let (rollup, totals) = compute(&mut input, &mut timings)?;
         summary(None, &rollup, &totals, None, &[], &timings);
@@ -212,15 +223,7 @@ pub fn execute(args: Args) -> Result<()> {
     let Some((target_url, mut target)) = target else {
         // File target: the reports are the summary tables.
         let run_id = Uuid::new_v4();
-        let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = stage_reports(
-            &args.out,
-            &rollup,
-            &days,
-            run_id,
-            &file_suffix,
-            &mut timings,
-        )?;
+        let (rollup, totals, staged) = compute_and_stage(&mut input, &mut timings, run_id)?;
         let paths = timings.time("move files", || staged.commit())?;
         summary(Some(run_id), &rollup, &totals, None, &paths, &timings);
         return Ok(());
@@ -244,15 +247,7 @@ pub fn execute(args: Args) -> Result<()> {
     log(&format!("run {run_id} for {}..{}", window.from, window.to));
 
     let result = (|| {
-        let (rollup, totals) = compute(&mut input, &mut timings)?;
-        let staged = stage_reports(
-            &args.out,
-            &rollup,
-            &days,
-            run_id,
-            &file_suffix,
-            &mut timings,
-        )?;
+        let (rollup, totals, staged) = compute_and_stage(&mut input, &mut timings, run_id)?;
         let computed_at: DateTime<Utc> = Utc::now();
         let written = timings.time("write back", || {
             pg_sink::write(
