@@ -146,10 +146,11 @@ pub fn execute(args: Args) -> Result<()> {
     let (mut input, target) = timings.time("check schemas", || {
         let input = Input::open(&args)?;
         // With a snapshot and no database configured, the files are the target.
-        let target = match (&input, args.connect.target()) {
-            (Input::Snapshot(_), Err(_)) => None,
-            (_, url) => {
-                let url = url?;
+        let configured = args.connect.target_url.is_some() || args.connect.database_url.is_some();
+        let target = match (&input, configured) {
+            (Input::Snapshot(_), false) => None,
+            _ => {
+                let url = args.connect.target()?;
                 let mut client = url.connect("callrollup")?;
                 crate::migrate::check_current(&mut client, &schema)?;
                 Some((url, client))

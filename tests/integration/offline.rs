@@ -347,3 +347,42 @@ fn demo_runs_without_a_database_and_leaves_the_files_it_lists() {
         .join("reports/tenant_daily/day=2026-03-31/tenant_daily.csv")
         .exists());
 }
+
+#[test]
+fn a_malformed_target_url_with_a_snapshot_is_an_error_not_a_file_only_run() {
+    let scratch = tempfile::tempdir().unwrap();
+    let snap = scratch.path().join("snap");
+    ok(TestDb::cmd_without_db()
+        .args([
+            "generate",
+            "--calls",
+            "500",
+            "--tenants",
+            "5",
+            "--days",
+            "3",
+            "--end",
+            "2026-03-31",
+            "--snapshot",
+        ])
+        .arg(&snap)
+        .output()
+        .unwrap());
+    let output = TestDb::cmd_without_db()
+        .args([
+            "run",
+            "--date",
+            "2026-03-30",
+            "--target-url",
+            "mysql://db/x",
+            "--source",
+        ])
+        .arg(&snap)
+        .arg("--out")
+        .arg(scratch.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("--target-url must start with postgres://"));
+    assert!(!scratch.path().join("out").exists(), "nothing was written");
+}
