@@ -33,12 +33,8 @@ pub struct Args {
 
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
-    let mut opts = args.platform.clone();
-    if opts.tenants == 200 {
-        // A tour reads better with fewer, larger tenants.
-        opts.tenants = 60;
-    }
-    let spec = opts.spec()?;
+    // A tour reads better with fewer, larger tenants.
+    let spec = args.platform.spec(60)?;
     let platform = Platform::new(spec.clone());
     let window = Window {
         from: platform.first_day(),

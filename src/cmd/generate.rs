@@ -24,9 +24,9 @@ use crate::window::{last_complete_day, parse_date, Window};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlatformOpts {
-    /// Number of tenants.
-    #[arg(long, default_value_t = 200)]
-    pub tenants: usize,
+    /// Number of tenants [default: 200; demo: 60].
+    #[arg(long)]
+    pub tenants: Option<usize>,
     /// Number of calls over all days.
     #[arg(long, default_value_t = 200_000)]
     pub calls: usize,
@@ -45,8 +45,10 @@ pub struct PlatformOpts {
 }
 
 impl PlatformOpts {
-    pub fn spec(&self) -> Result<Spec> {
-        if self.days == 0 || self.tenants == 0 {
+    /// The generator's parameters; `default_tenants` when --tenants is not given.
+    pub fn spec(&self, default_tenants: usize) -> Result<Spec> {
+        let tenants = self.tenants.unwrap_or(default_tenants);
+        if self.days == 0 || tenants == 0 {
             return Err(Error::usage("--days and --tenants must be at least 1"));
         }
         let end: NaiveDate = match &self.end {
@@ -54,7 +56,7 @@ impl PlatformOpts {
             None => last_complete_day(Utc::now()),
         };
         Ok(Spec {
-            tenants: self.tenants,
+            tenants,
             calls: self.calls,
             days: self.days,
             end,
@@ -85,7 +87,7 @@ pub struct Args {
 }
 
 pub fn execute(args: Args) -> Result<()> {
-    let spec = args.platform.spec()?;
+    let spec = args.platform.spec(200)?;
     let platform = Platform::new(spec.clone());
     let started = Instant::now();
     if let Some(dir) = &args.snapshot {
