@@ -17,6 +17,10 @@ use crate::window::WindowRequest;
     after_help = "Exit codes: 0 success, 1 run failed (nothing half-written), 2 usage or configuration error, 3 data-quality threshold exceeded, 4 another run holds the lock."
 )]
 pub struct Cli {
+    /// Progress and error lines on stderr: text for people, json for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = crate::log::LogFormat::Text)]
+    pub log_format: crate::log::LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod generate;
 pub mod ledger;
+pub mod log;
 pub mod migrate;
 pub mod money;
 pub mod rollup;

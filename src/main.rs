@@ -4,8 +4,9 @@ use clap::Parser;
 
 fn main() {
     let cli = callrollup::cli::Cli::parse();
+    callrollup::log::init(cli.log_format);
     if let Err(e) = callrollup::cmd::dispatch(cli) {
-        eprintln!("callrollup: error: {e}");
+        callrollup::log::error(&e.to_string(), e.exit_code());
         std::process::exit(e.exit_code());
     }
 }

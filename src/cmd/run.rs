@@ -81,7 +81,7 @@ struct Timings(Vec<(&'static str, Duration)>);
 
 impl Timings {
     fn time<T>(&mut self, stage: &'static str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        log(&format!("{stage}…"));
+        crate::log::info(&format!("{stage}…"));
         let start = Instant::now();
         let out = work();
         let took = start.elapsed();
@@ -91,10 +91,6 @@ impl Timings {
         }
         out
     }
-}
-
-fn log(line: &str) {
-    eprintln!("callrollup: {line}");
 }
 
 /// Where the rows come from.
@@ -245,7 +241,7 @@ pub fn execute(args: Args) -> Result<()> {
             arguments: arguments_json(&args, &window),
         },
     )?;
-    log(&format!("run {run_id} for {}..{}", window.from, window.to));
+    crate::log::info(&format!("run {run_id} for {}..{}", window.from, window.to));
 
     let result = (|| {
         let (rollup, totals, staged) = compute_and_stage(&mut input, &mut timings, run_id)?;

@@ -310,3 +310,26 @@ fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
     );
     assert_ne!(tree(out.path()), files_before);
 }
+
+#[test]
+fn json_log_lines_for_log_collectors() {
+    let output = TestDb::cmd_without_db()
+        .args(["--log-format", "json", "run", "--date", "2026-03-01"])
+        .env(
+            "DATABASE_URL",
+            "postgres://billing:hunter2-secret@127.0.0.1:1/platform",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr_of(&output);
+    assert!(!err.contains("hunter2-secret"));
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["level"], "error");
+    assert_eq!(last["exit_code"], 2);
+    assert!(last["msg"].as_str().unwrap().contains("cannot connect"));
+}
