@@ -188,6 +188,7 @@ pub fn execute(args: Args) -> Result<()> {
         print_summary(&Summary {
             run_id,
             window: &window,
+            selection: &selection,
             rollup,
             source: totals,
             rows,
@@ -340,6 +341,7 @@ fn arguments_json(args: &Args, window: &Window) -> String {
 struct Summary<'a> {
     run_id: Option<Uuid>,
     window: &'a Window,
+    selection: &'a TenantSelection,
     rollup: &'a Rollup,
     source: &'a SourceTotals,
     rows: Option<ledger::RowsWritten>,
@@ -386,7 +388,13 @@ fn render_summary(s: &Summary) -> String {
         s.window.day_count(),
         if s.window.partial { ", partial" } else { "" }
     ));
-    out.push_str(&format!("tenants     {tenants}\n"));
+    let only = match (s.selection.tenants.len(), s.selection.shard) {
+        (0, None) => String::new(),
+        (0, Some(shard)) => format!(" (tenant shard {shard})"),
+        (n, None) => format!(" (--tenant: {n} selected)"),
+        (n, Some(shard)) => format!(" (--tenant: {n} selected, tenant shard {shard})"),
+    };
+    out.push_str(&format!("tenants     {tenants}{only}\n"));
     out.push_str(&format!(
         "calls       {} (errored {}, missing cost {}, cost mismatch {}); {} rows read\n",
         r.totals.calls,
