@@ -80,16 +80,23 @@ fn usage_errors_exit_2_with_a_hint() {
     );
 }
 
-#[test]
-fn unreachable_database_masks_the_password() {
-    let output = crate::util::TestDb::cmd_without_db()
+/// `run` with `global_args` against a port where no PostgreSQL listens,
+/// through a URL that carries a password.
+fn run_against_nothing(global_args: &[&str]) -> std::process::Output {
+    TestDb::cmd_without_db()
+        .args(global_args)
         .args(["run", "--date", "2026-03-01"])
         .env(
             "DATABASE_URL",
             "postgres://billing:hunter2-secret@127.0.0.1:1/platform",
         )
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn unreachable_database_masks_the_password() {
+    let output = run_against_nothing(&[]);
     assert_eq!(output.status.code(), Some(2));
     let err = stderr_of(&output);
     assert!(!err.contains("hunter2-secret"), "{err}");
@@ -313,14 +320,7 @@ fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
 
 #[test]
 fn json_log_lines_for_log_collectors() {
-    let output = TestDb::cmd_without_db()
-        .args(["--log-format", "json", "run", "--date", "2026-03-01"])
-        .env(
-            "DATABASE_URL",
-            "postgres://billing:hunter2-secret@127.0.0.1:1/platform",
-        )
-        .output()
-        .unwrap();
+    let output = run_against_nothing(&["--log-format", "json"]);
     assert_eq!(output.status.code(), Some(2));
     let err = stderr_of(&output);
     assert!(!err.contains("hunter2-secret"));

@@ -224,22 +224,26 @@ fn bad_snapshots_get_a_clear_error() {
     );
 
     // Row counts and cost sums that do not match.
-    let rows = copy("rows");
-    let mut m = manifest(&rows);
-    m["tables"]["call_logs"]["rows"] = 5.into();
-    save(&rows, &m);
-    fails_with(
-        run_on_snapshot(&rows, "2026-03-07", "2026-03-09"),
-        "manifest.json says 5",
-    );
-    let sums = copy("sums");
-    let mut m = manifest(&sums);
-    m["total_cost_usd"] = "0.01".into();
-    save(&sums, &m);
-    fails_with(
-        run_on_snapshot(&sums, "2026-03-07", "2026-03-09"),
-        "cost sums do not match",
-    );
+    type ManifestEdit = fn(&mut serde_json::Value);
+    let edits: [(&str, ManifestEdit, &str); 2] = [
+        (
+            "rows",
+            |m| m["tables"]["call_logs"]["rows"] = 5.into(),
+            "manifest.json says 5",
+        ),
+        (
+            "sums",
+            |m| m["total_cost_usd"] = "0.01".into(),
+            "cost sums do not match",
+        ),
+    ];
+    for (name, edit, needle) in edits {
+        let dir = copy(name);
+        let mut m = manifest(&dir);
+        edit(&mut m);
+        save(&dir, &m);
+        fails_with(run_on_snapshot(&dir, "2026-03-07", "2026-03-09"), needle);
+    }
 
     let missing = copy("missing");
     std::fs::remove_file(missing.join("tenants.parquet")).unwrap();
