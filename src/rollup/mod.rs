@@ -86,14 +86,7 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
 
     let tenant_daily = tenant_daily(&calls, &errors, &tenants)?;
     let findings = findings(&calls, &errors)?;
-    let totals = SourceTotals {
-        calls: calls.height() as i64,
-        errors: errors.height() as i64,
-        stt_cost_usd: crate::money::sum(calls.column("stt_cost_usd")?)?,
-        llm_cost_usd: crate::money::sum(calls.column("llm_cost_usd")?)?,
-        tts_cost_usd: crate::money::sum(calls.column("tts_cost_usd")?)?,
-        total_cost_usd: crate::money::sum(calls.column("total_cost_usd")?)?,
-    };
+    let totals = SourceTotals::of(&calls, &errors)?;
     Ok(Rollup {
         totals,
         tenant_daily,

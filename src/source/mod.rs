@@ -57,6 +57,31 @@ pub struct SourceTotals {
 }
 
 impl SourceTotals {
+    /// The count and exact cost sums of a calls frame and an errors frame.
+    pub fn of(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<SourceTotals> {
+        let sum = |name: &str| -> PolarsResult<rust_decimal::Decimal> {
+            crate::money::sum(calls.column(name)?)
+        };
+        Ok(SourceTotals {
+            calls: calls.height() as i64,
+            errors: errors.height() as i64,
+            stt_cost_usd: sum("stt_cost_usd")?,
+            llm_cost_usd: sum("llm_cost_usd")?,
+            tts_cost_usd: sum("tts_cost_usd")?,
+            total_cost_usd: sum("total_cost_usd")?,
+        })
+    }
+
+    /// Same counts and the same sums (whatever their scale).
+    pub fn matches(&self, other: &SourceTotals) -> bool {
+        self.calls == other.calls
+            && self.errors == other.errors
+            && self.stt_cost_usd == other.stt_cost_usd
+            && self.llm_cost_usd == other.llm_cost_usd
+            && self.tts_cost_usd == other.tts_cost_usd
+            && self.total_cost_usd == other.total_cost_usd
+    }
+
     pub fn add(&mut self, other: &SourceTotals) {
         self.calls += other.calls;
         self.errors += other.errors;

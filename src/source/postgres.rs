@@ -254,14 +254,8 @@ impl PostgresSource {
     ) -> Result<(SourceFrames, SourceTotals)> {
         let frames = self.extract(range, selection, shape)?;
         let totals = self.totals(range, selection)?;
-        let extracted = super::snapshot::totals_of(&frames)?;
-        let same = extracted.calls == totals.calls
-            && extracted.errors == totals.errors
-            && extracted.stt_cost_usd.normalize() == totals.stt_cost_usd.normalize()
-            && extracted.llm_cost_usd.normalize() == totals.llm_cost_usd.normalize()
-            && extracted.tts_cost_usd.normalize() == totals.tts_cost_usd.normalize()
-            && extracted.total_cost_usd.normalize() == totals.total_cost_usd.normalize();
-        if !same {
+        let extracted = SourceTotals::of(&frames.calls, &frames.errors)?;
+        if !extracted.matches(&totals) {
             return Err(Error::Reconciliation(format!(
                 "extracted {} calls / {} errors / total {} but Postgres counts {} / {} / {} for the same range; rows changed during extraction or a cost has more than 10 decimals; re-run",
                 extracted.calls,

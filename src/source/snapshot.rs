@@ -17,7 +17,6 @@ use super::{
     TenantSelection,
 };
 use crate::error::{Error, Result};
-use crate::money;
 use crate::window::Window;
 
 /// Version of the snapshot's schema (files, columns, manifest fields);
@@ -51,18 +50,6 @@ pub struct Manifest {
     pub tts_cost_usd: String,
     pub total_cost_usd: String,
     pub tables: std::collections::BTreeMap<String, TableEntry>,
-}
-
-/// Count and sums of extracted frames, as Postgres' totals are reported.
-pub fn totals_of(frames: &SourceFrames) -> Result<SourceTotals> {
-    Ok(SourceTotals {
-        calls: frames.calls.height() as i64,
-        errors: frames.errors.height() as i64,
-        stt_cost_usd: money::sum(frames.calls.column("stt_cost_usd")?)?,
-        llm_cost_usd: money::sum(frames.calls.column("llm_cost_usd")?)?,
-        tts_cost_usd: money::sum(frames.calls.column("tts_cost_usd")?)?,
-        total_cost_usd: money::sum(frames.calls.column("total_cost_usd")?)?,
-    })
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -130,7 +117,7 @@ pub fn write(
                 },
             );
         }
-        let totals = totals_of(frames)?;
+        let totals = SourceTotals::of(&frames.calls, &frames.errors)?;
         let (utc_from, utc_to) = window.utc_range();
         let manifest = Manifest {
             schema_version: SNAPSHOT_SCHEMA_VERSION,
@@ -259,7 +246,7 @@ pub fn read(
         calls,
         errors,
     };
-    let sums = totals_of(&all)?;
+    let sums = SourceTotals::of(&all.calls, &all.errors)?;
     let expected = [
         (&manifest.stt_cost_usd, sums.stt_cost_usd),
         (&manifest.llm_cost_usd, sums.llm_cost_usd),
@@ -279,7 +266,7 @@ pub fn read(
     }
     let (from, to) = window.utc_range();
     let filtered = restrict(all, from, to, selection)?;
-    let totals = totals_of(&filtered)?;
+    let totals = SourceTotals::of(&filtered.calls, &filtered.errors)?;
     Ok((filtered, totals))
 }
 

@@ -288,20 +288,23 @@ fn generator_is_deterministic() {
     assert_ne!(a[1], generate("c", "12")[1], "another seed, other calls");
 }
 
+/// `generate` of a small platform: 500 calls, 5 tenants, 2026-03-30..31.
+const SMALL_PLATFORM: [&str; 9] = [
+    "generate",
+    "--calls",
+    "500",
+    "--tenants",
+    "5",
+    "--days",
+    "2",
+    "--end",
+    "2026-03-31",
+];
+
 #[test]
 fn generate_refuses_existing_platform_tables_unless_replace() {
     let db = TestDb::with_platform();
-    let args = [
-        "generate",
-        "--calls",
-        "500",
-        "--tenants",
-        "5",
-        "--days",
-        "2",
-        "--end",
-        "2026-03-31",
-    ];
+    let args = SMALL_PLATFORM;
     let output = db.cmd().args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("--replace"));
@@ -357,18 +360,8 @@ fn a_malformed_target_url_with_a_snapshot_is_an_error_not_a_file_only_run() {
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("snap");
     ok(TestDb::cmd_without_db()
-        .args([
-            "generate",
-            "--calls",
-            "500",
-            "--tenants",
-            "5",
-            "--days",
-            "3",
-            "--end",
-            "2026-03-31",
-            "--snapshot",
-        ])
+        .args(SMALL_PLATFORM)
+        .arg("--snapshot")
         .arg(&snap)
         .output()
         .unwrap());
