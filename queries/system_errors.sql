@@ -1,5 +1,5 @@
 -- The window's errors, without message, stack trace or context.
-SELECT e.tenant_id::text  AS tenant_id,
+SELECT e.tenant_id        AS tenant_id,
        e.call_id::text    AS call_id,
        e.error_type::text AS error_type,
        e.severity::text   AS severity,

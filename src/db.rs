@@ -67,14 +67,6 @@ impl DbUrl {
         &self.raw
     }
 
-    /// connectorx picks its source type by scheme and wants `postgresql://`.
-    pub fn for_connectorx(&self) -> String {
-        match self.raw.strip_prefix("postgres://") {
-            Some(rest) => format!("postgresql://{rest}"),
-            None => self.raw.clone(),
-        }
-    }
-
     /// Removes the password from any text a driver produced.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.replace(&self.raw, &self.masked);

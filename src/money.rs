@@ -41,23 +41,6 @@ pub fn format(value: Decimal) -> String {
     v.to_string()
 }
 
-/// Micro-dollar integers (Int64) as the engine's Decimal(38,10), exactly.
-/// Casting to Decimal(38,4) turns v into the physical value v·10⁴ (what
-/// v dollars are at scale 4); read at scale 10 that is v·10⁻⁶ dollars.
-pub fn from_micro_dollars(column: &Column) -> PolarsResult<Column> {
-    let scaled = column.strict_cast(&DataType::Decimal(Some(38), Some(4)))?;
-    let physical = scaled
-        .as_materialized_series()
-        .decimal()?
-        .physical()
-        .clone();
-    Ok(physical
-        .into_decimal(Some(38), 10)?
-        .into_series()
-        .with_name(column.name().clone())
-        .into_column())
-}
-
 /// A Decimal column as numeric(20,6) values: Decimal(20,6), rounded.
 pub fn to_stored_scale(column: &Column) -> PolarsResult<Column> {
     let values: Int128Chunked = decimals(column)?
@@ -99,28 +82,6 @@ mod tests {
             "-0.000001"
         );
         assert_eq!(format(Decimal::from_str("12.5").unwrap()), "12.500000");
-    }
-
-    #[test]
-    fn micro_dollars_become_exact_decimals() {
-        let micro = Column::new(
-            "c".into(),
-            [Some(1i64), Some(-250_000), None, Some(999_999_999_999)],
-        );
-        let values = decimals(&from_micro_dollars(&micro).unwrap()).unwrap();
-        let text: Vec<Option<String>> = values
-            .iter()
-            .map(|v| v.map(|v| v.normalize().to_string()))
-            .collect();
-        assert_eq!(
-            text,
-            [
-                Some("0.000001".to_string()),
-                Some("-0.25".to_string()),
-                None,
-                Some("999999.999999".to_string())
-            ]
-        );
     }
 
     #[test]

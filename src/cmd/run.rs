@@ -1,20 +1,23 @@
 //! callrollup run — roll up a window into the summary tables and reports.
 //!
 //! Usage: callrollup run [--date D | --from D --to D] [--lookback N] [--allow-partial]
-//!                       [--tenant UUID]... [--out DIR] [--dry-run]
+//!                       [--tenant UUID]... [--tenant-shard i/n] [--out DIR] [--dry-run]
+//!                       [--source DIR] [--source-schema NAME] [--chunk-days N] [--streams N]
 //!                       [--database-url URL] [--target-url URL] [--target-schema NAME]
 //!
 //! In order (DESIGN.md §4): check the source and engine schemas, take the
-//! advisory lock, record the run as `running`, extract, compute, stage the
-//! report files, write every summary table in one transaction (with
-//! reconciliation and the ledger's `succeeded`), then move the files into
-//! place. Without dates it processes the last complete day and the
+//! advisory lock, record the run as `running`, open the write transaction,
+//! then chunk by chunk extract, compute, stage the report files and copy
+//! the rows in; reconcile, mark the ledger `succeeded` and commit, then
+//! move the files into place. Without dates it processes the last complete day and the
 //! `--lookback` days before it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use polars::prelude::DataFrame;
 use uuid::Uuid;
 
 use crate::cli::{default_out, parse_tenants, ConnectOpts, SchemaOpts, WindowOpts};
@@ -73,6 +76,11 @@ pub struct Args {
     /// Longest a source query may run, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub statement_timeout: u64,
+
+    /// Parallel COPY streams reading each chunk from Postgres.
+    #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub streams: u16,
 }
 
 /// Wall time of each stage (added up over chunks), for the summary.
@@ -109,23 +117,110 @@ impl Input {
         let url = args.connect.source()?;
         let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
         let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
+        source.set_streams(usize::from(args.streams));
         let shape = source.check_schema()?;
         Ok(Input::Postgres(Box::new(source), shape))
     }
 
-    /// The window's frames, proven to hold what the source counts.
+    /// A chunk's frames, proven to hold what the source counts; `next`
+    /// is the chunk that follows, whose overlapping rows are kept.
     fn extract(
         &mut self,
-        window: &Window,
+        chunk: &Window,
+        next: Option<&Window>,
         selection: &TenantSelection,
     ) -> Result<(SourceFrames, SourceTotals)> {
         match self {
-            Input::Snapshot(dir) => snapshot::read(dir, window, selection),
-            Input::Postgres(source, shape) => {
-                source.extract_verified(window.utc_range(), selection, *shape)
-            }
+            Input::Snapshot(dir) => snapshot::read(dir, chunk, selection),
+            Input::Postgres(source, shape) => source.extract_verified(
+                chunk.utc_range(),
+                selection,
+                *shape,
+                next.map(|n| n.utc_range().0),
+            ),
         }
     }
+}
+
+/// What the summary reports about the window, added up over the chunks
+/// as each chunk's tables are written and dropped.
+#[derive(Default)]
+struct WindowStats {
+    tenants: HashSet<String>,
+    /// The window's rows (tenant days in the window): reconciliation figures.
+    totals: SourceTotals,
+    /// Distinct rows read from the source.
+    read: SourceTotals,
+    errored_calls: i64,
+    calls_missing_cost: i64,
+    cost_mismatch_calls: i64,
+    critical_errors: i64,
+    finding_rows: i64,
+    table_rows: [usize; 4],
+}
+
+impl WindowStats {
+    fn add(&mut self, part: &Rollup, read: &SourceTotals) -> Result<()> {
+        let td = &part.tenant_daily;
+        let sum = |df: &DataFrame, name: &str| -> Result<i64> {
+            Ok(df
+                .column(name)?
+                .as_materialized_series()
+                .sum::<i64>()
+                .unwrap_or(0))
+        };
+        for id in td.column("tenant_id")?.str()?.into_iter().flatten() {
+            if !self.tenants.contains(id) {
+                self.tenants.insert(id.to_string());
+            }
+        }
+        self.totals.add(&part.totals);
+        self.read.add(read);
+        self.errored_calls += sum(td, "errored_calls")?;
+        self.calls_missing_cost += sum(td, "calls_missing_cost")?;
+        self.cost_mismatch_calls += sum(td, "cost_mismatch_calls")?;
+        self.critical_errors += sum(td, "critical_errors")?;
+        self.finding_rows += sum(&part.findings, "rows")?;
+        for (i, (_, df)) in sink::tables(part).iter().enumerate() {
+            self.table_rows[i] += df.height();
+        }
+        Ok(())
+    }
+}
+
+/// Reads, rolls up and hands each chunk to `sink`, which writes it. Long
+/// windows go a chunk of days at a time, so memory follows the chunk, not
+/// the window: each chunk sees every row of its UTC range (rows shared
+/// with the next chunk are kept, not read twice) and yields complete
+/// tenant days, so the chunks' tables simply add up.
+fn process(
+    input: &mut Input,
+    window: &Window,
+    chunk_days: u32,
+    selection: &TenantSelection,
+    timings: &mut Timings,
+    mut sink: impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
+) -> Result<WindowStats> {
+    // A snapshot is read (and verified) whole anyway: one chunk.
+    let chunk_days = match input {
+        Input::Snapshot(_) => window.day_count() as u32,
+        Input::Postgres(..) => chunk_days,
+    };
+    let chunks = window.chunks(chunk_days);
+    let mut stats = WindowStats::default();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let (frames, read) = timings.time("extract", || {
+            input.extract(chunk, chunks.get(i + 1), selection)
+        })?;
+        let part = timings.time("rollup", || {
+            Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
+        })?;
+        drop(frames);
+        part.check_totals().map_err(Error::Reconciliation)?;
+        stats.add(&part, &read)?;
+        sink(&part, chunk, timings)?;
+    }
+    Ok(stats)
 }
 
 pub fn execute(args: Args) -> Result<()> {
@@ -155,75 +250,70 @@ pub fn execute(args: Args) -> Result<()> {
         Ok((input, target))
     })?;
 
-    // Long windows are read and rolled up a chunk of days at a time, so
-    // memory follows the chunk, not the window. Each chunk reads the UTC
-    // range of its own days and yields complete tenant days, so the
-    // chunks' tables simply add up.
-    let compute = |input: &mut Input, timings: &mut Timings| -> Result<(Rollup, SourceTotals)> {
-        let mut parts = Vec::new();
-        let mut read = SourceTotals::default();
-        // A snapshot is read (and verified) whole anyway: one chunk.
-        let chunk_days = match input {
-            Input::Snapshot(_) => window.day_count() as u32,
-            Input::Postgres(..) => args.chunk_days,
+    let summary =
+        |run_id, stats: &WindowStats, written: bool, files: &[PathBuf], timings: &Timings| {
+            print_summary(&Summary {
+                run_id,
+                window: &window,
+                selection: &selection,
+                stats,
+                written,
+                files,
+                out: &args.out,
+                timings,
+                total: started.elapsed(),
+            })
         };
-        for chunk in window.chunks(chunk_days) {
-            let (frames, totals) = timings.time("extract", || input.extract(&chunk, &selection))?;
-            let part = timings.time("rollup", || {
-                Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
-            })?;
-            drop(frames);
-            part.check_totals().map_err(Error::Reconciliation)?;
-            read.add(&totals);
-            parts.push(part);
-        }
-        Ok((Rollup::concat(parts)?, read))
-    };
-    let summary = |run_id,
-                   rollup: &Rollup,
-                   totals: &SourceTotals,
-                   rows,
-                   files: &[PathBuf],
-                   timings: &Timings| {
-        print_summary(&Summary {
-            run_id,
-            window: &window,
-            selection: &selection,
-            rollup,
-            source: totals,
-            rows,
-            files,
-            out: &args.out,
-            timings,
-            total: started.elapsed(),
-        })
-    };
-    let days: Vec<_> = window.days().collect();
-
-    // Report files are staged under temporary names as soon as the
-    // rollup is done; they are moved into place only after the tables.
-    let compute_and_stage = |input: &mut Input,
-                             timings: &mut Timings,
-                             run_id: Uuid|
-     -> Result<(Rollup, SourceTotals, files::StagedFiles)> {
-        let (rollup, totals) = compute(input, timings)?;
-        let staged = stage_reports(&args.out, &rollup, &days, run_id, &file_suffix, timings)?;
-        Ok((rollup, totals, staged))
-    };
 
     if args.dry_run {
-        let (rollup, totals) = compute(&mut input, &mut timings)?;
-        summary(None, &rollup, &totals, None, &[], &timings);
+        let stats = process(
+            &mut input,
+            &window,
+            args.chunk_days,
+            &selection,
+            &mut timings,
+            |_, _, _| Ok(()),
+        )?;
+        summary(None, &stats, false, &[], &timings);
         return Ok(());
     }
     check_out_dir(&args.out)?;
 
+    // Report files are staged under temporary names chunk by chunk; they
+    // are moved into place only after the tables have been committed.
+    let mut staged = files::StagedFiles::default();
+    let stage = |staged: &mut files::StagedFiles,
+                 part: &Rollup,
+                 chunk: &Window,
+                 run_id: Uuid,
+                 timings: &mut Timings| {
+        let days: Vec<_> = chunk.days().collect();
+        let tag = run_id.simple().to_string();
+        timings.time("stage files", || {
+            staged.add(&args.out, &sink::tables(part), &days, &tag, &file_suffix)
+        })
+    };
+
     let Some((target_url, mut target)) = target else {
         // File target: the reports are the summary tables.
         let run_id = Uuid::new_v4();
-        let (rollup, totals, staged) = compute_and_stage(&mut input, &mut timings, run_id)?;
+        let result = process(
+            &mut input,
+            &window,
+            args.chunk_days,
+            &selection,
+            &mut timings,
+            |part, chunk, timings| stage(&mut staged, part, chunk, run_id, timings),
+        );
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                staged.abort();
+                return Err(e);
+            }
+        };
         let paths = timings.time("move files", || staged.commit())?;
-        summary(Some(run_id), &rollup, &totals, None, &paths, &timings);
+        summary(Some(run_id), &stats, false, &paths, &timings);
         return Ok(());
     };
 
@@ -244,38 +334,45 @@ pub fn execute(args: Args) -> Result<()> {
     )?;
     crate::log::info(&format!("run {run_id} for {}..{}", window.from, window.to));
 
+    let write_back = pg_sink::WriteBack {
+        schema: &schema,
+        run_id,
+        computed_at: Utc::now(),
+        from: window.from,
+        to: window.to,
+        selection: &selection,
+    };
     let result = (|| {
-        let (rollup, totals, staged) = compute_and_stage(&mut input, &mut timings, run_id)?;
-        let computed_at: DateTime<Utc> = Utc::now();
-        let written = timings.time("write back", || {
-            pg_sink::write(
-                &mut target,
-                &rollup,
-                &pg_sink::WriteBack {
-                    schema: &schema,
-                    run_id,
-                    computed_at,
-                    from: window.from,
-                    to: window.to,
-                    selection: &selection,
-                    totals: &rollup.totals,
-                },
-            )
-        });
-        let rows = match written {
-            Ok(rows) => rows,
-            Err(e) => {
-                staged.abort();
-                return Err(e);
-            }
-        };
-        let paths = timings.time("move files", || staged.commit())?;
-        Ok((rollup, totals, rows, paths))
+        let mut writer = timings.time("write back", || {
+            pg_sink::Writer::begin(&mut target, &write_back)
+        })?;
+        let stats = process(
+            &mut input,
+            &window,
+            args.chunk_days,
+            &selection,
+            &mut timings,
+            |part, chunk, timings| {
+                stage(&mut staged, part, chunk, run_id, timings)?;
+                timings.time("write back", || writer.append(part))
+            },
+        )?;
+        timings.time("write back", || writer.finish(&stats.totals))?;
+        Ok(stats)
     })();
+    let result = match result {
+        Ok(stats) => timings
+            .time("move files", || staged.commit())
+            .map(|paths| (stats, paths)),
+        Err(e) => {
+            staged.abort();
+            Err(e)
+        }
+    };
 
     match result {
-        Ok((rollup, totals, rows, paths)) => {
-            summary(Some(run_id), &rollup, &totals, Some(rows), &paths, &timings);
+        Ok((stats, paths)) => {
+            summary(Some(run_id), &stats, true, &paths, &timings);
             Ok(())
         }
         Err(e) => {
@@ -289,21 +386,6 @@ pub fn execute(args: Args) -> Result<()> {
             Err(e)
         }
     }
-}
-
-/// Writes the report files under temporary names (see `sink::files`).
-fn stage_reports(
-    out: &Path,
-    rollup: &Rollup,
-    days: &[chrono::NaiveDate],
-    run_id: Uuid,
-    file_suffix: &str,
-    timings: &mut Timings,
-) -> Result<files::StagedFiles> {
-    let tag = run_id.simple().to_string();
-    timings.time("stage files", || {
-        files::stage(out, &sink::tables(rollup), days, &tag, file_suffix)
-    })
 }
 
 /// Fails early, before the lock, when reports cannot be written.
@@ -342,9 +424,9 @@ struct Summary<'a> {
     run_id: Option<Uuid>,
     window: &'a Window,
     selection: &'a TenantSelection,
-    rollup: &'a Rollup,
-    source: &'a SourceTotals,
-    rows: Option<ledger::RowsWritten>,
+    stats: &'a WindowStats,
+    /// Whether the summary tables were written (the Postgres target).
+    written: bool,
     files: &'a [PathBuf],
     out: &'a Path,
     timings: &'a Timings,
@@ -356,25 +438,8 @@ fn print_summary(s: &Summary) {
 }
 
 fn render_summary(s: &Summary) -> String {
-    let r = s.rollup;
-    let td = &r.tenant_daily;
-    let sum_of = |name: &str| -> i64 {
-        td.column(name)
-            .ok()
-            .and_then(|c| c.as_materialized_series().sum::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let tenants = td
-        .column("tenant_id")
-        .ok()
-        .and_then(|c| c.as_materialized_series().n_unique().ok())
-        .unwrap_or(0);
-    let findings = r
-        .findings
-        .column("rows")
-        .ok()
-        .and_then(|c| c.as_materialized_series().sum::<i64>().ok())
-        .unwrap_or(0);
+    let st = s.stats;
+    let tenants = st.tenants.len();
     let mut out = String::new();
     let status = match s.run_id {
         Some(id) => format!("run {id} succeeded"),
@@ -397,24 +462,23 @@ fn render_summary(s: &Summary) -> String {
     out.push_str(&format!("tenants     {tenants}{only}\n"));
     out.push_str(&format!(
         "calls       {} (errored {}, missing cost {}, cost mismatch {}); {} rows read\n",
-        r.totals.calls,
-        sum_of("errored_calls"),
-        sum_of("calls_missing_cost"),
-        sum_of("cost_mismatch_calls"),
-        s.source.calls
+        st.totals.calls,
+        st.errored_calls,
+        st.calls_missing_cost,
+        st.cost_mismatch_calls,
+        st.read.calls
     ));
     out.push_str(&format!(
         "total cost  {} USD\n",
-        money::format(r.totals.total_cost_usd)
+        money::format(st.totals.total_cost_usd)
     ));
     out.push_str(&format!(
         "errors      {} (critical {})\n",
-        r.totals.errors,
-        sum_of("critical_errors")
+        st.totals.errors, st.critical_errors
     ));
     out.push_str(&format!(
-        "findings    {findings} rows in {} tenant days\n",
-        r.findings.height()
+        "findings    {} rows in {} tenant days\n",
+        st.finding_rows, st.table_rows[3]
     ));
     let names = [
         "tenant_daily",
@@ -422,17 +486,17 @@ fn render_summary(s: &Summary) -> String {
         "tenant_daily_errors",
         "data_quality_findings",
     ];
-    let rows: Vec<String> = match s.rows {
-        Some(rows) => names
-            .iter()
-            .zip(rows)
-            .map(|(n, c)| format!("{n} {c}"))
-            .collect(),
-        None => sink::tables(r)
-            .iter()
-            .map(|(n, df)| format!("{n} {} (not written)", df.height()))
-            .collect(),
-    };
+    let rows: Vec<String> = names
+        .iter()
+        .zip(st.table_rows)
+        .map(|(n, c)| {
+            if s.written {
+                format!("{n} {c}")
+            } else {
+                format!("{n} {c} (not written)")
+            }
+        })
+        .collect();
     out.push_str(&format!("rows        {}\n", rows.join(", ")));
     out.push_str(&format!(
         "files       {} under {}\n",

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::money;
 
 /// Files written under temporary names, waiting to be renamed into place.
+#[derive(Default)]
 pub struct StagedFiles {
     moves: Vec<(PathBuf, PathBuf)>,
 }
@@ -34,8 +35,28 @@ pub fn stage(
     tag: &str,
     suffix: &str,
 ) -> Result<StagedFiles> {
-    let mut staged = StagedFiles { moves: Vec::new() };
-    let result = (|| {
+    let mut staged = StagedFiles::default();
+    match staged.add(out, tables, days, tag, suffix) {
+        Ok(()) => Ok(staged),
+        Err(e) => {
+            staged.abort();
+            Err(e)
+        }
+    }
+}
+
+impl StagedFiles {
+    /// Stages the day files of more days (see `stage`); on an error the
+    /// caller aborts everything staged so far.
+    pub fn add(
+        &mut self,
+        out: &Path,
+        tables: &[(&str, &DataFrame)],
+        days: &[NaiveDate],
+        tag: &str,
+        suffix: &str,
+    ) -> Result<()> {
+        let staged = self;
         for (table, df) in tables {
             let file_frame = file_frame(df)?;
             for day in days {
@@ -75,17 +96,8 @@ pub fn stage(
             }
         }
         Ok(())
-    })();
-    match result {
-        Ok(()) => Ok(staged),
-        Err(e) => {
-            staged.abort();
-            Err(e)
-        }
     }
-}
 
-impl StagedFiles {
     /// Renames every staged file into place; returns the final paths.
     pub fn commit(self) -> Result<Vec<PathBuf>> {
         let mut done = Vec::with_capacity(self.moves.len());

@@ -4,17 +4,17 @@
 //! failure rolls the whole transaction back: readers see the old rows or
 //! the new ones, never a mix.
 
+use std::io::Write;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
-use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
 use postgres::Client;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::pgbinary::{self, Encoded, PgType};
 use crate::error::{Error, Result};
 use crate::ledger::{self, RowsWritten};
-use crate::money;
 use crate::rollup::Rollup;
 use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
@@ -27,9 +27,6 @@ pub struct WriteBack<'a> {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub selection: &'a TenantSelection,
-    /// The window's rows: what the tables must add up to, and what the
-    /// ledger records.
-    pub totals: &'a SourceTotals,
 }
 
 /// Columns the engine adds to a table besides the rollup's own.
@@ -43,11 +40,9 @@ enum EngineColumns {
     Leading,
 }
 
-pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<RowsWritten> {
-    let mut tx = client.transaction()?;
-    let tenants = run.selection.tenant_array();
-    let mut rows: RowsWritten = [0; 4];
-    let tables = [
+/// The summary tables, their rollup frames and the columns the engine adds.
+fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame, EngineColumns); 4] {
+    [
         (
             "tenant_daily",
             &rollup.tenant_daily,
@@ -63,34 +58,79 @@ pub fn write(client: &mut Client, rollup: &Rollup, run: &WriteBack) -> Result<Ro
             &rollup.errors,
             EngineColumns::Trailing,
         ),
-    ];
-    for (i, (table, df, extra)) in tables.into_iter().enumerate() {
-        tx.execute(
-            &sql::render(
-                sql::SUMMARY_DELETE_WINDOW,
-                &[
-                    ("schema", run.schema),
-                    ("table", table),
-                    ("shard_filter", &shard_filter(run)),
-                ],
-            ),
-            &[&run.from, &run.to, &tenants],
-        )?;
-        rows[i] = copy_in(&mut tx, run, table, df, extra)?;
-    }
-    // Findings are history: each run keeps its own, nothing is replaced.
-    rows[3] = copy_in(
-        &mut tx,
-        run,
-        "data_quality_findings",
-        &rollup.findings,
-        EngineColumns::Leading,
-    )?;
+        // Findings are history: each run keeps its own, nothing is replaced.
+        (
+            "data_quality_findings",
+            &rollup.findings,
+            EngineColumns::Leading,
+        ),
+    ]
+}
 
-    reconcile(&mut tx, run)?;
-    ledger::succeed(&mut tx, run.schema, run.run_id, run.totals, rows)?;
-    tx.commit()?;
-    Ok(rows)
+/// One open write transaction: the window's old rows are deleted when it
+/// begins, each chunk's rows are copied in as the chunk is rolled up (so
+/// the window never has to be held in memory), and `finish` reconciles,
+/// marks the run `succeeded` and commits. Dropped without `finish`, the
+/// transaction rolls back and the old rows stay.
+pub struct Writer<'c, 'r> {
+    tx: postgres::Transaction<'c>,
+    run: &'r WriteBack<'r>,
+    rows: RowsWritten,
+}
+
+impl<'c, 'r> Writer<'c, 'r> {
+    pub fn begin(client: &'c mut Client, run: &'r WriteBack<'r>) -> Result<Self> {
+        let mut tx = client.transaction()?;
+        let tenants = run.selection.tenant_array();
+        for table in [
+            "tenant_daily",
+            "tenant_daily_outcomes",
+            "tenant_daily_errors",
+        ] {
+            tx.execute(
+                &sql::render(
+                    sql::SUMMARY_DELETE_WINDOW,
+                    &[
+                        ("schema", run.schema),
+                        ("table", table),
+                        ("shard_filter", &shard_filter(run)),
+                    ],
+                ),
+                &[&run.from, &run.to, &tenants],
+            )?;
+        }
+        Ok(Writer {
+            tx,
+            run,
+            rows: [0; 4],
+        })
+    }
+
+    /// Copies in one chunk's rows of every summary table.
+    pub fn append(&mut self, rollup: &Rollup) -> Result<()> {
+        for (i, (table, df, extra)) in tables(rollup).into_iter().enumerate() {
+            let written = copy_in(&mut self.tx, self.run, table, df, extra)?;
+            self.rows[i] = self.rows[i].checked_add(written).ok_or_else(|| {
+                Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reconciles the tables against `totals` (the window's rows), records
+    /// the run as succeeded and commits.
+    pub fn finish(mut self, totals: &SourceTotals) -> Result<RowsWritten> {
+        reconcile(&mut self.tx, self.run, totals)?;
+        ledger::succeed(
+            &mut self.tx,
+            self.run.schema,
+            self.run.run_id,
+            totals,
+            self.rows,
+        )?;
+        self.tx.commit()?;
+        Ok(self.rows)
+    }
 }
 
 /// `AND <the shard's hash test>` on tenant_id, or nothing.
@@ -101,7 +141,7 @@ fn shard_filter(run: &WriteBack) -> String {
         .unwrap_or_default()
 }
 
-fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack) -> Result<()> {
+fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack, totals: &SourceTotals) -> Result<()> {
     let tenants = run.selection.tenant_array();
     let row = tx.query_one(
         &sql::render(
@@ -115,7 +155,7 @@ fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack) -> Result<()> {
     let total: Decimal = row.get("total_cost_usd");
     let outcome_calls: i64 = row.get("outcome_calls");
     let group_errors: i64 = row.get("error_group_errors");
-    let e = run.totals;
+    let e = totals;
     let mut problems = Vec::new();
     if calls != e.calls || outcome_calls != e.calls {
         problems.push(format!(
@@ -142,88 +182,24 @@ fn reconcile(tx: &mut postgres::Transaction, run: &WriteBack) -> Result<()> {
     }
 }
 
-/// One column of a frame as values the postgres crate can send.
-enum Cells {
-    Uuid(Vec<Option<Uuid>>),
-    Text(Vec<Option<String>>),
-    Date(Vec<Option<NaiveDate>>),
-    Int(Vec<Option<i64>>),
-    Money(Vec<Option<Decimal>>),
-    Float(Vec<Option<f64>>),
-    Timestamp(Vec<Option<DateTime<Utc>>>),
-}
-
-impl Cells {
-    fn from_column(column: &Column) -> Result<(Cells, Type)> {
-        let s = column.as_materialized_series();
-        let name = column.name().as_str();
-        Ok(match s.dtype() {
-            DataType::String if name == "tenant_id" => {
-                let mut out = Vec::with_capacity(s.len());
-                for v in s.str()? {
-                    out.push(match v {
-                        Some(v) => Some(Uuid::parse_str(v).map_err(|_| {
-                            Error::RunFailed(format!("tenant_id {v:?} in the source is not a UUID"))
-                        })?),
-                        None => None,
-                    });
-                }
-                (Cells::Uuid(out), Type::UUID)
-            }
-            DataType::String => (
-                Cells::Text(
-                    s.str()?
-                        .into_iter()
-                        .map(|v| v.map(str::to_string))
-                        .collect(),
-                ),
-                Type::TEXT,
-            ),
-            DataType::Date => (
-                Cells::Date(
-                    s.date()?
-                        .physical()
-                        .into_iter()
-                        .map(|d| d.map(epoch_day))
-                        .collect(),
-                ),
-                Type::DATE,
-            ),
-            DataType::Int64 | DataType::Int32 | DataType::UInt32 => (
-                Cells::Int(s.cast(&DataType::Int64)?.i64()?.into_iter().collect()),
-                Type::INT8,
-            ),
-            DataType::Float64 => (Cells::Float(s.f64()?.into_iter().collect()), Type::FLOAT8),
-            DataType::Decimal(_, _) => (Cells::Money(money::decimals(column)?), Type::NUMERIC),
-            DataType::Datetime(TimeUnit::Microseconds, _) => (
-                Cells::Timestamp(
-                    s.datetime()?
-                        .physical()
-                        .into_iter()
-                        .map(|v| v.and_then(DateTime::from_timestamp_micros))
-                        .collect(),
-                ),
-                Type::TIMESTAMPTZ,
-            ),
-            other => {
-                return Err(Error::RunFailed(format!(
-                    "internal: column {name} has type {other} that the write-back does not handle"
-                )))
-            }
-        })
-    }
-
-    fn get(&self, row: usize) -> &(dyn ToSql + Sync) {
-        match self {
-            Cells::Uuid(v) => &v[row],
-            Cells::Text(v) => &v[row],
-            Cells::Date(v) => &v[row],
-            Cells::Int(v) => &v[row],
-            Cells::Money(v) => &v[row],
-            Cells::Float(v) => &v[row],
-            Cells::Timestamp(v) => &v[row],
+/// The Postgres type of a rollup column, from its Polars type (tenant ids
+/// are text in frames and uuid in tables).
+fn pg_type(column: &Column) -> Result<PgType> {
+    Ok(match column.dtype() {
+        DataType::String if column.name() == "tenant_id" => PgType::Uuid,
+        DataType::String => PgType::Text,
+        DataType::Date => PgType::Date,
+        DataType::Int64 | DataType::Int32 | DataType::UInt32 => PgType::Int8,
+        DataType::Float64 => PgType::Float8,
+        DataType::Decimal(_, _) => PgType::Numeric,
+        DataType::Datetime(TimeUnit::Microseconds, _) => PgType::TimestampTz,
+        other => {
+            return Err(Error::RunFailed(format!(
+                "internal: column {} has type {other} that the write-back does not handle",
+                column.name()
+            )))
         }
-    }
+    })
 }
 
 fn copy_in(
@@ -234,30 +210,29 @@ fn copy_in(
     extra: EngineColumns,
 ) -> Result<i32> {
     let mut names: Vec<String> = Vec::new();
-    let mut types: Vec<Type> = Vec::new();
-    let mut cells: Vec<Cells> = Vec::new();
-    for column in df.get_columns() {
-        let (c, t) = Cells::from_column(column)?;
-        names.push(column.name().to_string());
-        types.push(t);
-        cells.push(c);
-    }
+    let mut columns: Vec<Encoded> = Vec::new();
     let (run_first, run_last, with_computed_at) = match extra {
         EngineColumns::Trailing => (false, true, false),
         EngineColumns::TrailingWithComputedAt => (false, true, true),
         EngineColumns::Leading => (true, false, false),
     };
     if run_first {
-        names.insert(0, "run_id".into());
-        types.insert(0, Type::UUID);
+        names.push("run_id".into());
+        columns.push(Encoded::constant_uuid(run.run_id));
+    }
+    for column in df.get_columns() {
+        let ty = pg_type(column)?;
+        names.push(column.name().to_string());
+        columns
+            .push(Encoded::column(column.as_materialized_series(), ty).map_err(Error::RunFailed)?);
     }
     if run_last {
         names.push("run_id".into());
-        types.push(Type::UUID);
+        columns.push(Encoded::constant_uuid(run.run_id));
     }
     if with_computed_at {
         names.push("computed_at".into());
-        types.push(Type::TIMESTAMPTZ);
+        columns.push(Encoded::constant_timestamp(run.computed_at));
     }
     let statement = sql::render(
         sql::SUMMARY_COPY_IN,
@@ -267,28 +242,10 @@ fn copy_in(
             ("columns", &names.join(", ")),
         ],
     );
-    let sink = tx.copy_in(&statement)?;
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
-    let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
-    for i in 0..df.height() {
-        row.clear();
-        if run_first {
-            row.push(&run.run_id);
-        }
-        row.extend(cells.iter().map(|c| c.get(i)));
-        if run_last {
-            row.push(&run.run_id);
-        }
-        if with_computed_at {
-            row.push(&run.computed_at);
-        }
-        writer.write(&row)?;
-    }
-    writer.finish()?;
+    let mut sink = tx.copy_in(&statement)?;
+    pgbinary::write_stream(&columns, df.height(), |bytes| sink.write_all(bytes))
+        .map_err(|e| Error::Database(format!("COPY into {table} failed: {e}")))?;
+    sink.finish()?;
     i32::try_from(df.height())
         .map_err(|_| Error::RunFailed(format!("{table} has more rows than fit a ledger count")))
-}
-
-fn epoch_day(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::TimeDelta::days(i64::from(days))
 }

@@ -1,5 +1,6 @@
 //! The source stage: the platform tables as Polars frames.
 
+pub mod pgcopy;
 pub mod postgres;
 pub mod snapshot;
 
@@ -92,7 +93,8 @@ impl SourceTotals {
     }
 }
 
-/// Money arrives from connectorx as Decimal(38,10), exact to 10 places.
+/// Money in the engine: Decimal(38,10), exact to 10 places (the COPY
+/// decoder refuses a source value with more).
 pub const MONEY: DataType = DataType::Decimal(Some(38), Some(10));
 
 pub fn tenants_schema() -> Schema {

@@ -1,11 +1,12 @@
 //! Reading the platform tables from PostgreSQL: the schema-drift check, the
-//! window's frames through connectorx, and Postgres' own totals.
+//! window's frames through parallel binary COPY streams, and Postgres' own
+//! totals, all inside one exported snapshot.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use connectorx::prelude::{get_arrow, CXQuery, SourceConn};
 use polars::prelude::*;
 use postgres::Client;
 
+use super::pgcopy::{self, Kind};
 use super::{
     calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
     TenantSelection,
@@ -18,22 +19,70 @@ use crate::sql;
 #[derive(Debug, Clone, Copy)]
 pub struct SourceShape {
     pub has_duration_seconds: bool,
-    /// Every cost column is numeric with at most 6 decimals (or an
-    /// integer), so `cost * 10^6` is an exact bigint.
-    pub costs_fit_micro_dollars: bool,
 }
 
-/// A connection to the platform database: read-only, with a statement timeout.
+/// COPY streams read at once: two keep both cores busy (one Postgres
+/// backend and one decoder each take most of a core).
+pub const DEFAULT_STREAMS: u16 = 2;
+
+/// Rows read for one chunk that the next chunk's range also covers: read
+/// once, kept for the next chunk instead of read again.
+struct Carry {
+    /// The rows are those with `from <= created_at < until`.
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    calls: DataFrame,
+    errors: DataFrame,
+}
+
+/// A connection to the platform database: read-only, with a statement
+/// timeout, inside a repeatable-read transaction whose snapshot the
+/// parallel readers share, so every chunk and stream sees the same rows.
 pub struct PostgresSource {
     url: DbUrl,
     schema: String,
     statement_timeout_secs: u64,
     client: Client,
+    snapshot: String,
+    streams: usize,
+    /// Opened on first use, each inside the same snapshot.
+    readers: Vec<Client>,
+    tenants: Option<DataFrame>,
     /// Errored call_ids logged since the given instant, kept across the
     /// chunks of one run: the earliest chunk reads them once, and any
     /// later chunk's calls are found in that superset.
     errored: Option<(DateTime<Utc>, Series)>,
+    carry: Option<Carry>,
 }
+
+const CALL_COLUMNS: &[(&str, Kind)] = &[
+    ("call_id", Kind::Text),
+    ("tenant_id", Kind::DictionaryUuid),
+    ("status", Kind::DictionaryText),
+    ("outcome", Kind::DictionaryText),
+    ("stt_cost_usd", Kind::Money),
+    ("llm_cost_usd", Kind::Money),
+    ("tts_cost_usd", Kind::Money),
+    ("total_cost_usd", Kind::Money),
+    ("created_at", Kind::TimestampTz),
+    ("duration_seconds", Kind::Int8),
+];
+
+const ERROR_COLUMNS: &[(&str, Kind)] = &[
+    ("tenant_id", Kind::DictionaryUuid),
+    ("call_id", Kind::Text),
+    ("error_type", Kind::DictionaryText),
+    ("severity", Kind::DictionaryText),
+    ("resolved", Kind::Bool),
+    ("created_at", Kind::TimestampTz),
+];
+
+const TENANT_COLUMNS: &[(&str, Kind)] = &[
+    ("tenant_id", Kind::DictionaryUuid),
+    ("business_name", Kind::Text),
+    ("timezone", Kind::Text),
+    ("status", Kind::Text),
+];
 
 const TEXT: &[&str] = &["text", "character varying", "character", "USER-DEFINED"];
 const UUID: &[&str] = &["uuid"];
@@ -70,20 +119,31 @@ impl PostgresSource {
     pub fn connect(url: &DbUrl, schema: &str, statement_timeout_secs: u64) -> Result<Self> {
         let mut client = url.connect("callrollup-source")?;
         client.batch_execute(&session_setup(statement_timeout_secs).join(";"))?;
+        client.batch_execute(sql::SOURCE_SNAPSHOT_EXPORT)?;
+        let snapshot: String = client.query_one(sql::SOURCE_SNAPSHOT_ID, &[])?.get(0);
         Ok(PostgresSource {
             url: url.clone(),
             schema: schema.to_string(),
             statement_timeout_secs,
             client,
+            snapshot,
+            streams: usize::from(DEFAULT_STREAMS),
+            readers: Vec::new(),
+            tenants: None,
             errored: None,
+            carry: None,
         })
+    }
+
+    /// How many COPY streams read a range at once (at least 1).
+    pub fn set_streams(&mut self, streams: usize) {
+        self.streams = streams.max(1);
     }
 
     /// Stops with the first missing or mistyped column (DESIGN.md §1).
     pub fn check_schema(&mut self) -> Result<SourceShape> {
         let rows = self.client.query(sql::SOURCE_COLUMNS, &[&self.schema])?;
         let mut has_duration_seconds = false;
-        let mut costs_fit_micro_dollars = true;
         for (table, column, accepted, required) in COLUMNS {
             let found = found_row(&rows, table, column);
             let problem = match found {
@@ -112,161 +172,208 @@ impl PostgresSource {
                 }
                 Some(_) => {}
                 None if *column == "duration_seconds" => has_duration_seconds = true,
-                None if column.ends_with("_cost_usd") => {
-                    let scale = found_row(&rows, table, column)
-                        .and_then(|r| r.get::<_, Option<i32>>("numeric_scale"));
-                    // Unconstrained numeric reports no scale: keep exact decimals.
-                    costs_fit_micro_dollars &= matches!(scale, Some(0..=6));
-                }
                 None => {}
             }
         }
         Ok(SourceShape {
             has_duration_seconds,
-            costs_fit_micro_dollars,
         })
     }
 
-    /// Postgres' own count and sums over the UTC range.
-    pub fn totals(
-        &mut self,
-        range: (DateTime<Utc>, DateTime<Utc>),
-        selection: &TenantSelection,
-    ) -> Result<SourceTotals> {
-        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
-        let text = sql::render(
-            sql::SOURCE_TOTALS,
-            &[
-                ("schema", &self.schema),
-                ("from_utc", &from_utc),
-                ("to_utc", &to_utc),
-                ("tenant_filter_calls", &selection.sql_filter("c.tenant_id")),
-                ("tenant_filter_errors", &selection.sql_filter("e.tenant_id")),
-            ],
-        );
-        let row = self.client.query_one(&text, &[])?;
-        Ok(SourceTotals {
-            calls: row.get("calls"),
-            errors: row.get("errors"),
-            stt_cost_usd: row.get("stt"),
-            llm_cost_usd: row.get("llm"),
-            tts_cost_usd: row.get("tts"),
-            total_cost_usd: row.get("total"),
-        })
-    }
-
-    /// Reads the window's frames with connectorx.
-    pub fn extract(
+    /// Reads the calls and errors of a UTC range with parallel COPY
+    /// streams (each on its own slice of `created_at`, each index-served),
+    /// while this session reads Postgres' own totals for the same range.
+    fn read_range(
         &mut self,
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
         shape: SourceShape,
-    ) -> Result<SourceFrames> {
-        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+    ) -> Result<(DataFrame, DataFrame, SourceTotals)> {
+        self.open_readers()?;
         let duration = if shape.has_duration_seconds {
             "c.duration_seconds::bigint"
         } else {
             "NULL::bigint"
         };
-        let cost = |column: &str| {
-            if shape.costs_fit_micro_dollars {
-                format!("(c.{column} * 1000000)::bigint")
-            } else {
-                format!("c.{column}::numeric")
+        let slices = split_range(range, self.readers.len());
+        let queries: Vec<(String, String)> = slices
+            .iter()
+            .map(|&(from, to)| {
+                let (from_utc, to_utc) = (timestamp_literal(from), timestamp_literal(to));
+                let calls = sql::render(
+                    sql::CALL_LOGS,
+                    &[
+                        ("schema", &self.schema),
+                        ("from_utc", &from_utc),
+                        ("to_utc", &to_utc),
+                        ("duration_seconds", duration),
+                        ("tenant_filter", &selection.sql_filter("c.tenant_id")),
+                    ],
+                );
+                let errors = sql::render(
+                    sql::SYSTEM_ERRORS,
+                    &[
+                        ("schema", &self.schema),
+                        ("from_utc", &from_utc),
+                        ("to_utc", &to_utc),
+                        ("tenant_filter", &selection.sql_filter("e.tenant_id")),
+                    ],
+                );
+                (calls, errors)
+            })
+            .collect();
+        let url = &self.url;
+        let (parts, totals) = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .readers
+                .iter_mut()
+                .zip(&queries)
+                .map(|(reader, (calls, errors))| {
+                    scope.spawn(move || -> Result<(DataFrame, DataFrame)> {
+                        Ok((
+                            copy_frame(reader, url, "call_logs", calls, CALL_COLUMNS)?,
+                            copy_frame(reader, url, "system_errors", errors, ERROR_COLUMNS)?,
+                        ))
+                    })
+                })
+                .collect();
+            let totals = totals_of(&mut self.client, &self.schema, range, selection);
+            let parts: Vec<Result<(DataFrame, DataFrame)>> = workers
+                .into_iter()
+                .map(|w| w.join().expect("a COPY reader panicked"))
+                .collect();
+            (parts, totals)
+        });
+        let mut calls: Option<DataFrame> = None;
+        let mut errors: Option<DataFrame> = None;
+        for part in parts {
+            let (c, e) = part?;
+            match (&mut calls, &mut errors) {
+                (Some(calls), Some(errors)) => {
+                    calls.vstack_mut(&c)?;
+                    errors.vstack_mut(&e)?;
+                }
+                _ => {
+                    calls = Some(c);
+                    errors = Some(e);
+                }
             }
-        };
-        let costs = [
-            "stt_cost_usd",
-            "llm_cost_usd",
-            "tts_cost_usd",
-            "total_cost_usd",
-        ]
-        .map(cost);
-        let tenants_sql = sql::render(
+        }
+        let calls = calls.expect("at least one reader");
+        let errors = errors.expect("at least one reader");
+        Ok((calls, errors, totals?))
+    }
+
+    /// Readers that share this session's snapshot, one per stream.
+    fn open_readers(&mut self) -> Result<()> {
+        while self.readers.len() < self.streams {
+            let mut reader = self.url.connect("callrollup-source")?;
+            reader.batch_execute(&session_setup(self.statement_timeout_secs).join(";"))?;
+            reader.batch_execute(&sql::render(
+                sql::SOURCE_SNAPSHOT_JOIN,
+                &[("snapshot", &self.snapshot)],
+            ))?;
+            self.readers.push(reader);
+        }
+        Ok(())
+    }
+
+    fn tenants(&mut self, selection: &TenantSelection) -> Result<DataFrame> {
+        if let Some(tenants) = &self.tenants {
+            return Ok(tenants.clone());
+        }
+        let text = sql::render(
             sql::TENANTS,
             &[
                 ("schema", &self.schema),
                 ("tenant_filter", &selection.sql_filter("t.tenant_id")),
             ],
         );
-        let calls_sql = sql::render(
-            sql::CALL_LOGS,
-            &[
-                ("schema", &self.schema),
-                ("from_utc", &from_utc),
-                ("to_utc", &to_utc),
-                ("duration_seconds", duration),
-                ("stt_cost_usd", &costs[0]),
-                ("llm_cost_usd", &costs[1]),
-                ("tts_cost_usd", &costs[2]),
-                ("total_cost_usd", &costs[3]),
-                ("tenant_filter", &selection.sql_filter("c.tenant_id")),
-            ],
-        );
-        let errors_sql = sql::render(
-            sql::SYSTEM_ERRORS,
-            &[
-                ("schema", &self.schema),
-                ("from_utc", &from_utc),
-                ("to_utc", &to_utc),
-                ("tenant_filter", &selection.sql_filter("e.tenant_id")),
-            ],
-        );
-        let errored_ids = self.errored_since(range.0)?;
-        let mut calls = self.read(&calls_sql)?;
-        if shape.costs_fit_micro_dollars && calls.width() > 0 {
-            for name in [
-                "stt_cost_usd",
-                "llm_cost_usd",
-                "tts_cost_usd",
-                "total_cost_usd",
-            ] {
-                let exact = crate::money::from_micro_dollars(calls.column(name)?)?;
-                calls.with_column(exact)?;
-            }
-        }
-        let calls = if calls.width() == 0 {
-            calls
-        } else {
-            calls
-                .lazy()
-                .with_column(
-                    col("call_id")
-                        .is_in(lit(errored_ids).implode(), false)
-                        .alias("errored"),
-                )
-                .collect()?
-        };
-        Ok(SourceFrames {
-            tenants: conform(self.read(&tenants_sql)?, &tenants_schema())?,
-            calls: conform(calls, &calls_schema())?,
-            errors: conform(self.read(&errors_sql)?, &errors_schema())?,
-        })
+        let tenants = conform(
+            copy_frame(
+                &mut self.client,
+                &self.url,
+                "tenants",
+                &text,
+                TENANT_COLUMNS,
+            )?,
+            &tenants_schema(),
+        )?;
+        self.tenants = Some(tenants.clone());
+        Ok(tenants)
     }
 
-    /// Reads the range and proves the frames hold what Postgres itself
-    /// counts and sums for the same range.
+    /// The window's frames for the UTC range `range`, proven to hold what
+    /// Postgres itself counts and sums. Rows a previous call kept (see
+    /// `keep_from`) are not read again. With `keep_from`, the rows from
+    /// that instant on are kept for the next call, whose range starts there.
+    /// The totals returned are those of the rows read by this call.
     pub fn extract_verified(
         &mut self,
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
         shape: SourceShape,
+        keep_from: Option<DateTime<Utc>>,
     ) -> Result<(SourceFrames, SourceTotals)> {
-        let frames = self.extract(range, selection, shape)?;
-        let totals = self.totals(range, selection)?;
-        let extracted = SourceTotals::of(&frames.calls, &frames.errors)?;
-        if !extracted.matches(&totals) {
+        let (kept, read_from) = match self.carry.take() {
+            Some(c) if c.from <= range.0 && range.0 < c.until && c.until <= range.1 => {
+                let from = c.until;
+                (
+                    Some((since(&c.calls, range.0)?, since(&c.errors, range.0)?)),
+                    from,
+                )
+            }
+            _ => (None, range.0),
+        };
+        let errored_ids = self.errored_since(range.0)?;
+        let tenants = self.tenants(selection)?;
+        let (calls, errors, expected) = self.read_range((read_from, range.1), selection, shape)?;
+        let calls = calls
+            .lazy()
+            .with_column(
+                col("call_id")
+                    .is_in(lit(errored_ids).implode(), false)
+                    .alias("errored"),
+            )
+            .collect()?;
+        let calls = conform(calls, &calls_schema())?;
+        let errors = conform(errors, &errors_schema())?;
+        let read = SourceTotals::of(&calls, &errors)?;
+        if !read.matches(&expected) {
             return Err(Error::Reconciliation(format!(
-                "extracted {} calls / {} errors / total {} but Postgres counts {} / {} / {} for the same range; rows changed during extraction or a cost has more than 10 decimals; re-run",
-                extracted.calls,
-                extracted.errors,
-                extracted.total_cost_usd.normalize(),
-                totals.calls,
-                totals.errors,
-                totals.total_cost_usd.normalize()
+                "extracted {} calls / {} errors / total {} but Postgres counts {} / {} / {} for the same range; re-run, and report it if it repeats",
+                read.calls,
+                read.errors,
+                read.total_cost_usd.normalize(),
+                expected.calls,
+                expected.errors,
+                expected.total_cost_usd.normalize()
             )));
         }
-        Ok((frames, totals))
+        let (calls, errors) = match kept {
+            Some((mut kept_calls, mut kept_errors)) => {
+                kept_calls.vstack_mut(&calls)?;
+                kept_errors.vstack_mut(&errors)?;
+                (kept_calls, kept_errors)
+            }
+            None => (calls, errors),
+        };
+        if let Some(from) = keep_from.filter(|k| *k < range.1) {
+            self.carry = Some(Carry {
+                from,
+                until: range.1,
+                calls: since(&calls, from)?,
+                errors: since(&errors, from)?,
+            });
+        }
+        Ok((
+            SourceFrames {
+                tenants,
+                calls,
+                errors,
+            },
+            read,
+        ))
     }
 
     /// Names the source without secrets: a hash of server, port,
@@ -307,33 +414,93 @@ impl PostgresSource {
                 ("from_utc", &timestamp_literal(since)),
             ],
         );
-        let df = self.read(&text)?;
-        let ids = if df.width() == 0 {
-            Series::new_empty("call_id".into(), &DataType::String)
-        } else {
-            df.column("call_id")?.as_materialized_series().clone()
-        };
+        let df = copy_frame(
+            &mut self.client,
+            &self.url,
+            "system_errors",
+            &text,
+            &[("call_id", Kind::Text)],
+        )?;
+        let ids = df.column("call_id")?.as_materialized_series().clone();
         self.errored = Some((since, ids.clone()));
         Ok(ids)
     }
+}
 
-    fn read(&self, query: &str) -> Result<DataFrame> {
-        let fail = |e: &dyn std::fmt::Display| {
-            Error::Database(self.url.redact(&e.to_string()).replace('\n', " "))
-        };
-        let source =
-            SourceConn::try_from(self.url.for_connectorx().as_str()).map_err(|e| fail(&e))?;
-        let setup = session_setup(self.statement_timeout_secs);
-        let queries = [CXQuery::from(query)];
-        let destination = get_arrow(&source, None, &queries, Some(&setup)).map_err(|e| fail(&e))?;
-        // An empty result has no record batches, and connectorx cannot
-        // concatenate zero frames; `conform` turns that into an empty frame.
-        match destination.polars() {
-            Ok(df) => Ok(df),
-            Err(e) if e.to_string().contains("empty") => Ok(DataFrame::empty()),
-            Err(e) => Err(fail(&e)),
+/// Postgres' own count and sums over the UTC range.
+fn totals_of(
+    client: &mut Client,
+    schema: &str,
+    range: (DateTime<Utc>, DateTime<Utc>),
+    selection: &TenantSelection,
+) -> Result<SourceTotals> {
+    let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+    let text = sql::render(
+        sql::SOURCE_TOTALS,
+        &[
+            ("schema", schema),
+            ("from_utc", &from_utc),
+            ("to_utc", &to_utc),
+            ("tenant_filter_calls", &selection.sql_filter("c.tenant_id")),
+            ("tenant_filter_errors", &selection.sql_filter("e.tenant_id")),
+        ],
+    );
+    let row = client.query_one(&text, &[])?;
+    Ok(SourceTotals {
+        calls: row.get("calls"),
+        errors: row.get("errors"),
+        stt_cost_usd: row.get("stt"),
+        llm_cost_usd: row.get("llm"),
+        tts_cost_usd: row.get("tts"),
+        total_cost_usd: row.get("total"),
+    })
+}
+
+/// One query's rows through a binary COPY stream.
+fn copy_frame(
+    client: &mut Client,
+    url: &DbUrl,
+    table: &str,
+    query: &str,
+    columns: &[(&'static str, Kind)],
+) -> Result<DataFrame> {
+    let statement = sql::render(sql::COPY_OUT, &[("query", query)]);
+    let stream = client.copy_out(&statement)?;
+    pgcopy::read_frame(stream, columns).map_err(|e| match e {
+        // The server ended the stream (a timeout, a lost connection).
+        pgcopy::DecodeError::Io(e) => {
+            Error::Database(url.redact(&e.to_string()).replace('\n', " "))
         }
-    }
+        e => Error::RunFailed(format!(
+            "cannot read {table} from the source: {e}; check the column types against DESIGN.md §1"
+        )),
+    })
+}
+
+/// The rows with `created_at >= from`.
+fn since(df: &DataFrame, from: DateTime<Utc>) -> Result<DataFrame> {
+    let at = df
+        .column("created_at")?
+        .as_materialized_series()
+        .datetime()?;
+    let keep = at.physical().gt_eq(from.timestamp_micros());
+    Ok(df.filter(&keep)?)
+}
+
+/// `range` in `parts` consecutive, disjoint pieces of (nearly) equal time.
+fn split_range(
+    range: (DateTime<Utc>, DateTime<Utc>),
+    parts: usize,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let parts = parts.max(1) as i32;
+    let step = (range.1 - range.0) / parts;
+    (0..parts)
+        .map(|i| {
+            let from = range.0 + step * i;
+            let to = if i + 1 == parts { range.1 } else { from + step };
+            (from, to)
+        })
+        .collect()
 }
 
 fn found_row<'a>(
@@ -355,5 +522,5 @@ fn session_setup(statement_timeout_secs: u64) -> Vec<String> {
 }
 
 fn timestamp_literal(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -415,6 +415,30 @@ fn unconstrained_numeric_costs_take_the_exact_decimal_path() {
 }
 
 #[test]
+fn costs_beyond_ten_decimals_are_refused_not_rounded() {
+    let db = TestDb::with_fixture();
+    db.exec("ALTER TABLE call_logs ALTER COLUMN stt_cost_usd TYPE numeric;
+             UPDATE call_logs SET stt_cost_usd = stt_cost_usd + 0.00000000001 WHERE call_id = 'edge-kt-1'");
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-11", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = crate::util::stderr_of(&output);
+    assert!(
+        err.contains("stt_cost_usd") && err.contains("more than 10 decimals"),
+        "{err}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+}
+
+#[test]
 fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
     let db = TestDb::with_fixture();
     db.exec("ALTER TABLE call_logs ALTER COLUMN total_cost_usd TYPE numeric(14, 8);
@@ -439,14 +463,18 @@ fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
 }
 
 #[test]
-fn chunk_size_does_not_change_a_byte() {
+fn chunk_size_and_stream_count_do_not_change_a_byte() {
+    // Chunks share the rows of the 26 hours between them (read once, kept
+    // for the next chunk); streams split each chunk's range. Neither may
+    // change a single value.
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let window = ["--from", "2026-03-06", "--to", "2026-03-31"];
     let mut trees = Vec::new();
-    for days in ["1", "5", "30"] {
+    for (days, streams) in [("1", "1"), ("5", "2"), ("30", "3")] {
         let out = scratch.path().join(days);
-        run(&db, &out, &[&window[..], &["--chunk-days", days]].concat());
+        let options = ["--chunk-days", days, "--streams", streams];
+        run(&db, &out, &[&window[..], &options[..]].concat());
         trees.push(tree(&out));
         assert_matches_definitions(&db, "2026-03-06", "2026-03-31");
     }
