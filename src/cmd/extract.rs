@@ -50,7 +50,9 @@ pub fn execute(args: Args) -> Result<()> {
     let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
     let shape = source.check_schema()?;
     let fingerprint = source.fingerprint()?;
-    let (frames, totals) = source.extract_verified(window.utc_range(), &selection, shape, None)?;
+    source.start_verification(window.utc_range(), &selection)?;
+    let (frames, totals) = source.extract(window.utc_range(), &selection, shape, None)?;
+    source.verify(&totals)?;
     let manifest = snapshot::write(&args.out, &frames, &window, &fingerprint)?;
     println!(
         "wrote snapshot {} for {}..{}: {} tenants, {} calls, {} errors, total cost {} USD",

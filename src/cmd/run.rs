@@ -89,15 +89,17 @@ struct Timings(Vec<(&'static str, Duration)>);
 
 impl Timings {
     fn time<T>(&mut self, stage: &'static str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        crate::log::info(&format!("{stage}…"));
         let start = Instant::now();
         let out = work();
-        let took = start.elapsed();
+        self.add(stage, start.elapsed());
+        out
+    }
+
+    fn add(&mut self, stage: &'static str, took: Duration) {
         match self.0.iter_mut().find(|(s, _)| *s == stage) {
             Some((_, total)) => *total += took,
             None => self.0.push((stage, took)),
         }
-        out
     }
 }
 
@@ -132,12 +134,29 @@ impl Input {
     ) -> Result<(SourceFrames, SourceTotals)> {
         match self {
             Input::Snapshot(dir) => snapshot::read(dir, chunk, selection),
-            Input::Postgres(source, shape) => source.extract_verified(
+            Input::Postgres(source, shape) => source.extract(
                 chunk.utc_range(),
                 selection,
                 *shape,
                 next.map(|n| n.utc_range().0),
             ),
+        }
+    }
+
+    /// Starts Postgres' own count and sums of the window's UTC range.
+    fn start_verification(&mut self, window: &Window, selection: &TenantSelection) -> Result<()> {
+        match self {
+            Input::Snapshot(_) => Ok(()),
+            Input::Postgres(source, _) => source.start_verification(window.utc_range(), selection),
+        }
+    }
+
+    /// Proves the rows read are what the source holds for the window's UTC
+    /// range (a snapshot was verified as it was read).
+    fn verify(&mut self, read: &SourceTotals) -> Result<()> {
+        match self {
+            Input::Snapshot(_) => Ok(()),
+            Input::Postgres(source, _) => source.verify(read),
         }
     }
 }
@@ -207,19 +226,53 @@ fn process(
         Input::Postgres(..) => chunk_days,
     };
     let chunks = window.chunks(chunk_days);
-    let mut stats = WindowStats::default();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let (frames, read) = timings.time("extract", || {
-            input.extract(chunk, chunks.get(i + 1), selection)
-        })?;
-        let part = timings.time("rollup", || {
-            Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
-        })?;
-        drop(frames);
-        part.check_totals().map_err(Error::Reconciliation)?;
-        stats.add(&part, &read)?;
-        sink(&part, chunk, timings)?;
-    }
+    input.start_verification(window, selection)?;
+    let stats = std::thread::scope(|scope| -> Result<WindowStats> {
+        // The next chunk is read while this one is rolled up and written,
+        // so Postgres and the decoder work alongside Polars and the
+        // write-back. A rendezvous channel: at most one chunk waits.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(0);
+        let reader_input = &mut *input;
+        let chunks = &chunks;
+        let reader = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            for (i, chunk) in chunks.iter().enumerate() {
+                let started = Instant::now();
+                let read = reader_input.extract(chunk, chunks.get(i + 1), selection);
+                busy += started.elapsed();
+                let failed = read.is_err();
+                if sender.send(read).is_err() || failed {
+                    break;
+                }
+            }
+            busy
+        });
+        let mut stats = WindowStats::default();
+        for chunk in chunks {
+            crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
+            let waited = Instant::now();
+            let received = receiver.recv();
+            timings.add("wait for source", waited.elapsed());
+            // A closed channel means the reader stopped after sending its error.
+            let (frames, read) = received.unwrap_or_else(|_| {
+                Err(Error::RunFailed(
+                    "internal: the source reader stopped early".into(),
+                ))
+            })?;
+            let part = timings.time("rollup", || {
+                Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
+            })?;
+            drop(frames);
+            part.check_totals().map_err(Error::Reconciliation)?;
+            stats.add(&part, &read)?;
+            sink(&part, chunk, timings)?;
+        }
+        drop(receiver);
+        let busy = reader.join().expect("the source reader panicked");
+        timings.add("extract (overlapped)", busy);
+        Ok(stats)
+    })?;
+    timings.time("verify", || input.verify(&stats.read))?;
     Ok(stats)
 }
 
