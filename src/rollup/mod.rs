@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::source::{SourceFrames, SourceTotals, MONEY};
-use timezone::{canonical_zone, with_local_day};
+use timezone::{canonical_zone, local_day, offset_columns, offset_table};
 
 /// `tenant_id` of platform-level errors in tables and files.
 pub const PLATFORM_TENANT: &str = "00000000-0000-0000-0000-000000000000";
@@ -35,7 +35,8 @@ pub struct Rollup {
 
 /// Computes every summary table for tenant-local days `from..=to`.
 pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsResult<Rollup> {
-    let tenants = tenant_zones(&frames.tenants)?;
+    let span = utc_span(&[&frames.calls, &frames.errors])?;
+    let tenants = tenant_zones(&frames.tenants, span)?;
     let calls = call_facts(&frames.calls, &tenants, from, to)?;
     let errors = error_facts(&frames.errors, &tenants, from, to)?;
 
@@ -84,7 +85,7 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
         )
         .collect()?;
 
-    let tenant_daily = tenant_daily(&calls, &errors, &tenants)?;
+    let tenant_daily = tenant_daily(&calls, &errors, &tenants.frame)?;
     let findings = findings(&calls, &errors)?;
     let totals = SourceTotals::of(&calls, &errors)?;
     Ok(Rollup {
@@ -96,9 +97,36 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
     })
 }
 
-/// tenant_id, business_name, zone (the one used), zone_valid; plus the
-/// platform's own row. Tenants are few, so a per-tenant lookup is fine.
-fn tenant_zones(tenants: &DataFrame) -> PolarsResult<DataFrame> {
+/// The first and last `created_at` (Unix µs) over some frames.
+fn utc_span(frames: &[&DataFrame]) -> PolarsResult<(i64, i64)> {
+    let mut span: Option<(i64, i64)> = None;
+    for df in frames {
+        let at = df
+            .column("created_at")?
+            .as_materialized_series()
+            .datetime()?;
+        if let (Some(lo), Some(hi)) = (at.physical().min(), at.physical().max()) {
+            span = Some(match span {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+    }
+    Ok(span.unwrap_or((0, 0)))
+}
+
+/// The tenants with the zone that defines their days.
+struct TenantZones {
+    /// tenant_id, business_name, zone (the one used), zone_valid, and the
+    /// zone's offsets over the rows' span (see `timezone::offset_table`);
+    /// plus the platform's own row.
+    frame: DataFrame,
+    /// How many offset changes the offset columns describe.
+    changes: usize,
+}
+
+/// Tenants are few, so a per-tenant lookup is fine.
+fn tenant_zones(tenants: &DataFrame, span: (i64, i64)) -> PolarsResult<TenantZones> {
     let declared = tenants.column("timezone")?.str()?;
     let zone: StringChunked = declared
         .into_iter()
@@ -108,10 +136,15 @@ fn tenant_zones(tenants: &DataFrame) -> PolarsResult<DataFrame> {
         .into_iter()
         .map(|z| Some(z.and_then(canonical_zone).is_some()))
         .collect();
+    let mut zones: Vec<&str> = zone.into_iter().flatten().collect();
+    zones.push("UTC");
+    zones.sort_unstable();
+    zones.dedup();
+    let (offsets, changes) = offset_table(&zones, span.0, span.1)?;
     let known = DataFrame::new(vec![
         tenants.column("tenant_id")?.clone(),
         tenants.column("business_name")?.clone(),
-        zone.with_name("zone".into()).into_column(),
+        zone.clone().with_name("zone".into()).into_column(),
         zone_valid.with_name("zone_valid".into()).into_column(),
     ])?;
     let platform = df!(
@@ -120,17 +153,28 @@ fn tenant_zones(tenants: &DataFrame) -> PolarsResult<DataFrame> {
         "zone" => ["UTC"],
         "zone_valid" => [true],
     )?;
-    known.vstack(&platform)
+    let frame = known
+        .vstack(&platform)?
+        .lazy()
+        .join(
+            offsets.lazy(),
+            [col("zone")],
+            [col("zone")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()?;
+    Ok(TenantZones { frame, changes })
 }
 
-/// Joins each row to its tenant's zone; rows of tenants missing from
-/// `tenants` use UTC and are marked `tenant_known = false`.
-fn with_tenant_zone(rows: LazyFrame, tenants: &DataFrame) -> LazyFrame {
+/// Joins each row to its tenant's zone and adds its local `day`; rows of
+/// tenants missing from `tenants` use UTC and are marked
+/// `tenant_known = false`.
+fn with_tenant_day(rows: LazyFrame, tenants: &TenantZones) -> LazyFrame {
+    let helpers = offset_columns(tenants.changes);
+    let mut wanted = vec![col("tenant_id"), col("zone"), col("zone_valid")];
+    wanted.extend(helpers.iter().map(|c| col(c.as_str())));
     rows.join(
-        tenants
-            .clone()
-            .lazy()
-            .select([col("tenant_id"), col("zone"), col("zone_valid")]),
+        tenants.frame.clone().lazy().select(wanted),
         [col("tenant_id")],
         [col("tenant_id")],
         JoinArgs::new(JoinType::Left),
@@ -139,7 +183,11 @@ fn with_tenant_zone(rows: LazyFrame, tenants: &DataFrame) -> LazyFrame {
         col("zone").is_not_null().alias("tenant_known"),
         col("zone").fill_null(lit("UTC")),
         col("zone_valid").fill_null(lit(true)),
+        // An unknown tenant's rows count in UTC: offset 0, no changes.
+        col("offset_0").fill_null(lit(0i64)),
     ])
+    .with_column(local_day("created_at", tenants.changes))
+    .drop(helpers.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
 }
 
 fn in_window(from: NaiveDate, to: NaiveDate) -> Expr {
@@ -149,11 +197,10 @@ fn in_window(from: NaiveDate, to: NaiveDate) -> Expr {
 /// One row per call of the window with its day and per-call flags.
 fn call_facts(
     calls: &DataFrame,
-    tenants: &DataFrame,
+    tenants: &TenantZones,
     from: NaiveDate,
     to: NaiveDate,
 ) -> PolarsResult<DataFrame> {
-    let joined = with_tenant_zone(calls.clone().lazy(), tenants).collect()?;
     let any_null = COST_COLUMNS
         .iter()
         .map(|c| col(*c).is_null())
@@ -171,8 +218,7 @@ fn call_facts(
         .reduce(|a, b| a.or(b))
         .expect("four cost columns");
     let components = col("stt_cost_usd") + col("llm_cost_usd") + col("tts_cost_usd");
-    with_local_day(joined, "created_at", "zone")?
-        .lazy()
+    with_tenant_day(calls.clone().lazy(), tenants)
         .filter(in_window(from, to))
         .with_columns([
             col("status").fill_null(lit("unknown")),
@@ -190,7 +236,7 @@ fn call_facts(
 /// One row per error of the window; platform errors under the nil UUID.
 fn error_facts(
     errors: &DataFrame,
-    tenants: &DataFrame,
+    tenants: &TenantZones,
     from: NaiveDate,
     to: NaiveDate,
 ) -> PolarsResult<DataFrame> {
@@ -199,9 +245,7 @@ fn error_facts(
         col("error_type").fill_null(lit("unknown")),
         col("severity").fill_null(lit("unknown")),
     ]);
-    let joined = with_tenant_zone(rows, tenants).collect()?;
-    with_local_day(joined, "created_at", "zone")?
-        .lazy()
+    with_tenant_day(rows, tenants)
         .filter(in_window(from, to))
         .collect()
 }

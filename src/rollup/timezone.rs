@@ -15,32 +15,103 @@ pub fn canonical_zone(name: &str) -> Option<&'static str> {
         .map(|tz| tz.name())
 }
 
-/// Adds a Date column `day` holding the local date of the UTC timestamp
-/// column `ts` in the zone named by column `zone` (canonical names only).
-/// One vectorised conversion per distinct zone: a platform has tens of
-/// zones and millions of calls.
-pub fn with_local_day(df: DataFrame, ts: &str, zone: &str) -> PolarsResult<DataFrame> {
-    if df.height() == 0 {
-        return df
-            .lazy()
-            .with_column(lit(NULL).cast(DataType::Date).alias("day"))
-            .collect();
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// UTC offset of `tz` at Unix second `secs`, in seconds.
+fn offset_at(tz: chrono_tz::Tz, secs: i64) -> i64 {
+    use chrono::{Offset, TimeZone};
+    let at = chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .naive_utc();
+    i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc())
+}
+
+/// The offsets of `zone` over the UTC span `[from, to]` (Unix µs): the
+/// offset at `from`, then each change inside the span as (the instant it
+/// takes effect, the new offset), all in µs. Found by probing every hour
+/// and bisecting to the second: zones change offset at whole minutes and
+/// never twice within an hour.
+pub fn offset_changes(zone: &str, from: i64, to: i64) -> (i64, Vec<(i64, i64)>) {
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    let start = from.div_euclid(MICROS_PER_SECOND);
+    let end = to.div_euclid(MICROS_PER_SECOND) + 1;
+    let first = offset_at(tz, start);
+    let mut changes = Vec::new();
+    let (mut probe, mut offset) = (start, first);
+    while probe < end {
+        let next = (probe + 3600).min(end);
+        let next_offset = offset_at(tz, next);
+        if next_offset != offset {
+            // The first second in (probe, next] with the new offset.
+            let (mut lo, mut hi) = (probe, next);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if offset_at(tz, mid) == offset {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            changes.push((hi * MICROS_PER_SECOND, next_offset * MICROS_PER_SECOND));
+        }
+        probe = next;
+        offset = next_offset;
     }
-    let mut parts = Vec::new();
-    for part in df.partition_by([zone], true)? {
-        let name = part
-            .column(zone)?
-            .str()?
-            .get(0)
-            .unwrap_or("UTC")
-            .to_string();
-        let tz = TimeZone::opt_try_new(Some(name))?.unwrap_or(TimeZone::UTC);
-        parts.push(
-            part.lazy()
-                .with_column(col(ts).dt().convert_time_zone(tz).dt().date().alias("day")),
-        );
+    (first * MICROS_PER_SECOND, changes)
+}
+
+/// One row per zone: `zone`, `offset_0` (µs at the span's start) and, for
+/// each change j = 1..=k, `change_j` (the instant) and `offset_j`; null
+/// where a zone has fewer changes. Returns the table and k.
+pub fn offset_table(zones: &[&str], from: i64, to: i64) -> PolarsResult<(DataFrame, usize)> {
+    let found: Vec<(i64, Vec<(i64, i64)>)> =
+        zones.iter().map(|z| offset_changes(z, from, to)).collect();
+    let k = found.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+    let mut columns = vec![
+        Column::new("zone".into(), zones),
+        Column::new(
+            "offset_0".into(),
+            found.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        ),
+    ];
+    for j in 0..k {
+        let at: Vec<Option<i64>> = found.iter().map(|(_, c)| c.get(j).map(|x| x.0)).collect();
+        let offset: Vec<Option<i64>> = found.iter().map(|(_, c)| c.get(j).map(|x| x.1)).collect();
+        columns.push(Column::new(format!("change_{}", j + 1).into(), at));
+        columns.push(Column::new(format!("offset_{}", j + 1).into(), offset));
     }
-    concat(parts, UnionArgs::default())?.collect()
+    Ok((DataFrame::new(columns)?, k))
+}
+
+/// The local date of UTC timestamp column `ts`, given the offset columns
+/// of `offset_table` (k changes) joined onto each row: the offset in force
+/// at the row's instant, added, floored to whole days. Plain arithmetic
+/// on every row, no per-row time-zone lookup and no copy per zone.
+pub fn local_day(ts: &str, k: usize) -> Expr {
+    let at = col(ts).cast(DataType::Int64);
+    let mut offset = col("offset_0");
+    for j in 1..=k {
+        let change = col(format!("change_{j}"));
+        offset = when(change.clone().is_not_null().and(at.clone().gt_eq(change)))
+            .then(col(format!("offset_{j}")))
+            .otherwise(offset);
+    }
+    // Local wall-clock time as a zone-less datetime; its date is the day.
+    (at + offset)
+        .cast(DataType::Datetime(TimeUnit::Microseconds, None))
+        .dt()
+        .date()
+        .alias("day")
+}
+
+/// The helper columns `local_day` reads, to drop afterwards.
+pub fn offset_columns(k: usize) -> Vec<String> {
+    let mut names = vec!["offset_0".to_string()];
+    for j in 1..=k {
+        names.push(format!("change_{j}"));
+        names.push(format!("offset_{j}"));
+    }
+    names
 }
 
 #[cfg(test)]
@@ -53,5 +124,96 @@ mod tests {
         assert_eq!(canonical_zone("Asia/Kathmandu"), Some("Asia/Kathmandu"));
         assert_eq!(canonical_zone("Mars/Olympus_Mons"), None);
         assert_eq!(canonical_zone(""), None);
+    }
+
+    fn micros(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    #[test]
+    fn offset_changes_are_found_to_the_second() {
+        // New York springs forward at 2026-03-08 07:00 UTC (02:00 EST).
+        let (first, changes) = offset_changes(
+            "America/New_York",
+            micros("2026-03-07T00:00:00Z"),
+            micros("2026-03-10T00:00:00Z"),
+        );
+        assert_eq!(first, -5 * 3600 * 1_000_000);
+        assert_eq!(
+            changes,
+            [(micros("2026-03-08T07:00:00Z"), -4 * 3600 * 1_000_000)]
+        );
+        // Adelaide (+10:30 → +09:30) on 2026-04-05 at 03:00 local = 16:30 UTC the day before.
+        let (first, changes) = offset_changes(
+            "Australia/Adelaide",
+            micros("2026-04-03T00:00:00Z"),
+            micros("2026-04-06T00:00:00Z"),
+        );
+        assert_eq!(first, 37_800 * 1_000_000);
+        assert_eq!(
+            changes,
+            [(micros("2026-04-04T16:30:00Z"), 34_200 * 1_000_000)]
+        );
+        // Kathmandu moved from +05:30 to +05:45 in 1986 and never since.
+        let (first, changes) = offset_changes(
+            "Asia/Kathmandu",
+            micros("1985-06-01T00:00:00Z"),
+            micros("2026-12-31T00:00:00Z"),
+        );
+        assert_eq!(first, 19_800 * 1_000_000);
+        assert_eq!(
+            changes,
+            [(micros("1985-12-31T18:30:00Z"), 20_700 * 1_000_000)]
+        );
+    }
+
+    #[test]
+    fn local_day_follows_the_offset_in_force() {
+        let (table, k) = offset_table(
+            &["America/New_York", "UTC"],
+            micros("2026-03-07T00:00:00Z"),
+            micros("2026-03-10T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(k, 1);
+        let rows = df!(
+            "zone" => ["America/New_York", "America/New_York", "America/New_York", "UTC"],
+            "at" => [
+                micros("2026-03-08T04:59:59Z"), // 23:59:59 EST on the 7th
+                micros("2026-03-08T05:00:00Z"), // 00:00 EST on the 8th
+                micros("2026-03-09T03:59:59Z"), // 23:59:59 EDT on the 8th
+                micros("2026-03-08T23:59:59Z"),
+            ],
+        )
+        .unwrap();
+        let days = rows
+            .lazy()
+            .join(
+                table.lazy(),
+                [col("zone")],
+                [col("zone")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .select([local_day("at", k)])
+            .collect()
+            .unwrap();
+        let days: Vec<_> = days
+            .column("day")
+            .unwrap()
+            .date()
+            .unwrap()
+            .physical()
+            .into_iter()
+            .collect();
+        let day = |d: u32| {
+            Some(
+                (chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+                    - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+                .num_days() as i32,
+            )
+        };
+        assert_eq!(days, [day(7), day(8), day(8), day(8)]);
     }
 }

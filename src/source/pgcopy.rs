@@ -11,7 +11,6 @@
 //! Format reference: <https://www.postgresql.org/docs/current/sql-copy.html>
 //! (binary format) and `numeric.c` (the numeric send format).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -175,7 +174,7 @@ fn validity(bits: MutableBitmap) -> Option<Bitmap> {
 /// Distinct values stored once; each row is a view into them.
 struct Dictionary {
     uuid: bool,
-    index: HashMap<Box<[u8]>, View>,
+    index: PlHashMap<Box<[u8]>, View>,
     buffer: Vec<u8>,
     views: Vec<View>,
     valid: MutableBitmap,
@@ -252,7 +251,7 @@ impl Builder {
         let dictionary = |uuid| {
             Values::Dictionary(Dictionary {
                 uuid,
-                index: HashMap::new(),
+                index: PlHashMap::new(),
                 buffer: Vec::new(),
                 views: Vec::new(),
                 valid: MutableBitmap::new(),

@@ -2,8 +2,6 @@
 //! window's frames through parallel binary COPY streams, and Postgres' own
 //! totals, all inside one exported snapshot.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::*;
 use postgres::Client;
@@ -53,7 +51,7 @@ pub struct PostgresSource {
     /// Errored call_ids logged since the given instant, kept across the
     /// chunks of one run: the earliest chunk reads them once, and any
     /// later chunk's calls are found in that superset.
-    errored: Option<(DateTime<Utc>, HashSet<Box<str>>)>,
+    errored: Option<(DateTime<Utc>, PlHashSet<Box<str>>)>,
     carry: Option<Carry>,
     verification: Option<std::thread::JoinHandle<Result<SourceTotals>>>,
 }
@@ -437,7 +435,7 @@ impl PostgresSource {
 
     /// The call_ids that errors carry, logged from a day before `since`
     /// on; read once, unless only a set from a later instant is held.
-    fn errored_ids(&mut self, since: DateTime<Utc>) -> Result<&HashSet<Box<str>>> {
+    fn errored_ids(&mut self, since: DateTime<Utc>) -> Result<&PlHashSet<Box<str>>> {
         let held = matches!(&self.errored, Some((cached, _)) if *cached <= since);
         if held {
             return Ok(&self.errored.as_ref().expect("held").1);
@@ -520,7 +518,7 @@ fn copy_frame(
 /// Whether each call_id is among the errored ones. The set is built once
 /// per run and probed per chunk; rebuilding a hash of the run's errored
 /// ids for every chunk (Polars `is_in`) cost 5 % of a 90-day run.
-fn errored_flags(call_ids: &StringChunked, errored: &HashSet<Box<str>>) -> Column {
+fn errored_flags(call_ids: &StringChunked, errored: &PlHashSet<Box<str>>) -> Column {
     let flags: BooleanChunked = call_ids
         .into_iter()
         .map(|id| Some(id.is_some_and(|id| errored.contains(id))))
