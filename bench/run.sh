@@ -62,11 +62,17 @@ floor_cmd() {  # from to
 engine_cmd() {  # from to
     cmd=("$bin" run --database-url "$url" --from "$1" --to "$2" --out "$out")
 }
+stages=$(mktemp)
 measure() {  # peer window from to
     "${1}_cmd" "$3" "$4"
-    /usr/bin/time -o "$timing" -f "%e %M" "${cmd[@]}" >/dev/null 2>&1
+    /usr/bin/time -o "$timing" -f "%e %M" "${cmd[@]}" >"$summary" 2>&1
     echo "$2 $1 $(tail -n 1 "$timing")" >> "$results"
+    # The engine's own per-stage breakdown (its summary's `time` line).
+    if [ "$1" = engine ]; then
+        echo "$2 $(grep '^time' "$summary" | sed 's/^time *//')" >> "$stages"
+    fi
 }
+summary=$(mktemp)
 
 for i in $(seq 1 "$repeat"); do
     # Rotate which peer goes first, so caches favour neither.
@@ -77,7 +83,7 @@ for i in $(seq 1 "$repeat"); do
     done
 done
 
-python3 - "$results" "$calls" "$days" <<'PY' | tee bench/results.md
+python3 - "$results" "$calls" "$days" "$stages" <<'PY' | tee bench/results.md
 import sys, statistics, platform, os, datetime
 rows = [l.split() for l in open(sys.argv[1])]
 calls, days = int(sys.argv[2]), int(sys.argv[3])
@@ -94,6 +100,12 @@ for window in ("full", "nightly"):
         ratio = med[peer] / med["floor"]
         name = "psql \\copy (binary, 1 stream)" if peer == "floor" else "callrollup run"
         print(f"| {window} | {name} | {med[peer]:.2f} | {min(ts):.2f}–{max(ts):.2f} | {ratio:.2f}× | {rss:.0f} |")
+print("\nPer-stage times of each engine run (from its summary; `extract` runs on")
+print("its own thread, overlapped with the rest; `wait for source` is the time")
+print("the rollup waited for it):\n")
+for line in open(sys.argv[4]):
+    window, stages = line.split(" ", 1)
+    print(f"* {window}: {stages.strip()}")
 PY
-rm -rf "$out" "$results" "$timing"
+rm -rf "$out" "$results" "$timing" "$stages" "$summary"
 [ "$keep" = 1 ] || psql "$admin" -qXc "DROP DATABASE $db WITH (FORCE)"

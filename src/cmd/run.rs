@@ -207,6 +207,14 @@ impl WindowStats {
     }
 }
 
+/// What a run covers and how it reads it.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    window: &'a Window,
+    chunk_days: u32,
+    selection: &'a TenantSelection,
+}
+
 /// Reads, rolls up and hands each chunk to `sink`, which writes it. Long
 /// windows go a chunk of days at a time, so memory follows the chunk, not
 /// the window: each chunk sees every row of its UTC range (rows shared
@@ -214,12 +222,15 @@ impl WindowStats {
 /// tenant days, so the chunks' tables simply add up.
 fn process(
     input: &mut Input,
-    window: &Window,
-    chunk_days: u32,
-    selection: &TenantSelection,
+    plan: &Plan,
     timings: &mut Timings,
     mut sink: impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
 ) -> Result<WindowStats> {
+    let Plan {
+        window,
+        chunk_days,
+        selection,
+    } = *plan;
     // A snapshot is read (and verified) whole anyway: one chunk.
     let chunk_days = match input {
         Input::Snapshot(_) => window.day_count() as u32,
@@ -318,15 +329,13 @@ pub fn execute(args: Args) -> Result<()> {
             })
         };
 
+    let plan = Plan {
+        window: &window,
+        chunk_days: args.chunk_days,
+        selection: &selection,
+    };
     if args.dry_run {
-        let stats = process(
-            &mut input,
-            &window,
-            args.chunk_days,
-            &selection,
-            &mut timings,
-            |_, _, _| Ok(()),
-        )?;
+        let stats = process(&mut input, &plan, &mut timings, |_, _, _| Ok(()))?;
         summary(None, &stats, false, &[], &timings);
         return Ok(());
     }
@@ -350,14 +359,9 @@ pub fn execute(args: Args) -> Result<()> {
     let Some((target_url, mut target)) = target else {
         // File target: the reports are the summary tables.
         let run_id = Uuid::new_v4();
-        let result = process(
-            &mut input,
-            &window,
-            args.chunk_days,
-            &selection,
-            &mut timings,
-            |part, chunk, timings| stage(&mut staged, part, chunk, run_id, timings),
-        );
+        let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
+            stage(&mut staged, part, chunk, run_id, timings)
+        });
         let stats = match result {
             Ok(stats) => stats,
             Err(e) => {
@@ -399,17 +403,10 @@ pub fn execute(args: Args) -> Result<()> {
         let mut writer = timings.time("write back", || {
             pg_sink::Writer::begin(&mut target, &write_back)
         })?;
-        let stats = process(
-            &mut input,
-            &window,
-            args.chunk_days,
-            &selection,
-            &mut timings,
-            |part, chunk, timings| {
-                stage(&mut staged, part, chunk, run_id, timings)?;
-                timings.time("write back", || writer.append(part))
-            },
-        )?;
+        let stats = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
+            stage(&mut staged, part, chunk, run_id, timings)?;
+            timings.time("write back", || writer.append(part))
+        })?;
         timings.time("write back", || writer.finish(&stats.totals))?;
         Ok(stats)
     })();

@@ -419,23 +419,28 @@ fn costs_beyond_ten_decimals_are_refused_not_rounded() {
     let db = TestDb::with_fixture();
     db.exec("ALTER TABLE call_logs ALTER COLUMN stt_cost_usd TYPE numeric;
              UPDATE call_logs SET stt_cost_usd = stt_cost_usd + 0.00000000001 WHERE call_id = 'edge-kt-1'");
-    let out = tempfile::tempdir().unwrap();
-    let output = db
-        .cmd()
-        .args(["run", "--date", "2026-03-11", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err = crate::util::stderr_of(&output);
+    let err = run_fails_writing_nothing(&db, "2026-03-11");
     assert!(
         err.contains("stt_cost_usd") && err.contains("more than 10 decimals"),
         "{err}"
     );
+}
+
+/// Runs `--date day`, expects exit 1 and no summary row; returns stderr.
+fn run_fails_writing_nothing(db: &TestDb, day: &str) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args(["run", "--date", day, "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
         0
     );
+    crate::util::stderr_of(&output)
 }
 
 #[test]
@@ -443,22 +448,10 @@ fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
     let db = TestDb::with_fixture();
     db.exec("ALTER TABLE call_logs ALTER COLUMN total_cost_usd TYPE numeric(14, 8);
              UPDATE call_logs SET total_cost_usd = total_cost_usd + 0.00000040 WHERE call_id IN ('edge-kt-1', 'edge-kt-2')");
-    let out = tempfile::tempdir().unwrap();
-    let output = db
-        .cmd()
-        .args(["run", "--date", "2026-03-11", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err = crate::util::stderr_of(&output);
+    let err = run_fails_writing_nothing(&db, "2026-03-11");
     assert!(
         err.contains("reconciliation failed") && err.contains("more than 6 decimals"),
         "{err}"
-    );
-    assert_eq!(
-        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
-        0
     );
 }
 
