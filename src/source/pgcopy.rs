@@ -65,37 +65,53 @@ pub fn read_frame(
     reader: impl Read,
     columns: &[(&'static str, Kind)],
 ) -> Result<DataFrame, DecodeError> {
-    let mut input = Input::new(reader);
-    input.header()?;
     let mut builders: Vec<Builder> = columns
         .iter()
         .map(|(name, kind)| Builder::new(name, *kind))
         .collect();
-    loop {
-        let fields = i16::from_be_bytes(input.take::<2>()?);
-        if fields == -1 {
-            break;
+    for_each_field(reader, columns.len(), |i, value| match value {
+        Some(bytes) => builders[i].push(bytes),
+        None => {
+            builders[i].push_null();
+            Ok(())
         }
-        if fields as usize != builders.len() {
-            return Err(DecodeError::Format(format!(
-                "a row has {fields} fields, expected {}",
-                builders.len()
-            )));
-        }
-        for builder in builders.iter_mut() {
-            let len = i32::from_be_bytes(input.take::<4>()?);
-            if len < 0 {
-                builder.push_null();
-            } else {
-                builder.push(input.bytes(len as usize)?)?;
-            }
-        }
-    }
+    })?;
     let columns = builders
         .into_iter()
         .map(|b| b.finish().into_column())
         .collect();
     DataFrame::new(columns).map_err(|e| DecodeError::Format(e.to_string()))
+}
+
+/// Hands every field of a binary COPY stream whose rows have `width`
+/// fields to `each` (its column and its bytes, None for NULL), in order,
+/// without keeping any.
+pub fn for_each_field(
+    reader: impl Read,
+    width: usize,
+    mut each: impl FnMut(usize, Option<&[u8]>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut input = Input::new(reader);
+    input.header()?;
+    loop {
+        let fields = i16::from_be_bytes(input.take::<2>()?);
+        if fields == -1 {
+            return Ok(());
+        }
+        if fields as usize != width {
+            return Err(DecodeError::Format(format!(
+                "a row has {fields} fields, expected {width}"
+            )));
+        }
+        for i in 0..width {
+            let len = i32::from_be_bytes(input.take::<4>()?);
+            if len < 0 {
+                each(i, None)?;
+            } else {
+                each(i, Some(input.bytes(len as usize)?))?;
+            }
+        }
+    }
 }
 
 /// A buffered reader that hands out byte slices of the stream.
