@@ -67,10 +67,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
 
-    /// Read and roll up at most this many days at a time: bounds memory
-    /// on long windows (each chunk also reads the 26 hours of UTC around
-    /// its days that time zones reach into).
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Read and roll up at most this many days at a time: memory follows
+    /// the chunk, not the window (each chunk also needs the 26 hours of
+    /// UTC around its days that time zones reach into; rows shared with
+    /// the next chunk are kept, not read again).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_days: u32,
 
     /// Longest a source query may run, in seconds.
@@ -399,17 +400,39 @@ pub fn execute(args: Args) -> Result<()> {
         to: window.to,
         selection: &selection,
     };
-    let result = (|| {
-        let mut writer = timings.time("write back", || {
-            pg_sink::Writer::begin(&mut target, &write_back)
-        })?;
-        let stats = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
+    let result = std::thread::scope(|scope| -> Result<WindowStats> {
+        // Each chunk's rows are copied in on a thread of their own, so
+        // Postgres inserts one chunk while the next is rolled up; the
+        // transaction stays open until every chunk is in.
+        let (to_writer, parts) = std::sync::mpsc::sync_channel::<Rollup>(1);
+        let (target, write_back) = (&mut target, &write_back);
+        let writer = scope.spawn(move || {
+            let started = Instant::now();
+            let mut writer = pg_sink::Writer::begin(target, write_back)?;
+            let mut busy = started.elapsed();
+            for part in parts {
+                let started = Instant::now();
+                writer.append(&part)?;
+                busy += started.elapsed();
+            }
+            Ok::<_, Error>((writer, busy))
+        });
+        let processed = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
             stage(&mut staged, part, chunk, run_id, timings)?;
-            timings.time("write back", || writer.append(part))
-        })?;
-        timings.time("write back", || writer.finish(&stats.totals))?;
+            // Closed only when the writer stopped on an error, returned below.
+            to_writer
+                .send(part.clone())
+                .map_err(|_| Error::RunFailed("the write-back stopped".into()))
+        });
+        drop(to_writer);
+        let written = writer.join().expect("the write-back thread panicked");
+        // The writer's error, if any, is the cause of the other.
+        let (writer, busy) = written?;
+        let stats = processed?;
+        timings.add("write back (overlapped)", busy);
+        timings.time("commit", || writer.finish(&stats.totals))?;
         Ok(stats)
-    })();
+    });
     let result = match result {
         Ok(stats) => timings
             .time("move files", || staged.commit())

@@ -22,6 +22,7 @@ const COST_COLUMNS: [&str; 4] = [
 ];
 
 /// The four summary tables of one window, sorted by their keys.
+#[derive(Clone)]
 pub struct Rollup {
     pub tenant_daily: DataFrame,
     pub outcomes: DataFrame,
