@@ -120,7 +120,7 @@ const COLUMNS: &[(&str, &str, &[&str], bool)] = &[
 impl PostgresSource {
     pub fn connect(url: &DbUrl, schema: &str, statement_timeout_secs: u64) -> Result<Self> {
         let mut client = url.connect("callrollup-source")?;
-        client.batch_execute(&session_setup(statement_timeout_secs).join(";"))?;
+        client.batch_execute(&session_setup(statement_timeout_secs))?;
         client.batch_execute(sql::SOURCE_SNAPSHOT_EXPORT)?;
         let snapshot: String = client.query_one(sql::SOURCE_SNAPSHOT_ID, &[])?.get(0);
         Ok(PostgresSource {
@@ -274,10 +274,8 @@ impl PostgresSource {
         selection: &TenantSelection,
     ) -> Result<()> {
         let mut client = self.url.connect("callrollup-source")?;
-        client.batch_execute(&session_setup(self.statement_timeout_secs).join(";"))?;
-        // A background check: parallel workers would take the cores the
-        // COPY streams need.
-        client.batch_execute("SET max_parallel_workers_per_gather = 0")?;
+        client.batch_execute(&session_setup(self.statement_timeout_secs))?;
+        client.batch_execute(sql::SOURCE_VERIFY_SESSION)?;
         client.batch_execute(&sql::render(
             sql::SOURCE_SNAPSHOT_JOIN,
             &[("snapshot", &self.snapshot)],
@@ -320,7 +318,8 @@ impl PostgresSource {
     fn open_readers(&mut self) -> Result<()> {
         while self.readers.len() < self.streams {
             let mut reader = self.url.connect("callrollup-source")?;
-            reader.batch_execute(&session_setup(self.statement_timeout_secs).join(";"))?;
+            reader.batch_execute(&session_setup(self.statement_timeout_secs))?;
+            reader.batch_execute(sql::SOURCE_READER_SESSION)?;
             reader.batch_execute(&sql::render(
                 sql::SOURCE_SNAPSHOT_JOIN,
                 &[("snapshot", &self.snapshot)],
@@ -574,11 +573,11 @@ fn found_row<'a>(
 }
 
 /// The source session never writes and never runs away.
-fn session_setup(statement_timeout_secs: u64) -> Vec<String> {
-    vec![
-        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY".to_string(),
-        format!("SET statement_timeout = '{statement_timeout_secs}s'"),
-    ]
+fn session_setup(statement_timeout_secs: u64) -> String {
+    sql::render(
+        sql::SOURCE_SESSION,
+        &[("statement_timeout", &statement_timeout_secs.to_string())],
+    )
 }
 
 fn timestamp_literal(t: DateTime<Utc>) -> String {
