@@ -25,7 +25,15 @@ pub fn decimals(column: &Column) -> PolarsResult<Vec<Option<Decimal>>> {
 pub fn sum(column: &Column) -> PolarsResult<Decimal> {
     let ca = column.as_materialized_series().decimal()?;
     let scale = ca.scale() as u32;
-    let total: i128 = ca.physical().into_iter().flatten().sum();
+    // Array by array over the set values: no Option per row.
+    let total: i128 = ca
+        .physical()
+        .downcast_iter()
+        .map(|array| match array.validity() {
+            None => array.values().iter().sum::<i128>(),
+            Some(_) => array.non_null_values_iter().sum::<i128>(),
+        })
+        .sum();
     Ok(Decimal::from_i128_with_scale(total, scale))
 }
 

@@ -6,13 +6,16 @@ use polars::prelude::*;
 /// The canonical IANA name for `name`, matched case-insensitively as
 /// PostgreSQL's `AT TIME ZONE` does, or None when it is not a zone.
 pub fn canonical_zone(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return None;
-    }
-    chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().eq_ignore_ascii_case(name))
-        .map(|tz| tz.name())
+    // Built once: every chunk looks up every tenant's zone.
+    static BY_LOWER_CASE: std::sync::OnceLock<PlHashMap<String, &'static str>> =
+        std::sync::OnceLock::new();
+    let zones = BY_LOWER_CASE.get_or_init(|| {
+        chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|tz| (tz.name().to_ascii_lowercase(), tz.name()))
+            .collect()
+    });
+    zones.get(&name.to_ascii_lowercase()).copied()
 }
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
