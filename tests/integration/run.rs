@@ -474,3 +474,66 @@ fn chunk_size_and_stream_count_do_not_change_a_byte() {
     assert_eq!(trees[0], trees[1]);
     assert_eq!(trees[0], trees[2]);
 }
+
+#[test]
+fn rows_committed_during_a_run_neither_fail_it_nor_leak_in() {
+    // Before the exported snapshot, a call committed between the
+    // extraction and Postgres' own totals failed the run ("rows changed
+    // during extraction"). Now every read sees the run's snapshot.
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let window = ["run", "--from", "2026-03-07", "--to", "2026-03-08", "--out"];
+    let calls_in_window = "SELECT coalesce(sum(calls), 0)::bigint FROM analytics.tenant_daily";
+    db.cmd().args(window).arg(out.path()).assert().success();
+    let before = db.scalar_i64(calls_in_window);
+
+    // Hold call_logs so the run blocks at its first COPY, after its
+    // snapshot was taken; commit a call in the window while it waits.
+    let mut writer = db.client();
+    let mut tx = writer.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE call_logs IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .args(window)
+        .arg(out.path())
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while db.scalar_i64(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup-source' AND wait_event_type = 'Lock'",
+        db.name
+    )) == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached call_logs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tx.batch_execute(
+        "INSERT INTO call_logs (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
+                                tts_cost_usd, total_cost_usd, duration_seconds, created_at)
+         VALUES ('committed-mid-run', 'a0000000-0000-0000-0000-000000000003', 'completed', 'booked',
+                 1, 1, 1, 3, 60, '2026-03-07 12:00+00')",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::util::stderr_of(&output)
+    );
+    assert_eq!(
+        db.scalar_i64(calls_in_window),
+        before,
+        "the run saw its snapshot"
+    );
+
+    // The next run picks the call up.
+    db.cmd().args(window).arg(out.path()).assert().success();
+    assert_eq!(db.scalar_i64(calls_in_window), before + 1);
+}
