@@ -586,3 +586,37 @@ fn session_setup(statement_timeout_secs: u64) -> String {
 fn timestamp_literal(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn split_range_covers_the_range_once_in_order() {
+        let from = Utc.with_ymd_and_hms(2026, 3, 7, 10, 0, 0).unwrap();
+        let to = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+        for parts in 1..=5 {
+            let slices = split_range((from, to), parts);
+            assert_eq!(slices.len(), parts);
+            assert_eq!(slices[0].0, from);
+            assert_eq!(slices[parts - 1].1, to);
+            for pair in slices.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0, "slices touch without overlap");
+                assert!(pair[0].0 < pair[0].1);
+            }
+        }
+    }
+
+    #[test]
+    fn fingerprints_tell_ids_apart_and_match_themselves() {
+        let errored: PlHashSet<u128> = ["CA01", "CA02"]
+            .iter()
+            .map(|id| fingerprint(id.as_bytes()))
+            .collect();
+        let ids = StringChunked::from_iter([Some("CA02"), Some("CA03"), None]);
+        let flags = errored_flags(&ids, &errored);
+        let flags: Vec<_> = flags.bool().unwrap().into_iter().collect();
+        assert_eq!(flags, [Some(true), Some(false), Some(false)]);
+    }
+}
