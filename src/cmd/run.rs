@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use polars::prelude::DataFrame;
 use uuid::Uuid;
 
 use crate::cli::{default_out, parse_tenants, ConnectOpts, SchemaOpts, WindowOpts};
@@ -182,13 +181,7 @@ struct WindowStats {
 impl WindowStats {
     fn add(&mut self, part: &Rollup, read: &SourceTotals) -> Result<()> {
         let td = &part.tenant_daily;
-        let sum = |df: &DataFrame, name: &str| -> Result<i64> {
-            Ok(df
-                .column(name)?
-                .as_materialized_series()
-                .sum::<i64>()
-                .unwrap_or(0))
-        };
+        let sum = rollup::sum_i64;
         for id in td.column("tenant_id")?.str()?.into_iter().flatten() {
             if !self.tenants.contains(id) {
                 self.tenants.insert(id.to_string());
@@ -553,13 +546,7 @@ fn render_summary(s: &Summary) -> String {
         "findings    {} rows in {} tenant days\n",
         st.finding_rows, st.table_rows[3]
     ));
-    let names = [
-        "tenant_daily",
-        "tenant_daily_outcomes",
-        "tenant_daily_errors",
-        "data_quality_findings",
-    ];
-    let rows: Vec<String> = names
+    let rows: Vec<String> = sink::TABLE_NAMES
         .iter()
         .zip(st.table_rows)
         .map(|(n, c)| {

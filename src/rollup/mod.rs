@@ -398,42 +398,20 @@ fn findings(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
         .collect()
 }
 
-impl Rollup {
-    /// Joins the rollups of consecutive, disjoint day ranges. Each table
-    /// keeps its order within a day, so day files are the same bytes as
-    /// those of one rollup over the whole range.
-    pub fn concat(parts: Vec<Rollup>) -> PolarsResult<Rollup> {
-        let mut parts = parts.into_iter();
-        let Some(mut all) = parts.next() else {
-            return Err(PolarsError::NoData("no rollup to concatenate".into()));
-        };
-        for part in parts {
-            all.tenant_daily.vstack_mut(&part.tenant_daily)?;
-            all.outcomes.vstack_mut(&part.outcomes)?;
-            all.errors.vstack_mut(&part.errors)?;
-            all.findings.vstack_mut(&part.findings)?;
-            all.totals.add(&part.totals);
-        }
-        for df in [
-            &mut all.tenant_daily,
-            &mut all.outcomes,
-            &mut all.errors,
-            &mut all.findings,
-        ] {
-            df.align_chunks_par();
-        }
-        Ok(all)
-    }
+/// The sum of an integer column of a summary table (0 when empty).
+pub fn sum_i64(df: &DataFrame, name: &str) -> PolarsResult<i64> {
+    Ok(df
+        .column(name)?
+        .as_materialized_series()
+        .sum::<i64>()
+        .unwrap_or(0))
+}
 
+impl Rollup {
     /// The grouped tables must add up to the rows they came from; a
     /// mismatch is a bug, and no file or table may be written then.
     pub fn check_totals(&self) -> Result<(), String> {
-        let sum_i64 = |df: &DataFrame, name: &str| -> i64 {
-            df.column(name)
-                .ok()
-                .and_then(|c| c.as_materialized_series().sum::<i64>().ok())
-                .unwrap_or(0)
-        };
+        let sum_i64 = |df: &DataFrame, name: &str| sum_i64(df, name).unwrap_or(0);
         let td = &self.tenant_daily;
         let total = crate::money::sum(td.column("total_cost_usd").map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;

@@ -56,7 +56,6 @@ impl StagedFiles {
         tag: &str,
         suffix: &str,
     ) -> Result<()> {
-        let staged = self;
         for (table, df) in tables {
             let file_frame = file_frame(df)?;
             for day in days {
@@ -76,14 +75,14 @@ impl StagedFiles {
                     .collect()?;
                 let parquet = dir.join(format!("{table}{suffix}.parquet"));
                 let tmp = temp_name(&parquet, tag);
-                staged.moves.push((tmp.clone(), parquet));
+                self.moves.push((tmp.clone(), parquet));
                 write_atomic_part(&tmp, |f| {
                     ParquetWriter::new(f).finish(&mut rows.clone())?;
                     Ok(())
                 })?;
                 let csv = dir.join(format!("{table}{suffix}.csv"));
                 let tmp = temp_name(&csv, tag);
-                staged.moves.push((tmp.clone(), csv));
+                self.moves.push((tmp.clone(), csv));
                 let mut text = csv_frame(&rows)?;
                 write_atomic_part(&tmp, |f| {
                     CsvWriter::new(f)

@@ -8,12 +8,21 @@ use polars::prelude::DataFrame;
 
 use crate::rollup::Rollup;
 
+/// The summary tables, in the order they are written.
+pub const TABLE_NAMES: [&str; 4] = [
+    "tenant_daily",
+    "tenant_daily_outcomes",
+    "tenant_daily_errors",
+    "data_quality_findings",
+];
+
 /// The summary tables by name, in the order they are written.
 pub fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame); 4] {
-    [
-        ("tenant_daily", &rollup.tenant_daily),
-        ("tenant_daily_outcomes", &rollup.outcomes),
-        ("tenant_daily_errors", &rollup.errors),
-        ("data_quality_findings", &rollup.findings),
-    ]
+    let frames = [
+        &rollup.tenant_daily,
+        &rollup.outcomes,
+        &rollup.errors,
+        &rollup.findings,
+    ];
+    std::array::from_fn(|i| (TABLE_NAMES[i], frames[i]))
 }

@@ -16,6 +16,7 @@ use super::pgbinary::{self, Encoded, PgType};
 use crate::error::{Error, Result};
 use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
+use crate::sink;
 use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
@@ -40,32 +41,15 @@ enum EngineColumns {
     Leading,
 }
 
-/// The summary tables, their rollup frames and the columns the engine adds.
-fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame, EngineColumns); 4] {
-    [
-        (
-            "tenant_daily",
-            &rollup.tenant_daily,
-            EngineColumns::TrailingWithComputedAt,
-        ),
-        (
-            "tenant_daily_outcomes",
-            &rollup.outcomes,
-            EngineColumns::Trailing,
-        ),
-        (
-            "tenant_daily_errors",
-            &rollup.errors,
-            EngineColumns::Trailing,
-        ),
-        // Findings are history: each run keeps its own, nothing is replaced.
-        (
-            "data_quality_findings",
-            &rollup.findings,
-            EngineColumns::Leading,
-        ),
-    ]
-}
+/// The columns the engine adds to each summary table, in `sink::tables`
+/// order. Findings are history: each run keeps its own (`Leading`), and
+/// only the other three are replaced.
+const ENGINE_COLUMNS: [EngineColumns; 4] = [
+    EngineColumns::TrailingWithComputedAt,
+    EngineColumns::Trailing,
+    EngineColumns::Trailing,
+    EngineColumns::Leading,
+];
 
 /// One open write transaction: the window's old rows are deleted when it
 /// begins, each chunk's rows are copied in as the chunk is rolled up (so
@@ -82,11 +66,11 @@ impl<'c, 'r> Writer<'c, 'r> {
     pub fn begin(client: &'c mut Client, run: &'r WriteBack<'r>) -> Result<Self> {
         let mut tx = client.transaction()?;
         let tenants = run.selection.tenant_array();
-        for table in [
-            "tenant_daily",
-            "tenant_daily_outcomes",
-            "tenant_daily_errors",
-        ] {
+        let replaced = sink::TABLE_NAMES
+            .iter()
+            .zip(ENGINE_COLUMNS)
+            .filter(|(_, extra)| !matches!(extra, EngineColumns::Leading));
+        for (table, _) in replaced {
             tx.execute(
                 &sql::render(
                     sql::SUMMARY_DELETE_WINDOW,
@@ -108,7 +92,8 @@ impl<'c, 'r> Writer<'c, 'r> {
 
     /// Copies in one chunk's rows of every summary table.
     pub fn append(&mut self, rollup: &Rollup) -> Result<()> {
-        for (i, (table, df, extra)) in tables(rollup).into_iter().enumerate() {
+        let tables = sink::tables(rollup).into_iter().zip(ENGINE_COLUMNS);
+        for (i, ((table, df), extra)) in tables.enumerate() {
             let written = copy_in(&mut self.tx, self.run, table, df, extra)?;
             self.rows[i] = self.rows[i].checked_add(written).ok_or_else(|| {
                 Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
