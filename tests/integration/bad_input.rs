@@ -2,7 +2,6 @@
 //! nothing: tables, files and the ledger stay as they were.
 
 use std::process::{Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::util::{stderr_of, tree, TestDb};
 
@@ -269,21 +268,7 @@ fn run_killed_midway_keeps_previous_results_and_rerun_repairs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let waiting = db.scalar_i64(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup' AND wait_event_type = 'Lock'",
-            db.name
-        ));
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached its write transaction"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    db.wait_for_lock_wait("callrollup", "the run never reached its write transaction");
     child.kill().unwrap();
     child.wait().unwrap();
     tx.rollback().unwrap();

@@ -501,18 +501,7 @@ fn rows_committed_during_a_run_neither_fail_it_nor_leak_in() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while db.scalar_i64(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup-source' AND wait_event_type = 'Lock'",
-        db.name
-    )) == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never reached call_logs"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    db.wait_for_lock_wait("callrollup-source", "the run never reached call_logs");
     tx.batch_execute(
         "INSERT INTO call_logs (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
                                 tts_cost_usd, total_cost_usd, duration_seconds, created_at)

@@ -90,6 +90,20 @@ impl TestDb {
         self.client().query_one(sql, &[]).unwrap().get(0)
     }
 
+    /// Waits (up to 2 minutes) until a session of this database named
+    /// `application` waits on a lock; `what` says where, for the failure.
+    pub fn wait_for_lock_wait(&self, application: &str, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while self.scalar_i64(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = '{application}' AND wait_event_type = 'Lock'",
+            self.name
+        )) == 0
+        {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `callrollup` with DATABASE_URL pointing at this database.
     pub fn cmd(&self) -> Command {
         let mut cmd = Self::cmd_without_db();
