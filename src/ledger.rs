@@ -40,6 +40,8 @@ pub struct RunStart<'a> {
     pub partial: bool,
     pub selection: &'a TenantSelection,
     pub arguments: String,
+    /// What the run reads, without secrets (see migration 0003).
+    pub source: String,
 }
 
 /// Marks runs that died midway, then records this one as `running`.
@@ -62,9 +64,21 @@ pub fn start(client: &mut Client, schema: &str, run: &RunStart) -> Result<()> {
             &crate::ENGINE_VERSION,
             &run.arguments,
             &shard,
+            &run.source,
         ],
     )?;
     Ok(())
+}
+
+/// A run's status (`running`, `succeeded`, `failed`), None when this
+/// ledger has no such run.
+pub fn status(client: &mut Client, schema: &str, run_id: Uuid) -> Result<Option<String>> {
+    Ok(client
+        .query_opt(
+            &sql::render(sql::LEDGER_STATUS, &[("schema", schema)]),
+            &[&run_id],
+        )?
+        .map(|r| r.get(0)))
 }
 
 pub fn fail(client: &mut Client, schema: &str, run_id: Uuid, error: &str) -> Result<()> {
@@ -124,6 +138,10 @@ pub struct RunRow {
     pub engine_version: String,
     pub arguments: serde_json::Value,
     pub error: Option<String>,
+    /// What the run read (None for runs recorded before migration 0003).
+    pub source: Option<String>,
+    /// Which tenants it replaced.
+    pub selection: String,
 }
 
 pub fn list(client: &mut Client, schema: &str, limit: i64) -> Result<Vec<RunRow>> {
@@ -155,6 +173,16 @@ pub fn list(client: &mut Client, schema: &str, limit: i64) -> Result<Vec<RunRow>
             engine_version: r.get("engine_version"),
             arguments: serde_json::from_str(r.get::<_, &str>("arguments")).unwrap_or_default(),
             error: r.get("error"),
+            source: r.get("source"),
+            selection: TenantSelection {
+                tenants: r
+                    .get::<_, Option<Vec<Uuid>>>("tenant_filter")
+                    .unwrap_or_default(),
+                shard: r
+                    .get::<_, Option<String>>("tenant_shard")
+                    .and_then(|s| Shard::parse(&s).ok()),
+            }
+            .describe(),
         })
         .collect())
 }

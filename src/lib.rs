@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod generate;
 pub mod ledger;
 pub mod log;

@@ -10,31 +10,50 @@ use rust_decimal::Decimal;
 /// Stored scale of every money column: numeric(20,6).
 pub const SCALE: u32 = 6;
 
+/// An amount of `column` as a `rust_decimal` (a 96-bit mantissa, about
+/// 28 digits): a larger one is an error naming the column, never a panic
+/// and never a rounded amount.
+fn to_decimal(value: i128, scale: u32, column: &str) -> PolarsResult<Decimal> {
+    Decimal::try_from_i128_with_scale(value, scale).map_err(|_| {
+        polars_err!(ComputeError:
+            "column {column}: the amount {value}e-{scale} has more digits than an exact amount can hold (28); check the source rows of this column"
+        )
+    })
+}
+
+fn overflow(column: &str) -> PolarsError {
+    polars_err!(ComputeError:
+        "column {column}: the sum exceeds 38 digits and cannot be exact; check the source rows of this column"
+    )
+}
+
 /// The values of a Decimal column as `rust_decimal`s.
 pub fn decimals(column: &Column) -> PolarsResult<Vec<Option<Decimal>>> {
     let ca = column.as_materialized_series().decimal()?;
     let scale = ca.scale() as u32;
-    Ok(ca
-        .physical()
+    ca.physical()
         .into_iter()
-        .map(|v| v.map(|v| Decimal::from_i128_with_scale(v, scale)))
-        .collect())
+        .map(|v| v.map(|v| to_decimal(v, scale, column.name())).transpose())
+        .collect()
 }
 
-/// The exact sum of a Decimal column (NULLs add nothing).
+/// The exact sum of a Decimal column (NULLs add nothing); a sum beyond
+/// what an exact amount can hold is an error naming the column.
 pub fn sum(column: &Column) -> PolarsResult<Decimal> {
     let ca = column.as_materialized_series().decimal()?;
     let scale = ca.scale() as u32;
+    let add = |total: i128, v: &i128| total.checked_add(*v).ok_or_else(|| overflow(column.name()));
     // Array by array over the set values: no Option per row.
-    let total: i128 = ca
-        .physical()
-        .downcast_iter()
-        .map(|array| match array.validity() {
-            None => array.values().iter().sum::<i128>(),
-            Some(_) => array.non_null_values_iter().sum::<i128>(),
-        })
-        .sum();
-    Ok(Decimal::from_i128_with_scale(total, scale))
+    let mut total: i128 = 0;
+    for array in ca.physical().downcast_iter() {
+        total = match array.validity() {
+            None => array.values().iter().try_fold(total, add)?,
+            Some(_) => array
+                .non_null_values_iter()
+                .try_fold(total, |t, v| add(t, &v))?,
+        };
+    }
+    to_decimal(total, scale, column.name())
 }
 
 /// Rounds half away from zero to 6 places, as Postgres stores numeric(20,6).
@@ -90,6 +109,30 @@ mod tests {
             "-0.000001"
         );
         assert_eq!(format(Decimal::from_str("12.5").unwrap()), "12.500000");
+    }
+
+    fn money_column(values: &[Option<i128>]) -> Column {
+        Int128Chunked::from_iter(values.iter().copied())
+            .into_decimal(Some(38), 10)
+            .unwrap()
+            .into_series()
+            .with_name("total_cost_usd".into())
+            .into_column()
+    }
+
+    #[test]
+    fn amounts_beyond_96_bits_are_errors_naming_the_column_not_panics() {
+        let huge = money_column(&[Some(1i128 << 100)]);
+        let e = decimals(&huge).unwrap_err().to_string();
+        assert!(e.contains("total_cost_usd"), "{e}");
+        let e = sum(&huge).unwrap_err().to_string();
+        assert!(e.contains("total_cost_usd"), "{e}");
+        // Each value fits an i128, their sum does not: checked, not wrapped.
+        let widest = 10i128.pow(38) - 1;
+        let near_max = money_column(&[Some(widest), Some(widest)]);
+        let e = sum(&near_max).unwrap_err().to_string();
+        assert!(e.contains("exceeds 38 digits"), "{e}");
+        assert!(to_stored_scale(&huge).is_err());
     }
 
     #[test]

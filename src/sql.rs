@@ -29,6 +29,7 @@ pub const LOCK: &str = include_str!("../queries/lock.sql");
 pub const LOCK_SHARD: &str = include_str!("../queries/lock_shard.sql");
 pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql");
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
+pub const LEDGER_STATUS: &str = include_str!("../queries/ledger_status.sql");
 pub const LEDGER_START: &str = include_str!("../queries/ledger_start.sql");
 pub const LEDGER_FAIL: &str = include_str!("../queries/ledger_fail.sql");
 pub const LEDGER_SUCCEED: &str = include_str!("../queries/ledger_succeed.sql");
@@ -60,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "0002_run_tenant_shard.sql",
         text: include_str!("../migrations/0002_run_tenant_shard.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_run_source.sql",
+        text: include_str!("../migrations/0003_run_source.sql"),
     },
 ];
 

@@ -1,13 +1,15 @@
 //! callrollup extract — a window of the platform as a Parquet snapshot.
 //!
 //! Usage: callrollup extract [--date D | --from D --to D] --out DIR
-//!                           [--tenant UUID]... [--database-url URL]
+//!                           [--tenant UUID]... [--tenant-shard i/n] [--database-url URL]
 //!
 //! Writes `tenants.parquet`, `call_logs.parquet`, `system_errors.parquet`
 //! (only the columns the engine reads) and `manifest.json` (window, row
 //! counts, cost sums, checksums, source fingerprint, engine and snapshot
-//! versions). `run --source DIR` then gives the same rollups as reading
-//! Postgres, without a connection to production.
+//! versions, and the tenant selection). `run --source DIR` then gives the
+//! same rollups as reading Postgres, without a connection to production,
+//! and replaces only the rows of the tenants the snapshot holds. An
+//! existing `--out` is replaced only when it is an earlier snapshot.
 
 use std::path::PathBuf;
 
@@ -28,7 +30,11 @@ pub struct Args {
     /// Only this tenant (repeatable).
     #[arg(long = "tenant", value_name = "UUID")]
     pub tenants: Vec<String>,
-    /// Folder of the snapshot (replaced atomically if it exists).
+    /// Only the tenants whose tenant_id hashes to shard i of n.
+    #[arg(long, value_name = "i/n")]
+    pub tenant_shard: Option<String>,
+    /// Folder of the snapshot (an earlier snapshot there is replaced
+    /// atomically; any other non-empty folder is refused).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Schema of the platform tables in the source database.
@@ -43,9 +49,15 @@ pub fn execute(args: Args) -> Result<()> {
     let window = args.window.request().resolve(Utc::now())?;
     let selection = TenantSelection {
         tenants: parse_tenants(&args.tenants)?,
-        shard: None,
+        shard: args
+            .tenant_shard
+            .as_deref()
+            .map(crate::shard::Shard::parse)
+            .transpose()?,
     };
     let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
+    // Before the (long) extraction: a folder that is not a snapshot is refused.
+    snapshot::refuse_foreign_folder(&args.out)?;
     let url = args.connect.source()?;
     let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
     let shape = source.check_schema()?;
@@ -53,12 +65,13 @@ pub fn execute(args: Args) -> Result<()> {
     source.start_verification(window.utc_range(), &selection)?;
     let (frames, totals) = source.extract(window.utc_range(), &selection, shape, None)?;
     source.verify(&totals)?;
-    let manifest = snapshot::write(&args.out, &frames, &window, &fingerprint)?;
+    let manifest = snapshot::write(&args.out, &frames, &window, &fingerprint, &selection)?;
     println!(
-        "wrote snapshot {} for {}..{}: {} tenants, {} calls, {} errors, total cost {} USD",
+        "wrote snapshot {} for {}..{} ({}): {} tenants, {} calls, {} errors, total cost {} USD",
         args.out.display(),
         manifest.window_from,
         manifest.window_to,
+        selection.describe(),
         frames.tenants.height(),
         totals.calls,
         totals.errors,

@@ -101,7 +101,7 @@ pub fn execute(args: Args) -> Result<()> {
             "generated:seed={},tenants={},calls={},days={},end={}",
             spec.seed, spec.tenants, spec.calls, spec.days, spec.end
         );
-        let manifest = snapshot::write(dir, &frames, &window, &fingerprint)?;
+        let manifest = snapshot::write(dir, &frames, &window, &fingerprint, &Default::default())?;
         println!(
             "wrote snapshot {} ({}..{}): {} calls, {} errors, {} tenants in {:.1}s",
             dir.display(),

@@ -106,15 +106,15 @@ impl Timings {
 /// Where the rows come from.
 enum Input {
     Postgres(Box<PostgresSource>, SourceShape),
-    Snapshot(PathBuf),
+    Snapshot(PathBuf, Box<snapshot::Manifest>),
 }
 
 impl Input {
     fn open(args: &Args) -> Result<Input> {
         if let Some(dir) = &args.source {
             // Fail on a missing or malformed manifest before anything else.
-            snapshot::read_manifest(dir)?;
-            return Ok(Input::Snapshot(dir.clone()));
+            let manifest = snapshot::read_manifest(dir)?;
+            return Ok(Input::Snapshot(dir.clone(), Box::new(manifest)));
         }
         let url = args.connect.source()?;
         let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
@@ -133,7 +133,7 @@ impl Input {
         selection: &TenantSelection,
     ) -> Result<(SourceFrames, SourceTotals)> {
         match self {
-            Input::Snapshot(dir) => snapshot::read(dir, chunk, selection),
+            Input::Snapshot(dir, _) => snapshot::read(dir, chunk, selection),
             Input::Postgres(source, shape) => source.extract(
                 chunk.utc_range(),
                 selection,
@@ -146,7 +146,7 @@ impl Input {
     /// Starts Postgres' own count and sums of the window's UTC range.
     fn start_verification(&mut self, window: &Window, selection: &TenantSelection) -> Result<()> {
         match self {
-            Input::Snapshot(_) => Ok(()),
+            Input::Snapshot(..) => Ok(()),
             Input::Postgres(source, _) => source.start_verification(window.utc_range(), selection),
         }
     }
@@ -155,9 +155,33 @@ impl Input {
     /// range (a snapshot was verified as it was read).
     fn verify(&mut self, read: &SourceTotals) -> Result<()> {
         match self {
-            Input::Snapshot(_) => Ok(()),
+            Input::Snapshot(..) => Ok(()),
             Input::Postgres(source, _) => source.verify(read),
         }
+    }
+
+    /// The tenants the run replaces: what was asked, which a snapshot
+    /// must hold (a snapshot's own selection when nothing was asked).
+    fn selection(&self, asked: &TenantSelection) -> Result<TenantSelection> {
+        match self {
+            Input::Snapshot(_, manifest) => manifest.selection()?.narrowed_to(asked),
+            Input::Postgres(..) => Ok(asked.clone()),
+        }
+    }
+
+    /// What the run reads, for the ledger (no secrets).
+    fn describe(&self) -> Result<String> {
+        Ok(match self {
+            Input::Postgres(source, _) => source.describe(),
+            Input::Snapshot(dir, _) => {
+                let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                format!(
+                    "snapshot {} ({})",
+                    path.display(),
+                    snapshot::manifest_digest(dir)?
+                )
+            }
+        })
     }
 }
 
@@ -227,7 +251,7 @@ fn process(
     } = *plan;
     // A snapshot is read (and verified) whole anyway: one chunk.
     let chunk_days = match input {
-        Input::Snapshot(_) => window.day_count() as u32,
+        Input::Snapshot(..) => window.day_count() as u32,
         Input::Postgres(..) => chunk_days,
     };
     let chunks = window.chunks(chunk_days);
@@ -284,11 +308,10 @@ fn process(
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
     let window = args.window.request().resolve(Utc::now())?;
-    let selection = TenantSelection {
+    let asked = TenantSelection {
         tenants: parse_tenants(&args.tenants)?,
         shard: args.tenant_shard.as_deref().map(Shard::parse).transpose()?,
     };
-    let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
     let schema = args.schema.target_schema()?;
     let mut timings = Timings::default();
 
@@ -297,7 +320,7 @@ pub fn execute(args: Args) -> Result<()> {
         // With a snapshot and no database configured, the files are the target.
         let configured = args.connect.target_url.is_some() || args.connect.database_url.is_some();
         let target = match (&input, configured) {
-            (Input::Snapshot(_), false) => None,
+            (Input::Snapshot(..), false) => None,
             _ => {
                 let url = args.connect.target()?;
                 let mut client = url.connect("callrollup")?;
@@ -307,6 +330,11 @@ pub fn execute(args: Args) -> Result<()> {
         };
         Ok((input, target))
     })?;
+    let selection = input.selection(&asked)?;
+    let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
+    let shard_name = selection.shard.map(|s| s.to_string());
+    // A --tenant run merges into each day's files instead of replacing them.
+    let only_tenants = (!selection.tenants.is_empty()).then(|| selection.tenant_texts());
 
     let summary =
         |run_id, stats: &WindowStats, written: bool, files: &[PathBuf], timings: &Timings| {
@@ -346,15 +374,28 @@ pub fn execute(args: Args) -> Result<()> {
         let days: Vec<_> = chunk.days().collect();
         let tag = run_id.simple().to_string();
         timings.time("stage files", || {
-            staged.add(&args.out, &sink::tables(part), &days, &tag, &file_suffix)
+            staged.add(
+                &args.out,
+                &sink::tables(part),
+                &days,
+                &tag,
+                &file_suffix,
+                only_tenants.as_deref(),
+            )
         })
     };
 
     let Some((target_url, mut target)) = target else {
-        // File target: the reports are the summary tables.
+        // File target: the reports are the summary tables; sealing the
+        // staged files is the commit.
+        recover_reports(&args.out, None, selection.shard)?;
         let run_id = Uuid::new_v4();
         let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
             stage(&mut staged, part, chunk, run_id, timings)
+        })
+        .and_then(|stats| {
+            staged.seal(&args.out, run_id, files::Decider::Sealed, shard_name.clone())?;
+            Ok(stats)
         });
         let stats = match result {
             Ok(stats) => stats,
@@ -363,7 +404,10 @@ pub fn execute(args: Args) -> Result<()> {
                 return Err(e);
             }
         };
-        let paths = timings.time("move files", || staged.commit())?;
+        crate::fault::pause_point("after_commit");
+        let paths = timings
+            .time("move files", || staged.commit())
+            .map_err(|e| moves_unfinished(run_id, &args.out, e))?;
         summary(Some(run_id), &stats, false, &paths, &timings);
         return Ok(());
     };
@@ -381,9 +425,28 @@ pub fn execute(args: Args) -> Result<()> {
             partial: window.partial,
             selection: &selection,
             arguments: arguments_json(&args, &window),
+            source: input.describe()?,
         },
     )?;
-    crate::log::info(&format!("run {run_id} for {}..{}", window.from, window.to));
+    crate::log::info(&format!(
+        "run {run_id} for {}..{} ({})",
+        window.from,
+        window.to,
+        selection.describe()
+    ));
+    let fail = |target: &mut postgres::Client, e: &Error| {
+        let mut message = target_url.redact(&e.to_string());
+        if let Ok(source_url) = args.connect.source() {
+            message = source_url.redact(&message);
+        }
+        // Only a `running` row moves: if even this fails, the next run
+        // marks this one abandoned.
+        let _ = ledger::fail(target, &schema, run_id, &message);
+    };
+    if let Err(e) = recover_reports(&args.out, Some((&mut target, &schema)), selection.shard) {
+        fail(&mut target, &e);
+        return Err(e);
+    }
 
     let write_back = pg_sink::WriteBack {
         schema: &schema,
@@ -393,7 +456,7 @@ pub fn execute(args: Args) -> Result<()> {
         to: window.to,
         selection: &selection,
     };
-    let result = std::thread::scope(|scope| -> Result<WindowStats> {
+    let committed = std::thread::scope(|scope| -> Result<WindowStats> {
         // Each chunk's rows are copied in on a thread of their own, so
         // Postgres inserts one chunk while the next is rolled up; the
         // transaction stays open until every chunk is in.
@@ -423,35 +486,95 @@ pub fn execute(args: Args) -> Result<()> {
         let (writer, busy) = written?;
         let stats = processed?;
         timings.add("write back (overlapped)", busy);
+        // From here the ledger decides what the staged files become: a
+        // kill after the commit leaves them for the next run to move.
+        staged.seal(&args.out, run_id, files::Decider::Ledger, shard_name.clone())?;
+        crate::fault::pause_point("before_commit");
         timings.time("commit", || writer.finish(&stats.totals))?;
         Ok(stats)
     });
-    let result = match result {
-        Ok(stats) => timings
-            .time("move files", || staged.commit())
-            .map(|paths| (stats, paths)),
+    let stats = match committed {
+        Ok(stats) => stats,
         Err(e) => {
-            staged.abort();
-            Err(e)
+            fail(&mut target, &e);
+            if staged.is_sealed() {
+                // The commit may have happened before the error: the
+                // ledger tells the next run whether to move or drop them.
+                crate::log::info(&format!(
+                    "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
+                ));
+            } else {
+                staged.abort();
+            }
+            return Err(e);
         }
     };
+    crate::fault::pause_point("after_commit");
+    let paths = timings
+        .time("move files", || staged.commit())
+        .map_err(|e| moves_unfinished(run_id, &args.out, e))?;
+    summary(Some(run_id), &stats, true, &paths, &timings);
+    Ok(())
+}
 
-    match result {
-        Ok((stats, paths)) => {
-            summary(Some(run_id), &stats, true, &paths, &timings);
-            Ok(())
+/// A committed run whose report files could not all be moved: its rows
+/// are billed and the ledger says so; the next run finishes the moves.
+fn moves_unfinished(run_id: Uuid, out: &Path, e: Error) -> Error {
+    Error::RunFailed(format!(
+        "run {run_id} is committed, but its report files could not all be moved into place under {} ({e}); the next run into that folder finishes the moves, whatever its window",
+        out.display()
+    ))
+}
+
+/// Finishes what earlier runs left in the report folder before this run
+/// touches it: the renames of a run that committed (a kill or a failure
+/// after its commit), and the staged files of one that never did. A shard
+/// finishes only its own shard's (and unsharded runs') files: another
+/// shard may be running. Journals whose run this ledger does not know
+/// (another target) are left where they are, and said so.
+fn recover_reports(
+    out: &Path,
+    mut ledger: Option<(&mut postgres::Client, &str)>,
+    shard: Option<Shard>,
+) -> Result<()> {
+    let mine = shard.map(|s| s.to_string());
+    for journal in files::pending(out)? {
+        if journal.tenant_shard.is_some() && journal.tenant_shard != mine {
+            continue;
         }
-        Err(e) => {
-            let mut message = target_url.redact(&e.to_string());
-            if let Ok(source_url) = args.connect.source() {
-                message = source_url.redact(&message);
+        let committed = match (journal.decider, ledger.as_mut()) {
+            (files::Decider::Sealed, _) => Some(true),
+            (files::Decider::Ledger, Some((client, schema))) => {
+                match ledger::status(client, schema, journal.run_id)?.as_deref() {
+                    Some("succeeded") => Some(true),
+                    Some("failed") => Some(false),
+                    _ => None,
+                }
             }
-            // The write transaction rolled back; record why. If even that
-            // fails, the next run marks this one abandoned.
-            let _ = ledger::fail(&mut target, &schema, run_id, &message);
-            Err(e)
+            (files::Decider::Ledger, None) => None,
+        };
+        let run = journal.run_id;
+        match committed {
+            Some(true) => {
+                let moved = journal.roll_forward(out)?;
+                crate::log::info(&format!(
+                    "run {run} committed but stopped before its report files were all in place: moved its last {moved} files into {} first",
+                    out.display()
+                ));
+            }
+            Some(false) => {
+                journal.roll_back(out)?;
+                crate::log::info(&format!(
+                    "removed the staged report files of run {run}, which never committed"
+                ));
+            }
+            None => crate::log::info(&format!(
+                "left the staged report files of run {run} in {}: its ledger row is not in this target (or it is still running); a run against its target finishes them",
+                out.display()
+            )),
         }
     }
+    Ok(())
 }
 
 /// Fails early, before the lock, when reports cannot be written.

@@ -47,9 +47,11 @@ fn table(runs: &[RunRow]) -> String {
         "calls",
         "total_cost_usd",
         "rows",
+        "selection",
+        "source",
         "error",
     ];
-    let rows: Vec<[String; 8]> = runs
+    let rows: Vec<[String; 10]> = runs
         .iter()
         .map(|r| {
             let window = if r.partial {
@@ -74,6 +76,8 @@ fn table(runs: &[RunRow]) -> String {
                 r.source_calls.map(|v| v.to_string()).unwrap_or_default(),
                 r.source_total_cost_usd.clone().unwrap_or_default(),
                 written.map(|v| v.to_string()).unwrap_or_default(),
+                r.selection.clone(),
+                r.source.clone().unwrap_or_default(),
                 r.error.clone().unwrap_or_default(),
             ]
         })

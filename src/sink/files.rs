@@ -3,6 +3,12 @@
 //! replaces what an earlier run wrote). All files are first written under
 //! temporary names; only when every one is complete are they renamed into
 //! place, so a failure leaves the previous reports as they were.
+//!
+//! Between the commit of a run and the last rename, a kill would leave a
+//! mix of old and new files. So before the commit point the staged set is
+//! *sealed*: a journal in the report folder lists every rename. The next
+//! run that opens the folder finishes a committed run's renames (or drops
+//! the files of a run that never committed) before its own work.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -11,6 +17,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
 use crate::error::{Error, Result};
 use crate::money;
 
@@ -18,6 +27,141 @@ use crate::money;
 #[derive(Default)]
 pub struct StagedFiles {
     moves: Vec<(PathBuf, PathBuf)>,
+    /// The journal that lists `moves`, once sealed.
+    journal: Option<PathBuf>,
+}
+
+/// Who decides whether a sealed set of staged files is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decider {
+    /// The run's ledger row: the files go into place when it says
+    /// `succeeded` and are dropped when it says `failed`.
+    Ledger,
+    /// Sealing was the commit (the file-only target has no ledger).
+    Sealed,
+}
+
+/// The renames a sealed run still owes its report folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    pub run_id: Uuid,
+    pub decider: Decider,
+    /// The run's `--tenant-shard`, so that a shard only finishes its own.
+    pub tenant_shard: Option<String>,
+    /// (temporary, final) paths, relative to the report folder.
+    pub moves: Vec<(PathBuf, PathBuf)>,
+}
+
+const JOURNAL_PREFIX: &str = ".callrollup-pending-";
+
+fn journal_path(out: &Path, run_id: Uuid) -> PathBuf {
+    out.join(format!("{JOURNAL_PREFIX}{}.json", run_id.simple()))
+}
+
+/// Makes the renames and new entries of a folder durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("cannot sync report folder {}", dir.display()), e))
+}
+
+/// Each distinct parent folder of `paths`, synced once.
+fn sync_parents<'a>(paths: impl Iterator<Item = &'a Path>) -> Result<()> {
+    let mut dirs: Vec<&Path> = paths.filter_map(Path::parent).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.into_iter().try_for_each(sync_dir)
+}
+
+/// Renames `tmp` to `path`; a `tmp` already gone while `path` exists was
+/// moved before (by an earlier attempt of the same journal).
+fn move_into_place(tmp: &Path, path: &Path) -> Result<()> {
+    match fs::rename(tmp, path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.exists() => Ok(()),
+        other => other.map_err(|e| {
+            Error::io(
+                format!("cannot move report into place at {}", path.display()),
+                e,
+            )
+        }),
+    }
+}
+
+/// The journals of sealed runs whose renames are not finished, oldest
+/// first; an absent folder has none.
+pub fn pending(out: &Path) -> Result<Vec<Journal>> {
+    let entries = match fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot read report folder {}", out.display()),
+                e,
+            ))
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(JOURNAL_PREFIX) {
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            // A journal that was never sealed: its run never reached its commit.
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
+        let text = fs::read_to_string(entry.path())
+            .map_err(|e| Error::io(format!("cannot read {}", entry.path().display()), e))?;
+        let journal: Journal = serde_json::from_str(&text).map_err(|e| {
+            Error::RunFailed(format!(
+                "{} is not a callrollup journal ({e}); move it away and re-run the days it names",
+                entry.path().display()
+            ))
+        })?;
+        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+        found.push((modified, journal));
+    }
+    found.sort_by_key(|(modified, _)| *modified);
+    Ok(found.into_iter().map(|(_, j)| j).collect())
+}
+
+impl Journal {
+    /// Finishes the renames of a committed run; returns how many files
+    /// were still waiting.
+    pub fn roll_forward(&self, out: &Path) -> Result<usize> {
+        let mut moved = 0;
+        for (tmp, path) in &self.moves {
+            let (tmp, path) = (out.join(tmp), out.join(path));
+            if tmp.exists() {
+                move_into_place(&tmp, &path)?;
+                moved += 1;
+            }
+        }
+        let finals: Vec<PathBuf> = self.moves.iter().map(|(_, p)| out.join(p)).collect();
+        sync_parents(finals.iter().map(PathBuf::as_path))?;
+        self.remove(out)?;
+        Ok(moved)
+    }
+
+    /// Drops the staged files of a run that never committed.
+    pub fn roll_back(&self, out: &Path) -> Result<()> {
+        for (tmp, _) in &self.moves {
+            let _ = fs::remove_file(out.join(tmp));
+        }
+        self.remove(out)
+    }
+
+    fn remove(&self, out: &Path) -> Result<()> {
+        match fs::remove_file(journal_path(out, self.run_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("cannot remove the journal of run {}", self.run_id),
+                e,
+            )),
+            _ => sync_dir(out),
+        }
+    }
 }
 
 /// Columns that hold money (Decimal), rounded to 6 places in every file.
@@ -36,7 +180,7 @@ pub fn stage(
     suffix: &str,
 ) -> Result<StagedFiles> {
     let mut staged = StagedFiles::default();
-    match staged.add(out, tables, days, tag, suffix) {
+    match staged.add(out, tables, days, tag, suffix, None) {
         Ok(()) => Ok(staged),
         Err(e) => {
             staged.abort();
@@ -48,6 +192,11 @@ pub fn stage(
 impl StagedFiles {
     /// Stages the day files of more days (see `stage`); on an error the
     /// caller aborts everything staged so far.
+    ///
+    /// With `only_tenants`, the run computed those tenants alone: each
+    /// day's file keeps every other tenant's rows from the file already in
+    /// place and takes the new rows for these, so a `--tenant` run never
+    /// leaves a day's reports holding less than all tenants.
     pub fn add(
         &mut self,
         out: &Path,
@@ -55,6 +204,7 @@ impl StagedFiles {
         days: &[NaiveDate],
         tag: &str,
         suffix: &str,
+        only_tenants: Option<&[String]>,
     ) -> Result<()> {
         for (table, df) in tables {
             let file_frame = file_frame(df)?;
@@ -74,6 +224,10 @@ impl StagedFiles {
                     .drop(["day"])
                     .collect()?;
                 let parquet = dir.join(format!("{table}{suffix}.parquet"));
+                let rows = match only_tenants {
+                    Some(tenants) => merge_into_existing(&parquet, rows, table, tenants)?,
+                    None => rows,
+                };
                 let tmp = temp_name(&parquet, tag);
                 self.moves.push((tmp.clone(), parquet));
                 write_atomic_part(&tmp, |f| {
@@ -97,30 +251,82 @@ impl StagedFiles {
         Ok(())
     }
 
-    /// Renames every staged file into place; returns the final paths.
+    /// Writes the journal of every staged rename into `out`, durably,
+    /// after making the staged files' folder entries durable. From here
+    /// on, `decider` says whether the files go into place.
+    pub fn seal(
+        &mut self,
+        out: &Path,
+        run_id: Uuid,
+        decider: Decider,
+        tenant_shard: Option<String>,
+    ) -> Result<()> {
+        sync_parents(self.moves.iter().map(|(tmp, _)| tmp.as_path()))?;
+        let relative = |p: &Path| p.strip_prefix(out).unwrap_or(p).to_path_buf();
+        let journal = Journal {
+            run_id,
+            decider,
+            tenant_shard,
+            moves: self
+                .moves
+                .iter()
+                .map(|(tmp, path)| (relative(tmp), relative(path)))
+                .collect(),
+        };
+        let path = journal_path(out, run_id);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string(&journal).expect("a journal serialises");
+        write_atomic_part(&tmp, |f| {
+            f.write_all(text.as_bytes())
+                .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))
+        })?;
+        fs::rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        sync_dir(out)?;
+        self.journal = Some(path);
+        Ok(())
+    }
+
+    /// Renames every staged file into place, makes the renames durable and
+    /// removes the journal; returns the final paths.
     pub fn commit(self) -> Result<Vec<PathBuf>> {
         let mut done = Vec::with_capacity(self.moves.len());
         for (tmp, path) in &self.moves {
-            fs::rename(tmp, path).map_err(|e| {
-                Error::io(
-                    format!("cannot move report into place at {}", path.display()),
-                    e,
-                )
-            })?;
+            move_into_place(tmp, path)?;
+            if done.is_empty() {
+                crate::fault::pause_point("moving_files");
+            }
             done.push(path.clone());
+        }
+        sync_parents(done.iter().map(PathBuf::as_path))?;
+        if let Some(journal) = &self.journal {
+            fs::remove_file(journal)
+                .map_err(|e| Error::io(format!("cannot remove {}", journal.display()), e))?;
+            if let Some(dir) = journal.parent() {
+                sync_dir(dir)?;
+            }
         }
         Ok(done)
     }
 
-    /// Removes the staged files; the previous reports stay untouched.
+    /// Removes the staged files (and the journal); the previous reports
+    /// stay untouched.
     pub fn abort(&self) {
         for (tmp, _) in &self.moves {
             let _ = fs::remove_file(tmp);
+        }
+        if let Some(journal) = &self.journal {
+            let _ = fs::remove_file(journal);
         }
     }
 
     pub fn len(&self) -> usize {
         self.moves.len()
+    }
+
+    /// Whether the journal is written (the commit point is reached or near).
+    pub fn is_sealed(&self) -> bool {
+        self.journal.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -143,6 +349,53 @@ fn remove_stale_temporaries(dir: &Path, stem: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A day's rows for the file at `path` when the run computed `tenants`
+/// alone: the file's rows of every other tenant, as they are, with the new
+/// rows of these, in the order a whole run writes them.
+fn merge_into_existing(
+    path: &Path,
+    new_rows: DataFrame,
+    table: &str,
+    tenants: &[String],
+) -> Result<DataFrame> {
+    if !path.exists() {
+        return Ok(new_rows);
+    }
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Error::RunFailed(format!(
+            "cannot keep the other tenants' rows of {} ({e}); re-run the whole window without --tenant",
+            path.display()
+        ))
+    };
+    let file = File::open(path).map_err(|e| unreadable(&e))?;
+    let existing = ParquetReader::new(file).finish().map_err(|e| unreadable(&e))?;
+    let schema = new_rows.schema().clone();
+    let selected = Series::new("selected".into(), tenants);
+    let kept = existing
+        .lazy()
+        .filter(
+            col("tenant_id")
+                .is_in(lit(selected).implode(), false)
+                .not(),
+        )
+        .select(
+            schema
+                .iter()
+                .map(|(name, dtype)| col(name.clone()).strict_cast(dtype.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+        .map_err(|e| unreadable(&e))?;
+    let keys = crate::sink::TABLE_NAMES
+        .iter()
+        .position(|t| *t == table)
+        .map(|i| crate::sink::FILE_KEYS[i])
+        .unwrap_or(&["tenant_id"]);
+    let mut merged = kept.vstack(&new_rows)?.sort(keys.to_vec(), Default::default())?;
+    merged.rechunk_mut();
+    Ok(merged)
 }
 
 fn temp_name(path: &Path, tag: &str) -> PathBuf {

@@ -16,6 +16,15 @@ pub const TABLE_NAMES: [&str; 4] = [
     "data_quality_findings",
 ];
 
+/// Each summary table's key without `day` (which lives in a report
+/// file's path): the order rows are sorted in within a day's file.
+pub const FILE_KEYS: [&[&str]; 4] = [
+    &["tenant_id"],
+    &["tenant_id", "status", "outcome"],
+    &["tenant_id", "error_type", "severity"],
+    &["kind", "tenant_id"],
+];
+
 /// The summary tables by name, in the order they are written.
 pub fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame); 4] {
     let frames = [

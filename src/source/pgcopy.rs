@@ -27,6 +27,14 @@ pub const MONEY_SCALE: u32 = 10;
 /// Microseconds between the Unix epoch and Postgres' 2000-01-01.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
+/// The longest field Postgres can send (1 GB, its own limit on a value):
+/// a longer length can only come from a corrupt stream, and is refused
+/// before anything is allocated for it.
+pub const MAX_FIELD_BYTES: usize = 1 << 30;
+
+/// The longest header extension accepted (Postgres sends none today).
+pub const MAX_HEADER_EXTENSION_BYTES: usize = 1 << 20;
+
 /// What a column of the COPY stream holds and how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -104,11 +112,19 @@ pub fn for_each_field(
             )));
         }
         for i in 0..width {
-            let len = i32::from_be_bytes(input.take::<4>()?);
-            if len < 0 {
-                each(i, None)?;
-            } else {
-                each(i, Some(input.bytes(len as usize)?))?;
+            match i32::from_be_bytes(input.take::<4>()?) {
+                -1 => each(i, None)?,
+                len if len < 0 => {
+                    return Err(DecodeError::Format(format!(
+                        "a field length of {len} (only -1, NULL, is negative)"
+                    )))
+                }
+                len if len as usize > MAX_FIELD_BYTES => {
+                    return Err(DecodeError::Format(format!(
+                        "a field length of {len} bytes, beyond Postgres' 1 GB"
+                    )))
+                }
+                len => each(i, Some(input.bytes(len as usize)?))?,
             }
         }
     }
@@ -140,10 +156,13 @@ impl<R: Read> Input<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        if self.buf.len() < n {
-            self.buf.resize(n.next_power_of_two(), 0);
-        }
         while self.end < n {
+            // Grows with the bytes that actually arrive, so a length that a
+            // truncated or hostile stream claims allocates nothing up front.
+            if self.end == self.buf.len() {
+                let grown = (self.buf.len() * 2).min(n.next_power_of_two());
+                self.buf.resize(grown, 0);
+            }
             let read = self.inner.read(&mut self.buf[self.end..])?;
             if read == 0 {
                 return Err(DecodeError::Format("the stream ended mid-row".into()));
@@ -175,7 +194,20 @@ impl<R: Read> Input<R> {
         if flags & (1 << 16) != 0 {
             return Err(DecodeError::Format("OIDs are included".into()));
         }
+        // Bits 0-15 mark incompatible changes of the format: a reader
+        // must stop. Bits 17-31 are compatible ones and are ignored.
+        if flags & 0xFFFF != 0 {
+            return Err(DecodeError::Format(format!(
+                "unknown header flags {:#06x}",
+                flags & 0xFFFF
+            )));
+        }
         let extension = u32::from_be_bytes(self.take::<4>()?) as usize;
+        if extension > MAX_HEADER_EXTENSION_BYTES {
+            return Err(DecodeError::Format(format!(
+                "a header extension of {extension} bytes"
+            )));
+        }
         self.bytes(extension)?;
         Ok(())
     }
@@ -341,9 +373,7 @@ impl Builder {
                 valid.push(true);
             }
             Values::TimestampTz(v, valid) => {
-                let bytes: [u8; 8] = raw.try_into().map_err(|_| wrong_size("timestamptz"))?;
-                // ±infinity stay at the far ends of the i64 range.
-                v.push(i64::from_be_bytes(bytes).saturating_add(POSTGRES_EPOCH_MICROS));
+                v.push(timestamptz_micros(raw, column)?);
                 valid.push(true);
             }
             Values::Bool(v, valid) => {
@@ -382,6 +412,16 @@ impl Builder {
     }
 }
 
+/// A `timestamptz` in the send format as Unix microseconds (±infinity
+/// stay at the far ends of the i64 range).
+pub fn timestamptz_micros(raw: &[u8], column: &'static str) -> Result<i64, DecodeError> {
+    let bytes: [u8; 8] = raw.try_into().map_err(|_| DecodeError::Value {
+        column,
+        problem: format!("a timestamptz value of {} bytes", raw.len()),
+    })?;
+    Ok(i64::from_be_bytes(bytes).saturating_add(POSTGRES_EPOCH_MICROS))
+}
+
 /// A numeric in Postgres' send format as an integer count of 10^-scale:
 /// `ndigits, weight, sign, dscale` (i16/u16) and then base-10000 digits,
 /// the first one worth 10000^weight. Refuses NaN, infinities, values with
@@ -403,12 +443,18 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
     let negative = match sign {
         0x0000 => false,
         0x4000 => true,
-        _ => return Err("NaN or infinity is not an amount of money".into()),
+        0xC000 | 0xD000 | 0xF000 => {
+            return Err("NaN or infinity is not an amount of money".into())
+        }
+        other => return Err(format!("a numeric with unknown sign flags {other:#06x}")),
     };
     let overflow = || "a value beyond 38 digits".to_string();
     let mut value: i128 = 0;
     for i in 0..ndigits {
         let digit = i128::from(word(4 + i));
+        if digit >= 10_000 {
+            return Err(format!("a numeric digit {digit} (base-10000 digits are below 10000)"));
+        }
         // This digit is worth 10^(4·(weight − i)); in units of 10^-scale
         // that is 10^(4·(weight − i) + scale).
         let exponent = 4 * (weight - i as i32) + scale as i32;

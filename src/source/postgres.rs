@@ -50,11 +50,11 @@ pub struct PostgresSource {
     /// Opened on first use, each inside the same snapshot.
     readers: Vec<Client>,
     tenants: Option<DataFrame>,
-    /// Fingerprints of the errored call_ids logged since the given
-    /// instant, kept across the chunks of one run: the earliest chunk
-    /// reads them once, and any later chunk's calls are found in that
-    /// superset.
-    errored: Option<(DateTime<Utc>, PlHashSet<u128>)>,
+    /// Fingerprints of the call_ids that errors logged since the given
+    /// instant carry, each with the latest time one was logged (Unix µs),
+    /// kept across the chunks of one run: the earliest chunk reads them
+    /// once, and any later chunk's calls are found in that superset.
+    errored: Option<(DateTime<Utc>, ErrorTimes)>,
     carry: Option<Carry>,
     verification: Option<std::thread::JoinHandle<Result<SourceTotals>>>,
 }
@@ -138,6 +138,12 @@ impl PostgresSource {
             carry: None,
             verification: None,
         })
+    }
+
+    /// What this source is, for the ledger: the URL without its password
+    /// and the schema.
+    pub fn describe(&self) -> String {
+        format!("{} (schema {})", self.url, self.schema)
     }
 
     /// How many COPY streams read a range at once (at least 1).
@@ -381,7 +387,11 @@ impl PostgresSource {
         };
         let tenants = self.tenants(selection)?;
         let (mut calls, errors) = self.read_range((read_from, range.1), selection, shape)?;
-        let errored = errored_flags(calls.column("call_id")?.str()?, self.errored_ids(range.0)?);
+        let errored = errored_flags(
+            calls.column("call_id")?.str()?,
+            calls.column("created_at")?.datetime()?,
+            self.errored_ids(range.0)?,
+        );
         calls.with_column(errored)?;
         let calls = conform(calls, &calls_schema())?;
         let errors = conform(errors, &errors_schema())?;
@@ -437,8 +447,9 @@ impl PostgresSource {
     }
 
     /// The call_ids that errors carry, logged from a day before `since`
-    /// on; read once, unless only a set from a later instant is held.
-    fn errored_ids(&mut self, since: DateTime<Utc>) -> Result<&PlHashSet<u128>> {
+    /// on, with the latest time each was logged; read once, unless only a
+    /// set from a later instant is held.
+    fn errored_ids(&mut self, since: DateTime<Utc>) -> Result<&ErrorTimes> {
         let held = matches!(&self.errored, Some((cached, _)) if *cached <= since);
         if held {
             return Ok(&self.errored.as_ref().expect("held").1);
@@ -452,12 +463,19 @@ impl PostgresSource {
         );
         // Streamed straight into fingerprints: the ids themselves are
         // never held.
-        let mut ids = PlHashSet::new();
+        let mut ids = ErrorTimes::default();
         let statement = sql::render(sql::COPY_OUT, &[("query", &text)]);
         let stream = self.client.copy_out(&statement)?;
-        pgcopy::for_each_field(stream, 1, |_, id| {
-            if let Some(id) = id {
-                ids.insert(fingerprint(id));
+        let mut id = None;
+        pgcopy::for_each_field(stream, 2, |column, value| {
+            match (column, value) {
+                (0, value) => id = value.map(fingerprint),
+                (_, Some(at)) => {
+                    if let Some(id) = id.take() {
+                        ids.insert(id, pgcopy::timestamptz_micros(at, "last_logged_at")?);
+                    }
+                }
+                (_, None) => id = None,
             }
             Ok(())
         })
@@ -528,13 +546,33 @@ fn fingerprint(call_id: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(call_id)
 }
 
-/// Whether each call_id is among the errored ones. The set is built once
-/// per run and probed per chunk; rebuilding a hash of the run's errored
-/// ids for every chunk (Polars `is_in`) cost 5 % of a 90-day run.
-fn errored_flags(call_ids: &StringChunked, errored: &PlHashSet<u128>) -> Column {
+/// Call_id fingerprints with the latest time an error carrying the id
+/// was logged (Unix µs).
+type ErrorTimes = PlHashMap<u128, i64>;
+
+/// How long before its call an error may be logged and still make the
+/// call errored (DESIGN.md §2): 24 hours, in µs.
+pub const ERROR_LEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// Whether each call is errored: an error carrying its call_id was logged
+/// no earlier than 24 hours before the call's `created_at`. The map is
+/// built once per run and probed per chunk; rebuilding a hash of the run's
+/// errored ids for every chunk (Polars `is_in`) cost 5 % of a 90-day run.
+fn errored_flags(
+    call_ids: &StringChunked,
+    created_at: &DatetimeChunked,
+    errored: &ErrorTimes,
+) -> Column {
     let flags: BooleanChunked = call_ids
         .into_iter()
-        .map(|id| Some(id.is_some_and(|id| errored.contains(&fingerprint(id.as_bytes())))))
+        .zip(created_at.physical().into_iter())
+        .map(|(id, at)| {
+            let last_logged = id.and_then(|id| errored.get(&fingerprint(id.as_bytes())));
+            Some(match (last_logged, at) {
+                (Some(logged), Some(at)) => *logged >= at.saturating_sub(ERROR_LEAD_MICROS),
+                _ => false,
+            })
+        })
         .collect();
     flags.with_name("errored".into()).into_column()
 }
@@ -610,13 +648,18 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_ids_apart_and_match_themselves() {
-        let errored: PlHashSet<u128> = ["CA01", "CA02"]
+        let hour = 3600 * 1_000_000i64;
+        let call_at = 100 * hour;
+        // CA01's last error came 25 hours before its call, CA02's 23 hours before.
+        let errored: ErrorTimes = [("CA01", call_at - 25 * hour), ("CA02", call_at - 23 * hour)]
             .iter()
-            .map(|id| fingerprint(id.as_bytes()))
+            .map(|(id, at)| (fingerprint(id.as_bytes()), *at))
             .collect();
-        let ids = StringChunked::from_iter([Some("CA02"), Some("CA03"), None]);
-        let flags = errored_flags(&ids, &errored);
+        let ids = StringChunked::from_iter([Some("CA01"), Some("CA02"), Some("CA03"), None]);
+        let at = Int64Chunked::from_iter([Some(call_at); 4])
+            .into_datetime(TimeUnit::Microseconds, Some(polars::prelude::TimeZone::UTC));
+        let flags = errored_flags(&ids, &at, &errored);
         let flags: Vec<_> = flags.bool().unwrap().into_iter().collect();
-        assert_eq!(flags, [Some(true), Some(false), Some(false)]);
+        assert_eq!(flags, [Some(false), Some(true), Some(false), Some(false)]);
     }
 }

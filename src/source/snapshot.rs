@@ -21,7 +21,10 @@ use crate::window::Window;
 
 /// Version of the snapshot's schema (files, columns, manifest fields);
 /// bumped whenever a reader of the old one would misread the new one.
-pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+/// Version 2 added the selection (`tenants`, `tenant_shard`): a version 1
+/// snapshot taken with `--tenant` would look like a whole platform, and a
+/// run back into a database would delete every other tenant's rows.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 2;
 
 const TABLES: [&str; 3] = ["tenants", "call_logs", "system_errors"];
 
@@ -49,7 +52,26 @@ pub struct Manifest {
     pub llm_cost_usd: String,
     pub tts_cost_usd: String,
     pub total_cost_usd: String,
+    /// The tenants the snapshot holds: empty for every tenant (and then
+    /// the platform-level rows too, unless a shard leaves them out).
+    pub tenants: Vec<uuid::Uuid>,
+    /// The `--tenant-shard i/n` it was taken with, if any.
+    pub tenant_shard: Option<String>,
     pub tables: std::collections::BTreeMap<String, TableEntry>,
+}
+
+impl Manifest {
+    /// The tenants the snapshot holds, as a selection.
+    pub fn selection(&self) -> Result<TenantSelection> {
+        Ok(TenantSelection {
+            tenants: self.tenants.clone(),
+            shard: self
+                .tenant_shard
+                .as_deref()
+                .map(crate::shard::Shard::parse)
+                .transpose()?,
+        })
+    }
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -69,7 +91,9 @@ pub fn write(
     frames: &SourceFrames,
     window: &Window,
     fingerprint: &str,
+    selection: &TenantSelection,
 ) -> Result<Manifest> {
+    refuse_foreign_folder(dir)?;
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -132,6 +156,8 @@ pub fn write(
             llm_cost_usd: totals.llm_cost_usd.normalize().to_string(),
             tts_cost_usd: totals.tts_cost_usd.normalize().to_string(),
             total_cost_usd: totals.total_cost_usd.normalize().to_string(),
+            tenants: selection.tenants.clone(),
+            tenant_shard: selection.shard.map(|s| s.to_string()),
             tables,
         };
         let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
@@ -149,6 +175,70 @@ pub fn write(
         let _ = fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// `extract --out` replaces an earlier snapshot, never anything else: a
+/// folder that is not empty must hold a manifest and only the files it
+/// lists, or nothing is touched.
+pub fn refuse_foreign_folder(dir: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::usage(format!(
+            "--out {} {why}, so it is not an earlier snapshot; nothing was deleted: extract into a new or empty folder",
+            dir.display()
+        )))
+    };
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return refuse("is a file");
+    }
+    let entries: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| Error::usage(format!("cannot read --out {} ({e})", dir.display())))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Any version: an older snapshot may be replaced by a newer one.
+    #[derive(Deserialize)]
+    struct AnyManifest {
+        tables: std::collections::BTreeMap<String, TableEntry>,
+    }
+    let Ok(text) = fs::read_to_string(dir.join("manifest.json")) else {
+        return refuse("is not empty and holds no manifest.json");
+    };
+    let Ok(manifest) = serde_json::from_str::<AnyManifest>(&text) else {
+        return refuse("holds a manifest.json that is not a snapshot's");
+    };
+    let listed: Vec<&str> = manifest.tables.values().map(|t| t.file.as_str()).collect();
+    if listed.iter().any(|f| !is_plain_file_name(f)) {
+        return refuse("holds a manifest.json that names files outside it");
+    }
+    if let Some(other) = entries
+        .iter()
+        .find(|e| *e != "manifest.json" && !listed.contains(&e.as_str()))
+    {
+        return refuse(&format!("holds {other}, which its manifest does not list"));
+    }
+    Ok(())
+}
+
+/// A file name inside the snapshot folder: no path, no `..`.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// A short digest of a snapshot's manifest, naming exactly what a run read.
+pub fn manifest_digest(dir: &Path) -> Result<String> {
+    Ok(format!(
+        "sha256:{}",
+        &sha256_file(&dir.join("manifest.json"))?[..16]
+    ))
 }
 
 fn corrupt(dir: &Path, what: impl std::fmt::Display) -> Error {
@@ -173,6 +263,28 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             ),
         ));
     }
+    if let Some(entry) = manifest
+        .tables
+        .values()
+        .find(|t| !is_plain_file_name(&t.file))
+    {
+        return Err(corrupt(
+            dir,
+            format!(
+                "manifest.json names {:?}, which is not a plain file name in the snapshot folder",
+                entry.file
+            ),
+        ));
+    }
+    manifest.selection().map_err(|_| {
+        corrupt(
+            dir,
+            format!(
+                "manifest.json has tenant_shard {:?}, which is not i/n",
+                manifest.tenant_shard
+            ),
+        )
+    })?;
     Ok(manifest)
 }
 

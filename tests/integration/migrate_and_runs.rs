@@ -15,7 +15,8 @@ fn migrate_is_idempotent_and_tracked() {
         db.rows("SELECT version, name, length(checksum) FROM analytics.schema_migrations"),
         [
             "1|0001_summary_tables.sql|64",
-            "2|0002_run_tenant_shard.sql|64"
+            "2|0002_run_tenant_shard.sql|64",
+            "3|0003_run_source.sql|64"
         ]
     );
 }
@@ -111,10 +112,41 @@ fn runs_lists_the_ledger_newest_first() {
         runs[0]["source_calls"].as_i64().unwrap() >= calls,
         "the UTC range holds at least the day's calls"
     );
+    let source = runs[0]["source"].as_str().unwrap();
     assert!(
-        !String::from_utf8_lossy(&json.stdout).contains("postgres://"),
-        "no URL in the ledger"
+        source.starts_with("postgres://") && source.ends_with("(schema public)"),
+        "the ledger names the database it read: {source}"
     );
+    assert_eq!(runs[0]["selection"], "all tenants (platform rows included)");
+    assert!(
+        lines[1].contains("all tenants") && lines[1].contains("postgres://"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_ledger_names_the_source_without_its_password() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    // Trust authentication takes any password, so the URL can carry one.
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some("hunter2-secret")).unwrap();
+    db.cmd()
+        .env("DATABASE_URL", url.as_str())
+        .args(["run", "--date", "2026-03-10", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let runs = db
+        .cmd()
+        .env("DATABASE_URL", url.as_str())
+        .args(["runs", "--format", "json"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&runs);
+    assert!(text.contains("postgres://postgres:***@"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(db.rows("SELECT source FROM analytics.rollup_runs WHERE source LIKE '%hunter2%'").is_empty());
 }
 
 #[test]

@@ -1,0 +1,19 @@
+//! Test-only pause points. With `CALLROLLUP_TEST_PAUSE_AT=<name>` in the
+//! environment, the process says `paused at <name>` on stderr when it
+//! reaches that point and then sleeps (at most ten minutes), so a fault
+//! test can kill it at exactly that moment instead of guessing with
+//! timers. Without the variable a pause point costs one environment look-up.
+
+/// The variable that names the pause point to stop at.
+pub const PAUSE_VARIABLE: &str = "CALLROLLUP_TEST_PAUSE_AT";
+
+/// What a paused process prints, followed by the point's name.
+pub const PAUSED: &str = "paused at ";
+
+/// Stops here when the environment asks for `name`.
+pub fn pause_point(name: &str) {
+    if std::env::var(PAUSE_VARIABLE).is_ok_and(|wanted| wanted == name) {
+        eprintln!("{PAUSED}{name}");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
