@@ -89,7 +89,8 @@ impl DbUrl {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let sslmode = param("sslmode").unwrap_or_else(|| "disable".to_string());
+        // As libpq: TLS when the server offers it, plain otherwise.
+        let sslmode = param("sslmode").unwrap_or_else(|| "prefer".to_string());
         let root_cert = param("sslrootcert");
         // The driver knows disable/prefer/require only; TLS checks are ours.
         let kept: Vec<&(String, String)> = params

@@ -571,20 +571,37 @@ impl Platform {
         use postgres::types::{ToSql, Type};
         use rust_decimal::Decimal;
 
-        let present: Vec<String> = client
+        let present: Vec<(String, bool)> = client
             .query(sql::PLATFORM_TABLES_PRESENT, &[])?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
+        let names = |only_foreign: bool| {
+            present
+                .iter()
+                .filter(|(_, generated)| !only_foreign || !generated)
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if !present.is_empty() && !replace {
             return Err(Error::usage(format!(
                 "the database already holds platform tables ({}); pass --replace to drop and regenerate them",
-                present.join(", ")
+                names(false)
+            )));
+        }
+        // --replace drops only what generate made: a real platform's
+        // tables carry no mark and are never dropped.
+        if present.iter().any(|(_, generated)| !generated) {
+            return Err(Error::usage(format!(
+                "the platform tables {} were not created by callrollup generate, so --replace will not drop them; generate into a new database",
+                names(true)
             )));
         }
         let mut tx = client.transaction()?;
         tx.batch_execute(sql::PLATFORM_DROP)?;
         tx.batch_execute(sql::PLATFORM_SCHEMA)?;
+        tx.batch_execute(sql::PLATFORM_MARK)?;
 
         let mut rng = Rng::new(self.spec.seed ^ 0x5EED);
         let tenant_ids: Vec<Uuid> = self.tenants.iter().map(|t| t.tenant_id).collect();

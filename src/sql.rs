@@ -47,6 +47,7 @@ pub const PLATFORM_SCHEMA: &str = include_str!("../tests/fixtures/platform_schem
 pub const PLATFORM_INDEXES: &str = include_str!("../tests/fixtures/platform_indexes.sql");
 pub const PLATFORM_TABLES_PRESENT: &str = include_str!("../queries/platform_tables_present.sql");
 pub const PLATFORM_DROP: &str = include_str!("../queries/platform_drop.sql");
+pub const PLATFORM_MARK: &str = include_str!("../queries/platform_mark.sql");
 pub const PLATFORM_COPY_TENANTS: &str = include_str!("../queries/platform_copy_tenants.sql");
 pub const PLATFORM_COPY_CALLS: &str = include_str!("../queries/platform_copy_calls.sql");
 pub const PLATFORM_COPY_ERRORS: &str = include_str!("../queries/platform_copy_errors.sql");

@@ -46,7 +46,13 @@ pub fn execute(args: Args) -> Result<()> {
     let reports_dir = args.out.join("reports");
     let frames = platform.frames(&window)?;
     let fingerprint = format!("generated:seed={},demo", spec.seed);
-    snapshot::write(&snapshot_dir, &frames, &window, &fingerprint, &Default::default())?;
+    snapshot::write(
+        &snapshot_dir,
+        &frames,
+        &window,
+        &fingerprint,
+        &Default::default(),
+    )?;
     drop(frames);
     let generated = started.elapsed();
 

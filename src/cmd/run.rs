@@ -394,7 +394,12 @@ pub fn execute(args: Args) -> Result<()> {
             stage(&mut staged, part, chunk, run_id, timings)
         })
         .and_then(|stats| {
-            staged.seal(&args.out, run_id, files::Decider::Sealed, shard_name.clone())?;
+            staged.seal(
+                &args.out,
+                run_id,
+                files::Decider::Sealed,
+                shard_name.clone(),
+            )?;
             Ok(stats)
         });
         let stats = match result {
@@ -488,7 +493,12 @@ pub fn execute(args: Args) -> Result<()> {
         timings.add("write back (overlapped)", busy);
         // From here the ledger decides what the staged files become: a
         // kill after the commit leaves them for the next run to move.
-        staged.seal(&args.out, run_id, files::Decider::Ledger, shard_name.clone())?;
+        staged.seal(
+            &args.out,
+            run_id,
+            files::Decider::Ledger,
+            shard_name.clone(),
+        )?;
         crate::fault::pause_point("before_commit");
         timings.time("commit", || writer.finish(&stats.totals))?;
         Ok(stats)

@@ -370,16 +370,14 @@ fn merge_into_existing(
         ))
     };
     let file = File::open(path).map_err(|e| unreadable(&e))?;
-    let existing = ParquetReader::new(file).finish().map_err(|e| unreadable(&e))?;
+    let existing = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| unreadable(&e))?;
     let schema = new_rows.schema().clone();
     let selected = Series::new("selected".into(), tenants);
     let kept = existing
         .lazy()
-        .filter(
-            col("tenant_id")
-                .is_in(lit(selected).implode(), false)
-                .not(),
-        )
+        .filter(col("tenant_id").is_in(lit(selected).implode(), false).not())
         .select(
             schema
                 .iter()
@@ -393,7 +391,9 @@ fn merge_into_existing(
         .position(|t| *t == table)
         .map(|i| crate::sink::FILE_KEYS[i])
         .unwrap_or(&["tenant_id"]);
-    let mut merged = kept.vstack(&new_rows)?.sort(keys.to_vec(), Default::default())?;
+    let mut merged = kept
+        .vstack(&new_rows)?
+        .sort(keys.to_vec(), Default::default())?;
     merged.rechunk_mut();
     Ok(merged)
 }

@@ -67,7 +67,9 @@ impl TenantSelection {
         };
         if !self.tenants.is_empty() {
             if asked.tenants.is_empty() {
-                return refuse("a shard of every tenant reaches tenants the snapshot does not hold".into());
+                return refuse(
+                    "a shard of every tenant reaches tenants the snapshot does not hold".into(),
+                );
             }
             if let Some(t) = asked.tenants.iter().find(|t| !self.tenants.contains(t)) {
                 return refuse(format!("tenant {t} is not in it"));

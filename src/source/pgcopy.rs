@@ -443,9 +443,7 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
     let negative = match sign {
         0x0000 => false,
         0x4000 => true,
-        0xC000 | 0xD000 | 0xF000 => {
-            return Err("NaN or infinity is not an amount of money".into())
-        }
+        0xC000 | 0xD000 | 0xF000 => return Err("NaN or infinity is not an amount of money".into()),
         other => return Err(format!("a numeric with unknown sign flags {other:#06x}")),
     };
     let overflow = || "a value beyond 38 digits".to_string();
@@ -453,7 +451,9 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
     for i in 0..ndigits {
         let digit = i128::from(word(4 + i));
         if digit >= 10_000 {
-            return Err(format!("a numeric digit {digit} (base-10000 digits are below 10000)"));
+            return Err(format!(
+                "a numeric digit {digit} (base-10000 digits are below 10000)"
+            ));
         }
         // This digit is worth 10^(4·(weight − i)); in units of 10^-scale
         // that is 10^(4·(weight − i) + scale).

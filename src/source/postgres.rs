@@ -565,7 +565,7 @@ fn errored_flags(
 ) -> Column {
     let flags: BooleanChunked = call_ids
         .into_iter()
-        .zip(created_at.physical().into_iter())
+        .zip(created_at.physical())
         .map(|(id, at)| {
             let last_logged = id.and_then(|id| errored.get(&fingerprint(id.as_bytes())));
             Some(match (last_logged, at) {

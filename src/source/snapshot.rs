@@ -227,10 +227,7 @@ pub fn refuse_foreign_folder(dir: &Path) -> Result<()> {
 
 /// A file name inside the snapshot folder: no path, no `..`.
 fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
 
 /// A short digest of a snapshot's manifest, naming exactly what a run read.

@@ -2,6 +2,7 @@
 //! binary against a PostgreSQL database created for that test alone.
 
 mod bad_input;
+mod billing_safety;
 mod migrate_and_runs;
 mod offline;
 mod run;

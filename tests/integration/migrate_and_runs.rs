@@ -146,7 +146,9 @@ fn the_ledger_names_the_source_without_its_password() {
     let text = stdout_of(&runs);
     assert!(text.contains("postgres://postgres:***@"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
-    assert!(db.rows("SELECT source FROM analytics.rollup_runs WHERE source LIKE '%hunter2%'").is_empty());
+    assert!(db
+        .rows("SELECT source FROM analytics.rollup_runs WHERE source LIKE '%hunter2%'")
+        .is_empty());
 }
 
 #[test]

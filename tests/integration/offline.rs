@@ -303,8 +303,9 @@ const SMALL_PLATFORM: [&str; 9] = [
 
 #[test]
 fn generate_refuses_existing_platform_tables_unless_replace() {
-    let db = TestDb::with_platform();
+    let db = TestDb::empty();
     let args = SMALL_PLATFORM;
+    ok(db.cmd().args(args).output().unwrap());
     let output = db.cmd().args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("--replace"));

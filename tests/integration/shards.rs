@@ -4,26 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{stderr_of, TestDb};
+use crate::util::{stderr_of, summary_rows, TestDb};
 
 const WINDOW: [&str; 4] = ["--from", "2026-03-07", "--to", "2026-03-10"];
-
-const TABLES: [(&str, &str); 3] = [
-    ("tenant_daily", "tenant_id, day, business_name, timezone, calls, completed_calls, failed_calls, billable_seconds, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, calls_missing_cost, cost_mismatch_calls, errors, critical_errors, errored_calls, error_rate"),
-    ("tenant_daily_outcomes", "tenant_id, day, status, outcome, calls, billable_seconds, total_cost_usd"),
-    ("tenant_daily_errors", "tenant_id, day, error_type, severity, errors, unresolved_errors, calls_affected, first_seen_at, last_seen_at"),
-];
-
-fn summary_rows(db: &TestDb, schema: &str) -> Vec<String> {
-    TABLES
-        .iter()
-        .flat_map(|(table, columns)| {
-            db.rows(&format!(
-                "SELECT '{table}', {columns} FROM {schema}.{table} ORDER BY {columns}"
-            ))
-        })
-        .collect()
-}
 
 /// CSV data lines per table and day, from every file of that table and day.
 fn csv_lines(out: &Path) -> BTreeMap<String, Vec<String>> {

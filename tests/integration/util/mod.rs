@@ -156,6 +156,65 @@ pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// The summary tables' columns that a run computes (no run_id, no computed_at).
+pub const SUMMARY_TABLES: [(&str, &str); 3] = [
+    ("tenant_daily", "tenant_id, day, business_name, timezone, calls, completed_calls, failed_calls, billable_seconds, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, calls_missing_cost, cost_mismatch_calls, errors, critical_errors, errored_calls, error_rate"),
+    ("tenant_daily_outcomes", "tenant_id, day, status, outcome, calls, billable_seconds, total_cost_usd"),
+    ("tenant_daily_errors", "tenant_id, day, error_type, severity, errors, unresolved_errors, calls_affected, first_seen_at, last_seen_at"),
+];
+
+/// Every computed row of the three summary tables of `schema`.
+pub fn summary_rows(db: &TestDb, schema: &str) -> Vec<String> {
+    summary_rows_where(db, schema, "true", "")
+}
+
+/// The computed rows matching `filter`, with `extra` columns (e.g. `, run_id`).
+pub fn summary_rows_where(db: &TestDb, schema: &str, filter: &str, extra: &str) -> Vec<String> {
+    SUMMARY_TABLES
+        .iter()
+        .flat_map(|(table, columns)| {
+            db.rows(&format!(
+                "SELECT '{table}', {columns}{extra} FROM {schema}.{table} WHERE {filter} ORDER BY {columns}"
+            ))
+        })
+        .collect()
+}
+
+/// Asserts success, showing stderr otherwise.
+pub fn ok(output: std::process::Output) -> std::process::Output {
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    output
+}
+
+/// Starts `callrollup` with `args` and this test's environment, paused
+/// at the test-only pause point `point`: returns once it says so.
+pub fn spawn_paused(db: Option<&TestDb>, args: &[&str], point: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CALLROLLUP_TEST_PAUSE_AT", point)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(db) = db {
+        cmd.env("DATABASE_URL", &db.url);
+    }
+    let mut child = cmd.spawn().expect("start callrollup");
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == format!("paused at {point}") {
+            return child;
+        }
+    }
+    let status = child.wait();
+    panic!("callrollup never reached pause point {point} ({status:?}): {seen}");
+}
+
 pub fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
