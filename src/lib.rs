@@ -19,6 +19,7 @@ pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod window;
+pub mod zone_check;
 
 pub use error::{Error, Result};
 

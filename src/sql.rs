@@ -29,6 +29,7 @@ pub const LOCK: &str = include_str!("../queries/lock.sql");
 pub const LOCK_SHARD: &str = include_str!("../queries/lock_shard.sql");
 pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql");
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
+pub const ZONE_DAY_BOUNDARIES: &str = include_str!("../queries/zone_day_boundaries.sql");
 pub const LEDGER_STATUS: &str = include_str!("../queries/ledger_status.sql");
 pub const LEDGER_START: &str = include_str!("../queries/ledger_start.sql");
 pub const LEDGER_FAIL: &str = include_str!("../queries/ledger_fail.sql");

@@ -315,7 +315,7 @@ pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;
     let mut timings = Timings::default();
 
-    let (mut input, target) = timings.time("check schemas", || {
+    let (mut input, mut target) = timings.time("check schemas", || {
         let input = Input::open(&args)?;
         // With a snapshot and no database configured, the files are the target.
         let configured = args.connect.target_url.is_some() || args.connect.database_url.is_some();
@@ -331,6 +331,19 @@ pub fn execute(args: Args) -> Result<()> {
         Ok((input, target))
     })?;
     let selection = input.selection(&asked)?;
+    // Before anything is written: the database puts every day boundary
+    // of the window where the engine does (the file-only target has no
+    // database to ask).
+    timings.time("check time zones", || match (&mut input, &mut target) {
+        (Input::Postgres(source, _), _) => source.check_zones(&selection, &window),
+        (Input::Snapshot(dir, manifest), Some((_, client))) => {
+            let tenants = snapshot::read_tenants(dir, manifest)?;
+            let declared: Vec<Option<&str>> =
+                tenants.column("timezone")?.str()?.into_iter().collect();
+            crate::zone_check::check(client, &declared, &window)
+        }
+        (Input::Snapshot(..), None) => Ok(()),
+    })?;
     let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
     let shard_name = selection.shard.map(|s| s.to_string());
     // A --tenant run merges into each day's files instead of replacing them.

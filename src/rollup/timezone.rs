@@ -18,6 +18,34 @@ pub fn canonical_zone(name: &str) -> Option<&'static str> {
     zones.get(&name.to_ascii_lowercase()).copied()
 }
 
+/// Zone names that are also PostgreSQL time-zone abbreviations (its
+/// default `timezone_abbreviations` set), with the fixed offset Postgres
+/// gives them: `AT TIME ZONE` reads an abbreviation before a zone name, so
+/// `'CET'` is always UTC+1 there, never Central European summer time as
+/// tzdata's CET zone is. The contract defines a tenant day by Postgres'
+/// `AT TIME ZONE`, so the engine does the same (found by the day-boundary
+/// check: CET, EET, MET and WET disagreed on every DST change). EST, MST
+/// and HST are fixed in tzdata too; GMT, UCT, UTC and Zulu are UTC.
+const POSTGRES_ABBREVIATIONS: [(&str, chrono_tz::Tz); 7] = [
+    ("CET", chrono_tz::Etc::GMTMinus1),
+    ("EET", chrono_tz::Etc::GMTMinus2),
+    ("MET", chrono_tz::Etc::GMTMinus1),
+    ("WET", chrono_tz::Etc::UTC),
+    ("EST", chrono_tz::Etc::GMTPlus5),
+    ("MST", chrono_tz::Etc::GMTPlus7),
+    ("HST", chrono_tz::Etc::GMTPlus10),
+];
+
+/// The rules the engine applies for a canonical zone name: tzdata's, or a
+/// Postgres abbreviation's fixed offset.
+pub fn rules_of(zone: &str) -> chrono_tz::Tz {
+    POSTGRES_ABBREVIATIONS
+        .iter()
+        .find(|(name, _)| *name == zone)
+        .map(|(_, tz)| *tz)
+        .unwrap_or_else(|| zone.parse().unwrap_or(chrono_tz::UTC))
+}
+
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// UTC offset of `tz` at Unix second `secs`, in seconds.
@@ -35,7 +63,7 @@ fn offset_at(tz: chrono_tz::Tz, secs: i64) -> i64 {
 /// and bisecting to the second: zones change offset at whole minutes and
 /// never twice within an hour.
 pub fn offset_changes(zone: &str, from: i64, to: i64) -> (i64, Vec<(i64, i64)>) {
-    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = rules_of(zone);
     let start = from.div_euclid(MICROS_PER_SECOND);
     let end = to.div_euclid(MICROS_PER_SECOND) + 1;
     let first = offset_at(tz, start);
@@ -107,6 +135,69 @@ pub fn local_day(ts: &str, k: usize) -> Expr {
         .alias("day")
 }
 
+/// The day `local_day` gives instant `at` (Unix µs), from a zone's offset
+/// at the span's start and its changes (`offset_changes`): the same
+/// arithmetic, one instant at a time.
+pub fn day_of(first: i64, changes: &[(i64, i64)], at: i64) -> chrono::NaiveDate {
+    let offset = changes
+        .iter()
+        .rev()
+        .find(|(change, _)| at >= *change)
+        .map_or(first, |(_, offset)| *offset);
+    let days = (at + offset).div_euclid(86_400 * MICROS_PER_SECOND);
+    chrono::DateTime::from_timestamp(days * 86_400, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+/// An instant and the day the engine puts it on in a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayProbe {
+    pub zone: &'static str,
+    /// Unix µs.
+    pub at: i64,
+    pub day: chrono::NaiveDate,
+}
+
+/// Where the engine puts the day boundaries of `zone` over the UTC span
+/// `[from, to)` (Unix µs): for every day that starts in the span, its
+/// first microsecond and the one before, and the same around every offset
+/// change. Checking these against the database proves both put every row
+/// of the span on the same day.
+pub fn day_probes(zone: &'static str, from: i64, to: i64) -> Vec<DayProbe> {
+    let (first, changes) = offset_changes(zone, from, to);
+    let day = |at: i64| day_of(first, &changes, at);
+    let mut instants: Vec<i64> = changes.iter().map(|(at, _)| *at).collect();
+    let (first_day, last_day) = (day(from), day(to - 1));
+    for d in first_day.iter_days().skip(1).take_while(|d| *d <= last_day) {
+        // The first second whose day is d or later (days only move
+        // forward here except across a backward change, probed anyway).
+        let midnight = d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
+        let (mut lo, mut hi) = (midnight - 15 * 3600, midnight + 13 * 3600);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if day(mid * MICROS_PER_SECOND) >= d {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        instants.push(hi * MICROS_PER_SECOND);
+    }
+    instants.sort_unstable();
+    instants.dedup();
+    instants
+        .into_iter()
+        .filter(|at| *at > from && *at < to)
+        .flat_map(|at| [at - 1, at])
+        .map(|at| DayProbe {
+            zone,
+            at,
+            day: day(at),
+        })
+        .collect()
+}
+
 /// The helper columns `local_day` reads, to drop afterwards.
 pub fn offset_columns(k: usize) -> Vec<String> {
     let mut names = vec!["offset_0".to_string()];
@@ -170,6 +261,24 @@ mod tests {
             changes,
             [(micros("1985-12-31T18:30:00Z"), 20_700 * 1_000_000)]
         );
+    }
+
+    #[test]
+    fn day_probes_straddle_each_boundary_and_change() {
+        let from = micros("2026-03-07T00:00:00Z");
+        let to = micros("2026-03-10T00:00:00Z");
+        let probes = day_probes("America/New_York", from, to);
+        let at = |text: &str| probes.iter().find(|p| p.at == micros(text)).map(|p| p.day);
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        // Midnight EST on the 8th is 05:00 UTC; on the 9th (EDT) 04:00 UTC.
+        assert_eq!(at("2026-03-08T05:00:00Z"), Some(day(8)));
+        assert_eq!(at("2026-03-09T04:00:00Z"), Some(day(9)));
+        assert!(probes
+            .iter()
+            .any(|p| p.at == micros("2026-03-08T04:59:59.999999Z") && p.day == day(7)));
+        // The change itself, 07:00 UTC.
+        assert_eq!(at("2026-03-08T07:00:00Z"), Some(day(8)));
+        assert!(probes.iter().all(|p| p.at > from && p.at < to));
     }
 
     #[test]

@@ -338,6 +338,18 @@ impl PostgresSource {
         Ok(())
     }
 
+    /// Checks that this database puts the window's day boundaries where
+    /// the engine does, for every zone the selected tenants use.
+    pub fn check_zones(
+        &mut self,
+        selection: &TenantSelection,
+        window: &crate::window::Window,
+    ) -> Result<()> {
+        let tenants = self.tenants(selection)?;
+        let declared: Vec<Option<&str>> = tenants.column("timezone")?.str()?.into_iter().collect();
+        crate::zone_check::check(&mut self.client, &declared, window)
+    }
+
     fn tenants(&mut self, selection: &TenantSelection) -> Result<DataFrame> {
         if let Some(tenants) = &self.tenants {
             return Ok(tenants.clone());

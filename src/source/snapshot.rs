@@ -309,43 +309,7 @@ pub fn read(
         .iter()
         .zip([tenants_schema(), calls_schema(), errors_schema()])
     {
-        let entry = manifest
-            .tables
-            .get(*table)
-            .ok_or_else(|| corrupt(dir, format!("manifest.json lists no {table}")))?;
-        let path = dir.join(&entry.file);
-        if !path.exists() {
-            return Err(corrupt(dir, format!("{} is missing", entry.file)));
-        }
-        if sha256_file(&path)? != entry.sha256 {
-            return Err(corrupt(
-                dir,
-                format!(
-                    "{} does not match its checksum in manifest.json",
-                    entry.file
-                ),
-            ));
-        }
-        let file = File::open(&path)
-            .map_err(|e| corrupt(dir, format!("cannot open {} ({e})", entry.file)))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| corrupt(dir, format!("{} is not readable Parquet ({e})", entry.file)))?;
-        if df.height() as u64 != entry.rows {
-            return Err(corrupt(
-                dir,
-                format!(
-                    "{} has {} rows, manifest.json says {}",
-                    entry.file,
-                    df.height(),
-                    entry.rows
-                ),
-            ));
-        }
-        frames
-            .push(conform(df, &schema).map_err(|e| {
-                corrupt(dir, format!("{} has the wrong columns ({e})", entry.file))
-            })?);
+        frames.push(read_table(dir, &manifest, table, &schema)?);
     }
     let errors = frames.pop().expect("three tables");
     let calls = frames.pop().expect("three tables");
@@ -377,6 +341,51 @@ pub fn read(
     let filtered = restrict(all, from, to, selection)?;
     let totals = SourceTotals::of(&filtered.calls, &filtered.errors)?;
     Ok((filtered, totals))
+}
+
+/// One table of a snapshot, checked against its manifest entry (present,
+/// checksum, Parquet, row count, columns).
+fn read_table(dir: &Path, manifest: &Manifest, table: &str, schema: &Schema) -> Result<DataFrame> {
+    let entry = manifest
+        .tables
+        .get(table)
+        .ok_or_else(|| corrupt(dir, format!("manifest.json lists no {table}")))?;
+    let path = dir.join(&entry.file);
+    if !path.exists() {
+        return Err(corrupt(dir, format!("{} is missing", entry.file)));
+    }
+    if sha256_file(&path)? != entry.sha256 {
+        return Err(corrupt(
+            dir,
+            format!(
+                "{} does not match its checksum in manifest.json",
+                entry.file
+            ),
+        ));
+    }
+    let file =
+        File::open(&path).map_err(|e| corrupt(dir, format!("cannot open {} ({e})", entry.file)))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| corrupt(dir, format!("{} is not readable Parquet ({e})", entry.file)))?;
+    if df.height() as u64 != entry.rows {
+        return Err(corrupt(
+            dir,
+            format!(
+                "{} has {} rows, manifest.json says {}",
+                entry.file,
+                df.height(),
+                entry.rows
+            ),
+        ));
+    }
+    conform(df, schema)
+        .map_err(|e| corrupt(dir, format!("{} has the wrong columns ({e})", entry.file)))
+}
+
+/// The snapshot's tenants (checked like every table), for the day-boundary check.
+pub fn read_tenants(dir: &Path, manifest: &Manifest) -> Result<DataFrame> {
+    read_table(dir, manifest, "tenants", &tenants_schema())
 }
 
 /// Keeps the rows of the UTC range (and the `--tenant`s), as the Postgres

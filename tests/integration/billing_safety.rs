@@ -573,3 +573,90 @@ fn generate_replace_refuses_platform_tables_it_did_not_create() {
     }
     assert_eq!(generated.scalar_i64("SELECT count(*) FROM call_logs"), 100);
 }
+
+#[test]
+fn postgres_and_the_engine_put_every_day_boundary_of_2026_in_the_same_place() {
+    use callrollup::rollup::timezone::{canonical_zone, day_probes};
+    let db = TestDb::empty();
+    let mut client = db.client();
+    let window = callrollup::window::Window {
+        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        partial: false,
+    };
+    // Every zone both sides know, not only the fixture's.
+    let zones: Vec<String> = db.rows("SELECT name FROM pg_timezone_names ORDER BY name");
+    let known: Vec<&str> = zones.iter().filter_map(|z| canonical_zone(z)).collect();
+    assert!(known.len() > 300, "{}", known.len());
+    let (from, to) = window.utc_range();
+    let probes: Vec<_> = known
+        .iter()
+        .flat_map(|z| day_probes(z, from.timestamp_micros(), to.timestamp_micros()))
+        .collect();
+    callrollup::zone_check::verify(&mut client, &probes, &[]).unwrap();
+
+    // Names as Postgres matches them: any case; abbreviations, POSIX
+    // strings and junk are invalid for both (UTC and a finding).
+    let declared = [
+        Some("America/New_York"),
+        Some("america/chicago"),
+        Some("ASIA/KATHMANDU"),
+        Some("PST"),
+        Some("UTC+5"),
+        Some("<+03>-3"),
+        Some("Mars/Olympus_Mons"),
+        Some(""),
+        None,
+    ];
+    callrollup::zone_check::check(&mut client, &declared, &window).unwrap();
+
+    // A name only Postgres knows is a disagreement, named.
+    let e = callrollup::zone_check::check(&mut client, &[Some("posix/Europe/Berlin")], &window)
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().contains("posix/Europe/Berlin"), "{e}");
+
+    // A day the engine got wrong is caught, with the zone and the instant.
+    let mut wrong = day_probes(
+        "Europe/Berlin",
+        from.timestamp_micros(),
+        to.timestamp_micros(),
+    );
+    wrong[7].day = wrong[7].day.succ_opt().unwrap();
+    let e = callrollup::zone_check::verify(&mut client, &wrong, &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("Europe/Berlin")
+            && e.to_string().contains("but Postgres puts it on"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_zone_only_postgres_knows_fails_the_run_before_anything_is_written() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    db.exec(&format!(
+        "UPDATE tenants SET timezone = 'posix/Europe/Berlin' WHERE tenant_id = '{BERLIN}'"
+    ));
+    let output = db
+        .cmd()
+        .args(["run", "--date", "2026-03-08", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("posix/Europe/Berlin"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        0
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+    assert!(tree(out.path()).is_empty());
+}

@@ -526,3 +526,22 @@ fn rows_committed_during_a_run_neither_fail_it_nor_leak_in() {
     db.cmd().args(window).arg(out.path()).assert().success();
     assert_eq!(db.scalar_i64(calls_in_window), before + 1);
 }
+
+#[test]
+fn a_zone_name_postgres_reads_as_an_abbreviation_gets_postgres_days() {
+    // AT TIME ZONE 'CET' is Postgres' fixed UTC+1 abbreviation, not
+    // tzdata's CET zone with summer time: days follow Postgres.
+    let db = TestDb::with_fixture();
+    db.exec("UPDATE tenants SET timezone = 'cet' WHERE tenant_id = 'a0000000-0000-0000-0000-000000000002'");
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-27", "--to", "2026-04-01"],
+    );
+    assert_matches_definitions(&db, "2026-03-27", "2026-04-01");
+    assert_eq!(
+        db.rows("SELECT DISTINCT timezone FROM analytics.tenant_daily WHERE tenant_id = 'a0000000-0000-0000-0000-000000000002'"),
+        ["CET"]
+    );
+}
