@@ -577,4 +577,200 @@ mod tests {
         let truncated = &stream[..stream.len() - 5];
         assert!(read_frame(truncated, &[("call_id", Kind::Text)]).is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use postgres::types::{FromSql, ToSql, Type};
+        use proptest::prelude::*;
+        use rust_decimal::Decimal;
+
+        /// rust_decimal's own send format of a value.
+        fn sent(value: Decimal) -> Vec<u8> {
+            let mut out = bytes::BytesMut::new();
+            value.to_sql(&Type::NUMERIC, &mut out).unwrap();
+            out.to_vec()
+        }
+
+        fn header() -> Vec<u8> {
+            let mut stream = b"PGCOPY\n\xff\r\n\0".to_vec();
+            stream.extend(0u32.to_be_bytes());
+            stream.extend(0u32.to_be_bytes());
+            stream
+        }
+
+        const COLUMNS: &[(&str, Kind)] = &[
+            ("call_id", Kind::Text),
+            ("tenant_id", Kind::DictionaryUuid),
+            ("cost", Kind::Money),
+            ("at", Kind::TimestampTz),
+            ("n", Kind::Int8),
+            ("ok", Kind::Bool),
+        ];
+
+        /// A well-formed stream of `rows` rows of COLUMNS.
+        fn valid_stream(rows: &[(String, [u8; 16], Decimal, i64, i64, bool)]) -> Vec<u8> {
+            let mut stream = header();
+            let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+                out.extend((bytes.len() as i32).to_be_bytes());
+                out.extend(bytes);
+            };
+            for (id, tenant, cost, at, n, ok) in rows {
+                stream.extend(6i16.to_be_bytes());
+                field(&mut stream, id.as_bytes());
+                field(&mut stream, tenant);
+                field(&mut stream, &sent(*cost));
+                field(&mut stream, &at.to_be_bytes());
+                field(&mut stream, &n.to_be_bytes());
+                field(&mut stream, &[u8::from(*ok)]);
+            }
+            stream.extend((-1i16).to_be_bytes());
+            stream
+        }
+
+        fn decimal() -> impl Strategy<Value = Decimal> {
+            // Up to 10^17 at up to 10 decimals: what a frame's Decimal(38,10)
+            // and rust_decimal's 96 bits both hold.
+            (
+                -100_000_000_000_000_000i64..100_000_000_000_000_000,
+                0u32..=10,
+            )
+                .prop_map(|(m, scale)| Decimal::new(m, scale))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn numerics_decode_as_rust_decimal_reads_them(m in any::<i128>(), scale in 0u32..=28) {
+                // Any value rust_decimal can send (96-bit mantissa, scale <= 28).
+                let value = Decimal::from_i128_with_scale(m % (1i128 << 96), scale);
+                let raw = sent(value);
+                let theirs = Decimal::from_sql(&Type::NUMERIC, &raw).unwrap();
+                // Theirs in units of 10^-10, when that is an exact i128.
+                let normal = theirs.normalize();
+                let expected = (normal.scale() <= MONEY_SCALE)
+                    .then(|| 10i128.checked_pow(MONEY_SCALE - normal.scale()))
+                    .flatten()
+                    .and_then(|p| normal.mantissa().checked_mul(p))
+                    .filter(|v| v.unsigned_abs() < 10u128.pow(38));
+                match (numeric_to_scaled(&raw, MONEY_SCALE), expected) {
+                    (Ok(ours), Some(expected)) => prop_assert_eq!(ours, expected),
+                    // Refused exactly when it has more than 10 decimals or
+                    // more than 38 digits at that scale.
+                    (Err(_), None) => {}
+                    (ours, expected) => prop_assert!(false, "{ours:?} vs {expected:?}"),
+                }
+            }
+
+            #[test]
+            fn numerics_with_ten_decimals_or_fewer_are_exact(value in decimal()) {
+                let ours = numeric_to_scaled(&sent(value), MONEY_SCALE).unwrap();
+                let expected = value.mantissa() * 10i128.pow(MONEY_SCALE - value.scale());
+                prop_assert_eq!(ours, expected);
+            }
+
+            #[test]
+            fn any_numeric_bytes_decode_or_fail_without_panicking(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let _ = numeric_to_scaled(&raw, MONEY_SCALE);
+            }
+
+            #[test]
+            fn any_byte_stream_decodes_or_fails_without_panicking(
+                tail in proptest::collection::vec(any::<u8>(), 0..256),
+                with_header in any::<bool>(),
+            ) {
+                let mut stream = if with_header { header() } else { Vec::new() };
+                stream.extend(tail);
+                let _ = read_frame(&stream[..], COLUMNS);
+            }
+
+            #[test]
+            fn a_valid_stream_round_trips_and_every_truncation_is_an_error(
+                rows in proptest::collection::vec(
+                    ("[a-zA-Z0-9]{0,12}", any::<[u8; 16]>(), decimal(), any::<i64>(), any::<i64>(), any::<bool>()),
+                    0..6,
+                ),
+                cut in any::<prop::sample::Index>(),
+                flip in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let stream = valid_stream(&rows);
+                let df = read_frame(&stream[..], COLUMNS).unwrap();
+                prop_assert_eq!(df.height(), rows.len());
+                let costs = crate::money::decimals(df.column("cost").unwrap()).unwrap();
+                for (got, row) in costs.iter().zip(&rows) {
+                    prop_assert_eq!(got.unwrap().normalize(), row.2.normalize());
+                }
+                let short = cut.index(stream.len());
+                prop_assert!(read_frame(&stream[..short], COLUMNS).is_err());
+                // A corrupted byte decodes to something or fails; never a panic.
+                let mut corrupt = stream.clone();
+                let at = flip.index(corrupt.len());
+                corrupt[at] = byte;
+                let _ = read_frame(&corrupt[..], COLUMNS);
+            }
+        }
+
+        #[test]
+        fn hostile_lengths_are_errors_before_any_allocation() {
+            for len in [-2i32, i32::MIN, (MAX_FIELD_BYTES as i32).saturating_add(1)] {
+                let mut stream = header();
+                stream.extend(1i16.to_be_bytes());
+                stream.extend(len.to_be_bytes());
+                let e = read_frame(&stream[..], &[("call_id", Kind::Text)]).unwrap_err();
+                assert_length_error(&e.to_string());
+            }
+            // A length that fits but whose bytes never come: an error, not a 1 GB buffer.
+            let mut stream = header();
+            stream.extend(1i16.to_be_bytes());
+            stream.extend(((MAX_FIELD_BYTES - 1) as i32).to_be_bytes());
+            assert!(read_frame(&stream[..], &[("call_id", Kind::Text)]).is_err());
+            // Header: an unknown critical flag bit, or a huge extension.
+            let mut flags = b"PGCOPY\n\xff\r\n\0".to_vec();
+            flags.extend(1u32.to_be_bytes());
+            flags.extend(0u32.to_be_bytes());
+            assert!(read_frame(&flags[..], &[])
+                .unwrap_err()
+                .to_string()
+                .contains("flags"));
+            let mut extension = b"PGCOPY\n\xff\r\n\0".to_vec();
+            extension.extend(0u32.to_be_bytes());
+            extension.extend(u32::MAX.to_be_bytes());
+            assert!(read_frame(&extension[..], &[]).is_err());
+            // A compatible flag bit (17-31) is ignored.
+            let mut compatible = b"PGCOPY\n\xff\r\n\0".to_vec();
+            compatible.extend((1u32 << 20).to_be_bytes());
+            compatible.extend(0u32.to_be_bytes());
+            compatible.extend((-1i16).to_be_bytes());
+            assert_eq!(read_frame(&compatible[..], &[]).unwrap().height(), 0);
+        }
+
+        fn assert_length_error(message: &str) {
+            assert!(message.contains("field length"), "{message}");
+        }
+
+        #[test]
+        fn numeric_digits_of_10000_or_more_and_unknown_signs_are_errors() {
+            let numeric = |sign: u16, digit: u16| {
+                let mut raw = Vec::new();
+                for word in [1u16, 0, sign, 0, digit] {
+                    raw.extend(word.to_be_bytes());
+                }
+                raw
+            };
+            assert!(numeric_to_scaled(&numeric(0, 10_000), 10)
+                .unwrap_err()
+                .contains("digit"));
+            assert!(numeric_to_scaled(&numeric(0x1234, 1), 10)
+                .unwrap_err()
+                .contains("sign"));
+            assert!(numeric_to_scaled(&numeric(0xC000, 0), 10)
+                .unwrap_err()
+                .contains("NaN"));
+            assert_eq!(
+                numeric_to_scaled(&numeric(0x4000, 9_999), 10),
+                Ok(-9_999 * 10i128.pow(10))
+            );
+        }
+    }
 }

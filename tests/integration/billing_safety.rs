@@ -660,3 +660,61 @@ fn a_zone_only_postgres_knows_fails_the_run_before_anything_is_written() {
     );
     assert!(tree(out.path()).is_empty());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(8))]
+
+    /// Postgres' own binary numerics, in every dscale it sends (as typed,
+    /// cast to numeric(38,10), after arithmetic), decode to the exact value.
+    #[test]
+    fn numeric_decode_equals_postgres_on_random_values(
+        values in proptest::collection::vec(
+            (proptest::bool::ANY, "[0-9]{1,17}", "[0-9]{0,10}"),
+            1..200,
+        )
+    ) {
+        use callrollup::source::pgcopy::{read_frame, Kind};
+        use std::str::FromStr;
+        let texts: Vec<String> = values
+            .iter()
+            .map(|(negative, int, frac)| {
+                let sign = if *negative { "-" } else { "" };
+                if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") }
+            })
+            .collect();
+        let db = TestDb::empty();
+        let list = texts.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        let copy = format!(
+            "COPY (SELECT v::numeric AS a, v::numeric(38, 10) AS b, v::numeric * 1.000 - 0 AS c
+                   FROM unnest(ARRAY[{list}]::text[]) WITH ORDINALITY AS t(v, i) ORDER BY i)
+             TO STDOUT (FORMAT binary)"
+        );
+        let mut client = db.client();
+        let stream = client.copy_out(copy.as_str()).unwrap();
+        let df = read_frame(stream, &[("a", Kind::Money), ("b", Kind::Money), ("c", Kind::Money)]).unwrap();
+        for column in ["a", "b", "c"] {
+            let got = callrollup::money::decimals(df.column(column).unwrap()).unwrap();
+            for (text, value) in texts.iter().zip(got) {
+                let expected = rust_decimal::Decimal::from_str(text).unwrap();
+                proptest::prop_assert_eq!(value.unwrap().normalize(), expected.normalize(), "{} in {}", text, column);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_numeric_with_eleven_decimals_from_postgres_is_refused_naming_the_column() {
+    use callrollup::source::pgcopy::{read_frame, Kind};
+    let db = TestDb::empty();
+    let mut client = db.client();
+    let stream = client
+        .copy_out(
+            "COPY (SELECT 0.00000000001::numeric AS total_cost_usd) TO STDOUT (FORMAT binary)",
+        )
+        .unwrap();
+    let e = read_frame(stream, &[("total_cost_usd", Kind::Money)]).unwrap_err();
+    assert!(
+        e.to_string().contains("total_cost_usd") && e.to_string().contains("more than 10 decimals"),
+        "{e}"
+    );
+}

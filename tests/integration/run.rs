@@ -426,6 +426,23 @@ fn costs_beyond_ten_decimals_are_refused_not_rounded() {
     );
 }
 
+#[test]
+fn a_cost_too_large_to_hold_exactly_is_an_error_naming_the_column_not_a_panic() {
+    // 10^20 dollars fits Postgres' numeric and the decoder's 38 digits but
+    // not an exact 96-bit amount at 10 decimals: an error, never a panic.
+    let db = TestDb::with_fixture();
+    db.exec(
+        "ALTER TABLE call_logs ALTER COLUMN total_cost_usd TYPE numeric;
+             UPDATE call_logs SET total_cost_usd = 1e20 WHERE call_id = 'edge-kt-1'",
+    );
+    let err = run_fails_writing_nothing(&db, "2026-03-11");
+    assert!(
+        err.contains("total_cost_usd") && err.contains("more digits than an exact amount"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Runs `--date day`, expects exit 1 and no summary row; returns stderr.
 fn run_fails_writing_nothing(db: &TestDb, day: &str) -> String {
     let out = tempfile::tempdir().unwrap();
