@@ -607,8 +607,11 @@ mod tests {
             ("ok", Kind::Bool),
         ];
 
+        /// One row of COLUMNS: call_id, tenant_id, cost, at, n, ok.
+        type Row = (String, [u8; 16], Decimal, i64, i64, bool);
+
         /// A well-formed stream of `rows` rows of COLUMNS.
-        fn valid_stream(rows: &[(String, [u8; 16], Decimal, i64, i64, bool)]) -> Vec<u8> {
+        fn valid_stream(rows: &[Row]) -> Vec<u8> {
             let mut stream = header();
             let field = |out: &mut Vec<u8>, bytes: &[u8]| {
                 out.extend((bytes.len() as i32).to_be_bytes());
