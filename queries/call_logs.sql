@@ -1,4 +1,4 @@
--- The window's calls: only the columns DESIGN.md §1 marks, over the UTC
+-- The window's calls: only the columns docs/CONTRACT.md §1 lists, over the UTC
 -- range that covers the window's tenant-local days (served by the
 -- created_at index). Whether a call is errored comes from errored_calls.sql.
 -- Read through binary COPY (copy_out.sql), so each column arrives in the

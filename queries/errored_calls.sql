@@ -2,7 +2,7 @@
 -- error was logged, for errors logged from a day before the window's UTC
 -- range onwards, whatever their tenant. A call is errored when an error
 -- carrying its call_id was logged no earlier than 24 hours before the
--- call's created_at (DESIGN.md §2): the latest such time decides it, and
+-- call's created_at (docs/CONTRACT.md §2): the latest such time decides it, and
 -- no call of the range can be made errored by an error logged more than a
 -- day before the range, so this one index range scan is exact for every
 -- call whatever the window. A hash instead of a correlated lookup per

@@ -1,5 +1,5 @@
 -- Postgres' own count and sums over the extracted UTC range, to prove the
--- extraction lost nothing (reconciliation, DESIGN.md §4). One scan of the
+-- extraction lost nothing (reconciliation, docs/CONTRACT.md §4). One scan of the
 -- calls (count and sums together) and one of the errors.
 SELECT c.calls,
        (SELECT count(*) FROM {schema}.system_errors e

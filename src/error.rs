@@ -1,4 +1,4 @@
-//! The library's error type. Every variant knows its exit code (DESIGN.md §4),
+//! The library's error type. Every variant knows its exit code (docs/CONTRACT.md §7),
 //! and every message is one line that says what to do next.
 
 use thiserror::Error;

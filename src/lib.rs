@@ -1,7 +1,7 @@
 //! callrollup: the nightly analytics and billing engine of the voice-agent
 //! platform. Three stages — `source` (Postgres) → `rollup` (pure Polars) →
 //! `sink` (report files, Postgres write-back) — driven by the commands in
-//! `cmd`. The contract is DESIGN.md.
+//! `cmd`. The contract is docs/CONTRACT.md.
 
 pub mod cli;
 pub mod cmd;

@@ -1,4 +1,4 @@
-//! Thin binary: parse, run, map errors to exit codes (DESIGN.md §4).
+//! Thin binary: parse, run, map errors to exit codes (docs/CONTRACT.md §7).
 
 use clap::Parser;
 

@@ -1,5 +1,5 @@
 //! Dates and windows: which tenant-local days a run covers and which UTC
-//! range must be read to see every call of those days (DESIGN.md §2).
+//! range must be read to see every call of those days (docs/CONTRACT.md §2).
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 

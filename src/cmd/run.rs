@@ -5,7 +5,7 @@
 //!                       [--source DIR] [--source-schema NAME] [--chunk-days N] [--streams N]
 //!                       [--database-url URL] [--target-url URL] [--target-schema NAME]
 //!
-//! In order (DESIGN.md §4): check the source and engine schemas, take the
+//! In order (docs/CONTRACT.md §4): check the source and engine schemas, take the
 //! advisory lock, record the run as `running`, open the write transaction,
 //! then chunk by chunk extract, compute, stage the report files and copy
 //! the rows in; reconcile, mark the ledger `succeeded` and commit, then

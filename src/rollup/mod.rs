@@ -1,5 +1,5 @@
 //! The rollup stage: pure Polars, frames in and frames out, no I/O.
-//! Every column follows DESIGN.md §2.
+//! Every column follows docs/CONTRACT.md §2.
 
 pub mod timezone;
 

@@ -151,7 +151,7 @@ impl PostgresSource {
         self.streams = streams.max(1);
     }
 
-    /// Stops with the first missing or mistyped column (DESIGN.md §1).
+    /// Stops with the first missing or mistyped column (docs/CONTRACT.md §1).
     pub fn check_schema(&mut self) -> Result<SourceShape> {
         let rows = self.client.query(sql::SOURCE_COLUMNS, &[&self.schema])?;
         let mut has_duration_seconds = false;
@@ -545,7 +545,7 @@ fn decode_error(url: &DbUrl, table: &str, e: pgcopy::DecodeError) -> Error {
             Error::Database(url.redact(&e.to_string()).replace('\n', " "))
         }
         e => Error::RunFailed(format!(
-            "cannot read {table} from the source: {e}; check the column types against DESIGN.md §1"
+            "cannot read {table} from the source: {e}; check the column types against docs/CONTRACT.md §1"
         )),
     }
 }
@@ -563,7 +563,7 @@ fn fingerprint(call_id: &[u8]) -> u128 {
 type ErrorTimes = PlHashMap<u128, i64>;
 
 /// How long before its call an error may be logged and still make the
-/// call errored (DESIGN.md §2): 24 hours, in µs.
+/// call errored (docs/CONTRACT.md §2): 24 hours, in µs.
 pub const ERROR_LEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// Whether each call is errored: an error carrying its call_id was logged
