@@ -211,17 +211,21 @@ fn an_error_logged_25_hours_before_its_call_does_not_make_it_errored() {
 #[test]
 fn a_day_alone_and_inside_a_month_gives_identical_rows() {
     let db = TestDb::with_fixture();
-    // An error logged three days before its call: beyond the reach of a
-    // one-day run's error read, inside a month-long run's.
-    db.exec(
+    // An error logged three days before a call that has no other: beyond
+    // the reach of a one-day run's error read, inside a month-long run's.
+    let call = db.rows(&format!(
+        "SELECT call_id FROM call_logs c WHERE tenant_id = '{NY}'
+           AND created_at BETWEEN '2026-03-12 12:00+00' AND '2026-03-13 00:00+00'
+           AND NOT EXISTS (SELECT 1 FROM system_errors e WHERE e.call_id = c.call_id)
+         ORDER BY call_id LIMIT 1"
+    ))[0]
+        .clone();
+    db.exec(&format!(
         "INSERT INTO system_errors (tenant_id, call_id, error_type, severity, resolved, created_at)
          SELECT tenant_id, call_id, 'llm_error', 'ERROR', false, created_at - interval '3 days'
-         FROM call_logs WHERE call_id = 's-1-300'",
-    );
-    let day: String = db.rows(
-        "SELECT (created_at AT TIME ZONE 'America/New_York')::date::text FROM call_logs WHERE call_id = 's-1-300'",
-    )[0]
-    .clone();
+         FROM call_logs WHERE call_id = '{call}'"
+    ));
+    let day = "2026-03-12".to_string();
     db.cmd()
         .args(["migrate", "--target-schema", "month"])
         .assert()
