@@ -364,6 +364,20 @@ pub fn execute(args: Args) -> Result<()> {
             })
         };
 
+    // After the commit: the staged files go into place, then the summary.
+    let move_into_place = |staged: files::StagedFiles,
+                           run_id: Uuid,
+                           stats: WindowStats,
+                           written: bool,
+                           mut timings: Timings| {
+        crate::fault::pause_point("after_commit");
+        let paths = timings
+            .time("move files", || staged.commit())
+            .map_err(|e| moves_unfinished(run_id, &args.out, e))?;
+        summary(Some(run_id), &stats, written, &paths, &timings);
+        Ok(())
+    };
+
     let plan = Plan {
         window: &window,
         chunk_days: args.chunk_days,
@@ -422,12 +436,7 @@ pub fn execute(args: Args) -> Result<()> {
                 return Err(e);
             }
         };
-        crate::fault::pause_point("after_commit");
-        let paths = timings
-            .time("move files", || staged.commit())
-            .map_err(|e| moves_unfinished(run_id, &args.out, e))?;
-        summary(Some(run_id), &stats, false, &paths, &timings);
-        return Ok(());
+        return move_into_place(staged, run_id, stats, false, timings);
     };
 
     // The lock lives on the target connection until the process ends.
@@ -532,12 +541,7 @@ pub fn execute(args: Args) -> Result<()> {
             return Err(e);
         }
     };
-    crate::fault::pause_point("after_commit");
-    let paths = timings
-        .time("move files", || staged.commit())
-        .map_err(|e| moves_unfinished(run_id, &args.out, e))?;
-    summary(Some(run_id), &stats, true, &paths, &timings);
-    Ok(())
+    move_into_place(staged, run_id, stats, true, timings)
 }
 
 /// A committed run whose report files could not all be moved: its rows

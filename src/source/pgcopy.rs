@@ -475,6 +475,11 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
         };
         value = value.checked_add(part).ok_or_else(overflow)?;
     }
+    // A frame's Decimal(38, 10) holds 38 digits; i128 reaches 39 (found
+    // by the property test against rust_decimal: -10^28 at 10 decimals).
+    if value >= 10i128.pow(38) {
+        return Err(overflow());
+    }
     Ok(if negative { -value } else { value })
 }
 

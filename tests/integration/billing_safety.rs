@@ -4,22 +4,13 @@
 
 use std::path::Path;
 
-use crate::util::{ok, spawn_paused, stderr_of, summary_rows_where, tree, TestDb};
+use crate::util::{
+    assert_fails, extract, ok, run, spawn_paused, stderr_of, summary_rows_where, tree, TestDb,
+};
 
 const NY: &str = "a0000000-0000-0000-0000-000000000001";
 const BERLIN: &str = "a0000000-0000-0000-0000-000000000002";
 const WINDOW: [&str; 4] = ["--from", "2026-03-07", "--to", "2026-03-09"];
-
-fn run(db: &TestDb, out: &Path, args: &[&str]) -> std::process::Output {
-    ok(db
-        .cmd()
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap())
-}
 
 fn assert_same_tree(a: &Path, b: &Path) {
     let (a, b) = (tree(a), tree(b));
@@ -45,14 +36,7 @@ fn a_tenant_snapshot_run_back_into_the_database_replaces_only_that_tenant() {
         .any(|r| r.contains("00000000-0000-0000-0000-000000000000")));
 
     let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .arg("extract")
-        .args(WINDOW)
-        .args(["--tenant", NY, "--out"])
-        .arg(&snap)
-        .output()
-        .unwrap());
+    extract(&db, &[&WINDOW[..], &["--tenant", NY]].concat(), &snap);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["tenants"], serde_json::json!([NY]));
@@ -107,17 +91,7 @@ fn a_tenant_snapshot_run_back_into_the_database_replaces_only_that_tenant() {
             .arg(scratch.path().join("reports"))
             .output()
             .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{extra:?}: {}",
-            stderr_of(&output)
-        );
-        assert!(
-            stderr_of(&output).contains("the snapshot holds tenant"),
-            "{}",
-            stderr_of(&output)
-        );
+        assert_fails(&output, 2, "the snapshot holds tenant");
     }
     assert_eq!(
         summary_rows_where(&db, "analytics", &others, ", run_id"),
@@ -154,14 +128,7 @@ fn a_tenant_run_on_the_file_target_keeps_the_other_tenants_files() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .arg("extract")
-        .args(WINDOW)
-        .arg("--out")
-        .arg(&snap)
-        .output()
-        .unwrap());
+    extract(&db, &WINDOW, &snap);
     let (merged, whole) = (scratch.path().join("merged"), scratch.path().join("whole"));
     let offline = |out: &Path, extra: &[&str]| {
         ok(TestDb::cmd_without_db()
@@ -391,19 +358,7 @@ fn a_file_only_run_killed_while_moving_is_finished_by_the_next() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .args([
-            "extract",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-20",
-            "--out",
-        ])
-        .arg(&snap)
-        .output()
-        .unwrap());
+    extract(&db, &["--from", "2026-03-07", "--to", "2026-03-20"], &snap);
     let (out, clean) = (scratch.path().join("reports"), scratch.path().join("clean"));
     let args = |out: &Path, day: &str| -> Vec<String> {
         [
@@ -455,12 +410,7 @@ fn extract_refuses_a_folder_that_is_not_a_snapshot() {
         .arg(&precious)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("nothing was deleted"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_fails(&output, 2, "nothing was deleted");
     assert_eq!(
         std::fs::read_to_string(precious.join("thesis.tex")).unwrap(),
         "years of work"
@@ -469,12 +419,7 @@ fn extract_refuses_a_folder_that_is_not_a_snapshot() {
     // An earlier snapshot is replaced; one with a stray file is not.
     let snap = scratch.path().join("snap");
     for _ in 0..2 {
-        ok(db
-            .cmd()
-            .args(["extract", "--date", "2026-03-08", "--out"])
-            .arg(&snap)
-            .output()
-            .unwrap());
+        extract(&db, &["--date", "2026-03-08"], &snap);
     }
     std::fs::write(snap.join("notes.txt"), "mine").unwrap();
     let output = db
@@ -492,12 +437,7 @@ fn manifest_file_names_outside_the_snapshot_are_refused() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("snap");
-    ok(db
-        .cmd()
-        .args(["extract", "--date", "2026-03-08", "--out"])
-        .arg(&snap)
-        .output()
-        .unwrap());
+    extract(&db, &["--date", "2026-03-08"], &snap);
     std::fs::copy(
         snap.join("call_logs.parquet"),
         scratch.path().join("call_logs.parquet"),
@@ -517,63 +457,33 @@ fn manifest_file_names_outside_the_snapshot_are_refused() {
             .arg(scratch.path().join("r"))
             .output()
             .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{name}: {}",
-            stderr_of(&output)
-        );
-        assert!(
-            stderr_of(&output).contains("not a plain file name"),
-            "{}",
-            stderr_of(&output)
-        );
+        assert_fails(&output, 2, "not a plain file name");
     }
 }
+
+const TINY_GENERATE: [&str; 8] = [
+    "generate",
+    "--replace",
+    "--calls",
+    "100",
+    "--days",
+    "2",
+    "--tenants",
+    "3",
+];
 
 #[test]
 fn generate_replace_refuses_platform_tables_it_did_not_create() {
     let db = TestDb::with_fixture();
     let calls = db.scalar_i64("SELECT count(*) FROM call_logs");
-    let output = db
-        .cmd()
-        .args([
-            "generate",
-            "--replace",
-            "--calls",
-            "100",
-            "--days",
-            "2",
-            "--tenants",
-            "3",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("not created by callrollup generate"),
-        "{}",
-        stderr_of(&output)
-    );
+    let output = db.cmd().args(TINY_GENERATE).output().unwrap();
+    assert_fails(&output, 2, "not created by callrollup generate");
     assert_eq!(db.scalar_i64("SELECT count(*) FROM call_logs"), calls);
 
     // Its own tables it may replace.
     let generated = TestDb::empty();
     for _ in 0..2 {
-        ok(generated
-            .cmd()
-            .args([
-                "generate",
-                "--replace",
-                "--calls",
-                "100",
-                "--days",
-                "2",
-                "--tenants",
-                "3",
-            ])
-            .output()
-            .unwrap());
+        ok(generated.cmd().args(TINY_GENERATE).output().unwrap());
     }
     assert_eq!(generated.scalar_i64("SELECT count(*) FROM call_logs"), 100);
 }
@@ -648,12 +558,7 @@ fn a_zone_only_postgres_knows_fails_the_run_before_anything_is_written() {
         .arg(out.path())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("posix/Europe/Berlin"),
-        "{}",
-        stderr_of(&output)
-    );
+    assert_fails(&output, 1, "posix/Europe/Berlin");
     assert_eq!(
         db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
         0

@@ -2,7 +2,7 @@
 //! definitions computed by Postgres itself, re-runs, windows, tenants,
 //! files, roles.
 
-use crate::util::{stdout_of, tree, TestDb};
+use crate::util::{run, stdout_of, tree, TestDb};
 
 const EXPECTED: &str = include_str!("../fixtures/expected_summary.sql");
 
@@ -65,23 +65,6 @@ fn assert_matches_definitions(db: &TestDb, from: &str, to: &str) {
             assert_eq!(e, a, "{view}");
         }
     }
-}
-
-fn run(db: &TestDb, out: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let output = db
-        .cmd()
-        .arg("run")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "run {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 #[test]

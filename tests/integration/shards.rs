@@ -81,18 +81,7 @@ fn a_shard_of_a_snapshot_equals_the_shard_of_postgres() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("snap");
-    db.cmd()
-        .args([
-            "extract",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-10",
-            "--out",
-        ])
-        .arg(&snap)
-        .assert()
-        .success();
+    crate::util::extract(&db, &["--from", "2026-03-07", "--to", "2026-03-10"], &snap);
     for i in 0..2 {
         let shard = format!("{i}/2");
         let (direct, offline) = (

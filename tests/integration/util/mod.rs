@@ -180,6 +180,39 @@ pub fn summary_rows_where(db: &TestDb, schema: &str, filter: &str, extra: &str) 
         .collect()
 }
 
+/// `callrollup run <args> --out <out>` against `db`, which must succeed.
+pub fn run(db: &TestDb, out: &Path, args: &[&str]) -> std::process::Output {
+    ok(db
+        .cmd()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap())
+}
+
+/// `callrollup extract <args> --out <dir>` against `db`, which must succeed.
+pub fn extract(db: &TestDb, args: &[&str], dir: &Path) {
+    ok(db
+        .cmd()
+        .arg("extract")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap());
+}
+
+/// Asserts that a command failed with `code` and that its stderr holds
+/// `needle`; returns stderr.
+pub fn assert_fails(output: &std::process::Output, code: i32, needle: &str) -> String {
+    let err = stderr_of(output);
+    assert_eq!(output.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    err
+}
+
 /// Asserts success, showing stderr otherwise.
 pub fn ok(output: std::process::Output) -> std::process::Output {
     assert!(output.status.success(), "{}", stderr_of(&output));
