@@ -433,8 +433,8 @@ impl Platform {
     pub fn frames(
         &self,
         window: &crate::window::Window,
-    ) -> crate::error::Result<crate::source::SourceFrames> {
-        use crate::source::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames};
+    ) -> crate::error::Result<crate::frames::SourceFrames> {
+        use crate::frames::{calls_schema, conform, errors_schema, tenants_schema, SourceFrames};
         let (from, to) = window.utc_range();
         let (from, to) = (from.timestamp_micros(), to.timestamp_micros());
         let mut calls: Vec<Call> = Vec::new();

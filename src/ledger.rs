@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::frames::SourceTotals;
+use crate::selection::TenantSelection;
 use crate::shard::Shard;
-use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
 /// Takes the run lock on its own connection; the lock lives as long as it.

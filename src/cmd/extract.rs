@@ -18,8 +18,9 @@ use chrono::Utc;
 use crate::cli::{parse_tenants, ConnectOpts, WindowOpts};
 use crate::db::validate_identifier;
 use crate::error::Result;
+use crate::selection::TenantSelection;
 use crate::source::postgres::PostgresSource;
-use crate::source::{snapshot, TenantSelection};
+use crate::source::snapshot;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

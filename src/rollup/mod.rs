@@ -6,13 +6,9 @@ pub mod timezone;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::source::{SourceFrames, SourceTotals, MONEY};
+use crate::frames::{SourceFrames, SourceTotals, MONEY};
+pub use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
 use timezone::{canonical_zone, local_day, offset_columns, offset_table};
-
-/// `tenant_id` of platform-level errors in tables and files.
-pub const PLATFORM_TENANT: &str = "00000000-0000-0000-0000-000000000000";
-/// The platform's name in human-facing output.
-pub const PLATFORM_NAME: &str = "(platform)";
 
 const COST_COLUMNS: [&str; 4] = [
     "stt_cost_usd",

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 
 use super::{rollup, PLATFORM_TENANT};
-use crate::source::{calls_schema, errors_schema, SourceFrames, MONEY};
+use crate::frames::{calls_schema, errors_schema, SourceFrames, MONEY};
 
 const NY: &str = "00000000-0000-0000-0000-0000000000a1";
 const KTM: &str = "00000000-0000-0000-0000-0000000000a2";
@@ -97,7 +97,7 @@ fn calls(rows: &[Call]) -> DataFrame {
         ),
     ])
     .unwrap();
-    df = crate::source::conform(df, &calls_schema()).unwrap();
+    df = crate::frames::conform(df, &calls_schema()).unwrap();
     assert_eq!(df.column("stt_cost_usd").unwrap().dtype(), &MONEY);
     df
 }
@@ -140,7 +140,7 @@ fn errors(rows: &[Error]) -> DataFrame {
         ),
     ])
     .unwrap();
-    crate::source::conform(df, &errors_schema()).unwrap()
+    crate::frames::conform(df, &errors_schema()).unwrap()
 }
 
 fn day(s: &str) -> NaiveDate {

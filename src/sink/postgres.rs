@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use super::pgbinary::{self, Encoded, PgType};
 use crate::error::{Error, Result};
+use crate::frames::SourceTotals;
 use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
+use crate::selection::TenantSelection;
 use crate::sink;
-use crate::source::{SourceTotals, TenantSelection};
 use crate::sql;
 
 /// What one write-back needs to know about its run.

@@ -7,12 +7,12 @@ use polars::prelude::*;
 use postgres::Client;
 
 use super::pgcopy::{self, Kind};
-use super::{
-    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
-    TenantSelection,
-};
 use crate::db::DbUrl;
 use crate::error::{Error, Result};
+use crate::frames::{
+    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
+};
+use crate::selection::TenantSelection;
 use crate::sql;
 
 /// What the drift check learned about optional columns.

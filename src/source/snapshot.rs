@@ -12,11 +12,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{
-    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
-    TenantSelection,
-};
 use crate::error::{Error, Result};
+use crate::frames::{
+    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
+};
+use crate::selection::TenantSelection;
 use crate::window::Window;
 
 /// Version of the snapshot's schema (files, columns, manifest fields);

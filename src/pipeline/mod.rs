@@ -1,0 +1,292 @@
+//! The pipeline every command shares: read a window from Postgres or a
+//! snapshot, inside one snapshot of the source, chunk by chunk, roll each
+//! chunk up (pure Polars) and hand it to a sink. `run` (in `run.rs`) adds
+//! the write-back, the report files and the ledger; other commands use
+//! `process` with sinks of their own.
+
+pub mod run;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::db::DbUrl;
+use crate::error::{Error, Result};
+use crate::frames::{SourceFrames, SourceTotals};
+use crate::rollup::{self, Rollup};
+use crate::selection::TenantSelection;
+use crate::sink;
+use crate::source::postgres::{PostgresSource, SourceShape};
+use crate::source::snapshot;
+use crate::window::Window;
+
+/// Where a window's rows are read from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// The platform database: the schema of its tables, the longest a
+    /// query may run, and how many COPY streams read each chunk.
+    Postgres {
+        url: DbUrl,
+        schema: String,
+        statement_timeout_secs: u64,
+        streams: usize,
+    },
+    /// A Parquet snapshot from `callrollup extract`.
+    Snapshot(PathBuf),
+}
+
+/// Wall time of each stage (added up over chunks), for the summary.
+#[derive(Default)]
+pub struct Timings(Vec<(&'static str, Duration)>);
+
+impl Timings {
+    pub fn time<T>(&mut self, stage: &'static str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let out = work();
+        self.add(stage, start.elapsed());
+        out
+    }
+
+    pub fn add(&mut self, stage: &'static str, took: Duration) {
+        match self.0.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, total)) => *total += took,
+            None => self.0.push((stage, took)),
+        }
+    }
+
+    /// Each stage with its time, in the order the stages first ran.
+    pub fn stages(&self) -> &[(&'static str, Duration)] {
+        &self.0
+    }
+}
+
+/// Where the rows come from, opened.
+pub enum Input {
+    Postgres(Box<PostgresSource>, SourceShape),
+    Snapshot(PathBuf, Box<snapshot::Manifest>),
+}
+
+impl Input {
+    /// Connects (and checks the source's columns), or reads a
+    /// snapshot's manifest: a missing or malformed one fails here.
+    pub fn open(spec: &SourceSpec) -> Result<Input> {
+        match spec {
+            SourceSpec::Snapshot(dir) => {
+                let manifest = snapshot::read_manifest(dir)?;
+                Ok(Input::Snapshot(dir.clone(), Box::new(manifest)))
+            }
+            SourceSpec::Postgres {
+                url,
+                schema,
+                statement_timeout_secs,
+                streams,
+            } => {
+                let mut source = PostgresSource::connect(url, schema, *statement_timeout_secs)?;
+                source.set_streams(*streams);
+                let shape = source.check_schema()?;
+                Ok(Input::Postgres(Box::new(source), shape))
+            }
+        }
+    }
+
+    /// A chunk's frames, proven to hold what the source counts; `next`
+    /// is the chunk that follows, whose overlapping rows are kept.
+    fn extract(
+        &mut self,
+        chunk: &Window,
+        next: Option<&Window>,
+        selection: &TenantSelection,
+    ) -> Result<(SourceFrames, SourceTotals)> {
+        match self {
+            Input::Snapshot(dir, _) => snapshot::read(dir, chunk, selection),
+            Input::Postgres(source, shape) => source.extract(
+                chunk.utc_range(),
+                selection,
+                *shape,
+                next.map(|n| n.utc_range().0),
+            ),
+        }
+    }
+
+    /// Starts Postgres' own count and sums of the window's UTC range.
+    fn start_verification(&mut self, window: &Window, selection: &TenantSelection) -> Result<()> {
+        match self {
+            Input::Snapshot(..) => Ok(()),
+            Input::Postgres(source, _) => source.start_verification(window.utc_range(), selection),
+        }
+    }
+
+    /// Proves the rows read are what the source holds for the window's UTC
+    /// range (a snapshot was verified as it was read).
+    fn verify(&mut self, read: &SourceTotals) -> Result<()> {
+        match self {
+            Input::Snapshot(..) => Ok(()),
+            Input::Postgres(source, _) => source.verify(read),
+        }
+    }
+
+    /// The tenants the run replaces: what was asked, which a snapshot
+    /// must hold (a snapshot's own selection when nothing was asked).
+    pub fn selection(&self, asked: &TenantSelection) -> Result<TenantSelection> {
+        match self {
+            Input::Snapshot(_, manifest) => manifest.selection()?.narrowed_to(asked),
+            Input::Postgres(..) => Ok(asked.clone()),
+        }
+    }
+
+    /// Checks that the database puts every day boundary of the window
+    /// where the engine does (the source's, or `target` for a snapshot;
+    /// with neither there is no database to ask).
+    pub fn check_zones(
+        &mut self,
+        target: Option<&mut postgres::Client>,
+        selection: &TenantSelection,
+        window: &Window,
+    ) -> Result<()> {
+        match (self, target) {
+            (Input::Postgres(source, _), _) => source.check_zones(selection, window),
+            (Input::Snapshot(dir, manifest), Some(client)) => {
+                let tenants = snapshot::read_tenants(dir, manifest)?;
+                let declared: Vec<Option<&str>> =
+                    tenants.column("timezone")?.str()?.into_iter().collect();
+                crate::zone_check::check(client, &declared, window)
+            }
+            (Input::Snapshot(..), None) => Ok(()),
+        }
+    }
+
+    /// What the run reads, for the ledger (no secrets).
+    pub fn describe(&self) -> Result<String> {
+        Ok(match self {
+            Input::Postgres(source, _) => source.describe(),
+            Input::Snapshot(dir, _) => {
+                let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                format!(
+                    "snapshot {} ({})",
+                    path.display(),
+                    snapshot::manifest_digest(dir)?
+                )
+            }
+        })
+    }
+}
+
+/// What the summary reports about the window, added up over the chunks
+/// as each chunk's tables are written and dropped.
+#[derive(Default)]
+pub struct WindowStats {
+    pub tenants: HashSet<String>,
+    /// The window's rows (tenant days in the window): reconciliation figures.
+    pub totals: SourceTotals,
+    /// Distinct rows read from the source.
+    pub read: SourceTotals,
+    pub errored_calls: i64,
+    pub calls_missing_cost: i64,
+    pub cost_mismatch_calls: i64,
+    pub critical_errors: i64,
+    pub finding_rows: i64,
+    pub table_rows: [usize; 4],
+}
+
+impl WindowStats {
+    fn add(&mut self, part: &Rollup, read: &SourceTotals) -> Result<()> {
+        let td = &part.tenant_daily;
+        let sum = rollup::sum_i64;
+        for id in td.column("tenant_id")?.str()?.into_iter().flatten() {
+            if !self.tenants.contains(id) {
+                self.tenants.insert(id.to_string());
+            }
+        }
+        self.totals.add(&part.totals);
+        self.read.add(read);
+        self.errored_calls += sum(td, "errored_calls")?;
+        self.calls_missing_cost += sum(td, "calls_missing_cost")?;
+        self.cost_mismatch_calls += sum(td, "cost_mismatch_calls")?;
+        self.critical_errors += sum(td, "critical_errors")?;
+        self.finding_rows += sum(&part.findings, "rows")?;
+        for (i, (_, df)) in sink::tables(part).iter().enumerate() {
+            self.table_rows[i] += df.height();
+        }
+        Ok(())
+    }
+}
+
+/// What a run covers and how it reads it.
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    pub window: &'a Window,
+    pub chunk_days: u32,
+    pub selection: &'a TenantSelection,
+}
+
+/// Reads, rolls up and hands each chunk to `sink`, which writes it. Long
+/// windows go a chunk of days at a time, so memory follows the chunk, not
+/// the window: each chunk sees every row of its UTC range (rows shared
+/// with the next chunk are kept, not read twice) and yields complete
+/// tenant days, so the chunks' tables simply add up.
+pub fn process(
+    input: &mut Input,
+    plan: &Plan,
+    timings: &mut Timings,
+    mut sink: impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
+) -> Result<WindowStats> {
+    let Plan {
+        window,
+        chunk_days,
+        selection,
+    } = *plan;
+    // A snapshot is read (and verified) whole anyway: one chunk.
+    let chunk_days = match input {
+        Input::Snapshot(..) => window.day_count() as u32,
+        Input::Postgres(..) => chunk_days,
+    };
+    let chunks = window.chunks(chunk_days);
+    input.start_verification(window, selection)?;
+    let stats = std::thread::scope(|scope| -> Result<WindowStats> {
+        // The next chunk is read while this one is rolled up and written,
+        // so Postgres and the decoder work alongside Polars and the
+        // write-back. A rendezvous channel: at most one chunk waits.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(0);
+        let reader_input = &mut *input;
+        let chunks = &chunks;
+        let reader = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            for (i, chunk) in chunks.iter().enumerate() {
+                let started = Instant::now();
+                let read = reader_input.extract(chunk, chunks.get(i + 1), selection);
+                busy += started.elapsed();
+                let failed = read.is_err();
+                if sender.send(read).is_err() || failed {
+                    break;
+                }
+            }
+            busy
+        });
+        let mut stats = WindowStats::default();
+        for chunk in chunks {
+            crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
+            let waited = Instant::now();
+            let received = receiver.recv();
+            timings.add("wait for source", waited.elapsed());
+            // A closed channel means the reader stopped after sending its error.
+            let (frames, read) = received.unwrap_or_else(|_| {
+                Err(Error::RunFailed(
+                    "internal: the source reader stopped early".into(),
+                ))
+            })?;
+            let part = timings.time("rollup", || {
+                Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
+            })?;
+            drop(frames);
+            part.check_totals().map_err(Error::Reconciliation)?;
+            stats.add(&part, &read)?;
+            sink(&part, chunk, timings)?;
+        }
+        drop(receiver);
+        let busy = reader.join().expect("the source reader panicked");
+        timings.add("extract (overlapped)", busy);
+        Ok(stats)
+    })?;
+    timings.time("verify", || input.verify(&stats.read))?;
+    Ok(stats)
+}

@@ -1,0 +1,354 @@
+//! The nightly run: the shared pipeline plus the write-back, the report
+//! files and the ledger, in the order docs/CONTRACT.md §4 gives. Check the
+//! source and engine schemas and the time zones, take the advisory lock,
+//! record the run as `running`, finish what earlier runs left in the
+//! report folder, then chunk by chunk extract, compute, stage the report
+//! files and copy the rows into the open write transaction; verify and
+//! reconcile, seal the staged files, mark the ledger `succeeded` and
+//! commit, then move the files into place.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{process, Input, Plan, SourceSpec, Timings, WindowStats};
+use crate::db::DbUrl;
+use crate::error::{Error, Result};
+use crate::ledger;
+use crate::rollup::Rollup;
+use crate::selection::TenantSelection;
+use crate::shard::Shard;
+use crate::sink::{self, files, postgres as pg_sink};
+use crate::window::Window;
+
+/// One run, as the command line asked for it.
+pub struct RunRequest {
+    pub window: Window,
+    /// The `--tenant`s and `--tenant-shard` asked for (a snapshot narrows
+    /// them to what it holds).
+    pub asked: TenantSelection,
+    pub source: SourceSpec,
+    /// The database of the summary tables; None: the report files are the
+    /// target (only with a snapshot source).
+    pub target: Option<DbUrl>,
+    pub target_schema: String,
+    /// The report folder.
+    pub out: PathBuf,
+    pub chunk_days: u32,
+    /// Compute only: no table, file or ledger row.
+    pub dry_run: bool,
+    /// The run's arguments as JSON for the ledger (no secrets).
+    pub arguments: String,
+}
+
+/// What a run did, for its summary.
+pub struct RunOutcome {
+    /// None for a dry run.
+    pub run_id: Option<Uuid>,
+    /// The tenants it replaced.
+    pub selection: TenantSelection,
+    pub stats: WindowStats,
+    /// Whether the summary tables were written (the Postgres target).
+    pub written: bool,
+    /// The report files moved into place.
+    pub files: Vec<PathBuf>,
+    pub timings: Timings,
+}
+
+pub fn run(request: &RunRequest) -> Result<RunOutcome> {
+    let RunRequest {
+        window,
+        asked,
+        source,
+        target,
+        target_schema: schema,
+        out,
+        chunk_days,
+        dry_run,
+        arguments,
+    } = request;
+    let (window, schema, out) = (*window, schema.as_str(), out.as_path());
+    let mut timings = Timings::default();
+
+    let (mut input, mut target) = timings.time("check schemas", || {
+        let input = Input::open(source)?;
+        let target = match target {
+            None => None,
+            Some(url) => {
+                let mut client = url.connect("callrollup")?;
+                crate::migrate::check_current(&mut client, schema)?;
+                Some((url, client))
+            }
+        };
+        Ok((input, target))
+    })?;
+    let selection = input.selection(asked)?;
+    // Before anything is written: the database puts every day boundary
+    // of the window where the engine does.
+    timings.time("check time zones", || {
+        input.check_zones(target.as_mut().map(|(_, c)| c), &selection, &window)
+    })?;
+    let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
+    let shard_name = selection.shard.map(|s| s.to_string());
+    // A --tenant run merges into each day's files instead of replacing them.
+    let only_tenants = (!selection.tenants.is_empty()).then(|| selection.tenant_texts());
+
+    // After the commit: the staged files go into place.
+    let move_into_place = |staged: files::StagedFiles,
+                           run_id: Uuid,
+                           stats: WindowStats,
+                           written: bool,
+                           mut timings: Timings| {
+        crate::fault::pause_point("after_commit");
+        let files = timings
+            .time("move files", || staged.commit())
+            .map_err(|e| moves_unfinished(run_id, out, e))?;
+        Ok(RunOutcome {
+            run_id: Some(run_id),
+            selection: selection.clone(),
+            stats,
+            written,
+            files,
+            timings,
+        })
+    };
+
+    let plan = Plan {
+        window: &window,
+        chunk_days: *chunk_days,
+        selection: &selection,
+    };
+    if *dry_run {
+        let stats = process(&mut input, &plan, &mut timings, |_, _, _| Ok(()))?;
+        return Ok(RunOutcome {
+            run_id: None,
+            selection: selection.clone(),
+            stats,
+            written: false,
+            files: Vec::new(),
+            timings,
+        });
+    }
+    check_out_dir(out)?;
+
+    // Report files are staged under temporary names chunk by chunk; they
+    // are moved into place only after the tables have been committed.
+    let mut staged = files::StagedFiles::default();
+    let stage = |staged: &mut files::StagedFiles,
+                 part: &Rollup,
+                 chunk: &Window,
+                 run_id: Uuid,
+                 timings: &mut Timings| {
+        let days: Vec<_> = chunk.days().collect();
+        let tag = run_id.simple().to_string();
+        timings.time("stage files", || {
+            staged.add(
+                out,
+                &sink::tables(part),
+                &days,
+                &tag,
+                &file_suffix,
+                only_tenants.as_deref(),
+            )
+        })
+    };
+
+    let Some((target_url, mut target)) = target else {
+        // File target: the reports are the summary tables; sealing the
+        // staged files is the commit.
+        recover_reports(out, None, selection.shard)?;
+        let run_id = Uuid::new_v4();
+        let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
+            stage(&mut staged, part, chunk, run_id, timings)
+        })
+        .and_then(|stats| {
+            staged.seal(out, run_id, files::Decider::Sealed, shard_name.clone())?;
+            Ok(stats)
+        });
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                staged.abort();
+                return Err(e);
+            }
+        };
+        return move_into_place(staged, run_id, stats, false, timings);
+    };
+
+    // The lock lives on the target connection until the process ends.
+    ledger::lock(&mut target, schema, selection.shard)?;
+    let run_id = Uuid::new_v4();
+    ledger::start(
+        &mut target,
+        schema,
+        &ledger::RunStart {
+            run_id,
+            from: window.from,
+            to: window.to,
+            partial: window.partial,
+            selection: &selection,
+            arguments: arguments.clone(),
+            source: input.describe()?,
+        },
+    )?;
+    crate::log::info(&format!(
+        "run {run_id} for {}..{} ({})",
+        window.from,
+        window.to,
+        selection.describe()
+    ));
+    let fail = |target: &mut postgres::Client, e: &Error| {
+        let mut message = target_url.redact(&e.to_string());
+        if let SourceSpec::Postgres { url, .. } = source {
+            message = url.redact(&message);
+        }
+        // Only a `running` row moves: if even this fails, the next run
+        // marks this one abandoned.
+        let _ = ledger::fail(target, schema, run_id, &message);
+    };
+    if let Err(e) = recover_reports(out, Some((&mut target, schema)), selection.shard) {
+        fail(&mut target, &e);
+        return Err(e);
+    }
+
+    let write_back = pg_sink::WriteBack {
+        schema,
+        run_id,
+        computed_at: Utc::now(),
+        from: window.from,
+        to: window.to,
+        selection: &selection,
+    };
+    let committed = std::thread::scope(|scope| -> Result<WindowStats> {
+        // Each chunk's rows are copied in on a thread of their own, so
+        // Postgres inserts one chunk while the next is rolled up; the
+        // transaction stays open until every chunk is in.
+        let (to_writer, parts) = std::sync::mpsc::sync_channel::<Rollup>(1);
+        let (target, write_back) = (&mut target, &write_back);
+        let writer = scope.spawn(move || {
+            let started = Instant::now();
+            let mut writer = pg_sink::Writer::begin(target, write_back)?;
+            let mut busy = started.elapsed();
+            for part in parts {
+                let started = Instant::now();
+                writer.append(&part)?;
+                busy += started.elapsed();
+            }
+            Ok::<_, Error>((writer, busy))
+        });
+        let processed = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
+            stage(&mut staged, part, chunk, run_id, timings)?;
+            // Closed only when the writer stopped on an error, returned below.
+            to_writer
+                .send(part.clone())
+                .map_err(|_| Error::RunFailed("the write-back stopped".into()))
+        });
+        drop(to_writer);
+        let written = writer.join().expect("the write-back thread panicked");
+        // The writer's error, if any, is the cause of the other.
+        let (writer, busy) = written?;
+        let stats = processed?;
+        timings.add("write back (overlapped)", busy);
+        // From here the ledger decides what the staged files become: a
+        // kill after the commit leaves them for the next run to move.
+        staged.seal(out, run_id, files::Decider::Ledger, shard_name.clone())?;
+        crate::fault::pause_point("before_commit");
+        timings.time("commit", || writer.finish(&stats.totals))?;
+        Ok(stats)
+    });
+    let stats = match committed {
+        Ok(stats) => stats,
+        Err(e) => {
+            fail(&mut target, &e);
+            if staged.is_sealed() {
+                // The commit may have happened before the error: the
+                // ledger tells the next run whether to move or drop them.
+                crate::log::info(&format!(
+                    "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
+                ));
+            } else {
+                staged.abort();
+            }
+            return Err(e);
+        }
+    };
+    move_into_place(staged, run_id, stats, true, timings)
+}
+
+/// A committed run whose report files could not all be moved: its rows
+/// are billed and the ledger says so; the next run finishes the moves.
+fn moves_unfinished(run_id: Uuid, out: &Path, e: Error) -> Error {
+    Error::RunFailed(format!(
+        "run {run_id} is committed, but its report files could not all be moved into place under {} ({e}); the next run into that folder finishes the moves, whatever its window",
+        out.display()
+    ))
+}
+
+/// Finishes what earlier runs left in the report folder before this run
+/// touches it: the renames of a run that committed (a kill or a failure
+/// after its commit), and the staged files of one that never did. A shard
+/// finishes only its own shard's (and unsharded runs') files: another
+/// shard may be running. Journals whose run this ledger does not know
+/// (another target) are left where they are, and said so.
+fn recover_reports(
+    out: &Path,
+    mut ledger: Option<(&mut postgres::Client, &str)>,
+    shard: Option<Shard>,
+) -> Result<()> {
+    let mine = shard.map(|s| s.to_string());
+    for journal in files::pending(out)? {
+        if journal.tenant_shard.is_some() && journal.tenant_shard != mine {
+            continue;
+        }
+        let committed = match (journal.decider, ledger.as_mut()) {
+            (files::Decider::Sealed, _) => Some(true),
+            (files::Decider::Ledger, Some((client, schema))) => {
+                match ledger::status(client, schema, journal.run_id)?.as_deref() {
+                    Some("succeeded") => Some(true),
+                    Some("failed") => Some(false),
+                    _ => None,
+                }
+            }
+            (files::Decider::Ledger, None) => None,
+        };
+        let run = journal.run_id;
+        match committed {
+            Some(true) => {
+                let moved = journal.roll_forward(out)?;
+                crate::log::info(&format!(
+                    "run {run} committed but stopped before its report files were all in place: moved its last {moved} files into {} first",
+                    out.display()
+                ));
+            }
+            Some(false) => {
+                journal.roll_back(out)?;
+                crate::log::info(&format!(
+                    "removed the staged report files of run {run}, which never committed"
+                ));
+            }
+            None => crate::log::info(&format!(
+                "left the staged report files of run {run} in {}: its ledger row is not in this target (or it is still running); a run against its target finishes them",
+                out.display()
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// Fails early, before the lock, when reports cannot be written.
+pub fn check_out_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .and_then(|_| {
+            let probe = out.join(format!(".callrollup-write-test-{}", std::process::id()));
+            std::fs::write(&probe, b"")?;
+            std::fs::remove_file(&probe)
+        })
+        .map_err(|e| {
+            Error::usage(format!(
+                "--out {} is not writable ({e}); pick a folder you can write",
+                out.display()
+            ))
+        })
+}
