@@ -33,6 +33,8 @@ pub enum Command {
     Run(crate::cmd::run::Args),
     /// List the run ledger, newest first.
     Runs(crate::cmd::runs::Args),
+    /// Finance cost reports from the summary tables or report files.
+    Costs(crate::cmd::costs::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).
     Extract(crate::cmd::extract::Args),
     /// Generate a synthetic platform into a database or a snapshot.

@@ -24,6 +24,12 @@ pub enum Error {
     #[error("{0}")]
     EngineSchema(String),
 
+    /// A check the user asked for failed: a data-quality gate, missing or
+    /// partial days with `--require-complete`, a reconciliation difference.
+    /// Exit 3; whatever was asked for was still written.
+    #[error("{0}")]
+    Check(String),
+
     /// Another run holds the advisory lock. Exit 4.
     #[error("another callrollup run holds the lock on schema {schema}; wait for it to finish (see `callrollup runs`)")]
     Locked { schema: String },
@@ -57,6 +63,7 @@ impl Error {
             | Error::Connect { .. }
             | Error::SchemaDrift { .. }
             | Error::EngineSchema(_) => 2,
+            Error::Check(_) => 3,
             Error::Locked { .. } => 4,
             Error::RunFailed(_)
             | Error::Reconciliation(_)

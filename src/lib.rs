@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod costs;
 pub mod db;
 pub mod error;
 pub mod fault;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod costs;
 pub mod demo;
 pub mod extract;
 pub mod generate;
@@ -13,6 +14,7 @@ use crate::error::Result;
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),
+        Command::Costs(args) => costs::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
         Command::Extract(args) => extract::execute(args),

@@ -1,0 +1,220 @@
+//! callrollup costs — finance cost reports, exact to the micro-dollar.
+//!
+//! Usage: callrollup costs [--month YYYY-MM | --from D --to D] [--tenant UUID]...
+//!                         [--by tenant|day|outcome|month]
+//!                         [--format table|csv|json|parquet|xlsx] [-o FILE]
+//!                         [--reports DIR] [--reconcile [--source DIR]] [--require-complete]
+//!                         [--target-url URL | --database-url URL] [--target-schema NAME]
+//!
+//! Reads the summary tables (or, with `--reports DIR`, the report files
+//! `run` wrote), never the raw platform tables, except `--reconcile`,
+//! which recomputes the period's totals from the source with the pipeline
+//! `run` uses. Without a period it reports the last calendar month.
+//! Missing or partial days are listed; `--require-complete` makes them
+//! exit 3, as does any reconciliation difference.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Months, NaiveDate, Utc};
+
+use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts};
+use crate::costs::render::{self, Format};
+use crate::costs::sources::Summaries;
+use crate::costs::{GroupBy, Period};
+use crate::db::validate_identifier;
+use crate::error::{Error, Result};
+use crate::pipeline::SourceSpec;
+use crate::window::parse_date;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[command(flatten)]
+    pub schema: SchemaOpts,
+
+    /// A calendar month (YYYY-MM); compared with the month before.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub month: Option<String>,
+    /// First day (inclusive), with --to; compared with as many days before.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Last day (inclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+
+    /// Only this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "UUID")]
+    pub tenants: Vec<String>,
+
+    /// One row per tenant, tenant day, tenant month, or tenant status and outcome.
+    #[arg(long, value_enum, default_value_t = GroupBy::Tenant)]
+    pub by: GroupBy,
+
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write here instead of stdout (required for parquet and xlsx);
+    /// written whole or not at all.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Read the report files `run` wrote under DIR instead of the database.
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
+
+    /// Recompute the period's totals from the source (the database, or
+    /// --source DIR) and compare them with the summary: any difference exits 3.
+    #[arg(long)]
+    pub reconcile: bool,
+
+    /// With --reconcile: a snapshot (from `callrollup extract`) as the source.
+    #[arg(long, value_name = "DIR", requires = "reconcile")]
+    pub source: Option<PathBuf>,
+
+    /// Schema of the platform tables, for --reconcile.
+    #[arg(long, default_value = "public")]
+    pub source_schema: String,
+
+    /// Exit 3 when a day of the period is missing or partial.
+    #[arg(long)]
+    pub require_complete: bool,
+
+    /// How many tenants the workbook's daily chart shows.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub top: u16,
+}
+
+fn period(args: &Args) -> Result<Period> {
+    match (&args.month, &args.from, &args.to) {
+        (Some(month), _, _) => Period::month(month),
+        (None, Some(from), Some(to)) => {
+            let (from, to) = (parse_date("--from", from)?, parse_date("--to", to)?);
+            if from > to {
+                return Err(Error::usage(format!("--from {from} is after --to {to}; swap them")));
+            }
+            Ok(Period {
+                from,
+                to,
+                is_month: false,
+            })
+        }
+        _ => {
+            // The last calendar month.
+            let today = Utc::now().date_naive();
+            let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).expect("a month's first day");
+            Period::month(&(this_month - Months::new(1)).format("%Y-%m").to_string())
+        }
+    }
+}
+
+pub fn execute(args: Args) -> Result<()> {
+    let period = period(&args)?;
+    let tenants = parse_tenants(&args.tenants)?;
+    if args.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
+        return Err(Error::usage(format!(
+            "--format {} writes a file: add -o FILE",
+            if args.format == Format::Parquet { "parquet" } else { "xlsx" }
+        )));
+    }
+    let mut summaries = match &args.reports {
+        Some(dir) => Summaries::reports(dir)?,
+        None => {
+            let schema = args.schema.target_schema()?;
+            let url = args.connect.target()?;
+            let mut client = url.connect("callrollup-costs")?;
+            crate::migrate::check_current(&mut client, &schema).map_err(|e| match e {
+                Error::EngineSchema(m) => Error::EngineSchema(format!(
+                    "{m}; then `callrollup run` to fill the summary tables (or pass --reports DIR)"
+                )),
+                e => e,
+            })?;
+            Summaries::Database {
+                client: Box::new(client),
+                schema,
+            }
+        }
+    };
+    let source = if args.reconcile {
+        Some(match &args.source {
+            Some(dir) => SourceSpec::Snapshot(dir.clone()),
+            None => SourceSpec::Postgres {
+                url: args.connect.source()?,
+                schema: validate_identifier("--source-schema", &args.source_schema)?,
+                statement_timeout_secs: 3600,
+                streams: 1,
+            },
+        })
+    } else {
+        None
+    };
+    let report = crate::costs::build(&mut summaries, period, args.by, &tenants, source.as_ref())?;
+
+    // Say what is missing, on stderr, whatever the format.
+    if report.rows.len() <= 1 {
+        crate::log::info(&format!(
+            "no figures for {}..{} in the {}: the report is empty",
+            period.from,
+            period.to,
+            report.read_from
+        ));
+    }
+    for tenant in &tenants {
+        let id = tenant.to_string();
+        if !report.rows.iter().any(|r| r.key.tenant_id.as_deref() == Some(id.as_str())) {
+            crate::log::info(&format!("tenant {id} has no rows in {}..{}", period.from, period.to));
+        }
+    }
+    for problem in report.coverage.problems() {
+        crate::log::info(&format!("coverage: {problem}"));
+    }
+
+    let bytes = match args.format {
+        Format::Table => render::table(&report),
+        Format::Csv => render::csv(&report)?,
+        Format::Json => render::json(&report)?,
+        Format::Parquet => render::parquet(&report)?,
+        Format::Xlsx => render::xlsx(&report, usize::from(args.top))?,
+    };
+    match &args.output {
+        Some(path) => write_whole(path, &bytes)?,
+        None => std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| Error::io("cannot write the report to stdout", e))?,
+    }
+
+    if let Some(r) = &report.reconciliation {
+        if !r.differences.is_empty() {
+            return Err(Error::Check(render::reconciliation_line(r)));
+        }
+    }
+    if args.require_complete && !report.coverage.is_complete() {
+        return Err(Error::Check(format!(
+            "--require-complete: {}; run `callrollup run` for those days",
+            report.coverage.problems().join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a file whole or not at all: a temporary sibling, synced, renamed.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("-o {} is not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(
+            format!("cannot write {} (nothing was written); pick a path you can write", path.display()),
+            e,
+        )
+    })
+}

@@ -1,0 +1,556 @@
+//! Finance cost reports: a period's figures per tenant (or day, month,
+//! outcome) from the summary tables or the report files, exact to the
+//! micro-dollar, with the previous period, the coverage of the period by
+//! succeeded runs and, on request, a reconciliation against the source.
+//! Rendering lives in `render`.
+
+pub mod render;
+pub mod sources;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, Days, Months, NaiveDate};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::error::{Error, Result};
+use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
+
+/// How rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Tenant,
+    Day,
+    Outcome,
+    Month,
+}
+
+/// A report's days: a calendar month or a range of days, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// `--month`: the previous period is the previous calendar month.
+    pub is_month: bool,
+}
+
+impl Period {
+    /// `YYYY-MM` as a period.
+    pub fn month(text: &str) -> Result<Period> {
+        let bad = || {
+            Error::usage(format!(
+                "--month {text:?} is not a month; use YYYY-MM, e.g. 2026-10"
+            ))
+        };
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let from = NaiveDate::from_ymd_opt(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, 1)
+            .ok_or_else(bad)?;
+        let to = (from + Months::new(1)) - Days::new(1);
+        Ok(Period {
+            from,
+            to,
+            is_month: true,
+        })
+    }
+
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days() + 1
+    }
+
+    /// The period before: the previous calendar month for a month,
+    /// otherwise the same number of days just before.
+    pub fn previous(&self) -> Period {
+        if self.is_month {
+            let from = self.from - Months::new(1);
+            Period {
+                from,
+                to: self.from - Days::new(1),
+                is_month: true,
+            }
+        } else {
+            let length = Days::new(self.days() as u64);
+            Period {
+                from: self.from - length,
+                to: self.from - Days::new(1),
+                is_month: false,
+            }
+        }
+    }
+
+    /// The day of the previous period that stands where `day` stands in
+    /// this one: the same day of the previous month (None when that month
+    /// is shorter), or `day` minus the period's length.
+    pub fn previous_day(&self, day: NaiveDate) -> Option<NaiveDate> {
+        if self.is_month {
+            day.checked_sub_months(Months::new(1))
+                .filter(|d| d.day() == day.day())
+        } else {
+            Some(day - Days::new(self.days() as u64))
+        }
+    }
+
+    pub fn each_day(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(move |d| *d <= self.to)
+    }
+}
+
+/// Counts and exact sums of a set of tenant days (or outcome groups, which
+/// have no component costs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    pub calls: i64,
+    pub completed_calls: i64,
+    pub booked_calls: i64,
+    pub billable_seconds: i64,
+    pub stt_cost_usd: Option<Decimal>,
+    pub llm_cost_usd: Option<Decimal>,
+    pub tts_cost_usd: Option<Decimal>,
+    pub total_cost_usd: Decimal,
+}
+
+fn add_option(a: Option<Decimal>, b: Option<Decimal>) -> Option<Decimal> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl Figures {
+    pub fn add(&mut self, other: &Figures) {
+        self.calls += other.calls;
+        self.completed_calls += other.completed_calls;
+        self.booked_calls += other.booked_calls;
+        self.billable_seconds += other.billable_seconds;
+        self.stt_cost_usd = add_option(self.stt_cost_usd, other.stt_cost_usd);
+        self.llm_cost_usd = add_option(self.llm_cost_usd, other.llm_cost_usd);
+        self.tts_cost_usd = add_option(self.tts_cost_usd, other.tts_cost_usd);
+        self.total_cost_usd += other.total_cost_usd;
+    }
+
+    /// Billable minutes, exact to 6 decimals (half-even).
+    pub fn billable_minutes(&self) -> Decimal {
+        ratio(Decimal::from(self.billable_seconds), 60).unwrap_or_default()
+    }
+}
+
+/// `value / count` to 6 decimals, rounded half-even; None when count is 0.
+pub fn ratio(value: Decimal, count: i64) -> Option<Decimal> {
+    (count != 0).then(|| {
+        (value / Decimal::from(count))
+            .round_dp_with_strategy(crate::money::SCALE, RoundingStrategy::MidpointNearestEven)
+    })
+}
+
+/// The change from `previous` to `current` in %, to 2 decimals (half-even);
+/// None when there was nothing before.
+pub fn change_pct(current: Decimal, previous: Option<Decimal>) -> Option<Decimal> {
+    let previous = previous.filter(|p| !p.is_zero())?;
+    Some(
+        ((current - previous) * Decimal::ONE_HUNDRED / previous)
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven),
+    )
+}
+
+/// One tenant day of `tenant_daily` as finance reads it.
+#[derive(Debug, Clone)]
+pub struct TenantDay {
+    pub tenant_id: String,
+    pub day: NaiveDate,
+    pub business_name: Option<String>,
+    pub timezone: String,
+    pub figures: Figures,
+}
+
+/// One row of `tenant_daily_outcomes` with its tenant's name and zone.
+#[derive(Debug, Clone)]
+pub struct OutcomeDay {
+    pub tenant_id: String,
+    pub day: NaiveDate,
+    pub business_name: Option<String>,
+    pub timezone: String,
+    pub status: String,
+    pub outcome: String,
+    pub figures: Figures,
+}
+
+/// What identifies a row; the grand total has no tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RowKey {
+    pub tenant_id: Option<String>,
+    pub day: Option<NaiveDate>,
+    /// `YYYY-MM`.
+    pub month: Option<String>,
+    pub status: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct CostRow {
+    pub key: RowKey,
+    pub business_name: Option<String>,
+    pub timezone: Option<String>,
+    pub current: Figures,
+    /// The same figures in the previous period; None when there was nothing.
+    pub previous: Option<Figures>,
+}
+
+impl CostRow {
+    /// The name people see: the tenant's, `(platform)`, or `TOTAL`.
+    pub fn display_name(&self) -> String {
+        match (&self.key.tenant_id, &self.business_name) {
+            (None, _) => "TOTAL".to_string(),
+            (Some(id), _) if id == PLATFORM_TENANT => PLATFORM_NAME.to_string(),
+            (Some(_), Some(name)) => name.clone(),
+            (Some(id), None) => id.clone(),
+        }
+    }
+}
+
+/// Days of the period and how succeeded runs covered them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Coverage {
+    /// Days no succeeded run covered for every tenant.
+    pub missing_days: Vec<NaiveDate>,
+    /// Days whose latest covering run started before the day had ended
+    /// everywhere (`--allow-partial`): their figures may still grow.
+    pub partial_days: Vec<NaiveDate>,
+    /// The runs the figures come from (empty for report files).
+    pub runs: Vec<String>,
+    /// Where coverage was read: `rollup_runs`, or the report folders.
+    pub source: String,
+}
+
+impl Coverage {
+    pub fn is_complete(&self) -> bool {
+        self.missing_days.is_empty() && self.partial_days.is_empty()
+    }
+
+    /// For people: one line per problem, or none.
+    pub fn problems(&self) -> Vec<String> {
+        let list = |days: &[NaiveDate]| {
+            days.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = Vec::new();
+        if !self.missing_days.is_empty() {
+            out.push(format!(
+                "{} day(s) not covered by a succeeded run: {}",
+                self.missing_days.len(),
+                list(&self.missing_days)
+            ));
+        }
+        if !self.partial_days.is_empty() {
+            out.push(format!(
+                "{} day(s) rolled up before they had ended everywhere (partial): {}",
+                self.partial_days.len(),
+                list(&self.partial_days)
+            ));
+        }
+        out
+    }
+}
+
+/// The summary vs the source for one tenant.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantDifference {
+    pub tenant_id: String,
+    pub summary_total_cost_usd: String,
+    pub source_total_cost_usd: String,
+    pub difference_usd: String,
+    pub summary_calls: i64,
+    pub source_calls: i64,
+    pub days: Vec<NaiveDate>,
+}
+
+/// The outcome of `--reconcile`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reconciliation {
+    pub tenants_checked: usize,
+    pub differences: Vec<TenantDifference>,
+}
+
+/// A whole report, ready to render.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub period: Period,
+    pub previous_period: Period,
+    pub by: GroupBy,
+    /// The rows, sorted; the grand total is last.
+    pub rows: Vec<CostRow>,
+    pub coverage: Coverage,
+    pub reconciliation: Option<Reconciliation>,
+    /// Daily total cost per tenant (for charts), by tenant id.
+    pub daily: BTreeMap<String, BTreeMap<NaiveDate, Decimal>>,
+    /// Where the figures were read: the target database or a folder.
+    pub read_from: String,
+}
+
+impl Report {
+    pub fn total(&self) -> Option<&CostRow> {
+        self.rows.iter().find(|r| r.key.tenant_id.is_none())
+    }
+
+    /// Share of the period's total cost, to 6 decimals (half-even).
+    pub fn share_of_total(&self, row: &CostRow) -> Option<Decimal> {
+        let total = self.total()?.current.total_cost_usd;
+        (!total.is_zero()).then(|| {
+            (row.current.total_cost_usd / total)
+                .round_dp_with_strategy(crate::money::SCALE, RoundingStrategy::MidpointNearestEven)
+        })
+    }
+}
+
+/// The figures of the period and the previous one, grouped `by`.
+pub struct Inputs {
+    pub tenant_days: Vec<TenantDay>,
+    pub previous_tenant_days: Vec<TenantDay>,
+    pub outcome_days: Vec<OutcomeDay>,
+    pub previous_outcome_days: Vec<OutcomeDay>,
+}
+
+fn month_of(day: NaiveDate) -> String {
+    day.format("%Y-%m").to_string()
+}
+
+/// The days whose figures are "the previous period" of a report: the
+/// period before (`Period::previous`), except by month, where each month
+/// is compared with the same days of the month before.
+pub fn previous_range(period: &Period, by: GroupBy) -> Period {
+    match by {
+        GroupBy::Month => Period {
+            from: period.from - Months::new(1),
+            to: period.to - Months::new(1),
+            is_month: period.is_month,
+        },
+        _ => period.previous(),
+    }
+}
+
+/// Groups the period's figures into rows, each with its previous-period
+/// figures, and a grand total.
+pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow> {
+    // Current figures per row key, with the row's days (for the previous
+    // period's matching days).
+    struct Acc {
+        business_name: Option<String>,
+        timezone: Option<String>,
+        figures: Figures,
+        days: BTreeSet<NaiveDate>,
+    }
+    let mut rows: BTreeMap<RowKey, Acc> = BTreeMap::new();
+    let mut add = |key: RowKey, name: &Option<String>, tz: &str, day: NaiveDate, f: &Figures| {
+        let acc = rows.entry(key).or_insert_with(|| Acc {
+            business_name: None,
+            timezone: None,
+            figures: Figures::default(),
+            days: BTreeSet::new(),
+        });
+        // The latest day's name and zone describe the tenant.
+        acc.business_name = name.clone().or(acc.business_name.take());
+        acc.timezone = Some(tz.to_string());
+        acc.figures.add(f);
+        acc.days.insert(day);
+    };
+    let tenant_key = |t: &TenantDay| -> RowKey {
+        RowKey {
+            tenant_id: Some(t.tenant_id.clone()),
+            day: (by == GroupBy::Day).then_some(t.day),
+            month: (by == GroupBy::Month).then(|| month_of(t.day)),
+            ..Default::default()
+        }
+    };
+    let outcome_key = |o: &OutcomeDay| -> RowKey {
+        RowKey {
+            tenant_id: Some(o.tenant_id.clone()),
+            status: Some(o.status.clone()),
+            outcome: Some(o.outcome.clone()),
+            ..Default::default()
+        }
+    };
+    if by == GroupBy::Outcome {
+        for o in &inputs.outcome_days {
+            add(outcome_key(o), &o.business_name, &o.timezone, o.day, &o.figures);
+        }
+    } else {
+        for t in &inputs.tenant_days {
+            add(tenant_key(t), &t.business_name, &t.timezone, t.day, &t.figures);
+        }
+    }
+
+    // Previous figures: per key, per day of the previous period.
+    let mut previous_by_day: BTreeMap<(RowKey, NaiveDate), Figures> = BTreeMap::new();
+    let strip = |mut key: RowKey| {
+        key.day = None;
+        key.month = None;
+        key
+    };
+    if by == GroupBy::Outcome {
+        for o in &inputs.previous_outcome_days {
+            previous_by_day
+                .entry((outcome_key(o), o.day))
+                .or_default()
+                .add(&o.figures);
+        }
+    } else {
+        for t in &inputs.previous_tenant_days {
+            previous_by_day
+                .entry((strip(tenant_key(t)), t.day))
+                .or_default()
+                .add(&t.figures);
+        }
+    }
+    let previous_period = previous_range(period, by);
+    let previous_of = |key: &RowKey, days: &BTreeSet<NaiveDate>| -> Option<Figures> {
+        let base = strip(key.clone());
+        // Which previous days stand for this row: the whole previous
+        // period for tenant and outcome rows, the matching day for a day,
+        // the same days of the previous month for a month.
+        let wanted: Vec<NaiveDate> = match by {
+            GroupBy::Tenant | GroupBy::Outcome => previous_period.each_day().collect(),
+            GroupBy::Day => days.iter().filter_map(|d| period.previous_day(*d)).collect(),
+            GroupBy::Month => {
+                let month = key.month.clone().unwrap_or_default();
+                period
+                    .each_day()
+                    .filter(|d| month_of(*d) == month)
+                    .filter_map(|d| {
+                        d.checked_sub_months(Months::new(1))
+                            .filter(|p| p.day() == d.day())
+                    })
+                    .collect()
+            }
+        };
+        let mut sum: Option<Figures> = None;
+        for d in wanted {
+            if let Some(f) = previous_by_day.get(&(base.clone(), d)) {
+                sum.get_or_insert_with(Figures::default).add(f);
+            }
+        }
+        sum
+    };
+
+    let mut out: Vec<CostRow> = rows
+        .iter()
+        .map(|(key, acc)| CostRow {
+            key: key.clone(),
+            business_name: acc.business_name.clone(),
+            timezone: acc.timezone.clone(),
+            current: acc.figures.clone(),
+            previous: previous_of(key, &acc.days),
+        })
+        .collect();
+
+    let mut total = Figures::default();
+    for row in &out {
+        total.add(&row.current);
+    }
+    let mut previous_total: Option<Figures> = None;
+    for ((_, day), f) in &previous_by_day {
+        if *day >= previous_period.from && *day <= previous_period.to {
+            previous_total.get_or_insert_with(Figures::default).add(f);
+        }
+    }
+    out.push(CostRow {
+        key: RowKey::default(),
+        business_name: None,
+        timezone: None,
+        current: total,
+        previous: previous_total,
+    });
+    out
+}
+
+/// Daily total cost per tenant, for charts.
+pub fn daily_costs(tenant_days: &[TenantDay]) -> BTreeMap<String, BTreeMap<NaiveDate, Decimal>> {
+    let mut out: BTreeMap<String, BTreeMap<NaiveDate, Decimal>> = BTreeMap::new();
+    for t in tenant_days {
+        *out.entry(t.tenant_id.clone())
+            .or_default()
+            .entry(t.day)
+            .or_default() += t.figures.total_cost_usd;
+    }
+    out
+}
+
+/// Rounds to cents, half-even, for people (tables and workbooks).
+pub fn cents(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+}
+
+/// The difference between the sum of the rounded lines and the rounded
+/// total of a money column: what a reader adding up the lines finds.
+pub fn rounding_difference(report: &Report, column: impl Fn(&Figures) -> Option<Decimal>) -> Option<(Decimal, Decimal)> {
+    let total = column(&report.total()?.current)?;
+    let lines: Decimal = report
+        .rows
+        .iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .filter_map(|r| column(&r.current))
+        .map(cents)
+        .sum();
+    Some((lines, cents(total)))
+}
+
+/// Everything a report needs, read and computed: the period's figures and
+/// the previous period's from `summaries`, coverage, and (with `reconcile`,
+/// the source and the tenants to recompute) a reconciliation.
+pub fn build(
+    summaries: &mut sources::Summaries,
+    period: Period,
+    by: GroupBy,
+    tenants: &[uuid::Uuid],
+    reconcile: Option<&crate::pipeline::SourceSpec>,
+) -> Result<Report> {
+    let previous = previous_range(&period, by);
+    let outcomes = by == GroupBy::Outcome;
+    let tenant_days = summaries.tenant_days(&period, tenants)?;
+    let inputs = Inputs {
+        previous_tenant_days: if outcomes {
+            Vec::new()
+        } else {
+            summaries.tenant_days(&previous, tenants)?
+        },
+        outcome_days: if outcomes {
+            summaries.outcome_days(&period, tenants)?
+        } else {
+            Vec::new()
+        },
+        previous_outcome_days: if outcomes {
+            summaries.outcome_days(&previous, tenants)?
+        } else {
+            Vec::new()
+        },
+        tenant_days,
+    };
+    let coverage = summaries.coverage(&period)?;
+    let reconciliation = match reconcile {
+        None => None,
+        Some(source) => {
+            let selection = crate::selection::TenantSelection {
+                tenants: tenants.to_vec(),
+                shard: None,
+            };
+            Some(sources::reconcile(source, &period, &selection, &inputs.tenant_days)?)
+        }
+    };
+    Ok(Report {
+        period,
+        previous_period: previous,
+        by,
+        rows: build_rows(&period, by, &inputs),
+        coverage,
+        reconciliation,
+        daily: daily_costs(&inputs.tenant_days),
+        read_from: summaries.describe(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

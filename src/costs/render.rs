@@ -1,0 +1,609 @@
+//! A cost report as a terminal table, CSV, JSON, Parquet or an Excel
+//! workbook. Machine formats keep 6 decimals (JSON as decimal strings);
+//! the table and the workbook show cents, rounded half-even, and state the
+//! rounding difference between the rounded lines and the rounded total.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
+use polars::prelude::*;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
+use crate::error::{Error, Result};
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+    Xlsx,
+}
+
+/// One column of the machine formats: its name and its value in a row.
+enum Value_ {
+    Text(Option<String>),
+    Int(Option<i64>),
+    /// An exact decimal and the scale it is shown with.
+    Decimal(Option<Decimal>, u32),
+}
+
+fn money(v: Option<Decimal>) -> Value_ {
+    Value_::Decimal(v, crate::money::SCALE)
+}
+
+/// The row's columns, named as the summary tables name them.
+fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
+    let c = &row.current;
+    let p = row.previous.as_ref();
+    let mut out = vec![
+        ("tenant_id", Value_::Text(row.key.tenant_id.clone())),
+        (
+            "business_name",
+            Value_::Text(match row.key.tenant_id {
+                None => Some("TOTAL".into()),
+                Some(_) => row.business_name.clone(),
+            }),
+        ),
+        ("timezone", Value_::Text(row.timezone.clone())),
+    ];
+    match report.by {
+        GroupBy::Day => out.push(("day", Value_::Text(row.key.day.map(|d| d.to_string())))),
+        GroupBy::Month => out.push(("month", Value_::Text(row.key.month.clone()))),
+        GroupBy::Outcome => {
+            out.push(("status", Value_::Text(row.key.status.clone())));
+            out.push(("outcome", Value_::Text(row.key.outcome.clone())));
+        }
+        GroupBy::Tenant => {}
+    }
+    let components = report.by != GroupBy::Outcome;
+    out.extend([
+        ("calls", Value_::Int(Some(c.calls))),
+        ("completed_calls", Value_::Int(Some(c.completed_calls))),
+        ("booked_calls", Value_::Int(Some(c.booked_calls))),
+        ("billable_seconds", Value_::Int(Some(c.billable_seconds))),
+        ("billable_minutes", money(Some(c.billable_minutes()))),
+    ]);
+    if components {
+        out.extend([
+            ("stt_cost_usd", money(c.stt_cost_usd)),
+            ("llm_cost_usd", money(c.llm_cost_usd)),
+            ("tts_cost_usd", money(c.tts_cost_usd)),
+        ]);
+    }
+    out.extend([
+        ("total_cost_usd", money(Some(c.total_cost_usd))),
+        ("cost_per_call_usd", money(ratio(c.total_cost_usd, c.calls))),
+        (
+            "cost_per_completed_call_usd",
+            money(ratio(c.total_cost_usd, c.completed_calls)),
+        ),
+        ("cost_per_booking_usd", money(ratio(c.total_cost_usd, c.booked_calls))),
+        ("share_of_total", money(report.share_of_total(row))),
+        ("previous_calls", Value_::Int(p.map(|p| p.calls))),
+        ("previous_completed_calls", Value_::Int(p.map(|p| p.completed_calls))),
+        ("previous_billable_seconds", Value_::Int(p.map(|p| p.billable_seconds))),
+    ]);
+    if components {
+        out.extend([
+            ("previous_stt_cost_usd", money(p.and_then(|p| p.stt_cost_usd))),
+            ("previous_llm_cost_usd", money(p.and_then(|p| p.llm_cost_usd))),
+            ("previous_tts_cost_usd", money(p.and_then(|p| p.tts_cost_usd))),
+        ]);
+    }
+    let previous_total = p.map(|p| p.total_cost_usd);
+    let previous_calls = p.map(|p| Decimal::from(p.calls));
+    out.extend([
+        ("previous_total_cost_usd", money(previous_total)),
+        ("change_calls", Value_::Int(p.map(|p| c.calls - p.calls))),
+        (
+            "change_calls_pct",
+            Value_::Decimal(change_pct(Decimal::from(c.calls), previous_calls), 2),
+        ),
+        (
+            "change_total_cost_usd",
+            money(previous_total.map(|p| c.total_cost_usd - p)),
+        ),
+        (
+            "change_total_cost_pct",
+            Value_::Decimal(change_pct(c.total_cost_usd, previous_total), 2),
+        ),
+    ]);
+    out
+}
+
+/// The report as a frame: money as Decimal(38,6), percentages as
+/// Decimal(38,2), counts as Int64, text as String.
+pub fn frame(report: &Report) -> Result<DataFrame> {
+    let table: Vec<Vec<(&'static str, Value_)>> =
+        report.rows.iter().map(|r| columns(report, r)).collect();
+    let Some(first) = table.first() else {
+        return Ok(DataFrame::empty());
+    };
+    let mut out = Vec::with_capacity(first.len());
+    for (i, (name, sample)) in first.iter().enumerate() {
+        let column = match sample {
+            Value_::Text(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Value_::Text(v) => v.clone(),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Value_::Int(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Value_::Int(v) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Value_::Decimal(_, scale) => {
+                let values: Int128Chunked = table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Value_::Decimal(v, _) => v.map(|v| {
+                            let mut v = v.round_dp(*scale);
+                            v.rescale(*scale);
+                            v.mantissa()
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                values
+                    .into_decimal(Some(38), *scale as usize)?
+                    .into_series()
+                    .with_name((*name).into())
+                    .into_column()
+            }
+        };
+        out.push(column);
+    }
+    Ok(DataFrame::new(out)?)
+}
+
+/// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
+/// on every text cell, money with 6 decimals, numbers untouched.
+pub fn csv(report: &Report) -> Result<Vec<u8>> {
+    let mut text = crate::sink::files::csv_frame(&frame(report)?)?;
+    let mut out = Vec::new();
+    CsvWriter::new(&mut out)
+        .include_header(true)
+        .with_quote_style(QuoteStyle::Necessary)
+        .finish(&mut text)?;
+    Ok(out)
+}
+
+pub fn parquet(report: &Report) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out).finish(&mut frame(report)?)?;
+    Ok(out)
+}
+
+fn decimal_text(v: Decimal, scale: u32) -> String {
+    let mut v = v.round_dp(scale);
+    v.rescale(scale);
+    v.to_string()
+}
+
+/// The rounding statement of each money column whose rounded lines do not
+/// add up to its rounded total (the total column always).
+fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
+    let mut out = Vec::new();
+    let columns: [(&'static str, fn(&Figures) -> Option<Decimal>); 4] = [
+        ("total_cost_usd", |f| Some(f.total_cost_usd)),
+        ("stt_cost_usd", |f| f.stt_cost_usd),
+        ("llm_cost_usd", |f| f.llm_cost_usd),
+        ("tts_cost_usd", |f| f.tts_cost_usd),
+    ];
+    for (name, column) in columns {
+        if let Some((lines, total)) = rounding_difference(report, column) {
+            if name == "total_cost_usd" || lines != total {
+                let exact = report.total().and_then(|t| column(&t.current)).unwrap_or_default();
+                out.push((name, lines, total, exact));
+            }
+        }
+    }
+    out
+}
+
+pub fn json(report: &Report) -> Result<Vec<u8>> {
+    let rows: Vec<Value> = report
+        .rows
+        .iter()
+        .map(|row| {
+            let mut object = serde_json::Map::new();
+            for (name, value) in columns(report, row) {
+                let value = match value {
+                    Value_::Text(v) => json!(v),
+                    Value_::Int(v) => json!(v),
+                    // Exact decimals travel as strings: no float on the way.
+                    Value_::Decimal(v, scale) => json!(v.map(|v| decimal_text(v, scale))),
+                };
+                object.insert(name.to_string(), value);
+            }
+            Value::Object(object)
+        })
+        .collect();
+    let rounding: Vec<Value> = rounding(report)
+        .into_iter()
+        .map(|(column, lines, total, exact)| {
+            json!({
+                "column": column,
+                "rounded_lines_usd": decimal_text(lines, 2),
+                "rounded_total_usd": decimal_text(total, 2),
+                "difference_usd": decimal_text(total - lines, 2),
+                "exact_total_usd": crate::money::format(exact),
+            })
+        })
+        .collect();
+    let document = json!({
+        "period": {"from": report.period.from, "to": report.period.to},
+        "previous_period": {"from": super::previous_range(&report.period, report.by).from,
+                            "to": super::previous_range(&report.period, report.by).to},
+        "by": report.by,
+        "read_from": report.read_from,
+        "rows": rows,
+        "coverage": {
+            "complete": report.coverage.is_complete(),
+            "missing_days": report.coverage.missing_days,
+            "partial_days": report.coverage.partial_days,
+            "runs": report.coverage.runs,
+            "source": report.coverage.source,
+        },
+        "reconciliation": report.reconciliation,
+        "rounding": rounding,
+    });
+    let mut out = serde_json::to_vec_pretty(&document)
+        .map_err(|e| Error::RunFailed(format!("cannot render the report as JSON: {e}")))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Cents for people: `1234.57`, or empty.
+fn cents_text(v: Option<Decimal>) -> String {
+    v.map(|v| decimal_text(cents(v), 2)).unwrap_or_default()
+}
+
+/// Lines after a table or on the workbook's about sheet.
+pub fn notes(report: &Report) -> Vec<String> {
+    let previous = super::previous_range(&report.period, report.by);
+    let mut out = vec![
+        format!(
+            "period {}..{} ({} days), compared with {}..{}; read from {}",
+            report.period.from,
+            report.period.to,
+            report.period.days(),
+            previous.from,
+            previous.to,
+            report.read_from
+        ),
+        "money in USD, shown in cents rounded half-even; every sum is exact before rounding".into(),
+    ];
+    for (column, lines, total, exact) in rounding(report) {
+        out.push(format!(
+            "rounding: the {column} lines add up to {}, the rounded total is {} (difference {}; exact total {})",
+            decimal_text(lines, 2),
+            decimal_text(total, 2),
+            decimal_text(total - lines, 2),
+            crate::money::format(exact)
+        ));
+    }
+    let problems = report.coverage.problems();
+    if problems.is_empty() {
+        out.push(format!("coverage: every day covered by a succeeded run ({})", report.coverage.source));
+    }
+    for p in problems {
+        out.push(format!("coverage: {p}"));
+    }
+    if let Some(r) = &report.reconciliation {
+        out.push(reconciliation_line(r));
+    }
+    out
+}
+
+pub fn reconciliation_line(r: &super::Reconciliation) -> String {
+    if r.differences.is_empty() {
+        return format!(
+            "reconciliation: the summary equals the source for all {} tenants, to the micro-dollar",
+            r.tenants_checked
+        );
+    }
+    let each: Vec<String> = r
+        .differences
+        .iter()
+        .map(|d| {
+            format!(
+                "{} (summary {} vs source {}, difference {}; days {})",
+                d.tenant_id,
+                d.summary_total_cost_usd,
+                d.source_total_cost_usd,
+                d.difference_usd,
+                d.days
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "reconciliation: {} of {} tenants differ from the source: {}",
+        r.differences.len(),
+        r.tenants_checked,
+        each.join("; ")
+    )
+}
+
+/// An aligned table for a terminal.
+pub fn table(report: &Report) -> Vec<u8> {
+    let mut header: Vec<&str> = vec!["tenant", "tenant_id", "zone"];
+    match report.by {
+        GroupBy::Day => header.push("day"),
+        GroupBy::Month => header.push("month"),
+        GroupBy::Outcome => header.extend(["status", "outcome"]),
+        GroupBy::Tenant => {}
+    }
+    header.extend(["calls", "completed", "billable min"]);
+    let components = report.by != GroupBy::Outcome;
+    if components {
+        header.extend(["STT", "LLM", "TTS"]);
+    }
+    header.extend([
+        "total", "per call", "per completed", "per booking", "share", "previous total", "change",
+    ]);
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| Cell::new(h)));
+    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
+    for row in &report.rows {
+        let c = &row.current;
+        let mut cells = vec![
+            Cell::new(row.display_name()),
+            Cell::new(row.key.tenant_id.clone().unwrap_or_default()),
+            Cell::new(row.timezone.clone().unwrap_or_default()),
+        ];
+        match report.by {
+            GroupBy::Day => cells.push(Cell::new(row.key.day.map(|d| d.to_string()).unwrap_or_default())),
+            GroupBy::Month => cells.push(Cell::new(row.key.month.clone().unwrap_or_default())),
+            GroupBy::Outcome => {
+                cells.push(Cell::new(row.key.status.clone().unwrap_or_default()));
+                cells.push(Cell::new(row.key.outcome.clone().unwrap_or_default()));
+            }
+            GroupBy::Tenant => {}
+        }
+        cells.extend([
+            right(c.calls.to_string()),
+            right(c.completed_calls.to_string()),
+            right(decimal_text(c.billable_minutes(), 1)),
+        ]);
+        if components {
+            cells.extend([
+                right(cents_text(c.stt_cost_usd)),
+                right(cents_text(c.llm_cost_usd)),
+                right(cents_text(c.tts_cost_usd)),
+            ]);
+        }
+        let previous = row.previous.as_ref().map(|p| p.total_cost_usd);
+        cells.extend([
+            right(cents_text(Some(c.total_cost_usd))),
+            right(cents_text(ratio(c.total_cost_usd, c.calls))),
+            right(cents_text(ratio(c.total_cost_usd, c.completed_calls))),
+            right(cents_text(ratio(c.total_cost_usd, c.booked_calls))),
+            right(
+                report
+                    .share_of_total(row)
+                    .map(|s| format!("{}%", decimal_text(s * Decimal::ONE_HUNDRED, 1)))
+                    .unwrap_or_default(),
+            ),
+            right(cents_text(previous)),
+            right(
+                change_pct(c.total_cost_usd, previous)
+                    .map(|p| format!("{}%", decimal_text(p, 1)))
+                    .unwrap_or_default(),
+            ),
+        ]);
+        table.add_row(cells);
+    }
+    let mut out = format!("{table}\n");
+    for line in notes(report) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Characters that make a spreadsheet read a cell as a formula.
+fn guarded(text: &str) -> String {
+    if ["=", "+", "-", "@", "\t", "\r"].iter().any(|s| text.starts_with(s)) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
+    Error::RunFailed(format!("cannot build the workbook: {e}"))
+}
+
+/// An Excel workbook: the report sheet (frozen header, money as numbers in
+/// a currency format, dates as dates, a totals row, autofilter, fitted
+/// widths), a daily sheet with a native chart of the top tenants' daily
+/// cost, and an about sheet (period, runs, coverage, reconciliation,
+/// rounding).
+pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
+    use rust_xlsxwriter::{Chart, ChartType, ExcelDateTime, Format as XFormat, Workbook};
+    let mut workbook = Workbook::new();
+    let bold = XFormat::new().set_bold();
+    let money_format = XFormat::new().set_num_format("\"$\"#,##0.00");
+    let money_total = money_format.clone().set_bold();
+    let date_format = XFormat::new().set_num_format("yyyy-mm-dd");
+    let percent = XFormat::new().set_num_format("0.0%");
+    let e = xlsx_error;
+
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Costs").map_err(e)?;
+    let frame = frame(report)?;
+    let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+    for (col, name) in names.iter().enumerate() {
+        sheet.write_string_with_format(0, col as u16, name, &bold).map_err(e)?;
+    }
+    for (i, row) in report.rows.iter().enumerate() {
+        let r = (i + 1) as u32;
+        let is_total = row.key.tenant_id.is_none();
+        for (col, (name, value)) in columns(report, row).into_iter().enumerate() {
+            let col = col as u16;
+            match value {
+                Value_::Text(None) | Value_::Int(None) | Value_::Decimal(None, _) => {}
+                Value_::Text(Some(text)) if name == "day" => {
+                    let day = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                        .map_err(|e| Error::RunFailed(e.to_string()))?;
+                    let date = ExcelDateTime::from_ymd(
+                        day.format("%Y").to_string().parse().unwrap_or(1900),
+                        day.format("%m").to_string().parse().unwrap_or(1),
+                        day.format("%d").to_string().parse().unwrap_or(1),
+                    )
+                    .map_err(e)?;
+                    sheet.write_datetime_with_format(r, col, &date, &date_format).map_err(e)?;
+                }
+                Value_::Text(Some(text)) => {
+                    if is_total {
+                        sheet.write_string_with_format(r, col, guarded(&text), &bold).map_err(e)?;
+                    } else {
+                        sheet.write_string(r, col, guarded(&text)).map_err(e)?;
+                    }
+                }
+                Value_::Int(Some(v)) => {
+                    sheet.write_number(r, col, v as f64).map_err(e)?;
+                }
+                Value_::Decimal(Some(v), _) if name == "share_of_total" => {
+                    sheet
+                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), &percent)
+                        .map_err(e)?;
+                }
+                Value_::Decimal(Some(v), _) if name.ends_with("_pct") => {
+                    sheet
+                        .write_number_with_format(r, col, (v / Decimal::ONE_HUNDRED).to_f64().unwrap_or_default(), &percent)
+                        .map_err(e)?;
+                }
+                Value_::Decimal(Some(v), _) if name.ends_with("_usd") => {
+                    // Cents, half-even, as a number in a currency format.
+                    let format = if is_total { &money_total } else { &money_format };
+                    sheet
+                        .write_number_with_format(r, col, cents(v).to_f64().unwrap_or_default(), format)
+                        .map_err(e)?;
+                }
+                Value_::Decimal(Some(v), _) => {
+                    sheet.write_number(r, col, v.to_f64().unwrap_or_default()).map_err(e)?;
+                }
+            }
+        }
+    }
+    let last_row = report.rows.len() as u32;
+    sheet.set_freeze_panes(1, 0).map_err(e)?;
+    if !names.is_empty() {
+        sheet
+            .autofilter(0, 0, last_row.saturating_sub(1).max(1), (names.len() - 1) as u16)
+            .map_err(e)?;
+    }
+    sheet.autofit();
+
+    // Daily cost of the top tenants, with a native line chart.
+    let mut ranked: Vec<(&String, Decimal)> = report
+        .daily
+        .iter()
+        .map(|(id, days)| (id, days.values().copied().sum()))
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked.truncate(top);
+    let name_of = |id: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.key.tenant_id.as_deref() == Some(id))
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let daily = workbook.add_worksheet();
+    daily.set_name("Daily").map_err(e)?;
+    daily.write_string_with_format(0, 0, "day", &bold).map_err(e)?;
+    let days: Vec<chrono::NaiveDate> = report.period.each_day().collect();
+    for (i, day) in days.iter().enumerate() {
+        let date = ExcelDateTime::parse_from_str(&day.to_string()).map_err(e)?;
+        daily
+            .write_datetime_with_format((i + 1) as u32, 0, &date, &date_format)
+            .map_err(e)?;
+    }
+    for (j, (id, _)) in ranked.iter().enumerate() {
+        let col = (j + 1) as u16;
+        daily
+            .write_string_with_format(0, col, guarded(&name_of(id)), &bold)
+            .map_err(e)?;
+        for (i, day) in days.iter().enumerate() {
+            let v = report.daily[*id].get(day).copied().unwrap_or_default();
+            daily
+                .write_number_with_format((i + 1) as u32, col, cents(v).to_f64().unwrap_or_default(), &money_format)
+                .map_err(e)?;
+        }
+    }
+    daily.set_freeze_panes(1, 1).map_err(e)?;
+    daily.autofit();
+    if !ranked.is_empty() && !days.is_empty() {
+        let mut chart = Chart::new(ChartType::Line);
+        chart.title().set_name(&format!("Daily cost, top {} tenants", ranked.len()));
+        chart.x_axis().set_name("day");
+        chart.y_axis().set_name("USD");
+        let n = days.len() as u32;
+        for j in 0..ranked.len() {
+            let col = (j + 1) as u16;
+            chart
+                .add_series()
+                .set_name(("Daily", 0, col))
+                .set_categories(("Daily", 1, 0, n, 0))
+                .set_values(("Daily", 1, col, n, col));
+        }
+        chart.set_width(960).set_height(480);
+        daily
+            .insert_chart(1, (ranked.len() + 2) as u16, &chart)
+            .map_err(e)?;
+    }
+
+    // What the figures are and where they come from.
+    let about = workbook.add_worksheet();
+    about.set_name("About").map_err(e)?;
+    let mut r = 0u32;
+    let mut line = |about: &mut rust_xlsxwriter::Worksheet, text: &str| -> Result<()> {
+        about.write_string(r, 0, guarded(text)).map_err(e)?;
+        r += 1;
+        Ok(())
+    };
+    for text in notes(report) {
+        line(about, &text)?;
+    }
+    line(about, "")?;
+    line(about, "runs the figures come from")?;
+    for run in &report.coverage.runs {
+        line(about, run)?;
+    }
+    if !report.coverage.missing_days.is_empty() || !report.coverage.partial_days.is_empty() {
+        line(about, "")?;
+        line(about, "days missing or partial")?;
+        for d in &report.coverage.missing_days {
+            line(about, &format!("{d} missing"))?;
+        }
+        for d in &report.coverage.partial_days {
+            line(about, &format!("{d} partial"))?;
+        }
+    }
+    about.set_column_width(0, 100).map_err(e)?;
+    workbook.save_to_buffer().map_err(e)
+}

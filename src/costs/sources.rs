@@ -1,0 +1,493 @@
+//! Where a cost report reads: the summary tables in the target database,
+//! or the Hive-partitioned report files that `run` wrote. Never the raw
+//! platform tables, except for `--reconcile`, which recomputes the
+//! period's totals from the source with the pipeline `run` uses.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::*;
+use postgres::Client;
+use rust_decimal::Decimal;
+
+use super::{Coverage, Figures, OutcomeDay, Period, Reconciliation, TenantDay, TenantDifference};
+use crate::error::{Error, Result};
+use crate::pipeline::{process, Input, Plan, SourceSpec, Timings};
+use crate::selection::TenantSelection;
+use crate::sql;
+use crate::window::Window;
+
+/// The summary tables of a target schema, or a report folder.
+pub enum Summaries {
+    Database { client: Box<Client>, schema: String },
+    Reports(PathBuf),
+}
+
+fn tenant_array(tenants: &[uuid::Uuid]) -> Option<Vec<uuid::Uuid>> {
+    (!tenants.is_empty()).then(|| tenants.to_vec())
+}
+
+/// The rows of one table's files for one day (every shard's file), keeping
+/// only `tenants` when given; None when the day has no folder.
+fn day_frame(dir: &Path, table: &str, day: NaiveDate, tenants: &[uuid::Uuid]) -> Result<Option<DataFrame>> {
+    let folder = dir.join(table).join(format!("day={day}"));
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(None);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            !name.starts_with('.') && name.ends_with(".parquet")
+        })
+        .collect();
+    paths.sort();
+    let mut frame: Option<DataFrame> = None;
+    for path in paths {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::usage(format!(
+                "cannot read report file {} ({e}); re-run `callrollup run` for {day}",
+                path.display()
+            ))
+        };
+        let file = File::open(&path).map_err(|e| unreadable(&e))?;
+        let df = ParquetReader::new(file).finish().map_err(|e| unreadable(&e))?;
+        frame = Some(match frame {
+            Some(mut f) => {
+                f.vstack_mut(&df).map_err(|e| unreadable(&e))?;
+                f
+            }
+            None => df,
+        });
+    }
+    let Some(df) = frame else {
+        return Ok(Some(DataFrame::empty()));
+    };
+    if tenants.is_empty() {
+        return Ok(Some(df));
+    }
+    let wanted: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+    let keep = df
+        .column("tenant_id")?
+        .str()?
+        .into_iter()
+        .map(|id| Some(id.is_some_and(|id| wanted.iter().any(|w| w == id))))
+        .collect::<BooleanChunked>();
+    Ok(Some(df.filter(&keep)?))
+}
+
+fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .into_iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
+fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+impl Summaries {
+    /// A report folder must hold `run`'s reports.
+    pub fn reports(dir: &Path) -> Result<Summaries> {
+        if !dir.join("tenant_daily").is_dir() {
+            return Err(Error::usage(format!(
+                "--reports {} holds no reports (no tenant_daily folder); point it at the --out folder of `callrollup run`",
+                dir.display()
+            )));
+        }
+        Ok(Summaries::Reports(dir.to_path_buf()))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Summaries::Database { schema, .. } => format!("summary tables in schema {schema}"),
+            Summaries::Reports(dir) => format!("report files under {}", dir.display()),
+        }
+    }
+
+    /// `tenant_daily` rows of the period, with each day's booked calls.
+    pub fn tenant_days(&mut self, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<TenantDay>> {
+        match self {
+            Summaries::Database { client, schema } => {
+                let rows = client.query(
+                    &sql::render(sql::COSTS_TENANT_DAYS, &[("schema", schema)]),
+                    &[&period.from, &period.to, &tenant_array(tenants)],
+                )?;
+                Ok(rows
+                    .iter()
+                    .map(|r| TenantDay {
+                        tenant_id: r.get("tenant_id"),
+                        day: r.get("day"),
+                        business_name: r.get("business_name"),
+                        timezone: r.get("timezone"),
+                        figures: Figures {
+                            calls: r.get("calls"),
+                            completed_calls: r.get("completed_calls"),
+                            booked_calls: r.get("booked_calls"),
+                            billable_seconds: r.get("billable_seconds"),
+                            stt_cost_usd: Some(r.get("stt_cost_usd")),
+                            llm_cost_usd: Some(r.get("llm_cost_usd")),
+                            tts_cost_usd: Some(r.get("tts_cost_usd")),
+                            total_cost_usd: r.get("total_cost_usd"),
+                        },
+                    })
+                    .collect())
+            }
+            Summaries::Reports(dir) => {
+                let mut booked: BTreeMap<(String, NaiveDate), i64> = BTreeMap::new();
+                for o in outcome_days_from_files(dir, period, tenants)? {
+                    if o.outcome == "booked" {
+                        *booked.entry((o.tenant_id, o.day)).or_default() += o.figures.calls;
+                    }
+                }
+                let mut out = Vec::new();
+                for day in period.each_day() {
+                    let Some(df) = day_frame(dir, "tenant_daily", day, tenants)? else {
+                        continue;
+                    };
+                    if df.height() == 0 {
+                        continue;
+                    }
+                    let money = |name: &str| -> Result<Vec<Option<Decimal>>> {
+                        Ok(crate::money::decimals(df.column(name)?)?)
+                    };
+                    let (stt, llm, tts, total) = (
+                        money("stt_cost_usd")?,
+                        money("llm_cost_usd")?,
+                        money("tts_cost_usd")?,
+                        money("total_cost_usd")?,
+                    );
+                    let (calls, completed, seconds) = (
+                        integers(&df, "calls")?,
+                        integers(&df, "completed_calls")?,
+                        integers(&df, "billable_seconds")?,
+                    );
+                    let (ids, names, zones) = (
+                        strings(&df, "tenant_id")?,
+                        strings(&df, "business_name")?,
+                        strings(&df, "timezone")?,
+                    );
+                    for i in 0..df.height() {
+                        let tenant_id = ids[i].clone().unwrap_or_default();
+                        let booked_calls = booked.get(&(tenant_id.clone(), day)).copied().unwrap_or(0);
+                        out.push(TenantDay {
+                            tenant_id,
+                            day,
+                            business_name: names[i].clone(),
+                            timezone: zones[i].clone().unwrap_or_else(|| "UTC".into()),
+                            figures: Figures {
+                                calls: calls[i],
+                                completed_calls: completed[i],
+                                booked_calls,
+                                billable_seconds: seconds[i],
+                                stt_cost_usd: stt[i],
+                                llm_cost_usd: llm[i],
+                                tts_cost_usd: tts[i],
+                                total_cost_usd: total[i].unwrap_or_default(),
+                            },
+                        });
+                    }
+                }
+                out.sort_by(|a, b| (&a.tenant_id, a.day).cmp(&(&b.tenant_id, b.day)));
+                Ok(out)
+            }
+        }
+    }
+
+    /// `tenant_daily_outcomes` rows of the period.
+    pub fn outcome_days(&mut self, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<OutcomeDay>> {
+        match self {
+            Summaries::Database { client, schema } => {
+                let rows = client.query(
+                    &sql::render(sql::COSTS_OUTCOME_DAYS, &[("schema", schema)]),
+                    &[&period.from, &period.to, &tenant_array(tenants)],
+                )?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let status: String = r.get("status");
+                        let outcome: String = r.get("outcome");
+                        let calls: i64 = r.get("calls");
+                        OutcomeDay {
+                            tenant_id: r.get("tenant_id"),
+                            day: r.get("day"),
+                            business_name: r.get("business_name"),
+                            timezone: r.get("timezone"),
+                            figures: outcome_figures(&status, &outcome, calls, r.get("billable_seconds"), r.get("total_cost_usd")),
+                            status,
+                            outcome,
+                        }
+                    })
+                    .collect())
+            }
+            Summaries::Reports(dir) => outcome_days_from_files(dir, period, tenants),
+        }
+    }
+
+    /// Which days of the period succeeded runs covered for every tenant.
+    pub fn coverage(&mut self, period: &Period) -> Result<Coverage> {
+        match self {
+            Summaries::Database { client, schema } => {
+                let rows = client.query(
+                    &sql::render(sql::COSTS_COVERAGE, &[("schema", schema)]),
+                    &[&period.from, &period.to],
+                )?;
+                let runs: Vec<CoveringRun> = rows
+                    .iter()
+                    .map(|r| CoveringRun {
+                        day: r.get("day"),
+                        run_id: r.get("run_id"),
+                        tenant_shard: r.get("tenant_shard"),
+                        started_at: r.get("started_at"),
+                        partial: r.get("partial"),
+                    })
+                    .collect();
+                Ok(coverage_from_runs(period, &runs))
+            }
+            Summaries::Reports(dir) => Ok(Coverage {
+                missing_days: period
+                    .each_day()
+                    .filter(|d| !dir.join("tenant_daily").join(format!("day={d}")).is_dir())
+                    .collect(),
+                partial_days: Vec::new(),
+                runs: Vec::new(),
+                source: "report folders (the file target keeps no ledger)".into(),
+            }),
+        }
+    }
+}
+
+/// An outcome group's figures: completed calls are those of status
+/// `completed`, booked ones those of outcome `booked`.
+fn outcome_figures(status: &str, outcome: &str, calls: i64, billable_seconds: i64, total: Decimal) -> Figures {
+    Figures {
+        calls,
+        completed_calls: if status == "completed" { calls } else { 0 },
+        booked_calls: if outcome == "booked" { calls } else { 0 },
+        billable_seconds,
+        stt_cost_usd: None,
+        llm_cost_usd: None,
+        tts_cost_usd: None,
+        total_cost_usd: total,
+    }
+}
+
+fn outcome_days_from_files(dir: &Path, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<OutcomeDay>> {
+    let mut out = Vec::new();
+    for day in period.each_day() {
+        let Some(outcomes) = day_frame(dir, "tenant_daily_outcomes", day, tenants)? else {
+            continue;
+        };
+        if outcomes.height() == 0 {
+            continue;
+        }
+        // Names and zones come from the day's tenant_daily file.
+        let mut described: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
+        if let Some(td) = day_frame(dir, "tenant_daily", day, tenants)? {
+            if td.height() > 0 {
+                let (ids, names, zones) = (
+                    strings(&td, "tenant_id")?,
+                    strings(&td, "business_name")?,
+                    strings(&td, "timezone")?,
+                );
+                for i in 0..td.height() {
+                    described.insert(
+                        ids[i].clone().unwrap_or_default(),
+                        (names[i].clone(), zones[i].clone().unwrap_or_else(|| "UTC".into())),
+                    );
+                }
+            }
+        }
+        let (ids, statuses, results) = (
+            strings(&outcomes, "tenant_id")?,
+            strings(&outcomes, "status")?,
+            strings(&outcomes, "outcome")?,
+        );
+        let (calls, seconds) = (integers(&outcomes, "calls")?, integers(&outcomes, "billable_seconds")?);
+        let totals = crate::money::decimals(outcomes.column("total_cost_usd")?)?;
+        for i in 0..outcomes.height() {
+            let tenant_id = ids[i].clone().unwrap_or_default();
+            let (business_name, timezone) = described
+                .get(&tenant_id)
+                .cloned()
+                .unwrap_or((None, "UTC".into()));
+            let (status, outcome) = (statuses[i].clone().unwrap_or_default(), results[i].clone().unwrap_or_default());
+            out.push(OutcomeDay {
+                figures: outcome_figures(&status, &outcome, calls[i], seconds[i], totals[i].unwrap_or_default()),
+                tenant_id,
+                day,
+                business_name,
+                timezone,
+                status,
+                outcome,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A succeeded run that covered a day for every tenant of its shard.
+pub struct CoveringRun {
+    pub day: NaiveDate,
+    pub run_id: String,
+    pub tenant_shard: Option<String>,
+    pub started_at: DateTime<Utc>,
+    /// The day had not ended everywhere when the run started.
+    pub partial: bool,
+}
+
+/// A day is covered by its latest whole run, or by the latest run of every
+/// shard of some `n`; it is partial when a run that decides it started
+/// before the day had ended everywhere. `runs` is newest first per day.
+pub fn coverage_from_runs(period: &Period, runs: &[CoveringRun]) -> Coverage {
+    let mut coverage = Coverage {
+        source: "rollup_runs".into(),
+        ..Default::default()
+    };
+    let mut used = std::collections::BTreeSet::new();
+    for day in period.each_day() {
+        let of_day: Vec<&CoveringRun> = runs.iter().filter(|r| r.day == day).collect();
+        let whole = of_day.iter().find(|r| r.tenant_shard.is_none());
+        // For each shard count n: the latest run of each shard i/n.
+        let mut shards: BTreeMap<u32, BTreeMap<u32, &CoveringRun>> = BTreeMap::new();
+        for r in &of_day {
+            if let Some(shard) = r.tenant_shard.as_deref().and_then(|s| crate::shard::Shard::parse(s).ok()) {
+                shards
+                    .entry(shard.count)
+                    .or_default()
+                    .entry(shard.index)
+                    .or_insert(r);
+            }
+        }
+        let complete_shards = shards
+            .iter()
+            .filter(|(n, by_index)| (0..**n).all(|i| by_index.contains_key(&i)))
+            .map(|(_, by_index)| by_index)
+            .max_by_key(|by_index| by_index.values().map(|r| r.started_at).min());
+        // The newer of a whole run and a complete set of shards decides.
+        let deciding: Option<Vec<&CoveringRun>> = match (whole, complete_shards) {
+            (Some(w), Some(s)) if s.values().map(|r| r.started_at).min() > Some(w.started_at) => {
+                Some(s.values().copied().collect())
+            }
+            (Some(w), _) => Some(vec![*w]),
+            (None, Some(s)) => Some(s.values().copied().collect()),
+            (None, None) => None,
+        };
+        match deciding {
+            None => coverage.missing_days.push(day),
+            Some(runs) => {
+                if runs.iter().any(|r| r.partial) {
+                    coverage.partial_days.push(day);
+                }
+                for r in runs {
+                    used.insert(r.run_id.clone());
+                }
+            }
+        }
+    }
+    coverage.runs = used.into_iter().collect();
+    coverage
+}
+
+/// Recomputes the period's per-tenant-day calls and total cost from the
+/// source, with the pipeline `run` uses, and compares them with the
+/// summary's (to the stored 6 decimals): any difference is listed with
+/// its tenant and days.
+pub fn reconcile(
+    source: &SourceSpec,
+    period: &Period,
+    selection: &TenantSelection,
+    summary: &[TenantDay],
+) -> Result<Reconciliation> {
+    let window = Window {
+        from: period.from,
+        to: period.to,
+        partial: false,
+    };
+    let mut input = Input::open(source)?;
+    let selection = input.selection(selection)?;
+    let plan = Plan {
+        window: &window,
+        chunk_days: 1,
+        selection: &selection,
+    };
+    let mut recomputed: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();
+    process(&mut input, &plan, &mut Timings::default(), |part, _, _| {
+        let td = &part.tenant_daily;
+        let ids = strings(td, "tenant_id")?;
+        let days = td.column("day")?.date()?.as_date_iter().collect::<Vec<_>>();
+        let calls = integers(td, "calls")?;
+        let totals = crate::money::decimals(td.column("total_cost_usd")?)?;
+        for i in 0..td.height() {
+            if let (Some(id), Some(day)) = (&ids[i], days[i]) {
+                recomputed.insert(
+                    (id.clone(), day),
+                    (calls[i], crate::money::round(totals[i].unwrap_or_default())),
+                );
+            }
+        }
+        Ok(())
+    })?;
+    let mut stored: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();
+    for t in summary {
+        stored.insert(
+            (t.tenant_id.clone(), t.day),
+            (t.figures.calls, t.figures.total_cost_usd),
+        );
+    }
+    // Per tenant: the sums on both sides and the days that differ.
+    let mut by_tenant: BTreeMap<String, TenantDifference> = BTreeMap::new();
+    let keys: std::collections::BTreeSet<&(String, NaiveDate)> = recomputed.keys().chain(stored.keys()).collect();
+    for key in keys {
+        let (source_calls, source_total) = recomputed.get(key).copied().unwrap_or_default();
+        let (summary_calls, summary_total) = stored.get(key).copied().unwrap_or_default();
+        let entry = by_tenant.entry(key.0.clone()).or_insert_with(|| TenantDifference {
+            tenant_id: key.0.clone(),
+            summary_total_cost_usd: "0".into(),
+            source_total_cost_usd: "0".into(),
+            difference_usd: "0".into(),
+            summary_calls: 0,
+            source_calls: 0,
+            days: Vec::new(),
+        });
+        let add = |text: &mut String, v: Decimal| {
+            *text = (text.parse::<Decimal>().unwrap_or_default() + v).to_string();
+        };
+        add(&mut entry.summary_total_cost_usd, summary_total);
+        add(&mut entry.source_total_cost_usd, source_total);
+        entry.summary_calls += summary_calls;
+        entry.source_calls += source_calls;
+        if source_calls != summary_calls || source_total != summary_total {
+            entry.days.push(key.1);
+        }
+    }
+    let tenants_checked = by_tenant.len();
+    let differences = by_tenant
+        .into_values()
+        .filter(|d| !d.days.is_empty())
+        .map(|mut d| {
+            let summary: Decimal = d.summary_total_cost_usd.parse().unwrap_or_default();
+            let source: Decimal = d.source_total_cost_usd.parse().unwrap_or_default();
+            d.summary_total_cost_usd = crate::money::format(summary);
+            d.source_total_cost_usd = crate::money::format(source);
+            d.difference_usd = crate::money::format(summary - source);
+            d
+        })
+        .collect();
+    Ok(Reconciliation {
+        tenants_checked,
+        differences,
+    })
+}
