@@ -92,7 +92,9 @@ fn period(args: &Args) -> Result<Period> {
         (None, Some(from), Some(to)) => {
             let (from, to) = (parse_date("--from", from)?, parse_date("--to", to)?);
             if from > to {
-                return Err(Error::usage(format!("--from {from} is after --to {to}; swap them")));
+                return Err(Error::usage(format!(
+                    "--from {from} is after --to {to}; swap them"
+                )));
             }
             Ok(Period {
                 from,
@@ -103,7 +105,8 @@ fn period(args: &Args) -> Result<Period> {
         _ => {
             // The last calendar month.
             let today = Utc::now().date_naive();
-            let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).expect("a month's first day");
+            let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+                .expect("a month's first day");
             Period::month(&(this_month - Months::new(1)).format("%Y-%m").to_string())
         }
     }
@@ -115,7 +118,11 @@ pub fn execute(args: Args) -> Result<()> {
     if args.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
         return Err(Error::usage(format!(
             "--format {} writes a file: add -o FILE",
-            if args.format == Format::Parquet { "parquet" } else { "xlsx" }
+            if args.format == Format::Parquet {
+                "parquet"
+            } else {
+                "xlsx"
+            }
         )));
     }
     let mut summaries = match &args.reports {
@@ -155,15 +162,20 @@ pub fn execute(args: Args) -> Result<()> {
     if report.rows.len() <= 1 {
         crate::log::info(&format!(
             "no figures for {}..{} in the {}: the report is empty",
-            period.from,
-            period.to,
-            report.read_from
+            period.from, period.to, report.read_from
         ));
     }
     for tenant in &tenants {
         let id = tenant.to_string();
-        if !report.rows.iter().any(|r| r.key.tenant_id.as_deref() == Some(id.as_str())) {
-            crate::log::info(&format!("tenant {id} has no rows in {}..{}", period.from, period.to));
+        if !report
+            .rows
+            .iter()
+            .any(|r| r.key.tenant_id.as_deref() == Some(id.as_str()))
+        {
+            crate::log::info(&format!(
+                "tenant {id} has no rows in {}..{}",
+                period.from, period.to
+            ));
         }
     }
     for problem in report.coverage.problems() {
@@ -203,7 +215,11 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::usage(format!("-o {} is not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = std::fs::File::create(&tmp)
         .and_then(|mut f| {
             f.write_all(bytes)?;
@@ -213,7 +229,10 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(
-            format!("cannot write {} (nothing was written); pick a path you can write", path.display()),
+            format!(
+                "cannot write {} (nothing was written); pick a path you can write",
+                path.display()
+            ),
             e,
         )
     })

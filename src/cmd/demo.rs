@@ -286,5 +286,11 @@ fn tour(
         "  try       python -c \"import polars as pl; print(pl.scan_parquet('{}/tenant_daily/**/*.parquet', hive_partitioning=True).collect())\"\n",
         reports_dir.display()
     ));
+    out.push_str(&format!(
+        "\nFinance\n  costs     callrollup costs --reports {} --from {} --to {}\n            (add --format xlsx -o costs.xlsx for a workbook, --by day|month|outcome)\n",
+        reports_dir.display(),
+        window.from,
+        window.to
+    ));
     Ok(out)
 }

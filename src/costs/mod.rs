@@ -46,8 +46,12 @@ impl Period {
         if y.len() != 4 || m.len() != 2 {
             return Err(bad());
         }
-        let from = NaiveDate::from_ymd_opt(y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?, 1)
-            .ok_or_else(bad)?;
+        let from = NaiveDate::from_ymd_opt(
+            y.parse().map_err(|_| bad())?,
+            m.parse().map_err(|_| bad())?,
+            1,
+        )
+        .ok_or_else(bad)?;
         let to = (from + Months::new(1)) - Days::new(1);
         Ok(Period {
             from,
@@ -376,11 +380,23 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
     };
     if by == GroupBy::Outcome {
         for o in &inputs.outcome_days {
-            add(outcome_key(o), &o.business_name, &o.timezone, o.day, &o.figures);
+            add(
+                outcome_key(o),
+                &o.business_name,
+                &o.timezone,
+                o.day,
+                &o.figures,
+            );
         }
     } else {
         for t in &inputs.tenant_days {
-            add(tenant_key(t), &t.business_name, &t.timezone, t.day, &t.figures);
+            add(
+                tenant_key(t),
+                &t.business_name,
+                &t.timezone,
+                t.day,
+                &t.figures,
+            );
         }
     }
 
@@ -414,7 +430,10 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         // the same days of the previous month for a month.
         let wanted: Vec<NaiveDate> = match by {
             GroupBy::Tenant | GroupBy::Outcome => previous_period.each_day().collect(),
-            GroupBy::Day => days.iter().filter_map(|d| period.previous_day(*d)).collect(),
+            GroupBy::Day => days
+                .iter()
+                .filter_map(|d| period.previous_day(*d))
+                .collect(),
             GroupBy::Month => {
                 let month = key.month.clone().unwrap_or_default();
                 period
@@ -486,7 +505,10 @@ pub fn cents(value: Decimal) -> Decimal {
 
 /// The difference between the sum of the rounded lines and the rounded
 /// total of a money column: what a reader adding up the lines finds.
-pub fn rounding_difference(report: &Report, column: impl Fn(&Figures) -> Option<Decimal>) -> Option<(Decimal, Decimal)> {
+pub fn rounding_difference(
+    report: &Report,
+    column: impl Fn(&Figures) -> Option<Decimal>,
+) -> Option<(Decimal, Decimal)> {
     let total = column(&report.total()?.current)?;
     let lines: Decimal = report
         .rows
@@ -537,7 +559,12 @@ pub fn build(
                 tenants: tenants.to_vec(),
                 shard: None,
             };
-            Some(sources::reconcile(source, &period, &selection, &inputs.tenant_days)?)
+            Some(sources::reconcile(
+                source,
+                &period,
+                &selection,
+                &inputs.tenant_days,
+            )?)
         }
     };
     Ok(Report {

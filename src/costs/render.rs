@@ -80,17 +80,35 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
             "cost_per_completed_call_usd",
             money(ratio(c.total_cost_usd, c.completed_calls)),
         ),
-        ("cost_per_booking_usd", money(ratio(c.total_cost_usd, c.booked_calls))),
+        (
+            "cost_per_booking_usd",
+            money(ratio(c.total_cost_usd, c.booked_calls)),
+        ),
         ("share_of_total", money(report.share_of_total(row))),
         ("previous_calls", Value_::Int(p.map(|p| p.calls))),
-        ("previous_completed_calls", Value_::Int(p.map(|p| p.completed_calls))),
-        ("previous_billable_seconds", Value_::Int(p.map(|p| p.billable_seconds))),
+        (
+            "previous_completed_calls",
+            Value_::Int(p.map(|p| p.completed_calls)),
+        ),
+        (
+            "previous_billable_seconds",
+            Value_::Int(p.map(|p| p.billable_seconds)),
+        ),
     ]);
     if components {
         out.extend([
-            ("previous_stt_cost_usd", money(p.and_then(|p| p.stt_cost_usd))),
-            ("previous_llm_cost_usd", money(p.and_then(|p| p.llm_cost_usd))),
-            ("previous_tts_cost_usd", money(p.and_then(|p| p.tts_cost_usd))),
+            (
+                "previous_stt_cost_usd",
+                money(p.and_then(|p| p.stt_cost_usd)),
+            ),
+            (
+                "previous_llm_cost_usd",
+                money(p.and_then(|p| p.llm_cost_usd)),
+            ),
+            (
+                "previous_tts_cost_usd",
+                money(p.and_then(|p| p.tts_cost_usd)),
+            ),
         ]);
     }
     let previous_total = p.map(|p| p.total_cost_usd);
@@ -193,11 +211,14 @@ fn decimal_text(v: Decimal, scale: u32) -> String {
     v.to_string()
 }
 
+/// Reads one money column of a row's figures.
+type MoneyOf = fn(&Figures) -> Option<Decimal>;
+
 /// The rounding statement of each money column whose rounded lines do not
 /// add up to its rounded total (the total column always).
 fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
     let mut out = Vec::new();
-    let columns: [(&'static str, fn(&Figures) -> Option<Decimal>); 4] = [
+    let columns: [(&'static str, MoneyOf); 4] = [
         ("total_cost_usd", |f| Some(f.total_cost_usd)),
         ("stt_cost_usd", |f| f.stt_cost_usd),
         ("llm_cost_usd", |f| f.llm_cost_usd),
@@ -206,7 +227,10 @@ fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
     for (name, column) in columns {
         if let Some((lines, total)) = rounding_difference(report, column) {
             if name == "total_cost_usd" || lines != total {
-                let exact = report.total().and_then(|t| column(&t.current)).unwrap_or_default();
+                let exact = report
+                    .total()
+                    .and_then(|t| column(&t.current))
+                    .unwrap_or_default();
                 out.push((name, lines, total, exact));
             }
         }
@@ -298,7 +322,10 @@ pub fn notes(report: &Report) -> Vec<String> {
     }
     let problems = report.coverage.problems();
     if problems.is_empty() {
-        out.push(format!("coverage: every day covered by a succeeded run ({})", report.coverage.source));
+        out.push(format!(
+            "coverage: every day covered by a succeeded run ({})",
+            report.coverage.source
+        ));
     }
     for p in problems {
         out.push(format!("coverage: {p}"));
@@ -357,13 +384,19 @@ pub fn table(report: &Report) -> Vec<u8> {
         header.extend(["STT", "LLM", "TTS"]);
     }
     header.extend([
-        "total", "per call", "per completed", "per booking", "share", "previous total", "change",
+        "total",
+        "per call",
+        "per completed",
+        "per booking",
+        "share",
+        "previous total",
+        "change",
     ]);
     let mut table = Table::new();
     table
         .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
     for row in &report.rows {
         let c = &row.current;
@@ -373,7 +406,9 @@ pub fn table(report: &Report) -> Vec<u8> {
             Cell::new(row.timezone.clone().unwrap_or_default()),
         ];
         match report.by {
-            GroupBy::Day => cells.push(Cell::new(row.key.day.map(|d| d.to_string()).unwrap_or_default())),
+            GroupBy::Day => cells.push(Cell::new(
+                row.key.day.map(|d| d.to_string()).unwrap_or_default(),
+            )),
             GroupBy::Month => cells.push(Cell::new(row.key.month.clone().unwrap_or_default())),
             GroupBy::Outcome => {
                 cells.push(Cell::new(row.key.status.clone().unwrap_or_default()));
@@ -424,7 +459,10 @@ pub fn table(report: &Report) -> Vec<u8> {
 
 /// Characters that make a spreadsheet read a cell as a formula.
 fn guarded(text: &str) -> String {
-    if ["=", "+", "-", "@", "\t", "\r"].iter().any(|s| text.starts_with(s)) {
+    if ["=", "+", "-", "@", "\t", "\r"]
+        .iter()
+        .any(|s| text.starts_with(s))
+    {
         format!("'{text}")
     } else {
         text.to_string()
@@ -453,9 +491,15 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     let sheet = workbook.add_worksheet();
     sheet.set_name("Costs").map_err(e)?;
     let frame = frame(report)?;
-    let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     for (col, name) in names.iter().enumerate() {
-        sheet.write_string_with_format(0, col as u16, name, &bold).map_err(e)?;
+        sheet
+            .write_string_with_format(0, col as u16, name, &bold)
+            .map_err(e)?;
     }
     for (i, row) in report.rows.iter().enumerate() {
         let r = (i + 1) as u32;
@@ -473,11 +517,15 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
                         day.format("%d").to_string().parse().unwrap_or(1),
                     )
                     .map_err(e)?;
-                    sheet.write_datetime_with_format(r, col, &date, &date_format).map_err(e)?;
+                    sheet
+                        .write_datetime_with_format(r, col, &date, &date_format)
+                        .map_err(e)?;
                 }
                 Value_::Text(Some(text)) => {
                     if is_total {
-                        sheet.write_string_with_format(r, col, guarded(&text), &bold).map_err(e)?;
+                        sheet
+                            .write_string_with_format(r, col, guarded(&text), &bold)
+                            .map_err(e)?;
                     } else {
                         sheet.write_string(r, col, guarded(&text)).map_err(e)?;
                     }
@@ -492,18 +540,34 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
                 }
                 Value_::Decimal(Some(v), _) if name.ends_with("_pct") => {
                     sheet
-                        .write_number_with_format(r, col, (v / Decimal::ONE_HUNDRED).to_f64().unwrap_or_default(), &percent)
+                        .write_number_with_format(
+                            r,
+                            col,
+                            (v / Decimal::ONE_HUNDRED).to_f64().unwrap_or_default(),
+                            &percent,
+                        )
                         .map_err(e)?;
                 }
                 Value_::Decimal(Some(v), _) if name.ends_with("_usd") => {
                     // Cents, half-even, as a number in a currency format.
-                    let format = if is_total { &money_total } else { &money_format };
+                    let format = if is_total {
+                        &money_total
+                    } else {
+                        &money_format
+                    };
                     sheet
-                        .write_number_with_format(r, col, cents(v).to_f64().unwrap_or_default(), format)
+                        .write_number_with_format(
+                            r,
+                            col,
+                            cents(v).to_f64().unwrap_or_default(),
+                            format,
+                        )
                         .map_err(e)?;
                 }
                 Value_::Decimal(Some(v), _) => {
-                    sheet.write_number(r, col, v.to_f64().unwrap_or_default()).map_err(e)?;
+                    sheet
+                        .write_number(r, col, v.to_f64().unwrap_or_default())
+                        .map_err(e)?;
                 }
             }
         }
@@ -512,7 +576,12 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     sheet.set_freeze_panes(1, 0).map_err(e)?;
     if !names.is_empty() {
         sheet
-            .autofilter(0, 0, last_row.saturating_sub(1).max(1), (names.len() - 1) as u16)
+            .autofilter(
+                0,
+                0,
+                last_row.saturating_sub(1).max(1),
+                (names.len() - 1) as u16,
+            )
             .map_err(e)?;
     }
     sheet.autofit();
@@ -535,7 +604,9 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     };
     let daily = workbook.add_worksheet();
     daily.set_name("Daily").map_err(e)?;
-    daily.write_string_with_format(0, 0, "day", &bold).map_err(e)?;
+    daily
+        .write_string_with_format(0, 0, "day", &bold)
+        .map_err(e)?;
     let days: Vec<chrono::NaiveDate> = report.period.each_day().collect();
     for (i, day) in days.iter().enumerate() {
         let date = ExcelDateTime::parse_from_str(&day.to_string()).map_err(e)?;
@@ -551,7 +622,12 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
         for (i, day) in days.iter().enumerate() {
             let v = report.daily[*id].get(day).copied().unwrap_or_default();
             daily
-                .write_number_with_format((i + 1) as u32, col, cents(v).to_f64().unwrap_or_default(), &money_format)
+                .write_number_with_format(
+                    (i + 1) as u32,
+                    col,
+                    cents(v).to_f64().unwrap_or_default(),
+                    &money_format,
+                )
                 .map_err(e)?;
         }
     }
@@ -559,7 +635,9 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     daily.autofit();
     if !ranked.is_empty() && !days.is_empty() {
         let mut chart = Chart::new(ChartType::Line);
-        chart.title().set_name(&format!("Daily cost, top {} tenants", ranked.len()));
+        chart
+            .title()
+            .set_name(&format!("Daily cost, top {} tenants", ranked.len()));
         chart.x_axis().set_name("day");
         chart.y_axis().set_name("USD");
         let n = days.len() as u32;

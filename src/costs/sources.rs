@@ -31,7 +31,12 @@ fn tenant_array(tenants: &[uuid::Uuid]) -> Option<Vec<uuid::Uuid>> {
 
 /// The rows of one table's files for one day (every shard's file), keeping
 /// only `tenants` when given; None when the day has no folder.
-fn day_frame(dir: &Path, table: &str, day: NaiveDate, tenants: &[uuid::Uuid]) -> Result<Option<DataFrame>> {
+fn day_frame(
+    dir: &Path,
+    table: &str,
+    day: NaiveDate,
+    tenants: &[uuid::Uuid],
+) -> Result<Option<DataFrame>> {
     let folder = dir.join(table).join(format!("day={day}"));
     let Ok(entries) = std::fs::read_dir(&folder) else {
         return Ok(None);
@@ -54,7 +59,9 @@ fn day_frame(dir: &Path, table: &str, day: NaiveDate, tenants: &[uuid::Uuid]) ->
             ))
         };
         let file = File::open(&path).map_err(|e| unreadable(&e))?;
-        let df = ParquetReader::new(file).finish().map_err(|e| unreadable(&e))?;
+        let df = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| unreadable(&e))?;
         frame = Some(match frame {
             Some(mut f) => {
                 f.vstack_mut(&df).map_err(|e| unreadable(&e))?;
@@ -118,7 +125,11 @@ impl Summaries {
     }
 
     /// `tenant_daily` rows of the period, with each day's booked calls.
-    pub fn tenant_days(&mut self, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<TenantDay>> {
+    pub fn tenant_days(
+        &mut self,
+        period: &Period,
+        tenants: &[uuid::Uuid],
+    ) -> Result<Vec<TenantDay>> {
         match self {
             Summaries::Database { client, schema } => {
                 let rows = client.query(
@@ -181,7 +192,8 @@ impl Summaries {
                     );
                     for i in 0..df.height() {
                         let tenant_id = ids[i].clone().unwrap_or_default();
-                        let booked_calls = booked.get(&(tenant_id.clone(), day)).copied().unwrap_or(0);
+                        let booked_calls =
+                            booked.get(&(tenant_id.clone(), day)).copied().unwrap_or(0);
                         out.push(TenantDay {
                             tenant_id,
                             day,
@@ -207,7 +219,11 @@ impl Summaries {
     }
 
     /// `tenant_daily_outcomes` rows of the period.
-    pub fn outcome_days(&mut self, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<OutcomeDay>> {
+    pub fn outcome_days(
+        &mut self,
+        period: &Period,
+        tenants: &[uuid::Uuid],
+    ) -> Result<Vec<OutcomeDay>> {
         match self {
             Summaries::Database { client, schema } => {
                 let rows = client.query(
@@ -225,7 +241,13 @@ impl Summaries {
                             day: r.get("day"),
                             business_name: r.get("business_name"),
                             timezone: r.get("timezone"),
-                            figures: outcome_figures(&status, &outcome, calls, r.get("billable_seconds"), r.get("total_cost_usd")),
+                            figures: outcome_figures(
+                                &status,
+                                &outcome,
+                                calls,
+                                r.get("billable_seconds"),
+                                r.get("total_cost_usd"),
+                            ),
                             status,
                             outcome,
                         }
@@ -271,7 +293,13 @@ impl Summaries {
 
 /// An outcome group's figures: completed calls are those of status
 /// `completed`, booked ones those of outcome `booked`.
-fn outcome_figures(status: &str, outcome: &str, calls: i64, billable_seconds: i64, total: Decimal) -> Figures {
+fn outcome_figures(
+    status: &str,
+    outcome: &str,
+    calls: i64,
+    billable_seconds: i64,
+    total: Decimal,
+) -> Figures {
     Figures {
         calls,
         completed_calls: if status == "completed" { calls } else { 0 },
@@ -284,7 +312,11 @@ fn outcome_figures(status: &str, outcome: &str, calls: i64, billable_seconds: i6
     }
 }
 
-fn outcome_days_from_files(dir: &Path, period: &Period, tenants: &[uuid::Uuid]) -> Result<Vec<OutcomeDay>> {
+fn outcome_days_from_files(
+    dir: &Path,
+    period: &Period,
+    tenants: &[uuid::Uuid],
+) -> Result<Vec<OutcomeDay>> {
     let mut out = Vec::new();
     for day in period.each_day() {
         let Some(outcomes) = day_frame(dir, "tenant_daily_outcomes", day, tenants)? else {
@@ -305,7 +337,10 @@ fn outcome_days_from_files(dir: &Path, period: &Period, tenants: &[uuid::Uuid]) 
                 for i in 0..td.height() {
                     described.insert(
                         ids[i].clone().unwrap_or_default(),
-                        (names[i].clone(), zones[i].clone().unwrap_or_else(|| "UTC".into())),
+                        (
+                            names[i].clone(),
+                            zones[i].clone().unwrap_or_else(|| "UTC".into()),
+                        ),
                     );
                 }
             }
@@ -315,7 +350,10 @@ fn outcome_days_from_files(dir: &Path, period: &Period, tenants: &[uuid::Uuid]) 
             strings(&outcomes, "status")?,
             strings(&outcomes, "outcome")?,
         );
-        let (calls, seconds) = (integers(&outcomes, "calls")?, integers(&outcomes, "billable_seconds")?);
+        let (calls, seconds) = (
+            integers(&outcomes, "calls")?,
+            integers(&outcomes, "billable_seconds")?,
+        );
         let totals = crate::money::decimals(outcomes.column("total_cost_usd")?)?;
         for i in 0..outcomes.height() {
             let tenant_id = ids[i].clone().unwrap_or_default();
@@ -323,9 +361,18 @@ fn outcome_days_from_files(dir: &Path, period: &Period, tenants: &[uuid::Uuid]) 
                 .get(&tenant_id)
                 .cloned()
                 .unwrap_or((None, "UTC".into()));
-            let (status, outcome) = (statuses[i].clone().unwrap_or_default(), results[i].clone().unwrap_or_default());
+            let (status, outcome) = (
+                statuses[i].clone().unwrap_or_default(),
+                results[i].clone().unwrap_or_default(),
+            );
             out.push(OutcomeDay {
-                figures: outcome_figures(&status, &outcome, calls[i], seconds[i], totals[i].unwrap_or_default()),
+                figures: outcome_figures(
+                    &status,
+                    &outcome,
+                    calls[i],
+                    seconds[i],
+                    totals[i].unwrap_or_default(),
+                ),
                 tenant_id,
                 day,
                 business_name,
@@ -363,7 +410,11 @@ pub fn coverage_from_runs(period: &Period, runs: &[CoveringRun]) -> Coverage {
         // For each shard count n: the latest run of each shard i/n.
         let mut shards: BTreeMap<u32, BTreeMap<u32, &CoveringRun>> = BTreeMap::new();
         for r in &of_day {
-            if let Some(shard) = r.tenant_shard.as_deref().and_then(|s| crate::shard::Shard::parse(s).ok()) {
+            if let Some(shard) = r
+                .tenant_shard
+                .as_deref()
+                .and_then(|s| crate::shard::Shard::parse(s).ok())
+            {
                 shards
                     .entry(shard.count)
                     .or_default()
@@ -449,19 +500,22 @@ pub fn reconcile(
     }
     // Per tenant: the sums on both sides and the days that differ.
     let mut by_tenant: BTreeMap<String, TenantDifference> = BTreeMap::new();
-    let keys: std::collections::BTreeSet<&(String, NaiveDate)> = recomputed.keys().chain(stored.keys()).collect();
+    let keys: std::collections::BTreeSet<&(String, NaiveDate)> =
+        recomputed.keys().chain(stored.keys()).collect();
     for key in keys {
         let (source_calls, source_total) = recomputed.get(key).copied().unwrap_or_default();
         let (summary_calls, summary_total) = stored.get(key).copied().unwrap_or_default();
-        let entry = by_tenant.entry(key.0.clone()).or_insert_with(|| TenantDifference {
-            tenant_id: key.0.clone(),
-            summary_total_cost_usd: "0".into(),
-            source_total_cost_usd: "0".into(),
-            difference_usd: "0".into(),
-            summary_calls: 0,
-            source_calls: 0,
-            days: Vec::new(),
-        });
+        let entry = by_tenant
+            .entry(key.0.clone())
+            .or_insert_with(|| TenantDifference {
+                tenant_id: key.0.clone(),
+                summary_total_cost_usd: "0".into(),
+                source_total_cost_usd: "0".into(),
+                difference_usd: "0".into(),
+                summary_calls: 0,
+                source_calls: 0,
+                days: Vec::new(),
+            });
         let add = |text: &mut String, v: Decimal| {
             *text = (text.parse::<Decimal>().unwrap_or_default() + v).to_string();
         };

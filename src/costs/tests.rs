@@ -1,0 +1,273 @@
+//! The cost report's arithmetic without a database: periods, previous
+//! periods, grouping, ratios, rounding and coverage.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use super::sources::{coverage_from_runs, CoveringRun};
+use super::*;
+
+fn d(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap()
+}
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+fn tenant_day(tenant: &str, on: &str, calls: i64, total: &str) -> TenantDay {
+    TenantDay {
+        tenant_id: tenant.into(),
+        day: day(on),
+        business_name: Some(format!("name of {tenant}")),
+        timezone: "UTC".into(),
+        figures: Figures {
+            calls,
+            completed_calls: calls / 2,
+            booked_calls: calls / 4,
+            billable_seconds: calls * 90,
+            stt_cost_usd: Some(d("0.1")),
+            llm_cost_usd: Some(d("0.2")),
+            tts_cost_usd: Some(d("0.3")),
+            total_cost_usd: d(total),
+        },
+    }
+}
+
+fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
+    Inputs {
+        tenant_days: current,
+        previous_tenant_days: previous,
+        outcome_days: Vec::new(),
+        previous_outcome_days: Vec::new(),
+    }
+}
+
+#[test]
+fn months_and_their_previous_periods() {
+    let march = Period::month("2026-03").unwrap();
+    assert_eq!(
+        (march.from, march.to),
+        (day("2026-03-01"), day("2026-03-31"))
+    );
+    let feb = march.previous();
+    assert_eq!((feb.from, feb.to), (day("2026-02-01"), day("2026-02-28")));
+    assert_eq!(
+        march.previous_day(day("2026-03-31")),
+        None,
+        "February has no 31st"
+    );
+    assert_eq!(
+        march.previous_day(day("2026-03-15")),
+        Some(day("2026-02-15"))
+    );
+    let range = Period {
+        from: day("2026-03-10"),
+        to: day("2026-03-16"),
+        is_month: false,
+    };
+    let before = range.previous();
+    assert_eq!(
+        (before.from, before.to),
+        (day("2026-03-03"), day("2026-03-09"))
+    );
+    assert_eq!(
+        range.previous_day(day("2026-03-10")),
+        Some(day("2026-03-03"))
+    );
+    for bad in ["2026-13", "2026-3", "26-03", "2026/03", "march"] {
+        assert!(Period::month(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn period_over_period_per_tenant_with_change_and_share() {
+    let period = Period::month("2026-03").unwrap();
+    let rows = build_rows(
+        &period,
+        GroupBy::Tenant,
+        &inputs(
+            vec![
+                tenant_day("a", "2026-03-01", 10, "3.000000"),
+                tenant_day("a", "2026-03-02", 10, "1.500000"),
+                tenant_day("b", "2026-03-01", 4, "0.500000"),
+            ],
+            vec![
+                tenant_day("a", "2026-02-10", 20, "3.000000"),
+                tenant_day("c", "2026-02-10", 1, "7.000000"),
+            ],
+        ),
+    );
+    assert_eq!(rows.len(), 3, "a, b and the total");
+    let a = &rows[0];
+    assert_eq!(a.key.tenant_id.as_deref(), Some("a"));
+    assert_eq!(a.current.total_cost_usd, d("4.5"));
+    assert_eq!(a.previous.as_ref().unwrap().total_cost_usd, d("3"));
+    assert_eq!(
+        change_pct(a.current.total_cost_usd, Some(d("3"))),
+        Some(d("50.00"))
+    );
+    assert!(
+        rows[1].previous.is_none(),
+        "b had nothing before: NULL, not 0"
+    );
+    let total = rows.last().unwrap();
+    assert!(total.key.tenant_id.is_none());
+    assert_eq!(total.current.total_cost_usd, d("5.0"));
+    assert_eq!(
+        total.previous.as_ref().unwrap().total_cost_usd,
+        d("10"),
+        "the previous total counts every tenant of the previous period"
+    );
+    assert_eq!(change_pct(d("5"), Some(d("10"))), Some(d("-50.00")));
+    assert_eq!(change_pct(d("5"), Some(d("0"))), None);
+    assert_eq!(change_pct(d("5"), None), None);
+    let report = Report {
+        period,
+        previous_period: period.previous(),
+        by: GroupBy::Tenant,
+        rows: rows.clone(),
+        coverage: Coverage::default(),
+        reconciliation: None,
+        daily: Default::default(),
+        read_from: String::new(),
+    };
+    assert_eq!(report.share_of_total(&rows[0]), Some(d("0.9")));
+    assert_eq!(ratio(d("4.5"), 20), Some(d("0.225")));
+    assert_eq!(ratio(d("1"), 3), Some(d("0.333333")));
+    assert_eq!(ratio(d("1"), 0), None);
+}
+
+#[test]
+fn by_day_and_by_month_compare_matching_days() {
+    let period = Period {
+        from: day("2026-03-30"),
+        to: day("2026-04-02"),
+        is_month: false,
+    };
+    let current = vec![
+        tenant_day("a", "2026-03-30", 1, "1"),
+        tenant_day("a", "2026-04-02", 1, "2"),
+    ];
+    let previous = vec![
+        tenant_day("a", "2026-03-26", 1, "10"),
+        tenant_day("a", "2026-03-29", 1, "20"),
+    ];
+    let rows = build_rows(&period, GroupBy::Day, &inputs(current.clone(), previous));
+    let on = |text: &str| rows.iter().find(|r| r.key.day == Some(day(text))).unwrap();
+    // Four days before each day.
+    assert_eq!(
+        on("2026-03-30").previous.as_ref().unwrap().total_cost_usd,
+        d("10")
+    );
+    assert_eq!(
+        on("2026-04-02").previous.as_ref().unwrap().total_cost_usd,
+        d("20")
+    );
+
+    // By month: each month against the same days of the month before.
+    let by_month_previous = vec![
+        tenant_day("a", "2026-02-28", 1, "5"),
+        tenant_day("a", "2026-03-02", 1, "7"),
+        tenant_day("a", "2026-03-15", 1, "100"),
+    ];
+    let range = previous_range(&period, GroupBy::Month);
+    assert_eq!(
+        (range.from, range.to),
+        (day("2026-02-28"), day("2026-03-02"))
+    );
+    let rows = build_rows(&period, GroupBy::Month, &inputs(current, by_month_previous));
+    let month = |m: &str| {
+        rows.iter()
+            .find(|r| r.key.month.as_deref() == Some(m))
+            .unwrap()
+    };
+    assert_eq!(month("2026-03").current.total_cost_usd, d("1"));
+    assert!(
+        month("2026-03").previous.is_none(),
+        "Feb 30 and 31 do not exist"
+    );
+    assert_eq!(
+        month("2026-04").previous.as_ref().unwrap().total_cost_usd,
+        d("7")
+    );
+}
+
+#[test]
+fn cents_round_half_even_and_the_difference_is_stated() {
+    assert_eq!(cents(d("0.125")), d("0.12"));
+    assert_eq!(cents(d("0.135")), d("0.14"));
+    assert_eq!(cents(d("-0.125")), d("-0.12"));
+    assert_eq!(cents(d("2.675000")), d("2.68"));
+    let period = Period::month("2026-03").unwrap();
+    let rows = build_rows(
+        &period,
+        GroupBy::Tenant,
+        &inputs(
+            vec![
+                tenant_day("a", "2026-03-01", 1, "0.125"),
+                tenant_day("b", "2026-03-01", 1, "0.125"),
+                tenant_day("c", "2026-03-01", 1, "0.125"),
+            ],
+            Vec::new(),
+        ),
+    );
+    let report = Report {
+        period,
+        previous_period: period.previous(),
+        by: GroupBy::Tenant,
+        rows,
+        coverage: Coverage::default(),
+        reconciliation: None,
+        daily: Default::default(),
+        read_from: String::new(),
+    };
+    // Lines 0.12 × 3 = 0.36; the total 0.375 rounds to 0.38.
+    assert_eq!(
+        rounding_difference(&report, |f| Some(f.total_cost_usd)),
+        Some((d("0.36"), d("0.38")))
+    );
+    let notes = render::notes(&report).join("\n");
+    assert!(
+        notes.contains("lines add up to 0.36, the rounded total is 0.38 (difference 0.02; exact total 0.375000)"),
+        "{notes}"
+    );
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn coverage_needs_a_whole_run_or_every_shard_and_knows_partial_days() {
+    let period = Period {
+        from: day("2026-03-01"),
+        to: day("2026-03-04"),
+        is_month: false,
+    };
+    let run = |on: &str, id: &str, shard: Option<&str>, partial: bool| CoveringRun {
+        day: day(on),
+        run_id: id.into(),
+        tenant_shard: shard.map(str::to_string),
+        started_at: at("2026-03-10T02:00:00Z"),
+        partial,
+    };
+    let runs = vec![
+        run("2026-03-01", "whole", None, false),
+        // Day 2: both shards of 2; day 3: only one of them; day 4: partial.
+        run("2026-03-02", "s0", Some("0/2"), false),
+        run("2026-03-02", "s1", Some("1/2"), false),
+        run("2026-03-03", "s0", Some("0/2"), false),
+        run("2026-03-04", "late", None, true),
+    ];
+    let coverage = coverage_from_runs(&period, &runs);
+    assert_eq!(coverage.missing_days, [day("2026-03-03")]);
+    assert_eq!(coverage.partial_days, [day("2026-03-04")]);
+    assert_eq!(coverage.runs, ["late", "s0", "s1", "whole"]);
+    assert!(!coverage.is_complete());
+    assert_eq!(coverage.problems().len(), 2);
+}

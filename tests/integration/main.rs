@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod billing_safety;
+mod costs;
 mod migrate_and_runs;
 mod offline;
 mod run;

@@ -354,6 +354,19 @@ fn demo_runs_without_a_database_and_leaves_the_files_it_lists() {
     assert!(out
         .join("reports/tenant_daily/day=2026-03-31/tenant_daily.csv")
         .exists());
+
+    // The costs command the tour ends with works on the demo's own files.
+    let costs_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("costs "))
+        .unwrap_or_else(|| panic!("the tour shows a costs command: {text}"));
+    let words: Vec<&str> = costs_line.split_whitespace().skip(2).collect();
+    let costs = ok(TestDb::cmd_without_db().args(&words).output().unwrap());
+    let table = stdout_of(&costs);
+    assert!(
+        table.contains("TOTAL") && table.contains("coverage: every day covered"),
+        "{table}"
+    );
 }
 
 #[test]

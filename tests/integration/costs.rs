@@ -1,0 +1,458 @@
+//! `callrollup costs`: every figure reconciles to Postgres' own sums, in
+//! every format, and the files open safely and usefully in Excel.
+
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+
+use polars::prelude::*;
+use rust_decimal::Decimal;
+
+use crate::util::{assert_fails, ok, run, stderr_of, stdout_of, TestDb};
+
+const NY: &str = "a0000000-0000-0000-0000-000000000001";
+const PERIOD: [&str; 4] = ["--from", "2026-03-05", "--to", "2026-03-18"];
+
+/// The fixture with a tenant whose costs are negative and one with a very
+/// large cost, rolled up over the period and the 14 days before it.
+fn rolled_up(out: &Path) -> TestDb {
+    let db = TestDb::with_fixture();
+    db.exec(
+        "ALTER TABLE call_logs ALTER COLUMN total_cost_usd TYPE numeric(20, 6);
+         UPDATE call_logs SET total_cost_usd = -1234.567891
+          WHERE tenant_id = 'a0000000-0000-0000-0000-000000000009' AND call_id LIKE 's-%';
+         UPDATE call_logs SET total_cost_usd = 98765432109.123457 WHERE call_id = 's-5-300';",
+    );
+    run(&db, out, &["--from", "2026-02-19", "--to", "2026-03-18"]);
+    db
+}
+
+fn costs(db: &TestDb, args: &[&str]) -> std::process::Output {
+    db.cmd().arg("costs").args(args).output().unwrap()
+}
+
+/// Postgres' own sums of the stored values per tenant, and the total.
+fn expected(db: &TestDb) -> Vec<(Option<String>, [Decimal; 4])> {
+    let rows = db.rows(
+        "SELECT tenant_id::text, sum(stt_cost_usd), sum(llm_cost_usd), sum(tts_cost_usd), sum(total_cost_usd)
+         FROM analytics.tenant_daily WHERE day BETWEEN '2026-03-05' AND '2026-03-18'
+         GROUP BY ROLLUP (tenant_id) ORDER BY tenant_id NULLS LAST",
+    );
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.split('|').collect();
+            let id = (cells[0] != "∅").then(|| cells[0].to_string());
+            let money = |i: usize| Decimal::from_str(cells[i]).unwrap();
+            (id, [money(1), money(2), money(3), money(4)])
+        })
+        .collect()
+}
+
+const MONEY: [&str; 4] = [
+    "stt_cost_usd",
+    "llm_cost_usd",
+    "tts_cost_usd",
+    "total_cost_usd",
+];
+
+#[test]
+fn every_money_cell_of_every_format_equals_postgres_sums() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let want = expected(&db);
+    assert!(
+        want.iter().any(|(_, m)| m[3].is_sign_negative()),
+        "a negative tenant"
+    );
+    assert!(
+        want.iter()
+            .any(|(_, m)| m[3] > Decimal::from(98_765_432_109i64)),
+        "a very large one"
+    );
+
+    // JSON: money as exact decimal strings.
+    let json: serde_json::Value = serde_json::from_slice(
+        &ok(costs(&db, &[&PERIOD[..], &["--format", "json"]].concat())).stdout,
+    )
+    .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for (row, (id, money)) in rows.iter().zip(&want) {
+        assert_eq!(row["tenant_id"].as_str(), id.as_deref());
+        for (name, expected) in MONEY.iter().zip(money) {
+            let text = row[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} is a string: {row}"));
+            assert_eq!(
+                Decimal::from_str(text).unwrap(),
+                *expected,
+                "{name} of {id:?}"
+            );
+        }
+    }
+
+    // CSV and Parquet: the same columns, 6 decimals.
+    let csv_path = scratch.path().join("costs.csv");
+    let parquet_path = scratch.path().join("costs.parquet");
+    for (format, path) in [("csv", &csv_path), ("parquet", &parquet_path)] {
+        ok(costs(
+            &db,
+            &[
+                &PERIOD[..],
+                &["--format", format, "-o", path.to_str().unwrap()],
+            ]
+            .concat(),
+        ));
+    }
+    let csv = CsvReadOptions::default()
+        .with_infer_schema_length(Some(0))
+        .try_into_reader_with_file_path(Some(csv_path.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let parquet = ParquetReader::new(std::fs::File::open(&parquet_path).unwrap())
+        .finish()
+        .unwrap();
+    for name in MONEY {
+        let csv_cells: Vec<Decimal> = csv
+            .column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .into_iter()
+            .map(|v| Decimal::from_str(v.unwrap()).unwrap())
+            .collect();
+        let parquet_cells: Vec<Decimal> =
+            callrollup::money::decimals(parquet.column(name).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
+        let expected: Vec<Decimal> = want
+            .iter()
+            .map(|(_, m)| m[MONEY.iter().position(|n| *n == name).unwrap()])
+            .collect();
+        assert_eq!(csv_cells, expected, "csv {name}");
+        assert_eq!(parquet_cells, expected, "parquet {name}");
+    }
+
+    // XLSX: cents, half-even, as numbers.
+    let xlsx_path = scratch.path().join("costs.xlsx");
+    ok(costs(
+        &db,
+        &[
+            &PERIOD[..],
+            &["--format", "xlsx", "-o", xlsx_path.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(&xlsx_path).unwrap();
+    let sheet = workbook.worksheet_range("Costs").unwrap();
+    let header: Vec<String> = (0..sheet.width())
+        .map(|c| sheet.get((0, c)).unwrap().to_string())
+        .collect();
+    for (i, (_, money)) in want.iter().enumerate() {
+        for (name, exact) in MONEY.iter().zip(money) {
+            let col = header.iter().position(|h| h == name).unwrap();
+            let cents = exact
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+            match sheet.get((i + 1, col)) {
+                Some(Data::Float(v)) => assert_eq!(
+                    Decimal::from_f64_retain(*v).unwrap().round_dp(2),
+                    cents,
+                    "{name}"
+                ),
+                other => panic!("{name} is a number, not {other:?}"),
+            }
+        }
+    }
+}
+
+fn zip_text(path: &Path, member: &str) -> String {
+    let mut archive = ::zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut text = String::new();
+    archive
+        .by_name(member)
+        .unwrap_or_else(|_| panic!("{member} in the workbook"))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn the_workbook_has_currency_cells_dates_a_chart_and_an_about_sheet() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let path = scratch.path().join("by-day.xlsx");
+    ok(costs(
+        &db,
+        &[
+            &PERIOD[..],
+            &[
+                "--by",
+                "day",
+                "--format",
+                "xlsx",
+                "-o",
+                path.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    ));
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
+    assert_eq!(workbook.sheet_names(), ["Costs", "Daily", "About"]);
+    let sheet = workbook.worksheet_range("Costs").unwrap();
+    let header: Vec<String> = (0..sheet.width())
+        .map(|c| sheet.get((0, c)).unwrap().to_string())
+        .collect();
+    let day_col = header.iter().position(|h| h == "day").unwrap();
+    let name_col = header.iter().position(|h| h == "business_name").unwrap();
+    assert!(
+        matches!(sheet.get((1, day_col)), Some(Data::DateTime(_))),
+        "days are dates"
+    );
+    let names: Vec<String> = (1..sheet.height())
+        .map(|r| sheet.get((r, name_col)).unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"'=HYPERLINK(\"http://x\")".to_string()),
+        "formula guard: {names:?}"
+    );
+    assert_eq!(names.last().unwrap(), "TOTAL");
+    let about = workbook.worksheet_range("About").unwrap();
+    let text: Vec<String> = about.rows().map(|r| r[0].to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("coverage: every day covered")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.starts_with("rounding: the total_cost_usd lines")),
+        "{text:?}"
+    );
+
+    // Money cells carry a currency number format; the chart is native.
+    let styles = zip_text(&path, "xl/styles.xml");
+    assert!(
+        styles.contains("formatCode=\"&quot;$&quot;#,##0.00\""),
+        "{styles}"
+    );
+    let chart = zip_text(&path, "xl/charts/chart1.xml");
+    assert!(
+        chart.contains("<c:lineChart>") && chart.contains("Daily!$B$1"),
+        "{chart}"
+    );
+    let frozen = zip_text(&path, "xl/worksheets/sheet1.xml");
+    assert!(
+        frozen.contains("state=\"frozen\"") && frozen.contains("<autoFilter"),
+        "{frozen}"
+    );
+}
+
+#[test]
+fn csv_guards_text_cells_and_leaves_negative_numbers_alone() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let csv = stdout_of(&ok(costs(
+        &db,
+        &[&PERIOD[..], &["--format", "csv"]].concat(),
+    )));
+    assert!(csv.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","), "{csv}");
+    let bogus = csv.lines().find(|l| l.contains("Bogus Zone LLC")).unwrap();
+    assert!(bogus.contains(",-") && !bogus.contains("'-"), "{bogus}");
+    assert!(
+        csv.starts_with("tenant_id,business_name,timezone,calls,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn the_table_is_aligned_with_awkward_names() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    db.exec(&format!(
+        "UPDATE analytics.tenant_daily SET business_name = E'Zürich Ärzte, \"Süd\"\\nFiliale' WHERE tenant_id = '{NY}'"
+    ));
+    let table = stdout_of(&ok(costs(&db, &PERIOD)));
+    let lines: Vec<&str> = table
+        .lines()
+        .take_while(|l| !l.starts_with("period"))
+        .collect();
+    let width = lines[0].chars().count();
+    assert!(
+        lines.iter().all(|l| l.chars().count() == width),
+        "aligned:\n{table}"
+    );
+    assert!(
+        table.contains("Zürich Ärzte, \"Süd\"") && table.contains("Filiale"),
+        "{table}"
+    );
+    assert!(
+        table.contains("rounding: the total_cost_usd lines add up to"),
+        "{table}"
+    );
+}
+
+#[test]
+fn missing_and_partial_days_are_listed_and_require_complete_exits_3() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-05", "--to", "2026-03-10"],
+    );
+    // The run started before the 7th had ended everywhere.
+    db.exec("UPDATE analytics.rollup_runs SET started_at = '2026-03-08 00:00+00'");
+    let period = ["--from", "2026-03-05", "--to", "2026-03-12"];
+    let output = ok(costs(&db, &[&period[..], &["--format", "json"]].concat()));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["coverage"]["missing_days"],
+        serde_json::json!(["2026-03-11", "2026-03-12"])
+    );
+    assert_eq!(
+        json["coverage"]["partial_days"],
+        serde_json::json!(["2026-03-07", "2026-03-08", "2026-03-09", "2026-03-10"])
+    );
+    assert!(stderr_of(&output)
+        .contains("2 day(s) not covered by a succeeded run: 2026-03-11, 2026-03-12"));
+    let table = stdout_of(&ok(costs(&db, &period)));
+    assert!(
+        table.contains("coverage: 4 day(s) rolled up before they had ended everywhere"),
+        "{table}"
+    );
+    let output = costs(&db, &[&period[..], &["--require-complete"]].concat());
+    assert_fails(&output, 3, "--require-complete");
+    assert!(
+        stdout_of(&output).contains("TOTAL"),
+        "the report is still printed"
+    );
+}
+
+#[test]
+fn reconcile_catches_a_summary_row_altered_by_hand() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    run(&db, out.path(), &PERIOD);
+    let clean = ok(costs(&db, &[&PERIOD[..], &["--reconcile"]].concat()));
+    assert!(
+        stdout_of(&clean).contains("reconciliation: the summary equals the source"),
+        "{}",
+        stdout_of(&clean)
+    );
+    db.exec(&format!(
+        "UPDATE analytics.tenant_daily SET total_cost_usd = total_cost_usd + 0.000001
+         WHERE tenant_id = '{NY}' AND day = '2026-03-08'"
+    ));
+    let output = costs(
+        &db,
+        &[&PERIOD[..], &["--reconcile", "--format", "json"]].concat(),
+    );
+    let err = assert_fails(&output, 3, NY);
+    assert!(
+        err.contains("2026-03-08") && err.contains("difference 0.000001"),
+        "{err}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["reconciliation"]["differences"][0]["tenant_id"], NY);
+}
+
+#[test]
+fn reports_folder_gives_the_same_figures_as_the_database() {
+    let scratch = tempfile::tempdir().unwrap();
+    let reports = scratch.path().join("reports");
+    let db = rolled_up(&reports);
+    for by in ["tenant", "day", "month", "outcome"] {
+        let args = [&PERIOD[..], &["--format", "json", "--by", by]].concat();
+        let from_db: serde_json::Value =
+            serde_json::from_slice(&ok(costs(&db, &args)).stdout).unwrap();
+        let from_files: serde_json::Value = serde_json::from_slice(
+            &ok(TestDb::cmd_without_db()
+                .arg("costs")
+                .args(&args)
+                .arg("--reports")
+                .arg(&reports)
+                .output()
+                .unwrap())
+            .stdout,
+        )
+        .unwrap();
+        assert!(from_db["rows"].as_array().unwrap().len() > 10, "{by}");
+        assert_eq!(from_db["rows"], from_files["rows"], "--by {by}");
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_empty_periods_an_empty_report() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    assert_fails(
+        &costs(&db, &["--month", "2026-13"]),
+        2,
+        "is not a month; use YYYY-MM",
+    );
+    assert_fails(
+        &costs(&db, &["--from", "2026-02-30", "--to", "2026-03-01"]),
+        2,
+        "not a calendar date",
+    );
+    assert_fails(
+        &costs(&db, &["--month", "2026-03", "--tenant", "nope"]),
+        2,
+        "is not a UUID",
+    );
+    assert_fails(
+        &costs(&db, &["--month", "2026-03", "--format", "xlsx"]),
+        2,
+        "add -o FILE",
+    );
+    let stranger = "b0000000-0000-0000-0000-0000000000ff";
+    let output = ok(costs(&db, &[&PERIOD[..], &["--tenant", stranger]].concat()));
+    assert!(
+        stderr_of(&output).contains(&format!("tenant {stranger} has no rows")),
+        "{}",
+        stderr_of(&output)
+    );
+    let empty = ok(costs(&db, &["--month", "2025-01"]));
+    assert!(
+        stderr_of(&empty).contains("the report is empty"),
+        "{}",
+        stderr_of(&empty)
+    );
+
+    let unwritable = scratch.path().join("no/such/folder/costs.csv");
+    assert_fails(
+        &costs(
+            &db,
+            &[
+                &PERIOD[..],
+                &["--format", "csv", "-o", unwritable.to_str().unwrap()],
+            ]
+            .concat(),
+        ),
+        1,
+        "nothing was written",
+    );
+    assert!(!unwritable.exists());
+
+    let fresh = TestDb::with_platform();
+    assert_fails(
+        &costs(&fresh, &["--month", "2026-03"]),
+        2,
+        "`callrollup run`",
+    );
+    let nothing = tempfile::tempdir().unwrap();
+    assert_fails(
+        &TestDb::cmd_without_db()
+            .args(["costs", "--month", "2026-03", "--reports"])
+            .arg(nothing.path())
+            .output()
+            .unwrap(),
+        2,
+        "holds no reports",
+    );
+}
