@@ -75,6 +75,44 @@ impl ConnectOpts {
     }
 }
 
+/// Where the platform's rows are read: the source database or a snapshot.
+#[derive(Debug, Clone, Args)]
+pub struct SourceOpts {
+    /// Read a Parquet snapshot (from `callrollup extract`) instead of the
+    /// source database. Without a database configured, `run` writes the
+    /// report files only.
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+
+    /// Schema of the platform tables in the source database.
+    #[arg(long, default_value = "public")]
+    pub source_schema: String,
+
+    /// Longest a source query may run, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub statement_timeout: u64,
+
+    /// Parallel COPY streams reading each chunk from Postgres.
+    #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub streams: u16,
+}
+
+impl SourceOpts {
+    /// The snapshot, or the source database from `connect`.
+    pub fn spec(&self, connect: &ConnectOpts) -> Result<crate::pipeline::SourceSpec> {
+        Ok(match &self.source {
+            Some(dir) => crate::pipeline::SourceSpec::Snapshot(dir.clone()),
+            None => crate::pipeline::SourceSpec::Postgres {
+                url: connect.source()?,
+                schema: validate_identifier("--source-schema", &self.source_schema)?,
+                statement_timeout_secs: self.statement_timeout,
+                streams: usize::from(self.streams),
+            },
+        })
+    }
+}
+
 /// The engine's own schema in the target database.
 #[derive(Debug, Clone, Args)]
 pub struct SchemaOpts {

@@ -18,13 +18,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
-use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts};
+use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts, SourceOpts};
 use crate::costs::render::{self, Format};
 use crate::costs::sources::Summaries;
 use crate::costs::{GroupBy, Period};
-use crate::db::validate_identifier;
 use crate::error::{Error, Result};
-use crate::pipeline::SourceSpec;
 use crate::window::parse_date;
 
 #[derive(Debug, clap::Args)]
@@ -69,13 +67,9 @@ pub struct Args {
     #[arg(long)]
     pub reconcile: bool,
 
-    /// With --reconcile: a snapshot (from `callrollup extract`) as the source.
-    #[arg(long, value_name = "DIR", requires = "reconcile")]
-    pub source: Option<PathBuf>,
-
-    /// Schema of the platform tables, for --reconcile.
-    #[arg(long, default_value = "public")]
-    pub source_schema: String,
+    /// Where --reconcile reads the platform's rows.
+    #[command(flatten)]
+    pub source: SourceOpts,
 
     /// Exit 3 when a day of the period is missing or partial.
     #[arg(long)]
@@ -144,15 +138,11 @@ pub fn execute(args: Args) -> Result<()> {
         }
     };
     let source = if args.reconcile {
-        Some(match &args.source {
-            Some(dir) => SourceSpec::Snapshot(dir.clone()),
-            None => SourceSpec::Postgres {
-                url: args.connect.source()?,
-                schema: validate_identifier("--source-schema", &args.source_schema)?,
-                statement_timeout_secs: 3600,
-                streams: 1,
-            },
-        })
+        Some(args.source.spec(&args.connect)?)
+    } else if args.source.source.is_some() {
+        return Err(Error::usage(
+            "--source is where --reconcile reads the platform's rows; add --reconcile",
+        ));
     } else {
         None
     };

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::cli::{default_out, parse_tenants, ConnectOpts, SchemaOpts, WindowOpts};
-use crate::db::validate_identifier;
+use crate::cli::{default_out, parse_tenants, ConnectOpts, SchemaOpts, SourceOpts, WindowOpts};
 use crate::error::Result;
 use crate::money;
 use crate::pipeline::run::{RunOutcome, RunRequest};
@@ -34,6 +33,8 @@ pub struct Args {
     pub schema: SchemaOpts,
     #[command(flatten)]
     pub window: WindowOpts,
+    #[command(flatten)]
+    pub source: SourceOpts,
 
     /// Only this tenant (repeatable).
     #[arg(long = "tenant", value_name = "UUID")]
@@ -52,30 +53,12 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Schema of the platform tables in the source database.
-    #[arg(long, default_value = "public")]
-    pub source_schema: String,
-
-    /// Read a Parquet snapshot (from `callrollup extract`) instead of Postgres.
-    /// Without a database configured, the report files are the only target.
-    #[arg(long, value_name = "DIR")]
-    pub source: Option<PathBuf>,
-
     /// Read and roll up at most this many days at a time: memory follows
     /// the chunk, not the window (each chunk also needs the 26 hours of
     /// UTC around its days that time zones reach into; rows shared with
     /// the next chunk are kept, not read again).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_days: u32,
-
-    /// Longest a source query may run, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub statement_timeout: u64,
-
-    /// Parallel COPY streams reading each chunk from Postgres.
-    #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
-          value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub streams: u16,
 }
 
 pub fn execute(args: Args) -> Result<()> {
@@ -85,15 +68,7 @@ pub fn execute(args: Args) -> Result<()> {
         tenants: parse_tenants(&args.tenants)?,
         shard: args.tenant_shard.as_deref().map(Shard::parse).transpose()?,
     };
-    let source = match &args.source {
-        Some(dir) => SourceSpec::Snapshot(dir.clone()),
-        None => SourceSpec::Postgres {
-            url: args.connect.source()?,
-            schema: validate_identifier("--source-schema", &args.source_schema)?,
-            statement_timeout_secs: args.statement_timeout,
-            streams: usize::from(args.streams),
-        },
-    };
+    let source = args.source.spec(&args.connect)?;
     // With a snapshot and no database configured, the files are the target.
     let configured = args.connect.target_url.is_some() || args.connect.database_url.is_some();
     let target = match (&source, configured) {
@@ -135,7 +110,7 @@ fn arguments_json(args: &Args, window: &Window) -> String {
         "tenants": args.tenants,
         "tenant_shard": args.tenant_shard,
         "out": args.out.display().to_string(),
-        "source_schema": args.source_schema,
+        "source_schema": args.source.source_schema,
     })
     .to_string()
 }

@@ -36,6 +36,19 @@ fn tenant_day(tenant: &str, on: &str, calls: i64, total: &str) -> TenantDay {
     }
 }
 
+fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
+    Report {
+        period,
+        previous_period: period.previous(),
+        by: GroupBy::Tenant,
+        rows,
+        coverage: Coverage::default(),
+        reconciliation: None,
+        daily: Default::default(),
+        read_from: String::new(),
+    }
+}
+
 fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
     Inputs {
         tenant_days: current,
@@ -124,16 +137,7 @@ fn period_over_period_per_tenant_with_change_and_share() {
     assert_eq!(change_pct(d("5"), Some(d("10"))), Some(d("-50.00")));
     assert_eq!(change_pct(d("5"), Some(d("0"))), None);
     assert_eq!(change_pct(d("5"), None), None);
-    let report = Report {
-        period,
-        previous_period: period.previous(),
-        by: GroupBy::Tenant,
-        rows: rows.clone(),
-        coverage: Coverage::default(),
-        reconciliation: None,
-        daily: Default::default(),
-        read_from: String::new(),
-    };
+    let report = report_of(period, rows.clone());
     assert_eq!(report.share_of_total(&rows[0]), Some(d("0.9")));
     assert_eq!(ratio(d("4.5"), 20), Some(d("0.225")));
     assert_eq!(ratio(d("1"), 3), Some(d("0.333333")));
@@ -214,16 +218,7 @@ fn cents_round_half_even_and_the_difference_is_stated() {
             Vec::new(),
         ),
     );
-    let report = Report {
-        period,
-        previous_period: period.previous(),
-        by: GroupBy::Tenant,
-        rows,
-        coverage: Coverage::default(),
-        reconciliation: None,
-        daily: Default::default(),
-        read_from: String::new(),
-    };
+    let report = report_of(period, rows);
     // Lines 0.12 × 3 = 0.36; the total 0.375 rounds to 0.38.
     assert_eq!(
         rounding_difference(&report, |f| Some(f.total_cost_usd)),
