@@ -143,22 +143,24 @@ impl Summaries {
                 )?;
                 use postgres::fallible_iterator::FallibleIterator;
                 Ok(rows
-                    .map(|r| Ok(TenantDay {
-                        tenant_id: r.get("tenant_id"),
-                        day: r.get("day"),
-                        business_name: r.get("business_name"),
-                        timezone: r.get("timezone"),
-                        figures: Figures {
-                            calls: r.get("calls"),
-                            completed_calls: r.get("completed_calls"),
-                            booked_calls: r.get("booked_calls"),
-                            billable_seconds: r.get("billable_seconds"),
-                            stt_cost_usd: Some(r.get("stt_cost_usd")),
-                            llm_cost_usd: Some(r.get("llm_cost_usd")),
-                            tts_cost_usd: Some(r.get("tts_cost_usd")),
-                            total_cost_usd: r.get("total_cost_usd"),
-                        },
-                    }))
+                    .map(|r| {
+                        Ok(TenantDay {
+                            tenant_id: r.get("tenant_id"),
+                            day: r.get("day"),
+                            business_name: r.get("business_name"),
+                            timezone: r.get("timezone"),
+                            figures: Figures {
+                                calls: r.get("calls"),
+                                completed_calls: r.get("completed_calls"),
+                                booked_calls: r.get("booked_calls"),
+                                billable_seconds: r.get("billable_seconds"),
+                                stt_cost_usd: Some(r.get("stt_cost_usd")),
+                                llm_cost_usd: Some(r.get("llm_cost_usd")),
+                                tts_cost_usd: Some(r.get("tts_cost_usd")),
+                                total_cost_usd: r.get("total_cost_usd"),
+                            },
+                        })
+                    })
                     .collect()?)
             }
             Summaries::Reports(dir) => {
