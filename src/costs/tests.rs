@@ -49,6 +49,13 @@ fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
     }
 }
 
+/// March 2026 by tenant, from these tenant days and the previous ones.
+fn march_by_tenant(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> (Period, Vec<CostRow>) {
+    let period = Period::month("2026-03").unwrap();
+    let rows = build_rows(&period, GroupBy::Tenant, &inputs(current, previous));
+    (period, rows)
+}
+
 fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
     Inputs {
         tenant_days: current,
@@ -97,21 +104,16 @@ fn months_and_their_previous_periods() {
 
 #[test]
 fn period_over_period_per_tenant_with_change_and_share() {
-    let period = Period::month("2026-03").unwrap();
-    let rows = build_rows(
-        &period,
-        GroupBy::Tenant,
-        &inputs(
-            vec![
-                tenant_day("a", "2026-03-01", 10, "3.000000"),
-                tenant_day("a", "2026-03-02", 10, "1.500000"),
-                tenant_day("b", "2026-03-01", 4, "0.500000"),
-            ],
-            vec![
-                tenant_day("a", "2026-02-10", 20, "3.000000"),
-                tenant_day("c", "2026-02-10", 1, "7.000000"),
-            ],
-        ),
+    let (period, rows) = march_by_tenant(
+        vec![
+            tenant_day("a", "2026-03-01", 10, "3.000000"),
+            tenant_day("a", "2026-03-02", 10, "1.500000"),
+            tenant_day("b", "2026-03-01", 4, "0.500000"),
+        ],
+        vec![
+            tenant_day("a", "2026-02-10", 20, "3.000000"),
+            tenant_day("c", "2026-02-10", 1, "7.000000"),
+        ],
     );
     assert_eq!(rows.len(), 3, "a, b and the total");
     let a = &rows[0];
@@ -205,18 +207,13 @@ fn cents_round_half_even_and_the_difference_is_stated() {
     assert_eq!(cents(d("0.135")), d("0.14"));
     assert_eq!(cents(d("-0.125")), d("-0.12"));
     assert_eq!(cents(d("2.675000")), d("2.68"));
-    let period = Period::month("2026-03").unwrap();
-    let rows = build_rows(
-        &period,
-        GroupBy::Tenant,
-        &inputs(
-            vec![
-                tenant_day("a", "2026-03-01", 1, "0.125"),
-                tenant_day("b", "2026-03-01", 1, "0.125"),
-                tenant_day("c", "2026-03-01", 1, "0.125"),
-            ],
-            Vec::new(),
-        ),
+    let (period, rows) = march_by_tenant(
+        vec![
+            tenant_day("a", "2026-03-01", 1, "0.125"),
+            tenant_day("b", "2026-03-01", 1, "0.125"),
+            tenant_day("c", "2026-03-01", 1, "0.125"),
+        ],
+        Vec::new(),
     );
     let report = report_of(period, rows);
     // Lines 0.12 × 3 = 0.36; the total 0.375 rounds to 0.38.
