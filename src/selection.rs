@@ -76,7 +76,7 @@ impl TenantSelection {
                     return refuse(format!("tenant shard {s} is not tenant shard {held}"))
                 }
                 Some(_) => {}
-                None if asked.tenants.is_empty() => unreachable!("asked is not everyone"),
+                // Not everyone and no shard: some tenants are listed.
                 None => {
                     if let Some(t) = asked.tenants.iter().find(|t| !self.contains(Some(t))) {
                         return refuse(format!("tenant {t} is not in tenant shard {held}"));
@@ -115,4 +115,12 @@ impl TenantSelection {
     pub fn tenant_texts(&self) -> Vec<String> {
         self.tenants.iter().map(|t| t.to_string()).collect()
     }
+}
+
+/// `tenant_id` (text, as frames and files hold it) is one of `ids`: the
+/// one filter every frame-side selection uses.
+pub fn tenant_id_in<S: AsRef<str>>(ids: &[S]) -> polars::prelude::Expr {
+    use polars::prelude::*;
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    col("tenant_id").is_in(lit(Series::new("ids".into(), ids)).implode(), false)
 }

@@ -59,6 +59,40 @@ fn journal_path(out: &Path, run_id: Uuid) -> PathBuf {
     out.join(format!("{JOURNAL_PREFIX}{}.json", run_id.simple()))
 }
 
+/// Writes `bytes` to `path` whole or not at all: a hidden temporary
+/// sibling, synced, renamed into place, its folder synced.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("{} is not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let result = File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|_| fs::rename(&tmp, path))
+        .and_then(|_| File::open(folder)?.sync_all());
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(
+            format!(
+                "cannot write {} (nothing was written); pick a path you can write",
+                path.display()
+            ),
+            e,
+        )
+    })
+}
+
 /// Makes the renames and new entries of a folder durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -104,12 +138,13 @@ pub fn pending(out: &Path) -> Result<Vec<Journal>> {
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(JOURNAL_PREFIX) {
+        if name.starts_with(&format!(".{JOURNAL_PREFIX}")) && name.ends_with(".tmp") {
+            // A journal that was never sealed (`write_whole`'s temporary):
+            // its run never reached its commit.
+            let _ = fs::remove_file(entry.path());
             continue;
         }
-        if name.ends_with(".tmp") {
-            // A journal that was never sealed: its run never reached its commit.
-            let _ = fs::remove_file(entry.path());
+        if !name.starts_with(JOURNAL_PREFIX) {
             continue;
         }
         let text = fs::read_to_string(entry.path())
@@ -274,15 +309,8 @@ impl StagedFiles {
                 .collect(),
         };
         let path = journal_path(out, run_id);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string(&journal).expect("a journal serialises");
-        write_atomic_part(&tmp, |f| {
-            f.write_all(text.as_bytes())
-                .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))
-        })?;
-        fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        sync_dir(out)?;
+        write_whole(&path, text.as_bytes())?;
         self.journal = Some(path);
         Ok(())
     }
@@ -373,19 +401,12 @@ fn merge_into_existing(
     let existing = ParquetReader::new(file)
         .finish()
         .map_err(|e| unreadable(&e))?;
-    let schema = new_rows.schema().clone();
-    let selected = Series::new("selected".into(), tenants);
-    let kept = existing
+    let others = existing
         .lazy()
-        .filter(col("tenant_id").is_in(lit(selected).implode(), false).not())
-        .select(
-            schema
-                .iter()
-                .map(|(name, dtype)| col(name.clone()).strict_cast(dtype.clone()))
-                .collect::<Vec<_>>(),
-        )
+        .filter(crate::selection::tenant_id_in(tenants).not())
         .collect()
         .map_err(|e| unreadable(&e))?;
+    let kept = crate::frames::conform(others, new_rows.schema()).map_err(|e| unreadable(&e))?;
     let keys = crate::sink::TABLE_NAMES
         .iter()
         .position(|t| *t == table)
@@ -434,6 +455,16 @@ fn file_frame(df: &DataFrame) -> Result<DataFrame> {
 
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_STARTS: [&str; 6] = ["=", "+", "-", "@", "\t", "\r"];
+
+/// A text cell as spreadsheets must get it: a leading `'` when it would
+/// otherwise be read as a formula (the same guard `csv_frame` applies).
+pub fn guard_formula(text: &str) -> String {
+    if FORMULA_STARTS.iter().any(|s| text.starts_with(s)) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
 
 /// The table as CSV holds it: text cells guarded against formula
 /// injection, money as text with 6 decimals, numbers left alone.

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::frames::{
     calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
 };
-use crate::selection::TenantSelection;
+use crate::selection::{tenant_id_in, TenantSelection};
 use crate::window::Window;
 
 /// Version of the snapshot's schema (files, columns, manifest fields);
@@ -409,9 +409,7 @@ fn restrict(
     let wanted = |df: DataFrame| -> PolarsResult<DataFrame> {
         let mut keep = lit(true);
         if !selection.tenants.is_empty() {
-            let ids: Vec<String> = selection.tenants.iter().map(|t| t.to_string()).collect();
-            keep = keep
-                .and(col("tenant_id").is_in(lit(Series::new("ids".into(), ids)).implode(), false));
+            keep = keep.and(tenant_id_in(&selection.tenant_texts()));
         }
         if let Some(shard) = selection.shard {
             // The hash is taken once per distinct tenant, not per row.
@@ -422,8 +420,7 @@ fn restrict(
                 .flatten()
                 .filter(|id| shard.contains(Some(id)))
                 .collect();
-            let mut in_shard =
-                col("tenant_id").is_in(lit(Series::new("ids".into(), ids)).implode(), false);
+            let mut in_shard = tenant_id_in(&ids);
             if shard.contains(None) {
                 in_shard = in_shard.or(col("tenant_id").is_null());
             }
