@@ -14,7 +14,7 @@
 //! exit 3, as does any reconciliation difference.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
@@ -23,6 +23,7 @@ use crate::costs::render::{self, Format};
 use crate::costs::sources::Summaries;
 use crate::costs::{GroupBy, Period};
 use crate::error::{Error, Result};
+use crate::selection::TenantSelection;
 use crate::window::parse_date;
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +109,10 @@ fn period(args: &Args) -> Result<Period> {
 
 pub fn execute(args: Args) -> Result<()> {
     let period = period(&args)?;
-    let tenants = parse_tenants(&args.tenants)?;
+    let tenants = TenantSelection {
+        tenants: parse_tenants(&args.tenants)?,
+        shard: None,
+    };
     if args.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
         return Err(Error::usage(format!(
             "--format {} writes a file: add -o FILE",
@@ -155,7 +159,7 @@ pub fn execute(args: Args) -> Result<()> {
             period.from, period.to, report.read_from
         ));
     }
-    for tenant in &tenants {
+    for tenant in &tenants.tenants {
         let id = tenant.to_string();
         if !report
             .rows
@@ -180,7 +184,7 @@ pub fn execute(args: Args) -> Result<()> {
         Format::Xlsx => render::xlsx(&report, usize::from(args.top))?,
     };
     match &args.output {
-        Some(path) => write_whole(path, &bytes)?,
+        Some(path) => crate::sink::files::write_whole(path, &bytes)?,
         None => std::io::stdout()
             .write_all(&bytes)
             .map_err(|e| Error::io("cannot write the report to stdout", e))?,
@@ -198,32 +202,4 @@ pub fn execute(args: Args) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Writes a file whole or not at all: a temporary sibling, synced, renamed.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::usage(format!("-o {} is not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|_| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(
-            format!(
-                "cannot write {} (nothing was written); pick a path you can write",
-                path.display()
-            ),
-            e,
-        )
-    })
 }

@@ -529,7 +529,7 @@ pub fn build(
     summaries: &mut sources::Summaries,
     period: Period,
     by: GroupBy,
-    tenants: &[uuid::Uuid],
+    tenants: &crate::selection::TenantSelection,
     reconcile: Option<&crate::pipeline::SourceSpec>,
 ) -> Result<Report> {
     let previous = previous_range(&period, by);
@@ -556,18 +556,12 @@ pub fn build(
     let coverage = summaries.coverage(&period)?;
     let reconciliation = match reconcile {
         None => None,
-        Some(source) => {
-            let selection = crate::selection::TenantSelection {
-                tenants: tenants.to_vec(),
-                shard: None,
-            };
-            Some(sources::reconcile(
-                source,
-                &period,
-                &selection,
-                &inputs.tenant_days,
-            )?)
-        }
+        Some(source) => Some(sources::reconcile(
+            source,
+            &period,
+            tenants,
+            &inputs.tenant_days,
+        )?),
     };
     Ok(Report {
         period,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
 use crate::error::{Error, Result};
+use crate::sink::files::guard_formula;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -270,8 +271,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         .collect();
     let document = json!({
         "period": {"from": report.period.from, "to": report.period.to},
-        "previous_period": {"from": super::previous_range(&report.period, report.by).from,
-                            "to": super::previous_range(&report.period, report.by).to},
+        "previous_period": {"from": report.previous_period.from, "to": report.previous_period.to},
         "by": report.by,
         "read_from": report.read_from,
         "rows": rows,
@@ -298,7 +298,7 @@ fn cents_text(v: Option<Decimal>) -> String {
 
 /// Lines after a table or on the workbook's about sheet.
 pub fn notes(report: &Report) -> Vec<String> {
-    let previous = super::previous_range(&report.period, report.by);
+    let previous = report.previous_period;
     let mut out = vec![
         format!(
             "period {}..{} ({} days), compared with {}..{}; read from {}",
@@ -457,18 +457,6 @@ pub fn table(report: &Report) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Characters that make a spreadsheet read a cell as a formula.
-fn guarded(text: &str) -> String {
-    if ["=", "+", "-", "@", "\t", "\r"]
-        .iter()
-        .any(|s| text.starts_with(s))
-    {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
-}
-
 fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
     Error::RunFailed(format!("cannot build the workbook: {e}"))
 }
@@ -490,15 +478,20 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
 
     let sheet = workbook.add_worksheet();
     sheet.set_name("Costs").map_err(e)?;
-    let frame = frame(report)?;
-    let names: Vec<String> = frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    // Every row has the same columns; the total row is always there.
+    let names: Vec<&str> = report
+        .rows
+        .first()
+        .map(|row| {
+            columns(report, row)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default();
     for (col, name) in names.iter().enumerate() {
         sheet
-            .write_string_with_format(0, col as u16, name, &bold)
+            .write_string_with_format(0, col as u16, *name, &bold)
             .map_err(e)?;
     }
     for (i, row) in report.rows.iter().enumerate() {
@@ -509,14 +502,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
             match value {
                 Value_::Text(None) | Value_::Int(None) | Value_::Decimal(None, _) => {}
                 Value_::Text(Some(text)) if name == "day" => {
-                    let day = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                        .map_err(|e| Error::RunFailed(e.to_string()))?;
-                    let date = ExcelDateTime::from_ymd(
-                        day.format("%Y").to_string().parse().unwrap_or(1900),
-                        day.format("%m").to_string().parse().unwrap_or(1),
-                        day.format("%d").to_string().parse().unwrap_or(1),
-                    )
-                    .map_err(e)?;
+                    let date = ExcelDateTime::parse_from_str(&text).map_err(e)?;
                     sheet
                         .write_datetime_with_format(r, col, &date, &date_format)
                         .map_err(e)?;
@@ -524,10 +510,12 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
                 Value_::Text(Some(text)) => {
                     if is_total {
                         sheet
-                            .write_string_with_format(r, col, guarded(&text), &bold)
+                            .write_string_with_format(r, col, guard_formula(&text), &bold)
                             .map_err(e)?;
                     } else {
-                        sheet.write_string(r, col, guarded(&text)).map_err(e)?;
+                        sheet
+                            .write_string(r, col, guard_formula(&text))
+                            .map_err(e)?;
                     }
                 }
                 Value_::Int(Some(v)) => {
@@ -617,7 +605,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     for (j, (id, _)) in ranked.iter().enumerate() {
         let col = (j + 1) as u16;
         daily
-            .write_string_with_format(0, col, guarded(&name_of(id)), &bold)
+            .write_string_with_format(0, col, guard_formula(&name_of(id)), &bold)
             .map_err(e)?;
         for (i, day) in days.iter().enumerate() {
             let v = report.daily[*id].get(day).copied().unwrap_or_default();
@@ -660,7 +648,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     about.set_name("About").map_err(e)?;
     let mut r = 0u32;
     let mut line = |about: &mut rust_xlsxwriter::Worksheet, text: &str| -> Result<()> {
-        about.write_string(r, 0, guarded(text)).map_err(e)?;
+        about.write_string(r, 0, guard_formula(text)).map_err(e)?;
         r += 1;
         Ok(())
     };

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use super::{Coverage, Figures, OutcomeDay, Period, Reconciliation, TenantDay, TenantDifference};
 use crate::error::{Error, Result};
 use crate::pipeline::{process, Input, Plan, SourceSpec, Timings};
-use crate::selection::TenantSelection;
+use crate::selection::{tenant_id_in, TenantSelection};
 use crate::sql;
 use crate::window::Window;
 
@@ -25,17 +25,13 @@ pub enum Summaries {
     Reports(PathBuf),
 }
 
-fn tenant_array(tenants: &[uuid::Uuid]) -> Option<Vec<uuid::Uuid>> {
-    (!tenants.is_empty()).then(|| tenants.to_vec())
-}
-
 /// The rows of one table's files for one day (every shard's file), keeping
 /// only `tenants` when given; None when the day has no folder.
 fn day_frame(
     dir: &Path,
     table: &str,
     day: NaiveDate,
-    tenants: &[uuid::Uuid],
+    tenants: &TenantSelection,
 ) -> Result<Option<DataFrame>> {
     let folder = dir.join(table).join(format!("day={day}"));
     let Ok(entries) = std::fs::read_dir(&folder) else {
@@ -73,17 +69,14 @@ fn day_frame(
     let Some(df) = frame else {
         return Ok(Some(DataFrame::empty()));
     };
-    if tenants.is_empty() {
+    if tenants.tenants.is_empty() {
         return Ok(Some(df));
     }
-    let wanted: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
-    let keep = df
-        .column("tenant_id")?
-        .str()?
-        .into_iter()
-        .map(|id| Some(id.is_some_and(|id| wanted.iter().any(|w| w == id))))
-        .collect::<BooleanChunked>();
-    Ok(Some(df.filter(&keep)?))
+    Ok(Some(
+        df.lazy()
+            .filter(tenant_id_in(&tenants.tenant_texts()))
+            .collect()?,
+    ))
 }
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
@@ -128,13 +121,13 @@ impl Summaries {
     pub fn tenant_days(
         &mut self,
         period: &Period,
-        tenants: &[uuid::Uuid],
+        tenants: &TenantSelection,
     ) -> Result<Vec<TenantDay>> {
         match self {
             Summaries::Database { client, schema } => {
                 // Streamed: a year of 1,000 tenants is 365,000 rows, and
                 // holding them all as driver rows first doubled the memory.
-                let tenants = tenant_array(tenants);
+                let tenants = tenants.tenant_array();
                 let params: [&(dyn postgres::types::ToSql + Sync); 3] =
                     [&period.from, &period.to, &tenants];
                 let rows = client.query_raw(
@@ -164,12 +157,6 @@ impl Summaries {
                     .collect()?)
             }
             Summaries::Reports(dir) => {
-                let mut booked: BTreeMap<(String, NaiveDate), i64> = BTreeMap::new();
-                for o in outcome_days_from_files(dir, period, tenants)? {
-                    if o.outcome == "booked" {
-                        *booked.entry((o.tenant_id, o.day)).or_default() += o.figures.calls;
-                    }
-                }
                 let mut out = Vec::new();
                 for day in period.each_day() {
                     let Some(df) = day_frame(dir, "tenant_daily", day, tenants)? else {
@@ -178,6 +165,7 @@ impl Summaries {
                     if df.height() == 0 {
                         continue;
                     }
+                    let booked = booked_on(dir, day, tenants)?;
                     let money = |name: &str| -> Result<Vec<Option<Decimal>>> {
                         Ok(crate::money::decimals(df.column(name)?)?)
                     };
@@ -199,8 +187,7 @@ impl Summaries {
                     );
                     for i in 0..df.height() {
                         let tenant_id = ids[i].clone().unwrap_or_default();
-                        let booked_calls =
-                            booked.get(&(tenant_id.clone(), day)).copied().unwrap_or(0);
+                        let booked_calls = booked.get(&tenant_id).copied().unwrap_or(0);
                         out.push(TenantDay {
                             tenant_id,
                             day,
@@ -229,13 +216,13 @@ impl Summaries {
     pub fn outcome_days(
         &mut self,
         period: &Period,
-        tenants: &[uuid::Uuid],
+        tenants: &TenantSelection,
     ) -> Result<Vec<OutcomeDay>> {
         match self {
             Summaries::Database { client, schema } => {
                 let rows = client.query(
                     &sql::render(sql::COSTS_OUTCOME_DAYS, &[("schema", schema)]),
-                    &[&period.from, &period.to, &tenant_array(tenants)],
+                    &[&period.from, &period.to, &tenants.tenant_array()],
                 )?;
                 Ok(rows
                     .iter()
@@ -319,10 +306,39 @@ fn outcome_figures(
     }
 }
 
+/// Booked calls (outcome `booked`, any status) per tenant on one day,
+/// from the day's outcome files alone.
+fn booked_on(
+    dir: &Path,
+    day: NaiveDate,
+    tenants: &TenantSelection,
+) -> Result<BTreeMap<String, i64>> {
+    let mut booked = BTreeMap::new();
+    let Some(outcomes) = day_frame(dir, "tenant_daily_outcomes", day, tenants)? else {
+        return Ok(booked);
+    };
+    if outcomes.height() == 0 {
+        return Ok(booked);
+    }
+    let (ids, results) = (
+        strings(&outcomes, "tenant_id")?,
+        strings(&outcomes, "outcome")?,
+    );
+    let calls = integers(&outcomes, "calls")?;
+    for i in 0..outcomes.height() {
+        if results[i].as_deref() == Some("booked") {
+            *booked
+                .entry(ids[i].clone().unwrap_or_default())
+                .or_default() += calls[i];
+        }
+    }
+    Ok(booked)
+}
+
 fn outcome_days_from_files(
     dir: &Path,
     period: &Period,
-    tenants: &[uuid::Uuid],
+    tenants: &TenantSelection,
 ) -> Result<Vec<OutcomeDay>> {
     let mut out = Vec::new();
     for day in period.each_day() {
@@ -506,45 +522,42 @@ pub fn reconcile(
         );
     }
     // Per tenant: the sums on both sides and the days that differ.
-    let mut by_tenant: BTreeMap<String, TenantDifference> = BTreeMap::new();
+    /// One tenant's sums on both sides, exact, and the days that differ.
+    #[derive(Default)]
+    struct Sides {
+        summary_calls: i64,
+        source_calls: i64,
+        summary_total: Decimal,
+        source_total: Decimal,
+        days: Vec<NaiveDate>,
+    }
+    let mut by_tenant: BTreeMap<&str, Sides> = BTreeMap::new();
     let keys: std::collections::BTreeSet<&(String, NaiveDate)> =
         recomputed.keys().chain(stored.keys()).collect();
     for key in keys {
         let (source_calls, source_total) = recomputed.get(key).copied().unwrap_or_default();
         let (summary_calls, summary_total) = stored.get(key).copied().unwrap_or_default();
-        let entry = by_tenant
-            .entry(key.0.clone())
-            .or_insert_with(|| TenantDifference {
-                tenant_id: key.0.clone(),
-                summary_total_cost_usd: "0".into(),
-                source_total_cost_usd: "0".into(),
-                difference_usd: "0".into(),
-                summary_calls: 0,
-                source_calls: 0,
-                days: Vec::new(),
-            });
-        let add = |text: &mut String, v: Decimal| {
-            *text = (text.parse::<Decimal>().unwrap_or_default() + v).to_string();
-        };
-        add(&mut entry.summary_total_cost_usd, summary_total);
-        add(&mut entry.source_total_cost_usd, source_total);
-        entry.summary_calls += summary_calls;
-        entry.source_calls += source_calls;
+        let sides = by_tenant.entry(key.0.as_str()).or_default();
+        sides.summary_calls += summary_calls;
+        sides.source_calls += source_calls;
+        sides.summary_total += summary_total;
+        sides.source_total += source_total;
         if source_calls != summary_calls || source_total != summary_total {
-            entry.days.push(key.1);
+            sides.days.push(key.1);
         }
     }
     let tenants_checked = by_tenant.len();
     let differences = by_tenant
-        .into_values()
-        .filter(|d| !d.days.is_empty())
-        .map(|mut d| {
-            let summary: Decimal = d.summary_total_cost_usd.parse().unwrap_or_default();
-            let source: Decimal = d.source_total_cost_usd.parse().unwrap_or_default();
-            d.summary_total_cost_usd = crate::money::format(summary);
-            d.source_total_cost_usd = crate::money::format(source);
-            d.difference_usd = crate::money::format(summary - source);
-            d
+        .into_iter()
+        .filter(|(_, sides)| !sides.days.is_empty())
+        .map(|(tenant_id, sides)| TenantDifference {
+            tenant_id: tenant_id.to_string(),
+            summary_total_cost_usd: crate::money::format(sides.summary_total),
+            source_total_cost_usd: crate::money::format(sides.source_total),
+            difference_usd: crate::money::format(sides.summary_total - sides.source_total),
+            summary_calls: sides.summary_calls,
+            source_calls: sides.source_calls,
+            days: sides.days,
         })
         .collect();
     Ok(Reconciliation {

@@ -39,7 +39,7 @@ fn tenant_day(tenant: &str, on: &str, calls: i64, total: &str) -> TenantDay {
 fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
     Report {
         period,
-        previous_period: period.previous(),
+        previous_period: previous_range(&period, GroupBy::Tenant),
         by: GroupBy::Tenant,
         rows,
         coverage: Coverage::default(),
