@@ -35,6 +35,8 @@ pub enum Command {
     Runs(crate::cmd::runs::Args),
     /// Finance cost reports from the summary tables or report files.
     Costs(crate::cmd::costs::Args),
+    /// Error trends, spikes and new error types, with charts.
+    Errors(crate::cmd::errors::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).
     Extract(crate::cmd::extract::Args),
     /// Generate a synthetic platform into a database or a snapshot.

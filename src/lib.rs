@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod costs;
 pub mod db;
 pub mod error;
+pub mod errors;
 pub mod fault;
 pub mod frames;
 pub mod generate;
@@ -22,6 +23,7 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod summaries;
 pub mod window;
 pub mod zone_check;
 

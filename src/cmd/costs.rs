@@ -125,21 +125,11 @@ pub fn execute(args: Args) -> Result<()> {
     }
     let mut summaries = match &args.reports {
         Some(dir) => Summaries::reports(dir)?,
-        None => {
-            let schema = args.schema.target_schema()?;
-            let url = args.connect.target()?;
-            let mut client = url.connect("callrollup-costs")?;
-            crate::migrate::check_current(&mut client, &schema).map_err(|e| match e {
-                Error::EngineSchema(m) => Error::EngineSchema(format!(
-                    "{m}; then `callrollup run` to fill the summary tables (or pass --reports DIR)"
-                )),
-                e => e,
-            })?;
-            Summaries::Database {
-                client: Box::new(client),
-                schema,
-            }
-        }
+        None => Summaries::database(
+            &args.connect.target()?,
+            args.schema.target_schema()?,
+            "callrollup-costs",
+        )?,
     };
     let source = if args.reconcile {
         Some(args.source.spec(&args.connect)?)

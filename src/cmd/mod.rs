@@ -2,6 +2,7 @@
 
 pub mod costs;
 pub mod demo;
+pub mod errors;
 pub mod extract;
 pub mod generate;
 pub mod migrate;
@@ -15,6 +16,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),
         Command::Costs(args) => costs::execute(args),
+        Command::Errors(args) => errors::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
         Command::Extract(args) => extract::execute(args),

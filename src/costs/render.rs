@@ -191,13 +191,7 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
 /// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
 /// on every text cell, money with 6 decimals, numbers untouched.
 pub fn csv(report: &Report) -> Result<Vec<u8>> {
-    let mut text = crate::sink::files::csv_frame(&frame(report)?)?;
-    let mut out = Vec::new();
-    CsvWriter::new(&mut out)
-        .include_header(true)
-        .with_quote_style(QuoteStyle::Necessary)
-        .finish(&mut text)?;
-    Ok(out)
+    crate::sink::files::csv_bytes(&frame(report)?)
 }
 
 pub fn parquet(report: &Report) -> Result<Vec<u8>> {

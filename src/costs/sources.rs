@@ -4,80 +4,20 @@
 //! period's totals from the source with the pipeline `run` uses.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
-use postgres::Client;
 use rust_decimal::Decimal;
 
 use super::{Coverage, Figures, OutcomeDay, Period, Reconciliation, TenantDay, TenantDifference};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::{process, Input, Plan, SourceSpec, Timings};
-use crate::selection::{tenant_id_in, TenantSelection};
+use crate::selection::TenantSelection;
 use crate::sql;
+use crate::summaries::day_frame;
+pub use crate::summaries::Summaries;
 use crate::window::Window;
-
-/// The summary tables of a target schema, or a report folder.
-pub enum Summaries {
-    Database { client: Box<Client>, schema: String },
-    Reports(PathBuf),
-}
-
-/// The rows of one table's files for one day (every shard's file), keeping
-/// only `tenants` when given; None when the day has no folder.
-fn day_frame(
-    dir: &Path,
-    table: &str,
-    day: NaiveDate,
-    tenants: &TenantSelection,
-) -> Result<Option<DataFrame>> {
-    let folder = dir.join(table).join(format!("day={day}"));
-    let Ok(entries) = std::fs::read_dir(&folder) else {
-        return Ok(None);
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            !name.starts_with('.') && name.ends_with(".parquet")
-        })
-        .collect();
-    paths.sort();
-    let mut frame: Option<DataFrame> = None;
-    for path in paths {
-        let unreadable = |e: &dyn std::fmt::Display| {
-            Error::usage(format!(
-                "cannot read report file {} ({e}); re-run `callrollup run` for {day}",
-                path.display()
-            ))
-        };
-        let file = File::open(&path).map_err(|e| unreadable(&e))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| unreadable(&e))?;
-        frame = Some(match frame {
-            Some(mut f) => {
-                f.vstack_mut(&df).map_err(|e| unreadable(&e))?;
-                f
-            }
-            None => df,
-        });
-    }
-    let Some(df) = frame else {
-        return Ok(Some(DataFrame::empty()));
-    };
-    if tenants.tenants.is_empty() {
-        return Ok(Some(df));
-    }
-    Ok(Some(
-        df.lazy()
-            .filter(tenant_id_in(&tenants.tenant_texts()))
-            .collect()?,
-    ))
-}
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     Ok(df
@@ -99,24 +39,6 @@ fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
 }
 
 impl Summaries {
-    /// A report folder must hold `run`'s reports.
-    pub fn reports(dir: &Path) -> Result<Summaries> {
-        if !dir.join("tenant_daily").is_dir() {
-            return Err(Error::usage(format!(
-                "--reports {} holds no reports (no tenant_daily folder); point it at the --out folder of `callrollup run`",
-                dir.display()
-            )));
-        }
-        Ok(Summaries::Reports(dir.to_path_buf()))
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Summaries::Database { schema, .. } => format!("summary tables in schema {schema}"),
-            Summaries::Reports(dir) => format!("report files under {}", dir.display()),
-        }
-    }
-
     /// `tenant_daily` rows of the period, with each day's booked calls.
     pub fn tenant_days(
         &mut self,

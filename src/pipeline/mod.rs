@@ -155,6 +155,14 @@ impl Input {
         }
     }
 
+    /// The days a snapshot holds (None: a database holds every day).
+    pub fn days_held(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        match self {
+            Input::Snapshot(_, manifest) => Some((manifest.window_from, manifest.window_to)),
+            Input::Postgres(..) => None,
+        }
+    }
+
     /// What the run reads, for the ledger (no secrets).
     pub fn describe(&self) -> Result<String> {
         Ok(match self {
@@ -230,6 +238,29 @@ pub fn process(
     timings: &mut Timings,
     mut sink: impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
 ) -> Result<WindowStats> {
+    let mut stats = WindowStats::default();
+    for_each_chunk(input, plan, timings, |frames, read, chunk, timings| {
+        let part = timings.time("rollup", || {
+            Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
+        })?;
+        drop(frames);
+        part.check_totals().map_err(Error::Reconciliation)?;
+        stats.add(&part, read)?;
+        sink(&part, chunk, timings)
+    })?;
+    Ok(stats)
+}
+
+/// Reads the window chunk by chunk and hands each chunk's frames (every
+/// row of the chunk's UTC range; `rollup::day_rows` keeps the chunk's
+/// tenant days) to `each`, then proves that what was read is what the
+/// source holds. The next chunk is read while `each` works on this one.
+pub fn for_each_chunk(
+    input: &mut Input,
+    plan: &Plan,
+    timings: &mut Timings,
+    mut each: impl FnMut(SourceFrames, &SourceTotals, &Window, &mut Timings) -> Result<()>,
+) -> Result<SourceTotals> {
     let Plan {
         window,
         chunk_days,
@@ -242,7 +273,7 @@ pub fn process(
     };
     let chunks = window.chunks(chunk_days);
     input.start_verification(window, selection)?;
-    let stats = std::thread::scope(|scope| -> Result<WindowStats> {
+    let read_total = std::thread::scope(|scope| -> Result<SourceTotals> {
         // The next chunk is read while this one is rolled up and written,
         // so Postgres and the decoder work alongside Polars and the
         // write-back. A rendezvous channel: at most one chunk waits.
@@ -262,7 +293,7 @@ pub fn process(
             }
             busy
         });
-        let mut stats = WindowStats::default();
+        let mut read_total = SourceTotals::default();
         for chunk in chunks {
             crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
             let waited = Instant::now();
@@ -274,19 +305,14 @@ pub fn process(
                     "internal: the source reader stopped early".into(),
                 ))
             })?;
-            let part = timings.time("rollup", || {
-                Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
-            })?;
-            drop(frames);
-            part.check_totals().map_err(Error::Reconciliation)?;
-            stats.add(&part, &read)?;
-            sink(&part, chunk, timings)?;
+            read_total.add(&read);
+            each(frames, &read, chunk, timings)?;
         }
         drop(receiver);
         let busy = reader.join().expect("the source reader panicked");
         timings.add("extract (overlapped)", busy);
-        Ok(stats)
+        Ok(read_total)
     })?;
-    timings.time("verify", || input.verify(&stats.read))?;
-    Ok(stats)
+    timings.time("verify", || input.verify(&read_total))?;
+    Ok(read_total)
 }

@@ -94,6 +94,31 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
     })
 }
 
+/// The rows of tenant days `from..=to` as read, each with its tenant-local
+/// `day` (docs/CONTRACT.md §2): calls and errors, with no value filled
+/// in or changed. `errors --bucket hour` and `query` start from these.
+pub fn day_rows(
+    frames: &SourceFrames,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> PolarsResult<(DataFrame, DataFrame)> {
+    let span = utc_span(&[&frames.calls, &frames.errors])?;
+    let tenants = tenant_zones(&frames.tenants, span)?;
+    let keep = |rows: &DataFrame| -> PolarsResult<DataFrame> {
+        let mut columns: Vec<Expr> = rows
+            .get_column_names()
+            .into_iter()
+            .map(|c| col(c.clone()))
+            .collect();
+        columns.push(col("day"));
+        with_tenant_day(rows.clone().lazy(), &tenants)
+            .filter(in_window(from, to))
+            .select(columns)
+            .collect()
+    };
+    Ok((keep(&frames.calls)?, keep(&frames.errors)?))
+}
+
 /// The first and last `created_at` (Unix µs) over some frames.
 fn utc_span(frames: &[&DataFrame]) -> PolarsResult<(i64, i64)> {
     let mut span: Option<(i64, i64)> = None;

@@ -495,3 +495,15 @@ pub fn csv_frame(df: &DataFrame) -> Result<DataFrame> {
     }
     Ok(DataFrame::new(columns)?)
 }
+
+/// A frame as CSV bytes as the contract says: header, RFC 4180 quoting,
+/// UTF-8, the formula guard on text cells, money with 6 decimals.
+pub fn csv_bytes(df: &DataFrame) -> Result<Vec<u8>> {
+    let mut text = csv_frame(df)?;
+    let mut out = Vec::new();
+    CsvWriter::new(&mut out)
+        .include_header(true)
+        .with_quote_style(QuoteStyle::Necessary)
+        .finish(&mut text)?;
+    Ok(out)
+}

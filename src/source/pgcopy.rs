@@ -26,6 +26,8 @@ pub const MONEY_SCALE: u32 = 10;
 
 /// Microseconds between the Unix epoch and Postgres' 2000-01-01.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// 2000-01-01, Postgres' day zero, in days since 1970-01-01.
+const POSTGRES_EPOCH_DAYS: i32 = 10_957;
 
 /// The longest field Postgres can send (1 GB, its own limit on a value):
 /// a longer length can only come from a corrupt stream, and is refused
@@ -52,6 +54,10 @@ pub enum Kind {
     TimestampTz,
     /// `boolean`.
     Bool,
+    /// `date`, as days since 1970-01-01 (the summary tables' `day`).
+    Date,
+    /// `double precision` (the summary tables' `error_rate`).
+    Float8,
 }
 
 /// Why a COPY stream could not be decoded.
@@ -287,6 +293,8 @@ enum Values {
     Int8(Vec<i64>, MutableBitmap),
     TimestampTz(Vec<i64>, MutableBitmap),
     Bool(MutableBitmap, MutableBitmap),
+    Date(Vec<i32>, MutableBitmap),
+    Float8(Vec<f64>, MutableBitmap),
 }
 
 struct Builder {
@@ -314,6 +322,8 @@ impl Builder {
             Kind::Int8 => Values::Int8(Vec::new(), MutableBitmap::new()),
             Kind::TimestampTz => Values::TimestampTz(Vec::new(), MutableBitmap::new()),
             Kind::Bool => Values::Bool(MutableBitmap::new(), MutableBitmap::new()),
+            Kind::Date => Values::Date(Vec::new(), MutableBitmap::new()),
+            Kind::Float8 => Values::Float8(Vec::new(), MutableBitmap::new()),
         };
         Builder { name, values }
     }
@@ -335,6 +345,14 @@ impl Builder {
             }
             Values::Bool(v, valid) => {
                 v.push(false);
+                valid.push(false);
+            }
+            Values::Date(v, valid) => {
+                v.push(0);
+                valid.push(false);
+            }
+            Values::Float8(v, valid) => {
+                v.push(0.0);
                 valid.push(false);
             }
         }
@@ -381,6 +399,17 @@ impl Builder {
                 v.push(byte != 0);
                 valid.push(true);
             }
+            Values::Date(v, valid) => {
+                let bytes: [u8; 4] = raw.try_into().map_err(|_| wrong_size("date"))?;
+                // Postgres counts days from 2000-01-01; ±infinity stay at the ends.
+                v.push(i32::from_be_bytes(bytes).saturating_add(POSTGRES_EPOCH_DAYS));
+                valid.push(true);
+            }
+            Values::Float8(v, valid) => {
+                let bytes: [u8; 8] = raw.try_into().map_err(|_| wrong_size("double precision"))?;
+                v.push(f64::from_be_bytes(bytes));
+                valid.push(true);
+            }
         }
         Ok(())
     }
@@ -407,6 +436,12 @@ impl Builder {
             Values::Bool(v, valid) => {
                 let array = BooleanArray::new(ArrowDataType::Boolean, v.into(), validity(valid));
                 BooleanChunked::with_chunk(name, array).into_series()
+            }
+            Values::Date(v, valid) => Int32Chunked::from_vec_validity(name, v, validity(valid))
+                .into_date()
+                .into_series(),
+            Values::Float8(v, valid) => {
+                Float64Chunked::from_vec_validity(name, v, validity(valid)).into_series()
             }
         }
     }
@@ -581,6 +616,44 @@ mod tests {
         // A truncated stream is an error, not a short frame.
         let truncated = &stream[..stream.len() - 5];
         assert!(read_frame(truncated, &[("call_id", Kind::Text)]).is_err());
+    }
+
+    #[test]
+    fn dates_and_doubles_decode_as_postgres_sends_them() {
+        let mut stream = b"PGCOPY\n\xff\r\n\0".to_vec();
+        stream.extend(0u32.to_be_bytes());
+        stream.extend(0u32.to_be_bytes());
+        // 2026-03-08 is day 9563 after 2000-01-01; then a NULL row.
+        stream.extend(2i16.to_be_bytes());
+        stream.extend(4i32.to_be_bytes());
+        stream.extend(9563i32.to_be_bytes());
+        stream.extend(8i32.to_be_bytes());
+        stream.extend(0.25f64.to_be_bytes());
+        stream.extend(2i16.to_be_bytes());
+        stream.extend((-1i32).to_be_bytes());
+        stream.extend((-1i32).to_be_bytes());
+        stream.extend((-1i16).to_be_bytes());
+        let df = read_frame(
+            &stream[..],
+            &[("day", Kind::Date), ("error_rate", Kind::Float8)],
+        )
+        .unwrap();
+        let day = df.column("day").unwrap().date().unwrap();
+        let expected = chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        assert_eq!(day.physical().get(0), Some(expected.num_days() as i32));
+        assert_eq!(day.physical().get(1), None);
+        let rate = df.column("error_rate").unwrap().f64().unwrap();
+        assert_eq!(rate.get(0), Some(0.25));
+        assert_eq!(rate.get(1), None);
+        // A date of the wrong width is refused, naming the column.
+        let mut short = stream.clone();
+        short[21..25].copy_from_slice(&3i32.to_be_bytes());
+        assert!(read_frame(
+            &short[..],
+            &[("day", Kind::Date), ("error_rate", Kind::Float8)]
+        )
+        .is_err());
     }
 
     mod properties {

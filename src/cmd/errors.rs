@@ -1,0 +1,239 @@
+//! callrollup errors — error trends, spikes and new error types.
+//!
+//! Usage: callrollup errors [--since 14d | --from D --to D] [--tenant UUID]...
+//!                          [--by error_type|severity|tenant] [--bucket day|hour]
+//!                          [--timezone ZONE] [--top N] [--spike-k K] [--spike-min N]
+//!                          [--chart FILE.svg|FILE.png] [--format table|csv|json] [-o FILE]
+//!                          [--reports DIR] [--source DIR]
+//!                          [--database-url URL] [--target-url URL] [--target-schema NAME]
+//!
+//! Daily buckets are tenant days, read from the summary tables (the target
+//! database, or `--reports DIR`); days no run has rolled up yet are
+//! computed from the source (the database, or `--source DIR`) with the
+//! pipeline `run` uses. Hourly buckets are read from the source, in UTC or
+//! `--timezone`. Error messages, stack traces and contexts are never read.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{Days, NaiveDate, Utc};
+
+use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts, SourceOpts};
+use crate::error::{Error, Result};
+use crate::errors::render::{self, Format};
+use crate::errors::{analyse, chart, sources, Bucketing, By, SpikeRule, Timeline};
+use crate::pipeline::SourceSpec;
+use crate::selection::TenantSelection;
+use crate::summaries::Summaries;
+use crate::window::{last_complete_day, parse_date};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub connect: ConnectOpts,
+    #[command(flatten)]
+    pub schema: SchemaOpts,
+
+    /// The period: the last N days (`14d`) or weeks (`2w`), ending with
+    /// the last complete day (today, for hourly buckets).
+    #[arg(long, default_value = "14d", conflicts_with_all = ["from", "to"])]
+    pub since: String,
+    /// First day (inclusive), with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Last day (inclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+
+    /// Only this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "UUID")]
+    pub tenants: Vec<String>,
+
+    /// What a group is.
+    #[arg(long, value_enum, default_value_t = By::ErrorType)]
+    pub by: By,
+
+    /// Tenant days (from the summary tables) or hours (from the source).
+    #[arg(long, value_enum, default_value_t = Bucketing::Day)]
+    pub bucket: Bucketing,
+
+    /// The clock hourly buckets follow (an IANA zone); UTC by default.
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+
+    /// How many groups to show (table 10, chart 8; json and csv: all).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub top: Option<u16>,
+
+    /// A spike is more than K spreads above the trailing median.
+    #[arg(long, default_value_t = SpikeRule::default().k)]
+    pub spike_k: f64,
+
+    /// A bucket with fewer errors is never a spike.
+    #[arg(long, default_value_t = SpikeRule::default().min_errors)]
+    pub spike_min: i64,
+
+    /// Draw the series into an SVG or PNG file (1200×600).
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write here instead of stdout (written whole or not at all).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Read the report files `run` wrote under DIR instead of the database.
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
+
+    /// Where days not rolled up, and hourly buckets, are read.
+    #[command(flatten)]
+    pub source: SourceOpts,
+}
+
+/// `14d` or `2w` as a number of days.
+fn since_days(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "--since {text:?} is not a length; use days or weeks, e.g. 14d or 2w"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let days = match unit {
+        "d" => n,
+        "w" => n.checked_mul(7).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if days == 0 || days > 3660 {
+        return Err(Error::usage(format!(
+            "--since {text}: pick between 1 day and 10 years"
+        )));
+    }
+    Ok(days)
+}
+
+fn period(args: &Args, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
+    match (&args.from, &args.to) {
+        (Some(from), Some(to)) => {
+            let (from, to) = (parse_date("--from", from)?, parse_date("--to", to)?);
+            if from > to {
+                return Err(Error::usage(format!(
+                    "--from {from} is after --to {to}; swap them"
+                )));
+            }
+            Ok((from, to))
+        }
+        _ => {
+            let days = since_days(&args.since)?;
+            Ok((today - Days::new(days - 1), today))
+        }
+    }
+}
+
+/// The source when one is configured: a snapshot, or the database.
+fn source(args: &Args) -> Result<Option<SourceSpec>> {
+    if args.source.source.is_some() || args.connect.database_url.is_some() {
+        Ok(Some(args.source.spec(&args.connect)?))
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn execute(args: Args) -> Result<()> {
+    let rule = SpikeRule {
+        k: args.spike_k,
+        min_errors: args.spike_min,
+    };
+    if !(rule.k.is_finite() && rule.k > 0.0) || rule.min_errors < 1 {
+        return Err(Error::usage(
+            "--spike-k must be a positive number and --spike-min at least 1",
+        ));
+    }
+    let chart_kind = args.chart.as_deref().map(chart::Kind::of).transpose()?;
+    let tenants = TenantSelection {
+        tenants: parse_tenants(&args.tenants)?,
+        shard: None,
+    };
+    let now = Utc::now();
+    let source = source(&args)?;
+    let (timeline, read) = match args.bucket {
+        Bucketing::Day => {
+            if args.timezone.is_some() {
+                return Err(Error::usage(
+                    "--timezone sets the clock of hourly buckets; daily buckets are each tenant's own days (add --bucket hour)",
+                ));
+            }
+            let (from, to) = period(&args, last_complete_day(now))?;
+            let timeline = Timeline::days(from, to);
+            let mut summaries = match &args.reports {
+                Some(dir) => Some(Summaries::reports(dir)?),
+                None if args.connect.target_url.is_some()
+                    || args.connect.database_url.is_some() =>
+                {
+                    Some(Summaries::database(
+                        &args.connect.target()?,
+                        args.schema.target_schema()?,
+                        "callrollup-errors",
+                    )?)
+                }
+                None => None,
+            };
+            if summaries.is_none() && source.is_none() {
+                return Err(Error::usage(
+                    "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
+                ));
+            }
+            let read = sources::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
+            (timeline, read)
+        }
+        Bucketing::Hour => {
+            let zone_name = args.timezone.as_deref().unwrap_or("UTC");
+            let zone = crate::rollup::timezone::canonical_zone(zone_name)
+                .map(crate::rollup::timezone::rules_of)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--timezone {zone_name:?} is not a time zone; use an IANA name such as America/Chicago"
+                    ))
+                })?;
+            let today = now.with_timezone(&zone).date_naive();
+            let (from, to) = period(&args, today)?;
+            let timeline = Timeline::hours(zone, from, to, now)?;
+            let Some(spec) = &source else {
+                return Err(Error::usage(
+                    "--bucket hour reads the platform's rows: pass --database-url (or DATABASE_URL) or --source DIR",
+                ));
+            };
+            let read = sources::hourly(spec, &timeline, &tenants)?;
+            (timeline, read)
+        }
+    };
+    let mut analysis = analyse(&read.series, timeline, args.by, rule)?;
+    analysis.read_from = read.read_from;
+    if !analysis.missing_days.is_empty() && args.format != Format::Table {
+        crate::log::info(&format!(
+            "{} day(s) not rolled up and no source to read them from: run `callrollup run` for them, or pass --source DIR",
+            analysis.missing_days.len()
+        ));
+    }
+
+    let top = args.top.map(usize::from);
+    let bytes = match args.format {
+        Format::Table => render::table(&analysis, top.unwrap_or(10)),
+        Format::Csv => render::csv(&analysis, top)?,
+        Format::Json => render::json(&analysis, top)?,
+    };
+    if let (Some(path), Some(kind)) = (&args.chart, chart_kind) {
+        let picture = chart::render(&analysis, top.unwrap_or(chart::DEFAULT_TOP), kind)?;
+        crate::sink::files::write_whole(path, &picture)?;
+        crate::log::info(&format!("chart written to {}", path.display()));
+    }
+    match &args.output {
+        Some(path) => crate::sink::files::write_whole(path, &bytes),
+        None => std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| Error::io("cannot write the report to stdout", e)),
+    }
+}

@@ -1,0 +1,313 @@
+//! `errors --chart FILE.svg|FILE.png`: the period's errors per bucket,
+//! stacked by group (the top N, the rest as "other"), spikes marked, dates
+//! on the x axis and a legend beside the plot, at 1200×600.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::{Analysis, Bucketing};
+use crate::error::{Error, Result};
+
+pub const SIZE: (u32, u32) = (1200, 600);
+/// Width of the legend panel on the right.
+const LEGEND_WIDTH: u32 = 230;
+/// Groups shown when --top is not given.
+pub const DEFAULT_TOP: usize = 8;
+
+/// Tableau 10: distinct for readers with the common colour-vision
+/// deficiencies, and printable.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
+    RGBColor(255, 187, 120),
+];
+const OTHER: RGBColor = RGBColor(205, 205, 205);
+const SPIKE: RGBColor = RGBColor(214, 39, 40);
+
+/// The font compiled into the binary (assets/fonts/README.md).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The bytes are ours and valid; a failure would show as missing text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// The chart's image format, from the file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Svg,
+    Png,
+}
+
+impl Kind {
+    pub fn of(path: &Path) -> Result<Kind> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("svg") => Ok(Kind::Svg),
+            Some("png") => Ok(Kind::Png),
+            _ => Err(Error::usage(format!(
+                "--chart {} must end in .svg or .png",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// One stacked layer: a group (or "other") with its period counts.
+struct Layer {
+    label: String,
+    color: RGBColor,
+    counts: Vec<i64>,
+    spikes: Vec<bool>,
+}
+
+fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
+    let start = analysis.timeline.period_start;
+    let length = analysis.timeline.period_len();
+    let shown = analysis.shown(Some(top));
+    let mut out: Vec<Layer> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, g)| Layer {
+            label: shorten(&match &g.name {
+                Some(name) if !name.is_empty() => name.clone(),
+                _ => g.key.clone(),
+            }),
+            color: PALETTE[i % PALETTE.len()],
+            counts: g.cells[start..].iter().map(|c| c.errors).collect(),
+            spikes: g.spikes.clone(),
+        })
+        .collect();
+    let rest = &analysis.groups[shown.len()..];
+    if !rest.is_empty() {
+        let mut counts = vec![0; length];
+        for g in rest {
+            for (i, c) in g.cells[start..].iter().enumerate() {
+                counts[i] += c.errors;
+            }
+        }
+        out.push(Layer {
+            label: format!("other ({} groups)", rest.len()),
+            color: OTHER,
+            counts,
+            spikes: vec![false; length],
+        });
+    }
+    out
+}
+
+/// Legend text fits its panel.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 24;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(MAX - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Where the x axis gets a date: about a dozen evenly spaced days, or
+/// the local midnights of the hours (every few days on long periods).
+fn ticks(timeline: &super::Timeline) -> Vec<(usize, String)> {
+    let start = timeline.period_start;
+    let length = timeline.period_len();
+    let candidates: Vec<usize> = match timeline.bucketing {
+        Bucketing::Day => (0..length).collect(),
+        Bucketing::Hour => (0..length)
+            .filter(|i| timeline.short_label(start + i).ends_with("00:00"))
+            .collect(),
+    };
+    let step = candidates.len().div_ceil(12).max(1);
+    candidates
+        .into_iter()
+        .step_by(step)
+        .map(|i| {
+            let label = timeline.short_label(start + i);
+            (i, label.trim_end_matches(" 00:00").to_string())
+        })
+        .collect()
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    analysis: &Analysis,
+    top: usize,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let timeline = &analysis.timeline;
+    let layers = layers(analysis, top);
+    let length = timeline.period_len();
+    let totals: Vec<i64> = (0..length)
+        .map(|i| layers.iter().map(|l| l.counts[i]).sum())
+        .collect();
+    let highest = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
+
+    let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let unit = match timeline.bucketing {
+        Bucketing::Day => "tenant day".to_string(),
+        Bucketing::Hour => format!("hour ({})", timeline.zone.name()),
+    };
+    let title = format!(
+        "Errors by {} per {unit}, {} to {}",
+        analysis.by.column(),
+        timeline.from,
+        timeline.to
+    );
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, ("sans-serif", 22).into_font())
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        // Bucket i's bar is centred on x = i, under its label.
+        .build_cartesian_2d(-0.5f64..length as f64 - 0.5, 0f64..highest * 1.15)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        // Dates are drawn below at chosen buckets (see `ticks`).
+        .x_labels(0)
+        .x_label_formatter(&|_| String::new())
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc(match timeline.bucketing {
+            Bucketing::Day => "tenant day",
+            Bucketing::Hour => "hour starting (ticks at midnight)",
+        })
+        .y_desc("errors")
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()?;
+    let tick_text =
+        ("sans-serif", 14)
+            .into_font()
+            .color(&BLACK)
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Top,
+            ));
+    for (i, text) in ticks(timeline) {
+        let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+        plot.draw(&PathElement::new(vec![(x, y), (x, y + 5)], BLACK))?;
+        plot.draw(&Text::new(text, (x, y + 8), tick_text.clone()))?;
+    }
+
+    // Bars, stacked from the largest group up.
+    let mut base = vec![0i64; length];
+    let gap = if length > 60 { 0.0 } else { 0.15 };
+    for layer in &layers {
+        chart.draw_series((0..length).filter(|i| layer.counts[*i] > 0).map(|i| {
+            let (y0, y1) = (base[i] as f64, (base[i] + layer.counts[i]) as f64);
+            Rectangle::new(
+                [(i as f64 - 0.5 + gap, y0), (i as f64 + 0.5 - gap, y1)],
+                layer.color.filled(),
+            )
+        }))?;
+        for (b, c) in base.iter_mut().zip(&layer.counts) {
+            *b += c;
+        }
+    }
+    // Spikes: a red marker over the bar, with the group's count where
+    // there is room for it.
+    let roomy = length <= 60;
+    let marker =
+        ("sans-serif", 16)
+            .into_font()
+            .color(&SPIKE)
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Bottom,
+            ));
+    for layer in &layers {
+        for i in (0..length).filter(|i| layer.spikes[*i]) {
+            chart.draw_series(std::iter::once(Text::new(
+                if roomy {
+                    format!("▼{}", layer.counts[i])
+                } else {
+                    "▼".to_string()
+                },
+                (i as f64, totals[i] as f64 + highest * 0.01),
+                marker.clone(),
+            )))?;
+        }
+    }
+
+    // The legend, beside the plot so it never hides a bar.
+    let text = ("sans-serif", 15).into_font();
+    let mut y = 60;
+    legend.draw(&Text::new(
+        "Groups (period total)",
+        (8, y - 26),
+        text.clone(),
+    ))?;
+    for layer in &layers {
+        legend.draw(&Rectangle::new(
+            [(8, y), (24, y + 14)],
+            layer.color.filled(),
+        ))?;
+        let total: i64 = layer.counts.iter().sum();
+        legend.draw(&Text::new(
+            format!("{} ({total})", layer.label),
+            (32, y),
+            text.clone(),
+        ))?;
+        y += 24;
+    }
+    y += 10;
+    legend.draw(&Text::new("▼ spike (errors)", (8, y), text.color(&SPIKE)))?;
+    root.present()?;
+    Ok(())
+}
+
+fn chart_error(e: impl std::fmt::Display) -> Error {
+    Error::RunFailed(format!("cannot draw the chart: {e}"))
+}
+
+/// The chart as the bytes of an SVG or PNG file.
+pub fn render(analysis: &Analysis, top: usize, kind: Kind) -> Result<Vec<u8>> {
+    register_font();
+    match kind {
+        Kind::Svg => {
+            let mut svg = String::new();
+            draw(
+                SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+                analysis,
+                top,
+            )
+            .map_err(chart_error)?;
+            Ok(svg.into_bytes())
+        }
+        Kind::Png => {
+            let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+            draw(
+                BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+                analysis,
+                top,
+            )
+            .map_err(chart_error)?;
+            let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels)
+                .ok_or_else(|| chart_error("the pixel buffer has the wrong size"))?;
+            let mut out = std::io::Cursor::new(Vec::new());
+            image
+                .write_to(&mut out, image::ImageOutputFormat::Png)
+                .map_err(chart_error)?;
+            Ok(out.into_inner())
+        }
+    }
+}

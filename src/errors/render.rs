@@ -1,0 +1,294 @@
+//! `errors` output: a table for people (one line per group, then the
+//! spikes and new error types), and one row per group and bucket for
+//! machines (json, csv).
+
+use chrono::{DateTime, SecondsFormat};
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Cell as TableCell, CellAlignment, ContentArrangement, Table};
+use polars::prelude::*;
+use serde_json::{json, Map, Value};
+
+use super::{Analysis, By, Row};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn timestamp(micros: Option<i64>) -> Option<String> {
+    micros.map(|t| {
+        DateTime::from_timestamp_micros(t)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
+    })
+}
+
+/// Error rates are shown as fractions with 6 decimals, as stored.
+fn rounded_rate(rate: Option<f64>) -> Option<f64> {
+    rate.map(|r| (r * 1e6).round() / 1e6)
+}
+
+/// One row's columns, in output order: the bucket, the group's key under
+/// its table name, the figures, then the flags.
+fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
+    let mut out = vec![("bucket", json!(row.bucket))];
+    out.push((analysis.by.column(), json!(row.group.key)));
+    if analysis.by == By::Tenant {
+        out.push(("business_name", json!(row.group.name)));
+    }
+    out.extend([
+        ("errors", json!(row.cell.errors)),
+        ("unresolved_errors", json!(row.cell.unresolved_errors)),
+        ("calls_affected", json!(row.cell.calls_affected)),
+        ("error_rate", json!(rounded_rate(row.error_rate))),
+        ("previous_errors", json!(row.previous_errors)),
+        ("spike", json!(row.spike)),
+        ("new_type", json!(row.group.new_type)),
+        ("first_seen_at", json!(timestamp(row.cell.first_seen_at))),
+        ("last_seen_at", json!(timestamp(row.cell.last_seen_at))),
+        ("trend", json!(row.group.trend.name())),
+    ]);
+    out
+}
+
+/// An array of row objects, one per group and bucket of the period.
+pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
+    let rows: Vec<Value> = analysis
+        .rows(top)
+        .iter()
+        .map(|row| {
+            Value::Object(
+                columns(analysis, row)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<Map<_, _>>(),
+            )
+        })
+        .collect();
+    let mut out = serde_json::to_vec_pretty(&rows).expect("JSON values serialize");
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// The json rows as a frame, column for column.
+pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
+    let rows = analysis.rows(top);
+    let template = match rows.first() {
+        Some(row) => columns(analysis, row),
+        None => {
+            // No groups: the header alone.
+            let names: Vec<Column> = header(analysis)
+                .into_iter()
+                .map(|n| Column::new_empty(n.into(), &DataType::String))
+                .collect();
+            return Ok(DataFrame::new(names)?);
+        }
+    };
+    let mut out = Vec::with_capacity(template.len());
+    for (i, (name, _)) in template.iter().enumerate() {
+        let values: Vec<Value> = rows
+            .iter()
+            .map(|row| columns(analysis, row).swap_remove(i).1)
+            .collect();
+        let column = match name {
+            &"errors" | &"unresolved_errors" | &"calls_affected" | &"previous_errors" => {
+                Column::new(
+                    (*name).into(),
+                    values.iter().map(Value::as_i64).collect::<Vec<_>>(),
+                )
+            }
+            &"error_rate" => Column::new(
+                (*name).into(),
+                values.iter().map(Value::as_f64).collect::<Vec<_>>(),
+            ),
+            &"spike" | &"new_type" => Column::new(
+                (*name).into(),
+                values.iter().map(Value::as_bool).collect::<Vec<_>>(),
+            ),
+            _ => Column::new(
+                (*name).into(),
+                values
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        out.push(column);
+    }
+    Ok(DataFrame::new(out)?)
+}
+
+fn header(analysis: &Analysis) -> Vec<&'static str> {
+    let mut out = vec!["bucket", analysis.by.column()];
+    if analysis.by == By::Tenant {
+        out.push("business_name");
+    }
+    out.extend([
+        "errors",
+        "unresolved_errors",
+        "calls_affected",
+        "error_rate",
+        "previous_errors",
+        "spike",
+        "new_type",
+        "first_seen_at",
+        "last_seen_at",
+        "trend",
+    ]);
+    out
+}
+
+/// The same rows as CSV (the contract's CSV rules).
+pub fn csv(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
+    crate::sink::files::csv_bytes(&frame(analysis, top)?)
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:+.0}%")).unwrap_or_default()
+}
+
+/// For people: one line per group, the spikes, the new error types.
+pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
+    let timeline = &analysis.timeline;
+    let mut out = format!(
+        "Errors by {} per {}, {}..{}{} ({} bucket(s)); read from {}\n",
+        analysis.by.column(),
+        match timeline.bucketing {
+            super::Bucketing::Day => "tenant day",
+            super::Bucketing::Hour => "hour",
+        },
+        timeline.from,
+        timeline.to,
+        match timeline.bucketing {
+            super::Bucketing::Hour => format!(" in {}", timeline.zone.name()),
+            super::Bucketing::Day => String::new(),
+        },
+        timeline.period_len(),
+        analysis.read_from,
+    );
+    let mut header = vec![analysis.by.column()];
+    if analysis.by == By::Tenant {
+        header.push("tenant");
+    }
+    header.extend([
+        "errors",
+        "unresolved",
+        "calls affected",
+        "error rate",
+        "first seen (UTC)",
+        "last seen (UTC)",
+        "previous",
+        "change",
+        "trend",
+        "spikes",
+    ]);
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(TableCell::new));
+    let right = |text: String| TableCell::new(text).set_alignment(CellAlignment::Right);
+    let seen = |t: Option<i64>| {
+        t.map(|t| {
+            DateTime::from_timestamp_micros(t)
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    for group in analysis.shown(Some(top)) {
+        let mut cells = vec![TableCell::new(&group.key)];
+        if let Some(name) = &group.name {
+            cells.push(TableCell::new(name));
+        }
+        cells.extend([
+            right(group.total.errors.to_string()),
+            right(group.total.unresolved_errors.to_string()),
+            right(group.total.calls_affected.to_string()),
+            right(
+                group
+                    .error_rate()
+                    .map(|r| format!("{:.2}%", r * 100.0))
+                    .unwrap_or_default(),
+            ),
+            TableCell::new(seen(group.total.first_seen_at)),
+            TableCell::new(seen(group.total.last_seen_at)),
+            right(
+                group
+                    .previous_errors
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into()),
+            ),
+            right(percent(group.change_pct())),
+            TableCell::new(group.trend.marker()),
+            right(match group.spike_count() {
+                0 => String::new(),
+                n => n.to_string(),
+            }),
+        ]);
+        table.add_row(cells);
+    }
+    if analysis.groups.is_empty() {
+        out.push_str("No errors in the period.\n");
+    } else {
+        out.push_str(&format!("{table}\n"));
+        if analysis.groups.len() > top {
+            out.push_str(&format!(
+                "({} more group(s) not shown; --top N shows more)\n",
+                analysis.groups.len() - top
+            ));
+        }
+    }
+    let spikes = analysis.spikes(Some(top));
+    if spikes.is_empty() {
+        out.push_str(&format!(
+            "\nNo spikes (a bucket above the median of its trailing 7 buckets + {} × spread, with at least {} errors).\n",
+            analysis.rule.k, analysis.rule.min_errors
+        ));
+    } else {
+        out.push_str(&format!("\nSpikes ({}):\n", spikes.len()));
+        for spike in spikes.iter().take(20) {
+            let who = match &spike.group.name {
+                Some(name) if !name.is_empty() => format!("{} ({name})", spike.group.key),
+                _ => spike.group.key.clone(),
+            };
+            out.push_str(&format!(
+                "  {}  {who}: {} errors, usually {:.0} (spread {:.1})\n",
+                timeline.label(spike.bucket),
+                spike.errors,
+                spike.baseline.median,
+                spike.baseline.spread
+            ));
+        }
+        if spikes.len() > 20 {
+            out.push_str(&format!("  … and {} more\n", spikes.len() - 20));
+        }
+    }
+    if !analysis.new_types.is_empty() {
+        out.push_str("\nNew error types (none in the previous period):\n");
+        for t in &analysis.new_types {
+            out.push_str(&format!(
+                "  {}: {} errors, first seen {}\n",
+                t.error_type,
+                t.errors,
+                seen(t.first_seen_at)
+            ));
+        }
+    }
+    if !analysis.missing_days.is_empty() {
+        out.push_str(&format!(
+            "\nNot read (no run rolled them up and no source holds them): {}; run `callrollup run` for them, or pass a --source that holds them. Figures that need them say ?\n",
+            analysis
+                .missing_days
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.into_bytes()
+}

@@ -1,0 +1,287 @@
+//! The summary tables as the reporting commands (`costs`, `errors`,
+//! `query`) read them: from the target database, or from the
+//! Hive-partitioned report files `run` wrote (the embedded default). Both
+//! give the same frames, column for column, so a report does not depend on
+//! where it was read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::frames::{utc_micros, MONEY};
+use crate::selection::{tenant_id_in, TenantSelection};
+use crate::source::pgcopy::{self, Kind};
+use crate::sql;
+
+/// The summary tables of a target schema, or a report folder.
+pub enum Summaries {
+    Database { client: Box<Client>, schema: String },
+    Reports(PathBuf),
+}
+
+/// A summary table that reports read, with the columns the engine computes
+/// (the ledger's `run_id` and `computed_at` are not figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryTable {
+    TenantDaily,
+    Outcomes,
+    Errors,
+}
+
+impl SummaryTable {
+    pub const ALL: [SummaryTable; 3] = [
+        SummaryTable::TenantDaily,
+        SummaryTable::Outcomes,
+        SummaryTable::Errors,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SummaryTable::TenantDaily => "tenant_daily",
+            SummaryTable::Outcomes => "tenant_daily_outcomes",
+            SummaryTable::Errors => "tenant_daily_errors",
+        }
+    }
+
+    /// Every column in table order, with how its COPY field decodes.
+    pub fn columns(self) -> &'static [(&'static str, Kind)] {
+        use Kind::*;
+        match self {
+            SummaryTable::TenantDaily => &[
+                ("tenant_id", DictionaryUuid),
+                ("day", Date),
+                ("business_name", DictionaryText),
+                ("timezone", DictionaryText),
+                ("calls", Int8),
+                ("completed_calls", Int8),
+                ("failed_calls", Int8),
+                ("billable_seconds", Int8),
+                ("stt_cost_usd", Money),
+                ("llm_cost_usd", Money),
+                ("tts_cost_usd", Money),
+                ("total_cost_usd", Money),
+                ("calls_missing_cost", Int8),
+                ("cost_mismatch_calls", Int8),
+                ("errors", Int8),
+                ("critical_errors", Int8),
+                ("errored_calls", Int8),
+                ("error_rate", Float8),
+            ],
+            SummaryTable::Outcomes => &[
+                ("tenant_id", DictionaryUuid),
+                ("day", Date),
+                ("status", DictionaryText),
+                ("outcome", DictionaryText),
+                ("calls", Int8),
+                ("billable_seconds", Int8),
+                ("total_cost_usd", Money),
+            ],
+            SummaryTable::Errors => &[
+                ("tenant_id", DictionaryUuid),
+                ("day", Date),
+                ("error_type", DictionaryText),
+                ("severity", DictionaryText),
+                ("errors", Int8),
+                ("unresolved_errors", Int8),
+                ("calls_affected", Int8),
+                ("first_seen_at", TimestampTz),
+                ("last_seen_at", TimestampTz),
+            ],
+        }
+    }
+
+    /// The frame's schema: what both the database and the files give.
+    pub fn schema(self) -> Schema {
+        Schema::from_iter(self.columns().iter().map(|(name, kind)| {
+            let dtype = match kind {
+                Kind::Text | Kind::DictionaryText | Kind::DictionaryUuid => DataType::String,
+                Kind::Money => MONEY,
+                Kind::Int8 => DataType::Int64,
+                Kind::TimestampTz => utc_micros(),
+                Kind::Bool => DataType::Boolean,
+                Kind::Date => DataType::Date,
+                Kind::Float8 => DataType::Float64,
+            };
+            Field::new((*name).into(), dtype)
+        }))
+    }
+}
+
+/// The rows of one table's files for one day (every shard's file), keeping
+/// only `tenants` when given; None when the day has no folder.
+pub fn day_frame(
+    dir: &Path,
+    table: &str,
+    day: NaiveDate,
+    tenants: &TenantSelection,
+) -> Result<Option<DataFrame>> {
+    let folder = dir.join(table).join(format!("day={day}"));
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(None);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            !name.starts_with('.') && name.ends_with(".parquet")
+        })
+        .collect();
+    paths.sort();
+    let mut frame: Option<DataFrame> = None;
+    for path in paths {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::usage(format!(
+                "cannot read report file {} ({e}); re-run `callrollup run` for {day}",
+                path.display()
+            ))
+        };
+        let file = File::open(&path).map_err(|e| unreadable(&e))?;
+        let df = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| unreadable(&e))?;
+        frame = Some(match frame {
+            Some(mut f) => {
+                f.vstack_mut(&df).map_err(|e| unreadable(&e))?;
+                f
+            }
+            None => df,
+        });
+    }
+    let Some(df) = frame else {
+        return Ok(Some(DataFrame::empty()));
+    };
+    if tenants.tenants.is_empty() {
+        return Ok(Some(df));
+    }
+    Ok(Some(
+        df.lazy()
+            .filter(tenant_id_in(&tenants.tenant_texts()))
+            .collect()?,
+    ))
+}
+
+impl Summaries {
+    /// A report folder must hold `run`'s reports.
+    pub fn reports(dir: &Path) -> Result<Summaries> {
+        if !dir.join("tenant_daily").is_dir() {
+            return Err(Error::usage(format!(
+                "--reports {} holds no reports (no tenant_daily folder); point it at the --out folder of `callrollup run`",
+                dir.display()
+            )));
+        }
+        Ok(Summaries::Reports(dir.to_path_buf()))
+    }
+
+    /// The summary tables of the target database, whose engine schema
+    /// must be current (a report needs `run` to have filled them).
+    pub fn database(
+        url: &crate::db::DbUrl,
+        schema: String,
+        application: &str,
+    ) -> Result<Summaries> {
+        let mut client = url.connect(application)?;
+        crate::migrate::check_current(&mut client, &schema).map_err(|e| match e {
+            Error::EngineSchema(m) => Error::EngineSchema(format!(
+                "{m}; then `callrollup run` to fill the summary tables (or pass --reports DIR)"
+            )),
+            e => e,
+        })?;
+        Ok(Summaries::Database {
+            client: Box::new(client),
+            schema,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Summaries::Database { schema, .. } => format!("summary tables in schema {schema}"),
+            Summaries::Reports(dir) => format!("report files under {}", dir.display()),
+        }
+    }
+
+    /// One table's rows for days `from..=to` (and only `tenants`, when
+    /// given), sorted by key, in `table.schema()`.
+    pub fn table(
+        &mut self,
+        table: SummaryTable,
+        from: NaiveDate,
+        to: NaiveDate,
+        tenants: &TenantSelection,
+    ) -> Result<DataFrame> {
+        let schema = table.schema();
+        let frame = match self {
+            Summaries::Database {
+                client,
+                schema: target,
+            } => {
+                let columns = table.columns();
+                let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+                // Only engine-built values are spliced in: a validated
+                // schema, formatted dates and parsed UUIDs.
+                let tenant_filter = match tenants.tenant_array() {
+                    Some(ids) => format!(
+                        "AND tenant_id IN ({})",
+                        ids.iter()
+                            .map(|id| format!("'{id}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => String::new(),
+                };
+                let query = sql::render(
+                    sql::SUMMARY_COPY_OUT,
+                    &[
+                        ("columns", &names.join(", ")),
+                        ("schema", target),
+                        ("table", table.name()),
+                        ("from", &from.to_string()),
+                        ("to", &to.to_string()),
+                        ("tenant_filter", &tenant_filter),
+                    ],
+                );
+                let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
+                let stream = client.copy_out(&statement)?;
+                pgcopy::read_frame(stream, columns)
+                    .map_err(|e| Error::RunFailed(format!("cannot read {}: {e}", table.name())))?
+            }
+            Summaries::Reports(dir) => {
+                let mut parts = Vec::new();
+                for day in from.iter_days().take_while(|d| *d <= to) {
+                    let Some(df) = day_frame(dir, table.name(), day, tenants)? else {
+                        continue;
+                    };
+                    if df.height() == 0 {
+                        continue;
+                    }
+                    let columns: Vec<Expr> = schema
+                        .iter()
+                        .map(|(name, dtype)| {
+                            if name == "day" {
+                                lit(day).alias("day")
+                            } else {
+                                col(name.clone()).strict_cast(dtype.clone())
+                            }
+                        })
+                        .collect();
+                    parts.push(df.lazy().select(columns));
+                }
+                if parts.is_empty() {
+                    DataFrame::empty_with_schema(&schema)
+                } else {
+                    concat(parts, UnionArgs::default())?.collect()?
+                }
+            }
+        };
+        let key: Vec<&str> = match table {
+            SummaryTable::TenantDaily => vec!["tenant_id", "day"],
+            SummaryTable::Outcomes => vec!["tenant_id", "day", "status", "outcome"],
+            SummaryTable::Errors => vec!["tenant_id", "day", "error_type", "severity"],
+        };
+        Ok(crate::frames::conform(frame, &schema)?.sort(key, Default::default())?)
+    }
+}
