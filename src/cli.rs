@@ -37,6 +37,8 @@ pub enum Command {
     Costs(crate::cmd::costs::Args),
     /// Error trends, spikes and new error types, with charts.
     Errors(crate::cmd::errors::Args),
+    /// Ad-hoc SQL (Polars SQL) over a window's calls, errors, tenants and summaries.
+    Query(crate::cmd::query::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).
     Extract(crate::cmd::extract::Args),
     /// Generate a synthetic platform into a database or a snapshot.

@@ -17,6 +17,7 @@ pub mod log;
 pub mod migrate;
 pub mod money;
 pub mod pipeline;
+pub mod query;
 pub mod rollup;
 pub mod selection;
 pub mod shard;

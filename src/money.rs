@@ -68,6 +68,25 @@ pub fn format(value: Decimal) -> String {
     v.to_string()
 }
 
+/// Text of the exact value with at least 6 decimals (more only when the
+/// value has them), e.g. `12.500000`, `0.0000012500`... as `0.00000125`.
+pub fn exact_text(value: Decimal) -> String {
+    let mut v = value.normalize();
+    if v.scale() < SCALE {
+        v.rescale(SCALE);
+    }
+    v.to_string()
+}
+
+/// A Decimal column as exact text (`exact_text`), for `query` output.
+pub fn to_exact_text(column: &Column) -> PolarsResult<Column> {
+    let values: StringChunked = decimals(column)?
+        .into_iter()
+        .map(|v| v.map(exact_text))
+        .collect();
+    Ok(values.with_name(column.name().clone()).into_column())
+}
+
 /// A Decimal column as numeric(20,6) values: Decimal(20,6), rounded.
 pub fn to_stored_scale(column: &Column) -> PolarsResult<Column> {
     let values: Int128Chunked = decimals(column)?
@@ -100,6 +119,15 @@ pub fn to_text(column: &Column) -> PolarsResult<Column> {
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn exact_text_keeps_every_digit_and_at_least_six() {
+        let text = |s: &str| exact_text(Decimal::from_str(s).unwrap());
+        assert_eq!(text("12.5"), "12.500000");
+        assert_eq!(text("0.0000012500"), "0.00000125");
+        assert_eq!(text("-3"), "-3.000000");
+        assert_eq!(text("1234567.1234567891"), "1234567.1234567891");
+    }
 
     #[test]
     fn rounds_half_away_from_zero_like_postgres() {

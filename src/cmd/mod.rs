@@ -6,6 +6,7 @@ pub mod errors;
 pub mod extract;
 pub mod generate;
 pub mod migrate;
+pub mod query;
 pub mod run;
 pub mod runs;
 
@@ -17,6 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Migrate(args) => migrate::execute(args),
         Command::Costs(args) => costs::execute(args),
         Command::Errors(args) => errors::execute(args),
+        Command::Query(args) => query::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
         Command::Extract(args) => extract::execute(args),

@@ -191,7 +191,7 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
 /// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
 /// on every text cell, money with 6 decimals, numbers untouched.
 pub fn csv(report: &Report) -> Result<Vec<u8>> {
-    crate::sink::files::csv_bytes(&frame(report)?)
+    crate::sink::files::csv_bytes(&frame(report)?, crate::sink::files::MoneyText::Stored)
 }
 
 pub fn parquet(report: &Report) -> Result<Vec<u8>> {

@@ -75,41 +75,38 @@ pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
 
 /// The json rows as a frame, column for column.
 pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
-    let rows = analysis.rows(top);
-    let template = match rows.first() {
-        Some(row) => columns(analysis, row),
-        None => {
-            // No groups: the header alone.
-            let names: Vec<Column> = header(analysis)
-                .into_iter()
-                .map(|n| Column::new_empty(n.into(), &DataType::String))
-                .collect();
-            return Ok(DataFrame::new(names)?);
-        }
-    };
-    let mut out = Vec::with_capacity(template.len());
-    for (i, (name, _)) in template.iter().enumerate() {
-        let values: Vec<Value> = rows
-            .iter()
-            .map(|row| columns(analysis, row).swap_remove(i).1)
+    let mut rows: Vec<Vec<(&'static str, Value)>> = analysis
+        .rows(top)
+        .iter()
+        .map(|row| columns(analysis, row))
+        .collect();
+    if rows.is_empty() {
+        // No groups: the header alone.
+        let names: Vec<Column> = header(analysis)
+            .into_iter()
+            .map(|n| Column::new_empty(n.into(), &DataType::String))
             .collect();
-        let column = match name {
-            &"errors" | &"unresolved_errors" | &"calls_affected" | &"previous_errors" => {
-                Column::new(
-                    (*name).into(),
-                    values.iter().map(Value::as_i64).collect::<Vec<_>>(),
-                )
+        return Ok(DataFrame::new(names)?);
+    }
+    let names: Vec<&'static str> = rows[0].iter().map(|(n, _)| *n).collect();
+    let mut out = Vec::with_capacity(names.len());
+    // Columns taken from the back, so each row's values move out once.
+    for name in names.into_iter().rev() {
+        let values: Vec<Value> = rows
+            .iter_mut()
+            .map(|row| row.pop().expect("every row has every column").1)
+            .collect();
+        let name = PlSmallStr::from_static(name);
+        let column = match name.as_str() {
+            "errors" | "unresolved_errors" | "calls_affected" | "previous_errors" => {
+                Column::new(name, values.iter().map(Value::as_i64).collect::<Vec<_>>())
             }
-            &"error_rate" => Column::new(
-                (*name).into(),
-                values.iter().map(Value::as_f64).collect::<Vec<_>>(),
-            ),
-            &"spike" | &"new_type" => Column::new(
-                (*name).into(),
-                values.iter().map(Value::as_bool).collect::<Vec<_>>(),
-            ),
+            "error_rate" => Column::new(name, values.iter().map(Value::as_f64).collect::<Vec<_>>()),
+            "spike" | "new_type" => {
+                Column::new(name, values.iter().map(Value::as_bool).collect::<Vec<_>>())
+            }
             _ => Column::new(
-                (*name).into(),
+                name,
                 values
                     .iter()
                     .map(|v| v.as_str().map(str::to_string))
@@ -118,6 +115,7 @@ pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
         };
         out.push(column);
     }
+    out.reverse();
     Ok(DataFrame::new(out)?)
 }
 
@@ -143,7 +141,10 @@ fn header(analysis: &Analysis) -> Vec<&'static str> {
 
 /// The same rows as CSV (the contract's CSV rules).
 pub fn csv(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    crate::sink::files::csv_bytes(&frame(analysis, top)?)
+    crate::sink::files::csv_bytes(
+        &frame(analysis, top)?,
+        crate::sink::files::MoneyText::Stored,
+    )
 }
 
 fn percent(v: Option<f64>) -> String {

@@ -272,15 +272,7 @@ impl StagedFiles {
                 let csv = dir.join(format!("{table}{suffix}.csv"));
                 let tmp = temp_name(&csv, tag);
                 self.moves.push((tmp.clone(), csv));
-                let mut text = csv_frame(&rows)?;
-                write_atomic_part(&tmp, |f| {
-                    CsvWriter::new(f)
-                        .include_header(true)
-                        .with_quote_style(QuoteStyle::Necessary)
-                        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
-                        .finish(&mut text)?;
-                    Ok(())
-                })?;
+                write_atomic_part(&tmp, |f| write_csv(f, &rows, MoneyText::Stored))?;
             }
         }
         Ok(())
@@ -466,9 +458,21 @@ pub fn guard_formula(text: &str) -> String {
     }
 }
 
+/// How CSV writes money: the stored 6 decimals (reports), or every digit
+/// the value has (`query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoneyText {
+    Stored,
+    Exact,
+}
+
 /// The table as CSV holds it: text cells guarded against formula
 /// injection, money as text with 6 decimals, numbers left alone.
 pub fn csv_frame(df: &DataFrame) -> Result<DataFrame> {
+    csv_frame_with(df, MoneyText::Stored)
+}
+
+fn csv_frame_with(df: &DataFrame, money_text: MoneyText) -> Result<DataFrame> {
     let mut columns = Vec::with_capacity(df.width());
     for c in df.get_columns() {
         let column = match c.dtype() {
@@ -488,7 +492,10 @@ pub fn csv_frame(df: &DataFrame) -> Result<DataFrame> {
                     .collect()?;
                 guarded.column(&name)?.clone()
             }
-            dtype if is_money(dtype) => money::to_text(c)?,
+            dtype if is_money(dtype) => match money_text {
+                MoneyText::Stored => money::to_text(c)?,
+                MoneyText::Exact => money::to_exact_text(c)?,
+            },
             _ => c.clone(),
         };
         columns.push(column);
@@ -498,12 +505,20 @@ pub fn csv_frame(df: &DataFrame) -> Result<DataFrame> {
 
 /// A frame as CSV bytes as the contract says: header, RFC 4180 quoting,
 /// UTF-8, the formula guard on text cells, money with 6 decimals.
-pub fn csv_bytes(df: &DataFrame) -> Result<Vec<u8>> {
-    let mut text = csv_frame(df)?;
+pub fn csv_bytes(df: &DataFrame, money_text: MoneyText) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    CsvWriter::new(&mut out)
+    write_csv(&mut out, df, money_text)?;
+    Ok(out)
+}
+
+/// Writes a frame as CSV: the guard, the money text, UTC timestamps as
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+fn write_csv(out: impl Write, df: &DataFrame, money_text: MoneyText) -> Result<()> {
+    let mut text = csv_frame_with(df, money_text)?;
+    CsvWriter::new(out)
         .include_header(true)
         .with_quote_style(QuoteStyle::Necessary)
+        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
         .finish(&mut text)?;
-    Ok(out)
+    Ok(())
 }
