@@ -4,8 +4,10 @@
 mod bad_input;
 mod billing_safety;
 mod costs;
+mod errors;
 mod migrate_and_runs;
 mod offline;
+mod query;
 mod run;
 mod shards;
 mod util;

@@ -1,0 +1,275 @@
+//! `callrollup query`: Polars SQL over the window's tables gives what the
+//! same SQL gives in Postgres, exactly, and nothing beyond the contract's
+//! columns can be reached.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::util::{assert_fails, ok, run, stderr_of, stdout_of, TestDb};
+
+const WINDOW: [&str; 4] = ["--from", "2026-03-07", "--to", "2026-03-10"];
+
+fn query(db: &TestDb, sql: &str, args: &[&str]) -> std::process::Output {
+    db.cmd().arg("query").arg(sql).args(args).output().unwrap()
+}
+
+fn json_rows(output: std::process::Output) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&ok(output).stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Each tenant's zone as the contract reads it: case-insensitive names,
+/// anything unknown (and tenants missing from `tenants`) in UTC.
+const TENANT_ZONE: &str = "coalesce((SELECT z.name FROM pg_timezone_names z
+                                      WHERE lower(z.name) = lower(t.timezone) LIMIT 1), 'UTC')";
+
+#[test]
+fn query_results_equal_the_same_sql_run_by_postgres() {
+    let db = TestDb::with_fixture();
+    let rows = json_rows(query(
+        &db,
+        "SELECT tenant_id, day, count(*) AS calls, sum(total_cost_usd) AS total,
+                sum(stt_cost_usd) AS stt
+         FROM call_logs GROUP BY tenant_id, day ORDER BY tenant_id, day",
+        &[&WINDOW[..], &["--format", "json"]].concat(),
+    ));
+    let want = db.rows(&format!(
+        "SELECT tenant_id, day, count(*), coalesce(sum(total), 0), coalesce(sum(stt), 0)
+         FROM (SELECT c.tenant_id::text AS tenant_id,
+                      (c.created_at AT TIME ZONE {TENANT_ZONE})::date AS day,
+                      c.total_cost_usd AS total, c.stt_cost_usd AS stt
+               FROM call_logs c LEFT JOIN tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '2026-03-07' AND '2026-03-10'
+         GROUP BY 1, 2"
+    ));
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let money = |k: &str| {
+                Decimal::from_str(r[k].as_str().unwrap())
+                    .unwrap()
+                    .normalize()
+            };
+            format!(
+                "{}|{}|{}|{}|{}",
+                r["tenant_id"].as_str().unwrap(),
+                r["day"].as_str().unwrap(),
+                r["calls"],
+                money("total"),
+                money("stt")
+            )
+        })
+        .collect();
+    let mut want: Vec<String> = want
+        .iter()
+        .map(|r| {
+            let cells: Vec<&str> = r.split('|').collect();
+            let money = |i: usize| Decimal::from_str(cells[i]).unwrap().normalize();
+            format!(
+                "{}|{}|{}|{}|{}",
+                cells[0],
+                cells[1],
+                cells[2],
+                money(3),
+                money(4)
+            )
+        })
+        .collect();
+    assert!(got.len() > 20, "{got:?}");
+    // Postgres' collation may order text differently; the rows must match.
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn errors_carry_their_own_tenant_day() {
+    let db = TestDb::with_fixture();
+    let rows = json_rows(query(
+        &db,
+        "SELECT day, error_type, count(*) AS n, sum(CAST(resolved AS INT)) AS resolved
+         FROM system_errors GROUP BY day, error_type ORDER BY day, error_type",
+        &[&WINDOW[..], &["--format", "json"]].concat(),
+    ));
+    let want = db.rows(&format!(
+        "SELECT day::text, error_type, count(*), sum(resolved::int) FROM (
+           SELECT (e.created_at AT TIME ZONE CASE WHEN e.tenant_id IS NULL THEN 'UTC' ELSE {TENANT_ZONE} END)::date AS day,
+                  e.error_type, e.resolved
+           FROM system_errors e LEFT JOIN tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '2026-03-07' AND '2026-03-10'
+         GROUP BY 1, 2"
+    ));
+    let mut want = want;
+    want.sort();
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}|{}|{}|{}",
+                r["day"].as_str().unwrap(),
+                r["error_type"].as_str().unwrap(),
+                r["n"],
+                r["resolved"]
+            )
+        })
+        .collect();
+    got.sort();
+    assert!(got.len() > 10, "{got:?}");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_column_that_is_not_extracted_is_refused_listing_the_columns() {
+    let db = TestDb::with_fixture();
+    for (sql, table) in [
+        (
+            "SELECT transcript FROM call_logs",
+            "call_logs(call_id, tenant_id",
+        ),
+        (
+            "SELECT error_message FROM system_errors",
+            "system_errors(tenant_id, call_id",
+        ),
+        (
+            "SELECT phone_number FROM tenants",
+            "tenants(tenant_id, business_name, timezone, status)",
+        ),
+    ] {
+        let out = query(&db, sql, &WINDOW);
+        let err = assert_fails(&out, 2, table);
+        assert!(err.contains("only the contract's columns"), "{err}");
+        assert!(
+            !err.contains("caller said") && !err.contains("+1212"),
+            "{err}"
+        );
+    }
+    // A SQL error shows Polars' message, exit 2.
+    assert_fails(&query(&db, "SELEC 1", &WINDOW), 2, "sql parser error");
+    assert_fails(
+        &query(&db, "SELECT * FROM secrets", &WINDOW),
+        2,
+        "the tables are",
+    );
+}
+
+#[test]
+fn summary_tables_read_the_same_from_the_database_and_the_reports() {
+    let scratch = tempfile::tempdir().unwrap();
+    let reports = scratch.path().join("reports");
+    let db = TestDb::with_fixture();
+    run(&db, &reports, &WINDOW);
+    let sql = "SELECT d.tenant_id, sum(d.total_cost_usd) AS total, sum(e.errors) AS errors,
+                      max(d.error_rate) AS worst_rate
+               FROM tenant_daily d
+               LEFT JOIN (SELECT tenant_id, day, sum(errors) AS errors
+                          FROM tenant_daily_errors GROUP BY tenant_id, day) e
+                 ON d.tenant_id = e.tenant_id AND d.day = e.day
+               GROUP BY d.tenant_id ORDER BY d.tenant_id";
+    let args = [&WINDOW[..], &["--format", "csv"]].concat();
+    let from_db = stdout_of(&ok(query(&db, sql, &args)));
+    let from_files = stdout_of(&ok(TestDb::cmd_without_db()
+        .arg("query")
+        .arg(sql)
+        .args(&args)
+        .args(["--reports", reports.to_str().unwrap()])
+        .output()
+        .unwrap()));
+    assert_eq!(from_db, from_files);
+    // The totals are the stored ones, to the micro-dollar.
+    let want: BTreeMap<String, Decimal> = db
+        .rows(
+            "SELECT tenant_id::text, sum(total_cost_usd) FROM analytics.tenant_daily
+             WHERE day BETWEEN '2026-03-07' AND '2026-03-10' GROUP BY 1",
+        )
+        .iter()
+        .map(|r| {
+            let (t, v) = r.split_once('|').unwrap();
+            (t.to_string(), Decimal::from_str(v).unwrap().normalize())
+        })
+        .collect();
+    let got: BTreeMap<String, Decimal> = from_db
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (
+                cells[0].to_string(),
+                Decimal::from_str(cells[1]).unwrap().normalize(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn parquet_output_and_the_csv_guard() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = TestDb::with_fixture();
+    let path = scratch.path().join("calls.parquet");
+    ok(query(
+        &db,
+        "SELECT call_id, total_cost_usd, created_at, day FROM call_logs",
+        &[
+            &WINDOW[..],
+            &["--format", "parquet", "-o", path.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    let df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+        .finish()
+        .unwrap();
+    let calls = json_rows(query(
+        &db,
+        "SELECT count(*) AS n FROM call_logs",
+        &[&WINDOW[..], &["--format", "json"]].concat(),
+    ))[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(df.height() as i64, calls);
+    assert!(matches!(
+        df.column("total_cost_usd").unwrap().dtype(),
+        DataType::Decimal(_, _)
+    ));
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["calls.parquet"]);
+
+    // Spreadsheet formulas are defused in CSV; every tenant is there.
+    let csv = stdout_of(&ok(query(
+        &db,
+        "SELECT business_name FROM tenants ORDER BY tenant_id",
+        &[&WINDOW[..], &["--format", "csv"]].concat(),
+    )));
+    assert!(csv.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 11);
+    // parquet needs a file.
+    assert_fails(
+        &query(
+            &db,
+            "SELECT 1",
+            &[&WINDOW[..], &["--format", "parquet"]].concat(),
+        ),
+        2,
+        "-o FILE",
+    );
+    // Nothing is read from the source for a query that names no table of it.
+    let out = ok(TestDb::cmd_without_db()
+        .args(["query", "SELECT 1 + 1 AS two", "--format", "json"])
+        .output()
+        .unwrap());
+    assert!(
+        stdout_of(&out).contains("\"two\": 2"),
+        "{}",
+        stderr_of(&out)
+    );
+}
