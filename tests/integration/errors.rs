@@ -133,7 +133,7 @@ fn days_not_rolled_up_are_read_from_the_source_with_the_same_figures() {
     // A report folder with no source says what it could not read.
     let partial = ok(TestDb::cmd_without_db()
         .arg("errors")
-        .args(&PERIOD)
+        .args(PERIOD)
         .args(["--reports", reports.to_str().unwrap()])
         .output()
         .unwrap());
