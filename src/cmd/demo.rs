@@ -71,6 +71,7 @@ pub fn execute(args: Args) -> Result<()> {
             &window,
             &snapshot_dir,
             &reports_dir,
+            &args.out.join("errors.svg"),
             paths.len()
         )?
     );
@@ -99,12 +100,45 @@ fn str_at(df: &DataFrame, column: &str, row: usize) -> Result<String> {
     Ok(df.column(column)?.str()?.get(row).unwrap_or("").to_string())
 }
 
+/// The spikes of the last 14 days by error type, from the report files,
+/// and the chart of them written to `chart_path`.
+fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<String> {
+    use crate::errors::{analyse, chart, sources, By, SpikeRule, Timeline};
+    let from = (window.to - chrono::Days::new(13)).max(window.from);
+    let timeline = Timeline::days(from, window.to);
+    let mut summaries = crate::summaries::Summaries::reports(reports_dir)?;
+    let read = sources::daily(Some(&mut summaries), None, &timeline, &Default::default())?;
+    let analysis = analyse(&read.series, timeline, By::ErrorType, SpikeRule::default())?;
+    let picture = chart::render(&analysis, chart::DEFAULT_TOP, chart::Kind::Svg)?;
+    files::write_whole(chart_path, &picture)?;
+    let mut out = String::new();
+    let spikes = analysis.spikes(None);
+    match spikes.first() {
+        Some(spike) => out.push_str(&format!(
+            "\nIncident found: {} {} errors on {}, usually about {:.0} a day ({} spike(s) in the last {} days)\n",
+            spike.errors,
+            spike.group.key,
+            analysis.timeline.label(spike.bucket),
+            spike.baseline.median,
+            spikes.len(),
+            analysis.timeline.period_len()
+        )),
+        None => out.push_str("\nNo error spike stands out.\n"),
+    }
+    out.push_str(&format!(
+        "  chart     {} (errors by type per day, spikes marked)\n",
+        chart_path.display()
+    ));
+    Ok(out)
+}
+
 fn tour(
     r: &Rollup,
     platform: &Platform,
     window: &Window,
     snapshot_dir: &Path,
     reports_dir: &Path,
+    chart_path: &Path,
     files_written: usize,
 ) -> Result<String> {
     let mut out = String::new();
@@ -218,49 +252,9 @@ fn tour(
         rates.last().copied().unwrap_or(0.0) * 100.0
     ));
 
-    // The incident: tenant days whose errors of one type dwarf that
-    // tenant's usual daily count of that type.
-    let spikes = r
-        .errors
-        .clone()
-        .lazy()
-        .group_by([col("tenant_id"), col("day"), col("error_type")])
-        .agg([col("errors").sum()])
-        .with_column(
-            col("errors")
-                .median()
-                .over([col("tenant_id"), col("error_type")])
-                .alias("usual"),
-        )
-        .filter(
-            col("errors")
-                .cast(DataType::Float64)
-                .gt(col("usual") * lit(5.0) + lit(10.0)),
-        )
-        .group_by([col("day"), col("error_type")])
-        .agg([
-            col("tenant_id").n_unique().alias("tenants"),
-            col("errors").sum(),
-            col("usual").sum(),
-        ])
-        .sort(
-            ["errors"],
-            SortMultipleOptions::default().with_order_descending(true),
-        )
-        .limit(1)
-        .collect()?;
-    if spikes.height() == 1 {
-        let day = spikes.column("day")?.get(0)?.to_string();
-        out.push_str(&format!(
-            "\nIncident found: {} {} errors on {day} across {} tenants (usually about {} a day for them)\n",
-            int_at(&spikes, "errors", 0)?,
-            str_at(&spikes, "error_type", 0)?,
-            int_at(&spikes, "tenants", 0)?,
-            spikes.column("usual")?.f64()?.get(0).unwrap_or(0.0).round()
-        ));
-    } else {
-        out.push_str("\nNo error spike stands out.\n");
-    }
+    // The incident, as `callrollup errors` finds it: spikes over the last
+    // two weeks, against each day's trailing baseline, with a chart.
+    out.push_str(&incident(reports_dir, window, chart_path)?);
     out.push_str(&format!(
         "  (injected: {} for {} tenants on {})\n",
         crate::generate::INCIDENT_ERROR_TYPE,
@@ -291,6 +285,13 @@ fn tour(
         reports_dir.display(),
         window.from,
         window.to
+    ));
+    out.push_str(&format!(
+        "\nEngineers\n  errors    callrollup errors --reports {r} --source {s} --from {from} --to {to} --by tenant\n            (--bucket hour --timezone ZONE for hours, --chart errors.png)\n  query     callrollup query \"SELECT error_type, count(*) AS n FROM system_errors GROUP BY error_type\" --source {s} --from {from} --to {to}\n",
+        r = reports_dir.display(),
+        s = snapshot_dir.display(),
+        from = window.from,
+        to = window.to
     ));
     Ok(out)
 }

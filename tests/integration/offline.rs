@@ -332,6 +332,10 @@ fn demo_runs_without_a_database_and_leaves_the_files_it_lists() {
         text.contains(&format!("llm_error errors on {day}")),
         "the incident found is the injected one: {text}"
     );
+    // The demo draws the error chart and says where.
+    assert!(text.contains("chart     "), "{text}");
+    let svg = std::fs::read_to_string(out.join("errors.svg")).unwrap();
+    assert!(svg.contains("llm_error"), "the chart holds the series");
     for f in [
         "tenants.parquet",
         "call_logs.parquet",
