@@ -103,6 +103,18 @@ pub struct SourceOpts {
 }
 
 impl SourceOpts {
+    /// The snapshot, or the source database when one is configured.
+    pub fn spec_if_any(
+        &self,
+        connect: &ConnectOpts,
+    ) -> Result<Option<crate::pipeline::SourceSpec>> {
+        if self.source.is_some() || connect.database_url.is_some() {
+            Ok(Some(self.spec(connect)?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The snapshot, or the source database from `connect`.
     pub fn spec(&self, connect: &ConnectOpts) -> Result<crate::pipeline::SourceSpec> {
         Ok(match &self.source {
@@ -114,6 +126,73 @@ impl SourceOpts {
                 streams: usize::from(self.streams),
             },
         })
+    }
+}
+
+/// Which tenants a report covers.
+#[derive(Debug, Clone, Args)]
+pub struct TenantOpts {
+    /// Only this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "UUID")]
+    pub tenants: Vec<String>,
+}
+
+impl TenantOpts {
+    pub fn selection(&self) -> Result<crate::selection::TenantSelection> {
+        Ok(crate::selection::TenantSelection {
+            tenants: parse_tenants(&self.tenants)?,
+            shard: None,
+        })
+    }
+}
+
+/// Where a report reads the summary tables: the report files, or the
+/// target database.
+#[derive(Debug, Clone, Args)]
+pub struct SummaryOpts {
+    /// Read the report files `run` wrote under DIR instead of the database.
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
+}
+
+impl SummaryOpts {
+    /// `--reports DIR`, else the target database when one is configured
+    /// (its engine schema must be current), else None.
+    pub fn open(
+        &self,
+        connect: &ConnectOpts,
+        schema: &SchemaOpts,
+        application: &str,
+    ) -> Result<Option<crate::summaries::Summaries>> {
+        use crate::summaries::Summaries;
+        match &self.reports {
+            Some(dir) => Ok(Some(Summaries::reports(dir)?)),
+            None if connect.target_url.is_some() || connect.database_url.is_some() => Ok(Some(
+                Summaries::database(&connect.target()?, schema.target_schema()?, application)?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Where a report goes.
+#[derive(Debug, Clone, Args)]
+pub struct OutputOpts {
+    /// Write here instead of stdout; written whole or not at all.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl OutputOpts {
+    /// Writes `bytes` whole to the file, or to stdout.
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        match &self.output {
+            Some(path) => crate::sink::files::write_whole(path, bytes),
+            None => std::io::stdout()
+                .write_all(bytes)
+                .map_err(|e| Error::io("cannot write to stdout", e)),
+        }
     }
 }
 

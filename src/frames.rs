@@ -121,3 +121,13 @@ pub fn conform(df: DataFrame, schema: &Schema) -> PolarsResult<DataFrame> {
         .collect();
     df.lazy().select(exprs).collect()
 }
+
+/// A text column's values, owned (NULL as None).
+pub fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
+    Ok(df
+        .column(name)?
+        .str()?
+        .into_iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}

@@ -13,17 +13,12 @@
 //! Missing or partial days are listed; `--require-complete` makes them
 //! exit 3, as does any reconciliation difference.
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
-use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts, SourceOpts};
+use crate::cli::{ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
 use crate::costs::render::{self, Format};
-use crate::costs::sources::Summaries;
 use crate::costs::{GroupBy, Period};
 use crate::error::{Error, Result};
-use crate::selection::TenantSelection;
 use crate::window::parse_date;
 
 #[derive(Debug, clap::Args)]
@@ -43,9 +38,8 @@ pub struct Args {
     #[arg(long, requires = "from")]
     pub to: Option<String>,
 
-    /// Only this tenant (repeatable).
-    #[arg(long = "tenant", value_name = "UUID")]
-    pub tenants: Vec<String>,
+    #[command(flatten)]
+    pub tenants: TenantOpts,
 
     /// One row per tenant, tenant day, tenant month, or tenant status and outcome.
     #[arg(long, value_enum, default_value_t = GroupBy::Tenant)]
@@ -54,14 +48,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write here instead of stdout (required for parquet and xlsx);
-    /// written whole or not at all.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Where the report goes (a file is required for parquet and xlsx).
+    #[command(flatten)]
+    pub output: OutputOpts,
 
-    /// Read the report files `run` wrote under DIR instead of the database.
-    #[arg(long, value_name = "DIR")]
-    pub reports: Option<PathBuf>,
+    #[command(flatten)]
+    pub summaries: SummaryOpts,
 
     /// Recompute the period's totals from the source (the database, or
     /// --source DIR) and compare them with the summary: any difference exits 3.
@@ -109,11 +101,8 @@ fn period(args: &Args) -> Result<Period> {
 
 pub fn execute(args: Args) -> Result<()> {
     let period = period(&args)?;
-    let tenants = TenantSelection {
-        tenants: parse_tenants(&args.tenants)?,
-        shard: None,
-    };
-    if args.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
+    let tenants = args.tenants.selection()?;
+    if args.output.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
         return Err(Error::usage(format!(
             "--format {} writes a file: add -o FILE",
             if args.format == Format::Parquet {
@@ -123,14 +112,12 @@ pub fn execute(args: Args) -> Result<()> {
             }
         )));
     }
-    let mut summaries = match &args.reports {
-        Some(dir) => Summaries::reports(dir)?,
-        None => Summaries::database(
-            &args.connect.target()?,
-            args.schema.target_schema()?,
-            "callrollup-costs",
-        )?,
-    };
+    let mut summaries = args
+        .summaries
+        .open(&args.connect, &args.schema, "callrollup-costs")?
+        .ok_or_else(|| {
+            Error::usage("no summary tables: pass --reports DIR, --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
+        })?;
     let source = if args.reconcile {
         Some(args.source.spec(&args.connect)?)
     } else if args.source.source.is_some() {
@@ -173,12 +160,7 @@ pub fn execute(args: Args) -> Result<()> {
         Format::Parquet => render::parquet(&report)?,
         Format::Xlsx => render::xlsx(&report, usize::from(args.top))?,
     };
-    match &args.output {
-        Some(path) => crate::sink::files::write_whole(path, &bytes)?,
-        None => std::io::stdout()
-            .write_all(&bytes)
-            .map_err(|e| Error::io("cannot write the report to stdout", e))?,
-    }
+    args.output.write(&bytes)?;
 
     if let Some(r) = &report.reconciliation {
         if !r.differences.is_empty() {

@@ -13,18 +13,14 @@
 //! pipeline `run` uses. Hourly buckets are read from the source, in UTC or
 //! `--timezone`. Error messages, stack traces and contexts are never read.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{Days, NaiveDate, Utc};
 
-use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts, SourceOpts};
+use crate::cli::{ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
 use crate::error::{Error, Result};
 use crate::errors::render::{self, Format};
 use crate::errors::{analyse, chart, sources, Bucketing, By, SpikeRule, Timeline};
-use crate::pipeline::SourceSpec;
-use crate::selection::TenantSelection;
-use crate::summaries::Summaries;
 use crate::window::{last_complete_day, parse_date};
 
 #[derive(Debug, clap::Args)]
@@ -45,9 +41,8 @@ pub struct Args {
     #[arg(long, requires = "from")]
     pub to: Option<String>,
 
-    /// Only this tenant (repeatable).
-    #[arg(long = "tenant", value_name = "UUID")]
-    pub tenants: Vec<String>,
+    #[command(flatten)]
+    pub tenants: TenantOpts,
 
     /// What a group is.
     #[arg(long, value_enum, default_value_t = By::ErrorType)]
@@ -80,13 +75,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write here instead of stdout (written whole or not at all).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputOpts,
 
-    /// Read the report files `run` wrote under DIR instead of the database.
-    #[arg(long, value_name = "DIR")]
-    pub reports: Option<PathBuf>,
+    #[command(flatten)]
+    pub summaries: SummaryOpts,
 
     /// Where days not rolled up, and hourly buckets, are read.
     #[command(flatten)]
@@ -133,15 +126,6 @@ fn period(args: &Args, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
     }
 }
 
-/// The source when one is configured: a snapshot, or the database.
-fn source(args: &Args) -> Result<Option<SourceSpec>> {
-    if args.source.source.is_some() || args.connect.database_url.is_some() {
-        Ok(Some(args.source.spec(&args.connect)?))
-    } else {
-        Ok(None)
-    }
-}
-
 pub fn execute(args: Args) -> Result<()> {
     let rule = SpikeRule {
         k: args.spike_k,
@@ -153,12 +137,9 @@ pub fn execute(args: Args) -> Result<()> {
         ));
     }
     let chart_kind = args.chart.as_deref().map(chart::Kind::of).transpose()?;
-    let tenants = TenantSelection {
-        tenants: parse_tenants(&args.tenants)?,
-        shard: None,
-    };
+    let tenants = args.tenants.selection()?;
     let now = Utc::now();
-    let source = source(&args)?;
+    let source = args.source.spec_if_any(&args.connect)?;
     let (timeline, read) = match args.bucket {
         Bucketing::Day => {
             if args.timezone.is_some() {
@@ -168,19 +149,9 @@ pub fn execute(args: Args) -> Result<()> {
             }
             let (from, to) = period(&args, last_complete_day(now))?;
             let timeline = Timeline::days(from, to);
-            let mut summaries = match &args.reports {
-                Some(dir) => Some(Summaries::reports(dir)?),
-                None if args.connect.target_url.is_some()
-                    || args.connect.database_url.is_some() =>
-                {
-                    Some(Summaries::database(
-                        &args.connect.target()?,
-                        args.schema.target_schema()?,
-                        "callrollup-errors",
-                    )?)
-                }
-                None => None,
-            };
+            let mut summaries =
+                args.summaries
+                    .open(&args.connect, &args.schema, "callrollup-errors")?;
             if summaries.is_none() && source.is_none() {
                 return Err(Error::usage(
                     "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
@@ -230,10 +201,5 @@ pub fn execute(args: Args) -> Result<()> {
         crate::sink::files::write_whole(path, &picture)?;
         crate::log::info(&format!("chart written to {}", path.display()));
     }
-    match &args.output {
-        Some(path) => crate::sink::files::write_whole(path, &bytes),
-        None => std::io::stdout()
-            .write_all(&bytes)
-            .map_err(|e| Error::io("cannot write the report to stdout", e)),
-    }
+    args.output.write(&bytes)
 }

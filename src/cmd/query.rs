@@ -19,16 +19,14 @@
 //! Only the contract's columns exist: transcripts, messages and secrets
 //! cannot be reached. Money is exact (json and csv print every digit).
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use chrono::Utc;
 
-use crate::cli::{parse_tenants, ConnectOpts, SchemaOpts, SourceOpts, WindowOpts};
+use crate::cli::{
+    ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts, WindowOpts,
+};
 use crate::error::{Error, Result};
 use crate::query::{self, QueryInput};
-use crate::selection::TenantSelection;
-use crate::summaries::{Summaries, SummaryTable};
+use crate::summaries::SummaryTable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -46,21 +44,18 @@ pub struct Args {
     #[command(flatten)]
     pub window: WindowOpts,
 
-    /// Only this tenant (repeatable).
-    #[arg(long = "tenant", value_name = "UUID")]
-    pub tenants: Vec<String>,
+    #[command(flatten)]
+    pub tenants: TenantOpts,
 
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write here instead of stdout (required for parquet); written whole
-    /// or not at all.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Where the result goes (a file is required for parquet).
+    #[command(flatten)]
+    pub output: OutputOpts,
 
-    /// Read the summary tables from the report files `run` wrote under DIR.
-    #[arg(long, value_name = "DIR")]
-    pub reports: Option<PathBuf>,
+    #[command(flatten)]
+    pub summaries: SummaryOpts,
 
     #[command(flatten)]
     pub connect: ConnectOpts,
@@ -71,34 +66,19 @@ pub struct Args {
 }
 
 pub fn execute(args: Args) -> Result<()> {
-    if args.format == Format::Parquet && args.output.is_none() {
+    if args.format == Format::Parquet && args.output.output.is_none() {
         return Err(Error::usage("--format parquet writes a file: add -o FILE"));
     }
     let window = args.window.request().resolve(Utc::now())?;
-    let tenants = TenantSelection {
-        tenants: parse_tenants(&args.tenants)?,
-        shard: None,
-    };
+    let tenants = args.tenants.selection()?;
     let named = query::named_tables(&args.sql);
-    let source = if args.source.source.is_some() || args.connect.database_url.is_some() {
-        Some(args.source.spec(&args.connect)?)
+    let source = args.source.spec_if_any(&args.connect)?;
+    let needs_summaries = SummaryTable::ALL.iter().any(|t| named.contains(&t.name()));
+    let mut summaries = if needs_summaries {
+        args.summaries
+            .open(&args.connect, &args.schema, "callrollup-query")?
     } else {
         None
-    };
-    let needs_summaries = SummaryTable::ALL.iter().any(|t| named.contains(&t.name()));
-    let mut summaries = match (&args.reports, needs_summaries) {
-        (_, false) => None,
-        (Some(dir), true) => Some(Summaries::reports(dir)?),
-        (None, true)
-            if args.connect.target_url.is_some() || args.connect.database_url.is_some() =>
-        {
-            Some(Summaries::database(
-                &args.connect.target()?,
-                args.schema.target_schema()?,
-                "callrollup-query",
-            )?)
-        }
-        (None, true) => None,
     };
     let mut prepared = query::prepare(
         &args.sql,
@@ -111,7 +91,7 @@ pub fn execute(args: Args) -> Result<()> {
     )?;
     let plan = prepared.plan(&args.sql)?;
     if args.format == Format::Parquet {
-        let path = args.output.as_ref().expect("checked above");
+        let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.
         let tmp = path.with_file_name(format!(
             ".{}.partial",
@@ -135,10 +115,5 @@ pub fn execute(args: Args) -> Result<()> {
         Format::Json => query::json(&result)?,
         Format::Parquet => unreachable!("written above"),
     };
-    match &args.output {
-        Some(path) => crate::sink::files::write_whole(path, &bytes),
-        None => std::io::stdout()
-            .write_all(&bytes)
-            .map_err(|e| Error::io("cannot write the result to stdout", e)),
-    }
+    args.output.write(&bytes)
 }

@@ -20,12 +20,7 @@ pub use crate::summaries::Summaries;
 use crate::window::Window;
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
-    Ok(df
-        .column(name)?
-        .str()?
-        .into_iter()
-        .map(|v| v.map(str::to_string))
-        .collect())
+    Ok(crate::frames::strings(df, name)?)
 }
 
 fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {

@@ -526,12 +526,7 @@ fn i64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
 }
 
 fn text_values(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
-    Ok(df
-        .column(name)?
-        .str()?
-        .into_iter()
-        .map(|v| v.map(str::to_string))
-        .collect())
+    Ok(crate::frames::strings(df, name)?)
 }
 
 /// Groups the series by `by`, cell per bucket, and applies the rules.

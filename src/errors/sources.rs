@@ -283,21 +283,7 @@ pub fn hourly(spec: &SourceSpec, timeline: &Timeline, tenants: &TenantSelection)
                         col("error_type"),
                         col("severity"),
                     ])
-                    .agg([
-                        len().cast(DataType::Int64).alias("errors"),
-                        col("resolved")
-                            .eq(lit(false))
-                            .cast(DataType::Int64)
-                            .sum()
-                            .alias("unresolved_errors"),
-                        col("call_id")
-                            .drop_nulls()
-                            .n_unique()
-                            .cast(DataType::Int64)
-                            .alias("calls_affected"),
-                        col("created_at").min().alias("first_seen_at"),
-                        col("created_at").max().alias("last_seen_at"),
-                    ])
+                    .agg(crate::rollup::error_group_figures())
                     .collect()?
                     .lazy(),
             );

@@ -61,21 +61,7 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
             col("error_type"),
             col("severity"),
         ])
-        .agg([
-            len().cast(DataType::Int64).alias("errors"),
-            col("resolved")
-                .eq(lit(false))
-                .cast(DataType::Int64)
-                .sum()
-                .alias("unresolved_errors"),
-            col("call_id")
-                .drop_nulls()
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("calls_affected"),
-            col("created_at").min().alias("first_seen_at"),
-            col("created_at").max().alias("last_seen_at"),
-        ])
+        .agg(error_group_figures())
         .sort(
             ["tenant_id", "day", "error_type", "severity"],
             Default::default(),
@@ -92,6 +78,26 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
         errors: error_groups,
         findings,
     })
+}
+
+/// The figures of a group of errors (docs/CONTRACT.md §2, error groups):
+/// `errors`, `unresolved_errors`, `calls_affected`, first and last seen.
+pub fn error_group_figures() -> [Expr; 5] {
+    [
+        len().cast(DataType::Int64).alias("errors"),
+        col("resolved")
+            .eq(lit(false))
+            .cast(DataType::Int64)
+            .sum()
+            .alias("unresolved_errors"),
+        col("call_id")
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("calls_affected"),
+        col("created_at").min().alias("first_seen_at"),
+        col("created_at").max().alias("last_seen_at"),
+    ]
 }
 
 /// The rows of tenant days `from..=to` as read, each with its tenant-local
