@@ -4,7 +4,7 @@
 //! them (docs/CONTRACT.md §1), so no query can reach transcripts, messages
 //! or secrets.
 //!
-//! Memory: the calls and errors are read chunk by chunk through the
+//! Memory: the calls and errors are read a day at a time through the
 //! pipeline `run` uses and spilled to Parquet in a private temporary
 //! folder; the query scans those files with Polars' streaming engine, so
 //! filters, projections and aggregations run in bounded memory. The
@@ -23,8 +23,9 @@ use crate::selection::TenantSelection;
 use crate::summaries::{Summaries, SummaryTable};
 use crate::window::Window;
 
-/// Days the pipeline reads at a time.
-const CHUNK_DAYS: u32 = 7;
+/// Days the pipeline reads at a time: as `run` (measured on 90 days of 5 M
+/// calls: 150 MB peak a day at a time, 300 MB a week at a time).
+const CHUNK_DAYS: u32 = 1;
 
 /// The platform tables a query may name, as `query` exposes them.
 pub const SOURCE_TABLES: [&str; 3] = ["call_logs", "system_errors", "tenants"];
@@ -96,7 +97,11 @@ impl SpillDir {
         let path = self.0.join(name);
         let file = std::fs::File::create(&path)
             .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
-        ParquetWriter::new(file).finish(df)?;
+        // Written once and read once: LZ4 is cheaper than the default zstd
+        // (11.3 s against 19.1 s for the bench window's group-by).
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .finish(df)?;
         Ok(path)
     }
 }

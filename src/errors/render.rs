@@ -54,69 +54,71 @@ fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
     out
 }
 
-/// An array of row objects, one per group and bucket of the period.
+/// An array of row objects, one per group and bucket of the period,
+/// serialized a row at a time (90 days of 1,000 tenants is 90,000 rows).
 pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    let rows: Vec<Value> = analysis
-        .rows(top)
-        .iter()
-        .map(|row| {
+    use serde::Serializer as _;
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::new(),
+    );
+    serializer
+        .collect_seq(analysis.rows(top).iter().map(|row| {
             Value::Object(
                 columns(analysis, row)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect::<Map<_, _>>(),
             )
-        })
-        .collect();
-    let mut out = serde_json::to_vec_pretty(&rows).expect("JSON values serialize");
+        }))
+        .expect("JSON values serialize");
     out.push(b'\n');
     Ok(out)
 }
 
 /// The json rows as a frame, column for column.
 pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
-    let mut rows: Vec<Vec<(&'static str, Value)>> = analysis
-        .rows(top)
-        .iter()
-        .map(|row| columns(analysis, row))
-        .collect();
-    if rows.is_empty() {
-        // No groups: the header alone.
-        let names: Vec<Column> = header(analysis)
-            .into_iter()
-            .map(|n| Column::new_empty(n.into(), &DataType::String))
-            .collect();
-        return Ok(DataFrame::new(names)?);
+    let rows = analysis.rows(top);
+    let by = analysis.by;
+    let text = |name: &str, f: &dyn Fn(&Row) -> Option<String>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let int = |name: &str, f: &dyn Fn(&Row) -> Option<i64>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let flag = |name: &str, f: &dyn Fn(&Row) -> bool| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut columns = vec![
+        text("bucket", &|r| Some(r.bucket.clone())),
+        text(by.column(), &|r| Some(r.group.key.clone())),
+    ];
+    if by == By::Tenant {
+        columns.push(text("business_name", &|r| r.group.name.clone()));
     }
-    let names: Vec<&'static str> = rows[0].iter().map(|(n, _)| *n).collect();
-    let mut out = Vec::with_capacity(names.len());
-    // Columns taken from the back, so each row's values move out once.
-    for name in names.into_iter().rev() {
-        let values: Vec<Value> = rows
-            .iter_mut()
-            .map(|row| row.pop().expect("every row has every column").1)
-            .collect();
-        let name = PlSmallStr::from_static(name);
-        let column = match name.as_str() {
-            "errors" | "unresolved_errors" | "calls_affected" | "previous_errors" => {
-                Column::new(name, values.iter().map(Value::as_i64).collect::<Vec<_>>())
-            }
-            "error_rate" => Column::new(name, values.iter().map(Value::as_f64).collect::<Vec<_>>()),
-            "spike" | "new_type" => {
-                Column::new(name, values.iter().map(Value::as_bool).collect::<Vec<_>>())
-            }
-            _ => Column::new(
-                name,
-                values
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        out.push(column);
-    }
-    out.reverse();
-    Ok(DataFrame::new(out)?)
+    columns.extend([
+        int("errors", &|r| Some(r.cell.errors)),
+        int("unresolved_errors", &|r| Some(r.cell.unresolved_errors)),
+        int("calls_affected", &|r| Some(r.cell.calls_affected)),
+        Column::new(
+            "error_rate".into(),
+            rows.iter()
+                .map(|r| rounded_rate(r.error_rate))
+                .collect::<Vec<_>>(),
+        ),
+        int("previous_errors", &|r| r.previous_errors),
+        flag("spike", &|r| r.spike),
+        flag("new_type", &|r| r.group.new_type),
+        text("first_seen_at", &|r| timestamp(r.cell.first_seen_at)),
+        text("last_seen_at", &|r| timestamp(r.cell.last_seen_at)),
+        text("trend", &|r| Some(r.group.trend.name().to_string())),
+    ]);
+    debug_assert_eq!(
+        columns.iter().map(|c| c.name().as_str()).collect::<Vec<_>>(),
+        header(analysis)
+    );
+    Ok(DataFrame::new(columns)?)
 }
 
 fn header(analysis: &Analysis) -> Vec<&'static str> {

@@ -18,8 +18,9 @@ use crate::selection::TenantSelection;
 use crate::summaries::{Summaries, SummaryTable};
 use crate::window::Window;
 
-/// Days the pipeline reads from the source at a time.
-const CHUNK_DAYS: u32 = 7;
+/// Days the pipeline reads from the source at a time: as `run`, so memory
+/// follows a day of rows.
+const CHUNK_DAYS: u32 = 1;
 
 /// The error groups' columns as `analyse` reads them, `bucket` first.
 fn error_columns() -> [Expr; 8] {
