@@ -129,6 +129,34 @@ impl SourceOpts {
     }
 }
 
+/// A range of days given as `--from D --to D`.
+#[derive(Debug, Clone, Args)]
+pub struct RangeOpts {
+    /// First day (inclusive), with --to.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Last day (inclusive), with --from.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+}
+
+impl RangeOpts {
+    /// The days, when given; `--from` after `--to` is refused.
+    pub fn days(&self) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>> {
+        let (Some(from), Some(to)) = (&self.from, &self.to) else {
+            return Ok(None);
+        };
+        let from = crate::window::parse_date("--from", from)?;
+        let to = crate::window::parse_date("--to", to)?;
+        if from > to {
+            return Err(Error::usage(format!(
+                "--from {from} is after --to {to}; swap them"
+            )));
+        }
+        Ok(Some((from, to)))
+    }
+}
+
 /// Which tenants a report covers.
 #[derive(Debug, Clone, Args)]
 pub struct TenantOpts {

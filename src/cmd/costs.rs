@@ -15,11 +15,12 @@
 
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
-use crate::cli::{ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
+use crate::cli::{
+    ConnectOpts, OutputOpts, RangeOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts,
+};
 use crate::costs::render::{self, Format};
 use crate::costs::{GroupBy, Period};
 use crate::error::{Error, Result};
-use crate::window::parse_date;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,12 +32,9 @@ pub struct Args {
     /// A calendar month (YYYY-MM); compared with the month before.
     #[arg(long, conflicts_with_all = ["from", "to"])]
     pub month: Option<String>,
-    /// First day (inclusive), with --to; compared with as many days before.
-    #[arg(long, requires = "to")]
-    pub from: Option<String>,
-    /// Last day (inclusive), with --from.
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
+    /// Days compared with as many days before.
+    #[command(flatten)]
+    pub range: RangeOpts,
 
     #[command(flatten)]
     pub tenants: TenantOpts,
@@ -74,21 +72,13 @@ pub struct Args {
 }
 
 fn period(args: &Args) -> Result<Period> {
-    match (&args.month, &args.from, &args.to) {
-        (Some(month), _, _) => Period::month(month),
-        (None, Some(from), Some(to)) => {
-            let (from, to) = (parse_date("--from", from)?, parse_date("--to", to)?);
-            if from > to {
-                return Err(Error::usage(format!(
-                    "--from {from} is after --to {to}; swap them"
-                )));
-            }
-            Ok(Period {
-                from,
-                to,
-                is_month: false,
-            })
-        }
+    match (&args.month, args.range.days()?) {
+        (Some(month), _) => Period::month(month),
+        (None, Some((from, to))) => Ok(Period {
+            from,
+            to,
+            is_month: false,
+        }),
         _ => {
             // The last calendar month.
             let today = Utc::now().date_naive();

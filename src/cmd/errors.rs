@@ -17,11 +17,13 @@ use std::path::PathBuf;
 
 use chrono::{Days, NaiveDate, Utc};
 
-use crate::cli::{ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
+use crate::cli::{
+    ConnectOpts, OutputOpts, RangeOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts,
+};
 use crate::error::{Error, Result};
 use crate::errors::render::{self, Format};
 use crate::errors::{analyse, chart, sources, Bucketing, By, SpikeRule, Timeline};
-use crate::window::{last_complete_day, parse_date};
+use crate::window::last_complete_day;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,12 +36,8 @@ pub struct Args {
     /// the last complete day (today, for hourly buckets).
     #[arg(long, default_value = "14d", conflicts_with_all = ["from", "to"])]
     pub since: String,
-    /// First day (inclusive), with --to.
-    #[arg(long, requires = "to")]
-    pub from: Option<String>,
-    /// Last day (inclusive), with --from.
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub range: RangeOpts,
 
     #[command(flatten)]
     pub tenants: TenantOpts,
@@ -109,16 +107,8 @@ fn since_days(text: &str) -> Result<u64> {
 }
 
 fn period(args: &Args, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
-    match (&args.from, &args.to) {
-        (Some(from), Some(to)) => {
-            let (from, to) = (parse_date("--from", from)?, parse_date("--to", to)?);
-            if from > to {
-                return Err(Error::usage(format!(
-                    "--from {from} is after --to {to}; swap them"
-                )));
-            }
-            Ok((from, to))
-        }
+    match args.range.days()? {
+        Some(days) => Ok(days),
         _ => {
             let days = since_days(&args.since)?;
             Ok((today - Days::new(days - 1), today))

@@ -59,10 +59,8 @@ fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
 pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
     use serde::Serializer as _;
     let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::with_formatter(
-        &mut out,
-        serde_json::ser::PrettyFormatter::new(),
-    );
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new());
     serializer
         .collect_seq(analysis.rows(top).iter().map(|row| {
             Value::Object(
@@ -115,7 +113,10 @@ pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
         text("trend", &|r| Some(r.group.trend.name().to_string())),
     ]);
     debug_assert_eq!(
-        columns.iter().map(|c| c.name().as_str()).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(|c| c.name().as_str())
+            .collect::<Vec<_>>(),
         header(analysis)
     );
     Ok(DataFrame::new(columns)?)

@@ -386,7 +386,9 @@ fn charts_are_valid_svg_and_png_with_the_series() {
     );
     assert!(texts.iter().any(|t| t.starts_with("Mar 19")), "{texts:?}");
     assert!(
-        texts.iter().any(|t| t.starts_with("Acme <Plumbing> & NY (")),
+        texts
+            .iter()
+            .any(|t| t.starts_with("Acme <Plumbing> & NY (")),
         "{texts:?}"
     );
     assert!(
