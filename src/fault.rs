@@ -14,6 +14,10 @@ pub const PAUSED: &str = "paused at ";
 pub fn pause_point(name: &str) {
     if std::env::var(PAUSE_VARIABLE).is_ok_and(|wanted| wanted == name) {
         eprintln!("{PAUSED}{name}");
-        std::thread::sleep(std::time::Duration::from_secs(600));
+        // Wakes for a stop signal, so a test can stop the run here.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while std::time::Instant::now() < until && crate::signals::check().is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }

@@ -59,10 +59,21 @@ pub struct Args {
     /// the next chunk are kept, not read again).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_days: u32,
+
+    /// Exit 3 (after writing) when the window's findings of KIND exceed N
+    /// rows (0 without >N); repeatable. Kinds: invalid_timezone,
+    /// unknown_tenant, negative_cost, missing_cost, cost_mismatch.
+    #[arg(long = "fail-on", value_name = "KIND[>N]")]
+    pub fail_on: Vec<String>,
 }
 
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
+    let gates = args
+        .fail_on
+        .iter()
+        .map(|g| crate::gates::Gate::parse(g))
+        .collect::<Result<Vec<_>>>()?;
     let window = args.window.request().resolve(Utc::now())?;
     let asked = TenantSelection {
         tenants: parse_tenants(&args.tenants)?,
@@ -87,6 +98,7 @@ pub fn execute(args: Args) -> Result<()> {
         arguments: arguments_json(&args, &window),
     };
     let outcome = crate::pipeline::run::run(&request)?;
+    let (gate_lines, tripped) = crate::gates::check(&gates, &outcome.stats.findings_by_kind);
     print!(
         "{}",
         render_summary(&Summary {
@@ -94,9 +106,13 @@ pub fn execute(args: Args) -> Result<()> {
             window: &window,
             out: &args.out,
             total: started.elapsed(),
+            gates: &gate_lines,
         })
     );
-    Ok(())
+    match tripped {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// The run's arguments for the ledger: no URLs, so no secrets.
@@ -109,6 +125,7 @@ fn arguments_json(args: &Args, window: &Window) -> String {
         "allow_partial": args.window.allow_partial,
         "tenants": args.tenants,
         "tenant_shard": args.tenant_shard,
+        "fail_on": args.fail_on,
         "out": args.out.display().to_string(),
         "source_schema": args.source.source_schema,
     })
@@ -120,6 +137,8 @@ struct Summary<'a> {
     window: &'a Window,
     out: &'a Path,
     total: Duration,
+    /// One line per `--fail-on`.
+    gates: &'a [String],
 }
 
 fn render_summary(s: &Summary) -> String {
@@ -169,6 +188,9 @@ fn render_summary(s: &Summary) -> String {
         "findings    {} rows in {} tenant days\n",
         st.finding_rows, st.table_rows[3]
     ));
+    if !s.gates.is_empty() {
+        out.push_str(&format!("gates       {}\n", s.gates.join("; ")));
+    }
     let rows: Vec<String> = sink::TABLE_NAMES
         .iter()
         .zip(st.table_rows)

@@ -193,6 +193,8 @@ pub struct WindowStats {
     pub cost_mismatch_calls: i64,
     pub critical_errors: i64,
     pub finding_rows: i64,
+    /// Rows flagged per finding kind (for `--fail-on`).
+    pub findings_by_kind: std::collections::BTreeMap<String, i64>,
     pub table_rows: [usize; 4],
 }
 
@@ -212,6 +214,13 @@ impl WindowStats {
         self.cost_mismatch_calls += sum(td, "cost_mismatch_calls")?;
         self.critical_errors += sum(td, "critical_errors")?;
         self.finding_rows += sum(&part.findings, "rows")?;
+        let kinds = part.findings.column("kind")?.str()?;
+        let rows = part.findings.column("rows")?.i64()?;
+        for (kind, n) in kinds.into_iter().zip(rows) {
+            if let (Some(kind), Some(n)) = (kind, n) {
+                *self.findings_by_kind.entry(kind.to_string()).or_default() += n;
+            }
+        }
         for (i, (_, df)) in sink::tables(part).iter().enumerate() {
             self.table_rows[i] += df.height();
         }
@@ -295,6 +304,7 @@ pub fn for_each_chunk(
         });
         let mut read_total = SourceTotals::default();
         for chunk in chunks {
+            crate::signals::check()?;
             crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
             let waited = Instant::now();
             let received = receiver.recv();

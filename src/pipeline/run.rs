@@ -58,6 +58,7 @@ pub struct RunOutcome {
 }
 
 pub fn run(request: &RunRequest) -> Result<RunOutcome> {
+    crate::signals::install();
     let RunRequest {
         window,
         asked,
@@ -164,6 +165,8 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             stage(&mut staged, part, chunk, run_id, timings)
         })
         .and_then(|stats| {
+            crate::fault::pause_point("before_seal");
+            crate::signals::check()?;
             staged.seal(out, run_id, files::Decider::Sealed, shard_name.clone())?;
             Ok(stats)
         });
@@ -221,6 +224,9 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         to: window.to,
         selection: &selection,
     };
+    // Whether the commit was sent: only then can an error leave Postgres
+    // unsure whether it happened.
+    let mut commit_sent = false;
     let committed = std::thread::scope(|scope| -> Result<WindowStats> {
         // Each chunk's rows are copied in on a thread of their own, so
         // Postgres inserts one chunk while the next is rolled up; the
@@ -253,8 +259,13 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         timings.add("write back (overlapped)", busy);
         // From here the ledger decides what the staged files become: a
         // kill after the commit leaves them for the next run to move.
+        crate::fault::pause_point("before_seal");
+        crate::signals::check()?;
         staged.seal(out, run_id, files::Decider::Ledger, shard_name.clone())?;
         crate::fault::pause_point("before_commit");
+        // The last moment a stop can still roll everything back.
+        crate::signals::check()?;
+        commit_sent = true;
         timings.time("commit", || writer.finish(&stats.totals))?;
         Ok(stats)
     });
@@ -262,7 +273,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         Ok(stats) => stats,
         Err(e) => {
             fail(&mut target, &e);
-            if staged.is_sealed() {
+            if staged.is_sealed() && commit_sent {
                 // The commit may have happened before the error: the
                 // ledger tells the next run whether to move or drop them.
                 crate::log::info(&format!(

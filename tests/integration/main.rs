@@ -10,4 +10,5 @@ mod offline;
 mod query;
 mod run;
 mod shards;
+mod unattended;
 mod util;

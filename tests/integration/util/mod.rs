@@ -222,6 +222,17 @@ pub fn ok(output: std::process::Output) -> std::process::Output {
 /// Starts `callrollup` with `args` and this test's environment, paused
 /// at the test-only pause point `point`: returns once it says so.
 pub fn spawn_paused(db: Option<&TestDb>, args: &[&str], point: &str) -> std::process::Child {
+    spawn_paused_with_stderr(db, args, point).0
+}
+
+/// `spawn_paused`, and the rest of the child's stderr, read on a thread
+/// (so the child never writes into a closed pipe) and returned when it
+/// ends.
+pub fn spawn_paused_with_stderr(
+    db: Option<&TestDb>,
+    args: &[&str],
+    point: &str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"));
     cmd.env_clear()
@@ -234,14 +245,22 @@ pub fn spawn_paused(db: Option<&TestDb>, args: &[&str], point: &str) -> std::pro
         cmd.env("DATABASE_URL", &db.url);
     }
     let mut child = cmd.spawn().expect("start callrollup");
-    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = String::new();
-    for line in std::io::BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
         if line == format!("paused at {point}") {
-            return child;
+            let rest = std::thread::spawn(move || {
+                let mut rest = String::new();
+                for line in lines.map_while(|l| l.ok()) {
+                    rest.push_str(&line);
+                    rest.push('\n');
+                }
+                rest
+            });
+            return (child, rest);
         }
     }
     let status = child.wait();

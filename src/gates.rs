@@ -1,0 +1,129 @@
+//! Quality gates: `run --fail-on KIND[>N]` makes a run whose findings of
+//! KIND exceed N rows (0 when no N is given) exit 3 — after its data is
+//! written and its findings recorded, so the gate reports a problem
+//! without holding back the billing data.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+/// The finding kinds of `data_quality_findings` (docs/CONTRACT.md §3).
+pub const KINDS: [&str; 5] = [
+    "invalid_timezone",
+    "unknown_tenant",
+    "negative_cost",
+    "missing_cost",
+    "cost_mismatch",
+];
+
+/// One `--fail-on`: the kind and the most rows it may have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub kind: String,
+    pub max_rows: i64,
+}
+
+impl Gate {
+    /// `missing_cost` or `missing_cost>100`.
+    pub fn parse(text: &str) -> Result<Gate> {
+        let (kind, max) = match text.split_once('>') {
+            Some((kind, max)) => (kind.trim(), Some(max.trim())),
+            None => (text.trim(), None),
+        };
+        if !KINDS.contains(&kind) {
+            return Err(Error::usage(format!(
+                "--fail-on {text:?}: unknown finding kind {kind:?}; use one of {}, optionally with >N (e.g. missing_cost>100)",
+                KINDS.join(", ")
+            )));
+        }
+        let max_rows = match max {
+            None => 0,
+            Some(n) => n.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::usage(format!(
+                    "--fail-on {text:?}: {n:?} is not a row count; use e.g. {kind}>100"
+                ))
+            })?,
+        };
+        Ok(Gate {
+            kind: kind.to_string(),
+            max_rows,
+        })
+    }
+
+    /// The rows of this gate's kind, and whether they trip it.
+    pub fn evaluate(&self, findings: &BTreeMap<String, i64>) -> (i64, bool) {
+        let rows = findings.get(&self.kind).copied().unwrap_or(0);
+        (rows, rows > self.max_rows)
+    }
+}
+
+/// Each gate as a line for the summary, and the error for those tripped.
+pub fn check(gates: &[Gate], findings: &BTreeMap<String, i64>) -> (Vec<String>, Option<Error>) {
+    let mut lines = Vec::new();
+    let mut tripped = Vec::new();
+    for gate in gates {
+        let (rows, trips) = gate.evaluate(findings);
+        let line = format!(
+            "{} {rows} rows {} {} {}",
+            gate.kind,
+            if trips { ">" } else { "<=" },
+            gate.max_rows,
+            if trips { "TRIPPED" } else { "ok" }
+        );
+        if trips {
+            tripped.push(format!(
+                "{} has {rows} rows (> {})",
+                gate.kind, gate.max_rows
+            ));
+        }
+        lines.push(line);
+    }
+    let error = (!tripped.is_empty()).then(|| {
+        Error::Check(format!(
+            "quality gate tripped: {}; the data and the findings are written — see data_quality_findings for the tenant days",
+            tripped.join(", ")
+        ))
+    });
+    (lines, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_parse_and_trip_above_their_limit() {
+        assert_eq!(
+            Gate::parse("missing_cost>100").unwrap(),
+            Gate {
+                kind: "missing_cost".into(),
+                max_rows: 100
+            }
+        );
+        assert_eq!(Gate::parse("negative_cost").unwrap().max_rows, 0);
+        assert!(Gate::parse("orphan").is_err());
+        assert!(Gate::parse("missing_cost>lots").is_err());
+        assert!(Gate::parse("missing_cost>-1").is_err());
+        let findings = BTreeMap::from([("missing_cost".to_string(), 117)]);
+        let gates = [
+            Gate::parse("missing_cost>100").unwrap(),
+            Gate::parse("missing_cost>117").unwrap(),
+            Gate::parse("negative_cost").unwrap(),
+        ];
+        let (lines, error) = check(&gates, &findings);
+        assert_eq!(
+            lines,
+            [
+                "missing_cost 117 rows > 100 TRIPPED",
+                "missing_cost 117 rows <= 117 ok",
+                "negative_cost 0 rows <= 0 ok"
+            ]
+        );
+        let message = error.unwrap().to_string();
+        assert!(
+            message.contains("missing_cost has 117 rows (> 100)"),
+            "{message}"
+        );
+        assert!(check(&gates[1..], &findings).1.is_none());
+    }
+}

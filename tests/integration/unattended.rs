@@ -1,0 +1,141 @@
+//! Running unattended: quality gates that fail the job after the data is
+//! written, and a stop signal that leaves nothing half-written.
+
+use crate::util::{
+    assert_fails, ok, run, spawn_paused_with_stderr, stdout_of, summary_rows_where, tree, TestDb,
+};
+
+fn run_with(db: &TestDb, out: &std::path::Path, args: &[&str]) -> std::process::Output {
+    db.cmd()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_tripped_gate_exits_3_after_the_data_and_findings_are_written() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    let tripped = run_with(
+        &db,
+        &out,
+        &[
+            &window[..],
+            &[
+                "--fail-on",
+                "missing_cost",
+                "--fail-on",
+                "cost_mismatch>100000",
+            ],
+        ]
+        .concat(),
+    );
+    let err = assert_fails(&tripped, 3, "quality gate tripped: missing_cost has ");
+    assert!(!err.contains("cost_mismatch has"), "{err}");
+    let summary = stdout_of(&tripped);
+    assert!(summary.contains("succeeded"), "{summary}");
+    assert!(summary.contains("gates       missing_cost "), "{summary}");
+    assert!(summary.contains("TRIPPED; cost_mismatch "), "{summary}");
+    // The run is billed: its rows, findings and files are in place.
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs"),
+        ["succeeded"]
+    );
+    let missing = db.scalar_i64(
+        "SELECT sum(rows)::bigint FROM analytics.data_quality_findings WHERE kind = 'missing_cost'",
+    );
+    assert!(missing > 0);
+    assert!(
+        summary.contains(&format!("missing_cost {missing} rows > 0 TRIPPED")),
+        "{summary}"
+    );
+    assert!(db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") > 0);
+    assert!(out
+        .join("tenant_daily/day=2026-03-08/tenant_daily.csv")
+        .exists());
+
+    // A limit above the count passes.
+    ok(run_with(
+        &db,
+        &out,
+        &[
+            &window[..],
+            &["--fail-on", &format!("missing_cost>{missing}")],
+        ]
+        .concat(),
+    ));
+    // A kind that does not exist is refused before anything happens.
+    let before = db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs");
+    assert_fails(
+        &run_with(
+            &db,
+            &out,
+            &[&window[..], &["--fail-on", "orphans"]].concat(),
+        ),
+        2,
+        "unknown finding kind",
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.rollup_runs"),
+        before
+    );
+}
+
+/// A run stopped by `signal` at `point`: exit 1, the ledger row failed
+/// with the reason, the tables and files as they were.
+fn stopped_at(point: &str, signal: i32, name: &str) {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
+    run(&db, &out, &window);
+    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
+    let files = tree(&out);
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
+    let (mut child, stderr) = spawn_paused_with_stderr(
+        Some(&db),
+        &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
+        point,
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{point}: {stderr}");
+    assert!(
+        stderr.contains(&format!("stopped by {name} before the commit")),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.rows(&format!(
+            "SELECT status, coalesce(error, '') LIKE '%stopped by {name}%'
+             FROM analytics.rollup_runs ORDER BY started_at"
+        )),
+        ["succeeded|false", "failed|true"],
+        "{point}"
+    );
+    assert_eq!(
+        summary_rows_where(&db, "analytics", "true", ", run_id"),
+        tables,
+        "{point}"
+    );
+    // No staged file, no journal: the folder is as the first run left it.
+    assert_eq!(tree(&out), files, "{point}");
+    // The next run is not held back by anything the stopped one left.
+    ok(run_with(&db, &out, &window));
+}
+
+#[test]
+fn sigterm_before_the_commit_rolls_back_and_marks_the_run_failed() {
+    stopped_at("before_commit", libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigint_while_staging_removes_the_staged_files() {
+    stopped_at("before_seal", libc::SIGINT, "SIGINT");
+}
