@@ -15,6 +15,7 @@ pub mod gates;
 pub mod generate;
 pub mod ledger;
 pub mod log;
+pub mod metrics;
 pub mod migrate;
 pub mod money;
 pub mod pipeline;

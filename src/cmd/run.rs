@@ -65,10 +65,37 @@ pub struct Args {
     /// unknown_tenant, negative_cost, missing_cost, cost_mismatch.
     #[arg(long = "fail-on", value_name = "KIND[>N]")]
     pub fail_on: Vec<String>,
+
+    /// Write the run's metrics here in Prometheus' text format (for
+    /// node_exporter's textfile collector), after every run, failed ones too.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
+    let mut outcome = None;
+    let result = execute_run(&args, started, &mut outcome);
+    if let Some(path) = &args.metrics_file {
+        let exit_code = result.as_ref().err().map_or(0, |e| e.exit_code());
+        let metrics = crate::metrics::RunMetrics {
+            finished_at: Utc::now().timestamp_micros() as f64 / 1e6,
+            exit_code,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            outcome: outcome.as_ref(),
+        };
+        if let Err(e) = crate::metrics::write(path, &metrics) {
+            // The run's own error says more; a metrics failure alone fails the run.
+            if result.is_ok() {
+                return Err(e);
+            }
+            crate::log::info(&format!("could not write --metrics-file: {e}"));
+        }
+    }
+    result
+}
+
+fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcome>) -> Result<()> {
     let gates = args
         .fail_on
         .iter()
@@ -95,14 +122,14 @@ pub fn execute(args: Args) -> Result<()> {
         out: args.out.clone(),
         chunk_days: args.chunk_days,
         dry_run: args.dry_run,
-        arguments: arguments_json(&args, &window),
+        arguments: arguments_json(args, &window),
     };
-    let outcome = crate::pipeline::run::run(&request)?;
+    let outcome = outcome_out.insert(crate::pipeline::run::run(&request)?);
     let (gate_lines, tripped) = crate::gates::check(&gates, &outcome.stats.findings_by_kind);
     print!(
         "{}",
         render_summary(&Summary {
-            outcome: &outcome,
+            outcome,
             window: &window,
             out: &args.out,
             total: started.elapsed(),

@@ -139,3 +139,83 @@ fn sigterm_before_the_commit_rolls_back_and_marks_the_run_failed() {
 fn sigint_while_staging_removes_the_staged_files() {
     stopped_at("before_seal", libc::SIGINT, "SIGINT");
 }
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_metrics_file_says_success_and_failure_and_keeps_the_last_success() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let metrics = scratch.path().join("callrollup.prom");
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    let before = chrono::Utc::now().timestamp() as f64;
+    ok(run_with(
+        &db,
+        &out,
+        &[&window[..], &["--metrics-file", metrics.to_str().unwrap()]].concat(),
+    ));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let success = metric(&text, "callrollup_last_success_timestamp_seconds").unwrap();
+    assert!(success >= before, "{text}");
+    assert_eq!(metric(&text, "callrollup_last_run_success"), Some(1.0));
+    assert_eq!(metric(&text, "callrollup_last_run_exit_code"), Some(0.0));
+    let tenant_days = db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") as f64;
+    assert_eq!(
+        metric(
+            &text,
+            "callrollup_last_run_rows_written{table=\"tenant_daily\"}"
+        ),
+        Some(tenant_days),
+        "{text}"
+    );
+    let missing = db.scalar_i64(
+        "SELECT sum(rows)::bigint FROM analytics.data_quality_findings WHERE kind = 'missing_cost'",
+    ) as f64;
+    assert_eq!(
+        metric(
+            &text,
+            "callrollup_last_run_findings_rows{kind=\"missing_cost\"}"
+        ),
+        Some(missing)
+    );
+    assert!(
+        text.contains("callrollup_last_run_stage_seconds{stage=\"commit\"}"),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "a sample per line: {line}");
+    }
+
+    // A failed run (a database that refuses the password): status and exit
+    // code change, the last success stays, and no password is written.
+    let refused = TestDb::cmd_without_db()
+        .args(["run", "--date", "2026-03-08", "--metrics-file"])
+        .arg(&metrics)
+        .args([
+            "--database-url",
+            "postgres://nobody:hunter2secret@127.0.0.1:1/none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(metric(&text, "callrollup_last_run_success"), Some(0.0));
+    assert_eq!(metric(&text, "callrollup_last_run_exit_code"), Some(2.0));
+    assert_eq!(
+        metric(&text, "callrollup_last_success_timestamp_seconds"),
+        Some(success)
+    );
+    assert!(!text.contains("hunter2secret"));
+    assert!(!crate::util::stderr_of(&refused).contains("hunter2secret"));
+    // Only the file itself is left: it was written whole.
+    let names: Vec<String> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
