@@ -57,19 +57,68 @@ pub struct ConnectOpts {
     /// Target database for the summary tables; defaults to the source.
     #[arg(long, env = "CALLROLLUP_TARGET_URL", hide_env_values = true)]
     pub target_url: Option<String>,
+
+    /// Read the source URL from this file (a mounted secret), so that it is
+    /// never in the process list or the environment; wins over --database-url.
+    #[arg(long, value_name = "FILE", env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Read the target URL from this file; wins over --target-url.
+    #[arg(long, value_name = "FILE", env = "CALLROLLUP_TARGET_URL_FILE")]
+    pub target_url_file: Option<PathBuf>,
+}
+
+/// A URL kept in a file: its first line, trimmed.
+fn url_from_file(flag: &str, path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read {flag} {} ({e}); point it at a file holding the URL",
+            path.display()
+        ))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
 impl ConnectOpts {
+    /// The source URL: --database-url-file, --database-url / DATABASE_URL,
+    /// or, with neither, libpq's environment (PGHOST, PGDATABASE, ...).
     pub fn source(&self) -> Result<DbUrl> {
+        if let Some(path) = &self.database_url_file {
+            return DbUrl::parse(
+                "--database-url-file",
+                &url_from_file("--database-url-file", path)?,
+            );
+        }
         match &self.database_url {
             Some(u) => DbUrl::parse("--database-url", u),
+            None if crate::db::Libpq::names_a_server() => {
+                DbUrl::parse("the libpq environment", "postgresql://")
+            }
             None => Err(Error::usage(
-                "no source database: pass --database-url or set DATABASE_URL",
+                "no source database: pass --database-url (or --database-url-file), set DATABASE_URL, or set PGHOST/PGDATABASE",
             )),
         }
     }
 
+    /// Whether a source database is configured at all.
+    pub fn has_source(&self) -> bool {
+        self.database_url_file.is_some()
+            || self.database_url.is_some()
+            || crate::db::Libpq::names_a_server()
+    }
+
+    /// Whether a target database is configured (it defaults to the source).
+    pub fn has_target(&self) -> bool {
+        self.target_url_file.is_some() || self.target_url.is_some() || self.has_source()
+    }
+
     pub fn target(&self) -> Result<DbUrl> {
+        if let Some(path) = &self.target_url_file {
+            return DbUrl::parse(
+                "--target-url-file",
+                &url_from_file("--target-url-file", path)?,
+            );
+        }
         match &self.target_url {
             Some(u) => DbUrl::parse("--target-url", u),
             None => self.source().map_err(|_| {
@@ -108,7 +157,7 @@ impl SourceOpts {
         &self,
         connect: &ConnectOpts,
     ) -> Result<Option<crate::pipeline::SourceSpec>> {
-        if self.source.is_some() || connect.database_url.is_some() {
+        if self.source.is_some() || connect.has_source() {
             Ok(Some(self.spec(connect)?))
         } else {
             Ok(None)
@@ -195,9 +244,11 @@ impl SummaryOpts {
         use crate::summaries::Summaries;
         match &self.reports {
             Some(dir) => Ok(Some(Summaries::reports(dir)?)),
-            None if connect.target_url.is_some() || connect.database_url.is_some() => Ok(Some(
-                Summaries::database(&connect.target()?, schema.target_schema()?, application)?,
-            )),
+            None if connect.has_target() => Ok(Some(Summaries::database(
+                &connect.target()?,
+                schema.target_schema()?,
+                application,
+            )?)),
             None => Ok(None),
         }
     }

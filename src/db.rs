@@ -55,10 +55,18 @@ impl DbUrl {
         if !pairs.is_empty() {
             masked.query_pairs_mut().clear().extend_pairs(pairs);
         }
+        let password = password.or(query_password).or_else(|| {
+            // As libpq: PGPASSWORD, then the password file.
+            let env = Libpq::from_env();
+            env.password.clone().or_else(|| {
+                let (host, port, dbname, user) = env.target_of(&parsed);
+                pgpass_lookup(&host, &port, &dbname, &user)
+            })
+        });
         Ok(DbUrl {
             raw: value.to_string(),
             masked: masked.to_string(),
-            password: password.or(query_password),
+            password,
         })
     }
 
@@ -90,8 +98,11 @@ impl DbUrl {
                 .map(|(_, v)| v.clone())
         };
         // As libpq: TLS when the server offers it, plain otherwise.
-        let sslmode = param("sslmode").unwrap_or_else(|| "prefer".to_string());
-        let root_cert = param("sslrootcert");
+        let env = Libpq::from_env();
+        let sslmode = param("sslmode")
+            .or_else(|| env.sslmode.clone())
+            .unwrap_or_else(|| "prefer".to_string());
+        let root_cert = param("sslrootcert").or_else(|| env.sslrootcert.clone());
         // The driver knows disable/prefer/require only; TLS checks are ours.
         let kept: Vec<&(String, String)> = params
             .iter()
@@ -108,6 +119,12 @@ impl DbUrl {
                 self.redact(&e.to_string())
             ))
         })?;
+        env.fill(&mut config);
+        if config.get_password().is_none() {
+            if let Some(p) = &self.password {
+                config.password(p);
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -140,6 +157,154 @@ impl DbUrl {
             .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
         config.connect(tls).map_err(failed)
     }
+}
+
+/// libpq's environment variables, for what a URL leaves out: `PGHOST`,
+/// `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`,
+/// `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT` (and `PGPASSFILE`, read by
+/// `pgpass_lookup`). A URL's own values win, as in libpq.
+#[derive(Default)]
+pub struct Libpq {
+    host: Option<String>,
+    port: Option<String>,
+    user: Option<String>,
+    dbname: Option<String>,
+    password: Option<String>,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    connect_timeout: Option<String>,
+}
+
+impl Libpq {
+    pub fn from_env() -> Libpq {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Libpq {
+            host: var("PGHOST"),
+            port: var("PGPORT"),
+            user: var("PGUSER"),
+            dbname: var("PGDATABASE"),
+            password: var("PGPASSWORD"),
+            sslmode: var("PGSSLMODE"),
+            sslrootcert: var("PGSSLROOTCERT"),
+            connect_timeout: var("PGCONNECT_TIMEOUT"),
+        }
+    }
+
+    /// Whether the environment names a server, so that no URL is needed.
+    pub fn names_a_server() -> bool {
+        let env = Libpq::from_env();
+        env.host.is_some() || env.dbname.is_some()
+    }
+
+    /// Host, port, database and user a URL reaches, with the environment
+    /// filling what it leaves out (for the password file).
+    fn target_of(&self, url: &url::Url) -> (String, String, String, String) {
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.host.clone())
+            .unwrap_or_else(|| "localhost".into());
+        let port = url
+            .port()
+            .map(|p| p.to_string())
+            .or_else(|| self.port.clone())
+            .unwrap_or_else(|| "5432".into());
+        let user = Some(url.username())
+            .filter(|u| !u.is_empty())
+            .map(percent_decode)
+            .or_else(|| self.user.clone())
+            .unwrap_or_default();
+        let dbname = Some(url.path().trim_start_matches('/'))
+            .filter(|d| !d.is_empty())
+            .map(percent_decode)
+            .or_else(|| self.dbname.clone())
+            .unwrap_or_else(|| user.clone());
+        (host, port, dbname, user)
+    }
+
+    fn fill(&self, config: &mut postgres::Config) {
+        if config.get_hosts().is_empty() {
+            if let Some(host) = &self.host {
+                config.host(host);
+            }
+        }
+        if config.get_ports().is_empty() {
+            if let Some(port) = self.port.as_deref().and_then(|p| p.parse().ok()) {
+                config.port(port);
+            }
+        }
+        if config.get_user().is_none() {
+            if let Some(user) = &self.user {
+                config.user(user);
+            }
+        }
+        if config.get_dbname().is_none() {
+            if let Some(dbname) = &self.dbname {
+                config.dbname(dbname);
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            if let Some(secs) = self.connect_timeout.as_deref().and_then(|s| s.parse().ok()) {
+                config.connect_timeout(Duration::from_secs(secs));
+            }
+        }
+    }
+}
+
+/// The password for a server from the password file (`PGPASSFILE`, else
+/// `~/.pgpass`), as libpq reads it: `host:port:database:user:password`
+/// lines, `*` matching anything, `\:` and `\\` escaped, the first match
+/// wins; a file others can read is ignored, as libpq does.
+pub fn pgpass_lookup(host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
+    let path = std::env::var_os("PGPASSFILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            crate::log::info(&format!(
+                "password file {} is readable by others and is ignored (chmod 0600 it)",
+                path.display()
+            ));
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let fields = split_pgpass(line);
+        if fields.len() != 5 {
+            continue;
+        }
+        let matches = |field: &str, value: &str| field == "*" || field == value;
+        if matches(&fields[0], host)
+            && matches(&fields[1], port)
+            && matches(&fields[2], dbname)
+            && matches(&fields[3], user)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("a field").push(next);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut().expect("a field").push(c),
+        }
+    }
+    fields
 }
 
 fn tls_connector(
@@ -231,6 +396,16 @@ pub fn validate_identifier(flag: &str, name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pgpass_lines_split_as_libpq_reads_them() {
+        assert_eq!(
+            split_pgpass("db.example:5432:*:app:pa\\:ss\\\\word"),
+            ["db.example", "5432", "*", "app", "pa:ss\\word"]
+        );
+        // A password may hold a colon unescaped in the last field.
+        assert_eq!(split_pgpass("h:1:d:u:a:b")[4], "a:b");
+    }
 
     #[test]
     fn password_never_displays() {

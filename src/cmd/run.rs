@@ -108,7 +108,7 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
     };
     let source = args.source.spec(&args.connect)?;
     // With a snapshot and no database configured, the files are the target.
-    let configured = args.connect.target_url.is_some() || args.connect.database_url.is_some();
+    let configured = args.connect.has_target();
     let target = match (&source, configured) {
         (SourceSpec::Snapshot(_), false) => None,
         _ => Some(args.connect.target()?),

@@ -219,3 +219,130 @@ fn the_metrics_file_says_success_and_failure_and_keeps_the_last_success() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+#[test]
+fn urls_from_files_and_libpq_variables_work_and_no_password_is_ever_written() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let metrics = scratch.path().join("callrollup.prom");
+    let (url_secret, env_secret) = ("url-s3cret-pw", "env-s3cret-pw");
+    let url_file = scratch.path().join("database-url");
+    std::fs::write(
+        &url_file,
+        format!(
+            "{}\n",
+            db.url
+                .replacen("postgres@", &format!("postgres:{url_secret}@"), 1)
+        ),
+    )
+    .unwrap();
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    let mut outputs = Vec::new();
+    // The URL from a file (a mounted secret), JSON logs, metrics.
+    outputs.push(ok(TestDb::cmd_without_db()
+        .arg("run")
+        .args(window)
+        .args(["--log-format", "json", "--out", out.to_str().unwrap()])
+        .arg("--database-url-file")
+        .arg(&url_file)
+        .arg("--metrics-file")
+        .arg(&metrics)
+        .env("PGPASSWORD", env_secret)
+        .output()
+        .unwrap()));
+    // No URL at all: libpq's variables name the server.
+    let url = url::Url::parse(&db.url).unwrap();
+    let libpq = |cmd: &mut assert_cmd::Command| {
+        cmd.env("PGHOST", url.host_str().unwrap())
+            .env("PGPORT", url.port().unwrap_or(5432).to_string())
+            .env("PGUSER", url.username())
+            .env("PGDATABASE", &db.name)
+            .env("PGPASSWORD", env_secret);
+    };
+    let mut cmd = TestDb::cmd_without_db();
+    cmd.arg("run")
+        .args(window)
+        .args(["--out", out.to_str().unwrap()])
+        .arg("--metrics-file")
+        .arg(&metrics);
+    libpq(&mut cmd);
+    outputs.push(ok(cmd.output().unwrap()));
+    let mut cmd = TestDb::cmd_without_db();
+    cmd.args(["runs", "--format", "json"]);
+    libpq(&mut cmd);
+    outputs.push(ok(cmd.output().unwrap()));
+    // Failures name the server, never the password.
+    let mut cmd = TestDb::cmd_without_db();
+    cmd.arg("run")
+        .args(window)
+        .args(["--source-schema", "nope"]);
+    cmd.arg("--database-url-file").arg(&url_file);
+    outputs.push(cmd.output().unwrap());
+    let mut cmd = TestDb::cmd_without_db();
+    cmd.args(["run", "--date", "2026-03-08"]);
+    libpq(&mut cmd);
+    cmd.env("PGPORT", "1");
+    let refused = cmd.output().unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        crate::util::stderr_of(&refused)
+    );
+    outputs.push(refused);
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs"),
+        ["succeeded", "succeeded"]
+    );
+
+    let mut everything = std::fs::read_to_string(&metrics).unwrap();
+    for o in &outputs {
+        everything.push_str(&String::from_utf8_lossy(&o.stdout));
+        everything.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    everything.push_str(
+        &db.rows("SELECT to_jsonb(r)::text FROM analytics.rollup_runs r")
+            .join("\n"),
+    );
+    assert!(everything.contains("succeeded"));
+    for secret in [url_secret, env_secret] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {everything}"
+        );
+    }
+    // A missing URL file is a clear usage error.
+    let missing = TestDb::cmd_without_db()
+        .args(["run", "--database-url-file", "/nonexistent/url"])
+        .output()
+        .unwrap();
+    assert_fails(
+        &missing,
+        2,
+        "cannot read --database-url-file /nonexistent/url",
+    );
+}
+
+#[test]
+fn the_password_file_is_read_as_libpq_reads_it() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let pgpass = scratch.path().join("pgpass");
+    std::fs::write(&pgpass, "# a comment\n*:*:*:postgres:from-pgpass\n").unwrap();
+    let runs = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(mode)).unwrap();
+        TestDb::cmd_without_db()
+            .args(["runs", "--database-url", &db.url])
+            .env("PGPASSFILE", &pgpass)
+            .output()
+            .unwrap()
+    };
+    // Readable by others: ignored with a warning, as libpq does.
+    let open = ok(runs(0o644));
+    assert!(crate::util::stderr_of(&open).contains("readable by others and is ignored"));
+    let private = ok(runs(0o600));
+    assert!(!crate::util::stderr_of(&private).contains("ignored"));
+    assert!(!crate::util::stderr_of(&private).contains("from-pgpass"));
+}
