@@ -68,7 +68,10 @@ fn verify(applied: &[Applied], schema: &str) -> Result<()> {
 pub fn migrate(client: &mut Client, schema: &str) -> Result<Vec<&'static str>> {
     let mut tx = client.transaction()?;
     tx.execute(sql::MIGRATION_LOCK, &[&schema])?;
-    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+    let exists: bool = tx.query_one(sql::NAMESPACE_EXISTS, &[&schema])?.get(0);
+    if !exists {
+        tx.batch_execute(&sql::render(sql::SCHEMA_CREATE, &[("schema", schema)]))?;
+    }
     tx.batch_execute(&sql::render(sql::MIGRATION_LEDGER, &[("schema", schema)]))?;
     tx.commit()?;
 

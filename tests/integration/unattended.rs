@@ -346,3 +346,66 @@ fn the_password_file_is_read_as_libpq_reads_it() {
     assert!(!crate::util::stderr_of(&private).contains("ignored"));
     assert!(!crate::util::stderr_of(&private).contains("from-pgpass"));
 }
+
+/// `deploy/roles.sql`, as the README says to apply it.
+const ROLES: &str = include_str!("../../deploy/roles.sql");
+
+#[test]
+fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
+    // The roles are the cluster's, created if missing (the script is
+    // idempotent); the grants live and die with this test's database.
+    let db = TestDb::with_platform();
+    db.exec(crate::util::PLATFORM_DATA);
+    db.exec(ROLES);
+    db.exec(ROLES);
+    let as_role = |role: &str| db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let (reader, writer) = (as_role("callrollup_reader"), as_role("callrollup_writer"));
+    let scratch = tempfile::tempdir().unwrap();
+    ok(TestDb::cmd_without_db()
+        .args(["migrate", "--database-url", &writer])
+        .output()
+        .unwrap());
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    ok(TestDb::cmd_without_db()
+        .arg("run")
+        .args(window)
+        .args(["--database-url", &reader, "--target-url", &writer, "--out"])
+        .arg(scratch.path().join("reports"))
+        .output()
+        .unwrap());
+    // One URL for both: the writer is a member of the reader.
+    ok(TestDb::cmd_without_db()
+        .arg("run")
+        .args(window)
+        .args(["--database-url", &writer, "--out"])
+        .arg(scratch.path().join("reports"))
+        .output()
+        .unwrap());
+    assert!(db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") > 0);
+    assert_eq!(
+        db.rows("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'analytics'"),
+        ["callrollup_writer"]
+    );
+    // Postgres itself keeps the reader from everything else.
+    let mut client = postgres::Client::connect(&reader, postgres::NoTls).unwrap();
+    for sql in [
+        "SELECT transcript FROM call_logs LIMIT 1",
+        "SELECT error_message FROM system_errors LIMIT 1",
+        "SELECT phone_number FROM tenants LIMIT 1",
+        "SELECT * FROM call_logs LIMIT 1",
+    ] {
+        let e = client.query(sql, &[]).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e:?}"
+        );
+    }
+    assert!(client
+        .query("SELECT call_id, total_cost_usd FROM call_logs LIMIT 1", &[])
+        .is_ok());
+    // And the reader cannot write the summary.
+    assert!(client
+        .batch_execute("DELETE FROM analytics.tenant_daily")
+        .is_err());
+}

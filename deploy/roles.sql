@@ -1,0 +1,41 @@
+-- Least-privilege roles for callrollup. Run as a superuser (or the owner of
+-- the platform tables) in the platform database, and in the target
+-- database when it is another one:
+--
+--   psql "$PLATFORM_URL" -v ON_ERROR_STOP=1 -f deploy/roles.sql
+--
+-- callrollup_reader may read exactly the columns of docs/CONTRACT.md §1,
+-- column by column: transcripts, summaries, captured data, phone numbers,
+-- metadata, error messages, stack traces and contexts stay out of reach
+-- even by mistake. callrollup_writer owns the engine's schema (`migrate`
+-- creates the summary tables and the ledger in it) and is a member of the
+-- reader, so one URL can serve as source and target. Both log in; give
+-- them passwords (ALTER ROLE ... PASSWORD) or certificates as your
+-- pg_hba.conf requires. Safe to run again.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_reader') THEN
+        CREATE ROLE callrollup_reader LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_writer') THEN
+        CREATE ROLE callrollup_writer LOGIN;
+    END IF;
+END
+$$;
+
+GRANT callrollup_reader TO callrollup_writer;
+
+-- The platform tables (schema public; change it with --source-schema).
+GRANT USAGE ON SCHEMA public TO callrollup_reader;
+GRANT SELECT (tenant_id, business_name, timezone, status)
+    ON public.tenants TO callrollup_reader;
+GRANT SELECT (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
+              tts_cost_usd, total_cost_usd, created_at, duration_seconds)
+    ON public.call_logs TO callrollup_reader;
+GRANT SELECT (tenant_id, call_id, error_type, severity, resolved, created_at)
+    ON public.system_errors TO callrollup_reader;
+
+-- The engine's schema (--target-schema, default analytics), owned by the writer.
+CREATE SCHEMA IF NOT EXISTS analytics AUTHORIZATION callrollup_writer;
+ALTER SCHEMA analytics OWNER TO callrollup_writer;
