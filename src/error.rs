@@ -45,6 +45,12 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(String),
 
+    /// A failure that a new attempt may not meet: the connection was
+    /// refused, reset or terminated (`admin_shutdown`), the server was
+    /// starting up, or a serialization failure or deadlock. Exit 1.
+    #[error("database error: {0}")]
+    TransientDatabase(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -68,8 +74,39 @@ impl Error {
             Error::RunFailed(_)
             | Error::Reconciliation(_)
             | Error::Database(_)
+            | Error::TransientDatabase(_)
             | Error::Io { .. }
             | Error::Polars(_) => 1,
+        }
+    }
+
+    /// Whether a new attempt might succeed (`run --retries`): a lost or
+    /// refused connection, a server restart, a serialization failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::TransientDatabase(_) => true,
+            Error::Connect { reason, .. } => {
+                let reason = reason.to_ascii_lowercase();
+                [
+                    "refused",
+                    "reset",
+                    "starting up",
+                    "shutting down",
+                    "timed out",
+                    "terminating connection",
+                ]
+                .iter()
+                .any(|r| reason.contains(r))
+            }
+            _ => false,
+        }
+    }
+
+    /// The same error, not to be retried (a failure once writing began).
+    pub fn final_attempt(self) -> Self {
+        match self {
+            Error::TransientDatabase(m) => Error::Database(m),
+            e => e,
         }
     }
 
@@ -92,6 +129,27 @@ impl From<postgres::Error> for Error {
             Some(db) => format!("{}: {}", db.severity(), db.message()),
             None => e.to_string(),
         };
-        Error::Database(msg.replace('\n', " "))
+        let msg = msg.replace('\n', " ");
+        if is_transient(&e) {
+            Error::TransientDatabase(msg)
+        } else {
+            Error::Database(msg)
+        }
+    }
+}
+
+/// SQLSTATE classes and codes a retry can get past: connection exceptions
+/// (08), operator intervention (57P01 admin_shutdown, 57P02, 57P03),
+/// serialization failure and deadlock (40001, 40P01); and a connection
+/// that closed under us.
+fn is_transient(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || ["57P01", "57P02", "57P03", "40001", "40P01"].contains(&code)
+        }
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }

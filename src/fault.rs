@@ -7,6 +7,10 @@
 /// The variable that names the pause point to stop at.
 pub const PAUSE_VARIABLE: &str = "CALLROLLUP_TEST_PAUSE_AT";
 
+/// When set, a paused process goes on as soon as this file exists (a test
+/// can change the world while it waits, then let it continue).
+pub const RESUME_VARIABLE: &str = "CALLROLLUP_TEST_RESUME_FILE";
+
 /// What a paused process prints, followed by the point's name.
 pub const PAUSED: &str = "paused at ";
 
@@ -16,7 +20,11 @@ pub fn pause_point(name: &str) {
         eprintln!("{PAUSED}{name}");
         // Wakes for a stop signal, so a test can stop the run here.
         let until = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while std::time::Instant::now() < until && crate::signals::check().is_ok() {
+        let resume = std::env::var_os(RESUME_VARIABLE).map(std::path::PathBuf::from);
+        while std::time::Instant::now() < until
+            && crate::signals::check().is_ok()
+            && !resume.as_ref().is_some_and(|f| f.exists())
+        {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }

@@ -12,6 +12,7 @@ pub const SOURCE_FINGERPRINT: &str = include_str!("../queries/source_fingerprint
 pub const SOURCE_TOTALS: &str = include_str!("../queries/source_totals.sql");
 pub const COPY_OUT: &str = include_str!("../queries/copy_out.sql");
 pub const SOURCE_SESSION: &str = include_str!("../queries/source_session.sql");
+pub const TARGET_SESSION: &str = include_str!("../queries/target_session.sql");
 pub const SOURCE_READER_SESSION: &str = include_str!("../queries/source_reader_session.sql");
 pub const SOURCE_VERIFY_SESSION: &str = include_str!("../queries/source_verify_session.sql");
 pub const SOURCE_SNAPSHOT_EXPORT: &str = include_str!("../queries/source_snapshot_export.sql");

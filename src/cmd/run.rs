@@ -70,6 +70,12 @@ pub struct Args {
     /// node_exporter's textfile collector), after every run, failed ones too.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Start again this many times after a transient failure (a lost or
+    /// refused connection, a server restart, a serialization failure) that
+    /// struck before the commit, waiting 0.5 s, 1 s, 2 s, ... in between.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
 }
 
 pub fn execute(args: Args) -> Result<()> {
@@ -123,8 +129,27 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         chunk_days: args.chunk_days,
         dry_run: args.dry_run,
         arguments: arguments_json(args, &window),
+        statement_timeout_secs: args.source.statement_timeout,
     };
-    let outcome = outcome_out.insert(crate::pipeline::run::run(&request)?);
+    let mut attempt = 0;
+    let outcome = loop {
+        match crate::pipeline::run::run(&request) {
+            Ok(outcome) => break outcome_out.insert(outcome),
+            Err(e) if e.is_transient() && attempt < args.retries => {
+                // Nothing was committed: the attempt rolled back.
+                let wait = Duration::from_millis(500u64 << attempt.min(6));
+                attempt += 1;
+                crate::log::info(&format!(
+                    "transient failure ({e}); starting again in {:.1}s (retry {attempt} of {})",
+                    wait.as_secs_f64(),
+                    args.retries
+                ));
+                std::thread::sleep(wait);
+                crate::signals::check()?;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let (gate_lines, tripped) = crate::gates::check(&gates, &outcome.stats.findings_by_kind);
     print!(
         "{}",

@@ -303,7 +303,10 @@ pub fn for_each_chunk(
             busy
         });
         let mut read_total = SourceTotals::default();
-        for chunk in chunks {
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                crate::fault::pause_point("between_chunks");
+            }
             crate::signals::check()?;
             crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
             let waited = Instant::now();

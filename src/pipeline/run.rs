@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// The run's arguments as JSON for the ledger (no secrets).
     pub arguments: String,
+    /// The longest a statement of the target session may run, in seconds.
+    pub statement_timeout_secs: u64,
 }
 
 /// What a run did, for its summary.
@@ -69,6 +71,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         chunk_days,
         dry_run,
         arguments,
+        statement_timeout_secs,
     } = request;
     let (window, schema, out) = (*window, schema.as_str(), out.as_path());
     let mut timings = Timings::default();
@@ -79,6 +82,10 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             None => None,
             Some(url) => {
                 let mut client = url.connect("callrollup")?;
+                client.batch_execute(&crate::sql::render(
+                    crate::sql::TARGET_SESSION,
+                    &[("statement_timeout", &statement_timeout_secs.to_string())],
+                ))?;
                 crate::migrate::check_current(&mut client, schema)?;
                 Some((url, client))
             }
@@ -254,7 +261,8 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         drop(to_writer);
         let written = writer.join().expect("the write-back thread panicked");
         // The writer's error, if any, is the cause of the other.
-        let (writer, busy) = written?;
+        // Once rows went in, a target failure is final: never retried.
+        let (writer, busy) = written.map_err(Error::final_attempt)?;
         let stats = processed?;
         timings.add("write back (overlapped)", busy);
         // From here the ledger decides what the staged files become: a
@@ -266,7 +274,10 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         // The last moment a stop can still roll everything back.
         crate::signals::check()?;
         commit_sent = true;
-        timings.time("commit", || writer.finish(&stats.totals))?;
+        // A failed commit may have happened: never retried.
+        timings
+            .time("commit", || writer.finish(&stats.totals))
+            .map_err(Error::final_attempt)?;
         Ok(stats)
     });
     let stats = match committed {

@@ -542,7 +542,13 @@ fn decode_error(url: &DbUrl, table: &str, e: pgcopy::DecodeError) -> Error {
     match e {
         // The server ended the stream (a timeout, a lost connection).
         pgcopy::DecodeError::Io(e) => {
-            Error::Database(url.redact(&e.to_string()).replace('\n', " "))
+            let message = url.redact(&e.to_string()).replace('\n', " ");
+            // A statement timeout would end the next attempt the same way.
+            if message.contains("statement timeout") {
+                Error::Database(message)
+            } else {
+                Error::TransientDatabase(message)
+            }
         }
         e => Error::RunFailed(format!(
             "cannot read {table} from the source: {e}; check the column types against docs/CONTRACT.md §1"

@@ -101,6 +101,7 @@ fn stopped_at(point: &str, signal: i32, name: &str) {
         Some(&db),
         &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
         point,
+        &[],
     );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
@@ -408,4 +409,82 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     assert!(client
         .batch_execute("DELETE FROM analytics.tenant_daily")
         .is_err());
+}
+
+/// A run paused between two chunks while `connections` (by application
+/// name) are terminated from outside, then let go; returns its exit status
+/// and stderr.
+fn with_connections_terminated(
+    db: &TestDb,
+    out: &std::path::Path,
+    window: &[&str],
+    application: &str,
+) -> (std::process::ExitStatus, String) {
+    let resume = out.with_extension("resume");
+    let (mut child, stderr) = spawn_paused_with_stderr(
+        Some(db),
+        &[&["run"][..], window, &["--out", out.to_str().unwrap()]].concat(),
+        "between_chunks",
+        &[("CALLROLLUP_TEST_RESUME_FILE", &resume)],
+    );
+    let killed = db.scalar_i64(&format!(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = '{}' AND application_name = '{application}') t",
+        db.name
+    ));
+    assert!(killed > 0, "no {application} connection to terminate");
+    std::fs::write(&resume, b"").unwrap();
+    let status = child.wait().unwrap();
+    (status, stderr.join().unwrap())
+}
+
+#[test]
+fn a_source_connection_terminated_mid_extraction_is_retried_and_the_run_succeeds() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
+    let (status, stderr) =
+        with_connections_terminated(&db, &scratch.path().join("a"), &window, "callrollup-source");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("transient failure"), "{stderr}");
+    assert!(stderr.contains("retry 1 of 3"), "{stderr}");
+    // The failed attempt says so; the retry is the run that counts.
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["failed", "succeeded"]
+    );
+    // Exactly what an undisturbed run gives.
+    let disturbed = summary_rows_where(&db, "analytics", "true", "");
+    ok(run_with(&db, &scratch.path().join("b"), &window));
+    assert_eq!(summary_rows_where(&db, "analytics", "true", ""), disturbed);
+    assert_eq!(
+        tree(&scratch.path().join("a")),
+        tree(&scratch.path().join("b"))
+    );
+}
+
+#[test]
+fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
+    run(&db, &out, &["--from", "2026-03-05", "--to", "2026-03-06"]);
+    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
+    let files = tree(&out);
+    let (status, stderr) = with_connections_terminated(&db, &out, &window, "callrollup");
+    // Once rows went in, a lost target is final: no retry, nothing written.
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("transient failure"), "{stderr}");
+    assert_eq!(
+        summary_rows_where(&db, "analytics", "true", ", run_id"),
+        tables
+    );
+    assert_eq!(tree(&out), files);
+    // The re-run marks the stopped one abandoned and does the work.
+    ok(run_with(&db, &out, &window));
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "failed", "succeeded"]
+    );
 }

@@ -222,7 +222,7 @@ pub fn ok(output: std::process::Output) -> std::process::Output {
 /// Starts `callrollup` with `args` and this test's environment, paused
 /// at the test-only pause point `point`: returns once it says so.
 pub fn spawn_paused(db: Option<&TestDb>, args: &[&str], point: &str) -> std::process::Child {
-    spawn_paused_with_stderr(db, args, point).0
+    spawn_paused_with_stderr(db, args, point, &[]).0
 }
 
 /// `spawn_paused`, and the rest of the child's stderr, read on a thread
@@ -232,6 +232,7 @@ pub fn spawn_paused_with_stderr(
     db: Option<&TestDb>,
     args: &[&str],
     point: &str,
+    env: &[(&str, &std::path::Path)],
 ) -> (std::process::Child, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"));
@@ -243,6 +244,9 @@ pub fn spawn_paused_with_stderr(
         .stderr(std::process::Stdio::piped());
     if let Some(db) = db {
         cmd.env("DATABASE_URL", &db.url);
+    }
+    for (name, value) in env {
+        cmd.env(name, value);
     }
     let mut child = cmd.spawn().expect("start callrollup");
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
