@@ -21,8 +21,14 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// Catches SIGINT and SIGTERM from here on.
+/// Catches SIGINT and SIGTERM from here on, and turns a file-size limit
+/// (`ulimit -f`) into a failed write (EFBIG, exit 1 with a clean rollback)
+/// instead of SIGXFSZ killing the process mid-file.
 pub fn install() {
+    // SAFETY: ignoring a signal is always sound.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let handler: extern "C" fn(libc::c_int) = on_signal;
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only touches an atomic and calls _exit;

@@ -419,17 +419,25 @@ fn temp_name(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{tag}.tmp"))
 }
 
-fn write_atomic_part(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let mut file = File::create(path).map_err(|e| {
+/// A day's file is small: it is encoded in memory first, so that a failed
+/// write (a full disk, a file-size limit) is reported as the I/O error it
+/// is rather than as an encoder's.
+fn write_atomic_part(path: &Path, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+    let mut bytes = Vec::new();
+    write(&mut bytes)?;
+    let failed = |e| {
         Error::io(
-            format!("cannot write report {}; check --out", path.display()),
+            format!(
+                "cannot write report {}; check --out and its free space",
+                path.display()
+            ),
             e,
         )
-    })?;
-    write(&mut file)?;
-    file.flush()
+    };
+    let mut file = File::create(path).map_err(failed)?;
+    file.write_all(&bytes)
         .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(format!("cannot write report {}", path.display()), e))
+        .map_err(failed)
 }
 
 /// The table as files hold it: money as Decimal(20,6), rounded.

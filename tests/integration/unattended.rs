@@ -488,3 +488,93 @@ fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() 
         ["succeeded", "failed", "succeeded"]
     );
 }
+
+#[test]
+fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
+    run(&db, &out, &["--from", "2026-03-05", "--to", "2026-03-06"]);
+    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
+    let files = tree(&out);
+    // Extracted, staged and copied in: a chunk's rows are in the open
+    // transaction when the process dies.
+    let (mut child, _) = spawn_paused_with_stderr(
+        Some(&db),
+        &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
+        "between_chunks",
+        &[],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        summary_rows_where(&db, "analytics", "true", ", run_id"),
+        tables
+    );
+    // Its staged files are temporaries, invisible to readers (dot names).
+    let visible = |dir: &std::path::Path| -> Vec<_> {
+        tree(dir)
+            .into_iter()
+            .filter(|(p, _)| {
+                !p.components()
+                    .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+            })
+            .collect()
+    };
+    assert_eq!(visible(&out), files);
+    // The re-run gives exactly an undisturbed run's tables and files.
+    ok(run_with(&db, &out, &window));
+    let rerun = summary_rows_where(&db, "analytics", "true", "");
+    let clean = scratch.path().join("clean");
+    ok(run_with(&db, &clean, &window));
+    assert_eq!(summary_rows_where(&db, "analytics", "true", ""), rerun);
+    assert_eq!(tree(&out), tree(&clean));
+}
+
+#[test]
+fn report_files_that_cannot_be_written_fail_the_run_and_change_nothing() {
+    use std::os::unix::process::CommandExt;
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-05", "--to", "2026-03-08"];
+    run(&db, &out, &window);
+    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
+    let files = tree(&out);
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
+    // A file-size limit (as a full or tiny disk would): the first report
+    // file over 4 KiB cannot be written.
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .arg("run")
+        .args(window)
+        .arg("--out")
+        .arg(&out);
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let failed = cmd.output().unwrap();
+    assert_fails(&failed, 1, "File too large");
+    assert_eq!(
+        summary_rows_where(&db, "analytics", "true", ", run_id"),
+        tables
+    );
+    assert_eq!(tree(&out), files, "no partial or staged file is left");
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "failed"]
+    );
+}
