@@ -480,4 +480,6 @@ impl Rollup {
 }
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
