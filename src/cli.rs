@@ -21,8 +21,26 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = crate::log::LogFormat::Text)]
     pub log_format: crate::log::LogFormat,
 
+    /// Also log each stage's start and end, with durations.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Only errors on stderr (no progress lines or bar); the summary still goes to stdout.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> crate::log::Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => crate::log::Verbosity::Quiet,
+            (false, true) => crate::log::Verbosity::Verbose,
+            (false, false) => crate::log::Verbosity::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

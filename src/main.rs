@@ -20,7 +20,7 @@ fn tune_allocator() {
 fn main() {
     tune_allocator();
     let cli = callrollup::cli::Cli::parse();
-    callrollup::log::init(cli.log_format);
+    callrollup::log::init(cli.log_format, cli.verbosity());
     if let Err(e) = callrollup::cmd::dispatch(cli) {
         callrollup::log::error(&e.to_string(), e.exit_code());
         std::process::exit(e.exit_code());

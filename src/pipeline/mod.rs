@@ -41,9 +41,16 @@ pub struct Timings(Vec<(&'static str, Duration)>);
 
 impl Timings {
     pub fn time<T>(&mut self, stage: &'static str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        crate::log::debug(&format!("{stage}: started"));
         let start = Instant::now();
         let out = work();
-        self.add(stage, start.elapsed());
+        let took = start.elapsed();
+        crate::log::debug(&format!(
+            "{stage}: {} in {:.3}s",
+            if out.is_ok() { "done" } else { "failed" },
+            took.as_secs_f64()
+        ));
+        self.add(stage, took);
         out
     }
 
@@ -303,12 +310,13 @@ pub fn for_each_chunk(
             busy
         });
         let mut read_total = SourceTotals::default();
+        let progress = crate::log::Progress::start(window.day_count() as u64);
+        let started = Instant::now();
         for (i, chunk) in chunks.iter().enumerate() {
             if i > 0 {
                 crate::fault::pause_point("between_chunks");
             }
             crate::signals::check()?;
-            crate::log::info(&format!("chunk {}..{}", chunk.from, chunk.to));
             let waited = Instant::now();
             let received = receiver.recv();
             timings.add("wait for source", waited.elapsed());
@@ -319,8 +327,24 @@ pub fn for_each_chunk(
                 ))
             })?;
             read_total.add(&read);
+            let line = format!(
+                "chunk {}..{}: {} calls and {} errors read",
+                chunk.from, chunk.to, read.calls, read.errors
+            );
+            // With a bar on screen, per-chunk lines are for -v.
+            if progress.is_drawn() {
+                crate::log::debug(&line);
+            } else {
+                crate::log::info(&line);
+            }
             each(frames, &read, chunk, timings)?;
+            progress.advance(
+                chunk.day_count() as u64,
+                (read_total.calls + read_total.errors) as u64,
+                started.elapsed(),
+            );
         }
+        drop(progress);
         drop(receiver);
         let busy = reader.join().expect("the source reader panicked");
         timings.add("extract (overlapped)", busy);

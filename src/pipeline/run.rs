@@ -168,6 +168,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         // staged files is the commit.
         recover_reports(out, None, selection.shard)?;
         let run_id = Uuid::new_v4();
+        crate::log::set_run(Some(&run_id));
         let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
             stage(&mut staged, part, chunk, run_id, timings)
         })
@@ -203,6 +204,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             source: input.describe()?,
         },
     )?;
+    crate::log::set_run(Some(&run_id));
     crate::log::info(&format!(
         "run {run_id} for {}..{} ({})",
         window.from,

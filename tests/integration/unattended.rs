@@ -578,3 +578,49 @@ fn report_files_that_cannot_be_written_fail_the_run_and_change_nothing() {
         ["succeeded", "failed"]
     );
 }
+
+#[test]
+fn log_lines_carry_the_run_id_and_follow_quiet_and_verbose() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    // Quiet: nothing on stderr, the summary on stdout.
+    let quiet = ok(run_with(&db, &out, &[&window[..], &["-q"]].concat()));
+    assert_eq!(crate::util::stderr_of(&quiet), "");
+    assert!(stdout_of(&quiet).contains("succeeded"));
+    // Verbose: each stage starts and ends, with its duration; every line
+    // from the ledger row on names the run.
+    let verbose = ok(run_with(&db, &out, &[&window[..], &["-v"]].concat()));
+    let err = crate::util::stderr_of(&verbose);
+    let run_id = db
+        .rows("SELECT run_id FROM analytics.rollup_runs ORDER BY started_at DESC LIMIT 1")[0]
+        .clone();
+    assert!(err.contains("callrollup: rollup: started"), "{err}");
+    assert!(err.contains("callrollup: commit: done in "), "{err}");
+    let from_run: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.contains(&format!("run {run_id} for")))
+        .collect();
+    assert!(from_run.len() > 5, "{err}");
+    assert!(
+        from_run
+            .iter()
+            .all(|l| l.ends_with(&format!("(run {run_id})"))),
+        "{err}"
+    );
+    assert!(err.contains("calls and"), "chunk lines count rows: {err}");
+    // JSON: one object per line, the run id as a field.
+    let json = ok(run_with(
+        &db,
+        &out,
+        &[&window[..], &["--log-format", "json"]].concat(),
+    ));
+    let lines: Vec<serde_json::Value> = crate::util::stderr_of(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l["run_id"].is_string()), "{lines:?}");
+    // Not a terminal: no progress bar drawing characters.
+    assert!(!err.contains('\u{2588}') && !err.contains('\r'));
+}
