@@ -624,3 +624,35 @@ fn log_lines_carry_the_run_id_and_follow_quiet_and_verbose() {
     // Not a terminal: no progress bar drawing characters.
     assert!(!err.contains('\u{2588}') && !err.contains('\r'));
 }
+
+#[test]
+fn sigterm_between_chunks_rolls_back_the_open_transaction() {
+    stopped_at("between_chunks", libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigterm_after_the_commit_lets_the_run_finish_its_files() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
+    let (mut child, stderr) = spawn_paused_with_stderr(
+        Some(&db),
+        &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
+        "after_commit",
+        &[],
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    // Billed is billed: the files go into place and the run succeeds.
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs"),
+        ["succeeded"]
+    );
+    let clean = scratch.path().join("clean");
+    ok(run_with(&db, &clean, &window));
+    assert_eq!(tree(&out), tree(&clean));
+}
