@@ -262,6 +262,15 @@ pub fn process(
         drop(frames);
         part.check_totals().map_err(Error::Reconciliation)?;
         stats.add(&part, read)?;
+        crate::log::debug(&format!(
+            "rollup of {}..{}: {} tenant_daily, {} tenant_daily_outcomes, {} tenant_daily_errors, {} data_quality_findings rows",
+            chunk.from,
+            chunk.to,
+            part.tenant_daily.height(),
+            part.outcomes.height(),
+            part.errors.height(),
+            part.findings.height()
+        ));
         sink(&part, chunk, timings)
     })?;
     Ok(stats)
