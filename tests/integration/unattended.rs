@@ -5,6 +5,44 @@ use crate::util::{
     assert_fails, ok, run, spawn_paused_with_stderr, stdout_of, summary_rows_where, tree, TestDb,
 };
 
+/// A database whose `first` days were rolled up into `reports`, with the
+/// tables and files as that run left them.
+struct RolledUp {
+    db: TestDb,
+    scratch: tempfile::TempDir,
+    out: std::path::PathBuf,
+    tables: Vec<String>,
+    files: Vec<(std::path::PathBuf, Vec<u8>)>,
+}
+
+impl RolledUp {
+    fn new(first: &[&str]) -> RolledUp {
+        let db = TestDb::with_fixture();
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path().join("reports");
+        run(&db, &out, first);
+        let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
+        let files = tree(&out);
+        RolledUp {
+            db,
+            scratch,
+            out,
+            tables,
+            files,
+        }
+    }
+
+    /// The tables and files are still what the first run left.
+    fn assert_unchanged(&self, context: &str) {
+        assert_eq!(
+            summary_rows_where(&self.db, "analytics", "true", ", run_id"),
+            self.tables,
+            "{context}"
+        );
+        assert_eq!(tree(&self.out), self.files, "{context}");
+    }
+}
+
 fn run_with(db: &TestDb, out: &std::path::Path, args: &[&str]) -> std::process::Output {
     db.cmd()
         .arg("run")
@@ -89,16 +127,12 @@ fn a_tripped_gate_exits_3_after_the_data_and_findings_are_written() {
 /// A run stopped by `signal` at `point`: exit 1, the ledger row failed
 /// with the reason, the tables and files as they were.
 fn stopped_at(point: &str, signal: i32, name: &str) {
-    let db = TestDb::with_fixture();
-    let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path().join("reports");
     let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
-    run(&db, &out, &window);
-    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
-    let files = tree(&out);
+    let before = RolledUp::new(&window);
+    let (db, out) = (&before.db, &before.out);
     db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
     let (mut child, stderr) = spawn_paused_with_stderr(
-        Some(&db),
+        Some(db),
         &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
         point,
         &[],
@@ -120,15 +154,10 @@ fn stopped_at(point: &str, signal: i32, name: &str) {
         ["succeeded|false", "failed|true"],
         "{point}"
     );
-    assert_eq!(
-        summary_rows_where(&db, "analytics", "true", ", run_id"),
-        tables,
-        "{point}"
-    );
     // No staged file, no journal: the folder is as the first run left it.
-    assert_eq!(tree(&out), files, "{point}");
+    before.assert_unchanged(point);
     // The next run is not held back by anything the stopped one left.
-    ok(run_with(&db, &out, &window));
+    ok(run_with(db, out, &window));
 }
 
 #[test]
@@ -465,24 +494,16 @@ fn a_source_connection_terminated_mid_extraction_is_retried_and_the_run_succeeds
 
 #[test]
 fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() {
-    let db = TestDb::with_fixture();
-    let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path().join("reports");
+    let before = RolledUp::new(&["--from", "2026-03-05", "--to", "2026-03-06"]);
+    let (db, out) = (&before.db, &before.out);
     let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
-    run(&db, &out, &["--from", "2026-03-05", "--to", "2026-03-06"]);
-    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
-    let files = tree(&out);
-    let (status, stderr) = with_connections_terminated(&db, &out, &window, "callrollup");
+    let (status, stderr) = with_connections_terminated(db, out, &window, "callrollup");
     // Once rows went in, a lost target is final: no retry, nothing written.
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("transient failure"), "{stderr}");
-    assert_eq!(
-        summary_rows_where(&db, "analytics", "true", ", run_id"),
-        tables
-    );
-    assert_eq!(tree(&out), files);
+    before.assert_unchanged("target terminated");
     // The re-run marks the stopped one abandoned and does the work.
-    ok(run_with(&db, &out, &window));
+    ok(run_with(db, out, &window));
     assert_eq!(
         db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
         ["succeeded", "failed", "succeeded"]
@@ -491,17 +512,13 @@ fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() 
 
 #[test]
 fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
-    let db = TestDb::with_fixture();
-    let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path().join("reports");
+    let before = RolledUp::new(&["--from", "2026-03-05", "--to", "2026-03-06"]);
+    let (db, out) = (&before.db, &before.out);
     let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
-    run(&db, &out, &["--from", "2026-03-05", "--to", "2026-03-06"]);
-    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
-    let files = tree(&out);
     // Extracted, staged and copied in: a chunk's rows are in the open
     // transaction when the process dies.
     let (mut child, _) = spawn_paused_with_stderr(
-        Some(&db),
+        Some(db),
         &[&["run"][..], &window[..], &["--out", out.to_str().unwrap()]].concat(),
         "between_chunks",
         &[],
@@ -509,8 +526,8 @@ fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
-        summary_rows_where(&db, "analytics", "true", ", run_id"),
-        tables
+        summary_rows_where(db, "analytics", "true", ", run_id"),
+        before.tables
     );
     // Its staged files are temporaries, invisible to readers (dot names).
     let visible = |dir: &std::path::Path| -> Vec<_> {
@@ -522,26 +539,22 @@ fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
             })
             .collect()
     };
-    assert_eq!(visible(&out), files);
+    assert_eq!(visible(out), before.files);
     // The re-run gives exactly an undisturbed run's tables and files.
-    ok(run_with(&db, &out, &window));
-    let rerun = summary_rows_where(&db, "analytics", "true", "");
-    let clean = scratch.path().join("clean");
-    ok(run_with(&db, &clean, &window));
-    assert_eq!(summary_rows_where(&db, "analytics", "true", ""), rerun);
-    assert_eq!(tree(&out), tree(&clean));
+    ok(run_with(db, out, &window));
+    let rerun = summary_rows_where(db, "analytics", "true", "");
+    let clean = before.scratch.path().join("clean");
+    ok(run_with(db, &clean, &window));
+    assert_eq!(summary_rows_where(db, "analytics", "true", ""), rerun);
+    assert_eq!(tree(out), tree(&clean));
 }
 
 #[test]
 fn report_files_that_cannot_be_written_fail_the_run_and_change_nothing() {
     use std::os::unix::process::CommandExt;
-    let db = TestDb::with_fixture();
-    let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path().join("reports");
     let window = ["--from", "2026-03-05", "--to", "2026-03-08"];
-    run(&db, &out, &window);
-    let tables = summary_rows_where(&db, "analytics", "true", ", run_id");
-    let files = tree(&out);
+    let before = RolledUp::new(&window);
+    let (db, out) = (&before.db, &before.out);
     db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
     // A file-size limit (as a full or tiny disk would): the first report
     // file over 4 KiB cannot be written.
@@ -552,7 +565,7 @@ fn report_files_that_cannot_be_written_fail_the_run_and_change_nothing() {
         .arg("run")
         .args(window)
         .arg("--out")
-        .arg(&out);
+        .arg(out);
     // SAFETY: setrlimit is async-signal-safe; it runs in the child before exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -568,11 +581,8 @@ fn report_files_that_cannot_be_written_fail_the_run_and_change_nothing() {
     }
     let failed = cmd.output().unwrap();
     assert_fails(&failed, 1, "File too large");
-    assert_eq!(
-        summary_rows_where(&db, "analytics", "true", ", run_id"),
-        tables
-    );
-    assert_eq!(tree(&out), files, "no partial or staged file is left");
+    // No partial or staged file is left.
+    before.assert_unchanged("file-size limit");
     assert_eq!(
         db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
         ["succeeded", "failed"]
