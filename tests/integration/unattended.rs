@@ -540,8 +540,17 @@ fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
             .collect()
     };
     assert_eq!(visible(out), before.files);
+    // The ledger never calls the killed run succeeded; its lock died with it.
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "running"]
+    );
     // The re-run gives exactly an undisturbed run's tables and files.
     ok(run_with(db, out, &window));
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "failed", "succeeded"]
+    );
     let rerun = summary_rows_where(db, "analytics", "true", "");
     let clean = before.scratch.path().join("clean");
     ok(run_with(db, &clean, &window));
