@@ -67,11 +67,10 @@ impl<'c, 'r> Writer<'c, 'r> {
     pub fn begin(client: &'c mut Client, run: &'r WriteBack<'r>) -> Result<Self> {
         let mut tx = client.transaction()?;
         let tenants = run.selection.tenant_array();
-        let replaced = sink::TABLE_NAMES
-            .iter()
-            .zip(ENGINE_COLUMNS)
-            .filter(|(_, extra)| !matches!(extra, EngineColumns::Leading));
-        for (table, _) in replaced {
+        // Every table, findings included: a re-run replaces the findings of
+        // the tenant days it covers, so the table does not grow with every
+        // nightly run's lookback (each row keeps the run that found it).
+        for table in sink::TABLE_NAMES {
             tx.execute(
                 &sql::render(
                     sql::SUMMARY_DELETE_WINDOW,

@@ -545,3 +545,40 @@ fn a_zone_name_postgres_reads_as_an_abbreviation_gets_postgres_days() {
         ["CET"]
     );
 }
+
+#[test]
+fn findings_do_not_grow_with_nightly_reruns_of_the_lookback() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    // Ten nights, each redoing its day and the three before it.
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+    for night in 0..10u64 {
+        let to = first + chrono::Days::new(night);
+        let from = to - chrono::Days::new(3);
+        crate::util::run(
+            &db,
+            out.path(),
+            &["--from", &from.to_string(), "--to", &to.to_string()],
+        );
+    }
+    let findings = "SELECT kind, tenant_id::text, day::text, rows, example_id
+                    FROM analytics.data_quality_findings ORDER BY 1, 2, 3";
+    let after_ten = db.rows(findings);
+    // Exactly what one run over the same days leaves.
+    crate::util::run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-05", "--to", "2026-03-17"],
+    );
+    let once = db.rows(findings);
+    assert_eq!(after_ten, once);
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.data_quality_findings"),
+        once.len() as i64
+    );
+    // Each row names the run that found it.
+    assert_eq!(
+        db.scalar_i64("SELECT count(DISTINCT run_id) FROM analytics.data_quality_findings"),
+        1
+    );
+}
