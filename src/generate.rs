@@ -36,6 +36,108 @@ pub const ZONES: &[&str] = &[
     "Australia/Perth",
 ];
 
+/// More zones for `--zones N` beyond the built-in ones: both hemispheres'
+/// DST, the odd offsets (−03:30, +03:30, +05:45, +08:45, +10:30 with a
+/// half-hour DST, +12:45, +13, +14, −11) and zones that dropped DST.
+pub const MORE_ZONES: &[&str] = &[
+    "America/St_Johns",
+    "America/Santiago",
+    "America/Halifax",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "Pacific/Pago_Pago",
+    "Pacific/Kiritimati",
+    "Pacific/Chatham",
+    "Pacific/Auckland",
+    "Pacific/Tongatapu",
+    "Australia/Lord_Howe",
+    "Australia/Eucla",
+    "Asia/Tehran",
+    "Asia/Kabul",
+    "Asia/Yangon",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Dubai",
+    "Africa/Casablanca",
+    "Africa/Cairo",
+    "Africa/Johannesburg",
+    "Africa/Lagos",
+    "Europe/Istanbul",
+    "Europe/Moscow",
+    "Europe/Dublin",
+    "Atlantic/Azores",
+    "America/Bogota",
+    "America/Argentina/Buenos_Aires",
+    "America/Phoenix",
+    "Etc/GMT+12",
+];
+
+/// Which zones, statuses, outcomes and error types the data uses: the
+/// built-in sets, or more of each for testing and measuring on other
+/// shapes of data (`generate --zones 30 --error-types 16 ...`).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub zones: Vec<&'static str>,
+    pub statuses: Vec<(&'static str, u32)>,
+    pub outcomes: Vec<(&'static str, u32)>,
+    pub error_types: Vec<(&'static str, u32)>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            zones: ZONES.to_vec(),
+            statuses: STATUSES.to_vec(),
+            outcomes: OUTCOMES.to_vec(),
+            error_types: ERROR_TYPES.to_vec(),
+        }
+    }
+}
+
+/// The first `n` of `built_in`, then made-up names `{stem}_NN` with falling
+/// weights. The names live as long as the process (a few dozen strings).
+fn widened(built_in: &[(&'static str, u32)], n: usize, stem: &str) -> Vec<(&'static str, u32)> {
+    let mut out: Vec<(&'static str, u32)> = built_in.iter().take(n).copied().collect();
+    for i in out.len()..n {
+        let name: &'static str = Box::leak(format!("{stem}_{:02}", i + 1).into_boxed_str());
+        out.push((name, (40 / (i as u32 + 1)).max(1)));
+    }
+    out
+}
+
+impl Shape {
+    /// `None` keeps the built-in set. At most the built-in and extra zones.
+    pub fn new(
+        zones: Option<usize>,
+        statuses: Option<usize>,
+        outcomes: Option<usize>,
+        error_types: Option<usize>,
+    ) -> Shape {
+        let default = Shape::default();
+        Shape {
+            zones: match zones {
+                Some(n) => ZONES
+                    .iter()
+                    .chain(MORE_ZONES)
+                    .take(n.max(1))
+                    .copied()
+                    .collect(),
+                None => default.zones,
+            },
+            statuses: statuses.map_or(default.statuses, |n| widened(STATUSES, n.max(1), "status")),
+            outcomes: outcomes.map_or(default.outcomes, |n| widened(OUTCOMES, n.max(1), "outcome")),
+            error_types: error_types.map_or(default.error_types, |n| {
+                widened(ERROR_TYPES, n.max(1), "error_type")
+            }),
+        }
+    }
+
+    /// How many zones there are to choose from.
+    pub fn max_zones() -> usize {
+        ZONES.len() + MORE_ZONES.len()
+    }
+}
+
 const NAME_FIRST: &[&str] = &[
     "Acme",
     "Bright",
@@ -160,6 +262,8 @@ pub struct Spec {
     pub seed: u64,
     /// Length of each generated transcript (the engine never reads it).
     pub transcript_bytes: usize,
+    /// Zones, statuses, outcomes and error types.
+    pub shape: Shape,
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +327,9 @@ impl Platform {
                     tenant_id: rng.uuid(),
                     business_name: format!("{first} {second} #{}", i + 1),
                     // One tenant in fifty never set its zone: the UTC fallback.
-                    timezone: (i % 50 != 49).then(|| ZONES[rng.below(ZONES.len() as u64) as usize]),
+                    timezone: (i % 50 != 49).then(|| {
+                        spec.shape.zones[rng.below(spec.shape.zones.len() as u64) as usize]
+                    }),
                     status: if rng.chance(0.9) {
                         "active"
                     } else {
@@ -287,9 +393,9 @@ impl Platform {
         for n in 0..count {
             let tenant = self.pick_tenant(&mut rng);
             let created_at_us = self.business_hours_instant(&mut rng, tenant, day);
-            let status = rng.weighted(STATUSES);
+            let status = rng.weighted(&self.spec.shape.statuses);
             let outcome = match status {
-                "completed" if rng.chance(0.95) => Some(rng.weighted(OUTCOMES)),
+                "completed" if rng.chance(0.95) => Some(rng.weighted(&self.spec.shape.outcomes)),
                 "completed" => None,
                 "in-progress" => None,
                 _ => Some("no_contact"),
@@ -329,7 +435,7 @@ impl Platform {
                     errors.push(SystemError {
                         tenant: Some(tenant),
                         call_id: Some(call_id.clone()),
-                        error_type: rng.weighted(ERROR_TYPES),
+                        error_type: rng.weighted(&self.spec.shape.error_types),
                         severity: rng.weighted(SEVERITIES),
                         resolved: rng.chance(0.6),
                         created_at_us: created_at_us + (k as i64 + 1) * 5_000_000 + later,
@@ -725,6 +831,7 @@ mod tests {
             end: NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(),
             seed: 7,
             transcript_bytes: 10,
+            shape: Shape::default(),
         }
     }
 

@@ -42,6 +42,19 @@ pub struct PlatformOpts {
     /// Length of each call's transcript (never read by the engine).
     #[arg(long, default_value_t = 200)]
     pub transcript_bytes: usize,
+    /// Tenants' time zones to draw from (default: 17 built-in; at most 47,
+    /// adding odd offsets and both hemispheres' DST).
+    #[arg(long)]
+    pub zones: Option<usize>,
+    /// Call statuses (default 5; more are made up as status_NN).
+    #[arg(long)]
+    pub statuses: Option<usize>,
+    /// Outcomes of completed calls (default 6; more as outcome_NN).
+    #[arg(long)]
+    pub outcomes: Option<usize>,
+    /// Error types (default 5; more as error_type_NN).
+    #[arg(long)]
+    pub error_types: Option<usize>,
 }
 
 impl PlatformOpts {
@@ -55,7 +68,27 @@ impl PlatformOpts {
             Some(d) => parse_date("--end", d)?,
             None => last_complete_day(Utc::now()),
         };
+        if let Some(n) = self.zones {
+            let max = crate::generate::Shape::max_zones();
+            if n == 0 || n > max {
+                return Err(Error::usage(format!("--zones must be between 1 and {max}")));
+            }
+        }
+        if [self.statuses, self.outcomes, self.error_types]
+            .iter()
+            .any(|n| matches!(n, Some(0) | Some(1000..)))
+        {
+            return Err(Error::usage(
+                "--statuses, --outcomes and --error-types must be between 1 and 999",
+            ));
+        }
         Ok(Spec {
+            shape: crate::generate::Shape::new(
+                self.zones,
+                self.statuses,
+                self.outcomes,
+                self.error_types,
+            ),
             tenants,
             calls: self.calls,
             days: self.days,
@@ -98,8 +131,16 @@ pub fn execute(args: Args) -> Result<()> {
         };
         let frames = platform.frames(&window)?;
         let fingerprint = format!(
-            "generated:seed={},tenants={},calls={},days={},end={}",
-            spec.seed, spec.tenants, spec.calls, spec.days, spec.end
+            "generated:seed={},tenants={},calls={},days={},end={},zones={},statuses={},outcomes={},error_types={}",
+            spec.seed,
+            spec.tenants,
+            spec.calls,
+            spec.days,
+            spec.end,
+            spec.shape.zones.len(),
+            spec.shape.statuses.len(),
+            spec.shape.outcomes.len(),
+            spec.shape.error_types.len()
         );
         let manifest = snapshot::write(dir, &frames, &window, &fingerprint, &Default::default())?;
         println!(

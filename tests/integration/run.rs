@@ -582,3 +582,52 @@ fn findings_do_not_grow_with_nightly_reruns_of_the_lookback() {
         1
     );
 }
+
+#[test]
+fn another_shape_of_data_equals_postgres_definitions() {
+    // 40 zones (odd offsets, both hemispheres' DST), 16 error types, 7
+    // statuses and 9 outcomes: not the shape the engine was tuned on.
+    let db = TestDb::empty();
+    crate::util::ok(
+        db.cmd()
+            .args([
+                "generate",
+                "--tenants",
+                "60",
+                "--calls",
+                "20000",
+                "--days",
+                "12",
+            ])
+            .args([
+                "--end",
+                "2026-03-14",
+                "--seed",
+                "3",
+                "--transcript-bytes",
+                "0",
+            ])
+            .args([
+                "--zones",
+                "40",
+                "--error-types",
+                "16",
+                "--statuses",
+                "7",
+                "--outcomes",
+                "9",
+            ])
+            .output()
+            .unwrap(),
+    );
+    db.migrate();
+    assert!(db.scalar_i64("SELECT count(DISTINCT timezone) FROM tenants") > 25);
+    assert!(db.scalar_i64("SELECT count(DISTINCT error_type) FROM system_errors") >= 14);
+    let out = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-05", "--to", "2026-03-12"],
+    );
+    assert_matches_definitions(&db, "2026-03-05", "2026-03-12");
+}
