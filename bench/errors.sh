@@ -5,16 +5,21 @@
 #   bench/errors.sh [CALLS]      (default 5,000,000)
 # KEEP=1 keeps the database and the reports (in /tmp/callrollup-bench-errors)
 # and a later run with KEEP=1 reuses them instead of generating again.
+# SHAPE="--zones 30 --error-types 16 --outcomes 7" measures another shape
+# of data (its own database and folder).
 # A benchmark, not a test: nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=${1:-5000000}
 admin=${CALLROLLUP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-db=callrollup_bench_errors
+shape=${SHAPE:-}
+suffix=$(printf '%s' "$shape" | tr -c 'a-z0-9' '_' | tr -s '_')
+db=callrollup_bench_errors${suffix:+_$suffix}
+db=${db:0:63}
 url="${admin%/*}/$db"
 bin="${CARGO_TARGET_DIR:-target}/release/callrollup"
 cargo build --release --quiet
-out=/tmp/callrollup-bench-errors
+out=/tmp/callrollup-bench-errors${suffix:+-$suffix}
 end=2026-11-20
 from=$(date -d "$end - 89 days" +%F)
 if [[ "${KEEP:-}" == 1 && -d "$out/reports" ]] && psql "$url" -qXAtc 'SELECT 1' >/dev/null 2>&1; then
@@ -22,7 +27,7 @@ if [[ "${KEEP:-}" == 1 && -d "$out/reports" ]] && psql "$url" -qXAtc 'SELECT 1' 
 else
     psql "$admin" -qXc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     rm -rf "$out" && mkdir -p "$out"
-    "$bin" generate --database-url "$url" --tenants 1000 --calls "$calls" --days 90 --end "$end" --seed 1 --transcript-bytes 1000
+    "$bin" generate --database-url "$url" --tenants 1000 --calls "$calls" --days 90 --end "$end" --seed 1 --transcript-bytes 1000 $shape
     "$bin" migrate --database-url "$url"
     /usr/bin/time -f "run (the window, for the summary): wall %e s, peak RSS %M KB" \
         "$bin" run --database-url "$url" --from "$from" --to "$end" --out "$out/reports" 2>&1 | grep -E "^(calls|rows|run \(the)"
