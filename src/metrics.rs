@@ -149,11 +149,7 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
         "callrollup_last_run_total_cost_usd",
         "Total cost of the last run's window (a float for dashboards; the tables hold the exact figure).",
         &one(
-            stats
-                .totals
-                .total_cost_usd
-                .to_string()
-                .parse()
+            rust_decimal::prelude::ToPrimitive::to_f64(&stats.totals.total_cost_usd)
                 .unwrap_or(f64::NAN),
         ),
     );

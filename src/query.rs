@@ -10,7 +10,6 @@
 //! filters, projections and aggregations run in bounded memory. The
 //! summary tables and the tenants are small and held in memory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -321,9 +320,7 @@ fn text_value(value: AnyValue) -> Option<String> {
         AnyValue::Decimal(v, scale) => {
             crate::money::exact_text(rust_decimal::Decimal::from_i128_with_scale(v, scale as u32))
         }
-        AnyValue::Date(days) => (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-            + chrono::TimeDelta::days(i64::from(days)))
-        .to_string(),
+        AnyValue::Date(days) => crate::window::day_of_epoch(i64::from(days)).to_string(),
         AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
             let micros = match unit {
                 TimeUnit::Nanoseconds => v / 1000,
@@ -345,19 +342,16 @@ pub fn json(df: &DataFrame) -> Result<Vec<u8>> {
         .iter()
         .map(|n| n.to_string())
         .collect();
-    let mut rows = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let row = df.get_row(i)?;
-        let object: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .cloned()
-            .zip(row.0.into_iter().map(json_value))
-            .collect();
-        rows.push(serde_json::Value::Object(object));
-    }
-    let mut out = serde_json::to_vec_pretty(&rows).expect("JSON values serialize");
-    out.push(b'\n');
-    Ok(out)
+    let rows = (0..df.height()).filter_map(|i| df.get(i)).map(|row| {
+        serde_json::Value::Object(
+            names
+                .iter()
+                .cloned()
+                .zip(row.into_iter().map(json_value))
+                .collect(),
+        )
+    });
+    Ok(crate::sink::files::json_array(rows))
 }
 
 /// CSV with the contract's rules, money with every digit it has.
@@ -379,15 +373,4 @@ pub fn table(df: &DataFrame) -> Result<Vec<u8>> {
         table.add_row(row.0.into_iter().map(|v| text_value(v).unwrap_or_default()));
     }
     Ok(format!("{table}\n({} row(s))\n", df.height()).into_bytes())
-}
-
-/// Column names of every table, for `--help`-like listings.
-pub fn describe_tables() -> BTreeMap<&'static str, Vec<String>> {
-    table_names()
-        .into_iter()
-        .map(|t| {
-            let schema = table_schema(t).expect("a known table");
-            (t, schema.iter_names().map(|n| n.to_string()).collect())
-        })
-        .collect()
 }

@@ -35,6 +35,16 @@ pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
         })
 }
 
+/// Days since 1970-01-01 (Polars' and Arrow's `Date`).
+pub fn epoch_day(day: NaiveDate) -> i64 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")).num_days()
+}
+
+/// The date `days` after 1970-01-01.
+pub fn day_of_epoch(days: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch") + TimeDelta::days(days)
+}
+
 /// The most recent date that has ended in every time zone at `now`:
 /// date D is complete at D+1 12:00 UTC (the end of D at UTC−12).
 pub fn last_complete_day(now: DateTime<Utc>) -> NaiveDate {

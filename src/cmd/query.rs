@@ -93,20 +93,7 @@ pub fn execute(args: Args) -> Result<()> {
     if args.format == Format::Parquet {
         let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.
-        let tmp = path.with_file_name(format!(
-            ".{}.partial",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("query.parquet")
-        ));
-        let written = prepared.sink_parquet(plan, &tmp).and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        return written;
+        return crate::sink::files::write_whole_with(path, |tmp| prepared.sink_parquet(plan, tmp));
     }
     let result = prepared.collect(plan)?;
     let bytes = match args.format {

@@ -12,12 +12,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Offset, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frames::PLATFORM_TENANT;
+use crate::window::{day_of_epoch, epoch_day};
 
 /// How many earlier buckets form a bucket's baseline: the 7 days before
 /// a day, or the same hour of the 7 days before an hour (errors follow
@@ -97,7 +98,7 @@ impl SpikeRule {
             return None;
         }
         let values: Vec<f64> = trailing.iter().map(|v| *v as f64).collect();
-        let median = median(&values);
+        let median = median_of(values.clone());
         let deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
         let mad = median_of(deviations);
         let spread = (1.4826 * mad).max(median.sqrt()).max(1.0);
@@ -110,10 +111,6 @@ impl SpikeRule {
             None => false,
         }
     }
-}
-
-fn median(values: &[f64]) -> f64 {
-    median_of(values.to_vec())
 }
 
 fn median_of(mut values: Vec<f64>) -> f64 {
@@ -145,22 +142,9 @@ pub struct Timeline {
     end: i64,
 }
 
-fn epoch_day(day: NaiveDate) -> i64 {
-    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")).num_days()
-}
-
-fn day_of_epoch(days: i64) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch") + chrono::TimeDelta::days(days)
-}
-
 /// The start of `zone`'s local hour holding `at` (Unix µs).
 fn hour_start(zone: Tz, at: i64) -> i64 {
-    let instant = DateTime::from_timestamp_micros(at).unwrap_or_default();
-    let offset = i64::from(
-        zone.offset_from_utc_datetime(&instant.naive_utc())
-            .fix()
-            .local_minus_utc(),
-    ) * 1_000_000;
+    let offset = crate::rollup::timezone::offset_at(zone, at.div_euclid(1_000_000)) * 1_000_000;
     (at + offset).div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR - offset
 }
 
@@ -249,6 +233,13 @@ impl Timeline {
         keys
     }
 
+    /// Where bucket `index` starts on `zone`'s clock.
+    fn local(&self, index: usize) -> DateTime<Tz> {
+        DateTime::from_timestamp_micros(self.keys[index])
+            .unwrap_or_default()
+            .with_timezone(&self.zone)
+    }
+
     /// The Unix µs range the hour buckets cover.
     pub fn utc_span(&self) -> (i64, i64) {
         (self.keys[0], self.end)
@@ -258,10 +249,7 @@ impl Timeline {
     pub fn first_day(&self) -> NaiveDate {
         match self.bucketing {
             Bucketing::Day => day_of_epoch(self.keys[0]),
-            Bucketing::Hour => DateTime::from_timestamp_micros(self.keys[0])
-                .unwrap_or_default()
-                .with_timezone(&self.zone)
-                .date_naive(),
+            Bucketing::Hour => self.local(0).date_naive(),
         }
     }
 
@@ -276,12 +264,7 @@ impl Timeline {
         match self.bucketing {
             Bucketing::Day => (index.saturating_sub(BASELINE_BUCKETS)..index).collect(),
             Bucketing::Hour => {
-                let local = |i: usize| {
-                    DateTime::from_timestamp_micros(self.keys[i])
-                        .unwrap_or_default()
-                        .with_timezone(&self.zone)
-                        .naive_local()
-                };
+                let local = |i: usize| self.local(i).naive_local();
                 let wanted = local(index);
                 let mut out: Vec<usize> = (1..=BASELINE_BUCKETS as u64)
                     .filter_map(|k| {
@@ -317,10 +300,7 @@ impl Timeline {
         let key = self.keys[index];
         match self.bucketing {
             Bucketing::Day => day_of_epoch(key).to_string(),
-            Bucketing::Hour => DateTime::from_timestamp_micros(key)
-                .unwrap_or_default()
-                .with_timezone(&self.zone)
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            Bucketing::Hour => self.local(index).to_rfc3339_opts(SecondsFormat::Secs, true),
         }
     }
 
@@ -329,11 +309,7 @@ impl Timeline {
         let key = self.keys[index];
         match self.bucketing {
             Bucketing::Day => day_of_epoch(key).format("%b %d").to_string(),
-            Bucketing::Hour => DateTime::from_timestamp_micros(key)
-                .unwrap_or_default()
-                .with_timezone(&self.zone)
-                .format("%b %d %H:%M")
-                .to_string(),
+            Bucketing::Hour => self.local(index).format("%b %d %H:%M").to_string(),
         }
     }
 }

@@ -57,22 +57,16 @@ fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
 /// An array of row objects, one per group and bucket of the period,
 /// serialized a row at a time (90 days of 1,000 tenants is 90,000 rows).
 pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    use serde::Serializer as _;
-    let mut out = Vec::new();
-    let mut serializer =
-        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new());
-    serializer
-        .collect_seq(analysis.rows(top).iter().map(|row| {
+    Ok(crate::sink::files::json_array(
+        analysis.rows(top).iter().map(|row| {
             Value::Object(
                 columns(analysis, row)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect::<Map<_, _>>(),
             )
-        }))
-        .expect("JSON values serialize");
-    out.push(b'\n');
-    Ok(out)
+        }),
+    ))
 }
 
 /// The json rows as a frame, column for column.

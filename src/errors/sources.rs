@@ -16,7 +16,7 @@ use crate::frames::PLATFORM_TENANT;
 use crate::pipeline::{for_each_chunk, process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
 use crate::summaries::{Summaries, SummaryTable};
-use crate::window::Window;
+use crate::window::{epoch_day, Window};
 
 /// Days the pipeline reads from the source at a time: as `run`, so memory
 /// follows a day of rows.
@@ -71,10 +71,7 @@ fn names_of(df: &DataFrame, names: &mut BTreeMap<String, String>) -> Result<()> 
 }
 
 fn day_in(days: &[NaiveDate]) -> Expr {
-    let days: Vec<i32> = days
-        .iter()
-        .map(|d| (*d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32)
-        .collect();
+    let days: Vec<i32> = days.iter().map(|d| epoch_day(*d) as i32).collect();
     col("day")
         .cast(DataType::Int32)
         .is_in(lit(Series::new("days".into(), days)).implode(), false)
@@ -95,7 +92,6 @@ pub fn daily(
     tenants: &TenantSelection,
 ) -> Result<Read> {
     let (from, to) = (timeline.first_day(), timeline.to);
-    let all_days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let mut names = BTreeMap::new();
     let mut error_parts = Vec::new();
     let mut call_parts = Vec::new();
@@ -130,7 +126,7 @@ pub fn daily(
             read_from.push(summaries.describe());
             stale
         }
-        None => all_days.clone(),
+        None => from.iter_days().take_while(|d| *d <= to).collect(),
     };
     let mut missing_days = to_read.clone();
     if let Some(spec) = source {
@@ -175,10 +171,7 @@ pub fn daily(
             errors: gather(error_parts, error_schema())?,
             calls: gather(call_parts, calls_schema())?,
             names,
-            missing: missing_days
-                .iter()
-                .map(|d| (*d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days())
-                .collect(),
+            missing: missing_days.iter().map(|d| epoch_day(*d)).collect(),
         },
         read_from: read_from.join(" and "),
     })

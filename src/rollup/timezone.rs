@@ -49,7 +49,7 @@ pub fn rules_of(zone: &str) -> chrono_tz::Tz {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// UTC offset of `tz` at Unix second `secs`, in seconds.
-fn offset_at(tz: chrono_tz::Tz, secs: i64) -> i64 {
+pub fn offset_at(tz: chrono_tz::Tz, secs: i64) -> i64 {
     use chrono::{Offset, TimeZone};
     let at = chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()

@@ -62,6 +62,27 @@ fn journal_path(out: &Path, run_id: Uuid) -> PathBuf {
 /// Writes `bytes` to `path` whole or not at all: a hidden temporary
 /// sibling, synced, renamed into place, its folder synced.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_whole_with(path, |tmp| {
+        File::create(tmp)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(|e| cannot_write(path, e))
+    })
+}
+
+fn cannot_write(path: &Path, e: std::io::Error) -> Error {
+    Error::io(
+        format!(
+            "cannot write {} (nothing was written); pick a path you can write",
+            path.display()
+        ),
+        e,
+    )
+}
+
+/// `write_whole` for a writer that fills a file itself (`fill` gets the
+/// temporary sibling's path): the file is synced, renamed into place and
+/// its folder synced, or removed if anything fails.
+pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::usage(format!("{} is not a file name", path.display())))?;
@@ -74,23 +95,17 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let result = File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|_| fs::rename(&tmp, path))
-        .and_then(|_| File::open(folder)?.sync_all());
-    result.map_err(|e| {
+    let result = fill(&tmp).and_then(|()| {
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|_| fs::rename(&tmp, path))
+            .and_then(|_| File::open(folder)?.sync_all())
+            .map_err(|e| cannot_write(path, e))
+    });
+    if result.is_err() {
         let _ = fs::remove_file(&tmp);
-        Error::io(
-            format!(
-                "cannot write {} (nothing was written); pick a path you can write",
-                path.display()
-            ),
-            e,
-        )
-    })
+    }
+    result
 }
 
 /// Makes the renames and new entries of a folder durable.
@@ -509,6 +524,18 @@ fn csv_frame_with(df: &DataFrame, money_text: MoneyText) -> Result<DataFrame> {
         columns.push(column);
     }
     Ok(DataFrame::new(columns)?)
+}
+
+/// A JSON array, pretty-printed, serialized an element at a time: a long
+/// report's rows are never all held as JSON values at once.
+pub fn json_array(rows: impl Iterator<Item = serde_json::Value>) -> Vec<u8> {
+    use serde::Serializer as _;
+    let mut out = Vec::new();
+    serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new())
+        .collect_seq(rows)
+        .expect("JSON values serialize");
+    out.push(b'\n');
+    out
 }
 
 /// A frame as CSV bytes as the contract says: header, RFC 4180 quoting,

@@ -25,17 +25,20 @@ fn json_rows(output: std::process::Output) -> Vec<Value> {
         .clone()
 }
 
-#[test]
-fn errors_from_reports_equal_errors_from_the_database() {
+/// `db` rolled up from 2026-03-05 (the start of `PERIOD`'s 14 lookback
+/// days) to `to`, into a scratch report folder.
+fn rolled_up(db: &TestDb, to: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let scratch = tempfile::tempdir().unwrap();
     let reports = scratch.path().join("reports");
+    run(db, &reports, &["--from", "2026-03-05", "--to", to]);
+    (scratch, reports)
+}
+
+#[test]
+fn errors_from_reports_equal_errors_from_the_database() {
     let db = TestDb::with_fixture();
     // The period and the 14 days before it.
-    run(
-        &db,
-        &reports,
-        &["--from", "2026-03-05", "--to", "2026-04-01"],
-    );
+    let (_scratch, reports) = rolled_up(&db, "2026-04-01");
     let reports_arg = reports.to_str().unwrap();
     for by in ["error_type", "severity", "tenant"] {
         let args = [&PERIOD[..], &["--by", by, "--format", "json"]].concat();
@@ -119,15 +122,9 @@ fn errors_from_reports_equal_errors_from_the_database() {
 
 #[test]
 fn days_not_rolled_up_are_read_from_the_source_with_the_same_figures() {
-    let scratch = tempfile::tempdir().unwrap();
-    let reports = scratch.path().join("reports");
     let db = TestDb::with_fixture();
     // Only part of the period is rolled up: the rest comes from the source.
-    run(
-        &db,
-        &reports,
-        &["--from", "2026-03-05", "--to", "2026-03-25"],
-    );
+    let (_scratch, reports) = rolled_up(&db, "2026-03-25");
     let args = [&PERIOD[..], &["--by", "tenant", "--format", "json"]].concat();
     let mixed = ok(errors(&db, &args)).stdout;
     // A report folder with no source says what it could not read.
@@ -311,7 +308,6 @@ fn the_generated_incident_is_found_and_nothing_else() {
 
 #[test]
 fn a_new_error_type_is_called_out() {
-    let scratch = tempfile::tempdir().unwrap();
     let db = TestDb::with_fixture();
     db.exec(
         "INSERT INTO system_errors (tenant_id, call_id, error_type, severity, resolved, created_at)
@@ -319,11 +315,7 @@ fn a_new_error_type_is_called_out() {
                 timestamptz '2026-03-28 09:00:00+00' + g.i * interval '7 minutes'
          FROM generate_series(0, 29) g(i)",
     );
-    run(
-        &db,
-        &scratch.path().join("r"),
-        &["--from", "2026-03-05", "--to", "2026-04-01"],
-    );
+    let _rolled = rolled_up(&db, "2026-04-01");
     let rows = json_rows(errors(&db, &[&PERIOD[..], &["--format", "json"]].concat()));
     for row in &rows {
         assert_eq!(
@@ -352,18 +344,13 @@ fn chart(db: &TestDb, path: &Path) {
 
 #[test]
 fn charts_are_valid_svg_and_png_with_the_series() {
-    let scratch = tempfile::tempdir().unwrap();
     let db = TestDb::with_fixture();
     // Markup in a name stays text in the picture.
     db.exec(
         "UPDATE tenants SET business_name = 'Acme <Plumbing> & NY'
          WHERE tenant_id = 'a0000000-0000-0000-0000-000000000001'",
     );
-    run(
-        &db,
-        &scratch.path().join("r"),
-        &["--from", "2026-03-05", "--to", "2026-04-01"],
-    );
+    let (scratch, _) = rolled_up(&db, "2026-04-01");
 
     let svg_path = scratch.path().join("errors.svg");
     chart(&db, &svg_path);
