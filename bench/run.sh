@@ -1,117 +1,264 @@
 #!/usr/bin/env bash
-# The engine against the extraction floor (issue "Fast at scale").
+# The engine against the whole job's floor (issue "Fast at scale, round two").
 #
-#   bench/run.sh [--calls N] [--tenants N] [--days N] [--repeat N] [--keep]
+#   bench/run.sh [--calls N] [--tenants N] [--days N] [--repeat N]
+#                [--shape "--zones 30 --error-types 16 ..."] [--keep]
+#                [--only full|nightly] [--binary PATH]
 #
 # Loads a platform with `callrollup generate` into a scratch database
-# (default 1,000 tenants, 5,000,000 calls, 90 days, 1 kB transcripts), then
-# times, each --repeat times with the order rotated:
-#   floor      psql \copy of exactly the columns the engine needs, for the
-#              window's UTC range, to /dev/null in binary (call_logs and
-#              system_errors, one stream)
-#   callrollup `run` end to end (extract, rollup, files, write-back)
-# for the full window and for the nightly window (the last complete day and
-# the default lookback of 3), with peak RSS from /usr/bin/time. Prints a
-# table with the ratio to the floor and writes it to bench/results.md.
-# A benchmark, not a test: nothing here asserts a time.
+# (default 1,000 tenants, 5,000,000 calls, 90 days, 1 kB transcripts;
+# --shape passes generate's shape options: other zones, error types,
+# statuses and outcomes), then, for the full window and the nightly one
+# (the last complete day and the default lookback of 3), --repeat times
+# (default 3) with the order of the peers rotated:
+#
+#   read floor   psql \copy of exactly the columns the engine reads, for
+#                the window's UTC range, to /dev/null in binary
+#   write floor  psql \copy in (binary, one transaction) of the summary rows
+#                the engine wrote for the window (exported from its tables
+#                once) into empty tables with the same keys and indexes
+#   job floor    read floor + write floor
+#   cold         `callrollup run` after the window's summary rows were
+#                deleted and VACUUMed (untimed): it writes into clean tables
+#   unchanged    the same run again at once (nothing changed, no vacuum):
+#                it should write nothing
+#   1% changed   the same run after an UPDATE (untimed) of the costs of 1 %
+#                of the window's calls: it should write only what they touch
+#   read back    psql \copy of the window's summary rows to /dev/null (what
+#                `unchanged` may add to the read floor)
+#
+# with wall time, peak RSS and user+sys CPU from /usr/bin/time, and the CPU
+# Postgres spent meanwhile (every postgres process, from /proc, the exited
+# backends' through the postmaster's cutime). Prints the table and writes
+# it to bench/results[-shape].md. A benchmark, not a test: nothing here
+# asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-calls=5000000 tenants=1000 days=90 repeat=3 keep=0
+calls=5000000 tenants=1000 days=90 repeat=3 keep=0 shape="" only="" bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --calls) calls=$2; shift 2 ;;
         --tenants) tenants=$2; shift 2 ;;
         --days) days=$2; shift 2 ;;
         --repeat) repeat=$2; shift 2 ;;
+        --shape) shape=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
+        --binary) bin=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 
 admin=${CALLROLLUP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-db=callrollup_bench_${calls}
+suffix=$(printf '%s' "$shape" | tr -c 'a-z0-9' '_' | tr -s '_' | sed 's/^_//; s/_$//')
+db=callrollup_bench_${calls}${suffix:+_$suffix}
+db=${db:0:63}
 url="${admin%/*}/$db"
-bin=${CARGO_TARGET_DIR:-target}/release/callrollup
+if [ -z "$bin" ]; then
+    bin=${CARGO_TARGET_DIR:-target}/release/callrollup
+    cargo build --release --quiet
+fi
 end=2026-11-20
-cargo build --release --quiet
 
 if [ "$(psql "$admin" -XAtc "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ]; then
     psql "$admin" -qXc "CREATE DATABASE $db"
+    # shellcheck disable=SC2086 # the shape is a list of options
     /usr/bin/time -f "generate: %e s, peak RSS %M KB" \
         "$bin" generate --database-url "$url" --tenants "$tenants" --calls "$calls" \
-        --days "$days" --end "$end" --seed 1 --transcript-bytes 1000
+        --days "$days" --end "$end" --seed 1 --transcript-bytes 1000 $shape
 fi
 "$bin" migrate --database-url "$url" >/dev/null
+q() { psql "$url" -qXAt "$@"; }
 
 first=$(date -d "$end - $((days - 1)) days" +%F)
 nightly_from=$(date -d "$end - 3 days" +%F)
-out=$(mktemp -d)
-results=$(mktemp)
-timing=$(mktemp)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out=$work/reports
+results=$work/results
+stages=$work/stages
+: >"$results"
+: >"$stages"
+tables="tenant_daily tenant_daily_outcomes tenant_daily_errors data_quality_findings"
 
-# The floor: the same columns and UTC range the engine reads.
-floor_cmd() {  # from to
-    local lo hi
+utc_range() {  # from to: the UTC range the engine reads for the window
     lo=$(date -u -d "$1 00:00 UTC - 14 hours" '+%F %T+00')
     hi=$(date -u -d "$2 00:00 UTC + 1 day + 12 hours" '+%F %T+00')
-    cmd=(psql "$url" -qX
-        -c "\\copy (SELECT call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, created_at, duration_seconds FROM call_logs WHERE created_at >= '$lo' AND created_at < '$hi') TO '/dev/null' WITH (FORMAT binary)"
-        -c "\\copy (SELECT tenant_id, call_id, error_type, severity, resolved, created_at FROM system_errors WHERE created_at >= '$lo' AND created_at < '$hi') TO '/dev/null' WITH (FORMAT binary)")
 }
-engine_cmd() {  # from to
-    cmd=("$bin" run --database-url "$url" --from "$1" --to "$2" --out "$out")
-}
-stages=$(mktemp)
-measure() {  # peer window from to
-    "${1}_cmd" "$3" "$4"
-    # Back-to-back re-writes of a 90-day window leave millions of dead
-    # summary rows that autovacuum has not reached yet; a real night
-    # re-writes a few days. Vacuum first (untimed) so each run starts alike.
-    if [ "$1" = engine ]; then
-        psql "$url" -qXc "VACUUM analytics.tenant_daily, analytics.tenant_daily_outcomes, analytics.tenant_daily_errors" >/dev/null
-    fi
-    /usr/bin/time -o "$timing" -f "%e %M" "${cmd[@]}" >"$summary" 2>&1
-    echo "$2 $1 $(tail -n 1 "$timing")" >> "$results"
-    # The engine's own per-stage breakdown (its summary's `time` line).
-    if [ "$1" = engine ]; then
-        echo "$2 $(grep '^time' "$summary" | sed 's/^time *//')" >> "$stages"
-    fi
-}
-summary=$(mktemp)
 
+# CPU seconds (user+sys) of every postgres process so far, exited
+# backends included (the postmaster's children's time).
+postgres_cpu() {
+    python3 - <<'PY'
+import os
+tick, procs = os.sysconf("SC_CLK_TCK"), {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    fields = stat[stat.rindex(")") + 2:].split()
+    procs[pid] = (stat[stat.index("(") + 1:stat.rindex(")")], fields[1], [int(x) for x in fields[11:15]])
+total = 0
+for pid, (name, parent, (utime, stime, cutime, cstime)) in procs.items():
+    if name not in ("postgres", "postmaster"):
+        continue
+    total += utime + stime
+    if procs.get(parent, ("",))[0] not in ("postgres", "postmaster"):
+        total += cutime + cstime  # the postmaster: its exited backends
+print(total / tick)
+PY
+}
+
+window_rows_deleted() {  # from to
+    for t in $tables; do
+        q -c "DELETE FROM analytics.$t WHERE day BETWEEN '$1' AND '$2'"
+    done
+    q -c "VACUUM analytics.tenant_daily, analytics.tenant_daily_outcomes, analytics.tenant_daily_errors, analytics.data_quality_findings"
+}
+
+# The write floor's tables: the summary tables' keys and indexes, empty.
+q -c "DROP SCHEMA IF EXISTS bench_floor CASCADE" -c "CREATE SCHEMA bench_floor"
+for t in $tables; do
+    q -c "CREATE TABLE bench_floor.$t (LIKE analytics.$t INCLUDING ALL)"
+done
+
+export_rows() {  # window from to: the engine's rows of the window, once
+    mkdir -p "$work/rows-$1"
+    for t in $tables; do
+        q -c "\\copy (SELECT * FROM analytics.$t WHERE day BETWEEN '$2' AND '$3') TO '$work/rows-$1/$t' WITH (FORMAT binary)"
+    done
+}
+
+peer_cmd() {  # peer window from to
+    utc_range "$3" "$4"
+    case "$1" in
+        read_floor) cmd=(psql "$url" -qX
+            -c "\\copy (SELECT call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, created_at, duration_seconds FROM call_logs WHERE created_at >= '$lo' AND created_at < '$hi') TO '/dev/null' WITH (FORMAT binary)"
+            -c "\\copy (SELECT tenant_id, call_id, error_type, severity, resolved, created_at FROM system_errors WHERE created_at >= '$lo' AND created_at < '$hi') TO '/dev/null' WITH (FORMAT binary)") ;;
+        write_floor)
+            cmd=(psql "$url" -qX -1)
+            for t in $tables; do
+                cmd+=(-c "\\copy bench_floor.$t FROM '$work/rows-$2/$t' WITH (FORMAT binary)")
+            done ;;
+        read_back)
+            cmd=(psql "$url" -qX)
+            for t in $tables; do
+                cmd+=(-c "\\copy (SELECT * FROM analytics.$t WHERE day BETWEEN '$3' AND '$4') TO '/dev/null' WITH (FORMAT binary)")
+            done ;;
+        cold|unchanged|changed) cmd=("$bin" run --database-url "$url" --from "$3" --to "$4" --out "$out") ;;
+    esac
+}
+
+prepare() {  # peer window from to (untimed)
+    case "$1" in
+        write_floor)
+            q -c "TRUNCATE $(for t in $tables; do printf 'bench_floor.%s,' "$t"; done | sed 's/,$//')" ;;
+        cold) window_rows_deleted "$3" "$4" ;;
+        changed)
+            utc_range "$3" "$4"
+            q -c "UPDATE call_logs SET llm_cost_usd = llm_cost_usd + 0.01, total_cost_usd = total_cost_usd + 0.01
+                  WHERE created_at >= '$lo' AND created_at < '$hi' AND abs(hashtext(call_id)) % 100 = $round"
+            q -c "VACUUM call_logs" ;;
+    esac
+}
+
+measure() {  # peer window from to
+    prepare "$@"
+    peer_cmd "$@"
+    local pg_before pg_after
+    pg_before=$(postgres_cpu)
+    /usr/bin/time -o "$work/timing" -f "%e %M %U %S" "${cmd[@]}" >"$work/summary" 2>&1 \
+        || { cat "$work/summary"; exit 1; }
+    pg_after=$(postgres_cpu)
+    read -r wall rss user sys <"$work/timing"
+    written=$(sed -n 's/^written *\([0-9]*\) rows.*/\1/p' "$work/summary")
+    echo "$2 $1 $wall $rss $(echo "$user + $sys" | bc) $(echo "$pg_after - $pg_before" | bc) ${written:--}" >>"$results"
+    if [ "$1" = cold ]; then
+        echo "$2 $(grep '^time' "$work/summary" | sed 's/^time *//')" >>"$stages"
+    fi
+}
+
+windows="full nightly"
+[ -n "$only" ] && windows=$only
+range_of() { if [ "$1" = full ]; then echo "$first $end"; else echo "$nightly_from $end"; fi; }
+
+# One run to export each window's rows for the write floor.
+for w in $windows; do
+    read -r f t <<<"$(range_of "$w")"
+    window_rows_deleted "$f" "$t"
+    "$bin" run --database-url "$url" --from "$f" --to "$t" --out "$out" >/dev/null
+    export_rows "$w" "$f" "$t"
+done
+
+round=0
 for i in $(seq 1 "$repeat"); do
-    # Rotate which peer goes first, so caches favour neither.
-    if [ $((i % 2)) = 1 ]; then order="floor engine"; else order="engine floor"; fi
-    for peer in $order; do
-        measure "$peer" full "$first" "$end"
-        measure "$peer" nightly "$nightly_from" "$end"
+    for w in $windows; do
+        read -r f t <<<"$(range_of "$w")"
+        # Rotate: the floors first on odd rounds, the engine first on even.
+        if [ $((i % 2)) = 1 ]; then floors_first=1; else floors_first=0; fi
+        [ "$floors_first" = 1 ] && for p in read_floor write_floor read_back; do measure "$p" "$w" "$f" "$t"; done
+        measure cold "$w" "$f" "$t"
+        measure unchanged "$w" "$f" "$t"
+        round=$((round + 1))
+        measure changed "$w" "$f" "$t"
+        [ "$floors_first" = 0 ] && for p in read_floor write_floor read_back; do measure "$p" "$w" "$f" "$t"; done
     done
 done
 
-python3 - "$results" "$calls" "$days" "$stages" <<'PY' | tee bench/results.md
+summary_rows=$(for w in $windows; do
+    read -r f t <<<"$(range_of "$w")"
+    echo "$w $(q -c "SELECT (SELECT count(*) FROM analytics.tenant_daily WHERE day BETWEEN '$f' AND '$t') + (SELECT count(*) FROM analytics.tenant_daily_outcomes WHERE day BETWEEN '$f' AND '$t') + (SELECT count(*) FROM analytics.tenant_daily_errors WHERE day BETWEEN '$f' AND '$t') + (SELECT count(*) FROM analytics.data_quality_findings WHERE day BETWEEN '$f' AND '$t')")"
+done)
+report=bench/results${suffix:+-$suffix}.md
+python3 - "$results" "$calls" "$days" "$stages" "$shape" "$summary_rows" <<'PY' | tee "$report"
 import sys, statistics, platform, os, datetime
 rows = [l.split() for l in open(sys.argv[1])]
-calls, days = int(sys.argv[2]), int(sys.argv[3])
-print(f"# callrollup vs the extraction floor\n")
-print(f"{datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}), {calls:,} calls over {days} days, 1 kB transcripts\n")
-print("| window | peer | median s | min–max s | ratio to floor | peak RSS MiB |")
-print("|---|---|---|---|---|---|")
+calls, days, shape = int(sys.argv[2]), int(sys.argv[3]), sys.argv[5]
+summary_rows = dict(l.split() for l in sys.argv[6].splitlines())
+print("# callrollup against the job's floor\n")
+print(f"{datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}), {calls:,} calls over {days} days, 1 kB transcripts, "
+      + (f"shape `{shape}`" if shape else "`generate`'s default shape") + "\n")
+print("| window | peer | median s | min–max s | ratio to job floor | peak RSS MiB | CPU s (user+sys) | Postgres CPU s | rows written |")
+print("|---|---|---|---|---|---|---|---|---|")
+names = {
+    "read_floor": "read floor: psql \\copy out (binary)",
+    "write_floor": "write floor: psql \\copy in (binary, 1 tx)",
+    "job_floor": "**job floor** (read + write)",
+    "read_back": "read back the window's summary rows",
+    "cold": "callrollup run, cold write",
+    "unchanged": "callrollup run, nothing changed",
+    "changed": "callrollup run, 1 % of calls changed",
+}
 for window in ("full", "nightly"):
-    med = {}
-    for peer in ("floor", "engine"):
-        ts = [float(r[2]) for r in rows if r[0] == window and r[1] == peer]
-        rss = max(int(r[3]) for r in rows if r[0] == window and r[1] == peer) / 1024
+    got = [r for r in rows if r[0] == window]
+    if not got:
+        continue
+    med, stat = {}, {}
+    for peer in ("read_floor", "write_floor", "read_back", "cold", "unchanged", "changed"):
+        rs = [r for r in got if r[1] == peer]
+        ts = [float(r[2]) for r in rs]
         med[peer] = statistics.median(ts)
-        ratio = med[peer] / med["floor"]
-        name = "psql \\copy (binary, 1 stream)" if peer == "floor" else "callrollup run"
-        print(f"| {window} | {name} | {med[peer]:.2f} | {min(ts):.2f}–{max(ts):.2f} | {ratio:.2f}× | {rss:.0f} |")
-print("\nPer-stage times of each engine run (from its summary; `extract` runs on")
-print("its own thread, overlapped with the rest; `wait for source` is the time")
-print("the rollup waited for it):\n")
+        stat[peer] = (min(ts), max(ts), max(int(r[3]) for r in rs) / 1024,
+                      statistics.median(float(r[4]) for r in rs),
+                      statistics.median(float(r[5]) for r in rs),
+                      rs[-1][6])
+    med["job_floor"] = med["read_floor"] + med["write_floor"]
+    job = med["job_floor"]
+    print(f"| {window} | ({summary_rows.get(window, '?')} summary rows) | | | | | | | |")
+    for peer in ("read_floor", "write_floor", "job_floor", "read_back", "cold", "unchanged", "changed"):
+        if peer == "job_floor":
+            print(f"| {window} | {names[peer]} | **{job:.2f}** | | 1.00× | | | | |")
+            continue
+        lo, hi, rss, cpu, pg, written = stat[peer]
+        ratio = f"**{med[peer] / job:.2f}×**" if peer in ("cold", "unchanged", "changed") else f"{med[peer] / job:.2f}×"
+        print(f"| {window} | {names[peer]} | {med[peer]:.2f} | {lo:.2f}–{hi:.2f} | {ratio} | {rss:.0f} | {cpu:.2f} | {pg:.2f} | {written} |")
+print("\nPer-stage times of each cold engine run (from its summary; `extract` and")
+print("`write back` run on their own threads, overlapped with the rest):\n")
 for line in open(sys.argv[4]):
     window, stages = line.split(" ", 1)
     print(f"* {window}: {stages.strip()}")
 PY
-rm -rf "$out" "$results" "$timing" "$stages" "$summary"
+q -c "DROP SCHEMA bench_floor CASCADE"
 [ "$keep" = 1 ] || psql "$admin" -qXc "DROP DATABASE $db WITH (FORCE)"

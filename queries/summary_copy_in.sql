@@ -1,1 +1,1 @@
-COPY {schema}.{table} ({columns}) FROM STDIN (FORMAT binary)
+COPY {relation} ({columns}) FROM STDIN (FORMAT binary)

@@ -43,11 +43,21 @@ fn one(value: f64) -> Vec<(String, f64)> {
 }
 
 fn label(name: &str, value: &str) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("{{{name}=\"{escaped}\"}}")
+    labels(&[(name, value)])
+}
+
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{name}=\"{escaped}\"")
+        })
+        .collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// The text of the metrics file.
@@ -123,7 +133,7 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
             .iter()
             .zip(stats.table_rows)
             .map(|(table, rows)| {
-                let written = if outcome.written || !outcome.files.is_empty() {
+                let written = if outcome.changes.is_some() || !outcome.files.is_empty() {
                     rows as f64
                 } else {
                     0.0
@@ -132,6 +142,24 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
             })
             .collect::<Vec<_>>(),
     );
+    if let Some(changes) = &outcome.changes {
+        let mut samples = Vec::new();
+        for (table, c) in crate::sink::TABLE_NAMES.iter().zip(changes) {
+            for (change, n) in [
+                ("inserted", c.inserted),
+                ("updated", c.updated),
+                ("deleted", c.deleted),
+            ] {
+                samples.push((labels(&[("table", table), ("change", change)]), n as f64));
+            }
+        }
+        gauge(
+            &mut out,
+            "callrollup_last_run_rows_changed",
+            "Summary-table rows the last run inserted, updated or deleted (rows whose figures were already right are not written).",
+            &samples,
+        );
+    }
     gauge(
         &mut out,
         "callrollup_last_run_tenants",

@@ -23,6 +23,7 @@ use crate::pipeline::{SourceSpec, Timings, WindowStats};
 use crate::selection::TenantSelection;
 use crate::shard::Shard;
 use crate::sink;
+use crate::sink::postgres::TableChanges;
 use crate::window::Window;
 
 #[derive(Debug, clap::Args)]
@@ -247,7 +248,7 @@ fn render_summary(s: &Summary) -> String {
         .iter()
         .zip(st.table_rows)
         .map(|(n, c)| {
-            if s.outcome.written {
+            if s.outcome.changes.is_some() {
                 format!("{n} {c}")
             } else {
                 format!("{n} {c} (not written)")
@@ -255,6 +256,20 @@ fn render_summary(s: &Summary) -> String {
         })
         .collect();
     out.push_str(&format!("rows        {}\n", rows.join(", ")));
+    if let Some(changes) = &s.outcome.changes {
+        let sum = |f: fn(&TableChanges) -> u64| changes.iter().map(f).sum::<u64>();
+        let (inserted, updated, deleted) =
+            (sum(|c| c.inserted), sum(|c| c.updated), sum(|c| c.deleted));
+        let written = inserted + updated + deleted;
+        let note = if written == 0 {
+            "; the tables already held these figures".to_string()
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "written     {written} rows ({inserted} inserted, {updated} updated, {deleted} deleted){note}\n"
+        ));
+    }
     out.push_str(&format!(
         "files       {} under {}\n",
         files.len(),

@@ -52,8 +52,9 @@ pub struct RunOutcome {
     /// The tenants it replaced.
     pub selection: TenantSelection,
     pub stats: WindowStats,
-    /// Whether the summary tables were written (the Postgres target).
-    pub written: bool,
+    /// What the write changed in each summary table; None when no
+    /// table was written (a dry run, a file target).
+    pub changes: Option<pg_sink::Changes>,
     /// The report files moved into place.
     pub files: Vec<PathBuf>,
     pub timings: Timings,
@@ -107,7 +108,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     let move_into_place = |staged: files::StagedFiles,
                            run_id: Uuid,
                            stats: WindowStats,
-                           written: bool,
+                           changes: Option<pg_sink::Changes>,
                            mut timings: Timings| {
         crate::fault::pause_point("after_commit");
         let files = timings
@@ -117,7 +118,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             run_id: Some(run_id),
             selection: selection.clone(),
             stats,
-            written,
+            changes,
             files,
             timings,
         })
@@ -134,7 +135,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             run_id: None,
             selection: selection.clone(),
             stats,
-            written: false,
+            changes: None,
             files: Vec::new(),
             timings,
         });
@@ -185,7 +186,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
                 return Err(e);
             }
         };
-        return move_into_place(staged, run_id, stats, false, timings);
+        return move_into_place(staged, run_id, stats, None, timings);
     };
 
     // The lock lives on the target connection until the process ends.
@@ -236,7 +237,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     // Whether the commit was sent: only then can an error leave Postgres
     // unsure whether it happened.
     let mut commit_sent = false;
-    let committed = std::thread::scope(|scope| -> Result<WindowStats> {
+    let committed = std::thread::scope(|scope| -> Result<(WindowStats, pg_sink::Changes)> {
         // Each chunk's rows are copied in on a thread of their own, so
         // Postgres inserts one chunk while the next is rolled up; the
         // transaction stays open until every chunk is in.
@@ -264,9 +265,13 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         let written = writer.join().expect("the write-back thread panicked");
         // The writer's error, if any, is the cause of the other.
         // Once rows went in, a target failure is final: never retried.
-        let (writer, busy) = written.map_err(Error::final_attempt)?;
+        let (mut writer, busy) = written.map_err(Error::final_attempt)?;
         let stats = processed?;
         timings.add("write back (overlapped)", busy);
+        // Where the window already held rows: only what changed is written.
+        timings
+            .time("merge", || writer.merge())
+            .map_err(Error::final_attempt)?;
         // From here the ledger decides what the staged files become: a
         // kill after the commit leaves them for the next run to move.
         crate::fault::pause_point("before_seal");
@@ -277,13 +282,13 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         crate::signals::check()?;
         commit_sent = true;
         // A failed commit may have happened: never retried.
-        timings
+        let (_, changes) = timings
             .time("commit", || writer.finish(&stats.totals))
             .map_err(Error::final_attempt)?;
-        Ok(stats)
+        Ok((stats, changes))
     });
-    let stats = match committed {
-        Ok(stats) => stats,
+    let (stats, changes) = match committed {
+        Ok(committed) => committed,
         Err(e) => {
             fail(&mut target, &e);
             if staged.is_sealed() && commit_sent {
@@ -298,7 +303,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             return Err(e);
         }
     };
-    move_into_place(staged, run_id, stats, true, timings)
+    move_into_place(staged, run_id, stats, Some(changes), timings)
 }
 
 /// A committed run whose report files could not all be moved: its rows

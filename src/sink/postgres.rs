@@ -43,8 +43,7 @@ enum EngineColumns {
 }
 
 /// The columns the engine adds to each summary table, in `sink::tables`
-/// order. Findings are history: each run keeps its own (`Leading`), and
-/// only the other three are replaced.
+/// order (`run_id` leads the findings' primary key).
 const ENGINE_COLUMNS: [EngineColumns; 4] = [
     EngineColumns::TrailingWithComputedAt,
     EngineColumns::Trailing,
@@ -52,41 +51,111 @@ const ENGINE_COLUMNS: [EngineColumns; 4] = [
     EngineColumns::Leading,
 ];
 
-/// One open write transaction: the window's old rows are deleted when it
-/// begins, each chunk's rows are copied in as the chunk is rolled up (so
-/// the window never has to be held in memory), and `finish` reconciles,
-/// marks the run `succeeded` and commits. Dropped without `finish`, the
-/// transaction rolls back and the old rows stay.
+/// Each summary table's key: the merge matches the run's rows to the
+/// stored ones on it. The findings' primary key leads with `run_id`, but a
+/// finding is the same finding whichever run found it.
+const KEYS: [&[&str]; 4] = [
+    &["tenant_id", "day"],
+    &["tenant_id", "day", "status", "outcome"],
+    &["tenant_id", "day", "error_type", "severity"],
+    &["kind", "tenant_id", "day"],
+];
+
+/// Columns that say which run wrote a row, not what the row says: set on
+/// every row a run writes, never compared.
+const RUN_COLUMNS: [&str; 2] = ["run_id", "computed_at"];
+
+/// What a write changed in one summary table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableChanges {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl TableChanges {
+    pub fn total(&self) -> u64 {
+        self.inserted + self.updated + self.deleted
+    }
+}
+
+/// What a write changed, per summary table in `sink::tables` order.
+pub type Changes = [TableChanges; 4];
+
+/// How one table's window is written.
+enum Mode {
+    /// The window holds no rows: the run's rows are copied straight in
+    /// (the cold write, as fast as a `COPY` can be).
+    Copy,
+    /// The window holds rows: the run's rows are copied into a temporary
+    /// table and merged, so only rows that changed are written.
+    Merge {
+        staged: String,
+        columns: Vec<String>,
+    },
+}
+
+/// One open write transaction: each chunk's rows are copied in as the
+/// chunk is rolled up (so the window never has to be held in memory);
+/// `merge` then writes what changed where the window already held rows,
+/// and `finish` reconciles, marks the run `succeeded` and commits. Dropped
+/// without `finish`, the transaction rolls back and the old rows stay.
 pub struct Writer<'c, 'r> {
     tx: postgres::Transaction<'c>,
     run: &'r WriteBack<'r>,
+    modes: Vec<Mode>,
     rows: RowsWritten,
+    changes: Changes,
 }
 
 impl<'c, 'r> Writer<'c, 'r> {
     pub fn begin(client: &'c mut Client, run: &'r WriteBack<'r>) -> Result<Self> {
         let mut tx = client.transaction()?;
         let tenants = run.selection.tenant_array();
+        let shard_filter = shard_filter(run);
+        let mut modes = Vec::with_capacity(sink::TABLE_NAMES.len());
         // Every table, findings included: a re-run replaces the findings of
         // the tenant days it covers, so the table does not grow with every
-        // nightly run's lookback (each row keeps the run that found it).
+        // nightly run's lookback.
         for table in sink::TABLE_NAMES {
-            tx.execute(
-                &sql::render(
-                    sql::SUMMARY_DELETE_WINDOW,
-                    &[
-                        ("schema", run.schema),
-                        ("table", table),
-                        ("shard_filter", &shard_filter(run)),
-                    ],
-                ),
-                &[&run.from, &run.to, &tenants],
-            )?;
+            let vars = [
+                ("schema", run.schema),
+                ("table", table),
+                ("shard_filter", shard_filter.as_str()),
+            ];
+            let has_rows: bool = tx
+                .query_one(
+                    &sql::render(sql::SUMMARY_WINDOW_HAS_ROWS, &vars),
+                    &[&run.from, &run.to, &tenants],
+                )?
+                .get(0);
+            if !has_rows {
+                modes.push(Mode::Copy);
+                continue;
+            }
+            let staged = format!("pg_temp.callrollup_staged_{table}");
+            tx.batch_execute(&sql::render(
+                sql::SUMMARY_STAGE,
+                &[
+                    ("schema", run.schema),
+                    ("table", table),
+                    ("staged", &staged),
+                ],
+            ))?;
+            let relation = format!("{}.{table}", run.schema);
+            let columns = tx
+                .query(sql::SUMMARY_COLUMNS, &[&relation])?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            modes.push(Mode::Merge { staged, columns });
         }
         Ok(Writer {
             tx,
             run,
+            modes,
             rows: [0; 4],
+            changes: Changes::default(),
         })
     }
 
@@ -94,17 +163,54 @@ impl<'c, 'r> Writer<'c, 'r> {
     pub fn append(&mut self, rollup: &Rollup) -> Result<()> {
         let tables = sink::tables(rollup).into_iter().zip(ENGINE_COLUMNS);
         for (i, ((table, df), extra)) in tables.enumerate() {
-            let written = copy_in(&mut self.tx, self.run, table, df, extra)?;
+            let destination = match &self.modes[i] {
+                Mode::Copy => format!("{}.{table}", self.run.schema),
+                Mode::Merge { staged, .. } => staged.clone(),
+            };
+            let written = copy_in(&mut self.tx, self.run, &destination, df, extra)?;
             self.rows[i] = self.rows[i].checked_add(written).ok_or_else(|| {
                 Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
             })?;
+            if let Mode::Copy = self.modes[i] {
+                self.changes[i].inserted += written as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what changed into the tables whose window held rows: deletes
+    /// the rows the run no longer produces, updates those whose figures
+    /// differ and inserts the new ones. Rows that are the same are not
+    /// touched, so a re-run over unchanged data writes nothing at all.
+    pub fn merge(&mut self) -> Result<()> {
+        let tenants = self.run.selection.tenant_array();
+        let shard_filter = shard_filter(self.run);
+        for (i, table) in sink::TABLE_NAMES.into_iter().enumerate() {
+            let Mode::Merge { staged, columns } = &self.modes[i] else {
+                continue;
+            };
+            let statements = MergeStatements::new(self.run.schema, table, staged, KEYS[i], columns);
+            // The planner needs the staged table's size to pick hash joins.
+            self.tx.batch_execute(&format!("ANALYZE {staged}"))?;
+            let vars = [("shard_filter", shard_filter.as_str())];
+            let changes = &mut self.changes[i];
+            changes.deleted = self.tx.execute(
+                &sql::render(&statements.delete, &vars),
+                &[&self.run.from, &self.run.to, &tenants],
+            )?;
+            changes.updated = self
+                .tx
+                .execute(&statements.update, &[&self.run.from, &self.run.to])?;
+            changes.inserted = self
+                .tx
+                .execute(&statements.insert, &[&self.run.from, &self.run.to])?;
         }
         Ok(())
     }
 
     /// Reconciles the tables against `totals` (the window's rows), records
     /// the run as succeeded and commits.
-    pub fn finish(mut self, totals: &SourceTotals) -> Result<RowsWritten> {
+    pub fn finish(mut self, totals: &SourceTotals) -> Result<(RowsWritten, Changes)> {
         reconcile(&mut self.tx, self.run, totals)?;
         ledger::succeed(
             &mut self.tx,
@@ -114,7 +220,68 @@ impl<'c, 'r> Writer<'c, 'r> {
             self.rows,
         )?;
         self.tx.commit()?;
-        Ok(self.rows)
+        Ok((self.rows, self.changes))
+    }
+}
+
+/// The three statements that merge one staged table into its summary
+/// table, with the table's columns filled in.
+struct MergeStatements {
+    delete: String,
+    update: String,
+    insert: String,
+}
+
+impl MergeStatements {
+    fn new(schema: &str, table: &str, staged: &str, key: &[&str], columns: &[String]) -> Self {
+        let list = |prefix: &str, names: &[&str]| {
+            names
+                .iter()
+                .map(|c| format!("{prefix}{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let all: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let assigned: Vec<&str> = all.iter().copied().filter(|c| !key.contains(c)).collect();
+        let compared: Vec<&str> = assigned
+            .iter()
+            .copied()
+            .filter(|c| !RUN_COLUMNS.contains(c))
+            .collect();
+        let key_match = key
+            .iter()
+            .map(|c| format!("t.{c} = s.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        // ROW(...) so that a table with one compared column still compares
+        // a row, not a parenthesised value.
+        let vars = [
+            ("schema", schema),
+            ("table", table),
+            ("staged", staged),
+            ("key_match", key_match.as_str()),
+            ("columns", &list("", &all)),
+            ("staged_columns", &list("s.", &all)),
+            ("assigned", &list("", &assigned)),
+            (
+                "staged_assigned",
+                &format!("ROW({})", list("s.", &assigned)),
+            ),
+            (
+                "compared_target",
+                &format!("ROW({})", list("t.", &compared)),
+            ),
+            (
+                "compared_staged",
+                &format!("ROW({})", list("s.", &compared)),
+            ),
+        ];
+        MergeStatements {
+            // `{shard_filter}` stays for the caller, which knows the run.
+            delete: sql::render(sql::SUMMARY_MERGE_DELETE, &vars),
+            update: sql::render(sql::SUMMARY_MERGE_UPDATE, &vars),
+            insert: sql::render(sql::SUMMARY_MERGE_INSERT, &vars),
+        }
     }
 }
 
@@ -187,10 +354,12 @@ fn pg_type(column: &Column) -> Result<PgType> {
     })
 }
 
+/// Copies a frame's rows into `relation` (a summary table or its staged
+/// copy), returning how many.
 fn copy_in(
     tx: &mut postgres::Transaction,
     run: &WriteBack,
-    table: &str,
+    relation: &str,
     df: &DataFrame,
     extra: EngineColumns,
 ) -> Result<i32> {
@@ -221,12 +390,9 @@ fn copy_in(
     }
     let statement = sql::render(
         sql::SUMMARY_COPY_IN,
-        &[
-            ("schema", run.schema),
-            ("table", table),
-            ("columns", &names.join(", ")),
-        ],
+        &[("relation", relation), ("columns", &names.join(", "))],
     );
+    let table = relation;
     let mut sink = tx.copy_in(&statement)?;
     pgbinary::write_stream(&columns, df.height(), |bytes| sink.write_all(bytes))
         .map_err(|e| Error::Database(format!("COPY into {table} failed: {e}")))?;

@@ -7,7 +7,7 @@ use polars::prelude::*;
 use postgres::Client;
 
 use super::pgcopy::{self, Kind};
-use crate::db::DbUrl;
+use crate::db::{CopyClient, DbUrl};
 use crate::error::{Error, Result};
 use crate::frames::{
     calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
@@ -48,7 +48,7 @@ pub struct PostgresSource {
     snapshot: String,
     streams: usize,
     /// Opened on first use, each inside the same snapshot.
-    readers: Vec<Client>,
+    readers: Vec<CopyClient>,
     tenants: Option<DataFrame>,
     /// Fingerprints of the call_ids that errors logged since the given
     /// instant carry, each with the latest time one was logged (Unix µs),
@@ -326,7 +326,7 @@ impl PostgresSource {
     /// Readers that share this session's snapshot, one per stream.
     fn open_readers(&mut self) -> Result<()> {
         while self.readers.len() < self.streams {
-            let mut reader = self.url.connect("callrollup-source")?;
+            let mut reader = self.url.connect_copy("callrollup-source")?;
             reader.batch_execute(&session_setup(self.statement_timeout_secs))?;
             reader.batch_execute(sql::SOURCE_READER_SESSION)?;
             reader.batch_execute(&sql::render(
@@ -361,9 +361,10 @@ impl PostgresSource {
                 ("tenant_filter", &selection.sql_filter("t.tenant_id")),
             ],
         );
+        self.open_readers()?;
         let tenants = conform(
             copy_frame(
-                &mut self.client,
+                &mut self.readers[0],
                 &self.url,
                 "tenants",
                 &text,
@@ -477,7 +478,9 @@ impl PostgresSource {
         // never held.
         let mut ids = ErrorTimes::default();
         let statement = sql::render(sql::COPY_OUT, &[("query", &text)]);
-        let stream = self.client.copy_out(&statement)?;
+        // On a reader: the same snapshot, and the batched COPY client.
+        self.open_readers()?;
+        let stream = self.readers[0].copy_out(&statement)?;
         let mut id = None;
         pgcopy::for_each_field(stream, 2, |column, value| {
             match (column, value) {
@@ -527,7 +530,7 @@ fn totals_of(
 
 /// One query's rows through a binary COPY stream.
 fn copy_frame(
-    client: &mut Client,
+    client: &mut CopyClient,
     url: &DbUrl,
     table: &str,
     query: &str,

@@ -223,9 +223,10 @@ fn failed_write_back_leaves_tables_files_and_ledger_consistent() {
     let args = TWO_DAYS;
     let (tables_before, files_before) = first_run_then_new_data(&db, out.path());
 
-    // A target that rejects the write midway.
+    // A target that rejects the write midway (the new costs change rows of
+    // tenant_daily, which the run updates in place).
     db.exec("CREATE FUNCTION analytics.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full (simulated)'; END $$;
-             CREATE TRIGGER refuse BEFORE INSERT ON analytics.tenant_daily_errors FOR EACH ROW EXECUTE FUNCTION analytics.refuse();");
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON analytics.tenant_daily FOR EACH ROW EXECUTE FUNCTION analytics.refuse();");
     let output = db.cmd().args(args).arg(out.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert!(stderr_of(&output).contains("disk full (simulated)"));
@@ -240,7 +241,7 @@ fn failed_write_back_leaves_tables_files_and_ledger_consistent() {
         ["succeeded|false", "failed|true"]
     );
 
-    db.exec("DROP TRIGGER refuse ON analytics.tenant_daily_errors");
+    db.exec("DROP TRIGGER refuse ON analytics.tenant_daily");
     db.cmd().args(args).arg(out.path()).assert().success();
     assert_ne!(
         tree(out.path()),

@@ -35,6 +35,11 @@ fn a_tenant_snapshot_run_back_into_the_database_replaces_only_that_tenant() {
         .iter()
         .any(|r| r.contains("00000000-0000-0000-0000-000000000000")));
 
+    // NY's costs change before the snapshot is taken (so the snapshot run
+    // has new figures to write) and again after (which it must not see).
+    db.exec(&format!(
+        "UPDATE call_logs SET total_cost_usd = total_cost_usd + 1 WHERE tenant_id = '{NY}'"
+    ));
     let snap = scratch.path().join("snap");
     extract(&db, &[&WINDOW[..], &["--tenant", NY]].concat(), &snap);
     let manifest: serde_json::Value =

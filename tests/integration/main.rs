@@ -12,3 +12,4 @@ mod run;
 mod shards;
 mod unattended;
 mod util;
+mod writes;
