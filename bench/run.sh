@@ -112,6 +112,7 @@ PY
 }
 
 window_rows_deleted() {  # from to
+    local t
     for t in $tables; do
         q -c "DELETE FROM analytics.$t WHERE day BETWEEN '$1' AND '$2'"
     done
@@ -125,6 +126,7 @@ for t in $tables; do
 done
 
 export_rows() {  # window from to: the engine's rows of the window, once
+    local t
     mkdir -p "$work/rows-$1"
     for t in $tables; do
         q -c "\\copy (SELECT * FROM analytics.$t WHERE day BETWEEN '$2' AND '$3') TO '$work/rows-$1/$t' WITH (FORMAT binary)"
@@ -132,6 +134,7 @@ export_rows() {  # window from to: the engine's rows of the window, once
 }
 
 peer_cmd() {  # peer window from to
+    local t
     utc_range "$3" "$4"
     case "$1" in
         read_floor) cmd=(psql "$url" -qX
@@ -152,6 +155,7 @@ peer_cmd() {  # peer window from to
 }
 
 prepare() {  # peer window from to (untimed)
+    local t
     case "$1" in
         write_floor)
             q -c "TRUNCATE $(for t in $tables; do printf 'bench_floor.%s,' "$t"; done | sed 's/,$//')" ;;

@@ -185,6 +185,9 @@ impl<'c, 'r> Writer<'c, 'r> {
     pub fn merge(&mut self) -> Result<()> {
         let tenants = self.run.selection.tenant_array();
         let shard_filter = shard_filter(self.run);
+        if self.modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
+            self.tx.batch_execute(sql::SUMMARY_MERGE_SESSION)?;
+        }
         for (i, table) in sink::TABLE_NAMES.into_iter().enumerate() {
             let Mode::Merge { staged, columns } = &self.modes[i] else {
                 continue;
