@@ -155,7 +155,6 @@ peer_cmd() {  # peer window from to
 }
 
 prepare() {  # peer window from to (untimed)
-    local t
     case "$1" in
         write_floor)
             q -c "TRUNCATE $(for t in $tables; do printf 'bench_floor.%s,' "$t"; done | sed 's/,$//')" ;;
