@@ -30,6 +30,7 @@ pub const SUMMARY_WINDOW_HAS_ROWS: &str = include_str!("../queries/summary_windo
 pub const SUMMARY_COLUMNS: &str = include_str!("../queries/summary_columns.sql");
 pub const SUMMARY_STAGE: &str = include_str!("../queries/summary_stage.sql");
 pub const SUMMARY_MERGE_SESSION: &str = include_str!("../queries/summary_merge_session.sql");
+pub const SUMMARY_MERGE_ANALYZE: &str = include_str!("../queries/summary_merge_analyze.sql");
 pub const SUMMARY_MERGE_DELETE: &str = include_str!("../queries/summary_merge_delete.sql");
 pub const SUMMARY_MERGE_UPDATE: &str = include_str!("../queries/summary_merge_update.sql");
 pub const SUMMARY_MERGE_INSERT: &str = include_str!("../queries/summary_merge_insert.sql");

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{process, Input, Plan, SourceSpec, Timings, WindowStats};
@@ -241,15 +241,15 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         // Each chunk's rows are copied in on a thread of their own, so
         // Postgres inserts one chunk while the next is rolled up; the
         // transaction stays open until every chunk is in.
-        let (to_writer, parts) = std::sync::mpsc::sync_channel::<Rollup>(1);
+        let (to_writer, parts) = std::sync::mpsc::sync_channel::<(Rollup, NaiveDate, NaiveDate)>(1);
         let (target, write_back) = (&mut target, &write_back);
         let writer = scope.spawn(move || {
             let started = Instant::now();
             let mut writer = pg_sink::Writer::begin(target, write_back)?;
             let mut busy = started.elapsed();
-            for part in parts {
+            for (part, from, to) in parts {
                 let started = Instant::now();
-                writer.append(&part)?;
+                writer.append(&part, from, to)?;
                 busy += started.elapsed();
             }
             Ok::<_, Error>((writer, busy))
@@ -258,7 +258,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             stage(&mut staged, part, chunk, run_id, timings)?;
             // Closed only when the writer stopped on an error, returned below.
             to_writer
-                .send(part.clone())
+                .send((part.clone(), chunk.from, chunk.to))
                 .map_err(|_| Error::RunFailed("the write-back stopped".into()))
         });
         drop(to_writer);

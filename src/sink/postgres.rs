@@ -19,7 +19,9 @@ use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
 use crate::selection::TenantSelection;
 use crate::sink;
+use crate::source::pgcopy::{self, Kind};
 use crate::sql;
+use crate::summaries::SummaryTable;
 
 /// What one write-back needs to know about its run.
 pub struct WriteBack<'a> {
@@ -40,6 +42,8 @@ enum EngineColumns {
     TrailingWithComputedAt,
     /// `run_id` before the rollup's columns (it leads the findings' key).
     Leading,
+    /// None: the rows are keys of stored rows to delete.
+    Nothing,
 }
 
 /// The columns the engine adds to each summary table, in `sink::tables`
@@ -65,6 +69,27 @@ const KEYS: [&[&str]; 4] = [
 /// every row a run writes, never compared.
 const RUN_COLUMNS: [&str; 2] = ["run_id", "computed_at"];
 
+/// The findings' columns as the rollup computes them (without `run_id`),
+/// with how their COPY fields decode.
+const FINDINGS_COLUMNS: &[(&str, Kind)] = &[
+    ("kind", Kind::DictionaryText),
+    ("tenant_id", Kind::DictionaryUuid),
+    ("day", Kind::Date),
+    ("rows", Kind::Int8),
+    ("example_id", Kind::Text),
+];
+
+/// Each summary table's rollup columns (`sink::tables` order), as the
+/// stored rows are read back to compare with the run's.
+fn rollup_columns(table: usize) -> &'static [(&'static str, Kind)] {
+    match table {
+        0 => SummaryTable::TenantDaily.columns(),
+        1 => SummaryTable::Outcomes.columns(),
+        2 => SummaryTable::Errors.columns(),
+        _ => FINDINGS_COLUMNS,
+    }
+}
+
 /// What a write changed in one summary table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableChanges {
@@ -87,10 +112,14 @@ enum Mode {
     /// The window holds no rows: the run's rows are copied straight in
     /// (the cold write, as fast as a `COPY` can be).
     Copy,
-    /// The window holds rows: the run's rows are copied into a temporary
-    /// table and merged, so only rows that changed are written.
+    /// The window holds rows: each chunk's stored rows are read back and
+    /// compared with the run's in the engine; only rows that differ or
+    /// are new are copied into a temporary table (`staged`), and the keys
+    /// of stored rows the run no longer produces into another (`gone`).
+    /// The merge then writes just those.
     Merge {
         staged: String,
+        gone: String,
         columns: Vec<String>,
     },
 }
@@ -134,12 +163,15 @@ impl<'c, 'r> Writer<'c, 'r> {
                 continue;
             }
             let staged = format!("pg_temp.callrollup_staged_{table}");
+            let gone = format!("pg_temp.callrollup_gone_{table}");
             tx.batch_execute(&sql::render(
                 sql::SUMMARY_STAGE,
                 &[
                     ("schema", run.schema),
                     ("table", table),
                     ("staged", &staged),
+                    ("gone", &gone),
+                    ("key", &KEYS[modes.len()].join(", ")),
                 ],
             ))?;
             let relation = format!("{}.{table}", run.schema);
@@ -148,7 +180,11 @@ impl<'c, 'r> Writer<'c, 'r> {
                 .iter()
                 .map(|row| row.get(0))
                 .collect();
-            modes.push(Mode::Merge { staged, columns });
+            modes.push(Mode::Merge {
+                staged,
+                gone,
+                columns,
+            });
         }
         Ok(Writer {
             tx,
@@ -159,48 +195,68 @@ impl<'c, 'r> Writer<'c, 'r> {
         })
     }
 
-    /// Copies in one chunk's rows of every summary table.
-    pub fn append(&mut self, rollup: &Rollup) -> Result<()> {
+    /// Copies in one chunk's rows of every summary table: straight into
+    /// the table where its window was empty, else only the rows that
+    /// differ from the stored rows of the chunk's days `from..=to`.
+    pub fn append(&mut self, rollup: &Rollup, from: NaiveDate, to: NaiveDate) -> Result<()> {
         let tables = sink::tables(rollup).into_iter().zip(ENGINE_COLUMNS);
         for (i, ((table, df), extra)) in tables.enumerate() {
-            let destination = match &self.modes[i] {
-                Mode::Copy => format!("{}.{table}", self.run.schema),
-                Mode::Merge { staged, .. } => staged.clone(),
-            };
-            let written = copy_in(&mut self.tx, self.run, &destination, df, extra)?;
-            self.rows[i] = self.rows[i].checked_add(written).ok_or_else(|| {
-                Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
-            })?;
-            if let Mode::Copy = self.modes[i] {
-                self.changes[i].inserted += written as u64;
+            match &self.modes[i] {
+                Mode::Copy => {
+                    let relation = format!("{}.{table}", self.run.schema);
+                    let written = copy_in(&mut self.tx, self.run, &relation, df, extra)?;
+                    self.changes[i].inserted += written as u64;
+                }
+                Mode::Merge { staged, gone, .. } => {
+                    let stored = stored_rows(&mut self.tx, self.run, i, table, df, from, to)?;
+                    let (differing, vanished) = sink::compare_rows(df, &stored, KEYS[i])?;
+                    copy_in(&mut self.tx, self.run, staged, &differing, extra)?;
+                    copy_in(
+                        &mut self.tx,
+                        self.run,
+                        gone,
+                        &vanished,
+                        EngineColumns::Nothing,
+                    )?;
+                }
             }
+            let height = i32::try_from(df.height()).ok();
+            self.rows[i] = height
+                .and_then(|h| self.rows[i].checked_add(h))
+                .ok_or_else(|| {
+                    Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
+                })?;
         }
         Ok(())
     }
 
     /// Writes what changed into the tables whose window held rows: deletes
     /// the rows the run no longer produces, updates those whose figures
-    /// differ and inserts the new ones. Rows that are the same are not
-    /// touched, so a re-run over unchanged data writes nothing at all.
+    /// differ and inserts the new ones. Rows that are the same were never
+    /// staged, so a re-run over unchanged data writes nothing at all.
     pub fn merge(&mut self) -> Result<()> {
-        let tenants = self.run.selection.tenant_array();
-        let shard_filter = shard_filter(self.run);
         if self.modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
             self.tx.batch_execute(sql::SUMMARY_MERGE_SESSION)?;
         }
         for (i, table) in sink::TABLE_NAMES.into_iter().enumerate() {
-            let Mode::Merge { staged, columns } = &self.modes[i] else {
+            let Mode::Merge {
+                staged,
+                gone,
+                columns,
+            } = &self.modes[i]
+            else {
                 continue;
             };
-            let statements = MergeStatements::new(self.run.schema, table, staged, KEYS[i], columns);
-            // The planner needs the staged table's size to pick hash joins.
-            self.tx.batch_execute(&format!("ANALYZE {staged}"))?;
-            let vars = [("shard_filter", shard_filter.as_str())];
+            let statements =
+                MergeStatements::new(self.run.schema, table, staged, gone, KEYS[i], columns);
+            self.tx.batch_execute(&sql::render(
+                sql::SUMMARY_MERGE_ANALYZE,
+                &[("staged", staged), ("gone", gone)],
+            ))?;
             let changes = &mut self.changes[i];
-            changes.deleted = self.tx.execute(
-                &sql::render(&statements.delete, &vars),
-                &[&self.run.from, &self.run.to, &tenants],
-            )?;
+            changes.deleted = self
+                .tx
+                .execute(&statements.delete, &[&self.run.from, &self.run.to])?;
             changes.updated = self
                 .tx
                 .execute(&statements.update, &[&self.run.from, &self.run.to])?;
@@ -236,7 +292,14 @@ struct MergeStatements {
 }
 
 impl MergeStatements {
-    fn new(schema: &str, table: &str, staged: &str, key: &[&str], columns: &[String]) -> Self {
+    fn new(
+        schema: &str,
+        table: &str,
+        staged: &str,
+        gone: &str,
+        key: &[&str],
+        columns: &[String],
+    ) -> Self {
         let list = |prefix: &str, names: &[&str]| {
             names
                 .iter()
@@ -262,6 +325,7 @@ impl MergeStatements {
             ("schema", schema),
             ("table", table),
             ("staged", staged),
+            ("gone", gone),
             ("key_match", key_match.as_str()),
             ("columns", &list("", &all)),
             ("staged_columns", &list("s.", &all)),
@@ -280,7 +344,6 @@ impl MergeStatements {
             ),
         ];
         MergeStatements {
-            // `{shard_filter}` stays for the caller, which knows the run.
             delete: sql::render(sql::SUMMARY_MERGE_DELETE, &vars),
             update: sql::render(sql::SUMMARY_MERGE_UPDATE, &vars),
             insert: sql::render(sql::SUMMARY_MERGE_INSERT, &vars),
@@ -357,6 +420,45 @@ fn pg_type(column: &Column) -> Result<PgType> {
     })
 }
 
+/// The stored rows of one summary table for days `from..=to` and the
+/// run's tenants, read back inside the write transaction in the run's
+/// frame's schema (`run`), to compare with the run's rows.
+fn stored_rows(
+    tx: &mut postgres::Transaction,
+    run: &WriteBack,
+    index: usize,
+    table: &str,
+    like: &DataFrame,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<DataFrame> {
+    let columns = rollup_columns(index);
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    if names != like.get_column_names_str() {
+        return Err(Error::RunFailed(format!(
+            "internal: {table}'s rollup columns are not the ones read back"
+        )));
+    }
+    // Only engine-built values are spliced in: a validated schema,
+    // formatted dates, parsed UUIDs and the shard's hash test.
+    let query = sql::render(
+        sql::SUMMARY_COPY_OUT,
+        &[
+            ("columns", &names.join(", ")),
+            ("schema", run.schema),
+            ("table", table),
+            ("from", &from.to_string()),
+            ("to", &to.to_string()),
+            ("tenant_filter", &run.selection.sql_filter("tenant_id")),
+        ],
+    );
+    let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
+    let stream = tx.copy_out(&statement)?;
+    let stored = pgcopy::read_frame(stream, columns)
+        .map_err(|e| Error::RunFailed(format!("cannot read back {table}: {e}")))?;
+    Ok(crate::frames::conform(stored, like.schema())?)
+}
+
 /// Copies a frame's rows into `relation` (a summary table or its staged
 /// copy), returning how many.
 fn copy_in(
@@ -372,6 +474,7 @@ fn copy_in(
         EngineColumns::Trailing => (false, true, false),
         EngineColumns::TrailingWithComputedAt => (false, true, true),
         EngineColumns::Leading => (true, false, false),
+        EngineColumns::Nothing => (false, false, false),
     };
     if run_first {
         names.push("run_id".into());

@@ -1,0 +1,2 @@
+-- The planner needs the staged tables' sizes to pick its joins.
+ANALYZE {staged}, {gone}
