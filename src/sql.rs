@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_run_source.sql",
         text: include_str!("../migrations/0003_run_source.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_findings_day_index.sql",
+        text: include_str!("../migrations/0004_findings_day_index.sql"),
+    },
 ];
 
 /// Replaces each `{name}` with its value.

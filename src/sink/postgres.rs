@@ -186,6 +186,9 @@ impl<'c, 'r> Writer<'c, 'r> {
                 columns,
             });
         }
+        if modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
+            tx.batch_execute(sql::SUMMARY_MERGE_SESSION)?;
+        }
         Ok(Writer {
             tx,
             run,
@@ -235,9 +238,6 @@ impl<'c, 'r> Writer<'c, 'r> {
     /// differ and inserts the new ones. Rows that are the same were never
     /// staged, so a re-run over unchanged data writes nothing at all.
     pub fn merge(&mut self) -> Result<()> {
-        if self.modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
-            self.tx.batch_execute(sql::SUMMARY_MERGE_SESSION)?;
-        }
         for (i, table) in sink::TABLE_NAMES.into_iter().enumerate() {
             let Mode::Merge {
                 staged,
