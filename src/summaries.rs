@@ -218,37 +218,14 @@ impl Summaries {
             Summaries::Database {
                 client,
                 schema: target,
-            } => {
-                let columns = table.columns();
-                let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
-                // Only engine-built values are spliced in: a validated
-                // schema, formatted dates and parsed UUIDs.
-                let tenant_filter = match tenants.tenant_array() {
-                    Some(ids) => format!(
-                        "AND tenant_id IN ({})",
-                        ids.iter()
-                            .map(|id| format!("'{id}'"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    None => String::new(),
-                };
-                let query = sql::render(
-                    sql::SUMMARY_COPY_OUT,
-                    &[
-                        ("columns", &names.join(", ")),
-                        ("schema", target),
-                        ("table", table.name()),
-                        ("from", &from.to_string()),
-                        ("to", &to.to_string()),
-                        ("tenant_filter", &tenant_filter),
-                    ],
-                );
-                let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
-                let stream = client.copy_out(&statement)?;
-                pgcopy::read_frame(stream, columns)
-                    .map_err(|e| Error::RunFailed(format!("cannot read {}: {e}", table.name())))?
-            }
+            } => read_days(
+                client.as_mut(),
+                target,
+                table.name(),
+                table.columns(),
+                (from, to),
+                tenants,
+            )?,
             Summaries::Reports(dir) => {
                 let mut parts = Vec::new();
                 for day in from.iter_days().take_while(|d| *d <= to) {
@@ -284,4 +261,35 @@ impl Summaries {
         };
         Ok(crate::frames::conform(frame, &schema)?.sort(key, Default::default())?)
     }
+}
+
+/// One summary table's `columns` for days `from..=to` and the selected
+/// tenants, as stored, through a binary COPY: what reports read, and what
+/// a run reads back to compare with its own rows.
+pub fn read_days(
+    client: &mut impl postgres::GenericClient,
+    schema: &str,
+    table: &str,
+    columns: &'static [(&'static str, Kind)],
+    (from, to): (NaiveDate, NaiveDate),
+    tenants: &TenantSelection,
+) -> Result<DataFrame> {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    // Only engine-built values are spliced in: a validated schema,
+    // formatted dates, parsed UUIDs and a shard's hash test.
+    let query = sql::render(
+        sql::SUMMARY_COPY_OUT,
+        &[
+            ("columns", &names.join(", ")),
+            ("schema", schema),
+            ("table", table),
+            ("from", &from.to_string()),
+            ("to", &to.to_string()),
+            ("tenant_filter", &tenants.sql_filter("tenant_id")),
+        ],
+    );
+    let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
+    let stream = client.copy_out(&statement)?;
+    pgcopy::read_frame(stream, columns)
+        .map_err(|e| Error::RunFailed(format!("cannot read {table}: {e}")))
 }

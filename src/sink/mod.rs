@@ -36,16 +36,20 @@ pub fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame); 4] {
     std::array::from_fn(|i| (TABLE_NAMES[i], frames[i]))
 }
 
+/// How a run's rows of some days differ from the rows stored for them.
+pub struct RowChanges {
+    /// The run's rows that are new or differ in any column but the key.
+    pub differing: DataFrame,
+    /// How many of `differing` have no stored row with their key.
+    pub new_rows: usize,
+    /// The keys of stored rows the run no longer produces.
+    pub vanished: DataFrame,
+}
+
 /// Compares a run's rows of some days with the rows stored for the same
-/// days, matched on `key`: returns the run's rows that are new or differ
-/// in any other column (nulls equal to nulls, decimals and floats by
-/// value), and the keys of stored rows the run no longer produces. Pure,
-/// so the write-back only sends Postgres what changed.
-pub fn compare_rows(
-    run: &DataFrame,
-    stored: &DataFrame,
-    key: &[&str],
-) -> PolarsResult<(DataFrame, DataFrame)> {
+/// days, matched on `key` (nulls equal to nulls, decimals and floats by
+/// value). Pure, so the write-back only sends Postgres what changed.
+pub fn compare_rows(run: &DataFrame, stored: &DataFrame, key: &[&str]) -> PolarsResult<RowChanges> {
     const STORED: &str = "__stored";
     let suffixed = |name: &str| format!("{name}{STORED}");
     let keys: Vec<Expr> = key.iter().map(|c| col(*c)).collect();
@@ -62,8 +66,9 @@ pub fn compare_rows(
         .iter()
         .map(|c| col(c.as_str()).neq_missing(col(suffixed(c))))
         .fold(col(STORED).is_null(), |a, b| a.or(b));
-    let run_columns: Vec<Expr> = run.get_column_names_str().into_iter().map(col).collect();
-    let differing = run
+    let mut run_columns: Vec<Expr> = run.get_column_names_str().into_iter().map(col).collect();
+    run_columns.push(col(STORED));
+    let mut differing = run
         .clone()
         .lazy()
         .join(
@@ -90,7 +95,13 @@ pub fn compare_rows(
         .filter(col(STORED).is_null())
         .select(keys)
         .collect()?;
-    Ok((differing, vanished))
+    let new_rows = differing.column(STORED)?.null_count();
+    differing.drop_in_place(STORED)?;
+    Ok(RowChanges {
+        differing,
+        new_rows,
+        vanished,
+    })
 }
 
 #[cfg(test)]
@@ -125,7 +136,9 @@ mod tests {
             // New.
             ("d", 1, None, Some(1.0)),
         ]);
-        let (differing, vanished) = compare_rows(&run, &stored, &["tenant_id", "day"]).unwrap();
+        let changes = compare_rows(&run, &stored, &["tenant_id", "day"]).unwrap();
+        assert_eq!(changes.new_rows, 1);
+        let (differing, vanished) = (changes.differing, changes.vanished);
         let differing = differing.sort(["tenant_id"], Default::default()).unwrap();
         assert_eq!(
             differing,
@@ -138,7 +151,11 @@ mod tests {
         assert_eq!(vanished.height(), 0);
 
         // Rows the run no longer produces: their keys, nothing else.
-        let (differing, vanished) = compare_rows(
+        let RowChanges {
+            differing,
+            vanished,
+            ..
+        } = compare_rows(
             &frame(&[("a", 1, Some("A"), Some(0.25))]),
             &stored,
             &["tenant_id", "day"],
@@ -165,8 +182,9 @@ mod tests {
             DataFrame::new(vec![Column::new("tenant_id".into(), ["a", "b"]), money(v)]).unwrap()
         };
         // One ten-billionth of a dollar apart.
-        let (differing, _) =
-            compare_rows(&keyed(&[10, 20]), &keyed(&[10, 21]), &["tenant_id"]).unwrap();
+        let differing = compare_rows(&keyed(&[10, 20]), &keyed(&[10, 21]), &["tenant_id"])
+            .unwrap()
+            .differing;
         assert_eq!(
             differing.column("tenant_id").unwrap().str().unwrap().get(0),
             Some("b")

@@ -19,7 +19,7 @@ use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
 use crate::selection::TenantSelection;
 use crate::sink;
-use crate::source::pgcopy::{self, Kind};
+use crate::source::pgcopy::Kind;
 use crate::sql;
 use crate::summaries::SummaryTable;
 
@@ -121,7 +121,21 @@ enum Mode {
         staged: String,
         gone: String,
         columns: Vec<String>,
+        /// What was staged so far: the merge skips a statement with
+        /// nothing to do (each one joins the whole window's stored rows).
+        staged_rows: Staged,
     },
+}
+
+/// Rows staged for one table's merge.
+#[derive(Default, Clone, Copy)]
+struct Staged {
+    /// Rows with a key the window did not hold.
+    new: usize,
+    /// Rows whose stored row differs.
+    differing: usize,
+    /// Keys of stored rows to delete.
+    gone: usize,
 }
 
 /// One open write transaction: each chunk's rows are copied in as the
@@ -184,6 +198,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                 staged,
                 gone,
                 columns,
+                staged_rows: Staged::default(),
             });
         }
         if modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
@@ -204,23 +219,31 @@ impl<'c, 'r> Writer<'c, 'r> {
     pub fn append(&mut self, rollup: &Rollup, from: NaiveDate, to: NaiveDate) -> Result<()> {
         let tables = sink::tables(rollup).into_iter().zip(ENGINE_COLUMNS);
         for (i, ((table, df), extra)) in tables.enumerate() {
-            match &self.modes[i] {
+            match &mut self.modes[i] {
                 Mode::Copy => {
                     let relation = format!("{}.{table}", self.run.schema);
                     let written = copy_in(&mut self.tx, self.run, &relation, df, extra)?;
                     self.changes[i].inserted += written as u64;
                 }
-                Mode::Merge { staged, gone, .. } => {
+                Mode::Merge {
+                    staged,
+                    gone,
+                    staged_rows,
+                    ..
+                } => {
                     let stored = stored_rows(&mut self.tx, self.run, i, table, df, from, to)?;
-                    let (differing, vanished) = sink::compare_rows(df, &stored, KEYS[i])?;
-                    copy_in(&mut self.tx, self.run, staged, &differing, extra)?;
+                    let changes = sink::compare_rows(df, &stored, KEYS[i])?;
+                    copy_in(&mut self.tx, self.run, staged, &changes.differing, extra)?;
                     copy_in(
                         &mut self.tx,
                         self.run,
                         gone,
-                        &vanished,
+                        &changes.vanished,
                         EngineColumns::Nothing,
                     )?;
+                    staged_rows.new += changes.new_rows;
+                    staged_rows.differing += changes.differing.height() - changes.new_rows;
+                    staged_rows.gone += changes.vanished.height();
                 }
             }
             let height = i32::try_from(df.height()).ok();
@@ -243,10 +266,16 @@ impl<'c, 'r> Writer<'c, 'r> {
                 staged,
                 gone,
                 columns,
+                staged_rows,
             } = &self.modes[i]
             else {
                 continue;
             };
+            // Nothing staged, nothing to write (a re-run over unchanged
+            // data): each statement would still join the window's rows.
+            if staged_rows.new + staged_rows.differing + staged_rows.gone == 0 {
+                continue;
+            }
             let statements =
                 MergeStatements::new(self.run.schema, table, staged, gone, KEYS[i], columns);
             self.tx.batch_execute(&sql::render(
@@ -254,15 +283,16 @@ impl<'c, 'r> Writer<'c, 'r> {
                 &[("staged", staged), ("gone", gone)],
             ))?;
             let changes = &mut self.changes[i];
-            changes.deleted = self
-                .tx
-                .execute(&statements.delete, &[&self.run.from, &self.run.to])?;
-            changes.updated = self
-                .tx
-                .execute(&statements.update, &[&self.run.from, &self.run.to])?;
-            changes.inserted = self
-                .tx
-                .execute(&statements.insert, &[&self.run.from, &self.run.to])?;
+            let window: [&(dyn postgres::types::ToSql + Sync); 2] = [&self.run.from, &self.run.to];
+            if staged_rows.gone > 0 {
+                changes.deleted = self.tx.execute(&statements.delete, &window)?;
+            }
+            if staged_rows.differing > 0 {
+                changes.updated = self.tx.execute(&statements.update, &window)?;
+            }
+            if staged_rows.new > 0 {
+                changes.inserted = self.tx.execute(&statements.insert, &window)?;
+            }
         }
         Ok(())
     }
@@ -439,23 +469,8 @@ fn stored_rows(
             "internal: {table}'s rollup columns are not the ones read back"
         )));
     }
-    // Only engine-built values are spliced in: a validated schema,
-    // formatted dates, parsed UUIDs and the shard's hash test.
-    let query = sql::render(
-        sql::SUMMARY_COPY_OUT,
-        &[
-            ("columns", &names.join(", ")),
-            ("schema", run.schema),
-            ("table", table),
-            ("from", &from.to_string()),
-            ("to", &to.to_string()),
-            ("tenant_filter", &run.selection.sql_filter("tenant_id")),
-        ],
-    );
-    let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
-    let stream = tx.copy_out(&statement)?;
-    let stored = pgcopy::read_frame(stream, columns)
-        .map_err(|e| Error::RunFailed(format!("cannot read back {table}: {e}")))?;
+    let stored =
+        crate::summaries::read_days(tx, run.schema, table, columns, (from, to), run.selection)?;
     Ok(crate::frames::conform(stored, like.schema())?)
 }
 
