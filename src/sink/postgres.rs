@@ -233,14 +233,19 @@ impl<'c, 'r> Writer<'c, 'r> {
                 } => {
                     let stored = stored_rows(&mut self.tx, self.run, i, table, df, from, to)?;
                     let changes = sink::compare_rows(df, &stored, KEYS[i])?;
-                    copy_in(&mut self.tx, self.run, staged, &changes.differing, extra)?;
-                    copy_in(
-                        &mut self.tx,
-                        self.run,
-                        gone,
-                        &changes.vanished,
-                        EngineColumns::Nothing,
-                    )?;
+                    // Most chunks of a re-run change nothing: no COPY then.
+                    if changes.differing.height() > 0 {
+                        copy_in(&mut self.tx, self.run, staged, &changes.differing, extra)?;
+                    }
+                    if changes.vanished.height() > 0 {
+                        copy_in(
+                            &mut self.tx,
+                            self.run,
+                            gone,
+                            &changes.vanished,
+                            EngineColumns::Nothing,
+                        )?;
+                    }
                     staged_rows.new += changes.new_rows;
                     staged_rows.differing += changes.differing.height() - changes.new_rows;
                     staged_rows.gone += changes.vanished.height();
@@ -452,7 +457,7 @@ fn pg_type(column: &Column) -> Result<PgType> {
 
 /// The stored rows of one summary table for days `from..=to` and the
 /// run's tenants, read back inside the write transaction in the run's
-/// frame's schema (`run`), to compare with the run's rows.
+/// frame's schema (`like`), to compare with the run's rows.
 fn stored_rows(
     tx: &mut postgres::Transaction,
     run: &WriteBack,
