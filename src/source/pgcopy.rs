@@ -227,32 +227,79 @@ fn validity(bits: MutableBitmap) -> Option<Bitmap> {
 
 /// Distinct values stored once; each row is a view into them.
 struct Dictionary {
-    uuid: bool,
-    index: PlHashMap<Box<[u8]>, View>,
+    index: DictionaryIndex,
+    /// The raw bytes of the last value looked up and its view: rows often
+    /// repeat the value before them (a status, an outcome, a severity), and
+    /// one comparison then replaces a hash and a probe.
+    last_raw: Vec<u8>,
+    last_view: Option<View>,
     buffer: Vec<u8>,
     views: Vec<View>,
     valid: MutableBitmap,
     total_bytes: usize,
 }
 
+/// The views of the distinct values, by their raw bytes as sent.
+enum DictionaryIndex {
+    Text(PlHashMap<Box<[u8]>, View>),
+    /// A uuid's 16 bytes as one integer: no key allocation, no memcmp.
+    Uuid(PlHashMap<u128, View>),
+}
+
 impl Dictionary {
-    fn view_of(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
-        if let Some(view) = self.index.get(raw) {
-            return Ok(*view);
+    fn new(uuid: bool) -> Dictionary {
+        Dictionary {
+            index: if uuid {
+                DictionaryIndex::Uuid(PlHashMap::new())
+            } else {
+                DictionaryIndex::Text(PlHashMap::new())
+            },
+            last_raw: Vec::new(),
+            last_view: None,
+            buffer: Vec::new(),
+            views: Vec::new(),
+            valid: MutableBitmap::new(),
+            total_bytes: 0,
         }
-        let text = if self.uuid {
-            let id = uuid::Uuid::from_slice(raw).map_err(|e| DecodeError::Value {
-                column,
-                problem: e.to_string(),
-            })?;
-            id.hyphenated().to_string()
-        } else {
-            std::str::from_utf8(raw)
-                .map_err(|e| DecodeError::Value {
+    }
+
+    fn view_of(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
+        if let Some(view) = self.last_view {
+            if raw == self.last_raw.as_slice() {
+                return Ok(view);
+            }
+        }
+        let view = self.lookup(raw, column)?;
+        self.last_raw.clear();
+        self.last_raw.extend_from_slice(raw);
+        self.last_view = Some(view);
+        Ok(view)
+    }
+
+    fn lookup(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
+        let text = match &self.index {
+            DictionaryIndex::Uuid(index) => {
+                let bytes: [u8; 16] = raw.try_into().map_err(|_| DecodeError::Value {
                     column,
-                    problem: e.to_string(),
-                })?
-                .to_string()
+                    problem: format!("a uuid value of {} bytes", raw.len()),
+                })?;
+                let key = u128::from_be_bytes(bytes);
+                if let Some(view) = index.get(&key) {
+                    return Ok(*view);
+                }
+                uuid::Uuid::from_u128(key).hyphenated().to_string()
+            }
+            DictionaryIndex::Text(index) => {
+                if let Some(view) = index.get(raw) {
+                    return Ok(*view);
+                }
+                std::str::from_utf8(raw)
+                    .map_err(|e| DecodeError::Value {
+                        column,
+                        problem: e.to_string(),
+                    })?
+                    .to_string()
+            }
         };
         let offset = u32::try_from(self.buffer.len()).map_err(|_| DecodeError::Value {
             column,
@@ -262,7 +309,12 @@ impl Dictionary {
         if text.len() > View::MAX_INLINE_SIZE as usize {
             self.buffer.extend_from_slice(text.as_bytes());
         }
-        self.index.insert(raw.into(), view);
+        match &mut self.index {
+            DictionaryIndex::Uuid(index) => {
+                index.insert(u128::from_be_bytes(raw.try_into().expect("16 bytes")), view)
+            }
+            DictionaryIndex::Text(index) => index.insert(raw.into(), view),
+        };
         Ok(view)
     }
 
@@ -304,16 +356,7 @@ struct Builder {
 
 impl Builder {
     fn new(name: &'static str, kind: Kind) -> Builder {
-        let dictionary = |uuid| {
-            Values::Dictionary(Dictionary {
-                uuid,
-                index: PlHashMap::new(),
-                buffer: Vec::new(),
-                views: Vec::new(),
-                valid: MutableBitmap::new(),
-                total_bytes: 0,
-            })
-        };
+        let dictionary = |uuid| Values::Dictionary(Dictionary::new(uuid));
         let values = match kind {
             Kind::Text => Values::Text(MutableBinaryViewArray::new()),
             Kind::DictionaryText => dictionary(false),

@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::*;
 use postgres::Client;
 
+use super::errored::{fingerprint, ErrorTimes, ErrorTimesBuilder};
 use super::pgcopy::{self, Kind};
 use crate::db::{CopyClient, DbUrl};
 use crate::error::{Error, Result};
@@ -476,7 +477,7 @@ impl PostgresSource {
         );
         // Streamed straight into fingerprints: the ids themselves are
         // never held.
-        let mut ids = ErrorTimes::default();
+        let mut ids = ErrorTimesBuilder::default();
         let statement = sql::render(sql::COPY_OUT, &[("query", &text)]);
         // On a reader: the same snapshot, and the batched COPY client.
         self.open_readers()?;
@@ -495,7 +496,7 @@ impl PostgresSource {
             Ok(())
         })
         .map_err(|e| decode_error(&self.url, "system_errors", e))?;
-        Ok(&self.errored.insert((since, ids)).1)
+        Ok(&self.errored.insert((since, ids.finish())).1)
     }
 }
 
@@ -559,18 +560,6 @@ fn decode_error(url: &DbUrl, table: &str, e: pgcopy::DecodeError) -> Error {
     }
 }
 
-/// A call_id as a 128-bit XXH3 fingerprint. The run holds one per errored
-/// call of its whole window (20 bytes each instead of about 70 for the
-/// text in a hash set), the one structure that grows with the window;
-/// two distinct ids share a fingerprint with odds of about 2^-128.
-fn fingerprint(call_id: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(call_id)
-}
-
-/// Call_id fingerprints with the latest time an error carrying the id
-/// was logged (Unix µs).
-type ErrorTimes = PlHashMap<u128, i64>;
-
 /// How long before its call an error may be logged and still make the
 /// call errored (docs/CONTRACT.md §2): 24 hours, in µs.
 pub const ERROR_LEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -584,18 +573,21 @@ fn errored_flags(
     created_at: &DatetimeChunked,
     errored: &ErrorTimes,
 ) -> Column {
-    let flags: BooleanChunked = call_ids
-        .into_iter()
-        .zip(created_at.physical())
-        .map(|(id, at)| {
-            let last_logged = id.and_then(|id| errored.get(&fingerprint(id.as_bytes())));
-            Some(match (last_logged, at) {
-                (Some(logged), Some(at)) => *logged >= at.saturating_sub(ERROR_LEAD_MICROS),
+    // Values only (a call is errored or not, never unknown): no validity
+    // to build per row.
+    let flags = BooleanChunked::from_iter_values(
+        "errored".into(),
+        call_ids
+            .into_iter()
+            .zip(created_at.physical())
+            .map(|(id, at)| match (id, at) {
+                (Some(id), Some(at)) => errored
+                    .get(fingerprint(id.as_bytes()))
+                    .is_some_and(|logged| logged >= at.saturating_sub(ERROR_LEAD_MICROS)),
                 _ => false,
-            })
-        })
-        .collect();
-    flags.with_name("errored".into()).into_column()
+            }),
+    );
+    flags.into_column()
 }
 
 /// The rows with `created_at >= from`.
@@ -605,7 +597,13 @@ fn since(df: &DataFrame, from: DateTime<Utc>) -> Result<DataFrame> {
         .as_materialized_series()
         .datetime()?;
     let keep = at.physical().gt_eq(from.timestamp_micros());
-    Ok(df.filter(&keep)?)
+    // One chunk: the kept rows then go into the next chunk's frame as one
+    // piece, not as every earlier read's (mostly empty) remainder. Without
+    // this, a 90-day run's last frame had 90 chunks per column, and every
+    // operation on it walked (and the joins concatenated) them all.
+    let mut kept = df.filter(&keep)?;
+    kept.rechunk_mut();
+    Ok(kept)
 }
 
 /// `range` in `parts` consecutive, disjoint pieces of (nearly) equal time.
@@ -664,6 +662,28 @@ mod tests {
                 assert_eq!(pair[0].1, pair[1].0, "slices touch without overlap");
                 assert!(pair[0].0 < pair[0].1);
             }
+        }
+    }
+
+    #[test]
+    fn carried_rows_do_not_pile_up_chunks() {
+        // Each chunk's frame is the rows kept from the one before plus a
+        // new read: the kept rows must come as one chunk, or a long run's
+        // frames end with a chunk per day read so far.
+        let frame = |at: &[i64]| {
+            let at = Int64Chunked::from_slice("created_at".into(), at)
+                .into_datetime(TimeUnit::Microseconds, Some(polars::prelude::TimeZone::UTC));
+            DataFrame::new(vec![at.into_column()]).unwrap()
+        };
+        let mut carried = frame(&[1, 2]);
+        for day in 1..=5i64 {
+            carried
+                .vstack_mut(&frame(&[day * 10, day * 10 + 5]))
+                .unwrap();
+            let from = DateTime::from_timestamp_micros(day * 10).unwrap();
+            carried = since(&carried, from).unwrap();
+            assert_eq!(carried.first_col_n_chunks(), 1, "day {day}");
+            assert_eq!(carried.height(), 2);
         }
     }
 

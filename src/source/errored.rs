@@ -1,0 +1,195 @@
+//! The run's errored call ids: the one structure that grows with the
+//! window (every id an error carries, from a day before the window on).
+//!
+//! Each id is held as its 128-bit XXH3 fingerprint with the latest time an
+//! error carrying it was logged, in one sorted array of 24-byte entries,
+//! found through a table of where each run of equal top bits starts. A
+//! hash map of the same entries (`u128` keys pad to 32 bytes, plus a
+//! control byte, at most 7/8 full) held 69 MB for the 1.5 million ids of
+//! a 20-million-call window, and briefly half as much again while it grew:
+//! this holds 40 MB and never copies itself (the array grows in place).
+//! Two distinct ids share a fingerprint with odds of about 2^-128.
+
+/// A call_id's fingerprint.
+pub fn fingerprint(call_id: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(call_id)
+}
+
+/// One errored id: its fingerprint's two halves (8-byte aligned, so an
+/// entry is 24 bytes, not 32) and the latest time logged (Unix µs).
+#[derive(Clone, Copy)]
+struct Entry {
+    high: u64,
+    low: u64,
+    last_logged: i64,
+}
+
+/// Fingerprints with the latest time an error carrying the id was logged.
+#[derive(Default)]
+pub struct ErrorTimes {
+    /// Sorted by fingerprint, one entry per fingerprint.
+    entries: Vec<Entry>,
+    /// `starts[b]..starts[b + 1]` are the entries whose top `bits` bits
+    /// are `b`: about one entry each, so a lookup reads one or two.
+    starts: Vec<u32>,
+    bits: u32,
+}
+
+/// Collects the ids as they stream in; `finish` sorts and indexes them.
+#[derive(Default)]
+pub struct ErrorTimesBuilder {
+    entries: Vec<Entry>,
+}
+
+impl ErrorTimesBuilder {
+    pub fn insert(&mut self, fingerprint: u128, last_logged: i64) {
+        self.entries.push(Entry {
+            high: (fingerprint >> 64) as u64,
+            low: fingerprint as u64,
+            last_logged,
+        });
+    }
+
+    pub fn finish(self) -> ErrorTimes {
+        let mut entries = self.entries;
+        // The latest time first within a fingerprint, so dedup keeps it.
+        entries.sort_unstable_by(|a, b| {
+            (a.high, a.low)
+                .cmp(&(b.high, b.low))
+                .then(b.last_logged.cmp(&a.last_logged))
+        });
+        entries.dedup_by(|later, kept| (later.high, later.low) == (kept.high, kept.low));
+        entries.shrink_to_fit();
+        // About one entry per bucket: 2^bits <= len.
+        let bits = usize::BITS - entries.len().max(1).leading_zeros() - 1;
+        let buckets = 1usize << bits;
+        let mut starts = vec![0u32; buckets + 1];
+        for entry in &entries {
+            starts[bucket(entry.high, bits) + 1] += 1;
+        }
+        for b in 0..buckets {
+            starts[b + 1] += starts[b];
+        }
+        ErrorTimes {
+            entries,
+            starts,
+            bits,
+        }
+    }
+}
+
+/// The top `bits` bits of a fingerprint's high half.
+fn bucket(high: u64, bits: u32) -> usize {
+    high.checked_shr(64 - bits).unwrap_or(0) as usize
+}
+
+impl ErrorTimes {
+    /// The latest time an error carrying this fingerprint was logged.
+    pub fn get(&self, fingerprint: u128) -> Option<i64> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let (high, low) = ((fingerprint >> 64) as u64, fingerprint as u64);
+        let b = bucket(high, self.bits);
+        let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        self.entries[from..to]
+            .iter()
+            .find(|e| e.high == high && e.low == low)
+            .map(|e| e.last_logged)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<(u128, i64)> for ErrorTimes {
+    fn from_iter<I: IntoIterator<Item = (u128, i64)>>(ids: I) -> Self {
+        let mut builder = ErrorTimesBuilder::default();
+        for (fingerprint, at) in ids {
+            builder.insert(fingerprint, at);
+        }
+        builder.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn an_empty_set_finds_nothing() {
+        let set = ErrorTimes::default();
+        assert_eq!(set.get(fingerprint(b"CA01")), None);
+        let built = ErrorTimesBuilder::default().finish();
+        assert!(built.is_empty());
+        assert_eq!(built.get(0), None);
+    }
+
+    #[test]
+    fn a_repeated_id_keeps_its_latest_time() {
+        let id = fingerprint(b"CA01");
+        let set: ErrorTimes = [(id, 5), (id, 9), (id, 7)].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.get(id), Some(9));
+    }
+
+    #[test]
+    fn extreme_fingerprints_are_found() {
+        let ids = [
+            0u128,
+            1,
+            u128::MAX,
+            u128::MAX - 1,
+            1u128 << 64,
+            (1u128 << 64) - 1,
+        ];
+        let set: ErrorTimes = ids.iter().map(|&id| (id, id as i64)).collect();
+        for id in ids {
+            assert_eq!(set.get(id), Some(id as i64), "{id:#x}");
+        }
+        assert_eq!(set.get(2), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Equals a hash map of the same inserts (latest time wins), for
+        /// ids inside and outside the set, fingerprints and raw values.
+        #[test]
+        fn lookups_equal_a_hash_map(
+            inserts in proptest::collection::vec((0u16..400, any::<i64>()), 0..600),
+            raw in proptest::collection::vec(any::<u128>(), 0..50),
+            probes in proptest::collection::vec(0u16..500, 0..100),
+        ) {
+            let mut expected: HashMap<u128, i64> = HashMap::new();
+            let mut all = Vec::new();
+            for (id, at) in &inserts {
+                let f = fingerprint(&id.to_be_bytes());
+                all.push((f, *at));
+                let slot = expected.entry(f).or_insert(*at);
+                *slot = (*slot).max(*at);
+            }
+            for (i, f) in raw.iter().enumerate() {
+                all.push((*f, i as i64));
+                let slot = expected.entry(*f).or_insert(i as i64);
+                *slot = (*slot).max(i as i64);
+            }
+            let set: ErrorTimes = all.into_iter().collect();
+            prop_assert_eq!(set.len(), expected.len());
+            for (f, at) in &expected {
+                prop_assert_eq!(set.get(*f), Some(*at));
+            }
+            for id in probes {
+                let f = fingerprint(&id.to_be_bytes());
+                prop_assert_eq!(set.get(f), expected.get(&f).copied());
+            }
+        }
+    }
+}
