@@ -277,7 +277,7 @@ impl Dictionary {
     }
 
     fn lookup(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
-        let text = match &self.index {
+        match &mut self.index {
             DictionaryIndex::Uuid(index) => {
                 let bytes: [u8; 16] = raw.try_into().map_err(|_| DecodeError::Value {
                     column,
@@ -287,35 +287,24 @@ impl Dictionary {
                 if let Some(view) = index.get(&key) {
                     return Ok(*view);
                 }
-                uuid::Uuid::from_u128(key).hyphenated().to_string()
+                let text = uuid::Uuid::from_u128(key).hyphenated().to_string();
+                let view = store(&mut self.buffer, &text, column)?;
+                index.insert(key, view);
+                Ok(view)
             }
             DictionaryIndex::Text(index) => {
                 if let Some(view) = index.get(raw) {
                     return Ok(*view);
                 }
-                std::str::from_utf8(raw)
-                    .map_err(|e| DecodeError::Value {
-                        column,
-                        problem: e.to_string(),
-                    })?
-                    .to_string()
+                let text = std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
+                    column,
+                    problem: e.to_string(),
+                })?;
+                let view = store(&mut self.buffer, text, column)?;
+                index.insert(raw.into(), view);
+                Ok(view)
             }
-        };
-        let offset = u32::try_from(self.buffer.len()).map_err(|_| DecodeError::Value {
-            column,
-            problem: "too many distinct values".into(),
-        })?;
-        let view = View::new_from_bytes(text.as_bytes(), 0, offset);
-        if text.len() > View::MAX_INLINE_SIZE as usize {
-            self.buffer.extend_from_slice(text.as_bytes());
         }
-        match &mut self.index {
-            DictionaryIndex::Uuid(index) => {
-                index.insert(u128::from_be_bytes(raw.try_into().expect("16 bytes")), view)
-            }
-            DictionaryIndex::Text(index) => index.insert(raw.into(), view),
-        };
-        Ok(view)
     }
 
     fn finish(self, name: &str) -> Series {
@@ -336,6 +325,20 @@ impl Dictionary {
         };
         StringChunked::with_chunk(name.into(), array).into_series()
     }
+}
+
+/// Appends a new distinct value to a dictionary's buffer (unless it fits
+/// inline in its view) and returns its view.
+fn store(buffer: &mut Vec<u8>, text: &str, column: &'static str) -> Result<View, DecodeError> {
+    let offset = u32::try_from(buffer.len()).map_err(|_| DecodeError::Value {
+        column,
+        problem: "too many distinct values".into(),
+    })?;
+    let view = View::new_from_bytes(text.as_bytes(), 0, offset);
+    if text.len() > View::MAX_INLINE_SIZE as usize {
+        buffer.extend_from_slice(text.as_bytes());
+    }
+    Ok(view)
 }
 
 enum Values {
