@@ -30,9 +30,10 @@ pub enum Error {
     #[error("{0}")]
     Check(String),
 
-    /// Another run holds the advisory lock. Exit 4.
-    #[error("another callrollup run holds the lock on schema {schema}; wait for it to finish (see `callrollup runs`)")]
-    Locked { schema: String },
+    /// Another run holds the advisory lock of a target schema, or the lock
+    /// of a report folder. Exit 4.
+    #[error("another callrollup run holds the lock on {what}; wait for it to finish (see `callrollup runs`)")]
+    Locked { what: String },
 
     /// The run started but could not finish; nothing was half-written. Exit 1.
     #[error("{0}")]

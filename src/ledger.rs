@@ -26,9 +26,9 @@ pub fn lock(client: &mut Client, schema: &str, shard: Option<Shard>) -> Result<(
         Ok(())
     } else {
         Err(Error::Locked {
-            schema: match shard {
-                None => schema.to_string(),
-                Some(s) => format!("{schema} (tenant shard {s})"),
+            what: match shard {
+                None => format!("schema {schema}"),
+                Some(s) => format!("schema {schema} (tenant shard {s})"),
             },
         })
     }

@@ -14,6 +14,7 @@ use postgres::Client;
 use crate::error::{Error, Result};
 use crate::frames::{utc_micros, MONEY};
 use crate::selection::{tenant_id_in, TenantSelection};
+use crate::sink::layout::DayFolder;
 use crate::source::pgcopy::{self, Kind};
 use crate::sql;
 
@@ -111,36 +112,34 @@ impl SummaryTable {
     }
 }
 
-/// The rows of one table's files for one day (every shard's file), keeping
-/// only `tenants` when given; None when the day has no folder.
+/// The rows of one table's committed files for one day (the whole run's,
+/// or every shard's), keeping only `tenants` when given; None when the day
+/// has no committed file. A folder that breaks the layout's rule (a whole
+/// run's file beside shard files, two shard counts) or whose files share
+/// a key fails: a figure is never counted twice.
 pub fn day_frame(
     dir: &Path,
     table: &str,
     day: NaiveDate,
     tenants: &TenantSelection,
 ) -> Result<Option<DataFrame>> {
-    let folder = dir.join(table).join(format!("day={day}"));
-    let Ok(entries) = std::fs::read_dir(&folder) else {
+    let Some(folder) = DayFolder::read(dir, table, day)? else {
         return Ok(None);
     };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            !name.starts_with('.') && name.ends_with(".parquet")
-        })
-        .collect();
-    paths.sort();
+    let files = folder.parquet_files();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    folder.check_one_truth()?;
     let mut frame: Option<DataFrame> = None;
-    for path in paths {
+    for path in &files {
         let unreadable = |e: &dyn std::fmt::Display| {
             Error::usage(format!(
                 "cannot read report file {} ({e}); re-run `callrollup run` for {day}",
                 path.display()
             ))
         };
-        let file = File::open(&path).map_err(|e| unreadable(&e))?;
+        let file = File::open(path).map_err(|e| unreadable(&e))?;
         let df = ParquetReader::new(file)
             .finish()
             .map_err(|e| unreadable(&e))?;
@@ -152,9 +151,8 @@ pub fn day_frame(
             None => df,
         });
     }
-    let Some(df) = frame else {
-        return Ok(Some(DataFrame::empty()));
-    };
+    let df = frame.expect("at least one file");
+    check_unique_keys(&df, table, &files)?;
     if tenants.tenants.is_empty() {
         return Ok(Some(df));
     }
@@ -163,6 +161,49 @@ pub fn day_frame(
             .filter(tenant_id_in(&tenants.tenant_texts()))
             .collect()?,
     ))
+}
+
+/// Fails, naming the files, when two rows of a day's files share the
+/// table's key: whatever put them there, a sum over them would double.
+fn check_unique_keys(df: &DataFrame, table: &str, files: &[&Path]) -> Result<()> {
+    let Some(keys) = crate::sink::TABLE_NAMES
+        .iter()
+        .position(|t| *t == table)
+        .map(|i| crate::sink::FILE_KEYS[i])
+    else {
+        return Ok(());
+    };
+    let names = |df: &DataFrame| -> Vec<String> {
+        df.get_column_names_str()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let missing: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !names(df).iter().any(|n| n == k))
+        .collect();
+    let listed = files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !missing.is_empty() {
+        return Err(Error::RunFailed(format!(
+            "report files {listed} lack the key column(s) {}; re-run `callrollup run` for those days",
+            missing.join(", ")
+        )));
+    }
+    let duplicated = df.select(keys.iter().copied())?.is_duplicated()?;
+    let twice = duplicated.sum().unwrap_or(0);
+    if twice > 0 {
+        return Err(Error::RunFailed(format!(
+            "report files {listed} hold {twice} rows whose key ({}) appears more than once: a figure would be counted twice; re-run the day into this folder without --tenant-shard, or move the stray files away",
+            keys.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 impl Summaries {

@@ -60,7 +60,7 @@ pub fn execute(args: Args) -> Result<()> {
     let rollup = rollup::rollup(&frames, window.from, window.to)?;
     rollup.check_totals().map_err(Error::Reconciliation)?;
     let days: Vec<_> = window.days().collect();
-    let staged = files::stage(&reports_dir, &sink::tables(&rollup), &days, "demo", "")?;
+    let staged = files::stage(&reports_dir, &sink::tables(&rollup), &days, "demo")?;
     let paths = staged.commit()?;
 
     print!(

@@ -14,6 +14,7 @@ use super::{Coverage, Figures, OutcomeDay, Period, Reconciliation, TenantDay, Te
 use crate::error::Result;
 use crate::pipeline::{process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
+use crate::sink::layout::DayFolder;
 use crate::sql;
 use crate::summaries::day_frame;
 pub use crate::summaries::Summaries;
@@ -190,10 +191,18 @@ impl Summaries {
                 Ok(coverage_from_runs(period, &runs))
             }
             Summaries::Reports(dir) => Ok(Coverage {
+                // Covered: a committed whole run's file, or every shard's
+                // of one count; an empty or staged-only folder is not.
                 missing_days: period
                     .each_day()
-                    .filter(|d| !dir.join("tenant_daily").join(format!("day={d}")).is_dir())
-                    .collect(),
+                    .map(|d| Ok((d, DayFolder::read(dir, "tenant_daily", d)?)))
+                    .filter_map(|r: Result<_>| match r {
+                        Ok((d, folder)) => {
+                            (!folder.is_some_and(|f| f.is_covered())).then_some(Ok(d))
+                        }
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<_>>()?,
                 partial_days: Vec::new(),
                 runs: Vec::new(),
                 source: "report folders (the file target keeps no ledger)".into(),
@@ -432,11 +441,12 @@ pub fn reconcile(
         Ok(())
     })?;
     let mut stored: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();
+    // A key the summary holds twice is never overwritten silently: its
+    // rows add up, and the doubled figure shows as a difference.
     for t in summary {
-        stored.insert(
-            (t.tenant_id.clone(), t.day),
-            (t.figures.calls, t.figures.total_cost_usd),
-        );
+        let entry = stored.entry((t.tenant_id.clone(), t.day)).or_default();
+        entry.0 += t.figures.calls;
+        entry.1 += t.figures.total_cost_usd;
     }
     // Per tenant: the sums on both sides and the days that differ.
     /// One tenant's sums on both sides, exact, and the days that differ.

@@ -103,11 +103,15 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
                 counts[i] += c.errors;
             }
         }
+        // A spike of a group not drawn on its own is still marked.
+        let spikes = (0..length)
+            .map(|i| rest.iter().any(|g| g.spikes[i]))
+            .collect();
         out.push(Layer {
             label: format!("other ({} groups)", rest.len()),
             color: OTHER,
             counts,
-            spikes: vec![false; length],
+            spikes,
         });
     }
     out

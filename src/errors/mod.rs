@@ -439,6 +439,9 @@ pub struct Group {
     /// The previous period's errors (the same number of buckets before);
     /// None when part of it could not be read.
     pub previous_errors: Option<i64>,
+    /// Every bucket of the period was read: otherwise `total` is a lower
+    /// bound, and neither a change nor a trend is told.
+    pub period_complete: bool,
     pub trend: Trend,
     /// Spike flags for the period's buckets.
     pub spikes: Vec<bool>,
@@ -456,7 +459,7 @@ impl Group {
 
     pub fn change_pct(&self) -> Option<f64> {
         self.previous_errors
-            .filter(|p| *p > 0)
+            .filter(|p| *p > 0 && self.period_complete)
             .map(|p| (self.total.errors - p) as f64 * 100.0 / p as f64)
     }
 
@@ -583,6 +586,7 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
         }
     }
     let previous_known = !missing[start - length..start].iter().any(|m| *m);
+    let period_complete = !missing[start..].iter().any(|m| *m);
     let baseline_buckets: Vec<Vec<usize>> =
         (start..width).map(|i| timeline.baseline_of(i)).collect();
     // New: nothing in a wholly read previous period (and its baselines).
@@ -628,7 +632,12 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
                     ),
                     _ => None,
                 },
-                trend: Trend::of(total.errors, previous_errors, seen_before),
+                trend: if period_complete {
+                    Trend::of(total.errors, previous_errors, seen_before)
+                } else {
+                    Trend::Unknown
+                },
+                period_complete,
                 key,
                 cells,
                 total,
@@ -706,30 +715,50 @@ impl Analysis {
 
     /// Every spike of the shown groups, largest excess first.
     pub fn spikes(&self, top: Option<usize>) -> Vec<Spike<'_>> {
-        let start = self.timeline.period_start;
-        let mut out: Vec<Spike> = self
-            .shown(top)
-            .iter()
-            .flat_map(|g| {
-                g.spikes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| **s)
-                    .map(move |(i, _)| Spike {
-                        group: g,
-                        bucket: start + i,
-                        errors: g.cells[start + i].errors,
-                        baseline: g.baselines[i].expect("a spike has a baseline"),
-                    })
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            let excess = |s: &Spike| (s.errors as f64 - s.baseline.median) / s.baseline.spread;
-            excess(b).total_cmp(&excess(a))
-        });
-        out
+        spikes_of(self.shown(top), self.timeline.period_start)
     }
 
+    /// Every spike of every group, largest excess first: a group below
+    /// `--top` may hold the largest one.
+    pub fn all_spikes(&self) -> Vec<Spike<'_>> {
+        spikes_of(&self.groups, self.timeline.period_start)
+    }
+
+    /// Period buckets nothing could be read for, as people name them.
+    pub fn missing_buckets(&self) -> Vec<String> {
+        let start = self.timeline.period_start;
+        (start..self.timeline.keys.len())
+            .filter(|i| self.missing[*i])
+            .map(|i| self.timeline.label(i))
+            .collect()
+    }
+}
+
+/// The spikes of `groups`, largest excess (in spreads) first.
+fn spikes_of(groups: &[Group], start: usize) -> Vec<Spike<'_>> {
+    let mut out: Vec<Spike> = groups
+        .iter()
+        .flat_map(|g| {
+            g.spikes
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s)
+                .map(move |(i, _)| Spike {
+                    group: g,
+                    bucket: start + i,
+                    errors: g.cells[start + i].errors,
+                    baseline: g.baselines[i].expect("a spike has a baseline"),
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let excess = |s: &Spike| (s.errors as f64 - s.baseline.median) / s.baseline.spread;
+        excess(b).total_cmp(&excess(a))
+    });
+    out
+}
+
+impl Analysis {
     /// The rows of the json and csv outputs: one per shown group and
     /// period bucket, oldest bucket first within a group.
     pub fn rows(&self, top: Option<usize>) -> Vec<Row<'_>> {

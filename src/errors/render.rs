@@ -241,14 +241,23 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
             ));
         }
     }
-    let spikes = analysis.spikes(Some(top));
+    // Every group's spikes: the largest may sit in a group below --top.
+    let spikes = analysis.all_spikes();
+    let hidden = spikes.len() - analysis.spikes(Some(top)).len();
     if spikes.is_empty() {
         out.push_str(&format!(
             "\nNo spikes (a bucket above the median of its trailing 7 buckets + {} × spread, with at least {} errors).\n",
             analysis.rule.k, analysis.rule.min_errors
         ));
     } else {
-        out.push_str(&format!("\nSpikes ({}):\n", spikes.len()));
+        out.push_str(&format!(
+            "\nSpikes ({}{}):\n",
+            spikes.len(),
+            match hidden {
+                0 => String::new(),
+                n => format!(", {n} in groups not shown above"),
+            }
+        ));
         for spike in spikes.iter().take(20) {
             let who = match &spike.group.name {
                 Some(name) if !name.is_empty() => format!("{} ({name})", spike.group.key),
@@ -276,6 +285,16 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
                 seen(t.first_seen_at)
             ));
         }
+    }
+    let missing_hours = match timeline.bucketing {
+        super::Bucketing::Hour => analysis.missing_buckets(),
+        super::Bucketing::Day => Vec::new(),
+    };
+    if let (Some(first), Some(last)) = (missing_hours.first(), missing_hours.last()) {
+        out.push_str(&format!(
+            "\nNot read: {} hour(s) from {first} to {last} lie outside what the source holds; their errors are unknown, not 0, and figures that need them say ? (pass a --source that holds them)\n",
+            missing_hours.len()
+        ));
     }
     if !analysis.missing_days.is_empty() {
         out.push_str(&format!(

@@ -213,6 +213,7 @@ pub fn hourly(spec: &SourceSpec, timeline: &Timeline, tenants: &TenantSelection)
         partial: true,
     };
     let mut input = Input::open(spec)?;
+    let missing = hours_not_held(timeline, input.days_held());
     // A snapshot is read only over the days it holds.
     let window = match input.days_held() {
         Some((first, last)) => Window {
@@ -338,8 +339,33 @@ pub fn hourly(spec: &SourceSpec, timeline: &Timeline, tenants: &TenantSelection)
             errors,
             calls,
             names,
-            missing: Vec::new(),
+            missing,
         },
         read_from: input.describe()?,
     })
+}
+
+/// The hour buckets a snapshot holding tenant days `first..=last` cannot
+/// vouch for: an instant belongs to a tenant day between its UTC date 12
+/// hours earlier (UTC−12) and 14 hours later (UTC+14), so only hours whose
+/// every instant falls on held days in all of them are known. Their
+/// errors are unknown, not 0. A database holds every hour.
+fn hours_not_held(timeline: &Timeline, held: Option<(NaiveDate, NaiveDate)>) -> Vec<i64> {
+    let Some((first, last)) = held else {
+        return Vec::new();
+    };
+    const HOUR: i64 = 3_600_000_000;
+    let midnight = |day: NaiveDate| epoch_day(day) * 24 * HOUR;
+    let (known_from, known_to) = (midnight(first) + 12 * HOUR, midnight(last) + 10 * HOUR);
+    let (_, end) = timeline.utc_span();
+    timeline
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|(i, key)| {
+            let next = timeline.keys.get(i + 1).copied().unwrap_or(end);
+            **key < known_from || next > known_to
+        })
+        .map(|(_, key)| *key)
+        .collect()
 }

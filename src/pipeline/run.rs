@@ -99,7 +99,6 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     timings.time("check time zones", || {
         input.check_zones(target.as_mut().map(|(_, c)| c), &selection, &window)
     })?;
-    let file_suffix = selection.shard.map(|s| s.file_suffix()).unwrap_or_default();
     let shard_name = selection.shard.map(|s| s.to_string());
     // A --tenant run merges into each day's files instead of replacing them.
     let only_tenants = (!selection.tenants.is_empty()).then(|| selection.tenant_texts());
@@ -141,6 +140,15 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         });
     }
     check_out_dir(out)?;
+    // Held until the files are in place: whole runs alone, shards beside
+    // each other (the same rule as the target's lock, for the folder).
+    let _folder_lock = sink::layout::FolderLock::take(out, selection.shard)?;
+    if let Some(shard) = selection.shard {
+        // Before anything is written: a shard's files beside a whole
+        // run's (or another count's) would count tenants twice.
+        let days: Vec<NaiveDate> = window.days().collect();
+        sink::layout::check_shard_may_write(out, &sink::TABLE_NAMES, &days, shard)?;
+    }
 
     // Report files are staged under temporary names chunk by chunk; they
     // are moved into place only after the tables have been committed.
@@ -158,7 +166,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
                 &sink::tables(part),
                 &days,
                 &tag,
-                &file_suffix,
+                selection.shard,
                 only_tenants.as_deref(),
             )
         })

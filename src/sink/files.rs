@@ -20,13 +20,20 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::layout::{self, DayFolder};
 use crate::error::{Error, Result};
 use crate::money;
+use crate::shard::Shard;
 
 /// Files written under temporary names, waiting to be renamed into place.
 #[derive(Default)]
 pub struct StagedFiles {
     moves: Vec<(PathBuf, PathBuf)>,
+    /// Committed files the run replaces with its own without a rename: the
+    /// shard files of the days a whole run writes.
+    removals: Vec<PathBuf>,
+    /// Day folders this run created, removed again if it never commits.
+    created_dirs: Vec<PathBuf>,
     /// The journal that lists `moves`, once sealed.
     journal: Option<PathBuf>,
 }
@@ -51,6 +58,10 @@ pub struct Journal {
     pub tenant_shard: Option<String>,
     /// (temporary, final) paths, relative to the report folder.
     pub moves: Vec<(PathBuf, PathBuf)>,
+    /// Files to remove, relative to the report folder (done before the
+    /// moves, so a reader never sees them beside the files that replace them).
+    #[serde(default)]
+    pub removals: Vec<PathBuf>,
 }
 
 const JOURNAL_PREFIX: &str = ".callrollup-pending-";
@@ -162,14 +173,19 @@ pub fn pending(out: &Path) -> Result<Vec<Journal>> {
         if !name.starts_with(JOURNAL_PREFIX) {
             continue;
         }
-        let text = fs::read_to_string(entry.path())
-            .map_err(|e| Error::io(format!("cannot read {}", entry.path().display()), e))?;
-        let journal: Journal = serde_json::from_str(&text).map_err(|e| {
-            Error::RunFailed(format!(
-                "{} is not a callrollup journal ({e}); move it away and re-run the days it names",
-                entry.path().display()
-            ))
-        })?;
+        let path = entry.path();
+        let journal = match read_journal(out, &path, &name) {
+            Ok(journal) => journal,
+            Err(why) => {
+                // Not a journal a run of this engine wrote for this folder:
+                // left where it is, and nothing it names is touched.
+                crate::log::info(&format!(
+                    "left {} alone: {why}; move it away if no run of yours wrote it",
+                    path.display()
+                ));
+                continue;
+            }
+        };
         let modified = entry.metadata().and_then(|m| m.modified()).ok();
         found.push((modified, journal));
     }
@@ -177,10 +193,77 @@ pub fn pending(out: &Path) -> Result<Vec<Journal>> {
     Ok(found.into_iter().map(|(_, j)| j).collect())
 }
 
+/// The largest journal read: a window of 400 days of 4 tables is about
+/// 3,200 moves of some 150 bytes each.
+const JOURNAL_MAX_BYTES: u64 = 16 << 20;
+
+/// A journal as found in `out`, refused unless it is one this engine could
+/// have written for this folder: a regular file of bounded size named
+/// after its run, whose moves and removals are report files inside `out`
+/// (`<table>/day=YYYY-MM-DD/<file>`, no absolute path, no `..`, no link
+/// on the way), each move within one day folder.
+fn read_journal(out: &Path, path: &Path, name: &str) -> std::result::Result<Journal, String> {
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot read it ({e})"))?;
+    if !meta.file_type().is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > JOURNAL_MAX_BYTES {
+        return Err(format!("it is larger than {JOURNAL_MAX_BYTES} bytes"));
+    }
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read it ({e})"))?;
+    let journal: Journal =
+        serde_json::from_str(&text).map_err(|e| format!("it is not a callrollup journal ({e})"))?;
+    if journal_path(out, journal.run_id).file_name() != Some(std::ffi::OsStr::new(name)) {
+        return Err(format!(
+            "its name does not match its run {}",
+            journal.run_id
+        ));
+    }
+    let confined = |p: &Path| -> std::result::Result<(), String> {
+        use std::path::Component;
+        let parts: Vec<Component> = p.components().collect();
+        let plain = parts.len() == 3
+            && parts.iter().all(|c| matches!(c, Component::Normal(_)))
+            && crate::sink::TABLE_NAMES
+                .iter()
+                .any(|t| parts[0].as_os_str() == *t)
+            && parts[1].as_os_str().to_string_lossy().starts_with("day=");
+        if !plain {
+            return Err(format!(
+                "it names {}, which is not a report file inside the folder",
+                p.display()
+            ));
+        }
+        // No link on the way: neither the table nor the day folder, nor
+        // the file itself, may lead elsewhere.
+        let mut at = out.to_path_buf();
+        for part in &parts {
+            at.push(part);
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(format!("{} is a symbolic link", at.display()));
+            }
+        }
+        Ok(())
+    };
+    for (tmp, last) in &journal.moves {
+        confined(tmp)?;
+        confined(last)?;
+        if tmp.parent() != last.parent() {
+            return Err(format!("it moves {} out of its day folder", tmp.display()));
+        }
+    }
+    for removal in &journal.removals {
+        confined(removal)?;
+    }
+    Ok(journal)
+}
+
 impl Journal {
     /// Finishes the renames of a committed run; returns how many files
     /// were still waiting.
     pub fn roll_forward(&self, out: &Path) -> Result<usize> {
+        let removals: Vec<PathBuf> = self.removals.iter().map(|p| out.join(p)).collect();
+        remove_replaced(&removals)?;
         let mut moved = 0;
         for (tmp, path) in &self.moves {
             let (tmp, path) = (out.join(tmp), out.join(path));
@@ -198,7 +281,12 @@ impl Journal {
     /// Drops the staged files of a run that never committed.
     pub fn roll_back(&self, out: &Path) -> Result<()> {
         for (tmp, _) in &self.moves {
-            let _ = fs::remove_file(out.join(tmp));
+            let tmp = out.join(tmp);
+            let _ = fs::remove_file(&tmp);
+            // A day folder only that run had written into: nothing is left.
+            if let Some(dir) = tmp.parent() {
+                let _ = fs::remove_dir(dir);
+            }
         }
         self.remove(out)
     }
@@ -220,17 +308,15 @@ fn is_money(dtype: &DataType) -> bool {
 }
 
 /// Writes every table's day files under temporary names next to their
-/// final place. `tag` makes the temporary names unique to this run;
-/// `suffix` is added to file names (a tenant shard's `-shard-i-of-n`).
+/// final place. `tag` makes the temporary names unique to this run.
 pub fn stage(
     out: &Path,
     tables: &[(&str, &DataFrame)],
     days: &[NaiveDate],
     tag: &str,
-    suffix: &str,
 ) -> Result<StagedFiles> {
     let mut staged = StagedFiles::default();
-    match staged.add(out, tables, days, tag, suffix, None) {
+    match staged.add(out, tables, days, tag, None, None) {
         Ok(()) => Ok(staged),
         Err(e) => {
             staged.abort();
@@ -241,10 +327,13 @@ pub fn stage(
 
 impl StagedFiles {
     /// Stages the day files of more days (see `stage`); on an error the
-    /// caller aborts everything staged so far.
+    /// caller aborts everything staged so far. A `shard` run writes its
+    /// own files (`<table>-shard-i-of-n`) beside the other shards'; a whole
+    /// run writes `<table>` and replaces every shard file of those days in
+    /// the same move (docs/CONTRACT.md §5).
     ///
     /// With `only_tenants`, the run computed those tenants alone: each
-    /// day's file keeps every other tenant's rows from the file already in
+    /// day's file keeps every other tenant's rows from the files already in
     /// place and takes the new rows for these, so a `--tenant` run never
     /// leaves a day's reports holding less than all tenants.
     pub fn add(
@@ -253,29 +342,29 @@ impl StagedFiles {
         tables: &[(&str, &DataFrame)],
         days: &[NaiveDate],
         tag: &str,
-        suffix: &str,
+        shard: Option<Shard>,
         only_tenants: Option<&[String]>,
     ) -> Result<()> {
         for (table, df) in tables {
             let file_frame = file_frame(df)?;
             for day in days {
-                let dir = out.join(table).join(format!("day={day}"));
-                fs::create_dir_all(&dir).map_err(|e| {
-                    Error::io(
-                        format!("cannot create report folder {}; check --out", dir.display()),
-                        e,
-                    )
-                })?;
-                remove_stale_temporaries(&dir, &format!("{table}{suffix}"))?;
+                let dir = layout::day_dir(out, table, *day);
+                self.create_dir(&dir)?;
+                remove_stale_temporaries(&dir, &layout::file_stem(table, shard))?;
+                let folder = DayFolder::read(out, table, *day)?.unwrap_or_default();
+                match shard {
+                    Some(shard) => layout::check_shard_may_write(out, &[table], &[*day], shard)?,
+                    None => self.removals.extend(folder.shard_files.iter().cloned()),
+                }
                 let rows = file_frame
                     .clone()
                     .lazy()
                     .filter(col("day").eq(lit(*day)))
                     .drop(["day"])
                     .collect()?;
-                let parquet = dir.join(format!("{table}{suffix}.parquet"));
+                let parquet = dir.join(layout::file_name(table, shard, "parquet"));
                 let rows = match only_tenants {
-                    Some(tenants) => merge_into_existing(&parquet, rows, table, tenants)?,
+                    Some(tenants) => merge_into_existing(&folder, rows, table, tenants)?,
                     None => rows,
                 };
                 let tmp = temp_name(&parquet, tag);
@@ -288,12 +377,30 @@ impl StagedFiles {
                         .finish(&mut rows.clone())?;
                     Ok(())
                 })?;
-                let csv = dir.join(format!("{table}{suffix}.csv"));
+                let csv = dir.join(layout::file_name(table, shard, "csv"));
                 let tmp = temp_name(&csv, tag);
                 self.moves.push((tmp.clone(), csv));
                 write_atomic_part(&tmp, |f| write_csv(f, &rows, MoneyText::Stored))?;
             }
         }
+        Ok(())
+    }
+
+    /// `create_dir_all`, remembering each folder it created.
+    fn create_dir(&mut self, dir: &Path) -> Result<()> {
+        let mut missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        fs::create_dir_all(dir).map_err(|e| {
+            Error::io(
+                format!("cannot create report folder {}; check --out", dir.display()),
+                e,
+            )
+        })?;
+        missing.reverse();
+        self.created_dirs.extend(missing);
         Ok(())
     }
 
@@ -318,6 +425,7 @@ impl StagedFiles {
                 .iter()
                 .map(|(tmp, path)| (relative(tmp), relative(path)))
                 .collect(),
+            removals: self.removals.iter().map(|p| relative(p)).collect(),
         };
         let path = journal_path(out, run_id);
         let text = serde_json::to_string(&journal).expect("a journal serialises");
@@ -329,6 +437,7 @@ impl StagedFiles {
     /// Renames every staged file into place, makes the renames durable and
     /// removes the journal; returns the final paths.
     pub fn commit(self) -> Result<Vec<PathBuf>> {
+        remove_replaced(&self.removals)?;
         let mut done = Vec::with_capacity(self.moves.len());
         for (tmp, path) in &self.moves {
             move_into_place(tmp, path)?;
@@ -356,6 +465,10 @@ impl StagedFiles {
         }
         if let Some(journal) = &self.journal {
             let _ = fs::remove_file(journal);
+        }
+        // Deepest first; a folder that holds anything else stays.
+        for dir in self.created_dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
         }
     }
 
@@ -390,44 +503,68 @@ fn remove_stale_temporaries(dir: &Path, stem: &str) -> Result<()> {
     Ok(())
 }
 
-/// A day's rows for the file at `path` when the run computed `tenants`
-/// alone: the file's rows of every other tenant, as they are, with the new
+/// A day's rows when the run computed `tenants` alone: the rows of every
+/// other tenant from the day's committed files (the whole run's, or every
+/// shard's, which the new whole file replaces), as they are, with the new
 /// rows of these, in the order a whole run writes them.
 fn merge_into_existing(
-    path: &Path,
+    folder: &DayFolder,
     new_rows: DataFrame,
     table: &str,
     tenants: &[String],
 ) -> Result<DataFrame> {
-    if !path.exists() {
+    let files = folder.parquet_files();
+    if files.is_empty() {
         return Ok(new_rows);
     }
-    let unreadable = |e: &dyn std::fmt::Display| {
+    folder.check_one_truth()?;
+    let unreadable = |path: &Path, e: &dyn std::fmt::Display| {
         Error::RunFailed(format!(
             "cannot keep the other tenants' rows of {} ({e}); re-run the whole window without --tenant",
             path.display()
         ))
     };
-    let file = File::open(path).map_err(|e| unreadable(&e))?;
-    let existing = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| unreadable(&e))?;
-    let others = existing
-        .lazy()
-        .filter(crate::selection::tenant_id_in(tenants).not())
-        .collect()
-        .map_err(|e| unreadable(&e))?;
-    let kept = crate::frames::conform(others, new_rows.schema()).map_err(|e| unreadable(&e))?;
+    let mut merged = DataFrame::empty_with_schema(new_rows.schema());
+    for path in files {
+        let file = File::open(path).map_err(|e| unreadable(path, &e))?;
+        let existing = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| unreadable(path, &e))?;
+        let others = existing
+            .lazy()
+            .filter(crate::selection::tenant_id_in(tenants).not())
+            .collect()
+            .map_err(|e| unreadable(path, &e))?;
+        let kept =
+            crate::frames::conform(others, new_rows.schema()).map_err(|e| unreadable(path, &e))?;
+        merged.vstack_mut(&kept)?;
+    }
     let keys = crate::sink::TABLE_NAMES
         .iter()
         .position(|t| *t == table)
         .map(|i| crate::sink::FILE_KEYS[i])
         .unwrap_or(&["tenant_id"]);
-    let mut merged = kept
+    let mut merged = merged
         .vstack(&new_rows)?
         .sort(keys.to_vec(), Default::default())?;
     merged.rechunk_mut();
     Ok(merged)
+}
+
+/// Removes committed files that the run's own replace (already gone is fine).
+fn remove_replaced(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format!("cannot remove replaced report {}", path.display()),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
+    sync_parents(paths.iter().map(PathBuf::as_path))
 }
 
 fn temp_name(path: &Path, tag: &str) -> PathBuf {

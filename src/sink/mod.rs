@@ -1,6 +1,7 @@
 //! The sink stage: report files and the Postgres write-back.
 
 pub mod files;
+pub mod layout;
 pub mod pgbinary;
 pub mod postgres;
 

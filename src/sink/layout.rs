@@ -1,0 +1,289 @@
+//! The report folder's layout, and the rule that keeps one truth per key in
+//! it: `DIR/<table>/day=YYYY-MM-DD/` holds either a whole run's files
+//! (`<table>.parquet`, `<table>.csv`) or the files of the shards of one
+//! shard count (`<table>-shard-i-of-n.parquet`, …), never both and never
+//! two counts. A whole run replaces shard files in the same atomic move; a
+//! shard run refuses a day that holds a whole run's file or another count's
+//! shards (docs/CONTRACT.md §5). Readers check the rule and the keys again,
+//! so a report built on a folder that breaks it fails rather than count a
+//! tenant twice.
+//!
+//! Only names that match the layout are the engine's: anything else in a
+//! day folder (a copy, a planted file, a staged temporary) is not read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::shard::Shard;
+
+/// A report file's name without its extension: the whole run's
+/// (`<table>`), or a shard's (`<table>-shard-i-of-n`).
+pub fn file_stem(table: &str, shard: Option<Shard>) -> String {
+    let suffix = shard.map(|s| s.file_suffix()).unwrap_or_default();
+    format!("{table}{suffix}")
+}
+
+/// A report file's name for `table`: the whole run's, or a shard's.
+pub fn file_name(table: &str, shard: Option<Shard>, extension: &str) -> String {
+    format!("{}.{extension}", file_stem(table, shard))
+}
+
+/// The day folder of `table` under the report folder `out`.
+pub fn day_dir(out: &Path, table: &str, day: NaiveDate) -> PathBuf {
+    out.join(table).join(format!("day={day}"))
+}
+
+/// Whose file `name` is, when it is one of `table`'s report files with
+/// `extension`: Some(None) for the whole run's, Some(Some(shard)) for a
+/// shard's; None for anything else. Only the canonical spelling counts
+/// (`-shard-01-of-2` is not a shard's file).
+pub fn owner_of(table: &str, name: &str, extension: &str) -> Option<Option<Shard>> {
+    let stem = name.strip_suffix(extension)?.strip_suffix('.')?;
+    if stem == table {
+        return Some(None);
+    }
+    let (index, count) = stem
+        .strip_prefix(table)?
+        .strip_prefix("-shard-")?
+        .split_once("-of-")?;
+    let shard = Shard::parse(&format!("{index}/{count}")).ok()?;
+    (file_name(table, Some(shard), extension) == name).then_some(Some(shard))
+}
+
+/// The committed files of one table's day folder.
+#[derive(Debug, Default)]
+pub struct DayFolder {
+    pub dir: PathBuf,
+    /// The whole run's Parquet file.
+    pub whole: Option<PathBuf>,
+    /// The shards' Parquet files, by shard.
+    pub shards: Vec<(Shard, PathBuf)>,
+    /// Every committed shard file (Parquet and CSV): what a whole run
+    /// removes when it replaces them.
+    pub shard_files: Vec<PathBuf>,
+}
+
+impl DayFolder {
+    /// The day folder of `table` as it is now; None when it does not exist.
+    pub fn read(out: &Path, table: &str, day: NaiveDate) -> Result<Option<DayFolder>> {
+        let dir = day_dir(out, table, day);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot read report folder {}", dir.display()),
+                    e,
+                ))
+            }
+        };
+        let mut folder = DayFolder {
+            dir,
+            ..Default::default()
+        };
+        for entry in entries.flatten() {
+            // Only regular files: a link or a folder with a report's name
+            // is not a file a run committed.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(owner) = owner_of(table, name, "parquet") {
+                match owner {
+                    None => folder.whole = Some(path),
+                    Some(shard) => {
+                        folder.shard_files.push(path.clone());
+                        folder.shards.push((shard, path));
+                    }
+                }
+            } else if let Some(Some(_)) = owner_of(table, name, "csv") {
+                folder.shard_files.push(path);
+            }
+        }
+        folder.shards.sort_by_key(|(s, _)| (s.count, s.index));
+        folder.shard_files.sort();
+        Ok(Some(folder))
+    }
+
+    /// Whether a committed run vouches for every tenant of the day: the
+    /// whole run's file, or the files of every shard of one count.
+    pub fn is_covered(&self) -> bool {
+        if self.whole.is_some() {
+            return true;
+        }
+        let Some(count) = self.shards.first().map(|(s, _)| s.count) else {
+            return false;
+        };
+        (0..count).all(|i| {
+            self.shards
+                .iter()
+                .any(|(s, _)| s.count == count && s.index == i)
+        })
+    }
+
+    /// The rule readers check: a whole run's file and shard files, or the
+    /// shards of two counts, would count their common tenants twice.
+    pub fn check_one_truth(&self) -> Result<()> {
+        let counts: std::collections::BTreeSet<u32> =
+            self.shards.iter().map(|(s, _)| s.count).collect();
+        let clash = match (&self.whole, counts.len()) {
+            (Some(whole), n) if n > 0 => Some(format!(
+                "a whole run's {} beside shard files {}",
+                whole.display(),
+                self.shard_names()
+            )),
+            (_, n) if n > 1 => Some(format!(
+                "shard files of {} shard counts ({})",
+                n,
+                self.shard_names()
+            )),
+            _ => None,
+        };
+        match clash {
+            Some(what) => Err(Error::RunFailed(format!(
+                "report folder {} holds {what}: its tenants would be counted twice; re-run the day into this folder without --tenant-shard (it replaces them all), or move the stray files away",
+                self.dir.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn shard_names(&self) -> String {
+        self.shards
+            .iter()
+            .filter_map(|(_, p)| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The Parquet files a reader reads, in name order.
+    pub fn parquet_files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = self.whole.iter().map(PathBuf::as_path).collect();
+        files.extend(self.shards.iter().map(|(_, p)| p.as_path()));
+        files
+    }
+}
+
+/// Refuses, before anything is written, a shard run into days whose
+/// folders hold a whole run's files or another shard count's: its file
+/// would sit beside them and count tenants twice.
+pub fn check_shard_may_write(
+    out: &Path,
+    tables: &[&str],
+    days: &[NaiveDate],
+    shard: Shard,
+) -> Result<()> {
+    for table in tables {
+        for &day in days {
+            let Some(folder) = DayFolder::read(out, table, day)? else {
+                continue;
+            };
+            let blocker = folder.whole.clone().or_else(|| {
+                folder
+                    .shards
+                    .iter()
+                    .find(|(s, _)| s.count != shard.count)
+                    .map(|(_, p)| p.clone())
+            });
+            if let Some(blocker) = blocker {
+                return Err(Error::usage(format!(
+                    "--tenant-shard {shard} cannot write {day} into {}: {} is there, and a shard's file beside it would count tenants twice; write the shards to another --out, or re-run the window without --tenant-shard",
+                    out.display(),
+                    blocker.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lock a run holds on its report folder while it stages and moves
+/// files, released when dropped (or when the process dies): a whole run
+/// holds the folder alone, shards share it and each holds its own shard's
+/// lock file. The folder itself is locked (flock on its descriptor), so a
+/// whole run leaves no lock file behind.
+pub struct FolderLock {
+    _held: Vec<File>,
+}
+
+impl FolderLock {
+    pub fn take(out: &Path, shard: Option<Shard>) -> Result<FolderLock> {
+        let folder = File::open(out)
+            .map_err(|e| Error::io(format!("cannot open report folder {}", out.display()), e))?;
+        let mut held = vec![flock(folder, out, shard.is_some())?];
+        if let Some(shard) = shard {
+            let path = out.join(format!(".callrollup{}.lock", shard.file_suffix()));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| {
+                    Error::io(format!("cannot open the lock file {}", path.display()), e)
+                })?;
+            held.push(flock(file, out, false)?);
+        }
+        Ok(FolderLock { _held: held })
+    }
+}
+
+fn flock(file: File, out: &Path, shared: bool) -> Result<File> {
+    use std::os::unix::io::AsRawFd;
+    let mode = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    // SAFETY: flock on a descriptor this function owns; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Err(Error::Locked {
+                what: format!("report folder {}", out.display()),
+            });
+        }
+        return Err(Error::io(format!("cannot lock {}", out.display()), e));
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_of_knows_only_the_layouts_names() {
+        let shard = |s: &str| Some(Some(Shard::parse(s).unwrap()));
+        assert_eq!(
+            owner_of("tenant_daily", "tenant_daily.parquet", "parquet"),
+            Some(None)
+        );
+        assert_eq!(
+            owner_of(
+                "tenant_daily",
+                "tenant_daily-shard-1-of-4.parquet",
+                "parquet"
+            ),
+            shard("1/4")
+        );
+        assert_eq!(
+            owner_of("tenant_daily", "tenant_daily-shard-1-of-4.csv", "csv"),
+            shard("1/4")
+        );
+        for other in [
+            "tenant_daily-shard-01-of-4.parquet",
+            "tenant_daily-shard-4-of-4.parquet",
+            "tenant_daily-shard-1-of-0.parquet",
+            "tenant_daily_outcomes.parquet",
+            "tenant_daily (1).parquet",
+            "copy-tenant_daily.parquet",
+            ".tenant_daily.parquet.abc.tmp",
+            "tenant_daily.parquet.bak",
+            "tenant_dailyparquet",
+        ] {
+            assert_eq!(owner_of("tenant_daily", other, "parquet"), None, "{other}");
+        }
+    }
+}
