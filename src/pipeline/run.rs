@@ -140,15 +140,16 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         });
     }
     check_out_dir(out)?;
-    // Held until the files are in place: whole runs alone, shards beside
-    // each other (the same rule as the target's lock, for the folder).
-    let _folder_lock = sink::layout::FolderLock::take(out, selection.shard)?;
     if let Some(shard) = selection.shard {
         // Before anything is written: a shard's files beside a whole
-        // run's (or another count's) would count tenants twice.
+        // run's (or another count's) would count tenants twice. (Staging
+        // checks each day again, under the folder's lock.)
         let days: Vec<NaiveDate> = window.days().collect();
         sink::layout::check_shard_may_write(out, &sink::TABLE_NAMES, &days, shard)?;
     }
+    // Held until the files are in place: whole runs alone, shards beside
+    // each other (the same rule as the target's lock, for the folder).
+    let _folder_lock = sink::layout::FolderLock::take(out, selection.shard)?;
 
     // Report files are staged under temporary names chunk by chunk; they
     // are moved into place only after the tables have been committed.

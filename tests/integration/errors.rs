@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::DateTime;
 use serde_json::Value;
 
-use crate::util::{assert_fails, ok, run, stderr_of, TestDb};
+use crate::util::{assert_fails, ok, run, stderr_of, stdout_of, TestDb};
 
 const PERIOD: [&str; 4] = ["--from", "2026-03-19", "--to", "2026-04-01"];
 
@@ -440,4 +440,77 @@ fn errors_refuses_what_it_cannot_do() {
     );
     assert!(!everything.contains("card number"));
     assert!(!everything.contains("secret.rs"));
+}
+
+/// A generated platform of 30 days ending 2026-11-29, as a snapshot.
+fn generated_snapshot(scratch: &Path) -> std::path::PathBuf {
+    let snapshot = scratch.join("snapshot");
+    ok(TestDb::cmd_without_db()
+        .args(["generate", "--tenants", "20", "--calls", "30000"])
+        .args(["--days", "30", "--end", "2026-11-29", "--snapshot"])
+        .arg(&snapshot)
+        .output()
+        .unwrap());
+    snapshot
+}
+
+#[test]
+fn hours_the_snapshot_does_not_hold_are_unknown_not_a_fall_to_zero() {
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = generated_snapshot(scratch.path());
+    // The period runs two days past the snapshot's last day: those hours
+    // were shown as 0 errors, "▼ falling −96 %" and "○ gone".
+    let output = ok(TestDb::cmd_without_db()
+        .args(["errors", "--bucket", "hour", "--from", "2026-11-28"])
+        .args(["--to", "2026-12-01", "--source"])
+        .arg(&snapshot)
+        .output()
+        .unwrap());
+    let table = stdout_of(&output);
+    assert!(table.contains("Not read:"), "{table}");
+    assert!(table.contains("? unknown"), "{table}");
+    for wrong in ["▼ falling", "○ gone", "▲ rising", "▬ steady"] {
+        assert!(!table.contains(wrong), "{wrong} in {table}");
+    }
+    // No row is made up for an hour nobody read.
+    let rows = json_rows(
+        TestDb::cmd_without_db()
+            .args(["errors", "--bucket", "hour", "--from", "2026-11-28"])
+            .args(["--to", "2026-12-01", "--format", "json", "--source"])
+            .arg(&snapshot)
+            .output()
+            .unwrap(),
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["bucket"].as_str().unwrap() < "2026-11-29T10:00"));
+}
+
+#[test]
+fn errors_by_tenant_lists_the_spikes_of_groups_below_top() {
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = generated_snapshot(scratch.path());
+    let table = |top: &str| {
+        stdout_of(&ok(TestDb::cmd_without_db()
+            .args(["errors", "--by", "tenant", "--from", "2026-11-12"])
+            .args(["--to", "2026-11-26", "--top", top, "--source"])
+            .arg(&snapshot)
+            .output()
+            .unwrap()))
+    };
+    let spikes = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Spikes ("))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::to_string)
+            .collect()
+    };
+    let all = table("100");
+    let one = table("1");
+    // The incident hit three tenants: with --top 1 only the first one's
+    // spike was listed.
+    assert!(spikes(&all).len() >= 3, "{all}");
+    assert_eq!(spikes(&one), spikes(&all), "{one}");
+    assert!(one.contains("in groups not shown above"), "{one}");
 }

@@ -8,6 +8,7 @@ mod errors;
 mod migrate_and_runs;
 mod offline;
 mod query;
+mod report_folders;
 mod run;
 mod shards;
 mod unattended;
