@@ -9,8 +9,11 @@
 -- metadata, error messages, stack traces and contexts stay out of reach
 -- even by mistake. callrollup_writer owns the engine's schema (`migrate`
 -- creates the summary tables and the ledger in it) and is a member of the
--- reader, so one URL can serve as source and target. Both log in; give
--- them passwords (ALTER ROLE ... PASSWORD) or certificates as your
+-- reader, so one URL can serve as source and target. callrollup_reporter
+-- is for the people's commands (`costs`, `errors`, `query`, `runs`): it
+-- reads the engine's schema and nothing else, no platform table at all
+-- (their sessions are read-only too). All three log in; give them
+-- passwords (ALTER ROLE ... PASSWORD) or certificates as your
 -- pg_hba.conf requires. Safe to run again.
 
 DO $$
@@ -20,6 +23,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_writer') THEN
         CREATE ROLE callrollup_writer LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_reporter') THEN
+        CREATE ROLE callrollup_reporter LOGIN;
     END IF;
 END
 $$;
@@ -39,3 +45,10 @@ GRANT SELECT (tenant_id, call_id, error_type, severity, resolved, created_at)
 -- The engine's schema (--target-schema, default analytics), owned by the writer.
 CREATE SCHEMA IF NOT EXISTS analytics AUTHORIZATION callrollup_writer;
 ALTER SCHEMA analytics OWNER TO callrollup_writer;
+
+-- The reporting role: SELECT on the engine's schema only, on the tables
+-- that exist and on those `migrate` (as the writer) creates later.
+GRANT USAGE ON SCHEMA analytics TO callrollup_reporter;
+GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO callrollup_reporter;
+ALTER DEFAULT PRIVILEGES FOR ROLE callrollup_writer IN SCHEMA analytics
+    GRANT SELECT ON TABLES TO callrollup_reporter;

@@ -91,17 +91,37 @@ impl DbUrl {
     pub fn connect(&self, application: &str) -> Result<Client> {
         let (config, tls) = self.config(application)?;
         let config = postgres::Config::from(config);
-        match tls {
+        let client = match &tls {
             None => config.connect(NoTls),
-            Some(tls) => config.connect(tls),
+            Some(tls) => config.connect(tls.clone()),
         }
-        .map_err(|e| self.connect_failed(&e))
+        .map_err(|e| self.connect_failed(&e))?;
+        cancel_on_stop(Token::Blocking(client.cancel_token()), tls);
+        let mut client = client;
+        client.batch_execute(crate::sql::CONNECTION_CHECK)?;
+        Ok(client)
+    }
+
+    /// A reporting session: read-only, with statement, lock and
+    /// idle-in-transaction timeouts (queries/report_session.sql).
+    pub fn connect_reporting(&self, application: &str) -> Result<Client> {
+        let mut client = self.connect(application)?;
+        client.batch_execute(crate::sql::REPORT_SESSION)?;
+        Ok(client)
+    }
+
+    /// `migrate`'s session, with its timeouts (queries/admin_session.sql).
+    pub fn connect_admin(&self, application: &str) -> Result<Client> {
+        let mut client = self.connect(application)?;
+        client.batch_execute(crate::sql::ADMIN_SESSION)?;
+        Ok(client)
     }
 
     /// A connection driven by a tokio runtime of its own, for streaming
     /// COPY out without a runtime entry per row (see `CopyClient`).
     pub fn connect_copy(&self, application: &str) -> Result<CopyClient> {
         let (config, tls) = self.config(application)?;
+        let tls_for_cancel = tls.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -121,7 +141,10 @@ impl DbUrl {
             }
         });
         let client = client.map_err(|e: tokio_postgres::Error| self.connect_failed(&e))?;
-        Ok(CopyClient { runtime, client })
+        cancel_on_stop(Token::Async(client.cancel_token()), tls_for_cancel);
+        let mut copy = CopyClient { runtime, client };
+        copy.batch_execute(crate::sql::CONNECTION_CHECK)?;
+        Ok(copy)
     }
 
     fn connect_failed(&self, e: &postgres::Error) -> Error {
@@ -205,6 +228,55 @@ impl DbUrl {
         let tls = tls_connector(verify, sslmode == "verify-full", root_cert.as_deref())
             .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
         Ok((config, Some(tls)))
+    }
+}
+
+/// A connection's cancel key, from either driver.
+#[derive(Clone)]
+enum Token {
+    Blocking(postgres::CancelToken),
+    Async(tokio_postgres::CancelToken),
+}
+
+/// How to cancel what each of the process's connections is running.
+type Canceller = (Token, Option<postgres_openssl::MakeTlsConnector>);
+
+/// Every connection this process opened: a stop signal cancels whatever
+/// statement each one runs or waits in (a lock, a long COPY, the merge),
+/// so the run ends within seconds instead of at its next check. A token
+/// of a connection that has closed is harmless: the server ignores it.
+static CANCELLABLE: std::sync::Mutex<Vec<Canceller>> = std::sync::Mutex::new(Vec::new());
+
+fn cancel_on_stop(token: Token, tls: Option<postgres_openssl::MakeTlsConnector>) {
+    if let Ok(mut all) = CANCELLABLE.lock() {
+        all.push((token, tls));
+    }
+}
+
+/// Sends a cancel request (libpq's `PQcancel`) for every connection of
+/// the process; failures are ignored (the connection may be gone).
+pub fn cancel_all() {
+    let all: Vec<Canceller> = match CANCELLABLE.lock() {
+        Ok(all) => all.clone(),
+        Err(_) => return,
+    };
+    for (token, tls) in all {
+        let _ = match (token, tls) {
+            (Token::Blocking(token), None) => token.cancel_query(NoTls),
+            (Token::Blocking(token), Some(tls)) => token.cancel_query(tls),
+            (Token::Async(token), tls) => {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    continue;
+                };
+                match tls {
+                    None => runtime.block_on(token.cancel_query(NoTls)),
+                    Some(tls) => runtime.block_on(token.cancel_query(tls)),
+                }
+            }
+        };
     }
 }
 

@@ -225,7 +225,7 @@ impl Summaries {
         schema: String,
         application: &str,
     ) -> Result<Summaries> {
-        let mut client = url.connect(application)?;
+        let mut client = url.connect_reporting(application)?;
         crate::migrate::check_current(&mut client, &schema).map_err(|e| match e {
             Error::EngineSchema(m) => Error::EngineSchema(format!(
                 "{m}; then `callrollup run` to fill the summary tables (or pass --reports DIR)"

@@ -21,7 +21,7 @@ pub struct Args {
 pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;
     let url = args.connect.target()?;
-    let mut client = url.connect("callrollup-migrate")?;
+    let mut client = url.connect_admin("callrollup-migrate")?;
     let applied = crate::migrate::migrate(&mut client, &schema)?;
     if applied.is_empty() {
         println!("schema {schema} is up to date");

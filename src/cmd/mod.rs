@@ -16,13 +16,22 @@ use crate::error::Result;
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),
-        Command::Costs(args) => costs::execute(args),
-        Command::Errors(args) => errors::execute(args),
-        Command::Query(args) => query::execute(args),
+        Command::Costs(args) => stoppable(|| costs::execute(args)),
+        Command::Errors(args) => stoppable(|| errors::execute(args)),
+        Command::Query(args) => stoppable(|| query::execute(args)),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
         Command::Extract(args) => extract::execute(args),
         Command::Generate(args) => generate::execute(args),
         Command::Demo(args) => demo::execute(args),
     }
+}
+
+/// A report stopped by SIGINT or SIGTERM: the signal cancels its
+/// statements and its reads stop at the next chunk, so it returns through
+/// its error path and drops (removes) its spill folder and temporary files
+/// instead of dying with them on disk.
+fn stoppable(report: impl FnOnce() -> Result<()>) -> Result<()> {
+    crate::signals::install_for_report();
+    report().map_err(crate::signals::explain_report)
 }

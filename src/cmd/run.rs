@@ -136,7 +136,7 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
     let outcome = loop {
         match crate::pipeline::run::run(&request) {
             Ok(outcome) => break outcome_out.insert(outcome),
-            Err(e) if e.is_transient() && attempt < args.retries => {
+            Err(e) if e.is_transient() && attempt < args.retries && !crate::signals::received() => {
                 // Nothing was committed: the attempt rolled back.
                 let wait = Duration::from_millis(500u64 << attempt.min(6));
                 attempt += 1;

@@ -24,7 +24,7 @@ pub struct Args {
 pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;
     let url = args.connect.target()?;
-    let mut client = url.connect("callrollup-runs")?;
+    let mut client = url.connect_reporting("callrollup-runs")?;
     crate::migrate::check_current(&mut client, &schema)?;
     let runs = ledger::list(&mut client, &schema, i64::from(args.limit))?;
     match args.format {

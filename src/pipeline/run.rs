@@ -184,6 +184,8 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         })
         .and_then(|stats| {
             crate::fault::pause_point("before_seal");
+            // Sealing is this target's commit.
+            crate::signals::entering_commit();
             crate::signals::check()?;
             staged.seal(out, run_id, files::Decider::Sealed, shard_name.clone())?;
             Ok(stats)
@@ -192,7 +194,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             Ok(stats) => stats,
             Err(e) => {
                 staged.abort();
-                return Err(e);
+                return Err(crate::signals::explain(e));
             }
         };
         return move_into_place(staged, run_id, stats, None, timings);
@@ -287,7 +289,9 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         crate::signals::check()?;
         staged.seal(out, run_id, files::Decider::Ledger, shard_name.clone())?;
         crate::fault::pause_point("before_commit");
-        // The last moment a stop can still roll everything back.
+        // The last moment a stop can still roll everything back; after
+        // it, a signal no longer cancels anything.
+        crate::signals::entering_commit();
         crate::signals::check()?;
         commit_sent = true;
         // A failed commit may have happened: never retried.
@@ -299,6 +303,12 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     let (stats, changes) = match committed {
         Ok(committed) => committed,
         Err(e) => {
+            // A statement a stop signal cancelled failed: the stop is why.
+            let e = if commit_sent {
+                e
+            } else {
+                crate::signals::explain(e)
+            };
             fail(&mut target, &e);
             if staged.is_sealed() && commit_sent {
                 // The commit may have happened before the error: the

@@ -106,6 +106,7 @@ pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    crate::signals::remove_on_stop(&tmp);
     let result = fill(&tmp).and_then(|()| {
         File::open(&tmp)
             .and_then(|f| f.sync_all())

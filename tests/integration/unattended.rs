@@ -438,6 +438,40 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     assert!(client
         .batch_execute("DELETE FROM analytics.tenant_daily")
         .is_err());
+
+    // The reporting role runs the people's commands on the engine's
+    // schema alone (as the target: there is no source it may read).
+    let reporter = as_role("callrollup_reporter");
+    let reports = |args: &[&str]| {
+        ok(TestDb::cmd_without_db()
+            .args(args)
+            .args(["--target-url", &reporter])
+            .output()
+            .unwrap())
+    };
+    reports(&["runs"]);
+    reports(&["costs", "--from", "2026-03-07", "--to", "2026-03-08"]);
+    reports(&["errors", "--from", "2026-03-07", "--to", "2026-03-08"]);
+    reports(&[
+        "query",
+        "SELECT sum(calls) AS calls FROM tenant_daily",
+        "--from",
+        "2026-03-07",
+        "--to",
+        "2026-03-08",
+    ]);
+    let mut client = postgres::Client::connect(&reporter, postgres::NoTls).unwrap();
+    for sql in [
+        "SELECT call_id FROM call_logs LIMIT 1",
+        "DELETE FROM analytics.tenant_daily",
+    ] {
+        let e = client.batch_execute(sql).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {e:?}"
+        );
+    }
 }
 
 /// A run paused between two chunks while `connections` (by application
@@ -674,4 +708,136 @@ fn sigterm_after_the_commit_lets_the_run_finish_its_files() {
     let clean = scratch.path().join("clean");
     ok(run_with(&db, &clean, &window));
     assert_eq!(tree(&out), tree(&clean));
+}
+
+#[test]
+fn sigterm_while_the_write_waits_on_a_row_lock_cancels_it_on_the_server() {
+    let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
+    let before = RolledUp::new(&window);
+    let (db, out) = (&before.db, &before.out);
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
+    // An analyst holds every summary row the re-run must update.
+    let mut analyst = db.client();
+    let mut held = analyst.transaction().unwrap();
+    held.batch_execute("SELECT * FROM analytics.tenant_daily FOR UPDATE")
+        .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .arg("run")
+        .args(window)
+        .arg("--out")
+        .arg(out)
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    db.wait_for_lock_wait("callrollup", "the run never waited on the analyst's rows");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The lock is still held: only a cancel on the server frees the run
+    // (it used to wait out lock_timeout, and a kill -9 left the ledger
+    // `running` and the staged files behind).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not stop while the lock was held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = crate::util::stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    held.rollback().unwrap();
+    assert_eq!(
+        db.rows(
+            "SELECT status, coalesce(error, '') LIKE '%stopped by SIGTERM%'
+             FROM analytics.rollup_runs ORDER BY started_at"
+        ),
+        ["succeeded|false", "failed|true"]
+    );
+    // Nothing staged is left, no journal: as the first run left it.
+    before.assert_unchanged("after the cancelled run");
+}
+
+#[test]
+fn sigint_during_query_removes_its_spill_folder() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // Paused between two days of spilling calls: the spill folder exists.
+    let (mut child, stderr) = spawn_paused_with_stderr(
+        Some(&db),
+        &[
+            "query",
+            "SELECT count(*) AS n FROM call_logs",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-09",
+        ],
+        "between_chunks",
+        &[("TMPDIR", &tmp)],
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "a spill folder"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn costs_behind_a_table_lock_stops_on_sigterm_instead_of_waiting_forever() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        &scratch.path().join("reports"),
+        &["--from", "2026-03-07", "--to", "2026-03-08"],
+    );
+    let mut blocker = db.client();
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE analytics.tenant_daily IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .args(["costs", "--month", "2026-03"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    db.wait_for_lock_wait("callrollup-costs", "costs never waited on the lock");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "costs did not stop while the lock was held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = crate::util::stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    // Its session was read-only and is gone: no backend of it waits on.
+    tx.rollback().unwrap();
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup-costs' AND wait_event_type = 'Lock'",
+            db.name
+        )),
+        0
+    );
 }
