@@ -112,7 +112,10 @@ impl Window {
         let mut out = Vec::new();
         let mut from = self.from;
         while from <= self.to {
-            let to = (from + Days::new(step - 1)).min(self.to);
+            // A --chunk-days beyond the calendar is the whole window.
+            let to = from
+                .checked_add_days(Days::new(step - 1))
+                .map_or(self.to, |end| end.min(self.to));
             out.push(Window {
                 from,
                 to,

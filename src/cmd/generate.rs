@@ -22,6 +22,14 @@ use crate::generate::{Platform, Spec};
 use crate::source::snapshot;
 use crate::window::{last_complete_day, parse_date, Window};
 
+/// Ten years of days; a billion calls, at most 20 million a day (a day is
+/// generated in memory at once).
+const MAX_DAYS: u64 = 3660;
+const MAX_TENANTS: u64 = 1_000_000;
+const MAX_CALLS: u64 = 1_000_000_000;
+const MAX_CALLS_A_DAY: u64 = 20_000_000;
+const MAX_TRANSCRIPT_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlatformOpts {
     /// Number of tenants [default: 200; demo: 60].
@@ -61,8 +69,30 @@ impl PlatformOpts {
     /// The generator's parameters; `default_tenants` when --tenants is not given.
     pub fn spec(&self, default_tenants: usize) -> Result<Spec> {
         let tenants = self.tenants.unwrap_or(default_tenants);
-        if self.days == 0 || tenants == 0 {
-            return Err(Error::usage("--days and --tenants must be at least 1"));
+        // Bounds that keep the date arithmetic and the allocations sane.
+        let within = |flag: &str, value: u64, max: u64| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::usage(format!(
+                    "{flag} {value} is out of range: pick 1 to {max}"
+                )))
+            }
+        };
+        within("--days", u64::from(self.days), MAX_DAYS)?;
+        within("--tenants", tenants as u64, MAX_TENANTS)?;
+        within("--calls", self.calls.max(1) as u64, MAX_CALLS)?;
+        if self.calls as u64 / u64::from(self.days) > MAX_CALLS_A_DAY {
+            return Err(Error::usage(format!(
+                "--calls {} over --days {} is more than {MAX_CALLS_A_DAY} calls a day: add days",
+                self.calls, self.days
+            )));
+        }
+        if self.transcript_bytes > MAX_TRANSCRIPT_BYTES {
+            return Err(Error::usage(format!(
+                "--transcript-bytes {} is out of range: pick 0 to {MAX_TRANSCRIPT_BYTES}",
+                self.transcript_bytes
+            )));
         }
         let end: NaiveDate = match &self.end {
             Some(d) => parse_date("--end", d)?,

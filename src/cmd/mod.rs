@@ -14,6 +14,13 @@ use crate::cli::{Cli, Command};
 use crate::error::Result;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
+    // Reports, snapshots, spill folders and metrics hold billing figures:
+    // nothing this process creates is readable by other users (folders
+    // 0750, files 0640; group access for a reports group).
+    // SAFETY: umask only changes the process's file creation mask.
+    unsafe {
+        libc::umask(0o027);
+    }
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),
         Command::Costs(args) => stoppable(|| costs::execute(args)),

@@ -120,6 +120,8 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
 /// Legend text fits its panel.
 fn shorten(text: &str) -> String {
     const MAX: usize = 24;
+    // No control character reaches the picture (nor the SVG's XML).
+    let text = crate::text::printable(text);
     if text.chars().count() <= MAX {
         text.to_string()
     } else {

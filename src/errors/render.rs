@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Analysis, By, Row};
 use crate::error::Result;
+use crate::text::printable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -199,9 +200,9 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
         .unwrap_or_default()
     };
     for group in analysis.shown(Some(top)) {
-        let mut cells = vec![TableCell::new(&group.key)];
+        let mut cells = vec![TableCell::new(printable(&group.key))];
         if let Some(name) = &group.name {
-            cells.push(TableCell::new(name));
+            cells.push(TableCell::new(printable(name)));
         }
         cells.extend([
             right(group.total.errors.to_string()),
@@ -260,8 +261,10 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
         ));
         for spike in spikes.iter().take(20) {
             let who = match &spike.group.name {
-                Some(name) if !name.is_empty() => format!("{} ({name})", spike.group.key),
-                _ => spike.group.key.clone(),
+                Some(name) if !name.is_empty() => {
+                    format!("{} ({})", printable(&spike.group.key), printable(name))
+                }
+                _ => printable(&spike.group.key).into_owned(),
             };
             out.push_str(&format!(
                 "  {}  {who}: {} errors, usually {:.0} (spread {:.1})\n",
@@ -280,7 +283,7 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
         for t in &analysis.new_types {
             out.push_str(&format!(
                 "  {}: {} errors, first seen {}\n",
-                t.error_type,
+                printable(&t.error_type),
                 t.errors,
                 seen(t.first_seen_at)
             ));

@@ -74,10 +74,25 @@ fn journal_path(out: &Path, run_id: Uuid) -> PathBuf {
 /// sibling, synced, renamed into place, its folder synced.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     write_whole_with(path, |tmp| {
-        File::create(tmp)
+        // `write_whole_with` created it, empty, a moment ago.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
             .and_then(|mut f| f.write_all(bytes))
             .map_err(|e| cannot_write(path, e))
     })
+}
+
+/// A temporary file, created here and now: never one that already exists
+/// and never through a symbolic link someone planted under its name; not
+/// readable by other users (0640, less under a stricter umask).
+pub fn create_new(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
 }
 
 fn cannot_write(path: &Path, e: std::io::Error) -> Error {
@@ -91,8 +106,9 @@ fn cannot_write(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// `write_whole` for a writer that fills a file itself (`fill` gets the
-/// temporary sibling's path): the file is synced, renamed into place and
-/// its folder synced, or removed if anything fails.
+/// temporary sibling's path, created empty by `create_new`): the file is
+/// synced, renamed into place and its folder synced, or removed if
+/// anything fails.
 pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path
         .file_name()
@@ -107,13 +123,22 @@ pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> 
         _ => Path::new("."),
     };
     crate::signals::remove_on_stop(&tmp);
-    let result = fill(&tmp).and_then(|()| {
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|_| fs::rename(&tmp, path))
-            .and_then(|_| File::open(folder)?.sync_all())
-            .map_err(|e| cannot_write(path, e))
-    });
+    // A leftover of a killed process with this pid (or a planted link) is
+    // removed, not written through; the file is then created anew.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(cannot_write(path, e)),
+        _ => {}
+    }
+    let result = create_new(&tmp)
+        .map_err(|e| cannot_write(path, e))
+        .and_then(|_| fill(&tmp))
+        .and_then(|()| {
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|_| fs::rename(&tmp, path))
+                .and_then(|_| File::open(folder)?.sync_all())
+                .map_err(|e| cannot_write(path, e))
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -591,7 +616,7 @@ fn write_atomic_part(path: &Path, write: impl FnOnce(&mut Vec<u8>) -> Result<()>
             e,
         )
     };
-    let mut file = File::create(path).map_err(failed)?;
+    let mut file = create_new(path).map_err(failed)?;
     file.write_all(&bytes)
         .and_then(|_| file.sync_all())
         .map_err(failed)
@@ -698,4 +723,32 @@ fn write_csv(out: impl Write, df: &DataFrame, money_text: MoneyText) -> Result<(
         .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
         .finish(&mut text)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_whole_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        fs::write(&outside, b"keep me").unwrap();
+        let path = dir.path().join("report.csv");
+        // The temporary name write_whole uses in this process.
+        let tmp = dir
+            .path()
+            .join(format!(".report.csv.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&outside, &tmp).unwrap();
+        write_whole(&path, b"figures").unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"keep me");
+        assert_eq!(fs::read(&path).unwrap(), b"figures");
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
+    }
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod billing_safety;
 mod costs;
 mod errors;
+mod hostile;
 mod migrate_and_runs;
 mod offline;
 mod query;

@@ -1,0 +1,140 @@
+//! Hostile or careless input that must not reach the host or a reader
+//! raw: numbers that feed date arithmetic, control characters in the
+//! platform's names, and who may read what the engine writes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::util::{assert_fails, extract, ok, run, stderr_of, stdout_of, TestDb};
+
+#[test]
+fn numbers_that_feed_date_arithmetic_are_range_checked_not_a_panic() {
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = scratch.path().join("snapshot");
+    for (args, needle) in [
+        (
+            vec!["generate", "--days", "4000000000"],
+            "--days 4000000000",
+        ),
+        (vec!["generate", "--tenants", "100000000000"], "--tenants"),
+        (vec!["generate", "--calls", "99999999999999"], "--calls"),
+        (
+            vec!["generate", "--transcript-bytes", "99999999999"],
+            "--transcript-bytes",
+        ),
+        (vec!["demo", "--days", "0"], "--days 0"),
+    ] {
+        let output = TestDb::cmd_without_db()
+            .args(&args)
+            .arg(if args[0] == "demo" {
+                "--out"
+            } else {
+                "--snapshot"
+            })
+            .arg(&snapshot)
+            .output()
+            .unwrap();
+        let err = assert_fails(&output, 2, needle);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A chunk longer than the calendar is the whole window.
+    let db = TestDb::with_fixture();
+    extract(
+        &db,
+        &["--from", "2026-03-07", "--to", "2026-03-08"],
+        &snapshot,
+    );
+    let output = ok(TestDb::cmd_without_db()
+        .args(["run", "--from", "2026-03-07", "--to", "2026-03-08"])
+        .args(["--chunk-days", "4294967295", "--source"])
+        .arg(&snapshot)
+        .arg("--out")
+        .arg(scratch.path().join("reports"))
+        .output()
+        .unwrap());
+    assert!(stdout_of(&output).contains("succeeded"));
+}
+
+/// Every mode under `dir`, folders included.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            out.push((path.display().to_string(), mode));
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn report_files_and_metrics_are_not_readable_by_other_users() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let reports = scratch.path().join("reports");
+    let metrics = scratch.path().join("callrollup.prom");
+    run(
+        &db,
+        &reports,
+        &[
+            "--from",
+            "2026-03-07",
+            "--to",
+            "2026-03-08",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    let mut all = modes(&reports);
+    all.push((
+        metrics.display().to_string(),
+        std::fs::metadata(&metrics).unwrap().permissions().mode(),
+    ));
+    assert!(all.len() > 8);
+    for (path, mode) in all {
+        assert_eq!(mode & 0o007, 0, "{path} is {mode:o}");
+    }
+}
+
+#[test]
+fn control_characters_in_names_never_reach_the_terminal_or_the_svg() {
+    let db = TestDb::with_fixture();
+    // A name that clears the screen and rings the bell, with a
+    // right-to-left override; an error type with a newline and an escape.
+    db.exec(
+        "UPDATE tenants SET business_name = E'Evil\\u001b[2J\\u0007 Co\\u202egnp.exe'
+         WHERE tenant_id = 'a0000000-0000-0000-0000-000000000001';
+         UPDATE system_errors SET error_type = E'llm\\n\\u001b]0;owned\\u0007'
+         WHERE error_type = 'llm_error'",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        &scratch.path().join("reports"),
+        &["--from", "2026-03-05", "--to", "2026-03-20"],
+    );
+    let period = ["--from", "2026-03-14", "--to", "2026-03-20"];
+    let svg = scratch.path().join("errors.svg");
+    for by in ["tenant", "error_type"] {
+        let output = ok(db
+            .cmd()
+            .arg("errors")
+            .args(period)
+            .args(["--by", by, "--chart", svg.to_str().unwrap()])
+            .output()
+            .unwrap());
+        let table = stdout_of(&output);
+        for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!table.contains(raw), "--by {by}: {raw:?} in {table}");
+        }
+        assert!(!stderr_of(&output).contains('\u{1b}'));
+        let picture = std::fs::read_to_string(&svg).unwrap();
+        roxmltree::Document::parse(&picture).expect("the SVG is XML");
+        assert!(!picture.contains('\u{1b}'), "--by {by}");
+    }
+}
