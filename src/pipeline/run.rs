@@ -346,8 +346,11 @@ fn recover_reports(
     shard: Option<Shard>,
 ) -> Result<()> {
     let mine = shard.map(|s| s.to_string());
+    // Staged files of journals left where they are: not stale.
+    let mut kept: Vec<PathBuf> = Vec::new();
     for journal in files::pending(out)? {
         if journal.tenant_shard.is_some() && journal.tenant_shard != mine {
+            kept.extend(journal.moves.iter().map(|(tmp, _)| out.join(tmp)));
             continue;
         }
         let committed = match (journal.decider, ledger.as_mut()) {
@@ -376,10 +379,23 @@ fn recover_reports(
                     "removed the staged report files of run {run}, which never committed"
                 ));
             }
-            None => crate::log::info(&format!(
-                "left the staged report files of run {run} in {}: its ledger row is not in this target (or it is still running); a run against its target finishes them",
-                out.display()
-            )),
+            None => {
+                kept.extend(journal.moves.iter().map(|(tmp, _)| out.join(tmp)));
+                crate::log::info(&format!(
+                    "left the staged report files of run {run} in {}: its ledger row is not in this target (or it is still running); a run against its target finishes them",
+                    out.display()
+                ))
+            }
+        }
+    }
+    // A whole run holds the folder alone: every other staged temporary was
+    // left by a run killed before it sealed, and is removed.
+    if shard.is_none() {
+        let removed = files::remove_unsealed_temporaries(out, &kept)?;
+        if removed > 0 {
+            crate::log::info(&format!(
+                "removed {removed} staged report file(s) of runs that were killed before their commit"
+            ));
         }
     }
     Ok(())

@@ -512,6 +512,45 @@ impl StagedFiles {
     }
 }
 
+/// Removes every staged temporary (`.<file>.<tag>.tmp`) in the report
+/// folder's day folders but those in `kept`, and day folders left empty;
+/// returns how many files went. Only for a run that holds the folder alone.
+pub fn remove_unsealed_temporaries(out: &Path, kept: &[PathBuf]) -> Result<usize> {
+    let mut removed = 0;
+    for table in crate::sink::TABLE_NAMES {
+        let Ok(days) = fs::read_dir(out.join(table)) else {
+            continue;
+        };
+        for day in days.flatten() {
+            let dir = day.path();
+            let is_day = day.file_type().is_ok_and(|t| t.is_dir())
+                && day.file_name().to_string_lossy().starts_with("day=");
+            if !is_day {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let path = entry.path();
+                if name.starts_with('.')
+                    && name.ends_with(".tmp")
+                    && entry.file_type().is_ok_and(|t| t.is_file())
+                    && !kept.contains(&path)
+                    && fs::remove_file(&path).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+            // Only an empty folder goes.
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+    Ok(removed)
+}
+
 /// Temporary files of `stem` left by a run that was killed before it could
 /// clean up. Runs hold the lock (of their shard) while staging, so such a
 /// file is stale; other shards' files have other stems and are left alone.

@@ -307,3 +307,47 @@ fn a_planted_journal_cannot_move_a_file_from_outside_the_folder() {
     assert!(journal.exists(), "the journal is left where it is");
     assert_eq!(visible(&reports), before);
 }
+
+#[test]
+fn a_killed_runs_staged_files_are_removed_by_the_next_run_whatever_its_window() {
+    let s = Scratch::new();
+    let reports = s.path("reports");
+    ok(s.run(&reports, &[]));
+    // Killed (-9) between two chunks, after its first days were staged.
+    let db = TestDb::with_fixture();
+    let mut child = spawn_paused(
+        Some(&db),
+        &[
+            &["run"][..],
+            &WINDOW[..],
+            &["--out", reports.to_str().unwrap()],
+        ]
+        .concat(),
+        "between_chunks",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let staged = |dir: &Path| {
+        tree(dir)
+            .into_iter()
+            .filter(|(p, _)| p.to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
+    assert!(staged(&reports) > 0, "the killed run staged files");
+    // The next run covers other days: the stale files still go.
+    ok(TestDb::cmd_without_db()
+        .args([
+            "run",
+            "--from",
+            "2026-03-11",
+            "--to",
+            "2026-03-12",
+            "--source",
+        ])
+        .arg(&s.snapshot)
+        .arg("--out")
+        .arg(&reports)
+        .output()
+        .unwrap());
+    assert_eq!(staged(&reports), 0);
+}
