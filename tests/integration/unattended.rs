@@ -841,3 +841,44 @@ fn costs_behind_a_table_lock_stops_on_sigterm_instead_of_waiting_forever() {
         0
     );
 }
+
+#[test]
+fn a_killed_engines_backend_stops_waiting_on_its_lock() {
+    let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
+    let before = RolledUp::new(&window);
+    let (db, out) = (&before.db, &before.out);
+    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
+    let mut analyst = db.client();
+    let mut held = analyst.transaction().unwrap();
+    held.batch_execute("SELECT * FROM analytics.tenant_daily FOR UPDATE")
+        .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .arg("run")
+        .args(window)
+        .arg("--out")
+        .arg(out)
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    db.wait_for_lock_wait("callrollup", "the run never waited on the analyst's rows");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server notices the engine is gone (client_connection_check_interval)
+    // and ends the waiting statement, its transaction and its locks, long
+    // before the 60 s lock timeout.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup'",
+        db.name
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while db.scalar_i64(&waiting) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed engine's backend still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    held.rollback().unwrap();
+}
