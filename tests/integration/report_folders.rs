@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{assert_fails, extract, ok, spawn_paused, stdout_of, tree, TestDb};
+use crate::util::{assert_fails, extract, ok, spawn_paused, stdout_of, tree, visible, TestDb};
 
 const WINDOW: [&str; 4] = ["--from", "2026-03-05", "--to", "2026-03-12"];
 
@@ -31,6 +31,18 @@ impl Scratch {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// `run` of the window from the snapshot into `out`, paused at `point`.
+    fn paused(&self, out: &Path, point: &str) -> std::process::Child {
+        let args = [
+            &["run"][..],
+            &WINDOW[..],
+            &["--source", self.snapshot.to_str().unwrap()],
+            &["--out", out.to_str().unwrap()],
+        ]
+        .concat();
+        spawn_paused(None, &args, point)
     }
 
     /// `run` of the window from the snapshot into `out` (no database).
@@ -68,17 +80,6 @@ fn costs(reports: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-/// The files a reader may see: no dot-named lock, journal or temporary.
-fn visible(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    tree(dir)
-        .into_iter()
-        .filter(|(p, _)| {
-            !p.components()
-                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-        })
-        .collect()
 }
 
 fn day_folder(out: &Path, table: &str, day: &str) -> PathBuf {
@@ -233,14 +234,7 @@ fn a_day_folder_without_committed_files_is_not_covered() {
 fn a_stopped_first_run_leaves_no_empty_day_folders() {
     let s = Scratch::new();
     let reports = s.path("reports");
-    let args = [
-        &["run"][..],
-        &WINDOW[..],
-        &["--source", s.snapshot.to_str().unwrap()],
-        &["--out", reports.to_str().unwrap()],
-    ]
-    .concat();
-    let mut child = spawn_paused(None, &args, "before_seal");
+    let mut child = s.paused(&reports, "before_seal");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(1));
@@ -257,14 +251,7 @@ fn a_stopped_first_run_leaves_no_empty_day_folders() {
 fn a_second_run_into_the_same_report_folder_exits_4() {
     let s = Scratch::new();
     let reports = s.path("reports");
-    let args = [
-        &["run"][..],
-        &WINDOW[..],
-        &["--source", s.snapshot.to_str().unwrap()],
-        &["--out", reports.to_str().unwrap()],
-    ]
-    .concat();
-    let mut first = spawn_paused(None, &args, "before_seal");
+    let mut first = s.paused(&reports, "before_seal");
     assert_fails(&s.run(&reports, &[]), 4, "report folder");
     assert_fails(
         &s.run(&reports, &["--tenant-shard", "0/2"]),

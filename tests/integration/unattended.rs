@@ -564,16 +564,7 @@ fn a_kill_between_chunks_inside_the_write_transaction_loses_nothing() {
         before.tables
     );
     // Its staged files are temporaries, invisible to readers (dot names).
-    let visible = |dir: &std::path::Path| -> Vec<_> {
-        tree(dir)
-            .into_iter()
-            .filter(|(p, _)| {
-                !p.components()
-                    .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-            })
-            .collect()
-    };
-    assert_eq!(visible(out), before.files);
+    assert_eq!(crate::util::visible(out), before.files);
     // The ledger never calls the killed run succeeded; its lock died with it.
     assert_eq!(
         db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
@@ -710,48 +701,53 @@ fn sigterm_after_the_commit_lets_the_run_finish_its_files() {
     assert_eq!(tree(&out), tree(&clean));
 }
 
-#[test]
-fn sigterm_while_the_write_waits_on_a_row_lock_cancels_it_on_the_server() {
-    let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
-    let before = RolledUp::new(&window);
+/// A re-run that must update every `tenant_daily` row of `window` while
+/// an analyst holds them all (`SELECT … FOR UPDATE`): returns once the run
+/// waits on the lock, with the analyst's session (its transaction open).
+fn run_behind_an_analysts_row_lock(
+    before: &RolledUp,
+    window: &[&str],
+    stderr: std::process::Stdio,
+) -> (postgres::Client, std::process::Child) {
     let (db, out) = (&before.db, &before.out);
     db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
-    // An analyst holds every summary row the re-run must update.
     let mut analyst = db.client();
-    let mut held = analyst.transaction().unwrap();
-    held.batch_execute("SELECT * FROM analytics.tenant_daily FOR UPDATE")
+    analyst
+        .batch_execute("BEGIN; SELECT * FROM analytics.tenant_daily FOR UPDATE")
         .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
         .arg("run")
         .args(window)
         .arg("--out")
         .arg(out)
         .env("DATABASE_URL", &db.url)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     db.wait_for_lock_wait("callrollup", "the run never waited on the analyst's rows");
+    (analyst, child)
+}
+
+#[test]
+fn sigterm_while_the_write_waits_on_a_row_lock_cancels_it_on_the_server() {
+    let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
+    let before = RolledUp::new(&window);
+    let (mut analyst, child) =
+        run_behind_an_analysts_row_lock(&before, &window, std::process::Stdio::piped());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     // The lock is still held: only a cancel on the server frees the run
     // (it used to wait out lock_timeout, and a kill -9 left the ledger
     // `running` and the staged files behind).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not stop while the lock was held"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output =
+        crate::util::ends_within(child, 30, "the run did not stop while the lock was held");
     let stderr = crate::util::stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
-    held.rollback().unwrap();
+    analyst.batch_execute("ROLLBACK").unwrap();
     assert_eq!(
-        db.rows(
+        before.db.rows(
             "SELECT status, coalesce(error, '') LIKE '%stopped by SIGTERM%'
              FROM analytics.rollup_runs ORDER BY started_at"
         ),
@@ -809,7 +805,7 @@ fn costs_behind_a_table_lock_stops_on_sigterm_instead_of_waiting_forever() {
     let mut tx = blocker.transaction().unwrap();
     tx.batch_execute("LOCK TABLE analytics.tenant_daily IN ACCESS EXCLUSIVE MODE")
         .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
         .args(["costs", "--month", "2026-03"])
         .env("DATABASE_URL", &db.url)
         .stdout(std::process::Stdio::null())
@@ -819,15 +815,7 @@ fn costs_behind_a_table_lock_stops_on_sigterm_instead_of_waiting_forever() {
     db.wait_for_lock_wait("callrollup-costs", "costs never waited on the lock");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "costs did not stop while the lock was held"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = crate::util::ends_within(child, 20, "costs did not stop while the lock was held");
     let stderr = crate::util::stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
@@ -846,28 +834,14 @@ fn costs_behind_a_table_lock_stops_on_sigterm_instead_of_waiting_forever() {
 fn a_killed_engines_backend_stops_waiting_on_its_lock() {
     let window = ["--from", "2026-03-07", "--to", "2026-03-09"];
     let before = RolledUp::new(&window);
-    let (db, out) = (&before.db, &before.out);
-    db.exec("UPDATE call_logs SET total_cost_usd = total_cost_usd + 2");
-    let mut analyst = db.client();
-    let mut held = analyst.transaction().unwrap();
-    held.batch_execute("SELECT * FROM analytics.tenant_daily FOR UPDATE")
-        .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
-        .arg("run")
-        .args(window)
-        .arg("--out")
-        .arg(out)
-        .env("DATABASE_URL", &db.url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    db.wait_for_lock_wait("callrollup", "the run never waited on the analyst's rows");
+    let (mut analyst, mut child) =
+        run_behind_an_analysts_row_lock(&before, &window, std::process::Stdio::null());
     child.kill().unwrap();
     child.wait().unwrap();
     // The server notices the engine is gone (client_connection_check_interval)
     // and ends the waiting statement, its transaction and its locks, long
     // before the 60 s lock timeout.
+    let db = &before.db;
     let waiting = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'callrollup'",
         db.name
@@ -880,5 +854,5 @@ fn a_killed_engines_backend_stops_waiting_on_its_lock() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    held.rollback().unwrap();
+    analyst.batch_execute("ROLLBACK").unwrap();
 }

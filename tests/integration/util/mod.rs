@@ -156,6 +156,30 @@ pub fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// `tree` without what readers ignore: dot-named locks, journals and
+/// staged temporaries.
+pub fn visible(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        })
+        .collect()
+}
+
+/// Waits up to `seconds` for `child` to end (a liveness bound, not a
+/// timing: what it waits behind would hold it far longer); returns its output.
+pub fn ends_within(child: std::process::Child, seconds: u64, what: &str) -> std::process::Output {
+    let mut child = child;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// The summary tables' columns that a run computes (no run_id, no computed_at).
 pub const SUMMARY_TABLES: [(&str, &str); 3] = [
     ("tenant_daily", "tenant_id, day, business_name, timezone, calls, completed_calls, failed_calls, billable_seconds, stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd, calls_missing_cost, cost_mismatch_calls, errors, critical_errors, errored_calls, error_rate"),
