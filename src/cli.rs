@@ -367,6 +367,65 @@ pub fn parse_tenants(values: &[String]) -> Result<Vec<uuid::Uuid>> {
     Ok(out)
 }
 
+/// A clap usage error as the engine's one error line: clap's message, its
+/// tip and the valid values, then which `--help` to read (the subcommand's,
+/// when `args` name one). Help and version are no errors: main prints
+/// them as clap does.
+pub fn usage_line(
+    error: &clap::Error,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> String {
+    let text = error.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        // Usage and clap's own pointer to --help: said below.
+        if line.starts_with("Usage: ") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+    }
+    let cli = <Cli as clap::CommandFactory>::command();
+    let subcommand = args.into_iter().skip(1).find_map(|a| {
+        let a = a.to_string_lossy().into_owned();
+        cli.get_subcommands()
+            .any(|s| s.get_name() == a)
+            .then_some(a)
+    });
+    let command = match subcommand {
+        Some(name) => format!("callrollup {name}"),
+        None => "callrollup".to_string(),
+    };
+    format!("{}; see `{command} --help`", parts.join("; "))
+}
+
+/// `--log-format` as given on a command line clap refused: the error line
+/// is still written the way the caller asked.
+pub fn log_format_in(args: impl IntoIterator<Item = std::ffi::OsString>) -> crate::log::LogFormat {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut format = crate::log::LogFormat::Text;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--log-format") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(v) = value {
+            format = crate::log::LogFormat::from_str(v, true).unwrap_or(format);
+        }
+    }
+    format
+}
+
 /// Default report folder.
 pub fn default_out() -> PathBuf {
     PathBuf::from("reports")

@@ -32,6 +32,7 @@ fn tenant_day(tenant: &str, on: &str, calls: i64, total: &str) -> TenantDay {
             llm_cost_usd: Some(d("0.2")),
             tts_cost_usd: Some(d("0.3")),
             total_cost_usd: d(total),
+            ..Default::default()
         },
     }
 }
@@ -43,9 +44,12 @@ fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
         by: GroupBy::Tenant,
         rows,
         coverage: Coverage::default(),
+        previous_coverage: Coverage::default(),
         reconciliation: None,
+        view: View::default(),
         daily: Default::default(),
         read_from: String::new(),
+        totals: Figures::default(),
     }
 }
 
@@ -62,6 +66,8 @@ fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
         previous_tenant_days: previous,
         outcome_days: Vec::new(),
         previous_outcome_days: Vec::new(),
+        missing_days: Default::default(),
+        previous_missing_days: Default::default(),
     }
 }
 
