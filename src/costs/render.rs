@@ -916,6 +916,9 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     }
     daily.set_freeze_panes(1, 1).map_err(e)?;
     daily.autofit();
+    // Printed (or exported to PDF) as one landscape page: the days and the
+    // whole chart together, not a chart cut in three.
+    daily.set_landscape().set_print_fit_to_pages(1, 1);
     if !ranked.is_empty() && !days.is_empty() {
         let mut chart = Chart::new(ChartType::Line);
         chart
