@@ -430,3 +430,46 @@ pub fn log_format_in(args: impl IntoIterator<Item = std::ffi::OsString>) -> crat
 pub fn default_out() -> PathBuf {
     PathBuf::from("reports")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_command_lines_keep_their_log_format() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        use crate::log::LogFormat::{Json, Text};
+        assert_eq!(log_format_in(args(&["callrollup", "run", "--nope"])), Text);
+        assert_eq!(
+            log_format_in(args(&[
+                "callrollup",
+                "--log-format",
+                "json",
+                "run",
+                "--nope"
+            ])),
+            Json
+        );
+        assert_eq!(
+            log_format_in(args(&["callrollup", "run", "--log-format=JSON"])),
+            Json
+        );
+        assert_eq!(
+            log_format_in(args(&["callrollup", "--log-format", "xml"])),
+            Text
+        );
+    }
+
+    #[test]
+    fn a_clap_error_is_one_line_that_names_the_help_to_read() {
+        let argv = ["callrollup", "costs", "--by", "week"];
+        let e = <Cli as Parser>::try_parse_from(argv).unwrap_err();
+        let line = usage_line(&e, argv.iter().map(std::ffi::OsString::from));
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("invalid value 'week' for '--by <BY>'"),
+            "{line}"
+        );
+        assert!(line.ends_with("; see `callrollup costs --help`"), "{line}");
+    }
+}
