@@ -367,7 +367,109 @@ pub fn parse_tenants(values: &[String]) -> Result<Vec<uuid::Uuid>> {
     Ok(out)
 }
 
+/// A clap usage error as the engine's one error line: clap's message, its
+/// tip and the valid values, then which `--help` to read (the subcommand's,
+/// when `args` name one). Help and version are no errors: main prints
+/// them as clap does.
+pub fn usage_line(
+    error: &clap::Error,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> String {
+    let text = error.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        // Usage and clap's own pointer to --help: said below.
+        if line.starts_with("Usage: ") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+    }
+    let cli = <Cli as clap::CommandFactory>::command();
+    let subcommand = args.into_iter().skip(1).find_map(|a| {
+        let a = a.to_string_lossy().into_owned();
+        cli.get_subcommands()
+            .any(|s| s.get_name() == a)
+            .then_some(a)
+    });
+    let command = match subcommand {
+        Some(name) => format!("callrollup {name}"),
+        None => "callrollup".to_string(),
+    };
+    format!("{}; see `{command} --help`", parts.join("; "))
+}
+
+/// `--log-format` as given on a command line clap refused: the error line
+/// is still written the way the caller asked.
+pub fn log_format_in(args: impl IntoIterator<Item = std::ffi::OsString>) -> crate::log::LogFormat {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut format = crate::log::LogFormat::Text;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        let value = match arg.strip_prefix("--log-format") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(v) = value {
+            format = crate::log::LogFormat::from_str(v, true).unwrap_or(format);
+        }
+    }
+    format
+}
+
 /// Default report folder.
 pub fn default_out() -> PathBuf {
     PathBuf::from("reports")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_command_lines_keep_their_log_format() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        use crate::log::LogFormat::{Json, Text};
+        assert_eq!(log_format_in(args(&["callrollup", "run", "--nope"])), Text);
+        assert_eq!(
+            log_format_in(args(&[
+                "callrollup",
+                "--log-format",
+                "json",
+                "run",
+                "--nope"
+            ])),
+            Json
+        );
+        assert_eq!(
+            log_format_in(args(&["callrollup", "run", "--log-format=JSON"])),
+            Json
+        );
+        assert_eq!(
+            log_format_in(args(&["callrollup", "--log-format", "xml"])),
+            Text
+        );
+    }
+
+    #[test]
+    fn a_clap_error_is_one_line_that_names_the_help_to_read() {
+        let argv = ["callrollup", "costs", "--by", "week"];
+        let e = <Cli as Parser>::try_parse_from(argv).unwrap_err();
+        let line = usage_line(&e, argv.iter().map(std::ffi::OsString::from));
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("invalid value 'week' for '--by <BY>'"),
+            "{line}"
+        );
+        assert!(line.ends_with("; see `callrollup costs --help`"), "{line}");
+    }
 }

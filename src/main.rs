@@ -1,5 +1,6 @@
 //! Thin binary: parse, run, map errors to exit codes (docs/CONTRACT.md §7).
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 /// Bounded memory needs glibc's allocator to give memory back: at most
@@ -19,7 +20,30 @@ fn tune_allocator() {
 
 fn main() {
     tune_allocator();
-    let cli = callrollup::cli::Cli::parse();
+    let cli = match callrollup::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version print as clap prints them (exit 0; a bare
+        // `callrollup` shows the help on stderr, exit 2).
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        // Any other argument error is the engine's one line, exit 2.
+        Err(e) => {
+            callrollup::log::init(
+                callrollup::cli::log_format_in(std::env::args_os()),
+                callrollup::log::Verbosity::Normal,
+            );
+            callrollup::log::error(&callrollup::cli::usage_line(&e, std::env::args_os()), 2);
+            std::process::exit(2);
+        }
+    };
     callrollup::log::init(cli.log_format, cli.verbosity());
     if let Err(e) = callrollup::cmd::dispatch(cli) {
         callrollup::log::error(&e.to_string(), e.exit_code());

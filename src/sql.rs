@@ -45,6 +45,7 @@ pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
 pub const COSTS_TENANT_DAYS: &str = include_str!("../queries/costs_tenant_days.sql");
 pub const COSTS_OUTCOME_DAYS: &str = include_str!("../queries/costs_outcome_days.sql");
 pub const COSTS_COVERAGE: &str = include_str!("../queries/costs_coverage.sql");
+pub const COSTS_KNOWN_TENANTS: &str = include_str!("../queries/costs_known_tenants.sql");
 pub const SUMMARY_COPY_OUT: &str = include_str!("../queries/summary_copy_out.sql");
 pub const ZONE_DAY_BOUNDARIES: &str = include_str!("../queries/zone_day_boundaries.sql");
 pub const LEDGER_STATUS: &str = include_str!("../queries/ledger_status.sql");

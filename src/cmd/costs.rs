@@ -3,6 +3,7 @@
 //! Usage: callrollup costs [--month YYYY-MM | --from D --to D] [--tenant UUID]...
 //!                         [--by tenant|day|outcome|month]
 //!                         [--format table|csv|json|parquet|xlsx] [-o FILE]
+//!                         [--sort COLUMN] [--top N]
 //!                         [--reports DIR] [--reconcile [--source DIR]] [--require-complete]
 //!                         [--target-url URL | --database-url URL] [--target-schema NAME]
 //!
@@ -66,10 +67,21 @@ pub struct Args {
     #[arg(long)]
     pub require_complete: bool,
 
-    /// How many tenants the workbook's daily chart shows.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
-    pub top: u16,
+    /// Rank the rows by this column, in every format: numbers largest
+    /// first, text A to Z (e.g. total_cost_usd, calls, cost_per_call_usd,
+    /// change_total_cost_pct, business_name; any column of the report).
+    #[arg(long, value_name = "COLUMN")]
+    pub sort: Option<String>,
+
+    /// Keep the first N rows (by --sort, else by total_cost_usd), in every
+    /// format; the TOTAL row stays the total of all. The workbook's daily
+    /// chart draws the top N tenants (default 5, at most 50).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: Option<u32>,
 }
+
+/// Tenants the workbook's daily chart draws without --top, and at most.
+const CHART_TOP: (usize, usize) = (5, 50);
 
 fn period(args: &Args) -> Result<Period> {
     match (&args.month, args.range.days()?) {
@@ -117,7 +129,25 @@ pub fn execute(args: Args) -> Result<()> {
     } else {
         None
     };
-    let report = crate::costs::build(&mut summaries, period, args.by, &tenants, source.as_ref())?;
+    // A --tenant the summary tables have never held is a typo, not an
+    // empty report.
+    let unknown = summaries.unknown_tenants(&tenants)?;
+    if !unknown.is_empty() {
+        return Err(Error::usage(format!(
+            "unknown --tenant {}: not in the summary tables ({}) on any day; check the tenant_id (`callrollup costs` without --tenant lists them)",
+            unknown.join(", "),
+            summaries.describe()
+        )));
+    }
+    let mut report =
+        crate::costs::build(&mut summaries, period, args.by, &tenants, source.as_ref())?;
+    if let Some(column) = &args.sort {
+        render::check_sort(&report, column)?;
+    }
+    report.view = crate::costs::View {
+        sort: args.sort.clone(),
+        top: args.top.map(|n| n as usize),
+    };
 
     // Say what is missing, on stderr, whatever the format.
     if report.rows.len() <= 1 {
@@ -125,6 +155,9 @@ pub fn execute(args: Args) -> Result<()> {
             "no figures for {}..{} in the {}: the report is empty",
             period.from, period.to, report.read_from
         ));
+    }
+    for note in render::comparison_notes(&report) {
+        crate::log::info(&note);
     }
     for tenant in &tenants.tenants {
         let id = tenant.to_string();
@@ -148,7 +181,12 @@ pub fn execute(args: Args) -> Result<()> {
         Format::Csv => render::csv(&report)?,
         Format::Json => render::json(&report)?,
         Format::Parquet => render::parquet(&report)?,
-        Format::Xlsx => render::xlsx(&report, usize::from(args.top))?,
+        Format::Xlsx => render::xlsx(
+            &report,
+            args.top
+                .map_or(CHART_TOP.0, |n| n as usize)
+                .min(CHART_TOP.1),
+        )?,
     };
     args.output.write(&bytes)?;
 

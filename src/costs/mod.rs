@@ -113,6 +113,11 @@ pub struct Figures {
     pub llm_cost_usd: Option<Decimal>,
     pub tts_cost_usd: Option<Decimal>,
     pub total_cost_usd: Decimal,
+    /// Calls with a missing cost component (`tenant_daily.calls_missing_cost`).
+    pub calls_missing_cost: i64,
+    /// Calls whose components do not add up to their total
+    /// (`tenant_daily.cost_mismatch_calls`).
+    pub cost_mismatch_calls: i64,
 }
 
 fn add_option(a: Option<Decimal>, b: Option<Decimal>) -> Option<Decimal> {
@@ -133,6 +138,15 @@ impl Figures {
         self.llm_cost_usd = add_option(self.llm_cost_usd, other.llm_cost_usd);
         self.tts_cost_usd = add_option(self.tts_cost_usd, other.tts_cost_usd);
         self.total_cost_usd += other.total_cost_usd;
+        self.calls_missing_cost += other.calls_missing_cost;
+        self.cost_mismatch_calls += other.cost_mismatch_calls;
+    }
+
+    /// STT + LLM + TTS, where any component is known.
+    pub fn components_usd(&self) -> Option<Decimal> {
+        [self.stt_cost_usd, self.llm_cost_usd, self.tts_cost_usd]
+            .into_iter()
+            .fold(None, add_option)
     }
 
     /// Billable minutes, exact to 6 decimals (half-even).
@@ -201,6 +215,10 @@ pub struct CostRow {
     pub current: Figures,
     /// The same figures in the previous period; None when there was nothing.
     pub previous: Option<Figures>,
+    /// Whether the change may be shown: every day of the period this row
+    /// stands for, and every previous day it is compared with, was
+    /// covered. Otherwise the change is NULL (a missing day is not a 0).
+    pub comparable: bool,
 }
 
 impl CostRow {
@@ -230,6 +248,12 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// How many days of `period` were covered (partial days count: they
+    /// have figures, flagged separately).
+    pub fn days_covered(&self, period: &Period) -> i64 {
+        period.days() - self.missing_days.len() as i64
+    }
+
     pub fn is_complete(&self) -> bool {
         self.missing_days.is_empty() && self.partial_days.is_empty()
     }
@@ -289,14 +313,38 @@ pub struct Report {
     /// The rows, sorted; the grand total is last.
     pub rows: Vec<CostRow>,
     pub coverage: Coverage,
+    /// How succeeded runs covered the previous period (its changes are
+    /// only shown where it was covered).
+    pub previous_coverage: Coverage,
     pub reconciliation: Option<Reconciliation>,
+    /// Which rows are shown, and in which order (`--sort`, `--top`).
+    pub view: View,
     /// Daily total cost per tenant (for charts), by tenant id.
     pub daily: BTreeMap<String, BTreeMap<NaiveDate, Decimal>>,
     /// Where the figures were read: the target database or a folder.
     pub read_from: String,
+    /// The period's tenant days added up, whatever the grouping: the
+    /// components, the total, and the calls with missing or mismatched
+    /// costs behind them.
+    pub totals: Figures,
+}
+
+/// `--sort COLUMN` and `--top N`: the rows shown, ranked and trimmed. The
+/// TOTAL row is always the total of every row, shown or not.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// A column of the report (numbers largest first, text A to Z).
+    pub sort: Option<String>,
+    /// Keep the first N rows (by `sort`, else by total_cost_usd).
+    pub top: Option<usize>,
 }
 
 impl Report {
+    /// Whether the previous period was covered on every day.
+    pub fn previous_complete(&self) -> bool {
+        self.previous_coverage.missing_days.is_empty()
+    }
+
     /// The grand total: the last row (looked up once per rendered row, so
     /// never a scan: a scan made `--by day` over 1,000 tenants quadratic).
     pub fn total(&self) -> Option<&CostRow> {
@@ -319,6 +367,10 @@ pub struct Inputs {
     pub previous_tenant_days: Vec<TenantDay>,
     pub outcome_days: Vec<OutcomeDay>,
     pub previous_outcome_days: Vec<OutcomeDay>,
+    /// Days of the period no succeeded run covered.
+    pub missing_days: BTreeSet<NaiveDate>,
+    /// Days of the previous period no succeeded run covered.
+    pub previous_missing_days: BTreeSet<NaiveDate>,
 }
 
 fn month_of(day: NaiveDate) -> String {
@@ -425,32 +477,50 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         }
     }
     let previous_period = previous_range(period, by);
-    let previous_of = |key: &RowKey, days: &BTreeSet<NaiveDate>| -> Option<Figures> {
-        let base = strip(key.clone());
-        // Which previous days stand for this row: the whole previous
-        // period for tenant and outcome rows, the matching day for a day,
-        // the same days of the previous month for a month.
-        let wanted: Vec<NaiveDate> = match by {
-            GroupBy::Tenant | GroupBy::Outcome => previous_period.each_day().collect(),
-            GroupBy::Day => days
-                .iter()
-                .filter_map(|d| period.previous_day(*d))
-                .collect(),
+    // The days of the period a row stands for, and the previous days it
+    // is compared with: the whole periods for tenant and outcome rows, the
+    // day and its matching day for a day, the month's days and the same
+    // days of the month before for a month.
+    let days_of = |key: &RowKey, days: &BTreeSet<NaiveDate>| -> (Vec<NaiveDate>, Vec<NaiveDate>) {
+        match by {
+            GroupBy::Tenant | GroupBy::Outcome => (
+                period.each_day().collect(),
+                previous_period.each_day().collect(),
+            ),
+            GroupBy::Day => (
+                days.iter().copied().collect(),
+                days.iter()
+                    .filter_map(|d| period.previous_day(*d))
+                    .collect(),
+            ),
             GroupBy::Month => {
                 let month = key.month.clone().unwrap_or_default();
-                period
+                let current: Vec<NaiveDate> = period
                     .each_day()
                     .filter(|d| month_of(*d) == month)
+                    .collect();
+                let previous = current
+                    .iter()
                     .filter_map(|d| {
                         d.checked_sub_months(Months::new(1))
                             .filter(|p| p.day() == d.day())
                     })
-                    .collect()
+                    .collect();
+                (current, previous)
             }
-        };
+        }
+    };
+    let comparable = |current: &[NaiveDate], previous: &[NaiveDate]| {
+        !current.iter().any(|d| inputs.missing_days.contains(d))
+            && !previous
+                .iter()
+                .any(|d| inputs.previous_missing_days.contains(d))
+    };
+    let previous_of = |key: &RowKey, wanted: &[NaiveDate]| -> Option<Figures> {
+        let base = strip(key.clone());
         let mut sum: Option<Figures> = None;
         for d in wanted {
-            if let Some(f) = previous_by_day.get(&(base.clone(), d)) {
+            if let Some(f) = previous_by_day.get(&(base.clone(), *d)) {
                 sum.get_or_insert_with(Figures::default).add(f);
             }
         }
@@ -459,12 +529,16 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
 
     let mut out: Vec<CostRow> = rows
         .iter()
-        .map(|(key, acc)| CostRow {
-            key: key.clone(),
-            business_name: acc.business_name.clone(),
-            timezone: acc.timezone.clone(),
-            current: acc.figures.clone(),
-            previous: previous_of(key, &acc.days),
+        .map(|(key, acc)| {
+            let (current_days, previous_days) = days_of(key, &acc.days);
+            CostRow {
+                key: key.clone(),
+                business_name: acc.business_name.clone(),
+                timezone: acc.timezone.clone(),
+                current: acc.figures.clone(),
+                previous: previous_of(key, &previous_days),
+                comparable: comparable(&current_days, &previous_days),
+            }
         })
         .collect();
 
@@ -478,12 +552,17 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
             previous_total.get_or_insert_with(Figures::default).add(f);
         }
     }
+    let total_comparable = comparable(
+        &period.each_day().collect::<Vec<_>>(),
+        &previous_period.each_day().collect::<Vec<_>>(),
+    );
     out.push(CostRow {
         key: RowKey::default(),
         business_name: None,
         timezone: None,
         current: total,
         previous: previous_total,
+        comparable: total_comparable,
     });
     out
 }
@@ -535,7 +614,13 @@ pub fn build(
     let previous = previous_range(&period, by);
     let outcomes = by == GroupBy::Outcome;
     let tenant_days = summaries.tenant_days(&period, tenants)?;
-    let inputs = Inputs {
+    let coverage = summaries.coverage(&period)?;
+    let previous_coverage = summaries.coverage(&previous)?;
+    let reconciliation = match reconcile {
+        None => None,
+        Some(source) => Some(sources::reconcile(source, &period, tenants, &tenant_days)?),
+    };
+    let mut inputs = Inputs {
         previous_tenant_days: if outcomes {
             Vec::new()
         } else {
@@ -552,27 +637,49 @@ pub fn build(
             Vec::new()
         },
         tenant_days,
+        missing_days: coverage.missing_days.iter().copied().collect(),
+        previous_missing_days: previous_coverage.missing_days.iter().copied().collect(),
     };
-    let coverage = summaries.coverage(&period)?;
-    let reconciliation = match reconcile {
-        None => None,
-        Some(source) => Some(sources::reconcile(
-            source,
-            &period,
-            tenants,
-            &inputs.tenant_days,
-        )?),
-    };
+    leave_out_empty_platform_rows(&mut inputs);
+    let mut totals = Figures::default();
+    for t in &inputs.tenant_days {
+        totals.add(&t.figures);
+    }
     Ok(Report {
         period,
         previous_period: previous,
         by,
         rows: build_rows(&period, by, &inputs),
         coverage,
+        previous_coverage,
         reconciliation,
+        view: View::default(),
         daily: daily_costs(&inputs.tenant_days),
         read_from: summaries.describe(),
+        totals,
     })
+}
+
+/// Whether figures are a platform row (errors without a tenant) that
+/// costs nothing: such rows fill the summary tables for `errors`, but are
+/// no line of a cost report.
+fn is_empty_platform(tenant_id: &str, f: &Figures) -> bool {
+    tenant_id == PLATFORM_TENANT
+        && f.calls == 0
+        && f.total_cost_usd.is_zero()
+        && [f.stt_cost_usd, f.llm_cost_usd, f.tts_cost_usd]
+            .iter()
+            .all(|c| c.is_none_or(|c| c.is_zero()))
+}
+
+/// Leaves zero-cost platform rows out of a cost report's inputs.
+pub fn leave_out_empty_platform_rows(inputs: &mut Inputs) {
+    for days in [&mut inputs.tenant_days, &mut inputs.previous_tenant_days] {
+        days.retain(|t| !is_empty_platform(&t.tenant_id, &t.figures));
+    }
+    for days in [&mut inputs.outcome_days, &mut inputs.previous_outcome_days] {
+        days.retain(|o| !is_empty_platform(&o.tenant_id, &o.figures));
+    }
 }
 
 #[cfg(test)]

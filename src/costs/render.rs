@@ -27,6 +27,7 @@ pub enum Format {
 enum Value_ {
     Text(Option<String>),
     Int(Option<i64>),
+    Bool(bool),
     /// An exact decimal and the scale it is shown with.
     Decimal(Option<Decimal>, u32),
 }
@@ -112,32 +113,146 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
             ),
         ]);
     }
+    // A change against days no run covered would be a change against 0:
+    // none is shown (the row says why in `comparable`).
+    let shown = p.filter(|_| row.comparable);
     let previous_total = p.map(|p| p.total_cost_usd);
-    let previous_calls = p.map(|p| Decimal::from(p.calls));
+    let shown_total = shown.map(|p| p.total_cost_usd);
+    let shown_calls = shown.map(|p| Decimal::from(p.calls));
     out.extend([
         ("previous_total_cost_usd", money(previous_total)),
-        ("change_calls", Value_::Int(p.map(|p| c.calls - p.calls))),
+        (
+            "change_calls",
+            Value_::Int(shown.map(|p| c.calls - p.calls)),
+        ),
         (
             "change_calls_pct",
-            Value_::Decimal(change_pct(Decimal::from(c.calls), previous_calls), 2),
+            Value_::Decimal(change_pct(Decimal::from(c.calls), shown_calls), 2),
         ),
         (
             "change_total_cost_usd",
-            money(previous_total.map(|p| c.total_cost_usd - p)),
+            money(shown_total.map(|p| c.total_cost_usd - p)),
         ),
         (
             "change_total_cost_pct",
-            Value_::Decimal(change_pct(c.total_cost_usd, previous_total), 2),
+            Value_::Decimal(change_pct(c.total_cost_usd, shown_total), 2),
         ),
+        ("comparable", Value_::Bool(row.comparable)),
     ]);
+    if components {
+        out.extend([
+            (
+                "calls_missing_cost",
+                Value_::Int(Some(c.calls_missing_cost)),
+            ),
+            (
+                "cost_mismatch_calls",
+                Value_::Int(Some(c.cost_mismatch_calls)),
+            ),
+        ]);
+    }
     out
+}
+
+/// The columns `--sort` accepts for `report`'s grouping.
+pub fn sort_columns(report: &Report) -> Vec<&'static str> {
+    report
+        .rows
+        .last()
+        .map(|row| columns(report, row).into_iter().map(|(n, _)| n).collect())
+        .unwrap_or_default()
+}
+
+/// Refuses a `--sort` column the report does not have.
+pub fn check_sort(report: &Report, column: &str) -> Result<()> {
+    let allowed = sort_columns(report);
+    if allowed.contains(&column) {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--sort {column:?} is not a column of `costs --by {}`; use one of: {}",
+        by_name(report.by),
+        allowed.join(", ")
+    )))
+}
+
+fn by_name(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Tenant => "tenant",
+        GroupBy::Day => "day",
+        GroupBy::Outcome => "outcome",
+        GroupBy::Month => "month",
+    }
+}
+
+/// How one cell ranks under `--sort`: numbers largest first, text A to Z,
+/// empty cells last.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    Number(std::cmp::Reverse<Decimal>),
+    Text(String),
+    Empty,
+}
+
+fn rank(value: Value_) -> Rank {
+    match value {
+        Value_::Int(Some(v)) => Rank::Number(std::cmp::Reverse(Decimal::from(v))),
+        Value_::Decimal(Some(v), _) => Rank::Number(std::cmp::Reverse(v)),
+        Value_::Bool(v) => Rank::Number(std::cmp::Reverse(Decimal::from(u8::from(v)))),
+        Value_::Text(Some(v)) => Rank::Text(v),
+        _ => Rank::Empty,
+    }
+}
+
+/// The rows shown, in order: ranked by `--sort` (or, with `--top` alone,
+/// by total cost), the first `--top`, then the TOTAL of every row.
+pub fn visible_rows(report: &Report) -> Vec<&CostRow> {
+    let total = report.total();
+    let mut lines: Vec<&CostRow> = report
+        .rows
+        .iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .collect();
+    let sort = report
+        .view
+        .sort
+        .as_deref()
+        .or(report.view.top.map(|_| "total_cost_usd"));
+    if let Some(column) = sort {
+        let key = |row: &CostRow| {
+            columns(report, row)
+                .into_iter()
+                .find(|(n, _)| *n == column)
+                .map(|(_, v)| rank(v))
+                .unwrap_or(Rank::Empty)
+        };
+        // Stable: ties keep the key order.
+        lines.sort_by_cached_key(|r| key(r));
+    }
+    if let Some(top) = report.view.top {
+        lines.truncate(top);
+    }
+    lines.extend(total);
+    lines
+}
+
+/// How many rows `--top` left out.
+fn hidden_rows(report: &Report) -> usize {
+    let all = report
+        .rows
+        .iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .count();
+    report.view.top.map_or(0, |top| all.saturating_sub(top))
 }
 
 /// The report as a frame: money as Decimal(38,6), percentages as
 /// Decimal(38,2), counts as Int64, text as String.
 pub fn frame(report: &Report) -> Result<DataFrame> {
-    let table: Vec<Vec<(&'static str, Value_)>> =
-        report.rows.iter().map(|r| columns(report, r)).collect();
+    let table: Vec<Vec<(&'static str, Value_)>> = visible_rows(report)
+        .into_iter()
+        .map(|r| columns(report, r))
+        .collect();
     let Some(first) = table.first() else {
         return Ok(DataFrame::empty());
     };
@@ -160,6 +275,16 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
                     .iter()
                     .map(|r| match &r[i].1 {
                         Value_::Int(v) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Value_::Bool(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Value_::Bool(v) => Some(*v),
                         _ => None,
                     })
                     .collect::<Vec<_>>(),
@@ -234,15 +359,15 @@ fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
 }
 
 pub fn json(report: &Report) -> Result<Vec<u8>> {
-    let rows: Vec<Value> = report
-        .rows
-        .iter()
+    let rows: Vec<Value> = visible_rows(report)
+        .into_iter()
         .map(|row| {
             let mut object = serde_json::Map::new();
             for (name, value) in columns(report, row) {
                 let value = match value {
                     Value_::Text(v) => json!(v),
                     Value_::Int(v) => json!(v),
+                    Value_::Bool(v) => json!(v),
                     // Exact decimals travel as strings: no float on the way.
                     Value_::Decimal(v, scale) => json!(v.map(|v| decimal_text(v, scale))),
                 };
@@ -266,8 +391,12 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
     let document = json!({
         "period": {"from": report.period.from, "to": report.period.to},
         "previous_period": {"from": report.previous_period.from, "to": report.previous_period.to},
+        "previous_period_complete": report.previous_complete(),
         "by": report.by,
         "read_from": report.read_from,
+        "sort": sort_column(report),
+        "top": report.view.top,
+        "rows_left_out": hidden_rows(report),
         "rows": rows,
         "coverage": {
             "complete": report.coverage.is_complete(),
@@ -275,7 +404,23 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
             "partial_days": report.coverage.partial_days,
             "runs": report.coverage.runs,
             "source": report.coverage.source,
+            "days": report.period.days(),
+            "days_covered": report.coverage.days_covered(&report.period),
         },
+        "previous_coverage": {
+            "complete": report.previous_complete(),
+            "missing_days": report.previous_coverage.missing_days,
+            "days": report.previous_period.days(),
+            "days_covered": report.previous_coverage.days_covered(&report.previous_period),
+        },
+        "data_quality": {
+            "calls_missing_cost": report.totals.calls_missing_cost,
+            "cost_mismatch_calls": report.totals.cost_mismatch_calls,
+            "components_cost_usd": report.totals.components_usd().map(crate::money::format),
+            "total_cost_usd": crate::money::format(report.totals.total_cost_usd),
+            "findings": "data_quality_findings kinds missing_cost and cost_mismatch",
+        },
+        "notes": comparison_notes(report),
         "reconciliation": report.reconciliation,
         "rounding": rounding,
     });
@@ -288,6 +433,123 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
 /// Cents for people: `1234.57`, or empty.
 fn cents_text(v: Option<Decimal>) -> String {
     v.map(|v| decimal_text(cents(v), 2)).unwrap_or_default()
+}
+
+/// Decimals a cost per call is shown with in the table and the workbook:
+/// cents cannot tell apart tenants whose calls cost 0.0123 and 0.0149.
+pub const PER_CALL_DECIMALS: u32 = 4;
+
+fn per_call_text(v: Option<Decimal>) -> String {
+    v.map(|v| {
+        decimal_text(
+            v.round_dp_with_strategy(
+                PER_CALL_DECIMALS,
+                rust_decimal::RoundingStrategy::MidpointNearestEven,
+            ),
+            PER_CALL_DECIMALS,
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// The period's name for people: `2026-12`, or `2026-12-01..2026-12-15`.
+fn period_label(period: &super::Period) -> String {
+    if period.is_month {
+        period.from.format("%Y-%m").to_string()
+    } else {
+        format!("{}..{}", period.from, period.to)
+    }
+}
+
+/// The `--sort` column in effect (`--top` alone ranks by total cost).
+fn sort_column(report: &Report) -> Option<&str> {
+    report
+        .view
+        .sort
+        .as_deref()
+        .or(report.view.top.map(|_| "total_cost_usd"))
+}
+
+/// What the comparison with the previous period can and cannot say: an
+/// empty period, days of either period no run covered (no change is
+/// shown against them: a missing day is not a 0).
+pub fn comparison_notes(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let (period, previous) = (&report.period, &report.previous_period);
+    let covered = report.coverage.days_covered(period);
+    let lines = report.rows.iter().any(|r| r.key.tenant_id.is_some());
+    let where_rows = match report.by {
+        GroupBy::Day | GroupBy::Month => " where a row compares with a day not covered",
+        GroupBy::Tenant | GroupBy::Outcome => "",
+    };
+    if !lines {
+        if covered == 0 {
+            out.push(format!(
+                "no rolled-up days in {}: run `callrollup run --from {} --to {}` to roll them up, or point --reports / --target-url at the summaries that hold them; no change shown",
+                period_label(period),
+                period.from,
+                period.to
+            ));
+        } else {
+            out.push(format!(
+                "no figures in {} for the tenants asked for; no change shown",
+                period_label(period)
+            ));
+        }
+        return out;
+    }
+    if covered < period.days() {
+        out.push(format!(
+            "period incomplete: {covered} of {} days covered; no change shown{where_rows}",
+            period.days()
+        ));
+    }
+    if !report.previous_complete() {
+        out.push(format!(
+            "previous period {}..{} incomplete: {} of {} days covered; no change shown{where_rows}",
+            previous.from,
+            previous.to,
+            report.previous_coverage.days_covered(previous),
+            previous.days()
+        ));
+    }
+    out
+}
+
+/// The calls with missing or mismatched costs behind the total.
+pub fn data_quality_line(report: &Report) -> String {
+    let t = &report.totals;
+    let components = t
+        .components_usd()
+        .map(|c| decimal_text(cents(c), 2))
+        .unwrap_or_else(|| "none".into());
+    let total = decimal_text(cents(t.total_cost_usd), 2);
+    if t.calls_missing_cost == 0 && t.cost_mismatch_calls == 0 {
+        return format!(
+            "data quality: no call with a missing or mismatched cost component (STT + LLM + TTS = {components}, total {total})"
+        );
+    }
+    format!(
+        "data quality: behind the total, {} call(s) had a missing cost component (calls_missing_cost) and {} call(s) had components that do not add up to their total (cost_mismatch_calls): STT + LLM + TTS = {components} vs total {total}, which counts each call's recorded total_cost_usd; see data_quality_findings, kinds missing_cost and cost_mismatch, for the tenant days",
+        t.calls_missing_cost, t.cost_mismatch_calls
+    )
+}
+
+/// Which rows are shown, when `--sort` or `--top` chose them.
+fn view_line(report: &Report) -> Option<String> {
+    let column = sort_column(report)?;
+    let all = report
+        .rows
+        .iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .count();
+    Some(match report.view.top {
+        Some(top) if top < all => format!(
+            "rows: the top {top} of {all} by {column}; {} left out, the TOTAL is of all {all}",
+            all - top
+        ),
+        _ => format!("rows: sorted by {column}"),
+    })
 }
 
 /// Lines after a table or on the workbook's about sheet.
@@ -303,8 +565,10 @@ pub fn notes(report: &Report) -> Vec<String> {
             previous.to,
             report.read_from
         ),
-        "money in USD, shown in cents rounded half-even; every sum is exact before rounding".into(),
+        format!("money in USD, shown in cents rounded half-even (costs per call to {PER_CALL_DECIMALS} decimals); every sum is exact before rounding"),
     ];
+    out.extend(comparison_notes(report));
+    out.extend(view_line(report));
     for (column, lines, total, exact) in rounding(report) {
         out.push(format!(
             "rounding: the {column} lines add up to {}, the rounded total is {} (difference {}; exact total {})",
@@ -314,6 +578,7 @@ pub fn notes(report: &Report) -> Vec<String> {
             crate::money::format(exact)
         ));
     }
+    out.push(data_quality_line(report));
     let problems = report.coverage.problems();
     if problems.is_empty() {
         out.push(format!(
@@ -392,7 +657,7 @@ pub fn table(report: &Report) -> Vec<u8> {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.iter().map(Cell::new));
     let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
-    for row in &report.rows {
+    for row in visible_rows(report) {
         let c = &row.current;
         let mut cells = vec![
             Cell::new(row.display_name()),
@@ -423,11 +688,12 @@ pub fn table(report: &Report) -> Vec<u8> {
             ]);
         }
         let previous = row.previous.as_ref().map(|p| p.total_cost_usd);
+        let change = previous.filter(|_| row.comparable);
         cells.extend([
             right(cents_text(Some(c.total_cost_usd))),
-            right(cents_text(ratio(c.total_cost_usd, c.calls))),
-            right(cents_text(ratio(c.total_cost_usd, c.completed_calls))),
-            right(cents_text(ratio(c.total_cost_usd, c.booked_calls))),
+            right(per_call_text(ratio(c.total_cost_usd, c.calls))),
+            right(per_call_text(ratio(c.total_cost_usd, c.completed_calls))),
+            right(per_call_text(ratio(c.total_cost_usd, c.booked_calls))),
             right(
                 report
                     .share_of_total(row)
@@ -435,11 +701,12 @@ pub fn table(report: &Report) -> Vec<u8> {
                     .unwrap_or_default(),
             ),
             right(cents_text(previous)),
-            right(
-                change_pct(c.total_cost_usd, previous)
+            right(match (previous, row.comparable) {
+                (Some(_), false) => "n/a".to_string(),
+                _ => change_pct(c.total_cost_usd, change)
                     .map(|p| format!("{}%", decimal_text(p, 1)))
                     .unwrap_or_default(),
-            ),
+            }),
         ]);
         table.add_row(cells);
     }
@@ -449,6 +716,18 @@ pub fn table(report: &Report) -> Vec<u8> {
         out.push('\n');
     }
     out.into_bytes()
+}
+
+/// The About sheet's line on the Daily sheet: which days are blank.
+pub fn daily_sheet_line(report: &Report) -> String {
+    let missing = report.coverage.missing_days.len();
+    if missing == 0 {
+        "Daily sheet: every day of the period is covered; a tenant without calls on a day shows 0.00".into()
+    } else {
+        format!(
+            "Daily sheet: the {missing} day(s) no succeeded run covered are left blank and the chart shows gaps there, not 0.00 (a covered day without calls shows 0.00)"
+        )
+    }
 }
 
 fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
@@ -461,11 +740,18 @@ fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
 /// cost, and an about sheet (period, runs, coverage, reconciliation,
 /// rounding).
 pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
-    use rust_xlsxwriter::{Chart, ChartType, ExcelDateTime, Format as XFormat, Workbook};
+    use rust_xlsxwriter::{
+        Chart, ChartEmptyCells, ChartType, ExcelDateTime, Format as XFormat, Workbook,
+    };
     let mut workbook = Workbook::new();
     let bold = XFormat::new().set_bold();
     let money_format = XFormat::new().set_num_format("\"$\"#,##0.00");
     let money_total = money_format.clone().set_bold();
+    let per_call_format = XFormat::new().set_num_format(format!(
+        "\"$\"#,##0.{}",
+        "0".repeat(PER_CALL_DECIMALS as usize)
+    ));
+    let per_call_total = per_call_format.clone().set_bold();
     let date_format = XFormat::new().set_num_format("yyyy-mm-dd");
     let percent = XFormat::new().set_num_format("0.0%");
     let e = xlsx_error;
@@ -473,22 +759,14 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     let sheet = workbook.add_worksheet();
     sheet.set_name("Costs").map_err(e)?;
     // Every row has the same columns; the total row is always there.
-    let names: Vec<&str> = report
-        .rows
-        .first()
-        .map(|row| {
-            columns(report, row)
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect()
-        })
-        .unwrap_or_default();
+    let names: Vec<&str> = sort_columns(report);
+    let shown = visible_rows(report);
     for (col, name) in names.iter().enumerate() {
         sheet
             .write_string_with_format(0, col as u16, *name, &bold)
             .map_err(e)?;
     }
-    for (i, row) in report.rows.iter().enumerate() {
+    for (i, row) in shown.iter().enumerate() {
         let r = (i + 1) as u32;
         let is_total = row.key.tenant_id.is_none();
         for (col, (name, value)) in columns(report, row).into_iter().enumerate() {
@@ -514,6 +792,24 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
                 }
                 Value_::Int(Some(v)) => {
                     sheet.write_number(r, col, v as f64).map_err(e)?;
+                }
+                Value_::Bool(v) => {
+                    sheet.write_boolean(r, col, v).map_err(e)?;
+                }
+                Value_::Decimal(Some(v), _) if name.starts_with("cost_per_") => {
+                    // Enough decimals to tell tenants apart.
+                    let format = if is_total {
+                        &per_call_total
+                    } else {
+                        &per_call_format
+                    };
+                    let v = v.round_dp_with_strategy(
+                        PER_CALL_DECIMALS,
+                        rust_decimal::RoundingStrategy::MidpointNearestEven,
+                    );
+                    sheet
+                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), format)
+                        .map_err(e)?;
                 }
                 Value_::Decimal(Some(v), _) if name == "share_of_total" => {
                     sheet
@@ -554,7 +850,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
             }
         }
     }
-    let last_row = report.rows.len() as u32;
+    let last_row = shown.len() as u32;
     sheet.set_freeze_panes(1, 0).map_err(e)?;
     if !names.is_empty() {
         sheet
@@ -602,6 +898,11 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
             .write_string_with_format(0, col, guard_formula(&name_of(id)), &bold)
             .map_err(e)?;
         for (i, day) in days.iter().enumerate() {
+            // A day no run covered is left blank (a gap in the chart),
+            // never drawn as 0.00; a covered day without a row cost nothing.
+            if report.coverage.missing_days.contains(day) {
+                continue;
+            }
             let v = report.daily[*id].get(day).copied().unwrap_or_default();
             daily
                 .write_number_with_format(
@@ -615,13 +916,24 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     }
     daily.set_freeze_panes(1, 1).map_err(e)?;
     daily.autofit();
+    // Printed (or exported to PDF) as one landscape page: the days and the
+    // whole chart together, not a chart cut in three.
+    daily.set_landscape().set_print_fit_to_pages(1, 1);
     if !ranked.is_empty() && !days.is_empty() {
         let mut chart = Chart::new(ChartType::Line);
         chart
             .title()
             .set_name(&format!("Daily cost, top {} tenants", ranked.len()));
-        chart.x_axis().set_name("day");
-        chart.y_axis().set_name("USD");
+        // A date axis with a date format: Excel, LibreOffice and Google
+        // Sheets show dates, not their serial numbers.
+        chart
+            .x_axis()
+            .set_name("day")
+            .set_date_axis(true)
+            .set_num_format("yyyy-mm-dd");
+        chart.y_axis().set_name("USD").set_num_format("\"$\"#,##0");
+        // Blank (uncovered) days are gaps, not zeros.
+        chart.show_empty_cells_as(ChartEmptyCells::Gaps);
         let n = days.len() as u32;
         for j in 0..ranked.len() {
             let col = (j + 1) as u16;
@@ -649,6 +961,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     for text in notes(report) {
         line(about, &text)?;
     }
+    line(about, &daily_sheet_line(report))?;
     line(about, "")?;
     line(about, "runs the figures come from")?;
     for run in &report.coverage.runs {

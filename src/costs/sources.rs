@@ -69,6 +69,8 @@ impl Summaries {
                                 llm_cost_usd: Some(r.get("llm_cost_usd")),
                                 tts_cost_usd: Some(r.get("tts_cost_usd")),
                                 total_cost_usd: r.get("total_cost_usd"),
+                                calls_missing_cost: r.get("calls_missing_cost"),
+                                cost_mismatch_calls: r.get("cost_mismatch_calls"),
                             },
                         })
                     })
@@ -98,6 +100,10 @@ impl Summaries {
                         integers(&df, "completed_calls")?,
                         integers(&df, "billable_seconds")?,
                     );
+                    let (missing_cost, mismatch) = (
+                        integers(&df, "calls_missing_cost")?,
+                        integers(&df, "cost_mismatch_calls")?,
+                    );
                     let (ids, names, zones) = (
                         strings(&df, "tenant_id")?,
                         strings(&df, "business_name")?,
@@ -120,6 +126,8 @@ impl Summaries {
                                 llm_cost_usd: llm[i],
                                 tts_cost_usd: tts[i],
                                 total_cost_usd: total[i].unwrap_or_default(),
+                                calls_missing_cost: missing_cost[i],
+                                cost_mismatch_calls: mismatch[i],
                             },
                         });
                     }
@@ -170,6 +178,27 @@ impl Summaries {
         }
     }
 
+    /// The `--tenant` ids that are not in the summary tables on any day
+    /// (`tenant_daily`): unknown, a typo or never rolled up.
+    pub fn unknown_tenants(&mut self, tenants: &TenantSelection) -> Result<Vec<String>> {
+        let wanted = tenants.tenant_texts();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let known: std::collections::BTreeSet<String> = match self {
+            Summaries::Database { client, schema } => client
+                .query(
+                    &sql::render(sql::COSTS_KNOWN_TENANTS, &[("schema", schema)]),
+                    &[&tenants.tenants],
+                )?
+                .iter()
+                .map(|r| r.get("tenant_id"))
+                .collect(),
+            Summaries::Reports(dir) => known_in_files(dir, &wanted)?,
+        };
+        Ok(wanted.into_iter().filter(|t| !known.contains(t)).collect())
+    }
+
     /// Which days of the period succeeded runs covered for every tenant.
     pub fn coverage(&mut self, period: &Period) -> Result<Coverage> {
         match self {
@@ -211,6 +240,49 @@ impl Summaries {
     }
 }
 
+/// Which of `wanted` appear in any day's `tenant_daily` report file (only
+/// the `tenant_id` column is read).
+fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTreeSet<String>> {
+    let mut known = std::collections::BTreeSet::new();
+    let Ok(days) = std::fs::read_dir(dir.join("tenant_daily")) else {
+        return Ok(known);
+    };
+    for day in days.flatten() {
+        let Ok(files) = std::fs::read_dir(day.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with('.') || !name.ends_with(".parquet") {
+                continue;
+            }
+            let unreadable = |e: &dyn std::fmt::Display| {
+                crate::error::Error::usage(format!(
+                    "cannot read report file {} ({e}); re-run `callrollup run` for that day",
+                    path.display()
+                ))
+            };
+            let df = ParquetReader::new(std::fs::File::open(&path).map_err(|e| unreadable(&e))?)
+                .with_columns(Some(vec!["tenant_id".into()]))
+                .finish()
+                .map_err(|e| unreadable(&e))?;
+            for id in strings(&df, "tenant_id")?.into_iter().flatten() {
+                if wanted.contains(&id) {
+                    known.insert(id);
+                }
+            }
+        }
+        if known.len() == wanted.len() {
+            break;
+        }
+    }
+    Ok(known)
+}
+
 /// An outcome group's figures: completed calls are those of status
 /// `completed`, booked ones those of outcome `booked`.
 fn outcome_figures(
@@ -229,6 +301,8 @@ fn outcome_figures(
         llm_cost_usd: None,
         tts_cost_usd: None,
         total_cost_usd: total,
+        calls_missing_cost: 0,
+        cost_mismatch_calls: 0,
     }
 }
 

@@ -32,6 +32,7 @@ fn tenant_day(tenant: &str, on: &str, calls: i64, total: &str) -> TenantDay {
             llm_cost_usd: Some(d("0.2")),
             tts_cost_usd: Some(d("0.3")),
             total_cost_usd: d(total),
+            ..Default::default()
         },
     }
 }
@@ -43,9 +44,12 @@ fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
         by: GroupBy::Tenant,
         rows,
         coverage: Coverage::default(),
+        previous_coverage: Coverage::default(),
         reconciliation: None,
+        view: View::default(),
         daily: Default::default(),
         read_from: String::new(),
+        totals: Figures::default(),
     }
 }
 
@@ -62,6 +66,8 @@ fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
         previous_tenant_days: previous,
         outcome_days: Vec::new(),
         previous_outcome_days: Vec::new(),
+        missing_days: Default::default(),
+        previous_missing_days: Default::default(),
     }
 }
 
@@ -262,4 +268,62 @@ fn coverage_needs_a_whole_run_or_every_shard_and_knows_partial_days() {
     assert_eq!(coverage.runs, ["late", "s0", "s1", "whole"]);
     assert!(!coverage.is_complete());
     assert_eq!(coverage.problems().len(), 2);
+}
+
+#[test]
+fn no_change_is_computed_against_days_no_run_covered() {
+    let period = Period {
+        from: day("2026-03-10"),
+        to: day("2026-03-12"),
+        is_month: false,
+    };
+    let current = vec![
+        tenant_day("a", "2026-03-10", 10, "10"),
+        tenant_day("a", "2026-03-12", 10, "10"),
+    ];
+    // The previous days are 03-07..09; only the 7th has figures, the 9th
+    // no run covered.
+    let previous = vec![tenant_day("a", "2026-03-07", 10, "100")];
+    let mut inputs = inputs(current, previous);
+    inputs.previous_missing_days = [day("2026-03-09")].into();
+    let rows = build_rows(&period, GroupBy::Tenant, &inputs);
+    assert!(
+        rows.iter().all(|r| !r.comparable),
+        "the whole previous period counts"
+    );
+    assert_eq!(
+        rows[0].previous.as_ref().unwrap().total_cost_usd,
+        d("100"),
+        "what was read is still there"
+    );
+    // By day: the 10th compares with the 7th (covered), the 12th with the
+    // 9th (not covered).
+    let rows = build_rows(&period, GroupBy::Day, &inputs);
+    let on = |text: &str| rows.iter().find(|r| r.key.day == Some(day(text))).unwrap();
+    assert!(on("2026-03-10").comparable);
+    assert!(!on("2026-03-12").comparable);
+    assert!(!rows.last().unwrap().comparable, "the total spans the 9th");
+}
+
+#[test]
+fn zero_cost_platform_rows_are_no_lines_of_a_cost_report() {
+    let platform = crate::frames::PLATFORM_TENANT;
+    let mut empty = tenant_day(platform, "2026-03-01", 0, "0");
+    empty.figures = Figures::default();
+    let mut costly = tenant_day(platform, "2026-03-02", 0, "0.5");
+    costly.figures.calls = 0;
+    let mut inputs = inputs(
+        vec![empty, costly, tenant_day("a", "2026-03-01", 1, "1")],
+        Vec::new(),
+    );
+    leave_out_empty_platform_rows(&mut inputs);
+    assert_eq!(
+        inputs.tenant_days.len(),
+        2,
+        "a platform row with a cost stays"
+    );
+    assert!(inputs
+        .tenant_days
+        .iter()
+        .all(|t| t.day != day("2026-03-01") || t.tenant_id == "a"));
 }

@@ -3,7 +3,7 @@
 
 use std::process::{Command as StdCommand, Stdio};
 
-use crate::util::{stderr_of, tree, TestDb};
+use crate::util::{stderr_of, stdout_of, tree, TestDb};
 
 const TWO_DAYS: [&str; 6] = ["run", "--from", "2026-03-10", "--to", "2026-03-11", "--out"];
 
@@ -318,4 +318,57 @@ fn json_log_lines_for_log_collectors() {
     assert_eq!(last["level"], "error");
     assert_eq!(last["exit_code"], 2);
     assert!(last["msg"].as_str().unwrap().contains("cannot connect"));
+}
+
+#[test]
+fn clap_errors_use_the_engines_one_line_form() {
+    let cases: [(&[&str], &str, &str); 3] = [
+        (
+            &["run", "--frobnicate"],
+            "unexpected argument '--frobnicate' found",
+            "see `callrollup run --help`",
+        ),
+        (
+            &["costs", "--by", "week"],
+            "invalid value 'week' for '--by <BY>'",
+            "see `callrollup costs --help`",
+        ),
+        (
+            &["costs", "--month"],
+            "a value is required for '--month <MONTH>'",
+            "see `callrollup costs --help`",
+        ),
+    ];
+    for (args, what, hint) in cases {
+        let output = TestDb::cmd_without_db().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr_of(&output);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.starts_with("callrollup: error: ") && err.contains(what) && err.contains(hint),
+            "{args:?}: {err}"
+        );
+
+        // The same as one JSON object, wherever --log-format is given.
+        for json_args in [
+            [&["--log-format", "json"][..], args].concat(),
+            [args, &["--log-format=json"][..]].concat(),
+        ] {
+            let output = TestDb::cmd_without_db().args(&json_args).output().unwrap();
+            assert_eq!(output.status.code(), Some(2), "{json_args:?}");
+            let err = stderr_of(&output);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            let line: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+            assert_eq!(line["level"], "error");
+            assert_eq!(line["exit_code"], 2);
+            let msg = line["msg"].as_str().unwrap();
+            assert!(msg.contains(what) && msg.contains(hint), "{msg}");
+        }
+    }
+    // Help and version are no errors.
+    for args in [&["--help"][..], &["costs", "--help"], &["--version"]] {
+        let output = TestDb::cmd_without_db().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(!stdout_of(&output).is_empty(), "{args:?}");
+    }
 }

@@ -36,6 +36,8 @@ fn expected(db: &TestDb) -> Vec<(Option<String>, [Decimal; 4])> {
     let rows = db.rows(
         "SELECT tenant_id::text, sum(stt_cost_usd), sum(llm_cost_usd), sum(tts_cost_usd), sum(total_cost_usd)
          FROM analytics.tenant_daily WHERE day BETWEEN '2026-03-05' AND '2026-03-18'
+           -- zero-cost platform rows are no line of a cost report
+           AND NOT (tenant_id = '00000000-0000-0000-0000-000000000000' AND calls = 0 AND total_cost_usd = 0)
          GROUP BY ROLLUP (tenant_id) ORDER BY tenant_id NULLS LAST",
     );
     rows.iter()
@@ -410,13 +412,6 @@ fn bad_input_gets_a_clear_error_and_empty_periods_an_empty_report() {
         2,
         "add -o FILE",
     );
-    let stranger = "b0000000-0000-0000-0000-0000000000ff";
-    let output = ok(costs(&db, &[&PERIOD[..], &["--tenant", stranger]].concat()));
-    assert!(
-        stderr_of(&output).contains(&format!("tenant {stranger} has no rows")),
-        "{}",
-        stderr_of(&output)
-    );
     let empty = ok(costs(&db, &["--month", "2025-01"]));
     assert!(
         stderr_of(&empty).contains("the report is empty"),
@@ -455,4 +450,429 @@ fn bad_input_gets_a_clear_error_and_empty_periods_an_empty_report() {
         2,
         "holds no reports",
     );
+}
+
+/// The workbook's Daily sheet: the rows of `days`, each tenant column's
+/// cells (None for an empty cell).
+fn daily_cells(path: &Path) -> Vec<(String, Vec<Option<f64>>)> {
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(path).unwrap();
+    let daily = workbook.worksheet_range("Daily").unwrap();
+    let (height, width) = (daily.height(), daily.width());
+    (1..height)
+        .map(|r| {
+            let day = match daily.get((r, 0)) {
+                Some(Data::DateTime(d)) => (chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap()
+                    + chrono::Days::new(d.as_f64() as u64))
+                .to_string(),
+                other => panic!("day {r} is a date, not {other:?}"),
+            };
+            let cells = (1..width)
+                .map(|c| match daily.get((r, c)) {
+                    Some(Data::Float(v)) => Some(*v),
+                    None | Some(Data::Empty) => None,
+                    other => panic!("a number or empty, not {other:?}"),
+                })
+                .collect();
+            (day, cells)
+        })
+        .collect()
+}
+
+fn about_lines(path: &Path) -> Vec<String> {
+    use calamine::{open_workbook, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(path).unwrap();
+    let about = workbook.worksheet_range("About").unwrap();
+    about.rows().map(|r| r[0].to_string()).collect()
+}
+
+/// Rolled up 2026-03-05..10 only: the 11th and 12th are no run's.
+fn rolled_up_to_the_10th(out: &Path) -> TestDb {
+    let db = TestDb::with_fixture();
+    run(&db, out, &["--from", "2026-03-05", "--to", "2026-03-10"]);
+    db
+}
+
+#[test]
+fn costs_workbook_leaves_uncovered_days_blank() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up_to_the_10th(&scratch.path().join("reports"));
+    let path = scratch.path().join("days.xlsx");
+    ok(costs(
+        &db,
+        &[
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-12",
+            "--by",
+            "day",
+            "--format",
+            "xlsx",
+            "-o",
+            path.to_str().unwrap(),
+        ],
+    ));
+    let days = daily_cells(&path);
+    assert_eq!(days.len(), 8);
+    for (day, cells) in &days {
+        assert!(!cells.is_empty());
+        if day.as_str() >= "2026-03-11" {
+            assert!(
+                cells.iter().all(Option::is_none),
+                "{day} no run covered is blank, not 0.00: {cells:?}"
+            );
+        } else {
+            assert!(cells.iter().all(Option::is_some), "{day}: {cells:?}");
+        }
+    }
+    let about = about_lines(&path);
+    assert!(
+        about.iter().any(|l| l.starts_with(
+            "Daily sheet: the 2 day(s) no succeeded run covered are left blank and the chart shows gaps"
+        )),
+        "{about:?}"
+    );
+    let chart = zip_text(&path, "xl/charts/chart1.xml");
+    assert!(chart.contains("<c:dispBlanksAs val=\"gap\"/>"), "{chart}");
+}
+
+#[test]
+fn costs_chart_axis_shows_dates_not_serial_numbers() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up_to_the_10th(&scratch.path().join("reports"));
+    let path = scratch.path().join("days.xlsx");
+    ok(costs(
+        &db,
+        &[
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-10",
+            "--format",
+            "xlsx",
+            "-o",
+            path.to_str().unwrap(),
+        ],
+    ));
+    let chart = zip_text(&path, "xl/charts/chart1.xml");
+    let axis = chart
+        .split("<c:dateAx>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a date axis: {chart}"));
+    let axis = axis.split("</c:dateAx>").next().unwrap();
+    assert!(
+        axis.contains("formatCode=\"yyyy-mm-dd\"") && axis.contains("sourceLinked=\"0\""),
+        "{axis}"
+    );
+}
+
+#[test]
+fn costs_change_is_not_shown_against_an_incomplete_previous_period() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    // The previous period of PERIOD is 02-19..03-04: 4 of its 14 days.
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-03-01", "--to", "2026-03-18"],
+    );
+    for by in ["tenant", "day", "month"] {
+        let json: serde_json::Value = serde_json::from_slice(
+            &ok(costs(
+                &db,
+                &[&PERIOD[..], &["--format", "json", "--by", by]].concat(),
+            ))
+            .stdout,
+        )
+        .unwrap();
+        assert_eq!(json["previous_period_complete"], false, "{by}");
+        // By month, the previous days are the same days of February.
+        let covered = if by == "month" { 0 } else { 4 };
+        assert_eq!(json["previous_coverage"]["days_covered"], covered, "{by}");
+        let rows = json["rows"].as_array().unwrap();
+        let total = rows.last().unwrap();
+        assert_eq!(
+            total["previous_total_cost_usd"].is_string(),
+            by != "month",
+            "what was read is shown: {total}"
+        );
+        assert!(total["change_total_cost_pct"].is_null(), "{total}");
+        assert!(total["change_total_cost_usd"].is_null(), "{total}");
+        assert_eq!(total["comparable"], false);
+        for row in rows {
+            if row["comparable"] == false {
+                assert!(row["change_total_cost_pct"].is_null(), "{by}: {row}");
+                assert!(row["change_calls"].is_null(), "{by}: {row}");
+            }
+        }
+        if by == "day" {
+            // 03-05..08 compare with 02-19..22, no run's; 03-15..18 with
+            // 03-01..04, which are covered.
+            let on = |d: &str| rows.iter().find(|r| r["day"] == d).unwrap();
+            assert_eq!(on("2026-03-05")["comparable"], false);
+            assert_eq!(on("2026-03-18")["comparable"], true);
+        }
+    }
+    let table = stdout_of(&ok(costs(&db, &PERIOD)));
+    assert!(
+        table.contains(
+            "previous period 2026-02-19..2026-03-04 incomplete: 4 of 14 days covered; no change shown"
+        ),
+        "{table}"
+    );
+    let total_line = table.lines().find(|l| l.contains("TOTAL")).unwrap();
+    assert!(
+        total_line.trim_end().ends_with("n/a │"),
+        "no change against the missing days: {total_line}"
+    );
+    let csv = stdout_of(&ok(costs(
+        &db,
+        &[&PERIOD[..], &["--format", "csv"]].concat(),
+    )));
+    assert!(
+        csv.lines().next().unwrap().contains(",comparable,"),
+        "{csv}"
+    );
+
+    // Once the previous period is rolled up, the change is shown.
+    run(
+        &db,
+        out.path(),
+        &["--from", "2026-02-19", "--to", "2026-02-28"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &ok(costs(&db, &[&PERIOD[..], &["--format", "json"]].concat())).stdout,
+    )
+    .unwrap();
+    assert_eq!(json["previous_period_complete"], true);
+    let total = json["rows"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(total["comparable"], true);
+    assert!(total["change_total_cost_pct"].is_string(), "{total}");
+}
+
+#[test]
+fn costs_for_a_month_without_rolled_up_days_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    // March has figures; April none at all.
+    let output = ok(costs(&db, &["--month", "2026-04"]));
+    let note =
+        "no rolled-up days in 2026-04: run `callrollup run --from 2026-04-01 --to 2026-04-30`";
+    let table = stdout_of(&output);
+    assert!(table.contains(note), "{table}");
+    assert!(!table.contains("-100"), "no -100 % change: {table}");
+    assert!(stderr_of(&output).contains(note), "{}", stderr_of(&output));
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(costs(&db, &["--month", "2026-04", "--format", "json"])).stdout)
+            .unwrap();
+    let total = &json["rows"][0];
+    assert!(total["tenant_id"].is_null());
+    assert!(total["change_total_cost_pct"].is_null(), "{total}");
+    assert!(
+        json["notes"][0].as_str().unwrap().starts_with(note),
+        "{json}"
+    );
+}
+
+#[test]
+fn costs_state_the_calls_with_missing_or_mismatched_costs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let reports = scratch.path().join("reports");
+    let db = rolled_up(&reports);
+    let sums = db.rows(
+        "SELECT sum(calls_missing_cost), sum(cost_mismatch_calls)
+         FROM analytics.tenant_daily WHERE day BETWEEN '2026-03-05' AND '2026-03-18'",
+    );
+    let sums: Vec<i64> = sums[0].split('|').map(|v| v.parse().unwrap()).collect();
+    assert!(sums[0] > 0 && sums[1] > 0, "{sums:?}");
+    let args = [&PERIOD[..], &["--format", "json"]].concat();
+    let from_db: serde_json::Value = serde_json::from_slice(&ok(costs(&db, &args)).stdout).unwrap();
+    let from_files: serde_json::Value = serde_json::from_slice(
+        &ok(TestDb::cmd_without_db()
+            .arg("costs")
+            .args(&args)
+            .arg("--reports")
+            .arg(&reports)
+            .output()
+            .unwrap())
+        .stdout,
+    )
+    .unwrap();
+    for json in [&from_db, &from_files] {
+        let quality = &json["data_quality"];
+        assert_eq!(quality["calls_missing_cost"], sums[0], "{quality}");
+        assert_eq!(quality["cost_mismatch_calls"], sums[1], "{quality}");
+        let total = json["rows"].as_array().unwrap().last().unwrap();
+        assert_eq!(total["calls_missing_cost"], sums[0]);
+        assert_eq!(total["cost_mismatch_calls"], sums[1]);
+    }
+    let table = stdout_of(&ok(costs(&db, &PERIOD)));
+    assert!(
+        table.contains(&format!(
+            "data quality: behind the total, {} call(s) had a missing cost component (calls_missing_cost) and {} call(s) had components that do not add up to their total (cost_mismatch_calls)",
+            sums[0], sums[1]
+        )) && table.contains("data_quality_findings, kinds missing_cost and cost_mismatch"),
+        "{table}"
+    );
+    let path = scratch.path().join("costs.xlsx");
+    ok(costs(
+        &db,
+        &[
+            &PERIOD[..],
+            &["--format", "xlsx", "-o", path.to_str().unwrap()],
+        ]
+        .concat(),
+    ));
+    assert!(
+        about_lines(&path)
+            .iter()
+            .any(|l| l.starts_with("data quality: behind the total")),
+        "{:?}",
+        about_lines(&path)
+    );
+}
+
+#[test]
+fn costs_unknown_tenant_exits_2() {
+    let scratch = tempfile::tempdir().unwrap();
+    let reports = scratch.path().join("reports");
+    let db = rolled_up(&reports);
+    let stranger = "b0000000-0000-0000-0000-0000000000ff";
+    assert_fails(
+        &costs(&db, &[&PERIOD[..], &["--tenant", stranger]].concat()),
+        2,
+        &format!("unknown --tenant {stranger}"),
+    );
+    assert_fails(
+        &TestDb::cmd_without_db()
+            .arg("costs")
+            .args(PERIOD)
+            .args(["--tenant", NY, "--tenant", stranger, "--reports"])
+            .arg(&reports)
+            .output()
+            .unwrap(),
+        2,
+        &format!("unknown --tenant {stranger}"),
+    );
+    // A known tenant with nothing in the period: an empty report, a note.
+    let output = ok(costs(&db, &["--month", "2025-01", "--tenant", NY]));
+    assert!(
+        stderr_of(&output).contains(&format!("tenant {NY} has no rows")),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(stdout_of(&output).contains("TOTAL"));
+}
+
+#[test]
+fn costs_table_is_ranked_and_trimmed_by_sort_and_top() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let all: serde_json::Value = serde_json::from_slice(
+        &ok(costs(&db, &[&PERIOD[..], &["--format", "json"]].concat())).stdout,
+    )
+    .unwrap();
+    let all_rows = all["rows"].as_array().unwrap();
+    let mut by_calls: Vec<(i64, String)> = all_rows[..all_rows.len() - 1]
+        .iter()
+        .map(|r| {
+            (
+                r["calls"].as_i64().unwrap(),
+                r["tenant_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    by_calls.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+
+    let table = stdout_of(&ok(costs(
+        &db,
+        &[&PERIOD[..], &["--sort", "calls", "--top", "3"]].concat(),
+    )));
+    let ids: Vec<&str> = table
+        .split_whitespace()
+        .filter(|w| w.len() == 36 && w.matches('-').count() == 4)
+        .collect();
+    let want: Vec<&str> = by_calls.iter().take(3).map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids, want, "{table}");
+    assert!(table.contains("TOTAL"), "{table}");
+    assert!(
+        table.contains(&format!(
+            "rows: the top 3 of {} by calls; {} left out, the TOTAL is of all {}",
+            by_calls.len(),
+            by_calls.len() - 3,
+            by_calls.len()
+        )),
+        "{table}"
+    );
+    // The TOTAL is still the total of every row.
+    let json: serde_json::Value = serde_json::from_slice(
+        &ok(costs(
+            &db,
+            &[
+                &PERIOD[..],
+                &["--sort", "calls", "--top", "3", "--format", "json"],
+            ]
+            .concat(),
+        ))
+        .stdout,
+    )
+    .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[3], *all_rows.last().unwrap());
+
+    // Cost per call tells tenants apart: 4 decimals.
+    let first = all_rows.iter().find(|r| r["tenant_id"] == want[0]).unwrap();
+    let per_call = Decimal::from_str(first["cost_per_call_usd"].as_str().unwrap())
+        .unwrap()
+        .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointNearestEven);
+    let mut per_call = per_call;
+    per_call.rescale(4);
+    let line = table.lines().find(|l| l.contains(want[0])).unwrap();
+    assert!(
+        line.split_whitespace().any(|w| w == per_call.to_string()),
+        "{per_call} in {line}"
+    );
+
+    let err = assert_fails(
+        &costs(&db, &[&PERIOD[..], &["--sort", "cost"]].concat()),
+        2,
+        "--sort \"cost\" is not a column of `costs --by tenant`; use one of:",
+    );
+    assert!(
+        err.contains("total_cost_usd") && err.contains("cost_per_call_usd"),
+        "{err}"
+    );
+}
+
+#[test]
+fn costs_leave_zero_cost_platform_rows_out() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let platform = "00000000-0000-0000-0000-000000000000";
+    assert!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM analytics.tenant_daily WHERE tenant_id = '{platform}'
+             AND day BETWEEN '2026-03-05' AND '2026-03-18' AND calls = 0 AND total_cost_usd = 0"
+        )) > 0,
+        "the fixture has platform rows"
+    );
+    for by in ["day", "tenant", "month", "outcome"] {
+        let json: serde_json::Value = serde_json::from_slice(
+            &ok(costs(
+                &db,
+                &[&PERIOD[..], &["--format", "json", "--by", by]].concat(),
+            ))
+            .stdout,
+        )
+        .unwrap();
+        let rows = json["rows"].as_array().unwrap();
+        assert!(
+            rows.iter().all(|r| r["tenant_id"] != platform),
+            "--by {by}: {rows:?}"
+        );
+    }
+    let table = stdout_of(&ok(costs(&db, &[&PERIOD[..], &["--by", "day"]].concat())));
+    assert!(!table.contains("(platform)"), "{table}");
 }
