@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
 use crate::error::{Error, Result};
 use crate::sink::files::guard_formula;
+use crate::text::printable;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -659,19 +660,22 @@ pub fn table(report: &Report) -> Vec<u8> {
     let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
     for row in visible_rows(report) {
         let c = &row.current;
+        // Names, zones, statuses and outcomes come from the data: no
+        // control character of theirs reaches the terminal.
+        let text = |value: &str| Cell::new(printable(value));
         let mut cells = vec![
-            Cell::new(row.display_name()),
-            Cell::new(row.key.tenant_id.clone().unwrap_or_default()),
-            Cell::new(row.timezone.clone().unwrap_or_default()),
+            text(&row.display_name()),
+            text(row.key.tenant_id.as_deref().unwrap_or_default()),
+            text(row.timezone.as_deref().unwrap_or_default()),
         ];
         match report.by {
             GroupBy::Day => cells.push(Cell::new(
                 row.key.day.map(|d| d.to_string()).unwrap_or_default(),
             )),
-            GroupBy::Month => cells.push(Cell::new(row.key.month.clone().unwrap_or_default())),
+            GroupBy::Month => cells.push(text(row.key.month.as_deref().unwrap_or_default())),
             GroupBy::Outcome => {
-                cells.push(Cell::new(row.key.status.clone().unwrap_or_default()));
-                cells.push(Cell::new(row.key.outcome.clone().unwrap_or_default()));
+                cells.push(text(row.key.status.as_deref().unwrap_or_default()));
+                cells.push(text(row.key.outcome.as_deref().unwrap_or_default()));
             }
             GroupBy::Tenant => {}
         }

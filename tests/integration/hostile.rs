@@ -137,4 +137,10 @@ fn control_characters_in_names_never_reach_the_terminal_or_the_svg() {
         roxmltree::Document::parse(&picture).expect("the SVG is XML");
         assert!(!picture.contains('\u{1b}'), "--by {by}");
     }
+    // Finance's table shows the name, not what it would do.
+    let costs = stdout_of(&ok(db.cmd().arg("costs").args(period).output().unwrap()));
+    assert!(costs.contains("Evil"), "{costs}");
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!costs.contains(raw), "{raw:?} in {costs}");
+    }
 }
