@@ -280,10 +280,14 @@ fn tour(
         "  try       python -c \"import polars as pl; print(pl.scan_parquet('{}/tenant_daily/**/*.parquet', hive_partitioning=True).collect())\"\n",
         reports_dir.display()
     ));
+    // The second half of the window: its previous period (the first half)
+    // is rolled up too, so the report compares like with like.
+    let half = (window.day_count() / 2).max(1) as u64;
+    let costs_from = window.to - chrono::Days::new(half - 1);
     out.push_str(&format!(
-        "\nFinance\n  costs     callrollup costs --reports {} --from {} --to {}\n            (add --format xlsx -o costs.xlsx for a workbook, --by day|month|outcome)\n",
+        "\nFinance\n  costs     callrollup costs --reports {} --from {} --to {}\n            (against the {half} days before; add --format xlsx -o costs.xlsx for a workbook, --by day|month|outcome)\n",
         reports_dir.display(),
-        window.from,
+        costs_from,
         window.to
     ));
     out.push_str(&format!(
