@@ -131,6 +131,7 @@ pub struct Prepared {
     tables: Vec<&'static str>,
     sql: String,
     hidden: Vec<String>,
+    engine: Engine,
     spill: Option<SpillDir>,
 }
 
@@ -173,6 +174,15 @@ pub fn prepare(checked: &Checked, input: QueryInput) -> Result<Prepared> {
         tables,
         sql: checked.sql.clone(),
         hidden: checked.hidden.clone(),
+        // Polars 0.49's streaming engine aborts the process (an unsafe
+        // precondition in its grouping tables) on two group-bys over the
+        // two spilled tables, e.g. a UNION ALL or JOIN of call_logs and
+        // system_errors grouped: such a query runs in memory.
+        engine: if checked.grouped_selects > 1 {
+            Engine::InMemory
+        } else {
+            Engine::Streaming
+        },
         spill,
     })
 }
@@ -269,7 +279,7 @@ impl Prepared {
 
     /// Runs the query with the streaming engine.
     pub fn collect(&self, plan: LazyFrame) -> Result<DataFrame> {
-        no_panic(|| plan.collect_with_engine(Engine::Streaming)).map_err(|e| self.explain(e))
+        no_panic(|| plan.collect_with_engine(self.engine)).map_err(|e| self.explain(e))
     }
 
     /// Streams the result into a Parquet file without holding it.
@@ -281,7 +291,7 @@ impl Prepared {
                 None,
                 SinkOptions::default(),
             )
-            .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
+            .and_then(|sink| sink.collect_with_engine(self.engine))
         })
         .map_err(|e| self.explain(e))?;
         Ok(())

@@ -24,8 +24,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem, SetExpr, Statement,
-    TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName, Query,
+    Select, SelectItem, SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor,
+    VisitorMut, WindowType,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
@@ -72,6 +73,8 @@ pub struct Checked {
     pub tables: Vec<&'static str>,
     /// Hidden columns to drop from the result.
     pub hidden: Vec<String>,
+    /// How many SELECTs of the query group (GROUP BY).
+    pub grouped_selects: usize,
 }
 
 fn refuse(what: impl std::fmt::Display) -> Error {
@@ -148,14 +151,19 @@ pub fn check(sql: &str, tables: &[&'static str], columns: &BTreeSet<String>) -> 
         names: &names.0,
         queries: 0,
         hidden: Vec::new(),
+        grouped: 0,
     };
     if let ControlFlow::Break(e) = VisitMut::visit(&mut **query, &mut rewrite) {
+        return Err(e);
+    }
+    if let ControlFlow::Break(e) = VisitMut::visit(&mut **query, &mut NullSums) {
         return Err(e);
     }
     Ok(Checked {
         sql: statement.to_string(),
         tables: read,
         hidden: rewrite.hidden,
+        grouped_selects: rewrite.grouped,
     })
 }
 
@@ -279,6 +287,21 @@ impl Visitor for AllowList<'_> {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Error> {
         if let Expr::Function(f) = expr {
             let name = f.name.to_string().to_lowercase();
+            // Polars SQL ignores a window's ORDER BY and frame: `sum(x)
+            // OVER (ORDER BY t)` came back as the partition's total, not a
+            // running sum.
+            let ordered = match &f.over {
+                Some(WindowType::WindowSpec(spec)) => {
+                    !spec.order_by.is_empty() || spec.window_frame.is_some()
+                }
+                Some(WindowType::NamedWindow(_)) => true,
+                None => false,
+            };
+            if ordered {
+                return ControlFlow::Break(refuse(format!(
+                    "the window function {name}(…) OVER (… ORDER BY or a frame, or a named window): Polars SQL computes it over the whole partition, not a running value; use OVER (PARTITION BY …) only"
+                )));
+            }
             if name.starts_with("read_") || name.starts_with("scan_") {
                 return ControlFlow::Break(refuse(format!(
                     "the function {name}(…); query reads only the tables {}",
@@ -363,6 +386,7 @@ struct Rewrite<'a> {
     names: &'a HashMap<String, usize>,
     queries: usize,
     hidden: Vec<String>,
+    grouped: usize,
 }
 
 impl VisitorMut for Rewrite<'_> {
@@ -386,6 +410,9 @@ impl Rewrite<'_> {
             let mut selects = Vec::new();
             collect_selects_mut(&mut query.body, &mut selects);
             for select in selects {
+                if is_grouped(select) {
+                    self.grouped += 1;
+                }
                 self.group_by_keys(select)?;
                 let Select {
                     projection, having, ..
@@ -401,10 +428,10 @@ impl Rewrite<'_> {
             unreachable!("checked above")
         };
         self.group_by_keys(select)?;
-        let grouped = match &select.group_by {
-            GroupByExpr::Expressions(keys, _) => !keys.is_empty(),
-            GroupByExpr::All(_) => true,
-        };
+        let grouped = is_grouped(select);
+        if grouped {
+            self.grouped += 1;
+        }
         let first_hidden = top.then_some(self.hidden.len());
         let mut extra: Vec<(String, Expr)> = Vec::new();
         let Select {
@@ -510,6 +537,55 @@ impl Rewrite<'_> {
             }
         }
         Ok(())
+    }
+}
+
+fn is_grouped(select: &Select) -> bool {
+    match &select.group_by {
+        GroupByExpr::Expressions(keys, _) => !keys.is_empty(),
+        GroupByExpr::All(_) => true,
+    }
+}
+
+/// Polars SQL's `sum` of no values (only NULLs, or no rows) is 0; SQL's is
+/// NULL. Each plain `sum(x)` becomes `CASE WHEN count(x) = 0 THEN NULL
+/// ELSE sum(x) END`, which Polars answers right, grouped or not.
+struct NullSums;
+
+impl VisitorMut for NullSums {
+    type Break = Error;
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+        let Expr::Function(f) = &*expr else {
+            return ControlFlow::Continue(());
+        };
+        if f.name.to_string().to_lowercase() != "sum" || f.filter.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        if f.over.is_some() {
+            // A window's sum of only NULLs: refused rather than 0.
+            return ControlFlow::Continue(());
+        }
+        let text = format!("CASE WHEN count({arg}) = 0 THEN NULL ELSE {expr} END");
+        match Parser::new(&GenericDialect)
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_expr())
+        {
+            Ok(case) => {
+                *expr = case;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(refuse(format!("sum({arg}) cannot be rewritten: {e}"))),
+        }
     }
 }
 
@@ -745,8 +821,8 @@ mod tests {
         let c = check_sql("SELECT tenant_id, count(*) AS n FROM call_logs GROUP BY 1").unwrap();
         assert!(c.sql.ends_with("GROUP BY tenant_id"), "{}", c.sql);
         // A real column keeps its meaning.
-        let c = check_sql("SELECT call_id AS day, count(*) AS n FROM call_logs GROUP BY day")
-            .unwrap();
+        let c =
+            check_sql("SELECT call_id AS day, count(*) AS n FROM call_logs GROUP BY day").unwrap();
         assert!(c.sql.ends_with("GROUP BY day"), "{}", c.sql);
         for sql in [
             "SELECT calls > 100 AS big, count(*) AS n FROM tenant_daily GROUP BY calls > 100",

@@ -273,3 +273,270 @@ fn parquet_output_and_the_csv_guard() {
         stderr_of(&out)
     );
 }
+
+/// One entry of `tests/fixtures/query_corpus.sql`.
+#[derive(Debug)]
+struct CorpusEntry {
+    name: String,
+    polars: String,
+    postgres: String,
+    ordered: bool,
+    /// `Some(text)`: `query` must refuse (exit 2) saying `text`.
+    refusal: Option<String>,
+}
+
+/// Entries start with `-- name: N`; `-- ordered` compares rows in order;
+/// `-- refuse: TEXT` expects exit 2 with TEXT; `-- postgres:` starts the
+/// Postgres spelling (else the same SQL runs on both); other `--` lines
+/// are comments.
+fn corpus() -> Vec<CorpusEntry> {
+    let text = include_str!("../fixtures/query_corpus.sql");
+    let mut entries: Vec<CorpusEntry> = Vec::new();
+    let mut in_postgres = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix("-- name:") {
+            entries.push(CorpusEntry {
+                name: name.trim().to_string(),
+                polars: String::new(),
+                postgres: String::new(),
+                ordered: false,
+                refusal: None,
+            });
+            in_postgres = false;
+            continue;
+        }
+        let Some(entry) = entries.last_mut() else {
+            continue;
+        };
+        if trimmed == "-- ordered" {
+            entry.ordered = true;
+        } else if let Some(text) = trimmed.strip_prefix("-- refuse:") {
+            entry.refusal = Some(text.trim().to_string());
+        } else if trimmed == "-- postgres:" {
+            in_postgres = true;
+        } else if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        } else if in_postgres {
+            entry.postgres.push_str(line);
+            entry.postgres.push('\n');
+        } else {
+            entry.polars.push_str(line);
+            entry.polars.push('\n');
+        }
+    }
+    for entry in entries.iter_mut() {
+        if entry.postgres.is_empty() {
+            entry.postgres = entry.polars.clone();
+        }
+    }
+    entries
+}
+
+/// The tables as `query` shows them, as Postgres views over the same rows
+/// (schema `q`): the window's calls and errors with their tenant day, the
+/// tenants, the summary tables' computed columns of the window's days.
+/// `tenant_id` is text, as in `query`.
+fn query_views(db: &TestDb) {
+    let (from, to) = (WINDOW[1], WINDOW[3]);
+    let mut sql = format!(
+        "CREATE SCHEMA q;
+         CREATE VIEW q.call_logs AS SELECT * FROM (
+           SELECT c.call_id, c.tenant_id::text AS tenant_id, c.status, c.outcome,
+                  c.stt_cost_usd, c.llm_cost_usd, c.tts_cost_usd, c.total_cost_usd,
+                  c.created_at, c.duration_seconds,
+                  (c.created_at AT TIME ZONE {TENANT_ZONE})::date AS day
+           FROM public.call_logs c LEFT JOIN public.tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '{from}' AND '{to}';
+         CREATE VIEW q.system_errors AS SELECT * FROM (
+           SELECT e.tenant_id::text AS tenant_id, e.call_id, e.error_type, e.severity,
+                  e.resolved, e.created_at,
+                  (e.created_at AT TIME ZONE CASE WHEN e.tenant_id IS NULL THEN 'UTC'
+                                                  ELSE {TENANT_ZONE} END)::date AS day
+           FROM public.system_errors e LEFT JOIN public.tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '{from}' AND '{to}';
+         CREATE VIEW q.tenants AS
+           SELECT tenant_id::text AS tenant_id, business_name, timezone, status FROM public.tenants;"
+    );
+    for (table, columns) in crate::util::SUMMARY_TABLES {
+        let columns = columns.replacen("tenant_id", "tenant_id::text AS tenant_id", 1);
+        sql.push_str(&format!(
+            "CREATE VIEW q.{table} AS SELECT {columns} FROM analytics.{table}
+             WHERE day BETWEEN '{from}' AND '{to}';"
+        ));
+    }
+    db.exec(&sql);
+}
+
+/// A cell as both sides are compared: times as UTC microseconds, numbers
+/// as exact normalized decimals (a float column, rounded to 9 places on
+/// both sides), NULL as `∅`.
+fn normalize_cell(text: &str, float: bool) -> String {
+    if text == "∅" {
+        return text.to_string();
+    }
+    if text.len() > 10 && text.as_bytes().get(10) == Some(&b'T') {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        }
+    }
+    let number = Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .ok()
+        .or_else(|| {
+            // More digits than a Decimal holds: only a float's are.
+            text.parse::<f64>()
+                .ok()
+                .filter(|_| float)
+                .and_then(|f| Decimal::from_str(&format!("{f:.12}")).ok())
+        });
+    match number {
+        Some(d) if float => d.round_dp(9).normalize().to_string(),
+        Some(d) => d.normalize().to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// `query`'s JSON rows as `|`-joined normalized cells, and which columns
+/// hold floats.
+fn polars_rows(stdout: &[u8]) -> Result<(Vec<String>, Vec<bool>), String> {
+    let value: Value = serde_json::from_slice(stdout).map_err(|e| e.to_string())?;
+    let rows = value.as_array().ok_or("not an array")?;
+    let mut floats: Vec<bool> = Vec::new();
+    for row in rows {
+        for (i, (_, v)) in row.as_object().ok_or("not an object")?.iter().enumerate() {
+            if floats.len() <= i {
+                floats.push(false);
+            }
+            floats[i] |= v.is_f64();
+        }
+    }
+    let out = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .as_object()
+                .unwrap()
+                .values()
+                .enumerate()
+                .map(|(i, v)| {
+                    let text = match v {
+                        Value::Null => "∅".to_string(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    normalize_cell(&text, floats[i])
+                })
+                .collect();
+            cells.join("|")
+        })
+        .collect();
+    Ok((out, floats))
+}
+
+fn postgres_rows(
+    client: &mut postgres::Client,
+    sql: &str,
+    floats: &[bool],
+) -> Result<Vec<String>, String> {
+    let wrapped = format!("SELECT ARRAY(SELECT coalesce(v, '∅') FROM json_each_text(row_to_json(q)) AS j(k, v)) FROM ({sql}) q");
+    let rows = client.query(&wrapped, &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = r.get(0);
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| normalize_cell(c, floats.get(i).copied().unwrap_or(false)))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect())
+}
+
+/// The differential corpus: every query runs through the real binary and
+/// through Postgres on the same rows, and the results must be equal, value
+/// for value (decimals exact); or `query` must refuse it (exit 2, naming
+/// the construct) where Polars SQL would answer wrong. Every mismatch is
+/// reported at once.
+#[test]
+fn query_corpus_equals_postgres_or_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = TestDb::with_fixture();
+    run(&db, &scratch.path().join("reports"), &WINDOW);
+    query_views(&db);
+    let mut client = db.client();
+    client
+        .batch_execute("SET search_path = q; SET TimeZone = 'UTC'")
+        .unwrap();
+    let entries = corpus();
+    assert!(entries.len() >= 50, "{} entries", entries.len());
+    let args = [&WINDOW[..], &["--format", "json"]].concat();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for entry in &entries {
+        let out = query(&db, &entry.polars, &args);
+        let stderr = stderr_of(&out);
+        if let Some(text) = &entry.refusal {
+            if out.status.code() != Some(2) || !stderr.contains(text.as_str()) {
+                failures.push(format!(
+                    "{}: expected a refusal saying {text:?}, got exit {:?}: {}",
+                    entry.name,
+                    out.status.code(),
+                    stderr.trim()
+                ));
+            }
+            continue;
+        }
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: query failed (exit {:?}): {}",
+                entry.name,
+                out.status.code(),
+                stderr.trim()
+            ));
+            continue;
+        }
+        let (mut got, floats) = match polars_rows(&out.stdout) {
+            Ok(rows) => rows,
+            Err(e) => {
+                failures.push(format!("{}: unreadable JSON: {e}", entry.name));
+                continue;
+            }
+        };
+        let mut want = match postgres_rows(&mut client, &entry.postgres, &floats) {
+            Ok(rows) => rows,
+            Err(e) => {
+                failures.push(format!("{}: Postgres failed: {e}", entry.name));
+                continue;
+            }
+        };
+        if !entry.ordered {
+            got.sort();
+            want.sort();
+        }
+        if got != want {
+            let only_got: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(5).collect();
+            let only_want: Vec<&String> =
+                want.iter().filter(|r| !got.contains(r)).take(5).collect();
+            failures.push(format!(
+                "{}: {} rows from query, {} from Postgres; only in query: {only_got:?}; only in Postgres: {only_want:?}{}",
+                entry.name,
+                got.len(),
+                want.len(),
+                if only_got.is_empty() && only_want.is_empty() { " (order differs)" } else { "" }
+            ));
+        }
+        compared += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus queries wrong ({compared} compared):\n{}",
+        failures.len(),
+        entries.len(),
+        failures.join("\n")
+    );
+}
