@@ -266,6 +266,17 @@ impl Prepared {
         let mut plan = no_panic(|| self.context.execute(&sql)).map_err(|e| self.explain(e))?;
         // Resolving the schema finds unknown columns before any work.
         let schema = no_panic(|| plan.collect_schema()).map_err(|e| self.explain(e))?;
+        // A decimal with more decimals than digits is what Polars makes of
+        // a product that overflowed 38 digits: its values are wrong.
+        for (name, dtype) in schema.iter() {
+            if let DataType::Decimal(precision, Some(scale)) = dtype {
+                if *scale > precision.unwrap_or(38) || *scale > 38 {
+                    return Err(Error::usage(format!(
+                        "column {name}: decimal arithmetic beyond 38 digits ({scale} decimals); Polars' decimals overflow silently there: CAST the factors to fewer decimals"
+                    )));
+                }
+            }
+        }
         if !self.hidden.is_empty() {
             let shown: Vec<Expr> = schema
                 .iter_names()

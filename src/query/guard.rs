@@ -24,9 +24,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName, Query,
-    Select, SelectItem, SetExpr, Statement, TableFactor, Value, Visit, VisitMut, Visitor,
-    VisitorMut, WindowType,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, Visit, VisitMut,
+    Visitor, VisitorMut, WindowType,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserOptions};
@@ -285,6 +285,20 @@ impl Visitor for AllowList<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Error> {
+        if let Expr::BinaryOp {
+            op: BinaryOperator::Multiply,
+            ..
+        } = expr
+        {
+            let mut factors = Vec::new();
+            product_factors(expr, &mut factors);
+            let money = factors.iter().filter(|f| names_money(f)).count();
+            if money > 2 {
+                return ControlFlow::Break(refuse(format!(
+                    "a product of {money} money values: Polars' decimals add the factors' decimals and overflow 38 digits silently (a wrong value, not an error); multiply at most two money values"
+                )));
+            }
+        }
         if let Expr::Function(f) = expr {
             let name = f.name.to_string().to_lowercase();
             // Polars SQL ignores a window's ORDER BY and frame: `sum(x)
@@ -311,6 +325,44 @@ impl Visitor for AllowList<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The factors of a chain of `*` (through parentheses).
+fn product_factors<'a>(expr: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Multiply,
+            right,
+        } => {
+            product_factors(left, out);
+            product_factors(right, out);
+        }
+        Expr::Nested(inner) => product_factors(inner, out),
+        other => out.push(other),
+    }
+}
+
+/// Whether an expression reads a money column (`…_usd`, a decimal).
+fn names_money(expr: &Expr) -> bool {
+    struct Money(bool);
+    impl Visitor for Money {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            let last = match expr {
+                Expr::Identifier(id) => Some(id),
+                Expr::CompoundIdentifier(ids) => ids.last(),
+                _ => None,
+            };
+            if last.is_some_and(|id| fold(id).ends_with("_usd")) {
+                self.0 = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut money = Money(false);
+    let _ = Visit::visit(expr, &mut money);
+    money.0
 }
 
 /// How often each output or alias name is defined anywhere in the query:
@@ -549,7 +601,8 @@ fn is_grouped(select: &Select) -> bool {
 
 /// Polars SQL's `sum` of no values (only NULLs, or no rows) is 0; SQL's is
 /// NULL. Each plain `sum(x)` becomes `CASE WHEN count(x) = 0 THEN NULL
-/// ELSE sum(x) END`, which Polars answers right, grouped or not.
+/// ELSE sum(x) END` (with the same OVER for a window), which Polars
+/// answers right, grouped or not.
 struct NullSums;
 
 impl VisitorMut for NullSums {
@@ -571,11 +624,10 @@ impl VisitorMut for NullSums {
         if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
             return ControlFlow::Continue(());
         }
-        if f.over.is_some() {
-            // A window's sum of only NULLs: refused rather than 0.
-            return ControlFlow::Continue(());
-        }
-        let text = format!("CASE WHEN count({arg}) = 0 THEN NULL ELSE {expr} END");
+        // The same call counting instead (a window's OVER included).
+        let mut count = f.clone();
+        count.name = ObjectName(vec![Ident::new("count")]);
+        let text = format!("CASE WHEN {count} = 0 THEN NULL ELSE {expr} END");
         match Parser::new(&GenericDialect)
             .try_with_sql(&text)
             .and_then(|mut p| p.parse_expr())
