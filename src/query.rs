@@ -29,6 +29,10 @@ pub use guard::Checked;
 /// calls: 150 MB peak a day at a time, 300 MB a week at a time).
 const CHUNK_DAYS: u32 = 1;
 
+/// The most decimals a result column may have: Polars' decimal products
+/// beyond it came out wrong without an error.
+const MAX_RESULT_SCALE: usize = 28;
+
 /// The platform tables a query may name, as `query` exposes them.
 pub const SOURCE_TABLES: [&str; 3] = ["call_logs", "system_errors", "tenants"];
 
@@ -266,13 +270,15 @@ impl Prepared {
         let mut plan = no_panic(|| self.context.execute(&sql)).map_err(|e| self.explain(e))?;
         // Resolving the schema finds unknown columns before any work.
         let schema = no_panic(|| plan.collect_schema()).map_err(|e| self.explain(e))?;
-        // A decimal with more decimals than digits is what Polars makes of
-        // a product that overflowed 38 digits: its values are wrong.
+        // A decimal with more decimals than digits, or more than 28, is what
+        // Polars makes of products of wide decimals, and their values were
+        // wrong (6.0 as DECIMAL(38,20) × 6.0 as DECIMAL(38,10) printed
+        // -0.0018…): refused.
         for (name, dtype) in schema.iter() {
             if let DataType::Decimal(precision, Some(scale)) = dtype {
-                if *scale > precision.unwrap_or(38) || *scale > 38 {
+                if *scale > precision.unwrap_or(38) || *scale > MAX_RESULT_SCALE {
                     return Err(Error::usage(format!(
-                        "column {name}: decimal arithmetic beyond 38 digits ({scale} decimals); Polars' decimals overflow silently there: CAST the factors to fewer decimals"
+                        "column {name}: {scale} decimals, more than {MAX_RESULT_SCALE}; Polars' decimal products overflow silently there (a wrong value, not an error): CAST the factors to fewer decimals"
                     )));
                 }
             }
