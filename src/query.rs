@@ -524,13 +524,11 @@ fn check_csv_printable(df: &DataFrame) -> Result<()> {
     for c in df.get_columns() {
         let series = c.as_materialized_series();
         match c.dtype() {
-            DataType::Decimal(_, _) => {
-                if crate::money::decimals(c).is_err() {
-                    return Err(Error::usage(format!(
-                        "column {}: a value has more than 28 digits or 28 decimals, more than CSV prints exactly; use --format json or parquet, or round it in the query",
-                        c.name()
-                    )));
-                }
+            DataType::Decimal(_, _) if crate::money::decimals(c).is_err() => {
+                return Err(Error::usage(format!(
+                    "column {}: a value has more than 28 digits or 28 decimals, more than CSV prints exactly; use --format json or parquet, or round it in the query",
+                    c.name()
+                )));
             }
             DataType::Date => {
                 let days = series.date()?.physical();
