@@ -855,7 +855,7 @@ mod tests {
         assert_eq!(c.hidden.len(), 2, "{}", c.sql);
         assert!(
             c.sql
-                .contains("sum(total_cost_usd) AS __callrollup_hidden_0"),
+                .contains("sum(total_cost_usd) END AS __callrollup_hidden_0"),
             "{}",
             c.sql
         );
