@@ -22,9 +22,16 @@ use crate::selection::TenantSelection;
 use crate::summaries::{Summaries, SummaryTable};
 use crate::window::Window;
 
+mod guard;
+pub use guard::Checked;
+
 /// Days the pipeline reads at a time: as `run` (measured on 90 days of 5 M
 /// calls: 150 MB peak a day at a time, 300 MB a week at a time).
 const CHUNK_DAYS: u32 = 1;
+
+/// The most decimals a result column may have: Polars' decimal products
+/// beyond it came out wrong without an error.
+const MAX_RESULT_SCALE: usize = 28;
 
 /// The platform tables a query may name, as `query` exposes them.
 pub const SOURCE_TABLES: [&str; 3] = ["call_logs", "system_errors", "tenants"];
@@ -58,17 +65,20 @@ pub fn table_names() -> Vec<&'static str> {
     names
 }
 
-/// The tables a query names: a word match on its text, so a table is read
-/// only when the query may need it.
-pub fn named_tables(sql: &str) -> Vec<&'static str> {
-    let words: std::collections::HashSet<String> = sql
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map(str::to_ascii_lowercase)
-        .collect();
+/// Every column of every table, as the query sees them.
+fn all_columns() -> std::collections::BTreeSet<String> {
     table_names()
         .into_iter()
-        .filter(|t| words.contains(*t))
+        .filter_map(table_schema)
+        .flat_map(|s| s.iter_names().map(|n| n.to_string()).collect::<Vec<_>>())
         .collect()
+}
+
+/// Parses the query with Polars' own SQL parser, allows only the
+/// contract's tables (and the query's CTEs), and rewrites what Polars SQL
+/// would answer wrong (`guard`): a usage error (exit 2) otherwise.
+pub fn check(sql: &str) -> Result<Checked> {
+    guard::check(sql, &table_names(), &all_columns())
 }
 
 /// A private folder for the spilled chunks, removed when dropped.
@@ -123,12 +133,15 @@ pub struct QueryInput<'a> {
 pub struct Prepared {
     context: SQLContext,
     tables: Vec<&'static str>,
-    _spill: Option<SpillDir>,
+    sql: String,
+    hidden: Vec<String>,
+    engine: Engine,
+    spill: Option<SpillDir>,
 }
 
-/// Reads the tables the query names and registers them.
-pub fn prepare(sql: &str, input: QueryInput) -> Result<Prepared> {
-    let tables = named_tables(sql);
+/// Reads the tables the checked query names and registers them.
+pub fn prepare(checked: &Checked, input: QueryInput) -> Result<Prepared> {
+    let tables = checked.tables.clone();
     let mut context = SQLContext::new();
     let wants = |t: &str| tables.contains(&t);
     let mut spill = None;
@@ -163,7 +176,18 @@ pub fn prepare(sql: &str, input: QueryInput) -> Result<Prepared> {
     Ok(Prepared {
         context,
         tables,
-        _spill: spill,
+        sql: checked.sql.clone(),
+        hidden: checked.hidden.clone(),
+        // Polars 0.49's streaming engine aborts the process (an unsafe
+        // precondition in its grouping tables) on two group-bys over the
+        // two spilled tables, e.g. a UNION ALL or JOIN of call_logs and
+        // system_errors grouped: such a query runs in memory.
+        engine: if checked.grouped_selects > 1 {
+            Engine::InMemory
+        } else {
+            Engine::Streaming
+        },
+        spill,
     })
 }
 
@@ -221,49 +245,142 @@ fn scan(paths: &[PathBuf], table: &str) -> Result<LazyFrame> {
     )?)
 }
 
+/// Runs `f`, turning a panic inside Polars into a usage error: a query
+/// that makes Polars panic is one it cannot run, not a crash.
+/// The panic's own report (a backtrace on stderr) is silenced meanwhile.
+fn no_panic<T>(f: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(report);
+    result.unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an internal error".into());
+        Err(polars_err!(ComputeError: "Polars stopped on an internal error ({reason})"))
+    })
+}
+
 impl Prepared {
     /// The query's plan; a SQL or column error is a usage error (exit 2).
-    pub fn plan(&mut self, sql: &str) -> Result<LazyFrame> {
-        let plan = self.context.execute(sql).map_err(|e| self.explain(e))?;
+    pub fn plan(&mut self) -> Result<LazyFrame> {
+        let sql = self.sql.clone();
+        let mut plan = no_panic(|| self.context.execute(&sql)).map_err(|e| self.explain(e))?;
         // Resolving the schema finds unknown columns before any work.
-        let mut checked = plan.clone();
-        checked.collect_schema().map_err(|e| self.explain(e))?;
+        let schema = no_panic(|| plan.collect_schema()).map_err(|e| self.explain(e))?;
+        // A decimal with more decimals than digits, or more than 28, is what
+        // Polars makes of products of wide decimals, and their values were
+        // wrong (6.0 as DECIMAL(38,20) × 6.0 as DECIMAL(38,10) printed
+        // -0.0018…): refused.
+        for (name, dtype) in schema.iter() {
+            if let DataType::Decimal(precision, Some(scale)) = dtype {
+                if *scale > precision.unwrap_or(38) || *scale > MAX_RESULT_SCALE {
+                    return Err(Error::usage(format!(
+                        "column {name}: {scale} decimals, more than {MAX_RESULT_SCALE}; Polars' decimal products overflow silently there (a wrong value, not an error): CAST the factors to fewer decimals"
+                    )));
+                }
+            }
+        }
+        if !self.hidden.is_empty() {
+            let shown: Vec<Expr> = schema
+                .iter_names()
+                .filter(|n| !self.hidden.iter().any(|h| h == n.as_str()))
+                .map(|n| col(n.clone()))
+                .collect();
+            plan = plan.select(shown);
+        }
         Ok(plan)
     }
 
     /// Runs the query with the streaming engine.
     pub fn collect(&self, plan: LazyFrame) -> Result<DataFrame> {
-        plan.collect_with_engine(Engine::Streaming)
-            .map_err(|e| self.explain(e))
+        no_panic(|| plan.collect_with_engine(self.engine)).map_err(|e| self.explain(e))
     }
 
     /// Streams the result into a Parquet file without holding it.
     pub fn sink_parquet(&self, plan: LazyFrame, path: &Path) -> Result<()> {
-        plan.sink_parquet(
-            SinkTarget::Path(Arc::new(path.to_path_buf())),
-            ParquetWriteOptions::default(),
-            None,
-            SinkOptions::default(),
-        )
-        .and_then(|sink| sink.collect_with_engine(Engine::Streaming))
+        no_panic(|| {
+            plan.sink_parquet(
+                SinkTarget::Path(Arc::new(path.to_path_buf())),
+                ParquetWriteOptions::default(),
+                None,
+                SinkOptions::default(),
+            )
+            .and_then(|sink| sink.collect_with_engine(self.engine))
+        })
         .map_err(|e| self.explain(e))?;
         Ok(())
     }
 
-    /// Polars' own message, and for a column that does not exist, the
-    /// columns that do.
+    /// Polars' error in one short line: the first line of its message,
+    /// without the plan and without the spill folder's paths.
+    fn short_reason(&self, e: &PolarsError) -> String {
+        let message = e.to_string();
+        let mut line = message
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no reason given")
+            .to_string();
+        if let Some(at) = line.find("Resolved plan") {
+            line.truncate(at);
+        }
+        if let Some(spill) = &self.spill {
+            line = line.replace(&spill.0.display().to_string(), "<temporary folder>");
+        }
+        if line.contains(&std::env::temp_dir().display().to_string()) {
+            line = "an error in the query's plan".into();
+        }
+        let mut line = line.trim().trim_end_matches(';').to_string();
+        if line.chars().count() > 300 {
+            line = line.chars().take(300).collect::<String>() + "…";
+        }
+        line
+    }
+
+    /// A column the query names that is none of the contract's, from
+    /// Polars' column error; None when the missing name is one of them (a
+    /// column used where Polars cannot see it, not a private one).
+    fn missing_column(&self, e: &PolarsError) -> Option<String> {
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        let unknown_column = matches!(e, PolarsError::ColumnNotFound(_))
+            || first.contains("unable to find column")
+            || first.contains("not found");
+        if !unknown_column || first.contains("relation") {
+            return None;
+        }
+        let name = match first.split('"').nth(1) {
+            Some(quoted) => quoted.to_string(),
+            None => first
+                .rsplit(": ")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        };
+        let known = all_columns().contains(&name)
+            || name.starts_with(guard::HIDDEN_PREFIX)
+            || self
+                .sql
+                .to_lowercase()
+                .contains(&format!(" as {}", name.to_lowercase()));
+        (!known).then_some(name)
+    }
+
+    /// A usage error: a column outside the contract lists the columns that
+    /// exist; anything else Polars cannot plan or run says so briefly.
     fn explain(&self, e: PolarsError) -> Error {
-        let message = e.to_string().replace('\n', " ");
-        if message.contains("relation") {
+        let reason = self.short_reason(&e);
+        if reason.contains("relation") {
             return Error::usage(format!(
-                "the query failed: {message}; the tables are {}",
+                "Polars SQL cannot run this query: {reason}; the tables are {}",
                 table_names().join(", ")
             ));
         }
-        let unknown_column = matches!(e, PolarsError::ColumnNotFound(_))
-            || message.contains("not found")
-            || message.contains("unable to find column");
-        if unknown_column {
+        if let Some(name) = self.missing_column(&e) {
             let columns: Vec<String> = self
                 .tables
                 .iter()
@@ -275,19 +392,19 @@ impl Prepared {
                 })
                 .collect();
             return Error::usage(format!(
-                "the query names a column that does not exist ({message}); only the contract's columns are extracted: {}",
+                "the query names a column that does not exist ({name:?}); only the contract's columns are extracted: {}",
                 columns.join("; ")
             ));
         }
-        Error::usage(format!("the query failed: {message}"))
+        Error::usage(format!("Polars SQL cannot run this query: {reason}"))
     }
 }
 
 /// A result value as JSON: exact decimals as strings, dates and times as
 /// ISO 8601 text.
-fn json_value(value: AnyValue) -> serde_json::Value {
+fn json_value(value: AnyValue) -> Result<serde_json::Value> {
     use serde_json::Value;
-    match value {
+    Ok(match value {
         AnyValue::Null => Value::Null,
         AnyValue::Boolean(b) => Value::Bool(b),
         AnyValue::Int8(v) => v.into(),
@@ -304,35 +421,77 @@ fn json_value(value: AnyValue) -> serde_json::Value {
         AnyValue::Float64(v) => serde_json::Number::from_f64(v)
             .map(Value::Number)
             .unwrap_or(Value::Null),
-        other => match text_value(other) {
+        other => match text_value(other)? {
             Some(text) => Value::String(text),
             None => Value::Null,
         },
+    })
+}
+
+/// A decimal's exact text from its integer and scale, with at least 6
+/// decimals (more only when it has them), as `money::exact_text` writes
+/// it, for every scale Polars holds (rust_decimal stops at 28).
+fn decimal_text(value: i128, scale: usize) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let (whole, fraction) = if digits.len() > scale {
+        let (w, f) = digits.split_at(digits.len() - scale);
+        (w.to_string(), f.to_string())
+    } else {
+        ("0".to_string(), format!("{digits:0>scale$}"))
+    };
+    let mut fraction = fraction.trim_end_matches('0').to_string();
+    while fraction.len() < crate::money::SCALE as usize {
+        fraction.push('0');
     }
+    let sign = if value < 0 { "-" } else { "" };
+    format!("{sign}{whole}.{fraction}")
+}
+
+/// A date as `YYYY-MM-DD`; a date beyond the years chrono can print
+/// (±262,142) is a usage error, never a panic.
+fn date_text(days: i64) -> Result<String> {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch");
+    let date = if days >= 0 {
+        epoch.checked_add_days(chrono::Days::new(days as u64))
+    } else {
+        epoch.checked_sub_days(chrono::Days::new(days.unsigned_abs()))
+    };
+    date.map(|d| d.to_string()).ok_or_else(out_of_range)
+}
+
+/// A time as UTC RFC 3339 with microseconds; one beyond chrono's years is
+/// a usage error, never a panic or 1970.
+fn datetime_text(value: i64, unit: TimeUnit) -> Result<String> {
+    let micros = match unit {
+        TimeUnit::Nanoseconds => Some(value.div_euclid(1000)),
+        TimeUnit::Microseconds => Some(value),
+        TimeUnit::Milliseconds => value.checked_mul(1000),
+    };
+    micros
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .ok_or_else(out_of_range)
+}
+
+fn out_of_range() -> Error {
+    Error::usage(
+        "a date or time in the result is outside the years that can be printed (about ±262,000); filter or convert it in the query",
+    )
 }
 
 /// A result value as text: exact decimals, ISO 8601 dates and UTC times.
-fn text_value(value: AnyValue) -> Option<String> {
-    Some(match value {
-        AnyValue::Null => return None,
+fn text_value(value: AnyValue) -> Result<Option<String>> {
+    Ok(Some(match value {
+        AnyValue::Null => return Ok(None),
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
-        AnyValue::Decimal(v, scale) => {
-            crate::money::exact_text(rust_decimal::Decimal::from_i128_with_scale(v, scale as u32))
-        }
-        AnyValue::Date(days) => crate::window::day_of_epoch(i64::from(days)).to_string(),
+        AnyValue::Decimal(v, scale) => decimal_text(v, scale),
+        AnyValue::Date(days) => date_text(i64::from(days))?,
         AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
-            let micros = match unit {
-                TimeUnit::Nanoseconds => v / 1000,
-                TimeUnit::Microseconds => v,
-                TimeUnit::Milliseconds => v * 1000,
-            };
-            chrono::DateTime::from_timestamp_micros(micros)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            datetime_text(v, unit)?
         }
         other => other.to_string(),
-    })
+    }))
 }
 
 /// An array of row objects named by the query's columns.
@@ -342,20 +501,56 @@ pub fn json(df: &DataFrame) -> Result<Vec<u8>> {
         .iter()
         .map(|n| n.to_string())
         .collect();
-    let rows = (0..df.height()).filter_map(|i| df.get(i)).map(|row| {
-        serde_json::Value::Object(
-            names
-                .iter()
-                .cloned()
-                .zip(row.into_iter().map(json_value))
-                .collect(),
-        )
-    });
-    Ok(crate::sink::files::json_array(rows))
+    // Converted first, so a value that cannot be printed fails before any
+    // output.
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let row = df.get_row(i)?;
+        let values = row
+            .0
+            .into_iter()
+            .map(json_value)
+            .collect::<Result<Vec<_>>>()?;
+        rows.push(serde_json::Value::Object(
+            names.iter().cloned().zip(values).collect(),
+        ));
+    }
+    Ok(crate::sink::files::json_array(rows.into_iter()))
+}
+
+/// Refuses (exit 2) what the CSV writer cannot print exactly: decimals
+/// beyond 28 digits or 28 decimals, dates and times beyond chrono's years.
+fn check_csv_printable(df: &DataFrame) -> Result<()> {
+    for c in df.get_columns() {
+        let series = c.as_materialized_series();
+        match c.dtype() {
+            DataType::Decimal(_, _) if crate::money::decimals(c).is_err() => {
+                return Err(Error::usage(format!(
+                    "column {}: a value has more than 28 digits or 28 decimals, more than CSV prints exactly; use --format json or parquet, or round it in the query",
+                    c.name()
+                )));
+            }
+            DataType::Date => {
+                let days = series.date()?.physical();
+                for v in [days.min(), days.max()].into_iter().flatten() {
+                    date_text(i64::from(v))?;
+                }
+            }
+            DataType::Datetime(unit, _) => {
+                let values = series.datetime()?.physical();
+                for v in [values.min(), values.max()].into_iter().flatten() {
+                    datetime_text(v, *unit)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// CSV with the contract's rules, money with every digit it has.
 pub fn csv(df: &DataFrame) -> Result<Vec<u8>> {
+    check_csv_printable(df)?;
     crate::sink::files::csv_bytes(df, crate::sink::files::MoneyText::Exact)
 }
 
@@ -370,7 +565,12 @@ pub fn table(df: &DataFrame) -> Result<Vec<u8>> {
         .set_header(df.get_column_names().iter().map(|n| n.as_str()));
     for i in 0..df.height() {
         let row = df.get_row(i)?;
-        table.add_row(row.0.into_iter().map(|v| text_value(v).unwrap_or_default()));
+        let cells = row
+            .0
+            .into_iter()
+            .map(|v| text_value(v).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>>>()?;
+        table.add_row(cells);
     }
     Ok(format!("{table}\n({} row(s))\n", df.height()).into_bytes())
 }

@@ -5,6 +5,22 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 
+/// The longest window, in days, that `query` and `errors` read (about ten
+/// years; docs/CONTRACT.md §6): a longer one is a usage error, not days
+/// allocated one by one.
+pub const MAX_SPAN_DAYS: i64 = 3660;
+
+/// Refuses a `--from/--to` span longer than [`MAX_SPAN_DAYS`] (exit 2).
+pub fn check_span(from: NaiveDate, to: NaiveDate) -> Result<()> {
+    let days = (to - from).num_days() + 1;
+    if days > MAX_SPAN_DAYS {
+        return Err(Error::usage(format!(
+            "--from {from} --to {to} spans {days} days; at most {MAX_SPAN_DAYS} days (about ten years) are read at once: narrow the window"
+        )));
+    }
+    Ok(())
+}
+
 /// Inclusive range of tenant-local dates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -211,6 +227,18 @@ mod tests {
                 2
             );
         }
+    }
+
+    #[test]
+    fn spans_longer_than_the_maximum_are_usage_errors() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert!(check_span(d(2026, 1, 1), d(2026, 1, 1)).is_ok());
+        let last = d(2026, 1, 1) + TimeDelta::days(MAX_SPAN_DAYS - 1);
+        assert!(check_span(d(2026, 1, 1), last).is_ok());
+        let e = check_span(d(2026, 1, 1), last + Days::new(1)).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = check_span(d(1, 1, 1), d(9999, 12, 31)).unwrap_err();
+        assert!(e.to_string().contains("at most 3660 days"), "{e}");
     }
 
     #[test]

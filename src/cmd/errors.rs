@@ -108,7 +108,10 @@ fn since_days(text: &str) -> Result<u64> {
 
 fn period(args: &Args, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
     match args.range.days()? {
-        Some(days) => Ok(days),
+        Some((from, to)) => {
+            crate::window::check_span(from, to)?;
+            Ok((from, to))
+        }
         _ => {
             let days = since_days(&args.since)?;
             Ok((today - Days::new(days - 1), today))

@@ -70,8 +70,10 @@ pub fn execute(args: Args) -> Result<()> {
         return Err(Error::usage("--format parquet writes a file: add -o FILE"));
     }
     let window = args.window.request().resolve(Utc::now())?;
+    crate::window::check_span(window.from, window.to)?;
     let tenants = args.tenants.selection()?;
-    let named = query::named_tables(&args.sql);
+    let checked = query::check(&args.sql)?;
+    let named = &checked.tables;
     let source = args.source.spec_if_any(&args.connect)?;
     let needs_summaries = SummaryTable::ALL.iter().any(|t| named.contains(&t.name()));
     let mut summaries = if needs_summaries {
@@ -81,7 +83,7 @@ pub fn execute(args: Args) -> Result<()> {
         None
     };
     let mut prepared = query::prepare(
-        &args.sql,
+        &checked,
         QueryInput {
             window: &window,
             tenants: &tenants,
@@ -89,7 +91,7 @@ pub fn execute(args: Args) -> Result<()> {
             summaries: summaries.as_mut(),
         },
     )?;
-    let plan = prepared.plan(&args.sql)?;
+    let plan = prepared.plan()?;
     if args.format == Format::Parquet {
         let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.

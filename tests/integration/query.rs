@@ -273,3 +273,530 @@ fn parquet_output_and_the_csv_guard() {
         stderr_of(&out)
     );
 }
+
+/// One entry of `tests/fixtures/query_corpus.sql`.
+#[derive(Debug)]
+struct CorpusEntry {
+    name: String,
+    polars: String,
+    postgres: String,
+    ordered: bool,
+    /// `Some(text)`: `query` must refuse (exit 2) saying `text`.
+    refusal: Option<String>,
+}
+
+/// Entries start with `-- name: N`; `-- ordered` compares rows in order;
+/// `-- refuse: TEXT` expects exit 2 with TEXT; `-- postgres:` starts the
+/// Postgres spelling (else the same SQL runs on both); other `--` lines
+/// are comments.
+fn corpus() -> Vec<CorpusEntry> {
+    let text = include_str!("../fixtures/query_corpus.sql");
+    let mut entries: Vec<CorpusEntry> = Vec::new();
+    let mut in_postgres = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix("-- name:") {
+            entries.push(CorpusEntry {
+                name: name.trim().to_string(),
+                polars: String::new(),
+                postgres: String::new(),
+                ordered: false,
+                refusal: None,
+            });
+            in_postgres = false;
+            continue;
+        }
+        let Some(entry) = entries.last_mut() else {
+            continue;
+        };
+        if trimmed == "-- ordered" {
+            entry.ordered = true;
+        } else if let Some(text) = trimmed.strip_prefix("-- refuse:") {
+            entry.refusal = Some(text.trim().to_string());
+        } else if trimmed == "-- postgres:" {
+            in_postgres = true;
+        } else if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        } else if in_postgres {
+            entry.postgres.push_str(line);
+            entry.postgres.push('\n');
+        } else {
+            entry.polars.push_str(line);
+            entry.polars.push('\n');
+        }
+    }
+    for entry in entries.iter_mut() {
+        if entry.postgres.is_empty() {
+            entry.postgres = entry.polars.clone();
+        }
+    }
+    entries
+}
+
+/// The tables as `query` shows them, as Postgres views over the same rows
+/// (schema `q`): the window's calls and errors with their tenant day, the
+/// tenants, the summary tables' computed columns of the window's days.
+/// `tenant_id` is text, as in `query`.
+fn query_views(db: &TestDb) {
+    let (from, to) = (WINDOW[1], WINDOW[3]);
+    let mut sql = format!(
+        "CREATE SCHEMA q;
+         CREATE VIEW q.call_logs AS SELECT * FROM (
+           SELECT c.call_id, c.tenant_id::text AS tenant_id, c.status, c.outcome,
+                  c.stt_cost_usd, c.llm_cost_usd, c.tts_cost_usd, c.total_cost_usd,
+                  c.created_at, c.duration_seconds,
+                  (c.created_at AT TIME ZONE {TENANT_ZONE})::date AS day
+           FROM public.call_logs c LEFT JOIN public.tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '{from}' AND '{to}';
+         CREATE VIEW q.system_errors AS SELECT * FROM (
+           SELECT e.tenant_id::text AS tenant_id, e.call_id, e.error_type, e.severity,
+                  e.resolved, e.created_at,
+                  (e.created_at AT TIME ZONE CASE WHEN e.tenant_id IS NULL THEN 'UTC'
+                                                  ELSE {TENANT_ZONE} END)::date AS day
+           FROM public.system_errors e LEFT JOIN public.tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '{from}' AND '{to}';
+         CREATE VIEW q.tenants AS
+           SELECT tenant_id::text AS tenant_id, business_name, timezone, status FROM public.tenants;"
+    );
+    for (table, columns) in crate::util::SUMMARY_TABLES {
+        let columns = columns.replacen("tenant_id", "tenant_id::text AS tenant_id", 1);
+        sql.push_str(&format!(
+            "CREATE VIEW q.{table} AS SELECT {columns} FROM analytics.{table}
+             WHERE day BETWEEN '{from}' AND '{to}';"
+        ));
+    }
+    db.exec(&sql);
+}
+
+/// A cell as both sides are compared: times as UTC microseconds, numbers
+/// as exact normalized decimals (a float column, rounded to 9 places on
+/// both sides), NULL as `∅`.
+fn normalize_cell(text: &str, float: bool) -> String {
+    if text == "∅" {
+        return text.to_string();
+    }
+    if text.len() > 10 && text.as_bytes().get(10) == Some(&b'T') {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        }
+    }
+    let number = Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .ok()
+        .or_else(|| {
+            // More digits than a Decimal holds: only a float's are.
+            text.parse::<f64>()
+                .ok()
+                .filter(|_| float)
+                .and_then(|f| Decimal::from_str(&format!("{f:.12}")).ok())
+        });
+    match number {
+        Some(d) if float => d.round_dp(9).normalize().to_string(),
+        Some(d) => d.normalize().to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// `query`'s JSON rows as `|`-joined normalized cells, and which columns
+/// hold floats.
+fn polars_rows(stdout: &[u8]) -> Result<(Vec<String>, Vec<bool>), String> {
+    let value: Value = serde_json::from_slice(stdout).map_err(|e| e.to_string())?;
+    let rows = value.as_array().ok_or("not an array")?;
+    let mut floats: Vec<bool> = Vec::new();
+    for row in rows {
+        for (i, (_, v)) in row.as_object().ok_or("not an object")?.iter().enumerate() {
+            if floats.len() <= i {
+                floats.push(false);
+            }
+            floats[i] |= v.is_f64();
+        }
+    }
+    let out = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .as_object()
+                .unwrap()
+                .values()
+                .enumerate()
+                .map(|(i, v)| {
+                    let text = match v {
+                        Value::Null => "∅".to_string(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    normalize_cell(&text, floats[i])
+                })
+                .collect();
+            cells.join("|")
+        })
+        .collect();
+    Ok((out, floats))
+}
+
+fn postgres_rows(
+    client: &mut postgres::Client,
+    sql: &str,
+    floats: &[bool],
+) -> Result<Vec<String>, String> {
+    let wrapped = format!("SELECT ARRAY(SELECT coalesce(v, '∅') FROM json_each_text(row_to_json(q)) AS j(k, v)) FROM ({sql}) q");
+    let rows = client.query(&wrapped, &[]).map_err(|e| format!("{e:?}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = r.get(0);
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| normalize_cell(c, floats.get(i).copied().unwrap_or(false)))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect())
+}
+
+/// The differential corpus: every query runs through the real binary and
+/// through Postgres on the same rows, and the results must be equal, value
+/// for value (decimals exact); or `query` must refuse it (exit 2, naming
+/// the construct) where Polars SQL would answer wrong. Every mismatch is
+/// reported at once.
+#[test]
+fn query_corpus_equals_postgres_or_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = TestDb::with_fixture();
+    let reports = scratch.path().join("reports");
+    let snapshot = scratch.path().join("snapshot");
+    run(&db, &reports, &WINDOW);
+    // The same rows from a snapshot and the report files: each query runs
+    // in about a second instead of reading the database again.
+    crate::util::extract(&db, &WINDOW, &snapshot);
+    query_views(&db);
+    let mut client = db.client();
+    client
+        .batch_execute("SET search_path = q; SET TimeZone = 'UTC'")
+        .unwrap();
+    let entries = corpus();
+    assert!(entries.len() >= 50, "{} entries", entries.len());
+    let files = [
+        "--source",
+        snapshot.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let args = [&WINDOW[..], &files[..]].concat();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for entry in &entries {
+        let out = TestDb::cmd_without_db()
+            .arg("query")
+            .arg(&entry.polars)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        if let Some(text) = &entry.refusal {
+            if out.status.code() != Some(2) || !stderr.contains(text.as_str()) {
+                failures.push(format!(
+                    "{}: expected a refusal saying {text:?}, got exit {:?}: {}",
+                    entry.name,
+                    out.status.code(),
+                    stderr.trim()
+                ));
+            }
+            continue;
+        }
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: query failed (exit {:?}): {}",
+                entry.name,
+                out.status.code(),
+                stderr.trim()
+            ));
+            continue;
+        }
+        let (mut got, floats) = match polars_rows(&out.stdout) {
+            Ok(rows) => rows,
+            Err(e) => {
+                failures.push(format!("{}: unreadable JSON: {e}", entry.name));
+                continue;
+            }
+        };
+        let mut want = match postgres_rows(&mut client, &entry.postgres, &floats) {
+            Ok(rows) => rows,
+            Err(e) => {
+                failures.push(format!("{}: Postgres failed: {e}", entry.name));
+                continue;
+            }
+        };
+        if !entry.ordered {
+            got.sort();
+            want.sort();
+        }
+        if got != want {
+            let only_got: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(5).collect();
+            let only_want: Vec<&String> =
+                want.iter().filter(|r| !got.contains(r)).take(5).collect();
+            failures.push(format!(
+                "{}: {} rows from query, {} from Postgres; only in query: {only_got:?}; only in Postgres: {only_want:?}{}",
+                entry.name,
+                got.len(),
+                want.len(),
+                if only_got.is_empty() && only_want.is_empty() { " (order differs)" } else { "" }
+            ));
+        }
+        compared += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus queries wrong ({compared} compared):\n{}",
+        failures.len(),
+        entries.len(),
+        failures.join("\n")
+    );
+}
+
+/// Polars SQL's table functions read any file; `query` reads only the
+/// contract's tables, wherever the function hides, and never prints the
+/// file.
+#[test]
+fn query_refuses_read_csv_table_function() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("secret.csv");
+    std::fs::write(&file, "password,card\nhunter2,4111111111111111\n").unwrap();
+    let path = file.to_str().unwrap();
+    for function in [
+        "read_csv",
+        "read_parquet",
+        "read_ipc",
+        "read_json",
+        "READ_CSV",
+    ] {
+        let call = format!("{function}('{path}')");
+        for sql in [
+            format!("SELECT * FROM {call}"),
+            format!("WITH f AS (SELECT * FROM {call}) SELECT * FROM f"),
+            format!("SELECT * FROM (SELECT * FROM {call}) AS s"),
+            format!("SELECT 1 AS one FROM tenants t JOIN {call} AS f ON t.tenant_id = f.password"),
+            format!("SELECT 1 AS one UNION ALL SELECT 2 AS one FROM {call}"),
+            format!("SELECT count(*) AS n FROM tenants WHERE tenant_id IN (SELECT password FROM {call})"),
+        ] {
+            let out = TestDb::cmd_without_db()
+                .args(["query", &sql, "--format", "csv"])
+                .output()
+                .unwrap();
+            let err = assert_fails(&out, 2, "query reads only the tables");
+            let all = format!("{}{err}", stdout_of(&out));
+            assert!(!all.contains("hunter2") && !all.contains("4111"), "{sql}: {all}");
+        }
+    }
+    // Other statements, other names, more than one statement: refused.
+    for (sql, says) in [
+        ("SELECT * FROM public.call_logs", "schema-qualified"),
+        ("SELECT * FROM \"CALL_LOGS\"", "not one of the tables"),
+        ("SELECT * FROM secrets", "the tables are"),
+        (
+            &*format!("CREATE TABLE x AS SELECT * FROM read_csv('{path}')"),
+            "a CREATE statement",
+        ),
+        ("SHOW TABLES", "a SHOW"),
+        ("EXPLAIN SELECT 1", "a EXPLAIN"),
+        ("DROP TABLE call_logs", "a DROP"),
+        ("SELECT 1; SELECT 2", "2 statements"),
+    ] {
+        let out = TestDb::cmd_without_db()
+            .args(["query", sql])
+            .output()
+            .unwrap();
+        let err = assert_fails(&out, 2, says);
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+fn csv_of(db: &TestDb, sql: &str) -> String {
+    stdout_of(&ok(query(
+        db,
+        sql,
+        &[&WINDOW[..], &["--format", "csv"]].concat(),
+    )))
+}
+
+/// Polars SQL evaluated `HAVING count(*)` over the aggregated rows: it
+/// compared the number of groups, so the query returned no rows.
+#[test]
+fn query_having_count_star_is_not_compared_with_group_count() {
+    let db = TestDb::with_fixture();
+    let by_alias = csv_of(
+        &db,
+        "SELECT tenant_id, count(*) AS n FROM call_logs GROUP BY tenant_id HAVING n > 150 ORDER BY tenant_id",
+    );
+    assert!(by_alias.lines().count() > 2, "{by_alias}");
+    for having in ["count(*) > 150", "COUNT(*) > 150"] {
+        let got = csv_of(
+            &db,
+            &format!("SELECT tenant_id, count(*) AS n FROM call_logs GROUP BY tenant_id HAVING {having} ORDER BY tenant_id"),
+        );
+        assert_eq!(got, by_alias, "{having}");
+    }
+}
+
+/// `HAVING count(call_id) > …` / `HAVING sum(total_cost_usd) > …` (and an
+/// ORDER BY aggregate) failed blaming privacy, with Polars' plan and the
+/// spill folder's paths; they are answered now, as Postgres answers them.
+#[test]
+fn query_having_aggregate_that_is_not_selected_is_answered_not_blamed_on_privacy() {
+    let db = TestDb::with_fixture();
+    let got = csv_of(
+        &db,
+        "SELECT tenant_id FROM call_logs GROUP BY tenant_id
+         HAVING count(call_id) > 150 AND sum(total_cost_usd) > 1
+         ORDER BY sum(total_cost_usd) DESC, tenant_id",
+    );
+    let want = db.rows(&format!(
+        "SELECT tenant_id::text FROM (
+           SELECT c.tenant_id, c.call_id, c.total_cost_usd,
+                  (c.created_at AT TIME ZONE {TENANT_ZONE})::date AS day
+           FROM call_logs c LEFT JOIN tenants t USING (tenant_id)) x
+         WHERE day BETWEEN '2026-03-07' AND '2026-03-10'
+         GROUP BY tenant_id HAVING count(call_id) > 150 AND sum(total_cost_usd) > 1
+         ORDER BY sum(total_cost_usd) DESC, tenant_id"
+    ));
+    let got: Vec<&str> = got.lines().skip(1).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+/// `GROUP BY alias` failed blaming privacy; `GROUP BY` an expression
+/// (`duration_seconds > 450`) answered two `false` groups. An alias of a
+/// column groups by the column; an expression is refused, naming it.
+#[test]
+fn query_group_by_alias_works_and_group_by_expression_is_refused() {
+    let db = TestDb::with_fixture();
+    assert_eq!(
+        csv_of(
+            &db,
+            "SELECT status AS s, count(*) AS n FROM call_logs GROUP BY s ORDER BY s"
+        )
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>(),
+        csv_of(
+            &db,
+            "SELECT status, count(*) AS n FROM call_logs GROUP BY status ORDER BY status"
+        )
+        .lines()
+        .skip(1)
+        .collect::<Vec<_>>(),
+    );
+    for sql in [
+        "SELECT duration_seconds > 450 AS long_call, count(*) AS n FROM call_logs GROUP BY duration_seconds > 450",
+        "SELECT duration_seconds > 450 AS long_call, count(*) AS n FROM call_logs GROUP BY long_call",
+    ] {
+        let err = assert_fails(&query(&db, sql, &WINDOW), 2, "plain columns");
+        assert!(!err.contains("only the contract's columns"), "{err}");
+    }
+}
+
+/// A query Polars cannot plan says so, without blaming privacy and without
+/// Polars' plan or the spill folder's paths.
+#[test]
+fn query_polars_cannot_plan_is_not_blamed_on_privacy_and_hides_the_plan() {
+    let db = TestDb::with_fixture();
+    let out = query(
+        &db,
+        "SELECT tenant_id, count(*) AS n FROM call_logs GROUP BY tenant_id HAVING day > '2026-03-08'",
+        &WINDOW,
+    );
+    let err = assert_fails(&out, 2, "Polars SQL cannot run this query");
+    for leak in [
+        "only the contract's columns",
+        "callrollup-query-",
+        "Resolved plan",
+        "FAILED HERE",
+        "parquet",
+    ] {
+        assert!(!err.contains(leak), "{leak}: {err}");
+    }
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("callrollup: error"))
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+/// Decimals wider than rust_decimal's 28 decimals, dates and times beyond
+/// chrono's years: exact text or exit 2 in every format, never a panic
+/// (exit 101) and never 1970.
+#[test]
+fn query_results_beyond_decimal_and_date_range_do_not_panic() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = TestDb::with_fixture();
+    // 30 decimals: Polars printed 6 × 6 as -0.0018…; refused in every
+    // format (the old code panicked in json and table).
+    let wide = "SELECT CAST(total_cost_usd AS DECIMAL(38, 20)) * CAST(total_cost_usd AS DECIMAL(38, 10)) AS c
+                FROM call_logs WHERE call_id = 'edge-kt-1'";
+    for format in ["json", "table", "csv", "parquet"] {
+        let path = scratch.path().join(format!("wide.{format}"));
+        assert_fails(
+            &query(
+                &db,
+                wide,
+                &[
+                    &WINDOW[..],
+                    &["--format", format, "-o", path.to_str().unwrap()],
+                ]
+                .concat(),
+            ),
+            2,
+            "more than 28",
+        );
+    }
+    // A product that overflows 38 digits came back as a wrong value (a
+    // cube of 6 printed as a small fraction): refused in every format.
+    let cube = "SELECT total_cost_usd * total_cost_usd * total_cost_usd AS c FROM call_logs";
+    for format in ["json", "csv", "table"] {
+        assert_fails(
+            &query(&db, cube, &[&WINDOW[..], &["--format", format]].concat()),
+            2,
+            "money values",
+        );
+    }
+    for sql in [
+        "SELECT CAST(100000000 AS DATE) AS d",
+        "SELECT CAST(-100000000 AS DATE) AS d",
+        "SELECT CAST(9223372036854775807 AS TIMESTAMP) AS t",
+    ] {
+        for format in ["table", "csv", "json"] {
+            let out = TestDb::cmd_without_db()
+                .args(["query", sql, "--format", format])
+                .output()
+                .unwrap();
+            assert_fails(&out, 2, "outside the years");
+        }
+    }
+}
+
+/// `--from 0001-01-01 --to 9999-12-31` allocated millions of days; both
+/// `query` and `errors` refuse a window over the maximum span.
+#[test]
+fn query_and_errors_refuse_a_window_beyond_the_maximum_span() {
+    let scratch = tempfile::tempdir().unwrap();
+    let span = ["--from", "0001-01-01", "--to", "2026-01-01"];
+    for command in [
+        vec!["query", "SELECT count(*) AS n FROM tenant_daily"],
+        vec!["errors"],
+    ] {
+        let out = TestDb::cmd_without_db()
+            .args(&command)
+            .args(span)
+            .args(["--reports", scratch.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_fails(&out, 2, "at most 3660 days");
+    }
+}
