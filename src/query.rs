@@ -87,6 +87,8 @@ struct SpillDir(PathBuf);
 impl SpillDir {
     fn create() -> Result<SpillDir> {
         let path = std::env::temp_dir().join(format!("callrollup-query-{}", uuid::Uuid::new_v4()));
+        // A report stopped mid-computation still removes it.
+        crate::signals::remove_on_stop(&path);
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);

@@ -18,8 +18,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     // nothing this process creates is readable by other users (folders
     // 0750, files 0640; group access for a reports group).
     // SAFETY: umask only changes the process's file creation mask.
+    // Narrowed only: a stricter mask (systemd's UMask=0077) stays.
     unsafe {
-        libc::umask(0o027);
+        let inherited = libc::umask(0o027);
+        libc::umask(inherited | 0o027);
     }
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),

@@ -405,8 +405,12 @@ fn recover_reports(
 pub fn check_out_dir(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .and_then(|_| {
-            let probe = out.join(format!(".callrollup-write-test-{}", std::process::id()));
-            std::fs::write(&probe, b"")?;
+            // Created anew (never through a planted link), then removed.
+            let probe = out.join(format!(
+                ".callrollup-write-test-{}",
+                Uuid::new_v4().simple()
+            ));
+            files::create_new(&probe)?;
             std::fs::remove_file(&probe)
         })
         .map_err(|e| {

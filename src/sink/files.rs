@@ -390,7 +390,24 @@ impl StagedFiles {
                     .collect()?;
                 let parquet = dir.join(layout::file_name(table, shard, "parquet"));
                 let rows = match only_tenants {
-                    Some(tenants) => merge_into_existing(&folder, rows, table, tenants)?,
+                    Some(tenants) => {
+                        // A shard keeps only its own file's other tenants:
+                        // the other shards' are in their own files.
+                        let own = match shard {
+                            Some(shard) => DayFolder {
+                                shards: folder
+                                    .shards
+                                    .iter()
+                                    .filter(|(s, _)| *s == shard)
+                                    .cloned()
+                                    .collect(),
+                                whole: None,
+                                ..Default::default()
+                            },
+                            None => folder,
+                        };
+                        merge_into_existing(&own, rows, table, tenants)?
+                    }
                     None => rows,
                 };
                 let tmp = temp_name(&parquet, tag);
