@@ -182,9 +182,9 @@ pub fn prepare(checked: &Checked, input: QueryInput) -> Result<Prepared> {
         hidden: checked.hidden.clone(),
         // Polars 0.49's streaming engine aborts the process (an unsafe
         // precondition in its grouping tables) on two group-bys over the
-        // two spilled tables, and the differential corpus saw it abort on
-        // a single GROUP BY once too: every grouped query runs in memory.
-        engine: if checked.grouped_selects > 0 {
+        // two spilled tables, e.g. a UNION ALL or JOIN of call_logs and
+        // system_errors grouped: such a query runs in memory.
+        engine: if checked.grouped_selects > 1 {
             Engine::InMemory
         } else {
             Engine::Streaming
