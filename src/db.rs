@@ -260,24 +260,35 @@ pub fn cancel_all() {
         Ok(all) => all.clone(),
         Err(_) => return,
     };
-    for (token, tls) in all {
-        let _ = match (token, tls) {
-            (Token::Blocking(token), None) => token.cancel_query(NoTls),
-            (Token::Blocking(token), Some(tls)) => token.cancel_query(tls),
-            (Token::Async(token), tls) => {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    continue;
-                };
-                match tls {
-                    None => runtime.block_on(token.cancel_query(NoTls)),
-                    Some(tls) => runtime.block_on(token.cancel_query(tls)),
-                }
-            }
-        };
+    // Each request on a thread of its own, not waited for: a server slow
+    // to accept one connection holds up neither the others nor a
+    // report's deadline.
+    for canceller in all {
+        let _ = std::thread::Builder::new()
+            .name("cancel".into())
+            .spawn(move || cancel(canceller));
     }
+}
+
+/// Sends one connection's cancel request (errors ignored: a connection
+/// that is gone has nothing running).
+fn cancel((token, tls): Canceller) {
+    let _ = match (token, tls) {
+        (Token::Blocking(token), None) => token.cancel_query(NoTls),
+        (Token::Blocking(token), Some(tls)) => token.cancel_query(tls),
+        (Token::Async(token), tls) => {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            match tls {
+                None => runtime.block_on(token.cancel_query(NoTls)),
+                Some(tls) => runtime.block_on(token.cancel_query(tls)),
+            }
+        }
+    };
 }
 
 /// A connection for reading big COPY streams. Postgres sends a COPY out

@@ -83,11 +83,23 @@ pub fn status(client: &mut Client, schema: &str, run_id: Uuid) -> Result<Option<
 }
 
 pub fn fail(client: &mut Client, schema: &str, run_id: Uuid, error: &str) -> Result<()> {
-    client.execute(
-        &sql::render(sql::LEDGER_FAIL, &[("schema", schema)]),
-        &[&run_id, &error],
-    )?;
-    Ok(())
+    let statement = sql::render(sql::LEDGER_FAIL, &[("schema", schema)]);
+    // A stop's cancel request is delivered asynchronously: one that
+    // arrives after the statement it was meant for cancels this one
+    // (SQLSTATE 57014). It is sent once, so a second try gets through.
+    let mut attempt = 0;
+    loop {
+        match client.execute(&statement, &[&run_id, &error]) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if attempt < 2 && e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Rows written per summary table, in `sink::tables` order.

@@ -140,16 +140,23 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         });
     }
     check_out_dir(out)?;
-    if let Some(shard) = selection.shard {
-        // Before anything is written: a shard's files beside a whole
-        // run's (or another count's) would count tenants twice. (Staging
-        // checks each day again, under the folder's lock.)
-        let days: Vec<NaiveDate> = window.days().collect();
-        sink::layout::check_shard_may_write(out, &sink::TABLE_NAMES, &days, shard)?;
-    }
     // Held until the files are in place: whole runs alone, shards beside
     // each other (the same rule as the target's lock, for the folder).
     let _folder_lock = sink::layout::FolderLock::take(out, selection.shard)?;
+    // Before anything is staged, under the lock and once earlier runs'
+    // files are finished: a shard's files beside a whole run's (or another
+    // count's) would count tenants twice, and a --tenant run needs a
+    // committed file to keep the other tenants from.
+    let check_layout = || {
+        let days: Vec<NaiveDate> = window.days().collect();
+        sink::layout::check_may_write(
+            out,
+            &sink::TABLE_NAMES,
+            &days,
+            selection.shard,
+            only_tenants.is_some(),
+        )
+    };
 
     // Report files are staged under temporary names chunk by chunk; they
     // are moved into place only after the tables have been committed.
@@ -176,7 +183,8 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     let Some((target_url, mut target)) = target else {
         // File target: the reports are the summary tables; sealing the
         // staged files is the commit.
-        recover_reports(out, None, selection.shard)?;
+        staged.keep(recover_reports(out, None, selection.shard)?);
+        check_layout()?;
         let run_id = Uuid::new_v4();
         crate::log::set_run(Some(&run_id));
         let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
@@ -232,9 +240,14 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         // marks this one abandoned.
         let _ = ledger::fail(target, schema, run_id, &message);
     };
-    if let Err(e) = recover_reports(out, Some((&mut target, schema)), selection.shard) {
-        fail(&mut target, &e);
-        return Err(e);
+    let recovered = recover_reports(out, Some((&mut target, schema)), selection.shard)
+        .and_then(|kept| check_layout().map(|()| kept));
+    match recovered {
+        Ok(kept) => staged.keep(kept),
+        Err(e) => {
+            fail(&mut target, &e);
+            return Err(e);
+        }
     }
 
     let write_back = pg_sink::WriteBack {
@@ -279,6 +292,9 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         let (mut writer, busy) = written.map_err(Error::final_attempt)?;
         let stats = processed?;
         timings.add("write back (overlapped)", busy);
+        // A stop that came between two statements cancelled nothing:
+        // the merge is not started for it.
+        crate::signals::check()?;
         // Where the window already held rows: only what changed is written.
         timings
             .time("merge", || writer.merge())
@@ -339,16 +355,17 @@ fn moves_unfinished(run_id: Uuid, out: &Path, e: Error) -> Error {
 /// after its commit), and the staged files of one that never did. A shard
 /// finishes only its own shard's (and unsharded runs') files: another
 /// shard may be running. Journals whose run this ledger does not know
-/// (another target) are left where they are, and said so.
+/// (another target) are left where they are, and said so; their staged
+/// files are returned, for the run to leave alone.
 fn recover_reports(
     out: &Path,
     mut ledger: Option<(&mut postgres::Client, &str)>,
     shard: Option<Shard>,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let mine = shard.map(|s| s.to_string());
     // Staged files of journals left where they are: not stale.
     let mut kept: Vec<PathBuf> = Vec::new();
-    for journal in files::pending(out)? {
+    for journal in files::pending(out, shard.is_none())? {
         if journal.tenant_shard.is_some() && journal.tenant_shard != mine {
             kept.extend(journal.moves.iter().map(|(tmp, _)| out.join(tmp)));
             continue;
@@ -398,7 +415,7 @@ fn recover_reports(
             ));
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// Fails early, before the lock, when reports cannot be written.

@@ -36,6 +36,9 @@ pub struct StagedFiles {
     created_dirs: Vec<PathBuf>,
     /// The journal that lists `moves`, once sealed.
     journal: Option<PathBuf>,
+    /// Staged files of other runs' journals, left for their own target to
+    /// finish: never removed as stale.
+    kept: Vec<PathBuf>,
 }
 
 /// Who decides whether a sealed set of staged files is committed.
@@ -175,8 +178,10 @@ fn move_into_place(tmp: &Path, path: &Path) -> Result<()> {
 }
 
 /// The journals of sealed runs whose renames are not finished, oldest
-/// first; an absent folder has none.
-pub fn pending(out: &Path) -> Result<Vec<Journal>> {
+/// first; an absent folder has none. A run that holds the folder `alone`
+/// (a whole run) also removes journals that were never sealed; a shard
+/// leaves them, as they may be a sibling shard's being written.
+pub fn pending(out: &Path, alone: bool) -> Result<Vec<Journal>> {
     let entries = match fs::read_dir(out) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -193,7 +198,9 @@ pub fn pending(out: &Path) -> Result<Vec<Journal>> {
         if name.starts_with(&format!(".{JOURNAL_PREFIX}")) && name.ends_with(".tmp") {
             // A journal that was never sealed (`write_whole`'s temporary):
             // its run never reached its commit.
-            let _ = fs::remove_file(entry.path());
+            if alone && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
             continue;
         }
         if !name.starts_with(JOURNAL_PREFIX) {
@@ -225,9 +232,14 @@ const JOURNAL_MAX_BYTES: u64 = 16 << 20;
 
 /// A journal as found in `out`, refused unless it is one this engine could
 /// have written for this folder: a regular file of bounded size named
-/// after its run, whose moves and removals are report files inside `out`
-/// (`<table>/day=YYYY-MM-DD/<file>`, no absolute path, no `..`, no link
-/// on the way), each move within one day folder.
+/// after its run, each of whose moves takes a staged temporary of that run
+/// (`.<file>.<run>.tmp`) onto the layout's name beside it
+/// (`<table>/day=YYYY-MM-DD/<file>`, the run's shard's file or the whole
+/// run's; no absolute path, no `..`, no link on the way), and whose
+/// removals are only the shard files of day folders a whole run moves its
+/// own file into. So a planted journal can at most move a file that is
+/// already a staged report into its own place: never a file from outside
+/// the folder, never a committed report over another.
 fn read_journal(out: &Path, path: &Path, name: &str) -> std::result::Result<Journal, String> {
     let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot read it ({e})"))?;
     if !meta.file_type().is_file() {
@@ -245,43 +257,111 @@ fn read_journal(out: &Path, path: &Path, name: &str) -> std::result::Result<Jour
             journal.run_id
         ));
     }
-    let confined = |p: &Path| -> std::result::Result<(), String> {
-        use std::path::Component;
-        let parts: Vec<Component> = p.components().collect();
-        let plain = parts.len() == 3
-            && parts.iter().all(|c| matches!(c, Component::Normal(_)))
-            && crate::sink::TABLE_NAMES
-                .iter()
-                .any(|t| parts[0].as_os_str() == *t)
-            && parts[1].as_os_str().to_string_lossy().starts_with("day=");
-        if !plain {
+    let shard = match &journal.tenant_shard {
+        None => None,
+        Some(text) => {
+            Some(Shard::parse(text).map_err(|_| format!("its shard {text:?} is not a shard"))?)
+        }
+    };
+    let tag = journal.run_id.simple().to_string();
+    // The day folders whose whole file the journal moves into place.
+    let mut whole_days: Vec<(String, PathBuf)> = Vec::new();
+    for (tmp, last) in &journal.moves {
+        let (table, owner) = report_file(out, last)?;
+        if owner != shard {
             return Err(format!(
-                "it names {}, which is not a report file inside the folder",
-                p.display()
+                "it moves {} into place, which is not its run's file",
+                last.display()
             ));
         }
-        // No link on the way: neither the table nor the day folder, nor
-        // the file itself, may lead elsewhere.
-        let mut at = out.to_path_buf();
-        for part in &parts {
-            at.push(part);
-            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!("{} is a symbolic link", at.display()));
-            }
+        if *tmp != temp_name(last, &tag) {
+            return Err(format!(
+                "it moves {}, which is not a file its run staged",
+                tmp.display()
+            ));
         }
-        Ok(())
-    };
-    for (tmp, last) in &journal.moves {
-        confined(tmp)?;
-        confined(last)?;
-        if tmp.parent() != last.parent() {
-            return Err(format!("it moves {} out of its day folder", tmp.display()));
+        confined_path(out, tmp)?;
+        if owner.is_none() {
+            whole_days.push((table, last.parent().unwrap_or(last).to_path_buf()));
         }
     }
     for removal in &journal.removals {
-        confined(removal)?;
+        let (table, owner) = report_file(out, removal)?;
+        let replaced = owner.is_some()
+            && whole_days
+                .iter()
+                .any(|(t, day)| *t == table && removal.parent() == Some(day.as_path()));
+        if !replaced {
+            return Err(format!(
+                "it removes {}, which no file of its run replaces",
+                removal.display()
+            ));
+        }
     }
     Ok(journal)
+}
+
+/// A report file's path relative to the report folder: its table and its
+/// owner (`layout::owner_of`), or why it is not one.
+fn report_file(
+    out: &Path,
+    relative: &Path,
+) -> std::result::Result<(String, Option<Shard>), String> {
+    confined_path(out, relative)?;
+    let not_a_report = || {
+        format!(
+            "it names {}, which is not a report file inside the folder",
+            relative.display()
+        )
+    };
+    let table = relative
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .ok_or_else(not_a_report)?
+        .to_string();
+    let name = relative
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(not_a_report)?;
+    let owner = ["parquet", "csv"]
+        .iter()
+        .find_map(|extension| layout::owner_of(&table, name, extension))
+        .ok_or_else(not_a_report)?;
+    Ok((table, owner))
+}
+
+/// Whether `relative` is `<table>/day=YYYY-MM-DD/<plain name>` inside the
+/// report folder, with no link on the way.
+fn confined_path(out: &Path, relative: &Path) -> std::result::Result<(), String> {
+    use std::path::Component;
+    let parts: Vec<Component> = relative.components().collect();
+    let plain = parts.len() == 3
+        && parts.iter().all(|c| matches!(c, Component::Normal(_)))
+        && crate::sink::TABLE_NAMES
+            .iter()
+            .any(|t| parts[0].as_os_str() == *t)
+        && parts[1]
+            .as_os_str()
+            .to_str()
+            .and_then(|d| d.strip_prefix("day="))
+            .is_some_and(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
+    if !plain {
+        return Err(format!(
+            "it names {}, which is not a report file inside the folder",
+            relative.display()
+        ));
+    }
+    // No link on the way: neither the table nor the day folder, nor the
+    // file itself, may lead elsewhere.
+    let mut at = out.to_path_buf();
+    for part in &parts {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!("{} is a symbolic link", at.display()));
+        }
+    }
+    Ok(())
 }
 
 impl Journal {
@@ -375,12 +455,13 @@ impl StagedFiles {
             let file_frame = file_frame(df)?;
             for day in days {
                 let dir = layout::day_dir(out, table, *day);
-                self.create_dir(&dir)?;
-                remove_stale_temporaries(&dir, &layout::file_stem(table, shard))?;
+                self.create_dir(out, &dir)?;
+                remove_stale_temporaries(&dir, &layout::file_stem(table, shard), &self.kept)?;
+                // The run checked the layout under the folder's lock
+                // (`layout::check_may_write`) before staging.
                 let folder = DayFolder::read(out, table, *day)?.unwrap_or_default();
-                match shard {
-                    Some(shard) => layout::check_shard_may_write(out, &[table], &[*day], shard)?,
-                    None => self.removals.extend(folder.shard_files.iter().cloned()),
+                if shard.is_none() {
+                    self.removals.extend(folder.shard_files.iter().cloned());
                 }
                 let rows = file_frame
                     .clone()
@@ -429,8 +510,30 @@ impl StagedFiles {
         Ok(())
     }
 
-    /// `create_dir_all`, remembering each folder it created.
-    fn create_dir(&mut self, dir: &Path) -> Result<()> {
+    /// Staged files of journals the run left where they are (see `kept`).
+    pub fn keep(&mut self, kept: Vec<PathBuf>) {
+        self.kept = kept;
+    }
+
+    /// `create_dir_all`, remembering each folder it created. The folders
+    /// under `out` (`<table>`, `day=…`) must be real folders: a planted
+    /// link would send the run's files elsewhere.
+    fn create_dir(&mut self, out: &Path, dir: &Path) -> Result<()> {
+        if let Ok(below) = dir.strip_prefix(out) {
+            let mut at = out.to_path_buf();
+            for part in below.components() {
+                at.push(part);
+                match fs::symlink_metadata(&at) {
+                    Ok(m) if !m.file_type().is_dir() => {
+                        return Err(Error::usage(format!(
+                            "{} is not a folder (a link or a file is there); the engine writes only into real folders under --out: move it away",
+                            at.display()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+        }
         let mut missing: Vec<PathBuf> = dir
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -571,15 +674,19 @@ pub fn remove_unsealed_temporaries(out: &Path, kept: &[PathBuf]) -> Result<usize
 /// Temporary files of `stem` left by a run that was killed before it could
 /// clean up. Runs hold the lock (of their shard) while staging, so such a
 /// file is stale; other shards' files have other stems and are left alone.
-fn remove_stale_temporaries(dir: &Path, stem: &str) -> Result<()> {
+fn remove_stale_temporaries(dir: &Path, stem: &str, kept: &[PathBuf]) -> Result<()> {
     let own = [format!(".{stem}.parquet."), format!(".{stem}.csv.")];
     let entries = fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot read report folder {}", dir.display()), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if own.iter().any(|p| name.starts_with(p.as_str())) && name.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
+        let path = entry.path();
+        if own.iter().any(|p| name.starts_with(p.as_str()))
+            && name.ends_with(".tmp")
+            && !kept.contains(&path)
+        {
+            let _ = fs::remove_file(path);
         }
     }
     Ok(())

@@ -170,32 +170,56 @@ impl DayFolder {
     }
 }
 
-/// Refuses, before anything is written, a shard run into days whose
-/// folders hold a whole run's files or another shard count's: its file
-/// would sit beside them and count tenants twice.
-pub fn check_shard_may_write(
+/// Refuses, before anything is written, a run whose files would break the
+/// rule or claim more than they hold:
+/// - a shard run into days whose folders hold a whole run's files or
+///   another shard count's: its file beside them would count tenants twice;
+/// - a `--tenant` run (`tenant_run`) into days with no committed file to
+///   keep the other tenants from (the whole run's or every shard's; a
+///   shard's own file for a shard): its file would hold only the selected
+///   tenants yet count as the day's (or the shard's) whole report.
+pub fn check_may_write(
     out: &Path,
     tables: &[&str],
     days: &[NaiveDate],
-    shard: Shard,
+    shard: Option<Shard>,
+    tenant_run: bool,
 ) -> Result<()> {
     for table in tables {
         for &day in days {
-            let Some(folder) = DayFolder::read(out, table, day)? else {
+            let folder = DayFolder::read(out, table, day)?.unwrap_or_default();
+            if let Some(shard) = shard {
+                let blocker = folder.whole.clone().or_else(|| {
+                    folder
+                        .shards
+                        .iter()
+                        .find(|(s, _)| s.count != shard.count)
+                        .map(|(_, p)| p.clone())
+                });
+                if let Some(blocker) = blocker {
+                    return Err(Error::usage(format!(
+                        "--tenant-shard {shard} cannot write {day} into {}: {} is there, and a shard's file beside it would count tenants twice; write the shards to another --out, or re-run the window without --tenant-shard",
+                        out.display(),
+                        blocker.display()
+                    )));
+                }
+            }
+            if !tenant_run {
                 continue;
+            }
+            let kept = match shard {
+                Some(shard) => folder.shards.iter().any(|(s, _)| *s == shard),
+                None => folder.is_covered(),
             };
-            let blocker = folder.whole.clone().or_else(|| {
-                folder
-                    .shards
-                    .iter()
-                    .find(|(s, _)| s.count != shard.count)
-                    .map(|(_, p)| p.clone())
-            });
-            if let Some(blocker) = blocker {
+            if !kept {
+                let whose = match shard {
+                    Some(shard) => format!("shard {shard}'s file"),
+                    None => "a whole run's file or every shard's".to_string(),
+                };
                 return Err(Error::usage(format!(
-                    "--tenant-shard {shard} cannot write {day} into {}: {} is there, and a shard's file beside it would count tenants twice; write the shards to another --out, or re-run the window without --tenant-shard",
+                    "--tenant cannot write {day} into {}: {} holds no committed {table} report ({whose}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
                     out.display(),
-                    blocker.display()
+                    day_dir(out, table, day).display()
                 )));
             }
         }
@@ -203,39 +227,130 @@ pub fn check_shard_may_write(
     Ok(())
 }
 
+/// The lock file of a report folder: whole runs hold it alone, shards
+/// share it. A regular file, not the folder: flock on a folder may stay on
+/// one machine on NFS, where a lock on a file is the server's.
+const FOLDER_LOCK: &str = ".callrollup.lock";
+
+/// Held by a shard while it checks which shard counts are running.
+const LAYOUT_LOCK: &str = ".callrollup-layout.lock";
+
 /// The lock a run holds on its report folder while it stages and moves
 /// files, released when dropped (or when the process dies): a whole run
-/// holds the folder alone, shards share it and each holds its own shard's
-/// lock file. The folder itself is locked (flock on its descriptor), so a
-/// whole run leaves no lock file behind.
+/// holds the folder alone; a shard shares it with the other shards of its
+/// count and holds its own shard's lock file. A shard of another count
+/// running at the same time is refused: both would pass the layout check
+/// before either committed a file.
 pub struct FolderLock {
     _held: Vec<File>,
 }
 
 impl FolderLock {
     pub fn take(out: &Path, shard: Option<Shard>) -> Result<FolderLock> {
-        let folder = File::open(out)
-            .map_err(|e| Error::io(format!("cannot open report folder {}", out.display()), e))?;
-        let mut held = vec![flock(folder, out, shard.is_some())?];
-        if let Some(shard) = shard {
-            let path = out.join(format!(".callrollup{}.lock", shard.file_suffix()));
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| {
-                    Error::io(format!("cannot open the lock file {}", path.display()), e)
-                })?;
-            held.push(flock(file, out, false)?);
+        let folder = open_lock_file(&out.join(FOLDER_LOCK))?;
+        let Some(shard) = shard else {
+            return Ok(FolderLock {
+                _held: vec![flock(folder, out, libc::LOCK_EX)?],
+            });
+        };
+        let folder = flock(folder, out, libc::LOCK_SH)?;
+        // Alone for a moment among shards (a blocking wait of
+        // milliseconds): no other shard looks at the lock files while this
+        // one decides, so two counts cannot both pass.
+        let deciding = open_lock_file(&out.join(LAYOUT_LOCK))?;
+        let deciding = flock_waiting(deciding, out)?;
+        if let Some(count) = other_count_running(out, shard)? {
+            return Err(Error::Locked {
+                what: format!(
+                    "report folder {} (shards of --tenant-shard i/{count} are writing into it; shards of two counts would count tenants twice)",
+                    out.display()
+                ),
+            });
         }
-        Ok(FolderLock { _held: held })
+        let own = open_lock_file(&out.join(format!(".callrollup{}.lock", shard.file_suffix())))?;
+        let own = flock(own, out, libc::LOCK_EX)?;
+        drop(deciding);
+        Ok(FolderLock {
+            _held: vec![folder, own],
+        })
     }
 }
 
-fn flock(file: File, out: &Path, shared: bool) -> Result<File> {
+/// The count of shards, other than `shard`'s, that hold their lock file in
+/// `out` now.
+fn other_count_running(out: &Path, shard: Shard) -> Result<Option<u32>> {
+    let entries = std::fs::read_dir(out)
+        .map_err(|e| Error::io(format!("cannot read report folder {}", out.display()), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(other) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".callrollup-shard-"))
+            .and_then(|n| n.strip_suffix(".lock"))
+            .and_then(|n| n.split_once("-of-"))
+            .and_then(|(i, n)| Shard::parse(&format!("{i}/{n}")).ok())
+        else {
+            continue;
+        };
+        if other.count == shard.count || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let file = open_lock_file(&entry.path())?;
+        match flock(file, out, libc::LOCK_EX) {
+            // Taken, so not running; released when dropped.
+            Ok(_) => {}
+            Err(Error::Locked { .. }) => return Ok(Some(other.count)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// Opens (creating) a lock file: never through a planted link, never
+/// blocking on a planted FIFO, and only a regular file.
+fn open_lock_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refused = |e| {
+        Error::io(
+            format!(
+                "cannot open the lock file {}; remove it if it is not a regular file",
+                path.display()
+            ),
+            e,
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(refused)?;
+    let is_file = file.metadata().map_err(refused)?.file_type().is_file();
+    if !is_file {
+        return Err(Error::usage(format!(
+            "the lock file {} is not a regular file; remove it",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// An exclusive lock held for moments only: waited for.
+fn flock_waiting(file: File, out: &Path) -> Result<File> {
     use std::os::unix::io::AsRawFd;
-    let mode = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    // SAFETY: flock on a descriptor this function owns; no memory is shared.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::io(format!("cannot lock {}", out.display()), e));
+    }
+    Ok(file)
+}
+
+fn flock(file: File, out: &Path, mode: libc::c_int) -> Result<File> {
+    use std::os::unix::io::AsRawFd;
     // SAFETY: flock on a descriptor this function owns; no memory is shared.
     if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();

@@ -35,11 +35,17 @@ impl Scratch {
 
     /// `run` of the window from the snapshot into `out`, paused at `point`.
     fn paused(&self, out: &Path, point: &str) -> std::process::Child {
+        self.paused_with(out, point, &[])
+    }
+
+    /// `paused`, with more arguments.
+    fn paused_with(&self, out: &Path, point: &str, extra: &[&str]) -> std::process::Child {
         let args = [
             &["run"][..],
             &WINDOW[..],
             &["--source", self.snapshot.to_str().unwrap()],
             &["--out", out.to_str().unwrap()],
+            extra,
         ]
         .concat();
         spawn_paused(None, &args, point)
@@ -82,6 +88,15 @@ fn costs(reports: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Every file under `dir` but the lock files runs leave (a refused run
+/// takes the folder's lock before it checks the layout under it).
+fn files_but_locks(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().ends_with(".lock"))
+        .collect()
+}
+
 fn day_folder(out: &Path, table: &str, day: &str) -> PathBuf {
     out.join(table).join(format!("day={day}"))
 }
@@ -91,7 +106,7 @@ fn a_shard_run_into_a_whole_runs_folder_is_refused_so_costs_cannot_double() {
     let s = Scratch::new();
     let reports = s.path("reports");
     ok(s.run(&reports, &[]));
-    let before = tree(&reports);
+    let before = files_but_locks(&reports);
     let whole_costs = figures(costs(&reports, &[]));
 
     // What deploy/kubernetes did: the nightly whole run, then shards into
@@ -101,7 +116,11 @@ fn a_shard_run_into_a_whole_runs_folder_is_refused_so_costs_cannot_double() {
         let out = s.run(&reports, &["--tenant-shard", shard]);
         assert_fails(&out, 2, "would count tenants twice");
     }
-    assert_eq!(tree(&reports), before, "a refused shard run wrote nothing");
+    assert_eq!(
+        files_but_locks(&reports),
+        before,
+        "a refused shard run wrote nothing"
+    );
     assert_eq!(figures(costs(&reports, &[])), whole_costs);
     ok(costs(
         &reports,
@@ -238,9 +257,12 @@ fn a_stopped_first_run_leaves_no_empty_day_folders() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(1));
+    // The folder's lock file stays (removing a lock file races the next
+    // run that opens it); nothing else does.
     let left: Vec<_> = std::fs::read_dir(&reports)
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|name| name != ".callrollup.lock")
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     // So no reader counts those days as covered.
@@ -296,6 +318,53 @@ fn a_planted_journal_cannot_move_a_file_from_outside_the_folder() {
 }
 
 #[test]
+fn a_planted_journal_cannot_swap_or_delete_committed_reports_inside_the_folder() {
+    let s = Scratch::new();
+    let reports = s.path("reports");
+    ok(s.run(&reports, &[]));
+    let before = visible(&reports);
+    let day = "tenant_daily/day=2026-03-07";
+    let journal = reports.join(".callrollup-pending-0f0e0d0c0b0a09080706050403020101.json");
+    for planted in [
+        // A committed CSV moved over the day's Parquet file.
+        serde_json::json!({"moves": [[format!("{day}/tenant_daily.csv"), format!("{day}/tenant_daily.parquet")]], "removals": []}),
+        // A whole run's file removed by a journal that replaces nothing.
+        serde_json::json!({"moves": [], "removals": [format!("{day}/tenant_daily.parquet")]}),
+        // A staged name of another run, and a shard's file for a whole run.
+        serde_json::json!({"moves": [[format!("{day}/.tenant_daily.csv.0f0e0d0c0b0a09080706050403020100.tmp"), format!("{day}/tenant_daily.csv")]], "removals": []}),
+        serde_json::json!({"moves": [[format!("{day}/.tenant_daily-shard-0-of-2.csv.0f0e0d0c0b0a09080706050403020101.tmp"), format!("{day}/tenant_daily-shard-0-of-2.csv")]], "removals": []}),
+    ] {
+        let mut planted = planted;
+        planted["run_id"] = "0f0e0d0c-0b0a-0908-0706-050403020101".into();
+        planted["decider"] = "sealed".into();
+        planted["tenant_shard"] = serde_json::Value::Null;
+        std::fs::write(&journal, planted.to_string()).unwrap();
+        // A run of other days: only the journal could touch 2026-03-07.
+        let out = ok(TestDb::cmd_without_db()
+            .args([
+                "run",
+                "--from",
+                "2026-03-11",
+                "--to",
+                "2026-03-12",
+                "--source",
+            ])
+            .arg(&s.snapshot)
+            .arg("--out")
+            .arg(&reports)
+            .output()
+            .unwrap());
+        assert!(
+            crate::util::stderr_of(&out).contains("left"),
+            "{planted}: {}",
+            crate::util::stderr_of(&out)
+        );
+        assert!(journal.exists(), "the journal is left where it is");
+        assert_eq!(visible(&reports), before, "{planted}");
+    }
+}
+
+#[test]
 fn a_killed_runs_staged_files_are_removed_by_the_next_run_whatever_its_window() {
     let s = Scratch::new();
     let reports = s.path("reports");
@@ -337,4 +406,97 @@ fn a_killed_runs_staged_files_are_removed_by_the_next_run_whatever_its_window() 
         .output()
         .unwrap());
     assert_eq!(staged(&reports), 0);
+}
+
+#[test]
+fn a_tenant_run_into_a_day_without_a_complete_report_is_refused() {
+    let s = Scratch::new();
+    let one = "a0000000-0000-0000-0000-000000000001";
+    // No file at all: the whole file would hold one tenant yet count as
+    // the day's report.
+    let fresh = s.path("fresh");
+    assert_fails(
+        &s.run(&fresh, &["--tenant", one]),
+        2,
+        "--tenant cannot write",
+    );
+    assert!(visible(&fresh).is_empty());
+    // One shard of two: the rest of the tenants are in no file.
+    let half = s.path("half");
+    ok(s.run(&half, &["--tenant-shard", "0/2"]));
+    let before = files_but_locks(&half);
+    assert_fails(
+        &s.run(&half, &["--tenant", one]),
+        2,
+        "--tenant cannot write",
+    );
+    // A shard's --tenant run needs that shard's own file.
+    assert_fails(
+        &s.run(&half, &["--tenant-shard", "1/2", "--tenant", one]),
+        2,
+        "shard 1/2's file",
+    );
+    assert_eq!(
+        files_but_locks(&half),
+        before,
+        "a refused run wrote nothing"
+    );
+}
+
+#[test]
+fn shard_runs_of_two_counts_at_once_are_refused() {
+    let s = Scratch::new();
+    let reports = s.path("reports");
+    // Neither has committed a file yet, so the layout check alone would
+    // let both through.
+    let mut first = s.paused_with(&reports, "before_seal", &["--tenant-shard", "0/2"]);
+    assert_fails(
+        &s.run(&reports, &["--tenant-shard", "0/3"]),
+        4,
+        "shards of --tenant-shard i/2",
+    );
+    // A shard of the same count runs beside it.
+    ok(s.run(&reports, &["--tenant-shard", "1/2"]));
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn a_linked_day_folder_or_a_planted_lock_fifo_is_refused_not_followed() {
+    let s = Scratch::new();
+    let reports = s.path("reports");
+    ok(s.run(&reports, &[]));
+    // A day folder swapped for a link to a folder outside.
+    let elsewhere = s.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let day = day_folder(&reports, "tenant_daily", "2026-03-07");
+    std::fs::remove_dir_all(&day).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &day).unwrap();
+    assert_fails(&s.run(&reports, &[]), 2, "not a folder");
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing was written through the link"
+    );
+    std::fs::remove_file(&day).unwrap();
+    ok(s.run(&reports, &[]));
+    // A FIFO under the lock file's name: opening it must not block.
+    let lock = reports.join(".callrollup.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let fifo = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+        .env_clear()
+        .arg("run")
+        .args(WINDOW)
+        .arg("--source")
+        .arg(&s.snapshot)
+        .arg("--out")
+        .arg(&reports)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = crate::util::ends_within(child, 60, "the run blocked on a FIFO");
+    assert_fails(&out, 2, "not a regular file");
 }
