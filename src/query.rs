@@ -564,13 +564,23 @@ pub fn table(df: &DataFrame) -> Result<Vec<u8>> {
     table
         .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(df.get_column_names().iter().map(|n| n.as_str()));
+        .set_header(
+            df.get_column_names()
+                .iter()
+                .map(|n| crate::text::printable(n.as_str()).into_owned()),
+        );
     for i in 0..df.height() {
         let row = df.get_row(i)?;
+        // Stored text (business names, error types) reaches a terminal:
+        // control characters are shown, never sent.
         let cells = row
             .0
             .into_iter()
-            .map(|v| text_value(v).map(Option::unwrap_or_default))
+            .map(|v| {
+                text_value(v)
+                    .map(Option::unwrap_or_default)
+                    .map(|t| crate::text::printable(&t).into_owned())
+            })
             .collect::<Result<Vec<_>>>()?;
         table.add_row(cells);
     }

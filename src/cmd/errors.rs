@@ -150,6 +150,18 @@ pub fn execute(args: Args) -> Result<()> {
                     "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
                 ));
             }
+            if let Some(summaries) = summaries.as_mut() {
+                // A --tenant the summary tables have never held is a typo,
+                // not a tenant without errors (as `costs` says).
+                let unknown = summaries.unknown_tenants(&tenants)?;
+                if !unknown.is_empty() {
+                    return Err(Error::usage(format!(
+                        "unknown --tenant {}: not in the summary tables ({}) on any day; check the tenant_id (`callrollup errors --by tenant` lists them)",
+                        unknown.join(", "),
+                        summaries.describe()
+                    )));
+                }
+            }
             let read = sources::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
             (timeline, read)
         }

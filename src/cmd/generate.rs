@@ -98,6 +98,17 @@ impl PlatformOpts {
             Some(d) => parse_date("--end", d)?,
             None => last_complete_day(Utc::now()),
         };
+        // Every call time, shifted by any zone, stays a date both chrono
+        // and Postgres hold: the window lies within 1970..9999.
+        let earliest = NaiveDate::from_ymd_opt(1970, 1, 2).expect("a date")
+            + chrono::Days::new(u64::from(self.days));
+        let latest = NaiveDate::from_ymd_opt(9999, 12, 30).expect("a date");
+        if end < earliest || end > latest {
+            return Err(Error::usage(format!(
+                "--end {end} with --days {} puts the window outside 1970-01-02..9999-12-30: pick an --end from {earliest} to {latest}",
+                self.days
+            )));
+        }
         if let Some(n) = self.zones {
             let max = crate::generate::Shape::max_zones();
             if n == 0 || n > max {

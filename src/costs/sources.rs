@@ -240,33 +240,33 @@ impl Summaries {
     }
 }
 
-/// Which of `wanted` appear in any day's `tenant_daily` report file (only
-/// the `tenant_id` column is read).
+/// Which of `wanted` appear in any day's committed `tenant_daily` report
+/// files (the layout's names only; only the `tenant_id` column is read).
 fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTreeSet<String>> {
     let mut known = std::collections::BTreeSet::new();
     let Ok(days) = std::fs::read_dir(dir.join("tenant_daily")) else {
         return Ok(known);
     };
     for day in days.flatten() {
-        let Ok(files) = std::fs::read_dir(day.path()) else {
+        let Some(day) = day
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("day="))
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        else {
             continue;
         };
-        for file in files.flatten() {
-            let path = file.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if name.starts_with('.') || !name.ends_with(".parquet") {
-                continue;
-            }
+        let Some(folder) = crate::sink::layout::DayFolder::read(dir, "tenant_daily", day)? else {
+            continue;
+        };
+        for path in folder.parquet_files() {
             let unreadable = |e: &dyn std::fmt::Display| {
                 crate::error::Error::usage(format!(
                     "cannot read report file {} ({e}); re-run `callrollup run` for that day",
                     path.display()
                 ))
             };
-            let df = ParquetReader::new(std::fs::File::open(&path).map_err(|e| unreadable(&e))?)
+            let df = ParquetReader::new(std::fs::File::open(path).map_err(|e| unreadable(&e))?)
                 .with_columns(Some(vec!["tenant_id".into()]))
                 .finish()
                 .map_err(|e| unreadable(&e))?;

@@ -299,6 +299,10 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         timings
             .time("merge", || writer.merge())
             .map_err(Error::final_attempt)?;
+        // The sums are checked while a stop can still cancel the check.
+        timings
+            .time("reconcile", || writer.reconcile(&stats.totals))
+            .map_err(Error::final_attempt)?;
         // From here the ledger decides what the staged files become: a
         // kill after the commit leaves them for the next run to move.
         crate::fault::pause_point("before_seal");

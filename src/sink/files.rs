@@ -109,29 +109,32 @@ fn cannot_write(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// `write_whole` for a writer that fills a file itself (`fill` gets the
-/// temporary sibling's path, created empty by `create_new`): the file is
+/// temporary file's path, created empty by `create_new`): the file is
 /// synced, renamed into place and its folder synced, or removed if
-/// anything fails.
+/// anything fails. The temporary file lives in a folder of its own beside
+/// `path`, created here and readable by this user alone, so nobody can
+/// swap it for a link between its creation and a writer that opens it by
+/// name.
 pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     let name = path
         .file_name()
         .ok_or_else(|| Error::usage(format!("{} is not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
+    let private = path.with_file_name(format!(
+        ".{}.{}{PRIVATE_SUFFIX}",
         name.to_string_lossy(),
-        std::process::id()
+        Uuid::new_v4().simple()
     ));
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    crate::signals::remove_on_stop(&tmp);
-    // A leftover of a killed process with this pid (or a planted link) is
-    // removed, not written through; the file is then created anew.
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(cannot_write(path, e)),
-        _ => {}
-    }
+    crate::signals::remove_on_stop(&private);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| cannot_write(path, e))?;
+    let tmp = private.join(name);
     let result = create_new(&tmp)
         .map_err(|e| cannot_write(path, e))
         .and_then(|_| fill(&tmp))
@@ -142,11 +145,12 @@ pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> 
                 .and_then(|_| File::open(folder)?.sync_all())
                 .map_err(|e| cannot_write(path, e))
         });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    let _ = fs::remove_dir_all(&private);
     result
 }
+
+/// How the private folder of a file being written whole ends.
+const PRIVATE_SUFFIX: &str = ".writing";
 
 /// Makes the renames and new entries of a folder durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
@@ -195,11 +199,11 @@ pub fn pending(out: &Path, alone: bool) -> Result<Vec<Journal>> {
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&format!(".{JOURNAL_PREFIX}")) && name.ends_with(".tmp") {
-            // A journal that was never sealed (`write_whole`'s temporary):
-            // its run never reached its commit.
-            if alone && entry.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = fs::remove_file(entry.path());
+        if name.starts_with(&format!(".{JOURNAL_PREFIX}")) && name.ends_with(PRIVATE_SUFFIX) {
+            // A journal that was never sealed (`write_whole`'s private
+            // folder): its run never reached its commit.
+            if alone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = fs::remove_dir_all(entry.path());
             }
             continue;
         }
@@ -898,13 +902,20 @@ mod tests {
         let outside = dir.path().join("outside.txt");
         fs::write(&outside, b"keep me").unwrap();
         let path = dir.path().join("report.csv");
-        // The temporary name write_whole uses in this process.
+        // The temporary name an earlier engine used in this process.
         let tmp = dir
             .path()
             .join(format!(".report.csv.{}.tmp", std::process::id()));
         std::os::unix::fs::symlink(&outside, &tmp).unwrap();
         write_whole(&path, b"figures").unwrap();
         assert_eq!(fs::read(&outside).unwrap(), b"keep me");
+        // The private folder is gone with the write.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(PRIVATE_SUFFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         assert_eq!(fs::read(&path).unwrap(), b"figures");
         assert!(!fs::symlink_metadata(&path)
             .unwrap()

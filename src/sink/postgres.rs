@@ -304,8 +304,15 @@ impl<'c, 'r> Writer<'c, 'r> {
 
     /// Reconciles the tables against `totals` (the window's rows), records
     /// the run as succeeded and commits.
+    /// Checks the summary tables as this transaction sees them against the
+    /// source's totals; a stop can still cancel it (it runs before the
+    /// run enters its commit).
+    pub fn reconcile(&mut self, totals: &SourceTotals) -> Result<()> {
+        reconcile(&mut self.tx, self.run, totals)
+    }
+
+    /// Marks the run succeeded and commits: call `reconcile` first.
     pub fn finish(mut self, totals: &SourceTotals) -> Result<(RowsWritten, Changes)> {
-        reconcile(&mut self.tx, self.run, totals)?;
         ledger::succeed(
             &mut self.tx,
             self.run.schema,

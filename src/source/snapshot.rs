@@ -107,13 +107,16 @@ pub fn write(
             parent.display()
         ))
     })?;
+    // A new folder under a name nobody can guess, readable by this user
+    // alone: never an existing one, never through a planted link.
     let staging: PathBuf = parent.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
-        std::process::id()
+        uuid::Uuid::new_v4().simple()
     ));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|e| {
+    std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+        .create(&staging)
+        .map_err(|e| {
         Error::usage(format!(
             "cannot write snapshot under {} ({e}); pick a folder you can write",
             parent.display()

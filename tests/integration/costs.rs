@@ -734,7 +734,7 @@ fn costs_state_the_calls_with_missing_or_mismatched_costs() {
 }
 
 #[test]
-fn costs_unknown_tenant_exits_2() {
+fn an_unknown_tenant_exits_2_in_costs_and_errors() {
     let scratch = tempfile::tempdir().unwrap();
     let reports = scratch.path().join("reports");
     let db = rolled_up(&reports);
@@ -749,6 +749,28 @@ fn costs_unknown_tenant_exits_2() {
             .arg("costs")
             .args(PERIOD)
             .args(["--tenant", NY, "--tenant", stranger, "--reports"])
+            .arg(&reports)
+            .output()
+            .unwrap(),
+        2,
+        &format!("unknown --tenant {stranger}"),
+    );
+    // `errors` answered a typo with an empty report.
+    assert_fails(
+        &db.cmd()
+            .arg("errors")
+            .args(PERIOD)
+            .args(["--tenant", stranger])
+            .output()
+            .unwrap(),
+        2,
+        &format!("unknown --tenant {stranger}"),
+    );
+    assert_fails(
+        &TestDb::cmd_without_db()
+            .arg("errors")
+            .args(PERIOD)
+            .args(["--tenant", stranger, "--reports"])
             .arg(&reports)
             .output()
             .unwrap(),

@@ -23,6 +23,15 @@ fn numbers_that_feed_date_arithmetic_are_range_checked_not_a_panic() {
             "--transcript-bytes",
         ),
         (vec!["demo", "--days", "0"], "--days 0"),
+        (
+            vec!["generate", "--end", "262142-12-31", "--days", "2"],
+            "is not a calendar date",
+        ),
+        (vec!["generate", "--end", "9999-12-31"], "--end 9999-12-31"),
+        (
+            vec!["generate", "--end", "1970-01-05", "--days", "30"],
+            "--end 1970-01-05",
+        ),
     ] {
         let output = TestDb::cmd_without_db()
             .args(&args)
@@ -142,5 +151,19 @@ fn control_characters_in_names_never_reach_the_terminal_or_the_svg() {
     assert!(costs.contains("Evil"), "{costs}");
     for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
         assert!(!costs.contains(raw), "{raw:?} in {costs}");
+    }
+    // Nor does an engineer's ad-hoc query print them raw.
+    let query = stdout_of(&ok(db
+        .cmd()
+        .args([
+            "query",
+            "SELECT business_name, tenant_id FROM tenant_daily GROUP BY business_name, tenant_id",
+        ])
+        .args(period)
+        .output()
+        .unwrap()));
+    assert!(query.contains("Evil"), "{query}");
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!query.contains(raw), "{raw:?} in {query}");
     }
 }
