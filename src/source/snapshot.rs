@@ -117,11 +117,11 @@ pub fn write(
     std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
         .create(&staging)
         .map_err(|e| {
-        Error::usage(format!(
-            "cannot write snapshot under {} ({e}); pick a folder you can write",
-            parent.display()
-        ))
-    })?;
+            Error::usage(format!(
+                "cannot write snapshot under {} ({e}); pick a folder you can write",
+                parent.display()
+            ))
+        })?;
     let result = (|| {
         let mut tables = std::collections::BTreeMap::new();
         for (table, df) in TABLES
