@@ -88,15 +88,6 @@ fn costs(reports: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Every file under `dir` but the lock files runs leave (a refused run
-/// takes the folder's lock before it checks the layout under it).
-fn files_but_locks(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    tree(dir)
-        .into_iter()
-        .filter(|(p, _)| !p.to_string_lossy().ends_with(".lock"))
-        .collect()
-}
-
 fn day_folder(out: &Path, table: &str, day: &str) -> PathBuf {
     out.join(table).join(format!("day={day}"))
 }
@@ -106,7 +97,7 @@ fn a_shard_run_into_a_whole_runs_folder_is_refused_so_costs_cannot_double() {
     let s = Scratch::new();
     let reports = s.path("reports");
     ok(s.run(&reports, &[]));
-    let before = files_but_locks(&reports);
+    let before = tree(&reports);
     let whole_costs = figures(costs(&reports, &[]));
 
     // What deploy/kubernetes did: the nightly whole run, then shards into
@@ -116,11 +107,7 @@ fn a_shard_run_into_a_whole_runs_folder_is_refused_so_costs_cannot_double() {
         let out = s.run(&reports, &["--tenant-shard", shard]);
         assert_fails(&out, 2, "would count tenants twice");
     }
-    assert_eq!(
-        files_but_locks(&reports),
-        before,
-        "a refused shard run wrote nothing"
-    );
+    assert_eq!(tree(&reports), before, "a refused shard run wrote nothing");
     assert_eq!(figures(costs(&reports, &[])), whole_costs);
     ok(costs(
         &reports,
@@ -424,7 +411,7 @@ fn a_tenant_run_into_a_day_without_a_complete_report_is_refused() {
     // One shard of two: the rest of the tenants are in no file.
     let half = s.path("half");
     ok(s.run(&half, &["--tenant-shard", "0/2"]));
-    let before = files_but_locks(&half);
+    let before = tree(&half);
     assert_fails(
         &s.run(&half, &["--tenant", one]),
         2,
@@ -436,11 +423,7 @@ fn a_tenant_run_into_a_day_without_a_complete_report_is_refused() {
         2,
         "shard 1/2's file",
     );
-    assert_eq!(
-        files_but_locks(&half),
-        before,
-        "a refused run wrote nothing"
-    );
+    assert_eq!(tree(&half), before, "a refused run wrote nothing");
 }
 
 #[test]

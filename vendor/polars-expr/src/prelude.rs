@@ -1,0 +1,2 @@
+pub use crate::expressions::*;
+pub use crate::state::*;
