@@ -4,7 +4,6 @@
 //! give the same frames, column for column, so a report does not depend on
 //! where it was read.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -139,7 +138,7 @@ pub fn day_frame(
                 path.display()
             ))
         };
-        let file = File::open(path).map_err(|e| unreadable(&e))?;
+        let file = crate::sink::files::open_report(path).map_err(|e| unreadable(&e))?;
         let df = ParquetReader::new(file)
             .finish()
             .map_err(|e| unreadable(&e))?;

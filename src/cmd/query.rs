@@ -95,7 +95,9 @@ pub fn execute(args: Args) -> Result<()> {
     if args.format == Format::Parquet {
         let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.
-        return crate::sink::files::write_whole_with(path, |tmp| prepared.sink_parquet(plan, tmp));
+        return crate::sink::files::write_whole_with(path, |tmp, _| {
+            prepared.sink_parquet(plan, tmp)
+        });
     }
     let result = prepared.collect(plan)?;
     let bytes = match args.format {

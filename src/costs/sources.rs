@@ -266,10 +266,12 @@ fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTr
                     path.display()
                 ))
             };
-            let df = ParquetReader::new(std::fs::File::open(path).map_err(|e| unreadable(&e))?)
-                .with_columns(Some(vec!["tenant_id".into()]))
-                .finish()
-                .map_err(|e| unreadable(&e))?;
+            let df = ParquetReader::new(
+                crate::sink::files::open_report(path).map_err(|e| unreadable(&e))?,
+            )
+            .with_columns(Some(vec!["tenant_id".into()]))
+            .finish()
+            .map_err(|e| unreadable(&e))?;
             for id in strings(&df, "tenant_id")?.into_iter().flatten() {
                 if wanted.contains(&id) {
                     known.insert(id);

@@ -146,16 +146,21 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     // Before anything is staged, under the lock and once earlier runs'
     // files are finished: a shard's files beside a whole run's (or another
     // count's) would count tenants twice, and a --tenant run needs a
-    // committed file to keep the other tenants from.
-    let check_layout = || {
+    // committed file to keep the other tenants from. Returns the days
+    // whose files such a run cannot write.
+    let check_layout = || -> Result<Vec<NaiveDate>> {
         let days: Vec<NaiveDate> = window.days().collect();
-        sink::layout::check_may_write(
-            out,
-            &sink::TABLE_NAMES,
-            &days,
-            selection.shard,
-            only_tenants.is_some(),
-        )
+        if let Some(shard) = selection.shard {
+            sink::layout::check_shard_may_write(out, &sink::TABLE_NAMES, &days, shard)?;
+        }
+        if only_tenants.is_none() {
+            return Ok(Vec::new());
+        }
+        sink::layout::days_without_other_tenants(out, &sink::TABLE_NAMES, &days, selection.shard)
+    };
+    let whose = match selection.shard {
+        Some(shard) => format!("shard {shard}'s file"),
+        None => "a whole run's file or every shard's".to_string(),
     };
 
     // Report files are staged under temporary names chunk by chunk; they
@@ -184,7 +189,14 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         // File target: the reports are the summary tables; sealing the
         // staged files is the commit.
         staged.keep(recover_reports(out, None, selection.shard)?);
-        check_layout()?;
+        // The files are this target's only output: a --tenant run that
+        // cannot write them all is refused.
+        if let Some(day) = check_layout()?.first() {
+            return Err(Error::usage(format!(
+                "--tenant cannot write {day} into {}: it holds no committed report for that day ({whose}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
+                out.display()
+            )));
+        }
         let run_id = Uuid::new_v4();
         crate::log::set_run(Some(&run_id));
         let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
@@ -241,9 +253,21 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         let _ = ledger::fail(target, schema, run_id, &message);
     };
     let recovered = recover_reports(out, Some((&mut target, schema)), selection.shard)
-        .and_then(|kept| check_layout().map(|()| kept));
+        .and_then(|kept| check_layout().map(|skipped| (kept, skipped)));
     match recovered {
-        Ok(kept) => staged.keep(kept),
+        Ok((kept, skipped)) => {
+            staged.keep(kept);
+            // The database holds the truth: the rows are written, and the
+            // days with no complete report to merge into get no file.
+            if let (Some(first), Some(last)) = (skipped.first(), skipped.last()) {
+                crate::log::info(&format!(
+                    "no report files for {} day(s) from {first} to {last}: {} holds no committed report of them ({whose}) to keep the other tenants from; run them without --tenant to write their files",
+                    skipped.len(),
+                    out.display()
+                ));
+            }
+            staged.skip_days(skipped);
+        }
         Err(e) => {
             fail(&mut target, &e);
             return Err(e);
@@ -356,9 +380,12 @@ fn moves_unfinished(run_id: Uuid, out: &Path, e: Error) -> Error {
 
 /// Finishes what earlier runs left in the report folder before this run
 /// touches it: the renames of a run that committed (a kill or a failure
-/// after its commit), and the staged files of one that never did. A shard
-/// finishes only its own shard's (and unsharded runs') files: another
-/// shard may be running. Journals whose run this ledger does not know
+/// after its commit), and the staged files of one that never did. A whole
+/// run holds the folder alone and finishes every journal; a shard finishes
+/// only its own shard's (another shard may be running), and refuses to
+/// start while a whole run's committed files are pending: moving them in
+/// would replace the shard files its siblings are writing beside. Journals
+/// whose run this ledger does not know
 /// (another target) are left where they are, and said so; their staged
 /// files are returned, for the run to leave alone.
 fn recover_reports(
@@ -370,7 +397,7 @@ fn recover_reports(
     // Staged files of journals left where they are: not stale.
     let mut kept: Vec<PathBuf> = Vec::new();
     for journal in files::pending(out, shard.is_none())? {
-        if journal.tenant_shard.is_some() && journal.tenant_shard != mine {
+        if shard.is_some() && journal.tenant_shard.is_some() && journal.tenant_shard != mine {
             kept.extend(journal.moves.iter().map(|(tmp, _)| out.join(tmp)));
             continue;
         }
@@ -386,6 +413,12 @@ fn recover_reports(
             (files::Decider::Ledger, None) => None,
         };
         let run = journal.run_id;
+        if shard.is_some() && journal.tenant_shard.is_none() && committed == Some(true) {
+            return Err(Error::usage(format!(
+                "{} holds the committed report files of whole run {run}, not yet moved into place; a shard run cannot finish them while other shards may be writing: run the window once without --tenant-shard (it finishes them), then the shards",
+                out.display()
+            )));
+        }
         match committed {
             Some(true) => {
                 let moved = journal.roll_forward(out)?;

@@ -39,6 +39,9 @@ pub struct StagedFiles {
     /// Staged files of other runs' journals, left for their own target to
     /// finish: never removed as stale.
     kept: Vec<PathBuf>,
+    /// Days the run writes no files for (a `--tenant` run's days with no
+    /// committed report to merge into).
+    skipped_days: Vec<NaiveDate>,
 }
 
 /// Who decides whether a sealed set of staged files is committed.
@@ -76,13 +79,8 @@ fn journal_path(out: &Path, run_id: Uuid) -> PathBuf {
 /// Writes `bytes` to `path` whole or not at all: a hidden temporary
 /// sibling, synced, renamed into place, its folder synced.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_whole_with(path, |tmp| {
-        // `write_whole_with` created it, empty, a moment ago.
-        fs::OpenOptions::new()
-            .write(true)
-            .open(tmp)
-            .and_then(|mut f| f.write_all(bytes))
-            .map_err(|e| cannot_write(path, e))
+    write_whole_with(path, |_, file| {
+        file.write_all(bytes).map_err(|e| cannot_write(path, e))
     })
 }
 
@@ -108,15 +106,21 @@ fn cannot_write(path: &Path, e: std::io::Error) -> Error {
     )
 }
 
-/// `write_whole` for a writer that fills a file itself (`fill` gets the
-/// temporary file's path, created empty by `create_new`): the file is
-/// synced, renamed into place and its folder synced, or removed if
-/// anything fails. The temporary file lives in a folder of its own beside
-/// `path`, created here and readable by this user alone, so nobody can
-/// swap it for a link between its creation and a writer that opens it by
-/// name.
-pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+/// `write_whole` for a writer that fills a file itself: `fill` gets the
+/// temporary file, created empty by `create_new`, both open and by a path
+/// (for writers that open it themselves). The file is synced, renamed into
+/// place and its folder synced, or removed if anything fails.
+///
+/// The temporary file lives in a folder of its own beside `path`, created
+/// here and readable by this user alone, and is reached through that
+/// folder's open handle (`/proc/self/fd/N/<name>`): renaming the folder
+/// away and planting another under its name cannot redirect the writes.
+pub fn write_whole_with(
+    path: &Path,
+    fill: impl FnOnce(&Path, &mut File) -> Result<()>,
+) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
     let name = path
         .file_name()
         .ok_or_else(|| Error::usage(format!("{} is not a file name", path.display())))?;
@@ -134,13 +138,21 @@ pub fn write_whole_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> 
         .mode(0o700)
         .create(&private)
         .map_err(|e| cannot_write(path, e))?;
-    let tmp = private.join(name);
-    let result = create_new(&tmp)
+    let result = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&private)
         .map_err(|e| cannot_write(path, e))
-        .and_then(|_| fill(&tmp))
-        .and_then(|()| {
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
+        .and_then(|handle| {
+            let proc_fd = Path::new("/proc/self/fd");
+            let tmp = if proc_fd.is_dir() {
+                proc_fd.join(handle.as_raw_fd().to_string()).join(name)
+            } else {
+                private.join(name)
+            };
+            let mut file = create_new(&tmp).map_err(|e| cannot_write(path, e))?;
+            fill(&tmp, &mut file)?;
+            file.sync_all()
                 .and_then(|_| fs::rename(&tmp, path))
                 .and_then(|_| File::open(folder)?.sync_all())
                 .map_err(|e| cannot_write(path, e))
@@ -349,7 +361,12 @@ fn confined_path(out: &Path, relative: &Path) -> std::result::Result<(), String>
             .as_os_str()
             .to_str()
             .and_then(|d| d.strip_prefix("day="))
-            .is_some_and(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
+            .and_then(|d| {
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .ok()
+                    .map(|day| (d, day))
+            })
+            .is_some_and(|(d, day)| day.to_string() == d);
     if !plain {
         return Err(format!(
             "it names {}, which is not a report file inside the folder",
@@ -372,12 +389,30 @@ impl Journal {
     /// Finishes the renames of a committed run; returns how many files
     /// were still waiting.
     pub fn roll_forward(&self, out: &Path) -> Result<usize> {
-        let removals: Vec<PathBuf> = self.removals.iter().map(|p| out.join(p)).collect();
+        // A shard file goes only where the whole run's staged file is there
+        // to replace it: all removals come before the first move, so a
+        // journal whose replacement is gone either removed them already or
+        // never had one (a planted journal, which must not delete reports).
+        let is_staged =
+            |tmp: &Path| fs::symlink_metadata(out.join(tmp)).is_ok_and(|m| m.file_type().is_file());
+        let removals: Vec<PathBuf> = self
+            .removals
+            .iter()
+            .filter(|removal| {
+                self.moves.iter().any(|(tmp, last)| {
+                    tmp.parent() == removal.parent()
+                        && tmp.components().next() == removal.components().next()
+                        && last.extension() == removal.extension()
+                        && is_staged(tmp)
+                })
+            })
+            .map(|p| out.join(p))
+            .collect();
         remove_replaced(&removals)?;
         let mut moved = 0;
         for (tmp, path) in &self.moves {
             let (tmp, path) = (out.join(tmp), out.join(path));
-            if tmp.exists() {
+            if fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_file()) {
                 move_into_place(&tmp, &path)?;
                 moved += 1;
             }
@@ -457,7 +492,12 @@ impl StagedFiles {
     ) -> Result<()> {
         for (table, df) in tables {
             let file_frame = file_frame(df)?;
-            for day in days {
+            let written: Vec<NaiveDate> = days
+                .iter()
+                .filter(|d| !self.skipped_days.contains(d))
+                .copied()
+                .collect();
+            for day in &written {
                 let dir = layout::day_dir(out, table, *day);
                 self.create_dir(out, &dir)?;
                 remove_stale_temporaries(&dir, &layout::file_stem(table, shard), &self.kept)?;
@@ -512,6 +552,11 @@ impl StagedFiles {
             }
         }
         Ok(())
+    }
+
+    /// Days to write no files for (see `skipped_days`).
+    pub fn skip_days(&mut self, days: Vec<NaiveDate>) {
+        self.skipped_days = days;
     }
 
     /// Staged files of journals the run left where they are (see `kept`).
@@ -719,7 +764,9 @@ fn merge_into_existing(
     };
     let mut merged = DataFrame::empty_with_schema(new_rows.schema());
     for path in files {
-        let file = File::open(path).map_err(|e| unreadable(path, &e))?;
+        // Only the regular file the folder was read with: a link swapped in
+        // since would bring another folder's rows into this one.
+        let file = open_report(path).map_err(|e| unreadable(path, &e))?;
         let existing = ParquetReader::new(file)
             .finish()
             .map_err(|e| unreadable(path, &e))?;
@@ -742,6 +789,20 @@ fn merge_into_existing(
         .sort(keys.to_vec(), Default::default())?;
     merged.rechunk_mut();
     Ok(merged)
+}
+
+/// Opens a committed report file to read it: never through a link, and
+/// only a regular file.
+pub fn open_report(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// Removes committed files that the run's own replace (already gone is fine).

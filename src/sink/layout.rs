@@ -170,61 +170,63 @@ impl DayFolder {
     }
 }
 
-/// Refuses, before anything is written, a run whose files would break the
-/// rule or claim more than they hold:
-/// - a shard run into days whose folders hold a whole run's files or
-///   another shard count's: its file beside them would count tenants twice;
-/// - a `--tenant` run (`tenant_run`) into days with no committed file to
-///   keep the other tenants from (the whole run's or every shard's; a
-///   shard's own file for a shard): its file would hold only the selected
-///   tenants yet count as the day's (or the shard's) whole report.
-pub fn check_may_write(
+/// Refuses, before anything is written, a shard run into days whose
+/// folders hold a whole run's files or another shard count's: its file
+/// beside them would count tenants twice.
+pub fn check_shard_may_write(
     out: &Path,
     tables: &[&str],
     days: &[NaiveDate],
-    shard: Option<Shard>,
-    tenant_run: bool,
+    shard: Shard,
 ) -> Result<()> {
     for table in tables {
         for &day in days {
             let folder = DayFolder::read(out, table, day)?.unwrap_or_default();
-            if let Some(shard) = shard {
-                let blocker = folder.whole.clone().or_else(|| {
-                    folder
-                        .shards
-                        .iter()
-                        .find(|(s, _)| s.count != shard.count)
-                        .map(|(_, p)| p.clone())
-                });
-                if let Some(blocker) = blocker {
-                    return Err(Error::usage(format!(
-                        "--tenant-shard {shard} cannot write {day} into {}: {} is there, and a shard's file beside it would count tenants twice; write the shards to another --out, or re-run the window without --tenant-shard",
-                        out.display(),
-                        blocker.display()
-                    )));
-                }
-            }
-            if !tenant_run {
-                continue;
-            }
-            let kept = match shard {
-                Some(shard) => folder.shards.iter().any(|(s, _)| *s == shard),
-                None => folder.is_covered(),
-            };
-            if !kept {
-                let whose = match shard {
-                    Some(shard) => format!("shard {shard}'s file"),
-                    None => "a whole run's file or every shard's".to_string(),
-                };
+            let blocker = folder.whole.clone().or_else(|| {
+                folder
+                    .shards
+                    .iter()
+                    .find(|(s, _)| s.count != shard.count)
+                    .map(|(_, p)| p.clone())
+            });
+            if let Some(blocker) = blocker {
                 return Err(Error::usage(format!(
-                    "--tenant cannot write {day} into {}: {} holds no committed {table} report ({whose}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
+                    "--tenant-shard {shard} cannot write {day} into {}: {} is there, and a shard's file beside it would count tenants twice; write the shards to another --out, or re-run the window without --tenant-shard",
                     out.display(),
-                    day_dir(out, table, day).display()
+                    blocker.display()
                 )));
             }
         }
     }
     Ok(())
+}
+
+/// The days a `--tenant` run cannot write files for: their folders hold no
+/// committed file to keep the other tenants from (the whole run's or every
+/// shard's of one count; for a shard, its own file), so the day's file
+/// would hold only the selected tenants yet count as the day's (or the
+/// shard's) whole report.
+pub fn days_without_other_tenants(
+    out: &Path,
+    tables: &[&str],
+    days: &[NaiveDate],
+    shard: Option<Shard>,
+) -> Result<Vec<NaiveDate>> {
+    let mut missing = Vec::new();
+    for &day in days {
+        for table in tables {
+            let folder = DayFolder::read(out, table, day)?.unwrap_or_default();
+            let kept = match shard {
+                Some(shard) => folder.shards.iter().any(|(s, _)| *s == shard),
+                None => folder.is_covered(),
+            };
+            if !kept {
+                missing.push(day);
+                break;
+            }
+        }
+    }
+    Ok(missing)
 }
 
 /// The lock file of a report folder: whole runs hold it alone, shards
@@ -257,8 +259,7 @@ impl FolderLock {
         // Alone for a moment among shards (a blocking wait of
         // milliseconds): no other shard looks at the lock files while this
         // one decides, so two counts cannot both pass.
-        let deciding = open_lock_file(&out.join(LAYOUT_LOCK))?;
-        let deciding = flock_waiting(deciding, out)?;
+        let deciding = flock_waiting(&out.join(LAYOUT_LOCK), out)?;
         if let Some(count) = other_count_running(out, shard)? {
             return Err(Error::Locked {
                 what: format!(
@@ -307,46 +308,59 @@ fn other_count_running(out: &Path, shard: Shard) -> Result<Option<u32>> {
 }
 
 /// Opens (creating) a lock file: never through a planted link, never
-/// blocking on a planted FIFO, and only a regular file.
+/// blocking on a planted FIFO, and only a regular file. Read-write where it
+/// can (NFS locks a file for writing), read-only where the file is another
+/// account's (another service account of the group, on a local disk).
 fn open_lock_file(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let refused = |e| {
-        Error::io(
-            format!(
-                "cannot open the lock file {}; remove it if it is not a regular file",
-                path.display()
-            ),
-            e,
-        )
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .create(write)
+            .truncate(false)
+            .mode(0o660)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(refused)?;
-    let is_file = file.metadata().map_err(refused)?.file_type().is_file();
-    if !is_file {
-        return Err(Error::usage(format!(
-            "the lock file {} is not a regular file; remove it",
+    let not_a_file = || {
+        Error::usage(format!(
+            "the lock file {} is not a regular file (a link or a pipe is there); remove it",
             path.display()
-        )));
+        ))
+    };
+    let file = match open(true) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open(false),
+        other => other,
+    }
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => not_a_file(),
+        _ => Error::io(format!("cannot open the lock file {}", path.display()), e),
+    })?;
+    let is_file = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read the lock file {}", path.display()), e))?
+        .file_type()
+        .is_file();
+    if !is_file {
+        return Err(not_a_file());
     }
     Ok(file)
 }
 
-/// An exclusive lock held for moments only: waited for.
-fn flock_waiting(file: File, out: &Path) -> Result<File> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a descriptor this function owns; no memory is shared.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::io(format!("cannot lock {}", out.display()), e));
+/// An exclusive lock other runs hold for moments only: waited for, up to
+/// ten seconds, and not past a stop signal.
+fn flock_waiting(path: &Path, out: &Path) -> Result<File> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match flock(open_lock_file(path)?, out, libc::LOCK_EX) {
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                crate::signals::check()?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
-    Ok(file)
 }
 
 fn flock(file: File, out: &Path, mode: libc::c_int) -> Result<File> {

@@ -166,6 +166,11 @@ pub fn write(
         let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
         fs::write(staging.join("manifest.json"), text)
             .map_err(|e| Error::io("cannot write manifest.json", e))?;
+        // Private while written; once complete, as readable as the report
+        // folders (0750 under the process's umask).
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o750))
+            .map_err(|e| Error::io(format!("cannot write {}", dir.display()), e))?;
         if dir.exists() {
             fs::remove_dir_all(dir)
                 .map_err(|e| Error::io(format!("cannot replace {}", dir.display()), e))?;

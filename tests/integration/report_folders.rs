@@ -352,6 +352,60 @@ fn a_planted_journal_cannot_swap_or_delete_committed_reports_inside_the_folder()
 }
 
 #[test]
+fn a_planted_journal_whose_replacement_is_not_staged_removes_no_shard_file() {
+    let s = Scratch::new();
+    let sharded = s.path("sharded");
+    for shard in ["0/2", "1/2"] {
+        ok(s.run(&sharded, &["--tenant-shard", shard]));
+    }
+    let day = "tenant_daily/day=2026-03-07";
+    let before = visible(&sharded.join(day));
+    let run = "0f0e0d0c0b0a09080706050403020102";
+    // The shape a whole run's journal has, with no staged file behind it.
+    let planted = serde_json::json!({
+        "run_id": "0f0e0d0c-0b0a-0908-0706-050403020102",
+        "decider": "sealed",
+        "tenant_shard": null,
+        "moves": [[format!("{day}/.tenant_daily.parquet.{run}.tmp"), format!("{day}/tenant_daily.parquet")]],
+        "removals": [format!("{day}/tenant_daily-shard-0-of-2.parquet"), format!("{day}/tenant_daily-shard-1-of-2.parquet")]
+    });
+    std::fs::write(
+        sharded.join(format!(".callrollup-pending-{run}.json")),
+        planted.to_string(),
+    )
+    .unwrap();
+    // A shard run refuses to finish a whole run's journal: siblings may be
+    // writing beside the files it would replace.
+    let shard_run = |out: &Path, shard: &str| {
+        TestDb::cmd_without_db()
+            .args(["run", "--from", "2026-03-11", "--to", "2026-03-12"])
+            .args(["--tenant-shard", shard, "--source"])
+            .arg(&s.snapshot)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    assert_fails(&shard_run(&sharded, "0/2"), 2, "without --tenant-shard");
+    // A whole run of other days finishes it, and removes nothing of 03-07.
+    ok(TestDb::cmd_without_db()
+        .args([
+            "run",
+            "--from",
+            "2026-03-11",
+            "--to",
+            "2026-03-12",
+            "--source",
+        ])
+        .arg(&s.snapshot)
+        .arg("--out")
+        .arg(&sharded)
+        .output()
+        .unwrap());
+    assert_eq!(visible(&sharded.join(day)), before);
+}
+
+#[test]
 fn a_killed_runs_staged_files_are_removed_by_the_next_run_whatever_its_window() {
     let s = Scratch::new();
     let reports = s.path("reports");
@@ -482,4 +536,30 @@ fn a_linked_day_folder_or_a_planted_lock_fifo_is_refused_not_followed() {
         .unwrap();
     let out = crate::util::ends_within(child, 60, "the run blocked on a FIFO");
     assert_fails(&out, 2, "not a regular file");
+}
+
+#[test]
+fn a_tenant_run_with_a_database_target_writes_its_rows_but_no_file_for_days_without_a_report() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let fresh = scratch.path().join("fresh");
+    let one = "a0000000-0000-0000-0000-000000000001";
+    // An ephemeral pod's empty --out: the database holds the truth, so the
+    // rows are written; a file of one tenant would pass for the whole day.
+    let output = ok(db
+        .cmd()
+        .args(["run", "--from", "2026-03-07", "--to", "2026-03-08"])
+        .args(["--tenant", one, "--out"])
+        .arg(&fresh)
+        .output()
+        .unwrap());
+    let err = crate::util::stderr_of(&output);
+    assert!(err.contains("no report files for 2 day(s)"), "{err}");
+    assert!(visible(&fresh).is_empty(), "{:?}", visible(&fresh));
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM analytics.tenant_daily WHERE tenant_id = '{one}'"
+        )),
+        2
+    );
 }
