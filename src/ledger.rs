@@ -1,6 +1,7 @@
 //! The run ledger (`rollup_runs`) and the advisory lock that keeps one run
 //! per target schema.
 
+use crate::tables::Table;
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::{Client, Transaction};
 use rust_decimal::Decimal;
@@ -102,8 +103,8 @@ pub fn fail(client: &mut Client, schema: &str, run_id: Uuid, error: &str) -> Res
     }
 }
 
-/// Rows written per summary table, in `sink::tables` order.
-pub type RowsWritten = [i32; 4];
+/// Rows written per summary table.
+pub type RowsWritten = crate::tables::PerTable<i32>;
 
 pub fn succeed(
     tx: &mut Transaction,
@@ -122,10 +123,10 @@ pub fn succeed(
             &source.llm_cost_usd,
             &source.tts_cost_usd,
             &source.total_cost_usd,
-            &rows[0],
-            &rows[1],
-            &rows[2],
-            &rows[3],
+            &rows[Table::TenantDaily],
+            &rows[Table::Outcomes],
+            &rows[Table::Errors],
+            &rows[Table::Findings],
         ],
     )?;
     Ok(())

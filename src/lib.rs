@@ -28,6 +28,7 @@ pub mod sink;
 pub mod source;
 pub mod sql;
 pub mod summaries;
+pub mod tables;
 pub mod text;
 pub mod window;
 pub mod zone_check;

@@ -129,12 +129,13 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
         &mut out,
         "callrollup_last_run_rows_written",
         "Rows the last run wrote, per summary table (0 for a dry run).",
-        &crate::sink::TABLE_NAMES
+        &stats
+            .table_rows
             .iter()
-            .zip(stats.table_rows)
             .map(|(table, rows)| {
+                let table = table.name();
                 let written = if outcome.changes.is_some() || !outcome.files.is_empty() {
-                    rows as f64
+                    *rows as f64
                 } else {
                     0.0
                 };
@@ -144,7 +145,8 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
     );
     if let Some(changes) = &outcome.changes {
         let mut samples = Vec::new();
-        for (table, c) in crate::sink::TABLE_NAMES.iter().zip(changes) {
+        for (table, c) in changes.iter() {
+            let table = table.name();
             for (change, n) in [
                 ("inserted", c.inserted),
                 ("updated", c.updated),

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::frames::{calls_schema, errors_schema, tenants_schema};
 use crate::pipeline::{for_each_chunk, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
-use crate::summaries::{Summaries, SummaryTable};
+use crate::summaries::Summaries;
+use crate::tables::Table;
 use crate::window::Window;
 
 mod guard;
@@ -51,8 +52,7 @@ pub fn table_schema(name: &str) -> Option<Schema> {
         }
         "system_errors" => Some(with_day(errors_schema())),
         "tenants" => Some(tenants_schema()),
-        _ => SummaryTable::ALL
-            .iter()
+        _ => Table::reported()
             .find(|t| t.name() == name)
             .map(|t| t.schema()),
     }
@@ -61,7 +61,7 @@ pub fn table_schema(name: &str) -> Option<Schema> {
 /// Every table a query may name.
 pub fn table_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SOURCE_TABLES.to_vec();
-    names.extend(SummaryTable::ALL.iter().map(|t| t.name()));
+    names.extend(Table::reported().map(Table::name));
     names
 }
 
@@ -160,10 +160,7 @@ pub fn prepare(checked: &Checked, input: QueryInput) -> Result<Prepared> {
         context.register("tenants", tenants.lazy());
         spill = Some(dir);
     }
-    let summary_tables: Vec<SummaryTable> = SummaryTable::ALL
-        .into_iter()
-        .filter(|t| wants(t.name()))
-        .collect();
+    let summary_tables: Vec<Table> = Table::reported().filter(|t| wants(t.name())).collect();
     if !summary_tables.is_empty() {
         let summaries = input.summaries.ok_or_else(|| {
             Error::usage(

@@ -11,104 +11,16 @@ use polars::prelude::*;
 use postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::frames::{utc_micros, MONEY};
 use crate::selection::{tenant_id_in, TenantSelection};
 use crate::sink::layout::DayFolder;
 use crate::source::pgcopy::{self, Kind};
 use crate::sql;
+use crate::tables::Table;
 
 /// The summary tables of a target schema, or a report folder.
 pub enum Summaries {
     Database { client: Box<Client>, schema: String },
     Reports(PathBuf),
-}
-
-/// A summary table that reports read, with the columns the engine computes
-/// (the ledger's `run_id` and `computed_at` are not figures).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SummaryTable {
-    TenantDaily,
-    Outcomes,
-    Errors,
-}
-
-impl SummaryTable {
-    pub const ALL: [SummaryTable; 3] = [
-        SummaryTable::TenantDaily,
-        SummaryTable::Outcomes,
-        SummaryTable::Errors,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SummaryTable::TenantDaily => "tenant_daily",
-            SummaryTable::Outcomes => "tenant_daily_outcomes",
-            SummaryTable::Errors => "tenant_daily_errors",
-        }
-    }
-
-    /// Every column in table order, with how its COPY field decodes.
-    pub fn columns(self) -> &'static [(&'static str, Kind)] {
-        use Kind::*;
-        match self {
-            SummaryTable::TenantDaily => &[
-                ("tenant_id", DictionaryUuid),
-                ("day", Date),
-                ("business_name", DictionaryText),
-                ("timezone", DictionaryText),
-                ("calls", Int8),
-                ("completed_calls", Int8),
-                ("failed_calls", Int8),
-                ("billable_seconds", Int8),
-                ("stt_cost_usd", Money),
-                ("llm_cost_usd", Money),
-                ("tts_cost_usd", Money),
-                ("total_cost_usd", Money),
-                ("calls_missing_cost", Int8),
-                ("cost_mismatch_calls", Int8),
-                ("errors", Int8),
-                ("critical_errors", Int8),
-                ("errored_calls", Int8),
-                ("error_rate", Float8),
-            ],
-            SummaryTable::Outcomes => &[
-                ("tenant_id", DictionaryUuid),
-                ("day", Date),
-                ("status", DictionaryText),
-                ("outcome", DictionaryText),
-                ("calls", Int8),
-                ("billable_seconds", Int8),
-                ("total_cost_usd", Money),
-            ],
-            SummaryTable::Errors => &[
-                ("tenant_id", DictionaryUuid),
-                ("day", Date),
-                ("error_type", DictionaryText),
-                ("severity", DictionaryText),
-                ("errors", Int8),
-                ("unresolved_errors", Int8),
-                ("calls_affected", Int8),
-                ("first_seen_at", TimestampTz),
-                ("last_seen_at", TimestampTz),
-            ],
-        }
-    }
-
-    /// The frame's schema: what both the database and the files give.
-    pub fn schema(self) -> Schema {
-        Schema::from_iter(self.columns().iter().map(|(name, kind)| {
-            let dtype = match kind {
-                Kind::Text | Kind::DictionaryText | Kind::DictionaryUuid => DataType::String,
-                Kind::Money => MONEY,
-                Kind::Int8 => DataType::Int64,
-                Kind::TimestampTz => utc_micros(),
-                Kind::Bool => DataType::Boolean,
-                Kind::Date => DataType::Date,
-                Kind::Float8 => DataType::Float64,
-            };
-            Field::new((*name).into(), dtype)
-        }))
-    }
 }
 
 /// The rows of one table's committed files for one day (the whole run's,
@@ -118,7 +30,7 @@ impl SummaryTable {
 /// a key fails: a figure is never counted twice.
 pub fn day_frame(
     dir: &Path,
-    table: &str,
+    table: Table,
     day: NaiveDate,
     tenants: &TenantSelection,
 ) -> Result<Option<DataFrame>> {
@@ -164,14 +76,8 @@ pub fn day_frame(
 
 /// Fails, naming the files, when two rows of a day's files share the
 /// table's key: whatever put them there, a sum over them would double.
-fn check_unique_keys(df: &DataFrame, table: &str, files: &[&Path]) -> Result<()> {
-    let Some(keys) = crate::sink::TABLE_NAMES
-        .iter()
-        .position(|t| *t == table)
-        .map(|i| crate::sink::FILE_KEYS[i])
-    else {
-        return Ok(());
-    };
+fn check_unique_keys(df: &DataFrame, table: Table, files: &[&Path]) -> Result<()> {
+    let keys = table.file_key();
     let names = |df: &DataFrame| -> Vec<String> {
         df.get_column_names_str()
             .into_iter()
@@ -208,7 +114,7 @@ fn check_unique_keys(df: &DataFrame, table: &str, files: &[&Path]) -> Result<()>
 impl Summaries {
     /// A report folder must hold `run`'s reports.
     pub fn reports(dir: &Path) -> Result<Summaries> {
-        if !dir.join("tenant_daily").is_dir() {
+        if !dir.join(Table::TenantDaily.name()).is_dir() {
             return Err(Error::usage(format!(
                 "--reports {} holds no reports (no tenant_daily folder); point it at the --out folder of `callrollup run`",
                 dir.display()
@@ -248,7 +154,7 @@ impl Summaries {
     /// given), sorted by key, in `table.schema()`.
     pub fn table(
         &mut self,
-        table: SummaryTable,
+        table: Table,
         from: NaiveDate,
         to: NaiveDate,
         tenants: &TenantSelection,
@@ -269,7 +175,7 @@ impl Summaries {
             Summaries::Reports(dir) => {
                 let mut parts = Vec::new();
                 for day in from.iter_days().take_while(|d| *d <= to) {
-                    let Some(df) = day_frame(dir, table.name(), day, tenants)? else {
+                    let Some(df) = day_frame(dir, table, day, tenants)? else {
                         continue;
                     };
                     if df.height() == 0 {
@@ -294,12 +200,8 @@ impl Summaries {
                 }
             }
         };
-        let key: Vec<&str> = match table {
-            SummaryTable::TenantDaily => vec!["tenant_id", "day"],
-            SummaryTable::Outcomes => vec!["tenant_id", "day", "status", "outcome"],
-            SummaryTable::Errors => vec!["tenant_id", "day", "error_type", "severity"],
-        };
-        Ok(crate::frames::conform(frame, &schema)?.sort(key, Default::default())?)
+        Ok(crate::frames::conform(frame, &schema)?
+            .sort(table.key().to_vec(), Default::default())?)
     }
 }
 

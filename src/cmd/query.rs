@@ -26,7 +26,7 @@ use crate::cli::{
 };
 use crate::error::{Error, Result};
 use crate::query::{self, QueryInput};
-use crate::summaries::SummaryTable;
+use crate::tables::Table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -75,7 +75,7 @@ pub fn execute(args: Args) -> Result<()> {
     let checked = query::check(&args.sql)?;
     let named = &checked.tables;
     let source = args.source.spec_if_any(&args.connect)?;
-    let needs_summaries = SummaryTable::ALL.iter().any(|t| named.contains(&t.name()));
+    let needs_summaries = Table::reported().any(|t| named.contains(&t.name()));
     let mut summaries = if needs_summaries {
         args.summaries
             .open(&args.connect, &args.schema, "callrollup-query")?

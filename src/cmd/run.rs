@@ -22,7 +22,6 @@ use crate::pipeline::run::{RunOutcome, RunRequest};
 use crate::pipeline::{SourceSpec, Timings, WindowStats};
 use crate::selection::TenantSelection;
 use crate::shard::Shard;
-use crate::sink;
 use crate::sink::postgres::TableChanges;
 use crate::window::Window;
 
@@ -239,14 +238,16 @@ fn render_summary(s: &Summary) -> String {
     ));
     out.push_str(&format!(
         "findings    {} rows in {} tenant days\n",
-        st.finding_rows, st.table_rows[3]
+        st.finding_rows,
+        st.table_rows[crate::tables::Table::Findings]
     ));
     if !s.gates.is_empty() {
         out.push_str(&format!("gates       {}\n", s.gates.join("; ")));
     }
-    let rows: Vec<String> = sink::TABLE_NAMES
+    let rows: Vec<String> = st
+        .table_rows
         .iter()
-        .zip(st.table_rows)
+        .map(|(table, c)| (table.name(), c))
         .map(|(n, c)| {
             if s.outcome.changes.is_some() {
                 format!("{n} {c}")
@@ -257,7 +258,7 @@ fn render_summary(s: &Summary) -> String {
         .collect();
     out.push_str(&format!("rows        {}\n", rows.join(", ")));
     if let Some(changes) = &s.outcome.changes {
-        let sum = |f: fn(&TableChanges) -> u64| changes.iter().map(f).sum::<u64>();
+        let sum = |f: fn(&TableChanges) -> u64| changes.values().map(f).sum::<u64>();
         let (inserted, updated, deleted) =
             (sum(|c| c.inserted), sum(|c| c.updated), sum(|c| c.deleted));
         let written = inserted + updated + deleted;

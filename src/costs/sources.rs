@@ -18,6 +18,7 @@ use crate::sink::layout::DayFolder;
 use crate::sql;
 use crate::summaries::day_frame;
 pub use crate::summaries::Summaries;
+use crate::tables::Table;
 use crate::window::Window;
 
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
@@ -79,7 +80,7 @@ impl Summaries {
             Summaries::Reports(dir) => {
                 let mut out = Vec::new();
                 for day in period.each_day() {
-                    let Some(df) = day_frame(dir, "tenant_daily", day, tenants)? else {
+                    let Some(df) = day_frame(dir, Table::TenantDaily, day, tenants)? else {
                         continue;
                     };
                     if df.height() == 0 {
@@ -224,7 +225,7 @@ impl Summaries {
                 // of one count; an empty or staged-only folder is not.
                 missing_days: period
                     .each_day()
-                    .map(|d| Ok((d, DayFolder::read(dir, "tenant_daily", d)?)))
+                    .map(|d| Ok((d, DayFolder::read(dir, Table::TenantDaily, d)?)))
                     .filter_map(|r: Result<_>| match r {
                         Ok((d, folder)) => {
                             (!folder.is_some_and(|f| f.is_covered())).then_some(Ok(d))
@@ -244,7 +245,7 @@ impl Summaries {
 /// files (the layout's names only; only the `tenant_id` column is read).
 fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTreeSet<String>> {
     let mut known = std::collections::BTreeSet::new();
-    let Ok(days) = std::fs::read_dir(dir.join("tenant_daily")) else {
+    let Ok(days) = std::fs::read_dir(dir.join(Table::TenantDaily.name())) else {
         return Ok(known);
     };
     for day in days.flatten() {
@@ -256,7 +257,8 @@ fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTr
         else {
             continue;
         };
-        let Some(folder) = crate::sink::layout::DayFolder::read(dir, "tenant_daily", day)? else {
+        let Some(folder) = crate::sink::layout::DayFolder::read(dir, Table::TenantDaily, day)?
+        else {
             continue;
         };
         for path in folder.parquet_files() {
@@ -316,7 +318,7 @@ fn booked_on(
     tenants: &TenantSelection,
 ) -> Result<BTreeMap<String, i64>> {
     let mut booked = BTreeMap::new();
-    let Some(outcomes) = day_frame(dir, "tenant_daily_outcomes", day, tenants)? else {
+    let Some(outcomes) = day_frame(dir, Table::Outcomes, day, tenants)? else {
         return Ok(booked);
     };
     if outcomes.height() == 0 {
@@ -344,7 +346,7 @@ fn outcome_days_from_files(
 ) -> Result<Vec<OutcomeDay>> {
     let mut out = Vec::new();
     for day in period.each_day() {
-        let Some(outcomes) = day_frame(dir, "tenant_daily_outcomes", day, tenants)? else {
+        let Some(outcomes) = day_frame(dir, Table::Outcomes, day, tenants)? else {
             continue;
         };
         if outcomes.height() == 0 {
@@ -352,7 +354,7 @@ fn outcome_days_from_files(
         }
         // Names and zones come from the day's tenant_daily file.
         let mut described: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
-        if let Some(td) = day_frame(dir, "tenant_daily", day, tenants)? {
+        if let Some(td) = day_frame(dir, Table::TenantDaily, day, tenants)? {
             if td.height() > 0 {
                 let (ids, names, zones) = (
                     strings(&td, "tenant_id")?,

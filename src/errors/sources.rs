@@ -15,7 +15,8 @@ use crate::error::Result;
 use crate::frames::PLATFORM_TENANT;
 use crate::pipeline::{for_each_chunk, process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
-use crate::summaries::{Summaries, SummaryTable};
+use crate::summaries::Summaries;
+use crate::tables::Table;
 use crate::window::{epoch_day, Window};
 
 /// Days the pipeline reads from the source at a time: as `run`, so memory
@@ -117,8 +118,8 @@ pub fn daily(
                 // Nothing better to read: keep what the tables have.
                 coverage.missing_days.clone()
             };
-            let errors = summaries.table(SummaryTable::Errors, from, to, tenants)?;
-            let tenant_daily = summaries.table(SummaryTable::TenantDaily, from, to, tenants)?;
+            let errors = summaries.table(Table::Errors, from, to, tenants)?;
+            let tenant_daily = summaries.table(Table::TenantDaily, from, to, tenants)?;
             names_of(&tenant_daily, &mut names)?;
             let fresh = day_in(&stale).not();
             error_parts.push(select_errors(errors.lazy().filter(fresh.clone())));
@@ -178,7 +179,7 @@ pub fn daily(
 }
 
 fn error_schema() -> Schema {
-    let mut schema = SummaryTable::Errors.schema();
+    let mut schema = Table::Errors.schema();
     let _ = schema.shift_remove("day");
     schema
         .insert_at_index(0, "bucket".into(), DataType::Int64)

@@ -202,7 +202,7 @@ pub struct WindowStats {
     pub finding_rows: i64,
     /// Rows flagged per finding kind (for `--fail-on`).
     pub findings_by_kind: std::collections::BTreeMap<String, i64>,
-    pub table_rows: [usize; 4],
+    pub table_rows: crate::tables::PerTable<usize>,
 }
 
 impl WindowStats {
@@ -228,8 +228,8 @@ impl WindowStats {
                 *self.findings_by_kind.entry(kind.to_string()).or_default() += n;
             }
         }
-        for (i, (_, df)) in sink::tables(part).iter().enumerate() {
-            self.table_rows[i] += df.height();
+        for (table, df) in sink::tables(part).iter() {
+            self.table_rows[table] += df.height();
         }
         Ok(())
     }

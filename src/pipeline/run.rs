@@ -151,12 +151,12 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     let check_layout = || -> Result<Vec<NaiveDate>> {
         let days: Vec<NaiveDate> = window.days().collect();
         if let Some(shard) = selection.shard {
-            sink::layout::check_shard_may_write(out, &sink::TABLE_NAMES, &days, shard)?;
+            sink::layout::check_shard_may_write(out, &days, shard)?;
         }
         if only_tenants.is_none() {
             return Ok(Vec::new());
         }
-        sink::layout::days_without_other_tenants(out, &sink::TABLE_NAMES, &days, selection.shard)
+        sink::layout::days_without_other_tenants(out, &days, selection.shard)
     };
     let whose = match selection.shard {
         Some(shard) => format!("shard {shard}'s file"),

@@ -3,6 +3,7 @@
 
 pub mod timezone;
 
+use crate::tables::Table;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -28,6 +29,18 @@ pub struct Rollup {
     /// day is in the window), taken from the rows themselves rather than
     /// from the grouped tables: the run's reconciliation figures.
     pub totals: SourceTotals,
+}
+
+impl Rollup {
+    /// The frame of one summary table.
+    pub fn table(&self, table: Table) -> &DataFrame {
+        match table {
+            Table::TenantDaily => &self.tenant_daily,
+            Table::Outcomes => &self.outcomes,
+            Table::Errors => &self.errors,
+            Table::Findings => &self.findings,
+        }
+    }
 }
 
 /// Computes every summary table for tenant-local days `from..=to`.

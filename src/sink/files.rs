@@ -24,6 +24,7 @@ use super::layout::{self, DayFolder};
 use crate::error::{Error, Result};
 use crate::money;
 use crate::shard::Shard;
+use crate::tables::{PerTable, Table};
 
 /// Files written under temporary names, waiting to be renamed into place.
 #[derive(Default)]
@@ -354,9 +355,11 @@ fn confined_path(out: &Path, relative: &Path) -> std::result::Result<(), String>
     let parts: Vec<Component> = relative.components().collect();
     let plain = parts.len() == 3
         && parts.iter().all(|c| matches!(c, Component::Normal(_)))
-        && crate::sink::TABLE_NAMES
-            .iter()
-            .any(|t| parts[0].as_os_str() == *t)
+        && parts[0]
+            .as_os_str()
+            .to_str()
+            .and_then(Table::named)
+            .is_some()
         && parts[1]
             .as_os_str()
             .to_str()
@@ -456,7 +459,7 @@ fn is_money(dtype: &DataType) -> bool {
 /// final place. `tag` makes the temporary names unique to this run.
 pub fn stage(
     out: &Path,
-    tables: &[(&str, &DataFrame)],
+    tables: &PerTable<&DataFrame>,
     days: &[NaiveDate],
     tag: &str,
 ) -> Result<StagedFiles> {
@@ -484,13 +487,14 @@ impl StagedFiles {
     pub fn add(
         &mut self,
         out: &Path,
-        tables: &[(&str, &DataFrame)],
+        tables: &PerTable<&DataFrame>,
         days: &[NaiveDate],
         tag: &str,
         shard: Option<Shard>,
         only_tenants: Option<&[String]>,
     ) -> Result<()> {
-        for (table, df) in tables {
+        for (spec, df) in tables.iter() {
+            let table = spec.name();
             let file_frame = file_frame(df)?;
             let written: Vec<NaiveDate> = days
                 .iter()
@@ -503,7 +507,7 @@ impl StagedFiles {
                 remove_stale_temporaries(&dir, &layout::file_stem(table, shard), &self.kept)?;
                 // The run checked the layout under the folder's lock
                 // (`layout::check_may_write`) before staging.
-                let folder = DayFolder::read(out, table, *day)?.unwrap_or_default();
+                let folder = DayFolder::read(out, spec, *day)?.unwrap_or_default();
                 if shard.is_none() {
                     self.removals.extend(folder.shard_files.iter().cloned());
                 }
@@ -531,7 +535,7 @@ impl StagedFiles {
                             },
                             None => folder,
                         };
-                        merge_into_existing(&own, rows, table, tenants)?
+                        merge_into_existing(&own, rows, spec, tenants)?
                     }
                     None => rows,
                 };
@@ -686,7 +690,7 @@ impl StagedFiles {
 /// returns how many files went. Only for a run that holds the folder alone.
 pub fn remove_unsealed_temporaries(out: &Path, kept: &[PathBuf]) -> Result<usize> {
     let mut removed = 0;
-    for table in crate::sink::TABLE_NAMES {
+    for table in Table::ALL.map(Table::name) {
         let Ok(days) = fs::read_dir(out.join(table)) else {
             continue;
         };
@@ -748,7 +752,7 @@ fn remove_stale_temporaries(dir: &Path, stem: &str, kept: &[PathBuf]) -> Result<
 fn merge_into_existing(
     folder: &DayFolder,
     new_rows: DataFrame,
-    table: &str,
+    table: Table,
     tenants: &[String],
 ) -> Result<DataFrame> {
     let files = folder.parquet_files();
@@ -779,14 +783,9 @@ fn merge_into_existing(
             crate::frames::conform(others, new_rows.schema()).map_err(|e| unreadable(path, &e))?;
         merged.vstack_mut(&kept)?;
     }
-    let keys = crate::sink::TABLE_NAMES
-        .iter()
-        .position(|t| *t == table)
-        .map(|i| crate::sink::FILE_KEYS[i])
-        .unwrap_or(&["tenant_id"]);
     let mut merged = merged
         .vstack(&new_rows)?
-        .sort(keys.to_vec(), Default::default())?;
+        .sort(table.file_key(), Default::default())?;
     merged.rechunk_mut();
     Ok(merged)
 }

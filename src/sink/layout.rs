@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
 use crate::shard::Shard;
+use crate::tables::Table;
 
 /// A report file's name without its extension: the whole run's
 /// (`<table>`), or a shard's (`<table>-shard-i-of-n`).
@@ -68,7 +69,8 @@ pub struct DayFolder {
 
 impl DayFolder {
     /// The day folder of `table` as it is now; None when it does not exist.
-    pub fn read(out: &Path, table: &str, day: NaiveDate) -> Result<Option<DayFolder>> {
+    pub fn read(out: &Path, table: Table, day: NaiveDate) -> Result<Option<DayFolder>> {
+        let table = table.name();
         let dir = day_dir(out, table, day);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -173,13 +175,8 @@ impl DayFolder {
 /// Refuses, before anything is written, a shard run into days whose
 /// folders hold a whole run's files or another shard count's: its file
 /// beside them would count tenants twice.
-pub fn check_shard_may_write(
-    out: &Path,
-    tables: &[&str],
-    days: &[NaiveDate],
-    shard: Shard,
-) -> Result<()> {
-    for table in tables {
+pub fn check_shard_may_write(out: &Path, days: &[NaiveDate], shard: Shard) -> Result<()> {
+    for table in Table::ALL {
         for &day in days {
             let folder = DayFolder::read(out, table, day)?.unwrap_or_default();
             let blocker = folder.whole.clone().or_else(|| {
@@ -208,13 +205,12 @@ pub fn check_shard_may_write(
 /// shard's) whole report.
 pub fn days_without_other_tenants(
     out: &Path,
-    tables: &[&str],
     days: &[NaiveDate],
     shard: Option<Shard>,
 ) -> Result<Vec<NaiveDate>> {
     let mut missing = Vec::new();
     for &day in days {
-        for table in tables {
+        for table in Table::ALL {
             let folder = DayFolder::read(out, table, day)?.unwrap_or_default();
             let kept = match shard {
                 Some(shard) => folder.shards.iter().any(|(s, _)| *s == shard),

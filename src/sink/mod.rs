@@ -8,33 +8,11 @@ pub mod postgres;
 use polars::prelude::*;
 
 use crate::rollup::Rollup;
+use crate::tables::PerTable;
 
-/// The summary tables, in the order they are written.
-pub const TABLE_NAMES: [&str; 4] = [
-    "tenant_daily",
-    "tenant_daily_outcomes",
-    "tenant_daily_errors",
-    "data_quality_findings",
-];
-
-/// Each summary table's key without `day` (which lives in a report
-/// file's path): the order rows are sorted in within a day's file.
-pub const FILE_KEYS: [&[&str]; 4] = [
-    &["tenant_id"],
-    &["tenant_id", "status", "outcome"],
-    &["tenant_id", "error_type", "severity"],
-    &["kind", "tenant_id"],
-];
-
-/// The summary tables by name, in the order they are written.
-pub fn tables(rollup: &Rollup) -> [(&'static str, &DataFrame); 4] {
-    let frames = [
-        &rollup.tenant_daily,
-        &rollup.outcomes,
-        &rollup.errors,
-        &rollup.findings,
-    ];
-    std::array::from_fn(|i| (TABLE_NAMES[i], frames[i]))
+/// Each summary table's frame of a rollup, by table.
+pub fn tables(rollup: &Rollup) -> PerTable<&DataFrame> {
+    PerTable::from_fn(|table| rollup.table(table))
 }
 
 /// How a run's rows of some days differ from the rows stored for them.

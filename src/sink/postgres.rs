@@ -19,9 +19,8 @@ use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
 use crate::selection::TenantSelection;
 use crate::sink;
-use crate::source::pgcopy::Kind;
 use crate::sql;
-use crate::summaries::SummaryTable;
+use crate::tables::{PerTable, RunColumns, Table};
 
 /// What one write-back needs to know about its run.
 pub struct WriteBack<'a> {
@@ -33,62 +32,9 @@ pub struct WriteBack<'a> {
     pub selection: &'a TenantSelection,
 }
 
-/// Columns the engine adds to a table besides the rollup's own.
-#[derive(Clone, Copy)]
-enum EngineColumns {
-    /// `run_id` after the rollup's columns.
-    Trailing,
-    /// `run_id, computed_at` after the rollup's columns.
-    TrailingWithComputedAt,
-    /// `run_id` before the rollup's columns (it leads the findings' key).
-    Leading,
-    /// None: the rows are keys of stored rows to delete.
-    Nothing,
-}
-
-/// The columns the engine adds to each summary table, in `sink::tables`
-/// order (`run_id` leads the findings' primary key).
-const ENGINE_COLUMNS: [EngineColumns; 4] = [
-    EngineColumns::TrailingWithComputedAt,
-    EngineColumns::Trailing,
-    EngineColumns::Trailing,
-    EngineColumns::Leading,
-];
-
-/// Each summary table's key: the merge matches the run's rows to the
-/// stored ones on it. The findings' primary key leads with `run_id`, but a
-/// finding is the same finding whichever run found it.
-const KEYS: [&[&str]; 4] = [
-    &["tenant_id", "day"],
-    &["tenant_id", "day", "status", "outcome"],
-    &["tenant_id", "day", "error_type", "severity"],
-    &["kind", "tenant_id", "day"],
-];
-
 /// Columns that say which run wrote a row, not what the row says: set on
 /// every row a run writes, never compared.
 const RUN_COLUMNS: [&str; 2] = ["run_id", "computed_at"];
-
-/// The findings' columns as the rollup computes them (without `run_id`),
-/// with how their COPY fields decode.
-const FINDINGS_COLUMNS: &[(&str, Kind)] = &[
-    ("kind", Kind::DictionaryText),
-    ("tenant_id", Kind::DictionaryUuid),
-    ("day", Kind::Date),
-    ("rows", Kind::Int8),
-    ("example_id", Kind::Text),
-];
-
-/// Each summary table's rollup columns (`sink::tables` order), as the
-/// stored rows are read back to compare with the run's.
-fn rollup_columns(table: usize) -> &'static [(&'static str, Kind)] {
-    match table {
-        0 => SummaryTable::TenantDaily.columns(),
-        1 => SummaryTable::Outcomes.columns(),
-        2 => SummaryTable::Errors.columns(),
-        _ => FINDINGS_COLUMNS,
-    }
-}
 
 /// What a write changed in one summary table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,8 +50,8 @@ impl TableChanges {
     }
 }
 
-/// What a write changed, per summary table in `sink::tables` order.
-pub type Changes = [TableChanges; 4];
+/// What a write changed, per summary table.
+pub type Changes = PerTable<TableChanges>;
 
 /// How one table's window is written.
 enum Mode {
@@ -146,7 +92,7 @@ struct Staged {
 pub struct Writer<'c, 'r> {
     tx: postgres::Transaction<'c>,
     run: &'r WriteBack<'r>,
-    modes: Vec<Mode>,
+    modes: Vec<(Table, Mode)>,
     rows: RowsWritten,
     changes: Changes,
 }
@@ -156,11 +102,12 @@ impl<'c, 'r> Writer<'c, 'r> {
         let mut tx = client.transaction()?;
         let tenants = run.selection.tenant_array();
         let shard_filter = shard_filter(run);
-        let mut modes = Vec::with_capacity(sink::TABLE_NAMES.len());
+        let mut modes = Vec::with_capacity(Table::ALL.len());
         // Every table, findings included: a re-run replaces the findings of
         // the tenant days it covers, so the table does not grow with every
         // nightly run's lookback.
-        for table in sink::TABLE_NAMES {
+        for spec in Table::ALL {
+            let table = spec.name();
             let vars = [
                 ("schema", run.schema),
                 ("table", table),
@@ -173,7 +120,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                 )?
                 .get(0);
             if !has_rows {
-                modes.push(Mode::Copy);
+                modes.push((spec, Mode::Copy));
                 continue;
             }
             let staged = format!("pg_temp.callrollup_staged_{table}");
@@ -185,7 +132,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                     ("table", table),
                     ("staged", &staged),
                     ("gone", &gone),
-                    ("key", &KEYS[modes.len()].join(", ")),
+                    ("key", &spec.key().join(", ")),
                 ],
             ))?;
             let relation = format!("{}.{table}", run.schema);
@@ -194,21 +141,24 @@ impl<'c, 'r> Writer<'c, 'r> {
                 .iter()
                 .map(|row| row.get(0))
                 .collect();
-            modes.push(Mode::Merge {
-                staged,
-                gone,
-                columns,
-                staged_rows: Staged::default(),
-            });
+            modes.push((
+                spec,
+                Mode::Merge {
+                    staged,
+                    gone,
+                    columns,
+                    staged_rows: Staged::default(),
+                },
+            ));
         }
-        if modes.iter().any(|m| matches!(m, Mode::Merge { .. })) {
+        if modes.iter().any(|(_, m)| matches!(m, Mode::Merge { .. })) {
             tx.batch_execute(sql::SUMMARY_MERGE_SESSION)?;
         }
         Ok(Writer {
             tx,
             run,
             modes,
-            rows: [0; 4],
+            rows: RowsWritten::default(),
             changes: Changes::default(),
         })
     }
@@ -217,13 +167,15 @@ impl<'c, 'r> Writer<'c, 'r> {
     /// the table where its window was empty, else only the rows that
     /// differ from the stored rows of the chunk's days `from..=to`.
     pub fn append(&mut self, rollup: &Rollup, from: NaiveDate, to: NaiveDate) -> Result<()> {
-        let tables = sink::tables(rollup).into_iter().zip(ENGINE_COLUMNS);
-        for (i, ((table, df), extra)) in tables.enumerate() {
-            match &mut self.modes[i] {
+        let frames = sink::tables(rollup);
+        for (spec, mode) in &mut self.modes {
+            let (spec, df) = (*spec, frames[*spec]);
+            let (table, extra) = (spec.name(), spec.spec().run_columns);
+            match mode {
                 Mode::Copy => {
                     let relation = format!("{}.{table}", self.run.schema);
                     let written = copy_in(&mut self.tx, self.run, &relation, df, extra)?;
-                    self.changes[i].inserted += written as u64;
+                    self.changes[spec].inserted += written as u64;
                 }
                 Mode::Merge {
                     staged,
@@ -231,8 +183,8 @@ impl<'c, 'r> Writer<'c, 'r> {
                     staged_rows,
                     ..
                 } => {
-                    let stored = stored_rows(&mut self.tx, self.run, i, table, df, from, to)?;
-                    let changes = sink::compare_rows(df, &stored, KEYS[i])?;
+                    let stored = stored_rows(&mut self.tx, self.run, spec, df, from, to)?;
+                    let changes = sink::compare_rows(df, &stored, spec.key())?;
                     // Most chunks of a re-run change nothing: no COPY then.
                     if changes.differing.height() > 0 {
                         copy_in(&mut self.tx, self.run, staged, &changes.differing, extra)?;
@@ -243,7 +195,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                             self.run,
                             gone,
                             &changes.vanished,
-                            EngineColumns::Nothing,
+                            RunColumns::Nothing,
                         )?;
                     }
                     staged_rows.new += changes.new_rows;
@@ -252,8 +204,8 @@ impl<'c, 'r> Writer<'c, 'r> {
                 }
             }
             let height = i32::try_from(df.height()).ok();
-            self.rows[i] = height
-                .and_then(|h| self.rows[i].checked_add(h))
+            self.rows[spec] = height
+                .and_then(|h| self.rows[spec].checked_add(h))
                 .ok_or_else(|| {
                     Error::RunFailed(format!("{table} has more rows than fit a ledger count"))
                 })?;
@@ -266,28 +218,29 @@ impl<'c, 'r> Writer<'c, 'r> {
     /// differ and inserts the new ones. Rows that are the same were never
     /// staged, so a re-run over unchanged data writes nothing at all.
     pub fn merge(&mut self) -> Result<()> {
-        for (i, table) in sink::TABLE_NAMES.into_iter().enumerate() {
+        for (spec, mode) in &self.modes {
             let Mode::Merge {
                 staged,
                 gone,
                 columns,
                 staged_rows,
-            } = &self.modes[i]
+            } = mode
             else {
                 continue;
             };
+            let (spec, table) = (*spec, spec.name());
             // Nothing staged, nothing to write (a re-run over unchanged
             // data): each statement would still join the window's rows.
             if staged_rows.new + staged_rows.differing + staged_rows.gone == 0 {
                 continue;
             }
             let statements =
-                MergeStatements::new(self.run.schema, table, staged, gone, KEYS[i], columns);
+                MergeStatements::new(self.run.schema, table, staged, gone, spec.key(), columns);
             self.tx.batch_execute(&sql::render(
                 sql::SUMMARY_MERGE_ANALYZE,
                 &[("staged", staged), ("gone", gone)],
             ))?;
-            let changes = &mut self.changes[i];
+            let changes = &mut self.changes[spec];
             let window: [&(dyn postgres::types::ToSql + Sync); 2] = [&self.run.from, &self.run.to];
             if staged_rows.gone > 0 {
                 changes.deleted = self.tx.execute(&statements.delete, &window)?;
@@ -302,8 +255,6 @@ impl<'c, 'r> Writer<'c, 'r> {
         Ok(())
     }
 
-    /// Reconciles the tables against `totals` (the window's rows), records
-    /// the run as succeeded and commits.
     /// Checks the summary tables as this transaction sees them against the
     /// source's totals; a stop can still cancel it (it runs before the
     /// run enters its commit).
@@ -468,13 +419,12 @@ fn pg_type(column: &Column) -> Result<PgType> {
 fn stored_rows(
     tx: &mut postgres::Transaction,
     run: &WriteBack,
-    index: usize,
-    table: &str,
+    spec: Table,
     like: &DataFrame,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<DataFrame> {
-    let columns = rollup_columns(index);
+    let (table, columns) = (spec.name(), spec.columns());
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     if names != like.get_column_names_str() {
         return Err(Error::RunFailed(format!(
@@ -493,15 +443,15 @@ fn copy_in(
     run: &WriteBack,
     relation: &str,
     df: &DataFrame,
-    extra: EngineColumns,
+    extra: RunColumns,
 ) -> Result<i32> {
     let mut names: Vec<String> = Vec::new();
     let mut columns: Vec<Encoded> = Vec::new();
     let (run_first, run_last, with_computed_at) = match extra {
-        EngineColumns::Trailing => (false, true, false),
-        EngineColumns::TrailingWithComputedAt => (false, true, true),
-        EngineColumns::Leading => (true, false, false),
-        EngineColumns::Nothing => (false, false, false),
+        RunColumns::Trailing => (false, true, false),
+        RunColumns::TrailingWithComputedAt => (false, true, true),
+        RunColumns::Leading => (true, false, false),
+        RunColumns::Nothing => (false, false, false),
     };
     if run_first {
         names.push("run_id".into());
