@@ -514,7 +514,7 @@ pub fn json(df: &DataFrame) -> Result<Vec<u8>> {
             names.iter().cloned().zip(values).collect(),
         ));
     }
-    Ok(crate::sink::files::json_array(rows.into_iter()))
+    Ok(crate::output::json_array(rows.into_iter()))
 }
 
 /// Refuses (exit 2) what the CSV writer cannot print exactly: decimals
@@ -550,7 +550,7 @@ fn check_csv_printable(df: &DataFrame) -> Result<()> {
 /// CSV with the contract's rules, money with every digit it has.
 pub fn csv(df: &DataFrame) -> Result<Vec<u8>> {
     check_csv_printable(df)?;
-    crate::sink::files::csv_bytes(df, crate::sink::files::MoneyText::Exact)
+    crate::output::csv_bytes(df, crate::output::MoneyText::Exact)
 }
 
 /// For people: an aligned table and the row count.

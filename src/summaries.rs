@@ -6,16 +6,19 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::selection::{tenant_id_in, TenantSelection};
 use crate::sink::layout::DayFolder;
-use crate::source::pgcopy::{self, Kind};
+use crate::source::pgcopy::{self, FieldKind};
 use crate::sql;
 use crate::tables::Table;
+use crate::window::Period;
 
 /// The summary tables of a target schema, or a report folder.
 pub enum Summaries {
@@ -212,7 +215,7 @@ pub fn read_days(
     client: &mut impl postgres::GenericClient,
     schema: &str,
     table: &str,
-    columns: &'static [(&'static str, Kind)],
+    columns: &'static [(&'static str, FieldKind)],
     (from, to): (NaiveDate, NaiveDate),
     tenants: &TenantSelection,
 ) -> Result<DataFrame> {
@@ -234,4 +237,235 @@ pub fn read_days(
     let stream = client.copy_out(&statement)?;
     pgcopy::read_frame(stream, columns)
         .map_err(|e| Error::RunFailed(format!("cannot read {table}: {e}")))
+}
+
+/// Days of the period and how succeeded runs covered them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Coverage {
+    /// Days no succeeded run covered for every tenant.
+    pub missing_days: Vec<NaiveDate>,
+    /// Days whose latest covering run started before the day had ended
+    /// everywhere (`--allow-partial`): their figures may still grow.
+    pub partial_days: Vec<NaiveDate>,
+    /// The runs the figures come from (empty for report files).
+    pub runs: Vec<String>,
+    /// Where coverage was read: `rollup_runs`, or the report folders.
+    pub source: String,
+}
+
+impl Coverage {
+    /// How many days of `period` were covered (partial days count: they
+    /// have figures, flagged separately).
+    pub fn days_covered(&self, period: &Period) -> i64 {
+        period.days() - self.missing_days.len() as i64
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.missing_days.is_empty() && self.partial_days.is_empty()
+    }
+
+    /// For people: one line per problem, or none.
+    pub fn problems(&self) -> Vec<String> {
+        let list = |days: &[NaiveDate]| {
+            days.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = Vec::new();
+        if !self.missing_days.is_empty() {
+            out.push(format!(
+                "{} day(s) not covered by a succeeded run: {}",
+                self.missing_days.len(),
+                list(&self.missing_days)
+            ));
+        }
+        if !self.partial_days.is_empty() {
+            out.push(format!(
+                "{} day(s) rolled up before they had ended everywhere (partial): {}",
+                self.partial_days.len(),
+                list(&self.partial_days)
+            ));
+        }
+        out
+    }
+}
+
+impl Summaries {
+    /// The `--tenant` ids that are not in the summary tables on any day
+    /// (`tenant_daily`): unknown, a typo or never rolled up.
+    pub fn unknown_tenants(&mut self, tenants: &TenantSelection) -> Result<Vec<String>> {
+        let wanted = tenants.tenant_texts();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let known: std::collections::BTreeSet<String> = match self {
+            Summaries::Database { client, schema } => client
+                .query(
+                    &sql::render(sql::COSTS_KNOWN_TENANTS, &[("schema", schema)]),
+                    &[&tenants.tenants],
+                )?
+                .iter()
+                .map(|r| r.get("tenant_id"))
+                .collect(),
+            Summaries::Reports(dir) => known_in_files(dir, &wanted)?,
+        };
+        Ok(wanted.into_iter().filter(|t| !known.contains(t)).collect())
+    }
+
+    /// Which days of the period succeeded runs covered for every tenant.
+    pub fn coverage(&mut self, period: &Period) -> Result<Coverage> {
+        match self {
+            Summaries::Database { client, schema } => {
+                let rows = client.query(
+                    &sql::render(sql::COSTS_COVERAGE, &[("schema", schema)]),
+                    &[&period.from, &period.to],
+                )?;
+                let runs: Vec<CoveringRun> = rows
+                    .iter()
+                    .map(|r| CoveringRun {
+                        day: r.get("day"),
+                        run_id: r.get("run_id"),
+                        tenant_shard: r.get("tenant_shard"),
+                        started_at: r.get("started_at"),
+                        partial: r.get("partial"),
+                    })
+                    .collect();
+                Ok(coverage_from_runs(period, &runs))
+            }
+            Summaries::Reports(dir) => Ok(Coverage {
+                // Covered: a committed whole run's file, or every shard's
+                // of one count; an empty or staged-only folder is not.
+                missing_days: period
+                    .each_day()
+                    .map(|d| Ok((d, DayFolder::read(dir, Table::TenantDaily, d)?)))
+                    .filter_map(|r: Result<_>| match r {
+                        Ok((d, folder)) => {
+                            (!folder.is_some_and(|f| f.is_covered())).then_some(Ok(d))
+                        }
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<_>>()?,
+                partial_days: Vec::new(),
+                runs: Vec::new(),
+                source: "report folders (the file target keeps no ledger)".into(),
+            }),
+        }
+    }
+}
+
+/// Which of `wanted` appear in any day's committed `tenant_daily` report
+/// files (the layout's names only; only the `tenant_id` column is read).
+fn known_in_files(dir: &Path, wanted: &[String]) -> Result<std::collections::BTreeSet<String>> {
+    let mut known = std::collections::BTreeSet::new();
+    let Ok(days) = std::fs::read_dir(dir.join(Table::TenantDaily.name())) else {
+        return Ok(known);
+    };
+    for day in days.flatten() {
+        let Some(day) = day
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("day="))
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        else {
+            continue;
+        };
+        let Some(folder) = crate::sink::layout::DayFolder::read(dir, Table::TenantDaily, day)?
+        else {
+            continue;
+        };
+        for path in folder.parquet_files() {
+            let unreadable = |e: &dyn std::fmt::Display| {
+                crate::error::Error::usage(format!(
+                    "cannot read report file {} ({e}); re-run `callrollup run` for that day",
+                    path.display()
+                ))
+            };
+            let df = ParquetReader::new(
+                crate::sink::files::open_report(path).map_err(|e| unreadable(&e))?,
+            )
+            .with_columns(Some(vec!["tenant_id".into()]))
+            .finish()
+            .map_err(|e| unreadable(&e))?;
+            for id in crate::frames::strings(&df, "tenant_id")?
+                .into_iter()
+                .flatten()
+            {
+                if wanted.contains(&id) {
+                    known.insert(id);
+                }
+            }
+        }
+        if known.len() == wanted.len() {
+            break;
+        }
+    }
+    Ok(known)
+}
+
+/// A succeeded run that covered a day for every tenant of its shard.
+pub struct CoveringRun {
+    pub day: NaiveDate,
+    pub run_id: String,
+    pub tenant_shard: Option<String>,
+    pub started_at: DateTime<Utc>,
+    /// The day had not ended everywhere when the run started.
+    pub partial: bool,
+}
+
+/// A day is covered by its latest whole run, or by the latest run of every
+/// shard of some `n`; it is partial when a run that decides it started
+/// before the day had ended everywhere. `runs` is newest first per day.
+pub fn coverage_from_runs(period: &Period, runs: &[CoveringRun]) -> Coverage {
+    let mut coverage = Coverage {
+        source: "rollup_runs".into(),
+        ..Default::default()
+    };
+    let mut used = std::collections::BTreeSet::new();
+    for day in period.each_day() {
+        let of_day: Vec<&CoveringRun> = runs.iter().filter(|r| r.day == day).collect();
+        let whole = of_day.iter().find(|r| r.tenant_shard.is_none());
+        // For each shard count n: the latest run of each shard i/n.
+        let mut shards: BTreeMap<u32, BTreeMap<u32, &CoveringRun>> = BTreeMap::new();
+        for r in &of_day {
+            if let Some(shard) = r
+                .tenant_shard
+                .as_deref()
+                .and_then(|s| crate::shard::Shard::parse(s).ok())
+            {
+                shards
+                    .entry(shard.count)
+                    .or_default()
+                    .entry(shard.index)
+                    .or_insert(r);
+            }
+        }
+        let complete_shards = shards
+            .iter()
+            .filter(|(n, by_index)| (0..**n).all(|i| by_index.contains_key(&i)))
+            .map(|(_, by_index)| by_index)
+            .max_by_key(|by_index| by_index.values().map(|r| r.started_at).min());
+        // The newer of a whole run and a complete set of shards decides.
+        let deciding: Option<Vec<&CoveringRun>> = match (whole, complete_shards) {
+            (Some(w), Some(s)) if s.values().map(|r| r.started_at).min() > Some(w.started_at) => {
+                Some(s.values().copied().collect())
+            }
+            (Some(w), _) => Some(vec![*w]),
+            (None, Some(s)) => Some(s.values().copied().collect()),
+            (None, None) => None,
+        };
+        match deciding {
+            None => coverage.missing_days.push(day),
+            Some(runs) => {
+                if runs.iter().any(|r| r.partial) {
+                    coverage.partial_days.push(day);
+                }
+                for r in runs {
+                    used.insert(r.run_id.clone());
+                }
+            }
+        }
+    }
+    coverage.runs = used.into_iter().collect();
+    coverage
 }

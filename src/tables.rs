@@ -12,7 +12,7 @@ use std::ops::{Index, IndexMut};
 use polars::prelude::{DataType, Field, Schema};
 
 use crate::frames::{utc_micros, MONEY};
-use crate::source::pgcopy::Kind;
+use crate::source::pgcopy::FieldKind;
 
 /// A summary table the engine writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,7 +43,7 @@ pub struct TableSpec {
     pub name: &'static str,
     /// The columns the rollup computes, in table order, with how their
     /// binary COPY fields decode (and so their frame types).
-    pub columns: &'static [(&'static str, Kind)],
+    pub columns: &'static [(&'static str, FieldKind)],
     /// The key a run's rows are matched on to the stored ones (the merge),
     /// `day` included. The findings' primary key leads with `run_id`, but
     /// a finding is the same finding whichever run found it.
@@ -55,7 +55,7 @@ pub struct TableSpec {
     pub reported: bool,
 }
 
-use Kind::*;
+use FieldKind::*;
 
 const TENANT_DAILY: TableSpec = TableSpec {
     name: "tenant_daily",
@@ -165,7 +165,7 @@ impl Table {
     }
 
     /// Every column the rollup computes, with how its COPY field decodes.
-    pub fn columns(self) -> &'static [(&'static str, Kind)] {
+    pub fn columns(self) -> &'static [(&'static str, FieldKind)] {
         self.spec().columns
     }
 
@@ -184,13 +184,15 @@ impl Table {
     pub fn schema(self) -> Schema {
         Schema::from_iter(self.columns().iter().map(|(name, kind)| {
             let dtype = match kind {
-                Kind::Text | Kind::DictionaryText | Kind::DictionaryUuid => DataType::String,
-                Kind::Money => MONEY,
-                Kind::Int8 => DataType::Int64,
-                Kind::TimestampTz => utc_micros(),
-                Kind::Bool => DataType::Boolean,
-                Kind::Date => DataType::Date,
-                Kind::Float8 => DataType::Float64,
+                FieldKind::Text | FieldKind::DictionaryText | FieldKind::DictionaryUuid => {
+                    DataType::String
+                }
+                FieldKind::Money => MONEY,
+                FieldKind::Int8 => DataType::Int64,
+                FieldKind::TimestampTz => utc_micros(),
+                FieldKind::Bool => DataType::Boolean,
+                FieldKind::Date => DataType::Date,
+                FieldKind::Float8 => DataType::Float64,
             };
             Field::new((*name).into(), dtype)
         }))

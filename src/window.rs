@@ -1,7 +1,7 @@
 //! Dates and windows: which tenant-local days a run covers and which UTC
 //! range must be read to see every call of those days (docs/CONTRACT.md §2).
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 
@@ -250,5 +250,81 @@ mod tests {
         assert!(req.resolve(at(2026, 11, 26, 13)).is_err());
         req.allow_partial = true;
         assert!(req.resolve(at(2026, 11, 26, 13)).unwrap().partial);
+    }
+}
+
+/// A report's days: a calendar month or a range of days, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// `--month`: the previous period is the previous calendar month.
+    pub is_month: bool,
+}
+
+impl Period {
+    /// `YYYY-MM` as a period.
+    pub fn month(text: &str) -> Result<Period> {
+        let bad = || {
+            Error::usage(format!(
+                "--month {text:?} is not a month; use YYYY-MM, e.g. 2026-10"
+            ))
+        };
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let from = NaiveDate::from_ymd_opt(
+            y.parse().map_err(|_| bad())?,
+            m.parse().map_err(|_| bad())?,
+            1,
+        )
+        .ok_or_else(bad)?;
+        let to = (from + Months::new(1)) - Days::new(1);
+        Ok(Period {
+            from,
+            to,
+            is_month: true,
+        })
+    }
+
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days() + 1
+    }
+
+    /// The period before: the previous calendar month for a month,
+    /// otherwise the same number of days just before.
+    pub fn previous(&self) -> Period {
+        if self.is_month {
+            let from = self.from - Months::new(1);
+            Period {
+                from,
+                to: self.from - Days::new(1),
+                is_month: true,
+            }
+        } else {
+            let length = Days::new(self.days() as u64);
+            Period {
+                from: self.from - length,
+                to: self.from - Days::new(1),
+                is_month: false,
+            }
+        }
+    }
+
+    /// The day of the previous period that stands where `day` stands in
+    /// this one: the same day of the previous month (None when that month
+    /// is shorter), or `day` minus the period's length.
+    pub fn previous_day(&self, day: NaiveDate) -> Option<NaiveDate> {
+        if self.is_month {
+            day.checked_sub_months(Months::new(1))
+                .filter(|d| d.day() == day.day())
+        } else {
+            Some(day - Days::new(self.days() as u64))
+        }
+    }
+
+    pub fn each_day(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(move |d| *d <= self.to)
     }
 }

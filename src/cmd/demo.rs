@@ -103,13 +103,13 @@ fn str_at(df: &DataFrame, column: &str, row: usize) -> Result<String> {
 /// The spikes of the last 14 days by error type, from the report files,
 /// and the chart of them written to `chart_path`.
 fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<String> {
-    use crate::errors::{analyse, chart, sources, By, SpikeRule, Timeline};
+    use crate::trends::{analyse, chart, read, By, SpikeRule, Timeline};
     let from = (window.to - chrono::Days::new(13)).max(window.from);
     let timeline = Timeline::days(from, window.to);
     let mut summaries = crate::summaries::Summaries::reports(reports_dir)?;
-    let read = sources::daily(Some(&mut summaries), None, &timeline, &Default::default())?;
+    let read = read::daily(Some(&mut summaries), None, &timeline, &Default::default())?;
     let analysis = analyse(&read.series, timeline, By::ErrorType, SpikeRule::default())?;
-    let picture = chart::render(&analysis, chart::DEFAULT_TOP, chart::Kind::Svg)?;
+    let picture = chart::render(&analysis, chart::DEFAULT_TOP, chart::ChartKind::Svg)?;
     files::write_whole(chart_path, &picture)?;
     let mut out = String::new();
     let spikes = analysis.spikes(None);

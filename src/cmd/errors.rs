@@ -21,8 +21,8 @@ use crate::cli::{
     ConnectOpts, OutputOpts, RangeOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts,
 };
 use crate::error::{Error, Result};
-use crate::errors::render::{self, Format};
-use crate::errors::{analyse, chart, sources, Bucketing, By, SpikeRule, Timeline};
+use crate::trends::render::{self, Format};
+use crate::trends::{analyse, chart, read, Bucketing, By, SpikeRule, Timeline};
 use crate::window::last_complete_day;
 
 #[derive(Debug, clap::Args)]
@@ -129,7 +129,11 @@ pub fn execute(args: Args) -> Result<()> {
             "--spike-k must be a positive number and --spike-min at least 1",
         ));
     }
-    let chart_kind = args.chart.as_deref().map(chart::Kind::of).transpose()?;
+    let chart_kind = args
+        .chart
+        .as_deref()
+        .map(chart::ChartKind::of)
+        .transpose()?;
     let tenants = args.tenants.selection()?;
     let now = Utc::now();
     let source = args.source.spec_if_any(&args.connect)?;
@@ -162,7 +166,7 @@ pub fn execute(args: Args) -> Result<()> {
                     )));
                 }
             }
-            let read = sources::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
+            let read = read::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
             (timeline, read)
         }
         Bucketing::Hour => {
@@ -182,7 +186,7 @@ pub fn execute(args: Args) -> Result<()> {
                     "--bucket hour reads the platform's rows: pass --database-url (or DATABASE_URL) or --source DIR",
                 ));
             };
-            let read = sources::hourly(spec, &timeline, &tenants)?;
+            let read = read::hourly(spec, &timeline, &tenants)?;
             (timeline, read)
         }
     };

@@ -4,15 +4,15 @@
 //! succeeded runs and, on request, a reconciliation against the source.
 //! Rendering lives in `render`.
 
+pub mod read;
 pub mod render;
-pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, Days, Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
 
 /// How rows are grouped.
@@ -25,81 +25,7 @@ pub enum GroupBy {
     Month,
 }
 
-/// A report's days: a calendar month or a range of days, both inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    /// `--month`: the previous period is the previous calendar month.
-    pub is_month: bool,
-}
-
-impl Period {
-    /// `YYYY-MM` as a period.
-    pub fn month(text: &str) -> Result<Period> {
-        let bad = || {
-            Error::usage(format!(
-                "--month {text:?} is not a month; use YYYY-MM, e.g. 2026-10"
-            ))
-        };
-        let (y, m) = text.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 {
-            return Err(bad());
-        }
-        let from = NaiveDate::from_ymd_opt(
-            y.parse().map_err(|_| bad())?,
-            m.parse().map_err(|_| bad())?,
-            1,
-        )
-        .ok_or_else(bad)?;
-        let to = (from + Months::new(1)) - Days::new(1);
-        Ok(Period {
-            from,
-            to,
-            is_month: true,
-        })
-    }
-
-    pub fn days(&self) -> i64 {
-        (self.to - self.from).num_days() + 1
-    }
-
-    /// The period before: the previous calendar month for a month,
-    /// otherwise the same number of days just before.
-    pub fn previous(&self) -> Period {
-        if self.is_month {
-            let from = self.from - Months::new(1);
-            Period {
-                from,
-                to: self.from - Days::new(1),
-                is_month: true,
-            }
-        } else {
-            let length = Days::new(self.days() as u64);
-            Period {
-                from: self.from - length,
-                to: self.from - Days::new(1),
-                is_month: false,
-            }
-        }
-    }
-
-    /// The day of the previous period that stands where `day` stands in
-    /// this one: the same day of the previous month (None when that month
-    /// is shorter), or `day` minus the period's length.
-    pub fn previous_day(&self, day: NaiveDate) -> Option<NaiveDate> {
-        if self.is_month {
-            day.checked_sub_months(Months::new(1))
-                .filter(|d| d.day() == day.day())
-        } else {
-            Some(day - Days::new(self.days() as u64))
-        }
-    }
-
-    pub fn each_day(&self) -> impl Iterator<Item = NaiveDate> + '_ {
-        self.from.iter_days().take_while(move |d| *d <= self.to)
-    }
-}
+pub use crate::window::Period;
 
 /// Counts and exact sums of a set of tenant days (or outcome groups, which
 /// have no component costs).
@@ -233,57 +159,7 @@ impl CostRow {
     }
 }
 
-/// Days of the period and how succeeded runs covered them.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Coverage {
-    /// Days no succeeded run covered for every tenant.
-    pub missing_days: Vec<NaiveDate>,
-    /// Days whose latest covering run started before the day had ended
-    /// everywhere (`--allow-partial`): their figures may still grow.
-    pub partial_days: Vec<NaiveDate>,
-    /// The runs the figures come from (empty for report files).
-    pub runs: Vec<String>,
-    /// Where coverage was read: `rollup_runs`, or the report folders.
-    pub source: String,
-}
-
-impl Coverage {
-    /// How many days of `period` were covered (partial days count: they
-    /// have figures, flagged separately).
-    pub fn days_covered(&self, period: &Period) -> i64 {
-        period.days() - self.missing_days.len() as i64
-    }
-
-    pub fn is_complete(&self) -> bool {
-        self.missing_days.is_empty() && self.partial_days.is_empty()
-    }
-
-    /// For people: one line per problem, or none.
-    pub fn problems(&self) -> Vec<String> {
-        let list = |days: &[NaiveDate]| {
-            days.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut out = Vec::new();
-        if !self.missing_days.is_empty() {
-            out.push(format!(
-                "{} day(s) not covered by a succeeded run: {}",
-                self.missing_days.len(),
-                list(&self.missing_days)
-            ));
-        }
-        if !self.partial_days.is_empty() {
-            out.push(format!(
-                "{} day(s) rolled up before they had ended everywhere (partial): {}",
-                self.partial_days.len(),
-                list(&self.partial_days)
-            ));
-        }
-        out
-    }
-}
+pub use crate::summaries::Coverage;
 
 /// The summary vs the source for one tenant.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -605,7 +481,7 @@ pub fn rounding_difference(
 /// the previous period's from `summaries`, coverage, and (with `reconcile`,
 /// the source and the tenants to recompute) a reconciliation.
 pub fn build(
-    summaries: &mut sources::Summaries,
+    summaries: &mut read::Summaries,
     period: Period,
     by: GroupBy,
     tenants: &crate::selection::TenantSelection,
@@ -618,7 +494,7 @@ pub fn build(
     let previous_coverage = summaries.coverage(&previous)?;
     let reconciliation = match reconcile {
         None => None,
-        Some(source) => Some(sources::reconcile(source, &period, tenants, &tenant_days)?),
+        Some(source) => Some(read::reconcile(source, &period, tenants, &tenant_days)?),
     };
     let mut inputs = Inputs {
         previous_tenant_days: if outcomes {

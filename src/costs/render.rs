@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
 use crate::error::{Error, Result};
-use crate::sink::files::guard_formula;
+use crate::output::guard_formula;
 use crate::text::printable;
 
 /// The output formats.
@@ -317,7 +317,7 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
 /// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
 /// on every text cell, money with 6 decimals, numbers untouched.
 pub fn csv(report: &Report) -> Result<Vec<u8>> {
-    crate::sink::files::csv_bytes(&frame(report)?, crate::sink::files::MoneyText::Stored)
+    crate::output::csv_bytes(&frame(report)?, crate::output::MoneyText::Stored)
 }
 
 pub fn parquet(report: &Report) -> Result<Vec<u8>> {

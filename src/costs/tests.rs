@@ -6,8 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::sources::{coverage_from_runs, CoveringRun};
 use super::*;
+use crate::summaries::{coverage_from_runs, CoveringRun};
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap()

@@ -451,7 +451,7 @@ impl Journal {
 }
 
 /// Columns that hold money (Decimal), rounded to 6 places in every file.
-fn is_money(dtype: &DataType) -> bool {
+pub(crate) fn is_money(dtype: &DataType) -> bool {
     matches!(dtype, DataType::Decimal(_, _))
 }
 
@@ -552,7 +552,9 @@ impl StagedFiles {
                 let csv = dir.join(layout::file_name(table, shard, "csv"));
                 let tmp = temp_name(&csv, tag);
                 self.moves.push((tmp.clone(), csv));
-                write_atomic_part(&tmp, |f| write_csv(f, &rows, MoneyText::Stored))?;
+                write_atomic_part(&tmp, |f| {
+                    crate::output::write_csv(f, &rows, crate::output::MoneyText::Stored)
+                })?;
             }
         }
         Ok(())
@@ -860,96 +862,6 @@ fn file_frame(df: &DataFrame) -> Result<DataFrame> {
         });
     }
     Ok(DataFrame::new(columns)?)
-}
-
-/// Characters that make a spreadsheet read a cell as a formula.
-const FORMULA_STARTS: [&str; 6] = ["=", "+", "-", "@", "\t", "\r"];
-
-/// A text cell as spreadsheets must get it: a leading `'` when it would
-/// otherwise be read as a formula (the same guard `csv_frame` applies).
-pub fn guard_formula(text: &str) -> String {
-    if FORMULA_STARTS.iter().any(|s| text.starts_with(s)) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
-}
-
-/// How CSV writes money: the stored 6 decimals (reports), or every digit
-/// the value has (`query`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MoneyText {
-    Stored,
-    Exact,
-}
-
-/// The table as CSV holds it: text cells guarded against formula
-/// injection, money as text with 6 decimals, numbers left alone.
-pub fn csv_frame(df: &DataFrame) -> Result<DataFrame> {
-    csv_frame_with(df, MoneyText::Stored)
-}
-
-fn csv_frame_with(df: &DataFrame, money_text: MoneyText) -> Result<DataFrame> {
-    let mut columns = Vec::with_capacity(df.width());
-    for c in df.get_columns() {
-        let column = match c.dtype() {
-            DataType::String => {
-                let name = c.name().clone();
-                let starts = FORMULA_STARTS
-                    .iter()
-                    .map(|s| col(name.clone()).str().starts_with(lit(*s)))
-                    .reduce(|a, b| a.or(b))
-                    .expect("non-empty");
-                let guarded = DataFrame::new(vec![c.clone()])?
-                    .lazy()
-                    .select([when(starts)
-                        .then(lit("'") + col(name.clone()))
-                        .otherwise(col(name.clone()))
-                        .alias(name.clone())])
-                    .collect()?;
-                guarded.column(&name)?.clone()
-            }
-            dtype if is_money(dtype) => match money_text {
-                MoneyText::Stored => money::to_text(c)?,
-                MoneyText::Exact => money::to_exact_text(c)?,
-            },
-            _ => c.clone(),
-        };
-        columns.push(column);
-    }
-    Ok(DataFrame::new(columns)?)
-}
-
-/// A JSON array, pretty-printed, serialized an element at a time: a long
-/// report's rows are never all held as JSON values at once.
-pub fn json_array(rows: impl Iterator<Item = serde_json::Value>) -> Vec<u8> {
-    use serde::Serializer as _;
-    let mut out = Vec::new();
-    serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::new())
-        .collect_seq(rows)
-        .expect("JSON values serialize");
-    out.push(b'\n');
-    out
-}
-
-/// A frame as CSV bytes as the contract says: header, RFC 4180 quoting,
-/// UTF-8, the formula guard on text cells, money with 6 decimals.
-pub fn csv_bytes(df: &DataFrame, money_text: MoneyText) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    write_csv(&mut out, df, money_text)?;
-    Ok(out)
-}
-
-/// Writes a frame as CSV: the guard, the money text, UTC timestamps as
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-fn write_csv(out: impl Write, df: &DataFrame, money_text: MoneyText) -> Result<()> {
-    let mut text = csv_frame_with(df, money_text)?;
-    CsvWriter::new(out)
-        .include_header(true)
-        .with_quote_style(QuoteStyle::Necessary)
-        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
-        .finish(&mut text)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub const MAX_HEADER_EXTENSION_BYTES: usize = 1 << 20;
 
 /// What a column of the COPY stream holds and how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum FieldKind {
     /// `text`, mostly distinct values (call ids).
     Text,
     /// `text` with few distinct values: one dictionary entry per value.
@@ -77,7 +77,7 @@ pub enum DecodeError {
 /// Decodes a whole binary COPY stream whose rows have exactly `columns`.
 pub fn read_frame(
     reader: impl Read,
-    columns: &[(&'static str, Kind)],
+    columns: &[(&'static str, FieldKind)],
 ) -> Result<DataFrame, DecodeError> {
     let mut builders: Vec<Builder> = columns
         .iter()
@@ -358,18 +358,18 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(name: &'static str, kind: Kind) -> Builder {
+    fn new(name: &'static str, kind: FieldKind) -> Builder {
         let dictionary = |uuid| Values::Dictionary(Dictionary::new(uuid));
         let values = match kind {
-            Kind::Text => Values::Text(MutableBinaryViewArray::new()),
-            Kind::DictionaryText => dictionary(false),
-            Kind::DictionaryUuid => dictionary(true),
-            Kind::Money => Values::Money(Vec::new(), MutableBitmap::new()),
-            Kind::Int8 => Values::Int8(Vec::new(), MutableBitmap::new()),
-            Kind::TimestampTz => Values::TimestampTz(Vec::new(), MutableBitmap::new()),
-            Kind::Bool => Values::Bool(MutableBitmap::new(), MutableBitmap::new()),
-            Kind::Date => Values::Date(Vec::new(), MutableBitmap::new()),
-            Kind::Float8 => Values::Float8(Vec::new(), MutableBitmap::new()),
+            FieldKind::Text => Values::Text(MutableBinaryViewArray::new()),
+            FieldKind::DictionaryText => dictionary(false),
+            FieldKind::DictionaryUuid => dictionary(true),
+            FieldKind::Money => Values::Money(Vec::new(), MutableBitmap::new()),
+            FieldKind::Int8 => Values::Int8(Vec::new(), MutableBitmap::new()),
+            FieldKind::TimestampTz => Values::TimestampTz(Vec::new(), MutableBitmap::new()),
+            FieldKind::Bool => Values::Bool(MutableBitmap::new(), MutableBitmap::new()),
+            FieldKind::Date => Values::Date(Vec::new(), MutableBitmap::new()),
+            FieldKind::Float8 => Values::Float8(Vec::new(), MutableBitmap::new()),
         };
         Builder { name, values }
     }
@@ -635,11 +635,11 @@ mod tests {
         let df = read_frame(
             &stream[..],
             &[
-                ("call_id", Kind::Text),
-                ("tenant_id", Kind::DictionaryUuid),
-                ("status", Kind::DictionaryText),
-                ("cost", Kind::Money),
-                ("created_at", Kind::TimestampTz),
+                ("call_id", FieldKind::Text),
+                ("tenant_id", FieldKind::DictionaryUuid),
+                ("status", FieldKind::DictionaryText),
+                ("cost", FieldKind::Money),
+                ("created_at", FieldKind::TimestampTz),
             ],
         )
         .unwrap();
@@ -661,7 +661,7 @@ mod tests {
         assert_eq!(at.physical().get(0), Some(POSTGRES_EPOCH_MICROS));
         // A truncated stream is an error, not a short frame.
         let truncated = &stream[..stream.len() - 5];
-        assert!(read_frame(truncated, &[("call_id", Kind::Text)]).is_err());
+        assert!(read_frame(truncated, &[("call_id", FieldKind::Text)]).is_err());
     }
 
     #[test]
@@ -681,7 +681,7 @@ mod tests {
         stream.extend((-1i16).to_be_bytes());
         let df = read_frame(
             &stream[..],
-            &[("day", Kind::Date), ("error_rate", Kind::Float8)],
+            &[("day", FieldKind::Date), ("error_rate", FieldKind::Float8)],
         )
         .unwrap();
         let day = df.column("day").unwrap().date().unwrap();
@@ -697,7 +697,7 @@ mod tests {
         short[21..25].copy_from_slice(&3i32.to_be_bytes());
         assert!(read_frame(
             &short[..],
-            &[("day", Kind::Date), ("error_rate", Kind::Float8)]
+            &[("day", FieldKind::Date), ("error_rate", FieldKind::Float8)]
         )
         .is_err());
     }
@@ -722,13 +722,13 @@ mod tests {
             stream
         }
 
-        const COLUMNS: &[(&str, Kind)] = &[
-            ("call_id", Kind::Text),
-            ("tenant_id", Kind::DictionaryUuid),
-            ("cost", Kind::Money),
-            ("at", Kind::TimestampTz),
-            ("n", Kind::Int8),
-            ("ok", Kind::Bool),
+        const COLUMNS: &[(&str, FieldKind)] = &[
+            ("call_id", FieldKind::Text),
+            ("tenant_id", FieldKind::DictionaryUuid),
+            ("cost", FieldKind::Money),
+            ("at", FieldKind::TimestampTz),
+            ("n", FieldKind::Int8),
+            ("ok", FieldKind::Bool),
         ];
 
         /// One row of COLUMNS: call_id, tenant_id, cost, at, n, ok.
@@ -844,14 +844,14 @@ mod tests {
                 let mut stream = header();
                 stream.extend(1i16.to_be_bytes());
                 stream.extend(len.to_be_bytes());
-                let e = read_frame(&stream[..], &[("call_id", Kind::Text)]).unwrap_err();
+                let e = read_frame(&stream[..], &[("call_id", FieldKind::Text)]).unwrap_err();
                 assert_length_error(&e.to_string());
             }
             // A length that fits but whose bytes never come: an error, not a 1 GB buffer.
             let mut stream = header();
             stream.extend(1i16.to_be_bytes());
             stream.extend(((MAX_FIELD_BYTES - 1) as i32).to_be_bytes());
-            assert!(read_frame(&stream[..], &[("call_id", Kind::Text)]).is_err());
+            assert!(read_frame(&stream[..], &[("call_id", FieldKind::Text)]).is_err());
             // Header: an unknown critical flag bit, or a huge extension.
             let mut flags = b"PGCOPY\n\xff\r\n\0".to_vec();
             flags.extend(1u32.to_be_bytes());

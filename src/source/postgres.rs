@@ -7,7 +7,7 @@ use polars::prelude::*;
 use postgres::Client;
 
 use super::errored::{fingerprint, ErrorTimes, ErrorTimesBuilder};
-use super::pgcopy::{self, Kind};
+use super::pgcopy::{self, FieldKind};
 use crate::db::{CopyClient, DbUrl};
 use crate::error::{Error, Result};
 use crate::frames::{
@@ -60,33 +60,33 @@ pub struct PostgresSource {
     verification: Option<std::thread::JoinHandle<Result<SourceTotals>>>,
 }
 
-const CALL_COLUMNS: &[(&str, Kind)] = &[
-    ("call_id", Kind::Text),
-    ("tenant_id", Kind::DictionaryUuid),
-    ("status", Kind::DictionaryText),
-    ("outcome", Kind::DictionaryText),
-    ("stt_cost_usd", Kind::Money),
-    ("llm_cost_usd", Kind::Money),
-    ("tts_cost_usd", Kind::Money),
-    ("total_cost_usd", Kind::Money),
-    ("created_at", Kind::TimestampTz),
-    ("duration_seconds", Kind::Int8),
+const CALL_COLUMNS: &[(&str, FieldKind)] = &[
+    ("call_id", FieldKind::Text),
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("status", FieldKind::DictionaryText),
+    ("outcome", FieldKind::DictionaryText),
+    ("stt_cost_usd", FieldKind::Money),
+    ("llm_cost_usd", FieldKind::Money),
+    ("tts_cost_usd", FieldKind::Money),
+    ("total_cost_usd", FieldKind::Money),
+    ("created_at", FieldKind::TimestampTz),
+    ("duration_seconds", FieldKind::Int8),
 ];
 
-const ERROR_COLUMNS: &[(&str, Kind)] = &[
-    ("tenant_id", Kind::DictionaryUuid),
-    ("call_id", Kind::Text),
-    ("error_type", Kind::DictionaryText),
-    ("severity", Kind::DictionaryText),
-    ("resolved", Kind::Bool),
-    ("created_at", Kind::TimestampTz),
+const ERROR_COLUMNS: &[(&str, FieldKind)] = &[
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("call_id", FieldKind::Text),
+    ("error_type", FieldKind::DictionaryText),
+    ("severity", FieldKind::DictionaryText),
+    ("resolved", FieldKind::Bool),
+    ("created_at", FieldKind::TimestampTz),
 ];
 
-const TENANT_COLUMNS: &[(&str, Kind)] = &[
-    ("tenant_id", Kind::DictionaryUuid),
-    ("business_name", Kind::Text),
-    ("timezone", Kind::Text),
-    ("status", Kind::Text),
+const TENANT_COLUMNS: &[(&str, FieldKind)] = &[
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("business_name", FieldKind::Text),
+    ("timezone", FieldKind::Text),
+    ("status", FieldKind::Text),
 ];
 
 const TEXT: &[&str] = &["text", "character varying", "character", "USER-DEFINED"];
@@ -535,7 +535,7 @@ fn copy_frame(
     url: &DbUrl,
     table: &str,
     query: &str,
-    columns: &[(&'static str, Kind)],
+    columns: &[(&'static str, FieldKind)],
 ) -> Result<DataFrame> {
     let statement = sql::render(sql::COPY_OUT, &[("query", query)]);
     let stream = client.copy_out(&statement)?;

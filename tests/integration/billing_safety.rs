@@ -587,7 +587,7 @@ proptest::proptest! {
             1..200,
         )
     ) {
-        use callrollup::source::pgcopy::{read_frame, Kind};
+        use callrollup::source::pgcopy::{read_frame, FieldKind};
         use std::str::FromStr;
         let texts: Vec<String> = values
             .iter()
@@ -605,7 +605,7 @@ proptest::proptest! {
         );
         let mut client = db.client();
         let stream = client.copy_out(copy.as_str()).unwrap();
-        let df = read_frame(stream, &[("a", Kind::Money), ("b", Kind::Money), ("c", Kind::Money)]).unwrap();
+        let df = read_frame(stream, &[("a", FieldKind::Money), ("b", FieldKind::Money), ("c", FieldKind::Money)]).unwrap();
         for column in ["a", "b", "c"] {
             let got = callrollup::money::decimals(df.column(column).unwrap()).unwrap();
             for (text, value) in texts.iter().zip(got) {
@@ -618,7 +618,7 @@ proptest::proptest! {
 
 #[test]
 fn a_numeric_with_eleven_decimals_from_postgres_is_refused_naming_the_column() {
-    use callrollup::source::pgcopy::{read_frame, Kind};
+    use callrollup::source::pgcopy::{read_frame, FieldKind};
     let db = TestDb::empty();
     let mut client = db.client();
     let stream = client
@@ -626,7 +626,7 @@ fn a_numeric_with_eleven_decimals_from_postgres_is_refused_naming_the_column() {
             "COPY (SELECT 0.00000000001::numeric AS total_cost_usd) TO STDOUT (FORMAT binary)",
         )
         .unwrap();
-    let e = read_frame(stream, &[("total_cost_usd", Kind::Money)]).unwrap_err();
+    let e = read_frame(stream, &[("total_cost_usd", FieldKind::Money)]).unwrap_err();
     assert!(
         e.to_string().contains("total_cost_usd") && e.to_string().contains("more than 10 decimals"),
         "{e}"

@@ -1,12 +1,12 @@
 //! Error trends for engineers: which errors are rising, since when, which
 //! tenants suffer, whether a spike is new. Pure: the series come in as
-//! frames (`sources` reads them from the summary tables or the source),
+//! frames (`read` reads them from the summary tables or the source),
 //! the analysis and its rules live here, and `render`/`chart` turn it into
 //! tables, files and pictures.
 
 pub mod chart;
+pub mod read;
 pub mod render;
-pub mod sources;
 #[cfg(test)]
 mod tests;
 

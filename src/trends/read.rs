@@ -10,13 +10,13 @@ use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
 use super::{Counts, Timeline};
-use crate::costs::Period;
 use crate::error::Result;
 use crate::frames::PLATFORM_TENANT;
 use crate::pipeline::{for_each_chunk, process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
 use crate::summaries::Summaries;
 use crate::tables::Table;
+use crate::window::Period;
 use crate::window::{epoch_day, Window};
 
 /// Days the pipeline reads from the source at a time: as `run`, so memory

@@ -58,16 +58,16 @@ fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
 /// An array of row objects, one per group and bucket of the period,
 /// serialized a row at a time (90 days of 1,000 tenants is 90,000 rows).
 pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    Ok(crate::sink::files::json_array(
-        analysis.rows(top).iter().map(|row| {
+    Ok(crate::output::json_array(analysis.rows(top).iter().map(
+        |row| {
             Value::Object(
                 columns(analysis, row)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect::<Map<_, _>>(),
             )
-        }),
-    ))
+        },
+    )))
 }
 
 /// The json rows as a frame, column for column.
@@ -139,10 +139,7 @@ fn header(analysis: &Analysis) -> Vec<&'static str> {
 
 /// The same rows as CSV (the contract's CSV rules).
 pub fn csv(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    crate::sink::files::csv_bytes(
-        &frame(analysis, top)?,
-        crate::sink::files::MoneyText::Stored,
-    )
+    crate::output::csv_bytes(&frame(analysis, top)?, crate::output::MoneyText::Stored)
 }
 
 fn percent(v: Option<f64>) -> String {

@@ -47,21 +47,21 @@ fn register_font() {
 
 /// The chart's image format, from the file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ChartKind {
     Svg,
     Png,
 }
 
-impl Kind {
-    pub fn of(path: &Path) -> Result<Kind> {
+impl ChartKind {
+    pub fn of(path: &Path) -> Result<ChartKind> {
         match path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            Some("svg") => Ok(Kind::Svg),
-            Some("png") => Ok(Kind::Png),
+            Some("svg") => Ok(ChartKind::Svg),
+            Some("png") => Ok(ChartKind::Png),
             _ => Err(Error::usage(format!(
                 "--chart {} must end in .svg or .png",
                 path.display()
@@ -286,10 +286,10 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
 }
 
 /// The chart as the bytes of an SVG or PNG file.
-pub fn render(analysis: &Analysis, top: usize, kind: Kind) -> Result<Vec<u8>> {
+pub fn render(analysis: &Analysis, top: usize, kind: ChartKind) -> Result<Vec<u8>> {
     register_font();
     match kind {
-        Kind::Svg => {
+        ChartKind::Svg => {
             let mut svg = String::new();
             draw(
                 SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
@@ -299,7 +299,7 @@ pub fn render(analysis: &Analysis, top: usize, kind: Kind) -> Result<Vec<u8>> {
             .map_err(chart_error)?;
             Ok(svg.into_bytes())
         }
-        Kind::Png => {
+        ChartKind::Png => {
             let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
             draw(
                 BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
