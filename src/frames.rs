@@ -10,6 +10,115 @@ pub const PLATFORM_TENANT: &str = "00000000-0000-0000-0000-000000000000";
 /// The platform's name in human-facing output.
 pub const PLATFORM_NAME: &str = "(platform)";
 
+/// What a column of the COPY stream holds and how it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// `text`, mostly distinct values (call ids).
+    Text,
+    /// `text` with few distinct values: one dictionary entry per value.
+    DictionaryText,
+    /// `uuid`, as lower-case hyphenated text through a dictionary.
+    DictionaryUuid,
+    /// `numeric`, as Decimal(38,10), exactly.
+    Money,
+    /// `bigint`.
+    Int8,
+    /// `timestamptz`, as UTC microseconds.
+    TimestampTz,
+    /// `boolean`.
+    Bool,
+    /// `date`, as days since 1970-01-01 (the summary tables' `day`).
+    Date,
+    /// `double precision` (the summary tables' `error_rate`).
+    Float8,
+}
+
+impl FieldKind {
+    /// The frame type a column of this kind has.
+    pub fn dtype(self) -> DataType {
+        match self {
+            FieldKind::Text | FieldKind::DictionaryText | FieldKind::DictionaryUuid => {
+                DataType::String
+            }
+            FieldKind::Money => MONEY,
+            FieldKind::Int8 => DataType::Int64,
+            FieldKind::TimestampTz => utc_micros(),
+            FieldKind::Bool => DataType::Boolean,
+            FieldKind::Date => DataType::Date,
+            FieldKind::Float8 => DataType::Float64,
+        }
+    }
+
+    /// The `information_schema` data types a source column of this kind
+    /// may have (the schema-drift check, docs/CONTRACT.md §1).
+    pub fn source_types(self) -> &'static [&'static str] {
+        match self {
+            FieldKind::Text | FieldKind::DictionaryText => {
+                &["text", "character varying", "character", "USER-DEFINED"]
+            }
+            FieldKind::DictionaryUuid => &["uuid"],
+            FieldKind::Money => &["numeric", "integer", "bigint", "smallint"],
+            FieldKind::Int8 => &["integer", "bigint", "smallint"],
+            FieldKind::TimestampTz => &["timestamp with time zone"],
+            FieldKind::Bool => &["boolean"],
+            FieldKind::Date => &["date"],
+            FieldKind::Float8 => &["double precision"],
+        }
+    }
+}
+
+/// The source tables' columns the engine reads, declared once, in the
+/// order `queries/<table>.sql` selects them (a test checks it): the COPY
+/// decoder, the schema-drift check and the frames' schemas derive from
+/// these. docs/CONTRACT.md §1 lists them for people.
+pub const SOURCE_TABLES: [(&str, &[(&str, FieldKind)]); 3] = [
+    ("tenants", TENANT_COLUMNS),
+    ("call_logs", CALL_COLUMNS),
+    ("system_errors", ERROR_COLUMNS),
+];
+
+pub const TENANT_COLUMNS: &[(&str, FieldKind)] = &[
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("business_name", FieldKind::Text),
+    ("timezone", FieldKind::Text),
+    ("status", FieldKind::Text),
+];
+
+pub const CALL_COLUMNS: &[(&str, FieldKind)] = &[
+    ("call_id", FieldKind::Text),
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("status", FieldKind::DictionaryText),
+    ("outcome", FieldKind::DictionaryText),
+    ("stt_cost_usd", FieldKind::Money),
+    ("llm_cost_usd", FieldKind::Money),
+    ("tts_cost_usd", FieldKind::Money),
+    ("total_cost_usd", FieldKind::Money),
+    ("created_at", FieldKind::TimestampTz),
+    ("duration_seconds", FieldKind::Int8),
+];
+
+pub const ERROR_COLUMNS: &[(&str, FieldKind)] = &[
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("call_id", FieldKind::Text),
+    ("error_type", FieldKind::DictionaryText),
+    ("severity", FieldKind::DictionaryText),
+    ("resolved", FieldKind::Bool),
+    ("created_at", FieldKind::TimestampTz),
+];
+
+/// Source columns a platform may lack: without `duration_seconds`,
+/// billable seconds are 0 (docs/CONTRACT.md §1).
+pub const OPTIONAL_SOURCE_COLUMNS: [(&str, &str); 1] = [("call_logs", "duration_seconds")];
+
+/// A frame schema of declared columns.
+pub fn schema_of(columns: &[(&str, FieldKind)]) -> Schema {
+    Schema::from_iter(
+        columns
+            .iter()
+            .map(|(name, kind)| Field::new((*name).into(), kind.dtype())),
+    )
+}
+
 /// What the rollup reads: the frames of one window.
 pub struct SourceFrames {
     pub tenants: DataFrame,
@@ -70,39 +179,19 @@ impl SourceTotals {
 pub const MONEY: DataType = DataType::Decimal(Some(38), Some(10));
 
 pub fn tenants_schema() -> Schema {
-    Schema::from_iter([
-        Field::new("tenant_id".into(), DataType::String),
-        Field::new("business_name".into(), DataType::String),
-        Field::new("timezone".into(), DataType::String),
-        Field::new("status".into(), DataType::String),
-    ])
+    schema_of(TENANT_COLUMNS)
 }
 
+/// The calls as the rollup reads them: the declared columns and the
+/// engine's own `errored` flag (docs/CONTRACT.md §2).
 pub fn calls_schema() -> Schema {
-    Schema::from_iter([
-        Field::new("call_id".into(), DataType::String),
-        Field::new("tenant_id".into(), DataType::String),
-        Field::new("status".into(), DataType::String),
-        Field::new("outcome".into(), DataType::String),
-        Field::new("stt_cost_usd".into(), MONEY),
-        Field::new("llm_cost_usd".into(), MONEY),
-        Field::new("tts_cost_usd".into(), MONEY),
-        Field::new("total_cost_usd".into(), MONEY),
-        Field::new("created_at".into(), utc_micros()),
-        Field::new("duration_seconds".into(), DataType::Int64),
-        Field::new("errored".into(), DataType::Boolean),
-    ])
+    let mut schema = schema_of(CALL_COLUMNS);
+    schema.insert("errored".into(), DataType::Boolean);
+    schema
 }
 
 pub fn errors_schema() -> Schema {
-    Schema::from_iter([
-        Field::new("tenant_id".into(), DataType::String),
-        Field::new("call_id".into(), DataType::String),
-        Field::new("error_type".into(), DataType::String),
-        Field::new("severity".into(), DataType::String),
-        Field::new("resolved".into(), DataType::Boolean),
-        Field::new("created_at".into(), utc_micros()),
-    ])
+    schema_of(ERROR_COLUMNS)
 }
 
 pub fn utc_micros() -> DataType {
@@ -130,4 +219,45 @@ pub fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> 
         .into_iter()
         .map(|v| v.map(str::to_string))
         .collect())
+}
+
+#[cfg(test)]
+mod declared_columns {
+    use super::*;
+
+    /// The `AS` names of a query's select list, in order.
+    fn selected(query: &str) -> Vec<String> {
+        let select = query
+            .split_once("SELECT")
+            .and_then(|(_, rest)| rest.split_once("FROM"))
+            .map(|(list, _)| list)
+            .expect("a SELECT ... FROM query");
+        select
+            .split(" AS ")
+            .skip(1)
+            .map(|after| {
+                after
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_source_queries_select_the_declared_columns_in_order() {
+        for (table, query) in [
+            ("tenants", crate::sql::TENANTS),
+            ("call_logs", crate::sql::CALL_LOGS),
+            ("system_errors", crate::sql::SYSTEM_ERRORS),
+        ] {
+            let declared: Vec<&str> = SOURCE_TABLES
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map(|(_, columns)| columns.iter().map(|(name, _)| *name).collect())
+                .unwrap();
+            assert_eq!(selected(query), declared, "queries/{table}.sql");
+        }
+    }
 }

@@ -9,10 +9,9 @@
 
 use std::ops::{Index, IndexMut};
 
-use polars::prelude::{DataType, Field, Schema};
+use polars::prelude::Schema;
 
-use crate::frames::{utc_micros, MONEY};
-use crate::source::pgcopy::FieldKind;
+use crate::frames::FieldKind;
 
 /// A summary table the engine writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,20 +181,7 @@ impl Table {
 
     /// The frame's schema: what both the database and the files give.
     pub fn schema(self) -> Schema {
-        Schema::from_iter(self.columns().iter().map(|(name, kind)| {
-            let dtype = match kind {
-                FieldKind::Text | FieldKind::DictionaryText | FieldKind::DictionaryUuid => {
-                    DataType::String
-                }
-                FieldKind::Money => MONEY,
-                FieldKind::Int8 => DataType::Int64,
-                FieldKind::TimestampTz => utc_micros(),
-                FieldKind::Bool => DataType::Boolean,
-                FieldKind::Date => DataType::Date,
-                FieldKind::Float8 => DataType::Float64,
-            };
-            Field::new((*name).into(), dtype)
-        }))
+        crate::frames::schema_of(self.columns())
     }
 
     fn position(self) -> usize {

@@ -37,28 +37,7 @@ pub const MAX_FIELD_BYTES: usize = 1 << 30;
 /// The longest header extension accepted (Postgres sends none today).
 pub const MAX_HEADER_EXTENSION_BYTES: usize = 1 << 20;
 
-/// What a column of the COPY stream holds and how it is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    /// `text`, mostly distinct values (call ids).
-    Text,
-    /// `text` with few distinct values: one dictionary entry per value.
-    DictionaryText,
-    /// `uuid`, as lower-case hyphenated text through a dictionary.
-    DictionaryUuid,
-    /// `numeric`, as Decimal(38,10), exactly.
-    Money,
-    /// `bigint`.
-    Int8,
-    /// `timestamptz`, as UTC microseconds.
-    TimestampTz,
-    /// `boolean`.
-    Bool,
-    /// `date`, as days since 1970-01-01 (the summary tables' `day`).
-    Date,
-    /// `double precision` (the summary tables' `error_rate`).
-    Float8,
-}
+pub use crate::frames::FieldKind;
 
 /// Why a COPY stream could not be decoded.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,8 @@ use super::pgcopy::{self, FieldKind};
 use crate::db::{CopyClient, DbUrl};
 use crate::error::{Error, Result};
 use crate::frames::{
-    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals,
+    calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals, CALL_COLUMNS,
+    ERROR_COLUMNS, OPTIONAL_SOURCE_COLUMNS, SOURCE_TABLES, TENANT_COLUMNS,
 };
 use crate::selection::TenantSelection;
 use crate::sql;
@@ -60,66 +61,6 @@ pub struct PostgresSource {
     verification: Option<std::thread::JoinHandle<Result<SourceTotals>>>,
 }
 
-const CALL_COLUMNS: &[(&str, FieldKind)] = &[
-    ("call_id", FieldKind::Text),
-    ("tenant_id", FieldKind::DictionaryUuid),
-    ("status", FieldKind::DictionaryText),
-    ("outcome", FieldKind::DictionaryText),
-    ("stt_cost_usd", FieldKind::Money),
-    ("llm_cost_usd", FieldKind::Money),
-    ("tts_cost_usd", FieldKind::Money),
-    ("total_cost_usd", FieldKind::Money),
-    ("created_at", FieldKind::TimestampTz),
-    ("duration_seconds", FieldKind::Int8),
-];
-
-const ERROR_COLUMNS: &[(&str, FieldKind)] = &[
-    ("tenant_id", FieldKind::DictionaryUuid),
-    ("call_id", FieldKind::Text),
-    ("error_type", FieldKind::DictionaryText),
-    ("severity", FieldKind::DictionaryText),
-    ("resolved", FieldKind::Bool),
-    ("created_at", FieldKind::TimestampTz),
-];
-
-const TENANT_COLUMNS: &[(&str, FieldKind)] = &[
-    ("tenant_id", FieldKind::DictionaryUuid),
-    ("business_name", FieldKind::Text),
-    ("timezone", FieldKind::Text),
-    ("status", FieldKind::Text),
-];
-
-const TEXT: &[&str] = &["text", "character varying", "character", "USER-DEFINED"];
-const UUID: &[&str] = &["uuid"];
-const NUMERIC: &[&str] = &["numeric", "integer", "bigint", "smallint"];
-const TIMESTAMPTZ: &[&str] = &["timestamp with time zone"];
-const INTEGER: &[&str] = &["integer", "bigint", "smallint"];
-const BOOLEAN: &[&str] = &["boolean"];
-
-/// (table, column, accepted information_schema data types, required)
-const COLUMNS: &[(&str, &str, &[&str], bool)] = &[
-    ("tenants", "tenant_id", UUID, true),
-    ("tenants", "business_name", TEXT, true),
-    ("tenants", "timezone", TEXT, true),
-    ("tenants", "status", TEXT, true),
-    ("call_logs", "call_id", TEXT, true),
-    ("call_logs", "tenant_id", UUID, true),
-    ("call_logs", "status", TEXT, true),
-    ("call_logs", "outcome", TEXT, true),
-    ("call_logs", "stt_cost_usd", NUMERIC, true),
-    ("call_logs", "llm_cost_usd", NUMERIC, true),
-    ("call_logs", "tts_cost_usd", NUMERIC, true),
-    ("call_logs", "total_cost_usd", NUMERIC, true),
-    ("call_logs", "created_at", TIMESTAMPTZ, true),
-    ("call_logs", "duration_seconds", INTEGER, false),
-    ("system_errors", "tenant_id", UUID, true),
-    ("system_errors", "call_id", TEXT, true),
-    ("system_errors", "error_type", TEXT, true),
-    ("system_errors", "severity", TEXT, true),
-    ("system_errors", "resolved", BOOLEAN, true),
-    ("system_errors", "created_at", TIMESTAMPTZ, true),
-];
-
 impl PostgresSource {
     pub fn connect(url: &DbUrl, schema: &str, statement_timeout_secs: u64) -> Result<Self> {
         let mut client = url.connect("callrollup-source")?;
@@ -156,7 +97,13 @@ impl PostgresSource {
     pub fn check_schema(&mut self) -> Result<SourceShape> {
         let rows = self.client.query(sql::SOURCE_COLUMNS, &[&self.schema])?;
         let mut has_duration_seconds = false;
-        for (table, column, accepted, required) in COLUMNS {
+        let columns = SOURCE_TABLES.iter().flat_map(|(table, columns)| {
+            columns.iter().map(move |(column, kind)| {
+                let required = !OPTIONAL_SOURCE_COLUMNS.contains(&(*table, *column));
+                (table, column, kind.source_types(), required)
+            })
+        });
+        for (table, column, accepted, required) in columns {
             let found = found_row(&rows, table, column);
             let problem = match found {
                 None => Some(format!(
@@ -176,7 +123,7 @@ impl PostgresSource {
                 }
             };
             match problem {
-                Some(problem) if *required => {
+                Some(problem) if required => {
                     return Err(Error::SchemaDrift {
                         table: format!("{}.{table}", self.schema),
                         problem,
