@@ -131,25 +131,10 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         arguments: arguments_json(args, &window),
         statement_timeout_secs: args.source.statement_timeout,
     };
-    let mut attempt = 0;
-    let outcome = loop {
-        match crate::pipeline::run::run(&request) {
-            Ok(outcome) => break outcome_out.insert(outcome),
-            Err(e) if e.is_transient() && attempt < args.retries && !crate::signals::received() => {
-                // Nothing was committed: the attempt rolled back.
-                let wait = Duration::from_millis(500u64 << attempt.min(6));
-                attempt += 1;
-                crate::log::info(&format!(
-                    "transient failure ({e}); starting again in {:.1}s (retry {attempt} of {})",
-                    wait.as_secs_f64(),
-                    args.retries
-                ));
-                std::thread::sleep(wait);
-                crate::signals::check()?;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let outcome = outcome_out.insert(crate::pipeline::run::run_with_retries(
+        &request,
+        args.retries,
+    )?);
     let (gate_lines, tripped) = crate::gates::check(&gates, &outcome.stats.findings_by_kind);
     print!(
         "{}",

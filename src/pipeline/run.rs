@@ -60,32 +60,47 @@ pub struct RunOutcome {
     pub timings: Timings,
 }
 
+/// `run`, started again after a transient failure (a connection reset, a
+/// serialization failure) up to `retries` times with a growing wait;
+/// never after a stop signal, and never once rows went in (those errors
+/// are final, see `Error::final_attempt`).
+pub fn run_with_retries(request: &RunRequest, retries: u32) -> Result<RunOutcome> {
+    let mut attempt = 0;
+    loop {
+        match run(request) {
+            Err(e) if e.is_transient() && attempt < retries && !crate::signals::received() => {
+                // Nothing was committed: the attempt rolled back.
+                let wait = std::time::Duration::from_millis(500u64 << attempt.min(6));
+                attempt += 1;
+                crate::log::info(&format!(
+                    "transient failure ({e}); starting again in {:.1}s (retry {attempt} of {retries})",
+                    wait.as_secs_f64(),
+                ));
+                std::thread::sleep(wait);
+                crate::signals::check()?;
+            }
+            result => return result,
+        }
+    }
+}
+
 pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     crate::signals::install();
-    let RunRequest {
-        window,
-        asked,
-        source,
-        target,
-        target_schema: schema,
-        out,
-        chunk_days,
-        dry_run,
-        arguments,
-        statement_timeout_secs,
-    } = request;
-    let (window, schema, out) = (*window, schema.as_str(), out.as_path());
+    let schema = request.target_schema.as_str();
     let mut timings = Timings::default();
 
     let (mut input, mut target) = timings.time("check schemas", || {
-        let input = Input::open(source)?;
-        let target = match target {
+        let input = Input::open(&request.source)?;
+        let target = match &request.target {
             None => None,
             Some(url) => {
                 let mut client = url.connect("callrollup")?;
                 client.batch_execute(&crate::sql::render(
                     crate::sql::TARGET_SESSION,
-                    &[("statement_timeout", &statement_timeout_secs.to_string())],
+                    &[(
+                        "statement_timeout",
+                        &request.statement_timeout_secs.to_string(),
+                    )],
                 ))?;
                 crate::migrate::check_current(&mut client, schema)?;
                 Some((url, client))
@@ -93,280 +108,358 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
         };
         Ok((input, target))
     })?;
-    let selection = input.selection(asked)?;
+    let selection = input.selection(&request.asked)?;
     // Before anything is written: the database puts every day boundary
     // of the window where the engine does.
     timings.time("check time zones", || {
-        input.check_zones(target.as_mut().map(|(_, c)| c), &selection, &window)
+        input.check_zones(target.as_mut().map(|(_, c)| c), &selection, &request.window)
     })?;
-    let shard_name = selection.shard.map(|s| s.to_string());
-    // A --tenant run merges into each day's files instead of replacing them.
-    let only_tenants = (!selection.tenants.is_empty()).then(|| selection.tenant_texts());
-
-    // After the commit: the staged files go into place.
-    let move_into_place = |staged: files::StagedFiles,
-                           run_id: Uuid,
-                           stats: WindowStats,
-                           changes: Option<pg_sink::Changes>,
-                           mut timings: Timings| {
-        crate::fault::pause_point("after_commit");
-        let files = timings
-            .time("move files", || staged.commit())
-            .map_err(|e| moves_unfinished(run_id, out, e))?;
-        Ok(RunOutcome {
-            run_id: Some(run_id),
-            selection: selection.clone(),
-            stats,
-            changes,
-            files,
-            timings,
-        })
+    let run = Context {
+        request,
+        schema,
+        out: request.out.as_path(),
+        // A --tenant run merges into each day's files instead of
+        // replacing them.
+        only_tenants: (!selection.tenants.is_empty()).then(|| selection.tenant_texts()),
+        selection,
     };
-
-    let plan = Plan {
-        window: &window,
-        chunk_days: *chunk_days,
-        selection: &selection,
-    };
-    if *dry_run {
-        let stats = process(&mut input, &plan, &mut timings, |_, _, _| Ok(()))?;
+    if request.dry_run {
+        let stats = process(&mut input, &run.plan(), &mut timings, |_, _, _| Ok(()))?;
         return Ok(RunOutcome {
             run_id: None,
-            selection: selection.clone(),
+            selection: run.selection.clone(),
             stats,
             changes: None,
             files: Vec::new(),
             timings,
         });
     }
-    check_out_dir(out)?;
+    check_out_dir(run.out)?;
     // Held until the files are in place: whole runs alone, shards beside
     // each other (the same rule as the target's lock, for the folder).
-    let _folder_lock = sink::layout::FolderLock::take(out, selection.shard)?;
-    // Before anything is staged, under the lock and once earlier runs'
-    // files are finished: a shard's files beside a whole run's (or another
-    // count's) would count tenants twice, and a --tenant run needs a
-    // committed file to keep the other tenants from. Returns the days
-    // whose files such a run cannot write.
-    let check_layout = || -> Result<Vec<NaiveDate>> {
-        let days: Vec<NaiveDate> = window.days().collect();
-        if let Some(shard) = selection.shard {
-            sink::layout::check_shard_may_write(out, &days, shard)?;
+    let _folder_lock = sink::layout::FolderLock::take(run.out, run.selection.shard)?;
+    match target {
+        None => run.to_files(input, timings),
+        Some((url, client)) => run.to_database(input, url, client, timings),
+    }
+}
+
+/// A run's request and what the checks made of it, shared by its paths.
+struct Context<'a> {
+    request: &'a RunRequest,
+    schema: &'a str,
+    out: &'a Path,
+    selection: TenantSelection,
+    /// The tenants a `--tenant` run computes alone.
+    only_tenants: Option<Vec<String>>,
+}
+
+impl Context<'_> {
+    fn plan(&self) -> Plan<'_> {
+        Plan {
+            window: &self.request.window,
+            chunk_days: self.request.chunk_days,
+            selection: &self.selection,
         }
-        if only_tenants.is_none() {
+    }
+
+    fn shard_name(&self) -> Option<String> {
+        self.selection.shard.map(|s| s.to_string())
+    }
+
+    /// The committed files a `--tenant` run keeps the other tenants from.
+    fn whose(&self) -> String {
+        match self.selection.shard {
+            Some(shard) => format!("shard {shard}'s file"),
+            None => "a whole run's file or every shard's".to_string(),
+        }
+    }
+
+    /// Before anything is staged, under the lock and once earlier runs'
+    /// files are finished: a shard's files beside a whole run's (or another
+    /// count's) would count tenants twice, and a --tenant run needs a
+    /// committed file to keep the other tenants from. Returns the days
+    /// whose files such a run cannot write.
+    fn check_layout(&self) -> Result<Vec<NaiveDate>> {
+        let days: Vec<NaiveDate> = self.request.window.days().collect();
+        if let Some(shard) = self.selection.shard {
+            sink::layout::check_shard_may_write(self.out, &days, shard)?;
+        }
+        if self.only_tenants.is_none() {
             return Ok(Vec::new());
         }
-        sink::layout::days_without_other_tenants(out, &days, selection.shard)
-    };
-    let whose = match selection.shard {
-        Some(shard) => format!("shard {shard}'s file"),
-        None => "a whole run's file or every shard's".to_string(),
-    };
+        sink::layout::days_without_other_tenants(self.out, &days, self.selection.shard)
+    }
 
-    // Report files are staged under temporary names chunk by chunk; they
-    // are moved into place only after the tables have been committed.
-    let mut staged = files::StagedFiles::default();
-    let stage = |staged: &mut files::StagedFiles,
-                 part: &Rollup,
-                 chunk: &Window,
-                 run_id: Uuid,
-                 timings: &mut Timings| {
+    /// Stages one chunk's report files under temporary names; they are
+    /// moved into place only after the run commits.
+    fn stage(
+        &self,
+        staged: &mut files::StagedFiles,
+        part: &Rollup,
+        chunk: &Window,
+        run_id: Uuid,
+        timings: &mut Timings,
+    ) -> Result<()> {
         let days: Vec<_> = chunk.days().collect();
         let tag = run_id.simple().to_string();
         timings.time("stage files", || {
             staged.add(
-                out,
+                self.out,
                 &sink::tables(part),
                 &days,
                 &tag,
-                selection.shard,
-                only_tenants.as_deref(),
+                self.selection.shard,
+                self.only_tenants.as_deref(),
             )
         })
-    };
+    }
 
-    let Some((target_url, mut target)) = target else {
-        // File target: the reports are the summary tables; sealing the
-        // staged files is the commit.
-        staged.keep(recover_reports(out, None, selection.shard)?);
+    /// After the commit: the staged files go into place.
+    fn move_into_place(
+        &self,
+        staged: files::StagedFiles,
+        run_id: Uuid,
+        stats: WindowStats,
+        changes: Option<pg_sink::Changes>,
+        mut timings: Timings,
+    ) -> Result<RunOutcome> {
+        crate::fault::pause_point("after_commit");
+        let files = timings
+            .time("move files", || staged.commit())
+            .map_err(|e| moves_unfinished(run_id, self.out, e))?;
+        Ok(RunOutcome {
+            run_id: Some(run_id),
+            selection: self.selection.clone(),
+            stats,
+            changes,
+            files,
+            timings,
+        })
+    }
+
+    /// The file target: the reports are the summary tables, and sealing
+    /// the staged files is the commit.
+    fn to_files(&self, mut input: Input, mut timings: Timings) -> Result<RunOutcome> {
+        let mut staged = files::StagedFiles::default();
+        staged.keep(recover_reports(self.out, None, self.selection.shard)?);
         // The files are this target's only output: a --tenant run that
         // cannot write them all is refused.
-        if let Some(day) = check_layout()?.first() {
+        if let Some(day) = self.check_layout()?.first() {
             return Err(Error::usage(format!(
-                "--tenant cannot write {day} into {}: it holds no committed report for that day ({whose}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
-                out.display()
+                "--tenant cannot write {day} into {}: it holds no committed report for that day ({}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
+                self.out.display(),
+                self.whose()
             )));
         }
         let run_id = Uuid::new_v4();
         crate::log::set_run(Some(&run_id));
-        let result = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
-            stage(&mut staged, part, chunk, run_id, timings)
-        })
+        let result = process(
+            &mut input,
+            &self.plan(),
+            &mut timings,
+            |part, chunk, timings| self.stage(&mut staged, part, chunk, run_id, timings),
+        )
         .and_then(|stats| {
             crate::fault::pause_point("before_seal");
             // Sealing is this target's commit.
             crate::signals::entering_commit();
             crate::signals::check()?;
-            staged.seal(out, run_id, files::Decider::Sealed, shard_name.clone())?;
+            staged.seal(self.out, run_id, files::Decider::Sealed, self.shard_name())?;
             Ok(stats)
         });
-        let stats = match result {
-            Ok(stats) => stats,
+        match result {
+            Ok(stats) => self.move_into_place(staged, run_id, stats, None, timings),
             Err(e) => {
                 staged.abort();
-                return Err(crate::signals::explain(e));
+                Err(crate::signals::explain(e))
             }
-        };
-        return move_into_place(staged, run_id, stats, None, timings);
-    };
-
-    // The lock lives on the target connection until the process ends.
-    ledger::lock(&mut target, schema, selection.shard)?;
-    let run_id = Uuid::new_v4();
-    ledger::start(
-        &mut target,
-        schema,
-        &ledger::RunStart {
-            run_id,
-            from: window.from,
-            to: window.to,
-            partial: window.partial,
-            selection: &selection,
-            arguments: arguments.clone(),
-            source: input.describe()?,
-        },
-    )?;
-    crate::log::set_run(Some(&run_id));
-    crate::log::info(&format!(
-        "run {run_id} for {}..{} ({})",
-        window.from,
-        window.to,
-        selection.describe()
-    ));
-    let fail = |target: &mut postgres::Client, e: &Error| {
-        let mut message = target_url.redact(&e.to_string());
-        if let SourceSpec::Postgres { url, .. } = source {
-            message = url.redact(&message);
-        }
-        // Only a `running` row moves: if even this fails, the next run
-        // marks this one abandoned.
-        let _ = ledger::fail(target, schema, run_id, &message);
-    };
-    let recovered = recover_reports(out, Some((&mut target, schema)), selection.shard)
-        .and_then(|kept| check_layout().map(|skipped| (kept, skipped)));
-    match recovered {
-        Ok((kept, skipped)) => {
-            staged.keep(kept);
-            // The database holds the truth: the rows are written, and the
-            // days with no complete report to merge into get no file.
-            if let (Some(first), Some(last)) = (skipped.first(), skipped.last()) {
-                crate::log::info(&format!(
-                    "no report files for {} day(s) from {first} to {last}: {} holds no committed report of them ({whose}) to keep the other tenants from; run them without --tenant to write their files",
-                    skipped.len(),
-                    out.display()
-                ));
-            }
-            staged.skip_days(skipped);
-        }
-        Err(e) => {
-            fail(&mut target, &e);
-            return Err(e);
         }
     }
 
-    let write_back = pg_sink::WriteBack {
-        schema,
-        run_id,
-        computed_at: Utc::now(),
-        from: window.from,
-        to: window.to,
-        selection: &selection,
-    };
-    // Whether the commit was sent: only then can an error leave Postgres
-    // unsure whether it happened.
-    let mut commit_sent = false;
-    let committed = std::thread::scope(|scope| -> Result<(WindowStats, pg_sink::Changes)> {
-        // Each chunk's rows are copied in on a thread of their own, so
-        // Postgres inserts one chunk while the next is rolled up; the
-        // transaction stays open until every chunk is in.
-        let (to_writer, parts) = std::sync::mpsc::sync_channel::<(Rollup, NaiveDate, NaiveDate)>(1);
-        let (target, write_back) = (&mut target, &write_back);
-        let writer = scope.spawn(move || {
-            let started = Instant::now();
-            let mut writer = pg_sink::Writer::begin(target, write_back)?;
-            let mut busy = started.elapsed();
-            for (part, from, to) in parts {
-                let started = Instant::now();
-                writer.append(&part, from, to)?;
-                busy += started.elapsed();
+    /// The database target: the advisory lock, the ledger row, then the
+    /// write transaction beside the staged files (`write_and_commit`).
+    fn to_database(
+        &self,
+        mut input: Input,
+        target_url: &DbUrl,
+        mut target: postgres::Client,
+        mut timings: Timings,
+    ) -> Result<RunOutcome> {
+        let (window, schema, out) = (&self.request.window, self.schema, self.out);
+        // The lock lives on the target connection until the process ends.
+        ledger::lock(&mut target, schema, self.selection.shard)?;
+        let run_id = Uuid::new_v4();
+        ledger::start(
+            &mut target,
+            schema,
+            &ledger::RunStart {
+                run_id,
+                from: window.from,
+                to: window.to,
+                partial: window.partial,
+                selection: &self.selection,
+                arguments: self.request.arguments.clone(),
+                source: input.describe()?,
+            },
+        )?;
+        crate::log::set_run(Some(&run_id));
+        crate::log::info(&format!(
+            "run {run_id} for {}..{} ({})",
+            window.from,
+            window.to,
+            self.selection.describe()
+        ));
+        let fail = |target: &mut postgres::Client, e: &Error| {
+            let mut message = target_url.redact(&e.to_string());
+            if let SourceSpec::Postgres { url, .. } = &self.request.source {
+                message = url.redact(&message);
             }
-            Ok::<_, Error>((writer, busy))
-        });
-        let processed = process(&mut input, &plan, &mut timings, |part, chunk, timings| {
-            stage(&mut staged, part, chunk, run_id, timings)?;
-            // Closed only when the writer stopped on an error, returned below.
-            to_writer
-                .send((part.clone(), chunk.from, chunk.to))
-                .map_err(|_| Error::RunFailed("the write-back stopped".into()))
-        });
-        drop(to_writer);
-        let written = writer.join().expect("the write-back thread panicked");
-        // The writer's error, if any, is the cause of the other.
-        // Once rows went in, a target failure is final: never retried.
-        let (mut writer, busy) = written.map_err(Error::final_attempt)?;
-        let stats = processed?;
-        timings.add("write back (overlapped)", busy);
-        // A stop that came between two statements cancelled nothing:
-        // the merge is not started for it.
-        crate::signals::check()?;
-        // Where the window already held rows: only what changed is written.
-        timings
-            .time("merge", || writer.merge())
-            .map_err(Error::final_attempt)?;
-        // The sums are checked while a stop can still cancel the check.
-        timings
-            .time("reconcile", || writer.reconcile(&stats.totals))
-            .map_err(Error::final_attempt)?;
-        // From here the ledger decides what the staged files become: a
-        // kill after the commit leaves them for the next run to move.
-        crate::fault::pause_point("before_seal");
-        crate::signals::check()?;
-        staged.seal(out, run_id, files::Decider::Ledger, shard_name.clone())?;
-        crate::fault::pause_point("before_commit");
-        // The last moment a stop can still roll everything back; after
-        // it, a signal no longer cancels anything.
-        crate::signals::entering_commit();
-        crate::signals::check()?;
-        commit_sent = true;
-        // A failed commit may have happened: never retried.
-        let (_, changes) = timings
-            .time("commit", || writer.finish(&stats.totals))
-            .map_err(Error::final_attempt)?;
-        Ok((stats, changes))
-    });
-    let (stats, changes) = match committed {
-        Ok(committed) => committed,
-        Err(e) => {
-            // A statement a stop signal cancelled failed: the stop is why.
-            let e = if commit_sent {
-                e
-            } else {
-                crate::signals::explain(e)
-            };
-            fail(&mut target, &e);
-            if staged.is_sealed() && commit_sent {
-                // The commit may have happened before the error: the
-                // ledger tells the next run whether to move or drop them.
-                crate::log::info(&format!(
-                    "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
-                ));
-            } else {
-                staged.abort();
+            // Only a `running` row moves: if even this fails, the next run
+            // marks this one abandoned.
+            let _ = ledger::fail(target, schema, run_id, &message);
+        };
+        let mut staged = files::StagedFiles::default();
+        let recovered = recover_reports(out, Some((&mut target, schema)), self.selection.shard)
+            .and_then(|kept| self.check_layout().map(|skipped| (kept, skipped)));
+        match recovered {
+            Ok((kept, skipped)) => {
+                staged.keep(kept);
+                // The database holds the truth: the rows are written, and
+                // the days with no complete report to merge into get no file.
+                if let (Some(first), Some(last)) = (skipped.first(), skipped.last()) {
+                    crate::log::info(&format!(
+                        "no report files for {} day(s) from {first} to {last}: {} holds no committed report of them ({}) to keep the other tenants from; run them without --tenant to write their files",
+                        skipped.len(),
+                        out.display(),
+                        self.whose()
+                    ));
+                }
+                staged.skip_days(skipped);
             }
-            return Err(e);
+            Err(e) => {
+                fail(&mut target, &e);
+                return Err(e);
+            }
         }
-    };
-    move_into_place(staged, run_id, stats, Some(changes), timings)
+        // Whether the commit was sent: only then can an error leave
+        // Postgres unsure whether it happened.
+        let mut commit_sent = false;
+        let committed = self.write_and_commit(
+            &mut input,
+            &mut target,
+            run_id,
+            &mut staged,
+            &mut timings,
+            &mut commit_sent,
+        );
+        match committed {
+            Ok((stats, changes)) => {
+                self.move_into_place(staged, run_id, stats, Some(changes), timings)
+            }
+            Err(e) => {
+                // A statement a stop signal cancelled failed: the stop is why.
+                let e = if commit_sent {
+                    e
+                } else {
+                    crate::signals::explain(e)
+                };
+                fail(&mut target, &e);
+                if staged.is_sealed() && commit_sent {
+                    // The commit may have happened before the error: the
+                    // ledger tells the next run whether to move or drop them.
+                    crate::log::info(&format!(
+                        "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
+                    ));
+                } else {
+                    staged.abort();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Chunk by chunk, stages the files and copies the rows into the open
+    /// write transaction (on a thread of its own, so Postgres inserts one
+    /// chunk while the next is rolled up); then merges, reconciles, seals
+    /// the staged files and commits. `commit_sent` says whether an error
+    /// may have come after the commit went out.
+    fn write_and_commit(
+        &self,
+        input: &mut Input,
+        target: &mut postgres::Client,
+        run_id: Uuid,
+        staged: &mut files::StagedFiles,
+        timings: &mut Timings,
+        commit_sent: &mut bool,
+    ) -> Result<(WindowStats, pg_sink::Changes)> {
+        let write_back = pg_sink::WriteBack {
+            schema: self.schema,
+            run_id,
+            computed_at: Utc::now(),
+            from: self.request.window.from,
+            to: self.request.window.to,
+            selection: &self.selection,
+        };
+        std::thread::scope(|scope| {
+            // The transaction stays open until every chunk is in.
+            let (to_writer, parts) =
+                std::sync::mpsc::sync_channel::<(Rollup, NaiveDate, NaiveDate)>(1);
+            let write_back = &write_back;
+            let writer = scope.spawn(move || {
+                let started = Instant::now();
+                let mut writer = pg_sink::Writer::begin(target, write_back)?;
+                let mut busy = started.elapsed();
+                for (part, from, to) in parts {
+                    let started = Instant::now();
+                    writer.append(&part, from, to)?;
+                    busy += started.elapsed();
+                }
+                Ok::<_, Error>((writer, busy))
+            });
+            let processed = process(input, &self.plan(), timings, |part, chunk, timings| {
+                self.stage(staged, part, chunk, run_id, timings)?;
+                // Closed only when the writer stopped on an error, returned below.
+                to_writer
+                    .send((part.clone(), chunk.from, chunk.to))
+                    .map_err(|_| Error::RunFailed("the write-back stopped".into()))
+            });
+            drop(to_writer);
+            let written = writer.join().expect("the write-back thread panicked");
+            // The writer's error, if any, is the cause of the other.
+            // Once rows went in, a target failure is final: never retried.
+            let (mut writer, busy) = written.map_err(Error::final_attempt)?;
+            let stats = processed?;
+            timings.add("write back (overlapped)", busy);
+            // A stop that came between two statements cancelled nothing:
+            // the merge is not started for it.
+            crate::signals::check()?;
+            // Where the window already held rows: only what changed is written.
+            timings
+                .time("merge", || writer.merge())
+                .map_err(Error::final_attempt)?;
+            // The sums are checked while a stop can still cancel the check.
+            timings
+                .time("reconcile", || writer.reconcile(&stats.totals))
+                .map_err(Error::final_attempt)?;
+            // From here the ledger decides what the staged files become: a
+            // kill after the commit leaves them for the next run to move.
+            crate::fault::pause_point("before_seal");
+            crate::signals::check()?;
+            staged.seal(self.out, run_id, files::Decider::Ledger, self.shard_name())?;
+            crate::fault::pause_point("before_commit");
+            // The last moment a stop can still roll everything back; after
+            // it, a signal no longer cancels anything.
+            crate::signals::entering_commit();
+            crate::signals::check()?;
+            *commit_sent = true;
+            // A failed commit may have happened: never retried.
+            let (_, changes) = timings
+                .time("commit", || writer.finish(&stats.totals))
+                .map_err(Error::final_attempt)?;
+            Ok((stats, changes))
+        })
+    }
 }
 
 /// A committed run whose report files could not all be moved: its rows
