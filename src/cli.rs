@@ -65,21 +65,29 @@ pub enum Command {
     Demo(crate::cmd::demo::Args),
 }
 
-/// Where the platform data is read and where the summaries are written.
+/// Where the platform's tables are: the source database (`generate`
+/// writes them there).
 #[derive(Debug, Clone, Args)]
-pub struct ConnectOpts {
+pub struct SourceUrlOpts {
     /// Source database (libpq URL), e.g. postgres://reader@db:5432/platform
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-
-    /// Target database for the summary tables; defaults to the source.
-    #[arg(long, env = "CALLROLLUP_TARGET_URL", hide_env_values = true)]
-    pub target_url: Option<String>,
 
     /// Read the source URL from this file (a mounted secret), so that it is
     /// never in the process list or the environment; wins over --database-url.
     #[arg(long, value_name = "FILE", env = "DATABASE_URL_FILE")]
     pub database_url_file: Option<PathBuf>,
+}
+
+/// Where the platform data is read and where the summaries are written.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectOpts {
+    #[command(flatten)]
+    pub source_url: SourceUrlOpts,
+
+    /// Target database for the summary tables; defaults to the source.
+    #[arg(long, env = "CALLROLLUP_TARGET_URL", hide_env_values = true)]
+    pub target_url: Option<String>,
 
     /// Read the target URL from this file; wins over --target-url.
     #[arg(long, value_name = "FILE", env = "CALLROLLUP_TARGET_URL_FILE")]
@@ -97,7 +105,7 @@ fn url_from_file(flag: &str, path: &std::path::Path) -> Result<String> {
     Ok(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
-impl ConnectOpts {
+impl SourceUrlOpts {
     /// The source URL: --database-url-file, --database-url / DATABASE_URL,
     /// or, with neither, libpq's environment (PGHOST, PGDATABASE, ...).
     pub fn source(&self) -> Result<DbUrl> {
@@ -123,6 +131,16 @@ impl ConnectOpts {
         self.database_url_file.is_some()
             || self.database_url.is_some()
             || crate::db::Libpq::names_a_server()
+    }
+}
+
+impl ConnectOpts {
+    pub fn source(&self) -> Result<DbUrl> {
+        self.source_url.source()
+    }
+
+    pub fn has_source(&self) -> bool {
+        self.source_url.has_source()
     }
 
     /// Whether a target database is configured (it defaults to the source).
@@ -237,6 +255,33 @@ impl TenantOpts {
         Ok(crate::selection::TenantSelection {
             tenants: parse_tenants(&self.tenants)?,
             shard: None,
+        })
+    }
+}
+
+/// Which tenants a run or an extract covers: `--tenant`s, or a shard of
+/// all tenants.
+#[derive(Debug, Clone, Args)]
+pub struct SelectionOpts {
+    #[command(flatten)]
+    pub tenants: TenantOpts,
+
+    /// Only the tenants whose tenant_id hashes to shard i of n (0 <= i < n);
+    /// n runs with 0/n .. n-1/n together give the unsharded result.
+    #[arg(long, value_name = "i/n")]
+    pub tenant_shard: Option<String>,
+}
+
+impl SelectionOpts {
+    pub fn selection(&self) -> Result<crate::selection::TenantSelection> {
+        let tenants = self.tenants.selection()?;
+        Ok(crate::selection::TenantSelection {
+            shard: self
+                .tenant_shard
+                .as_deref()
+                .map(crate::shard::Shard::parse)
+                .transpose()?,
+            ..tenants
         })
     }
 }

@@ -1,11 +1,7 @@
 //! callrollup costs — finance cost reports, exact to the micro-dollar.
 //!
-//! Usage: callrollup costs [--month YYYY-MM | --from D --to D] [--tenant UUID]...
-//!                         [--by tenant|day|outcome|month]
-//!                         [--format table|csv|json|parquet|xlsx] [-o FILE]
-//!                         [--sort COLUMN] [--top N]
-//!                         [--reports DIR] [--reconcile [--source DIR]] [--require-complete]
-//!                         [--target-url URL | --database-url URL] [--target-schema NAME]
+//! Usage: `callrollup costs --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Reads the summary tables (or, with `--reports DIR`, the report files
 //! `run` wrote), never the raw platform tables, except `--reconcile`,

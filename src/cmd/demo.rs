@@ -1,6 +1,7 @@
 //! callrollup demo — the whole engine on a generated platform, no database.
 //!
-//! Usage: callrollup demo [--out DIR] [--calls N] [--tenants N] [--days N] [--seed S]
+//! Usage: `callrollup demo --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Generates a platform (about 200,000 calls over 30 days by default) as a
 //! Parquet snapshot, runs the full pipeline on it with the file target,

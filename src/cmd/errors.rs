@@ -1,11 +1,7 @@
 //! callrollup errors — error trends, spikes and new error types.
 //!
-//! Usage: callrollup errors [--since 14d | --from D --to D] [--tenant UUID]...
-//!                          [--by error_type|severity|tenant] [--bucket day|hour]
-//!                          [--timezone ZONE] [--top N] [--spike-k K] [--spike-min N]
-//!                          [--chart FILE.svg|FILE.png] [--format table|csv|json] [-o FILE]
-//!                          [--reports DIR] [--source DIR]
-//!                          [--database-url URL] [--target-url URL] [--target-schema NAME]
+//! Usage: `callrollup errors --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Daily buckets are tenant days, read from the summary tables (the target
 //! database, or `--reports DIR`); days no run has rolled up yet are

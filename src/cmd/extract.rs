@@ -1,7 +1,7 @@
 //! callrollup extract — a window of the platform as a Parquet snapshot.
 //!
-//! Usage: callrollup extract [--date D | --from D --to D] --out DIR
-//!                           [--tenant UUID]... [--tenant-shard i/n] [--database-url URL]
+//! Usage: `callrollup extract --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Writes `tenants.parquet`, `call_logs.parquet`, `system_errors.parquet`
 //! (only the columns the engine reads) and `manifest.json` (window, row
@@ -15,10 +15,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use crate::cli::{parse_tenants, ConnectOpts, WindowOpts};
+use crate::cli::{ConnectOpts, SelectionOpts, WindowOpts};
 use crate::db::validate_identifier;
 use crate::error::Result;
-use crate::selection::TenantSelection;
 use crate::source::postgres::PostgresSource;
 use crate::source::snapshot;
 
@@ -28,12 +27,8 @@ pub struct Args {
     pub connect: ConnectOpts,
     #[command(flatten)]
     pub window: WindowOpts,
-    /// Only this tenant (repeatable).
-    #[arg(long = "tenant", value_name = "UUID")]
-    pub tenants: Vec<String>,
-    /// Only the tenants whose tenant_id hashes to shard i of n.
-    #[arg(long, value_name = "i/n")]
-    pub tenant_shard: Option<String>,
+    #[command(flatten)]
+    pub selection: SelectionOpts,
     /// Folder of the snapshot (an earlier snapshot there is replaced
     /// atomically; any other non-empty folder is refused).
     #[arg(long, value_name = "DIR")]
@@ -48,14 +43,7 @@ pub struct Args {
 
 pub fn execute(args: Args) -> Result<()> {
     let window = args.window.request().resolve(Utc::now())?;
-    let selection = TenantSelection {
-        tenants: parse_tenants(&args.tenants)?,
-        shard: args
-            .tenant_shard
-            .as_deref()
-            .map(crate::shard::Shard::parse)
-            .transpose()?,
-    };
+    let selection = args.selection.selection()?;
     let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
     // Before the (long) extraction: a folder that is not a snapshot is refused.
     snapshot::refuse_foreign_folder(&args.out)?;

@@ -1,8 +1,7 @@
 //! callrollup generate — a synthetic platform, for benchmarks and tries.
 //!
-//! Usage: callrollup generate (--database-url URL | --snapshot DIR)
-//!                            [--tenants N] [--calls N] [--days N] [--seed S]
-//!                            [--end YYYY-MM-DD] [--transcript-bytes N] [--replace]
+//! Usage: `callrollup generate --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! With a database: creates the platform tables (the test fixture's schema)
 //! and loads them by binary COPY in one transaction; a database that
@@ -16,7 +15,7 @@ use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 
-use crate::db::DbUrl;
+use crate::cli::SourceUrlOpts;
 use crate::error::{Error, Result};
 use crate::generate::{Platform, Spec};
 use crate::source::snapshot;
@@ -142,16 +141,11 @@ impl PlatformOpts {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Database to create the platform tables in.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        conflicts_with = "snapshot"
-    )]
-    pub database_url: Option<String>,
+    /// The database to create the platform tables in.
+    #[command(flatten)]
+    pub database: SourceUrlOpts,
     /// Write a Parquet snapshot here instead of loading a database.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
     pub snapshot: Option<PathBuf>,
     /// Drop and regenerate existing platform tables.
     #[arg(long)]
@@ -196,14 +190,12 @@ pub fn execute(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    let url = match &args.database_url {
-        Some(u) => DbUrl::parse("--database-url", u)?,
-        None => {
-            return Err(Error::usage(
-                "pass --database-url (or DATABASE_URL) or --snapshot DIR",
-            ))
-        }
-    };
+    if !args.database.has_source() {
+        return Err(Error::usage(
+            "pass --database-url (or --database-url-file, DATABASE_URL or PGHOST/PGDATABASE) or --snapshot DIR",
+        ));
+    }
+    let url = args.database.source()?;
     let mut client = url.connect("callrollup-generate")?;
     let (calls, errors) = platform.load(&mut client, args.replace)?;
     let seconds = started.elapsed().as_secs_f64();

@@ -1,6 +1,7 @@
 //! callrollup migrate — create or upgrade the engine's schema.
 //!
-//! Usage: callrollup migrate [--target-url URL | --database-url URL] [--target-schema NAME]
+//! Usage: `callrollup migrate --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Applies the pending files of migrations/ in order, each in its own
 //! transaction, and records them with a checksum in

@@ -1,9 +1,7 @@
 //! callrollup query — ad-hoc SQL over one window's tables.
 //!
-//! Usage: callrollup query "SQL" [--date D | --from D --to D] [--tenant UUID]...
-//!                         [--format table|csv|json|parquet] [-o FILE]
-//!                         [--source DIR] [--reports DIR]
-//!                         [--database-url URL] [--target-url URL] [--target-schema NAME]
+//! Usage: `callrollup query --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Polars SQL over these tables, limited to the window's tenant days:
 //!   call_logs       call_id, tenant_id, status, outcome, stt_cost_usd,

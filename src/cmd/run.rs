@@ -1,9 +1,7 @@
 //! callrollup run — roll up a window into the summary tables and reports.
 //!
-//! Usage: callrollup run [--date D | --from D --to D] [--lookback N] [--allow-partial]
-//!                       [--tenant UUID]... [--tenant-shard i/n] [--out DIR] [--dry-run]
-//!                       [--source DIR] [--source-schema NAME] [--chunk-days N] [--streams N]
-//!                       [--database-url URL] [--target-url URL] [--target-schema NAME]
+//! Usage: `callrollup run --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 //!
 //! Without dates it processes the last complete day and the `--lookback`
 //! days before it. The work is `pipeline::run` (docs/CONTRACT.md §4);
@@ -15,13 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::cli::{default_out, parse_tenants, ConnectOpts, SchemaOpts, SourceOpts, WindowOpts};
+use crate::cli::{default_out, ConnectOpts, SchemaOpts, SelectionOpts, SourceOpts, WindowOpts};
 use crate::error::Result;
 use crate::money;
 use crate::pipeline::run::{RunOutcome, RunRequest};
 use crate::pipeline::{SourceSpec, Timings, WindowStats};
-use crate::selection::TenantSelection;
-use crate::shard::Shard;
 use crate::sink::postgres::TableChanges;
 use crate::window::Window;
 
@@ -36,14 +32,8 @@ pub struct Args {
     #[command(flatten)]
     pub source: SourceOpts,
 
-    /// Only this tenant (repeatable).
-    #[arg(long = "tenant", value_name = "UUID")]
-    pub tenants: Vec<String>,
-
-    /// Only the tenants whose tenant_id hashes to shard i of n (0 <= i < n);
-    /// n runs with 0/n .. n-1/n together give the unsharded result.
-    #[arg(long, value_name = "i/n")]
-    pub tenant_shard: Option<String>,
+    #[command(flatten)]
+    pub selection: SelectionOpts,
 
     /// Folder of the Hive-partitioned report files.
     #[arg(long, default_value_os_t = default_out())]
@@ -108,10 +98,7 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         .map(|g| crate::gates::Gate::parse(g))
         .collect::<Result<Vec<_>>>()?;
     let window = args.window.request().resolve(Utc::now())?;
-    let asked = TenantSelection {
-        tenants: parse_tenants(&args.tenants)?,
-        shard: args.tenant_shard.as_deref().map(Shard::parse).transpose()?,
-    };
+    let asked = args.selection.selection()?;
     let source = args.source.spec(&args.connect)?;
     // With a snapshot and no database configured, the files are the target.
     let configured = args.connect.has_target();
@@ -160,8 +147,8 @@ fn arguments_json(args: &Args, window: &Window) -> String {
         "to": window.to.to_string(),
         "lookback": args.window.lookback,
         "allow_partial": args.window.allow_partial,
-        "tenants": args.tenants,
-        "tenant_shard": args.tenant_shard,
+        "tenants": args.selection.tenants.tenants,
+        "tenant_shard": args.selection.tenant_shard,
         "fail_on": args.fail_on,
         "out": args.out.display().to_string(),
         "source_schema": args.source.source_schema,

@@ -1,7 +1,7 @@
 //! callrollup runs — the run ledger, newest first.
 //!
-//! Usage: callrollup runs [--target-url URL | --database-url URL] [--target-schema NAME]
-//!                        [--limit N] [--format table|json]
+//! Usage: `callrollup runs --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
 
 use crate::cli::{ConnectOpts, ListFormat, SchemaOpts};
 use crate::error::{Error, Result};

@@ -13,5 +13,6 @@ mod report_folders;
 mod run;
 mod shards;
 mod unattended;
+mod usage;
 mod util;
 mod writes;
