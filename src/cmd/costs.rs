@@ -10,71 +10,12 @@
 //! Missing or partial days are listed; `--require-complete` makes them
 //! exit 3, as does any reconciliation difference.
 
+use crate::cli::costs::Args;
 use chrono::{Datelike, Months, NaiveDate, Utc};
 
-use crate::cli::{
-    ConnectOpts, OutputOpts, RangeOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts,
-};
 use crate::costs::render::{self, Format};
-use crate::costs::{GroupBy, Period};
+use crate::costs::Period;
 use crate::error::{Error, Result};
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub schema: SchemaOpts,
-
-    /// A calendar month (YYYY-MM); compared with the month before.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    pub month: Option<String>,
-    /// Days compared with as many days before.
-    #[command(flatten)]
-    pub range: RangeOpts,
-
-    #[command(flatten)]
-    pub tenants: TenantOpts,
-
-    /// One row per tenant, tenant day, tenant month, or tenant status and outcome.
-    #[arg(long, value_enum, default_value_t = GroupBy::Tenant)]
-    pub by: GroupBy,
-
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-
-    /// Where the report goes (a file is required for parquet and xlsx).
-    #[command(flatten)]
-    pub output: OutputOpts,
-
-    #[command(flatten)]
-    pub summaries: SummaryOpts,
-
-    /// Recompute the period's totals from the source (the database, or
-    /// --source DIR) and compare them with the summary: any difference exits 3.
-    #[arg(long)]
-    pub reconcile: bool,
-
-    /// Where --reconcile reads the platform's rows.
-    #[command(flatten)]
-    pub source: SourceOpts,
-
-    /// Exit 3 when a day of the period is missing or partial.
-    #[arg(long)]
-    pub require_complete: bool,
-
-    /// Rank the rows by this column, in every format: numbers largest
-    /// first, text A to Z (e.g. total_cost_usd, calls, cost_per_call_usd,
-    /// change_total_cost_pct, business_name; any column of the report).
-    #[arg(long, value_name = "COLUMN")]
-    pub sort: Option<String>,
-
-    /// Keep the first N rows (by --sort, else by total_cost_usd), in every
-    /// format; the TOTAL row stays the total of all. The workbook's daily
-    /// chart draws the top N tenants (default 5, at most 50).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub top: Option<u32>,
-}
 
 /// Tenants the workbook's daily chart draws without --top, and at most.
 const CHART_TOP: (usize, usize) = (5, 50);

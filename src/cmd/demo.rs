@@ -8,13 +8,13 @@
 //! and prints a short tour: the top tenants by cost, the error-rate trend,
 //! the injected incident found in the error rollup, and where every file is.
 
-use std::path::{Path, PathBuf};
+use crate::cli::demo::Args;
+use std::path::Path;
 use std::time::Instant;
 
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use crate::cmd::generate::PlatformOpts;
 use crate::error::{Error, Result};
 use crate::generate::Platform;
 use crate::money;
@@ -22,15 +22,6 @@ use crate::rollup::{self, Rollup, PLATFORM_TENANT};
 use crate::sink::{self, files};
 use crate::source::snapshot;
 use crate::window::Window;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Folder for the snapshot and the reports.
-    #[arg(long, default_value = "callrollup-demo")]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub platform: PlatformOpts,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();

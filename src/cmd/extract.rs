@@ -11,35 +11,14 @@
 //! and replaces only the rows of the tenants the snapshot holds. An
 //! existing `--out` is replaced only when it is an earlier snapshot.
 
-use std::path::PathBuf;
+use crate::cli::extract::Args;
 
 use chrono::Utc;
 
-use crate::cli::{ConnectOpts, SelectionOpts, WindowOpts};
 use crate::db::validate_identifier;
 use crate::error::Result;
 use crate::source::postgres::PostgresSource;
 use crate::source::snapshot;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub window: WindowOpts,
-    #[command(flatten)]
-    pub selection: SelectionOpts,
-    /// Folder of the snapshot (an earlier snapshot there is replaced
-    /// atomically; any other non-empty folder is refused).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Schema of the platform tables in the source database.
-    #[arg(long, default_value = "public")]
-    pub source_schema: String,
-    /// Longest a source query may run, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub statement_timeout: u64,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     let window = args.window.request().resolve(Utc::now())?;

@@ -10,12 +10,11 @@
 //! `run --source` reads, no database needed. The same seed gives the same
 //! data.
 
-use std::path::PathBuf;
+use crate::cli::generate::{Args, PlatformOpts};
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
 
-use crate::cli::SourceUrlOpts;
 use crate::error::{Error, Result};
 use crate::generate::{Platform, Spec};
 use crate::source::snapshot;
@@ -28,41 +27,6 @@ const MAX_TENANTS: u64 = 1_000_000;
 const MAX_CALLS: u64 = 1_000_000_000;
 const MAX_CALLS_A_DAY: u64 = 20_000_000;
 const MAX_TRANSCRIPT_BYTES: usize = 1 << 20;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct PlatformOpts {
-    /// Number of tenants [default: 200; demo: 60].
-    #[arg(long)]
-    pub tenants: Option<usize>,
-    /// Number of calls over all days.
-    #[arg(long, default_value_t = 200_000)]
-    pub calls: usize,
-    /// Number of days, ending at --end.
-    #[arg(long, default_value_t = 30)]
-    pub days: u32,
-    /// Random seed: the same seed gives the same data.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Last day generated (default: the last complete day).
-    #[arg(long)]
-    pub end: Option<String>,
-    /// Length of each call's transcript (never read by the engine).
-    #[arg(long, default_value_t = 200)]
-    pub transcript_bytes: usize,
-    /// Tenants' time zones to draw from (default: 17 built-in; at most 47,
-    /// adding odd offsets and both hemispheres' DST).
-    #[arg(long)]
-    pub zones: Option<usize>,
-    /// Call statuses (default 5; more are made up as status_NN).
-    #[arg(long)]
-    pub statuses: Option<usize>,
-    /// Outcomes of completed calls (default 6; more as outcome_NN).
-    #[arg(long)]
-    pub outcomes: Option<usize>,
-    /// Error types (default 5; more as error_type_NN).
-    #[arg(long)]
-    pub error_types: Option<usize>,
-}
 
 impl PlatformOpts {
     /// The generator's parameters; `default_tenants` when --tenants is not given.
@@ -137,21 +101,6 @@ impl PlatformOpts {
             transcript_bytes: self.transcript_bytes,
         })
     }
-}
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The database to create the platform tables in.
-    #[command(flatten)]
-    pub database: SourceUrlOpts,
-    /// Write a Parquet snapshot here instead of loading a database.
-    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
-    pub snapshot: Option<PathBuf>,
-    /// Drop and regenerate existing platform tables.
-    #[arg(long)]
-    pub replace: bool,
-    #[command(flatten)]
-    pub platform: PlatformOpts,
 }
 
 pub fn execute(args: Args) -> Result<()> {

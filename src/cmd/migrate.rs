@@ -8,16 +8,8 @@
 //! `<schema>.schema_migrations`. A migration that was changed after it
 //! was applied is refused (exit 2).
 
-use crate::cli::{ConnectOpts, SchemaOpts};
+use crate::cli::migrate::Args;
 use crate::error::Result;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub schema: SchemaOpts,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;

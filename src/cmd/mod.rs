@@ -6,6 +6,7 @@ pub mod errors;
 pub mod extract;
 pub mod generate;
 pub mod migrate;
+pub mod options;
 pub mod query;
 pub mod run;
 pub mod runs;

@@ -17,51 +17,12 @@
 //! Only the contract's columns exist: transcripts, messages and secrets
 //! cannot be reached. Money is exact (json and csv print every digit).
 
+use crate::cli::query::{Args, Format};
 use chrono::Utc;
 
-use crate::cli::{
-    ConnectOpts, OutputOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts, WindowOpts,
-};
 use crate::error::{Error, Result};
 use crate::query::{self, QueryInput};
 use crate::tables::Table;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-    Parquet,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The query (Polars SQL), e.g. "SELECT tenant_id, count(*) FROM call_logs GROUP BY tenant_id"
-    pub sql: String,
-
-    #[command(flatten)]
-    pub window: WindowOpts,
-
-    #[command(flatten)]
-    pub tenants: TenantOpts,
-
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-
-    /// Where the result goes (a file is required for parquet).
-    #[command(flatten)]
-    pub output: OutputOpts,
-
-    #[command(flatten)]
-    pub summaries: SummaryOpts,
-
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub schema: SchemaOpts,
-    #[command(flatten)]
-    pub source: SourceOpts,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     if args.format == Format::Parquet && args.output.output.is_none() {

@@ -7,66 +7,19 @@
 //! days before it. The work is `pipeline::run` (docs/CONTRACT.md §4);
 //! this file parses the arguments and prints the one-screen summary.
 
+use crate::cli::run::Args;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::cli::{default_out, ConnectOpts, SchemaOpts, SelectionOpts, SourceOpts, WindowOpts};
 use crate::error::Result;
 use crate::money;
 use crate::pipeline::run::{RunOutcome, RunRequest};
 use crate::pipeline::{SourceSpec, Timings, WindowStats};
 use crate::sink::postgres::TableChanges;
 use crate::window::Window;
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub schema: SchemaOpts,
-    #[command(flatten)]
-    pub window: WindowOpts,
-    #[command(flatten)]
-    pub source: SourceOpts,
-
-    #[command(flatten)]
-    pub selection: SelectionOpts,
-
-    /// Folder of the Hive-partitioned report files.
-    #[arg(long, default_value_os_t = default_out())]
-    pub out: PathBuf,
-
-    /// Compute and print the summary; write nothing (no tables, files or ledger row).
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Read and roll up at most this many days at a time: memory follows
-    /// the chunk, not the window (each chunk also needs the 26 hours of
-    /// UTC around its days that time zones reach into; rows shared with
-    /// the next chunk are kept, not read again).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk_days: u32,
-
-    /// Exit 3 (after writing) when the window's findings of KIND exceed N
-    /// rows (0 without >N); repeatable. Kinds: invalid_timezone,
-    /// unknown_tenant, negative_cost, missing_cost, cost_mismatch.
-    #[arg(long = "fail-on", value_name = "KIND[>N]")]
-    pub fail_on: Vec<String>,
-
-    /// Write the run's metrics here in Prometheus' text format (for
-    /// node_exporter's textfile collector), after every run, failed ones too.
-    #[arg(long, value_name = "PATH")]
-    pub metrics_file: Option<PathBuf>,
-
-    /// Start again this many times after a transient failure (a lost or
-    /// refused connection, a server restart, a serialization failure) that
-    /// struck before the commit, waiting 0.5 s, 1 s, 2 s, ... in between.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();

@@ -3,23 +3,10 @@
 //! Usage: `callrollup runs --help`, from clap alone; docs/USAGE.md holds
 //! every command's, and a test fails when it drifts from the parser.
 
-use crate::cli::{ConnectOpts, ListFormat, SchemaOpts};
+use crate::cli::runs::Args;
+use crate::cli::ListFormat;
 use crate::error::{Error, Result};
 use crate::ledger::{self, RunRow};
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub connect: ConnectOpts,
-    #[command(flatten)]
-    pub schema: SchemaOpts,
-    /// How many runs to show.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
-    /// table for people, json for scripts (one array).
-    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
-}
 
 pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;

@@ -1,11 +1,25 @@
-//! Command-line structure (clap derive). Option groups shared across
-//! subcommands are flattened in, as sqlx-cli does with `ConnectOpts`.
+//! Command-line structure (clap derive), and nothing else: each command's
+//! arguments in a file of its own (`cli/<command>.rs`), and the option
+//! groups shared across subcommands, flattened in as sqlx-cli does with
+//! `ConnectOpts`. `cmd` depends on `cli`, never the reverse; the I/O
+//! behind an option group (reading a URL file, opening the summary
+//! tables, writing `-o`) is in `cmd/options.rs`.
+
+pub mod costs;
+pub mod demo;
+pub mod errors;
+pub mod extract;
+pub mod generate;
+pub mod migrate;
+pub mod query;
+pub mod run;
+pub mod runs;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::db::{validate_identifier, DbUrl};
+use crate::db::validate_identifier;
 use crate::error::{Error, Result};
 use crate::window::WindowRequest;
 
@@ -46,23 +60,23 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or upgrade the engine's schema (summary tables, run ledger).
-    Migrate(crate::cmd::migrate::Args),
+    Migrate(migrate::Args),
     /// Roll up a window of tenant-local days into the summary tables and reports.
-    Run(crate::cmd::run::Args),
+    Run(run::Args),
     /// List the run ledger, newest first.
-    Runs(crate::cmd::runs::Args),
+    Runs(runs::Args),
     /// Finance cost reports from the summary tables or report files.
-    Costs(crate::cmd::costs::Args),
+    Costs(costs::Args),
     /// Error trends, spikes and new error types, with charts.
-    Errors(crate::cmd::errors::Args),
+    Errors(errors::Args),
     /// Ad-hoc SQL (Polars SQL) over a window's calls, errors, tenants and summaries.
-    Query(crate::cmd::query::Args),
+    Query(query::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).
-    Extract(crate::cmd::extract::Args),
+    Extract(extract::Args),
     /// Generate a synthetic platform into a database or a snapshot.
-    Generate(crate::cmd::generate::Args),
+    Generate(generate::Args),
     /// The whole engine on generated data: no database, no set-up.
-    Demo(crate::cmd::demo::Args),
+    Demo(demo::Args),
 }
 
 /// Where the platform's tables are: the source database (`generate`
@@ -94,76 +108,6 @@ pub struct ConnectOpts {
     pub target_url_file: Option<PathBuf>,
 }
 
-/// A URL kept in a file: its first line, trimmed.
-fn url_from_file(flag: &str, path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read {flag} {} ({e}); point it at a file holding the URL",
-            path.display()
-        ))
-    })?;
-    Ok(text.lines().next().unwrap_or_default().trim().to_string())
-}
-
-impl SourceUrlOpts {
-    /// The source URL: --database-url-file, --database-url / DATABASE_URL,
-    /// or, with neither, libpq's environment (PGHOST, PGDATABASE, ...).
-    pub fn source(&self) -> Result<DbUrl> {
-        if let Some(path) = &self.database_url_file {
-            return DbUrl::parse(
-                "--database-url-file",
-                &url_from_file("--database-url-file", path)?,
-            );
-        }
-        match &self.database_url {
-            Some(u) => DbUrl::parse("--database-url", u),
-            None if crate::db::Libpq::names_a_server() => {
-                DbUrl::parse("the libpq environment", "postgresql://")
-            }
-            None => Err(Error::usage(
-                "no source database: pass --database-url (or --database-url-file), set DATABASE_URL, or set PGHOST/PGDATABASE",
-            )),
-        }
-    }
-
-    /// Whether a source database is configured at all.
-    pub fn has_source(&self) -> bool {
-        self.database_url_file.is_some()
-            || self.database_url.is_some()
-            || crate::db::Libpq::names_a_server()
-    }
-}
-
-impl ConnectOpts {
-    pub fn source(&self) -> Result<DbUrl> {
-        self.source_url.source()
-    }
-
-    pub fn has_source(&self) -> bool {
-        self.source_url.has_source()
-    }
-
-    /// Whether a target database is configured (it defaults to the source).
-    pub fn has_target(&self) -> bool {
-        self.target_url_file.is_some() || self.target_url.is_some() || self.has_source()
-    }
-
-    pub fn target(&self) -> Result<DbUrl> {
-        if let Some(path) = &self.target_url_file {
-            return DbUrl::parse(
-                "--target-url-file",
-                &url_from_file("--target-url-file", path)?,
-            );
-        }
-        match &self.target_url {
-            Some(u) => DbUrl::parse("--target-url", u),
-            None => self.source().map_err(|_| {
-                Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
-            }),
-        }
-    }
-}
-
 /// Where the platform's rows are read: the source database or a snapshot.
 #[derive(Debug, Clone, Args)]
 pub struct SourceOpts {
@@ -185,33 +129,6 @@ pub struct SourceOpts {
     #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub streams: u16,
-}
-
-impl SourceOpts {
-    /// The snapshot, or the source database when one is configured.
-    pub fn spec_if_any(
-        &self,
-        connect: &ConnectOpts,
-    ) -> Result<Option<crate::pipeline::SourceSpec>> {
-        if self.source.is_some() || connect.has_source() {
-            Ok(Some(self.spec(connect)?))
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// The snapshot, or the source database from `connect`.
-    pub fn spec(&self, connect: &ConnectOpts) -> Result<crate::pipeline::SourceSpec> {
-        Ok(match &self.source {
-            Some(dir) => crate::pipeline::SourceSpec::Snapshot(dir.clone()),
-            None => crate::pipeline::SourceSpec::Postgres {
-                url: connect.source()?,
-                schema: validate_identifier("--source-schema", &self.source_schema)?,
-                statement_timeout_secs: self.statement_timeout,
-                streams: usize::from(self.streams),
-            },
-        })
-    }
 }
 
 /// A range of days given as `--from D --to D`.
@@ -295,47 +212,12 @@ pub struct SummaryOpts {
     pub reports: Option<PathBuf>,
 }
 
-impl SummaryOpts {
-    /// `--reports DIR`, else the target database when one is configured
-    /// (its engine schema must be current), else None.
-    pub fn open(
-        &self,
-        connect: &ConnectOpts,
-        schema: &SchemaOpts,
-        application: &str,
-    ) -> Result<Option<crate::summaries::Summaries>> {
-        use crate::summaries::Summaries;
-        match &self.reports {
-            Some(dir) => Ok(Some(Summaries::reports(dir)?)),
-            None if connect.has_target() => Ok(Some(Summaries::database(
-                &connect.target()?,
-                schema.target_schema()?,
-                application,
-            )?)),
-            None => Ok(None),
-        }
-    }
-}
-
 /// Where a report goes.
 #[derive(Debug, Clone, Args)]
 pub struct OutputOpts {
     /// Write here instead of stdout; written whole or not at all.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-impl OutputOpts {
-    /// Writes `bytes` whole to the file, or to stdout.
-    pub fn write(&self, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        match &self.output {
-            Some(path) => crate::sink::files::write_whole(path, bytes),
-            None => std::io::stdout()
-                .write_all(bytes)
-                .map_err(|e| Error::io("cannot write to stdout", e)),
-        }
-    }
 }
 
 /// The engine's own schema in the target database.
