@@ -115,6 +115,12 @@ pub fn to_text(column: &Column) -> PolarsResult<Column> {
     Ok(values.with_name(column.name().clone()).into_column())
 }
 
+/// Whether a column holds money (a Decimal): files round it to 6 places,
+/// CSV writes it as exact decimal text.
+pub fn is_money(dtype: &DataType) -> bool {
+    matches!(dtype, DataType::Decimal(_, _))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

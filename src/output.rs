@@ -9,7 +9,6 @@ use polars::prelude::*;
 
 use crate::error::Result;
 use crate::money;
-use crate::sink::files::is_money;
 
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_STARTS: [&str; 6] = ["=", "+", "-", "@", "\t", "\r"];
@@ -58,7 +57,7 @@ fn csv_frame_with(df: &DataFrame, money_text: MoneyText) -> Result<DataFrame> {
                     .collect()?;
                 guarded.column(&name)?.clone()
             }
-            dtype if is_money(dtype) => match money_text {
+            dtype if money::is_money(dtype) => match money_text {
                 MoneyText::Stored => money::to_text(c)?,
                 MoneyText::Exact => money::to_exact_text(c)?,
             },

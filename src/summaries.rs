@@ -15,7 +15,6 @@ use postgres::Client;
 use crate::error::{Error, Result};
 use crate::selection::{tenant_id_in, TenantSelection};
 use crate::sink::layout::DayFolder;
-use crate::source::pgcopy::{self, FieldKind};
 use crate::sql;
 use crate::tables::Table;
 use crate::window::Period;
@@ -167,7 +166,7 @@ impl Summaries {
             Summaries::Database {
                 client,
                 schema: target,
-            } => read_days(
+            } => crate::sink::postgres::read_days(
                 client.as_mut(),
                 target,
                 table.name(),
@@ -206,37 +205,6 @@ impl Summaries {
         Ok(crate::frames::conform(frame, &schema)?
             .sort(table.key().to_vec(), Default::default())?)
     }
-}
-
-/// One summary table's `columns` for days `from..=to` and the selected
-/// tenants, as stored, through a binary COPY: what reports read, and what
-/// a run reads back to compare with its own rows.
-pub fn read_days(
-    client: &mut impl postgres::GenericClient,
-    schema: &str,
-    table: &str,
-    columns: &'static [(&'static str, FieldKind)],
-    (from, to): (NaiveDate, NaiveDate),
-    tenants: &TenantSelection,
-) -> Result<DataFrame> {
-    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-    // Only engine-built values are spliced in: a validated schema,
-    // formatted dates, parsed UUIDs and a shard's hash test.
-    let query = sql::render(
-        sql::SUMMARY_COPY_OUT,
-        &[
-            ("columns", &names.join(", ")),
-            ("schema", schema),
-            ("table", table),
-            ("from", &from.to_string()),
-            ("to", &to.to_string()),
-            ("tenant_filter", &tenants.sql_filter("tenant_id")),
-        ],
-    );
-    let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
-    let stream = client.copy_out(&statement)?;
-    pgcopy::read_frame(stream, columns)
-        .map_err(|e| Error::RunFailed(format!("cannot read {table}: {e}")))
 }
 
 /// Days of the period and how succeeded runs covered them.

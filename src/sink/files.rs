@@ -450,11 +450,6 @@ impl Journal {
     }
 }
 
-/// Columns that hold money (Decimal), rounded to 6 places in every file.
-pub(crate) fn is_money(dtype: &DataType) -> bool {
-    matches!(dtype, DataType::Decimal(_, _))
-}
-
 /// Writes every table's day files under temporary names next to their
 /// final place. `tag` makes the temporary names unique to this run.
 pub fn stage(
@@ -855,7 +850,7 @@ fn write_atomic_part(path: &Path, write: impl FnOnce(&mut Vec<u8>) -> Result<()>
 fn file_frame(df: &DataFrame) -> Result<DataFrame> {
     let mut columns = Vec::with_capacity(df.width());
     for c in df.get_columns() {
-        columns.push(if is_money(c.dtype()) {
+        columns.push(if money::is_money(c.dtype()) {
             money::to_stored_scale(c)?
         } else {
             c.clone()

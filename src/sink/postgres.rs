@@ -19,6 +19,7 @@ use crate::ledger::{self, RowsWritten};
 use crate::rollup::Rollup;
 use crate::selection::TenantSelection;
 use crate::sink;
+use crate::source::pgcopy::{self, FieldKind};
 use crate::sql;
 use crate::tables::{PerTable, RunColumns, Table};
 
@@ -431,8 +432,7 @@ fn stored_rows(
             "internal: {table}'s rollup columns are not the ones read back"
         )));
     }
-    let stored =
-        crate::summaries::read_days(tx, run.schema, table, columns, (from, to), run.selection)?;
+    let stored = read_days(tx, run.schema, table, columns, (from, to), run.selection)?;
     Ok(crate::frames::conform(stored, like.schema())?)
 }
 
@@ -482,4 +482,35 @@ fn copy_in(
     sink.finish()?;
     i32::try_from(df.height())
         .map_err(|_| Error::RunFailed(format!("{table} has more rows than fit a ledger count")))
+}
+
+/// One summary table's `columns` for days `from..=to` and the selected
+/// tenants, as stored, through a binary COPY: what reports read, and what
+/// a run reads back to compare with its own rows.
+pub fn read_days(
+    client: &mut impl postgres::GenericClient,
+    schema: &str,
+    table: &str,
+    columns: &'static [(&'static str, FieldKind)],
+    (from, to): (NaiveDate, NaiveDate),
+    tenants: &TenantSelection,
+) -> Result<DataFrame> {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    // Only engine-built values are spliced in: a validated schema,
+    // formatted dates, parsed UUIDs and a shard's hash test.
+    let query = sql::render(
+        sql::SUMMARY_COPY_OUT,
+        &[
+            ("columns", &names.join(", ")),
+            ("schema", schema),
+            ("table", table),
+            ("from", &from.to_string()),
+            ("to", &to.to_string()),
+            ("tenant_filter", &tenants.sql_filter("tenant_id")),
+        ],
+    );
+    let statement = sql::render(sql::COPY_OUT, &[("query", &query)]);
+    let stream = client.copy_out(&statement)?;
+    pgcopy::read_frame(stream, columns)
+        .map_err(|e| Error::RunFailed(format!("cannot read {table}: {e}")))
 }
