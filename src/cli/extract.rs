@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{ConnectOpts, SelectionOpts, WindowOpts};
+use super::{ConnectOpts, SelectionOpts, SourceDbOpts, WindowOpts};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,10 +16,6 @@ pub struct Args {
     /// atomically; any other non-empty folder is refused).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Schema of the platform tables in the source database.
-    #[arg(long, default_value = "public")]
-    pub source_schema: String,
-    /// Longest a source query may run, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub statement_timeout: u64,
+    #[command(flatten)]
+    pub database: SourceDbOpts,
 }

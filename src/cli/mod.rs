@@ -108,6 +108,18 @@ pub struct ConnectOpts {
     pub target_url_file: Option<PathBuf>,
 }
 
+/// How the platform's tables are read in the source database.
+#[derive(Debug, Clone, Args)]
+pub struct SourceDbOpts {
+    /// Schema of the platform tables in the source database.
+    #[arg(long, default_value = "public")]
+    pub source_schema: String,
+
+    /// Longest a source query may run, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub statement_timeout: u64,
+}
+
 /// Where the platform's rows are read: the source database or a snapshot.
 #[derive(Debug, Clone, Args)]
 pub struct SourceOpts {
@@ -117,13 +129,8 @@ pub struct SourceOpts {
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
 
-    /// Schema of the platform tables in the source database.
-    #[arg(long, default_value = "public")]
-    pub source_schema: String,
-
-    /// Longest a source query may run, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub statement_timeout: u64,
+    #[command(flatten)]
+    pub database: SourceDbOpts,
 
     /// Parallel COPY streams reading each chunk from Postgres.
     #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
@@ -165,6 +172,18 @@ pub struct TenantOpts {
     /// Only this tenant (repeatable).
     #[arg(long = "tenant", value_name = "UUID")]
     pub tenants: Vec<String>,
+}
+
+impl OutputOpts {
+    /// Refuses a `--format` that only writes a file when no `-o` is given.
+    pub fn require_file(&self, format: &str) -> Result<()> {
+        match self.output {
+            Some(_) => Ok(()),
+            None => Err(Error::usage(format!(
+                "--format {format} writes a file: add -o FILE"
+            ))),
+        }
+    }
 }
 
 impl TenantOpts {

@@ -41,15 +41,10 @@ fn period(args: &Args) -> Result<Period> {
 pub fn execute(args: Args) -> Result<()> {
     let period = period(&args)?;
     let tenants = args.tenants.selection()?;
-    if args.output.output.is_none() && matches!(args.format, Format::Parquet | Format::Xlsx) {
-        return Err(Error::usage(format!(
-            "--format {} writes a file: add -o FILE",
-            if args.format == Format::Parquet {
-                "parquet"
-            } else {
-                "xlsx"
-            }
-        )));
+    match args.format {
+        Format::Parquet => args.output.require_file("parquet")?,
+        Format::Xlsx => args.output.require_file("xlsx")?,
+        _ => {}
     }
     let mut summaries = args
         .summaries

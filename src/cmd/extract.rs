@@ -23,11 +23,12 @@ use crate::source::snapshot;
 pub fn execute(args: Args) -> Result<()> {
     let window = args.window.request().resolve(Utc::now())?;
     let selection = args.selection.selection()?;
-    let source_schema = validate_identifier("--source-schema", &args.source_schema)?;
+    let source_schema = validate_identifier("--source-schema", &args.database.source_schema)?;
     // Before the (long) extraction: a folder that is not a snapshot is refused.
     snapshot::refuse_foreign_folder(&args.out)?;
     let url = args.connect.source()?;
-    let mut source = PostgresSource::connect(&url, &source_schema, args.statement_timeout)?;
+    let mut source =
+        PostgresSource::connect(&url, &source_schema, args.database.statement_timeout)?;
     let shape = source.check_schema()?;
     let fingerprint = source.fingerprint()?;
     source.start_verification(window.utc_range(), &selection)?;

@@ -95,8 +95,8 @@ impl SourceOpts {
             Some(dir) => crate::pipeline::SourceSpec::Snapshot(dir.clone()),
             None => crate::pipeline::SourceSpec::Postgres {
                 url: connect.source()?,
-                schema: validate_identifier("--source-schema", &self.source_schema)?,
-                statement_timeout_secs: self.statement_timeout,
+                schema: validate_identifier("--source-schema", &self.database.source_schema)?,
+                statement_timeout_secs: self.database.statement_timeout,
                 streams: usize::from(self.streams),
             },
         })

@@ -20,13 +20,13 @@
 use crate::cli::query::{Args, Format};
 use chrono::Utc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::query::{self, QueryInput};
 use crate::tables::Table;
 
 pub fn execute(args: Args) -> Result<()> {
-    if args.format == Format::Parquet && args.output.output.is_none() {
-        return Err(Error::usage("--format parquet writes a file: add -o FILE"));
+    if args.format == Format::Parquet {
+        args.output.require_file("parquet")?;
     }
     let window = args.window.request().resolve(Utc::now())?;
     crate::window::check_span(window.from, window.to)?;

@@ -69,7 +69,7 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         chunk_days: args.chunk_days,
         dry_run: args.dry_run,
         arguments: arguments_json(args, &window),
-        statement_timeout_secs: args.source.statement_timeout,
+        statement_timeout_secs: args.source.database.statement_timeout,
     };
     let outcome = outcome_out.insert(crate::pipeline::run::run_with_retries(
         &request,
@@ -104,7 +104,7 @@ fn arguments_json(args: &Args, window: &Window) -> String {
         "tenant_shard": args.selection.tenant_shard,
         "fail_on": args.fail_on,
         "out": args.out.display().to_string(),
-        "source_schema": args.source.source_schema,
+        "source_schema": args.source.database.source_schema,
     })
     .to_string()
 }
