@@ -260,6 +260,25 @@ impl Coverage {
 }
 
 impl Summaries {
+    /// Refuses (exit 2) `--tenant` ids the summary tables have never held:
+    /// a typo, not an empty report. `lister` names what lists the known
+    /// tenants.
+    pub fn refuse_unknown_tenants(
+        &mut self,
+        tenants: &TenantSelection,
+        lister: &str,
+    ) -> Result<()> {
+        let unknown = self.unknown_tenants(tenants)?;
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::usage(format!(
+            "unknown --tenant {}: not in the summary tables ({}) on any day; check the tenant_id ({lister} lists them)",
+            unknown.join(", "),
+            self.describe()
+        )))
+    }
+
     /// The `--tenant` ids that are not in the summary tables on any day
     /// (`tenant_daily`): unknown, a typo or never rolled up.
     pub fn unknown_tenants(&mut self, tenants: &TenantSelection) -> Result<Vec<String>> {

@@ -61,16 +61,7 @@ pub fn execute(args: Args) -> Result<()> {
     } else {
         None
     };
-    // A --tenant the summary tables have never held is a typo, not an
-    // empty report.
-    let unknown = summaries.unknown_tenants(&tenants)?;
-    if !unknown.is_empty() {
-        return Err(Error::usage(format!(
-            "unknown --tenant {}: not in the summary tables ({}) on any day; check the tenant_id (`callrollup costs` without --tenant lists them)",
-            unknown.join(", "),
-            summaries.describe()
-        )));
-    }
+    summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
     let mut report =
         crate::costs::build(&mut summaries, period, args.by, &tenants, source.as_ref())?;
     if let Some(column) = &args.sort {

@@ -89,16 +89,7 @@ pub fn execute(args: Args) -> Result<()> {
                 ));
             }
             if let Some(summaries) = summaries.as_mut() {
-                // A --tenant the summary tables have never held is a typo,
-                // not a tenant without errors (as `costs` says).
-                let unknown = summaries.unknown_tenants(&tenants)?;
-                if !unknown.is_empty() {
-                    return Err(Error::usage(format!(
-                        "unknown --tenant {}: not in the summary tables ({}) on any day; check the tenant_id (`callrollup errors --by tenant` lists them)",
-                        unknown.join(", "),
-                        summaries.describe()
-                    )));
-                }
+                summaries.refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
             }
             let read = read::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
             (timeline, read)

@@ -51,11 +51,21 @@ impl Scratch {
         spawn_paused(None, &args, point)
     }
 
+    /// `run` of 2026-03-11..12 only, from the snapshot into `out`: days
+    /// the window's other days (2026-03-07 most often) are not among.
+    fn run_later_days(&self, out: &Path, extra: &[&str]) -> std::process::Output {
+        self.run_days(&["--from", "2026-03-11", "--to", "2026-03-12"], out, extra)
+    }
+
     /// `run` of the window from the snapshot into `out` (no database).
     fn run(&self, out: &Path, extra: &[&str]) -> std::process::Output {
+        self.run_days(&WINDOW, out, extra)
+    }
+
+    fn run_days(&self, days: &[&str], out: &Path, extra: &[&str]) -> std::process::Output {
         TestDb::cmd_without_db()
             .arg("run")
-            .args(WINDOW)
+            .args(days)
             .arg("--source")
             .arg(&self.snapshot)
             .args(extra)
@@ -86,6 +96,13 @@ fn costs(reports: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// The run said it left a planted journal alone, and did.
+fn assert_journal_left_alone(out: &std::process::Output, journal: &Path) {
+    let err = crate::util::stderr_of(out);
+    assert!(err.contains("left") && err.contains("alone"), "{err}");
+    assert!(journal.exists(), "the journal is left where it is");
 }
 
 fn day_folder(out: &Path, table: &str, day: &str) -> PathBuf {
@@ -293,14 +310,8 @@ fn a_planted_journal_cannot_move_a_file_from_outside_the_folder() {
         "removals": ["/etc/hostname"]
     });
     std::fs::write(&journal, planted.to_string()).unwrap();
-    let out = ok(s.run(&reports, &[]));
-    assert!(
-        crate::util::stderr_of(&out).contains("left"),
-        "{}",
-        crate::util::stderr_of(&out)
-    );
+    assert_journal_left_alone(&ok(s.run(&reports, &[])), &journal);
     assert_eq!(std::fs::read(&outside).unwrap(), b"not yours");
-    assert!(journal.exists(), "the journal is left where it is");
     assert_eq!(visible(&reports), before);
 }
 
@@ -327,26 +338,7 @@ fn a_planted_journal_cannot_swap_or_delete_committed_reports_inside_the_folder()
         planted["tenant_shard"] = serde_json::Value::Null;
         std::fs::write(&journal, planted.to_string()).unwrap();
         // A run of other days: only the journal could touch 2026-03-07.
-        let out = ok(TestDb::cmd_without_db()
-            .args([
-                "run",
-                "--from",
-                "2026-03-11",
-                "--to",
-                "2026-03-12",
-                "--source",
-            ])
-            .arg(&s.snapshot)
-            .arg("--out")
-            .arg(&reports)
-            .output()
-            .unwrap());
-        assert!(
-            crate::util::stderr_of(&out).contains("left"),
-            "{planted}: {}",
-            crate::util::stderr_of(&out)
-        );
-        assert!(journal.exists(), "the journal is left where it is");
+        assert_journal_left_alone(&ok(s.run_later_days(&reports, &[])), &journal);
         assert_eq!(visible(&reports), before, "{planted}");
     }
 }
@@ -376,32 +368,13 @@ fn a_planted_journal_whose_replacement_is_not_staged_removes_no_shard_file() {
     .unwrap();
     // A shard run refuses to finish a whole run's journal: siblings may be
     // writing beside the files it would replace.
-    let shard_run = |out: &Path, shard: &str| {
-        TestDb::cmd_without_db()
-            .args(["run", "--from", "2026-03-11", "--to", "2026-03-12"])
-            .args(["--tenant-shard", shard, "--source"])
-            .arg(&s.snapshot)
-            .arg("--out")
-            .arg(out)
-            .output()
-            .unwrap()
-    };
-    assert_fails(&shard_run(&sharded, "0/2"), 2, "without --tenant-shard");
+    assert_fails(
+        &s.run_later_days(&sharded, &["--tenant-shard", "0/2"]),
+        2,
+        "without --tenant-shard",
+    );
     // A whole run of other days finishes it, and removes nothing of 03-07.
-    ok(TestDb::cmd_without_db()
-        .args([
-            "run",
-            "--from",
-            "2026-03-11",
-            "--to",
-            "2026-03-12",
-            "--source",
-        ])
-        .arg(&s.snapshot)
-        .arg("--out")
-        .arg(&sharded)
-        .output()
-        .unwrap());
+    ok(s.run_later_days(&sharded, &[]));
     assert_eq!(visible(&sharded.join(day)), before);
 }
 
@@ -432,20 +405,7 @@ fn a_killed_runs_staged_files_are_removed_by_the_next_run_whatever_its_window() 
     };
     assert!(staged(&reports) > 0, "the killed run staged files");
     // The next run covers other days: the stale files still go.
-    ok(TestDb::cmd_without_db()
-        .args([
-            "run",
-            "--from",
-            "2026-03-11",
-            "--to",
-            "2026-03-12",
-            "--source",
-        ])
-        .arg(&s.snapshot)
-        .arg("--out")
-        .arg(&reports)
-        .output()
-        .unwrap());
+    ok(s.run_later_days(&reports, &[]));
     assert_eq!(staged(&reports), 0);
 }
 
