@@ -45,7 +45,7 @@ pub struct Args {
     #[command(flatten)]
     pub database: SourceUrlOpts,
     /// Write a Parquet snapshot here instead of loading a database.
-    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["database_url", "database_url_file"])]
     pub snapshot: Option<PathBuf>,
     /// Drop and regenerate existing platform tables.
     #[arg(long)]
