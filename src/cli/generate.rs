@@ -44,8 +44,10 @@ pub struct Args {
     /// The database to create the platform tables in.
     #[command(flatten)]
     pub database: SourceUrlOpts,
-    /// Write a Parquet snapshot here instead of loading a database.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["database_url", "database_url_file"])]
+    /// Write a Parquet snapshot here instead of loading a database (a
+    /// database URL, from the command line or the environment, is then
+    /// not used).
+    #[arg(long, value_name = "DIR")]
     pub snapshot: Option<PathBuf>,
     /// Drop and regenerate existing platform tables.
     #[arg(long)]

@@ -258,6 +258,30 @@ fn bad_snapshots_get_a_clear_error() {
 }
 
 #[test]
+fn generate_snapshot_works_with_database_url_exported() {
+    // Engineers keep DATABASE_URL exported; clap counted it as given and
+    // refused it beside --snapshot.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("snap");
+    ok(TestDb::cmd_without_db()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/unused")
+        .args([
+            "generate",
+            "--calls",
+            "200",
+            "--tenants",
+            "3",
+            "--days",
+            "2",
+        ])
+        .args(["--end", "2026-03-31", "--snapshot"])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    assert!(dir.join("call_logs.parquet").is_file());
+}
+
+#[test]
 fn generator_is_deterministic() {
     let scratch = tempfile::tempdir().unwrap();
     let generate = |name: &str, seed: &str| {
