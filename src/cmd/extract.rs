@@ -17,7 +17,7 @@ use chrono::Utc;
 
 use crate::db::validate_identifier;
 use crate::error::Result;
-use crate::source::postgres::PostgresSource;
+use crate::pipeline::{Input, SourceSpec};
 use crate::source::snapshot;
 
 pub fn execute(args: Args) -> Result<()> {
@@ -26,14 +26,16 @@ pub fn execute(args: Args) -> Result<()> {
     let source_schema = validate_identifier("--source-schema", &args.database.source_schema)?;
     // Before the (long) extraction: a folder that is not a snapshot is refused.
     snapshot::refuse_foreign_folder(&args.out)?;
-    let url = args.connect.source()?;
-    let mut source =
-        PostgresSource::connect(&url, &source_schema, args.database.statement_timeout)?;
-    let shape = source.check_schema()?;
-    let fingerprint = source.fingerprint()?;
-    source.start_verification(window.utc_range(), &selection)?;
-    let (frames, totals) = source.extract(window.utc_range(), &selection, shape, None)?;
-    source.verify(&totals)?;
+    // The pipeline's own reader: connect, check the columns, read the
+    // window and prove it against Postgres' own totals.
+    let mut input = Input::open(&SourceSpec::Postgres {
+        url: args.connect.source()?,
+        schema: source_schema,
+        statement_timeout_secs: args.database.statement_timeout,
+        streams: usize::from(crate::source::postgres::DEFAULT_STREAMS),
+    })?;
+    let fingerprint = input.fingerprint()?;
+    let (frames, totals) = input.read_window(&window, &selection)?;
     let manifest = snapshot::write(&args.out, &frames, &window, &fingerprint, &selection)?;
     println!(
         "wrote snapshot {} for {}..{} ({}): {} tenants, {} calls, {} errors, total cost {} USD",

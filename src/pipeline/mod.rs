@@ -115,6 +115,28 @@ impl Input {
         }
     }
 
+    /// The whole window's frames in one read, proven to hold what the
+    /// source counts: what `extract` writes as a snapshot.
+    pub fn read_window(
+        &mut self,
+        window: &Window,
+        selection: &TenantSelection,
+    ) -> Result<(SourceFrames, SourceTotals)> {
+        self.start_verification(window, selection)?;
+        let (frames, totals) = self.extract(window, None, selection)?;
+        self.verify(&totals)?;
+        Ok((frames, totals))
+    }
+
+    /// What identifies the source's data, for a snapshot's manifest: the
+    /// database's fingerprint, or the snapshot's own.
+    pub fn fingerprint(&mut self) -> Result<String> {
+        match self {
+            Input::Postgres(source, _) => source.fingerprint(),
+            Input::Snapshot(_, manifest) => Ok(manifest.source_fingerprint.clone()),
+        }
+    }
+
     /// Starts Postgres' own count and sums of the window's UTC range.
     fn start_verification(&mut self, window: &Window, selection: &TenantSelection) -> Result<()> {
         match self {
