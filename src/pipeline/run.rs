@@ -139,8 +139,8 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     // each other (the same rule as the target's lock, for the folder).
     let _folder_lock = sink::layout::FolderLock::take(run.out, run.selection.shard)?;
     match target {
-        None => run.to_files(input, timings),
-        Some((url, client)) => run.to_database(input, url, client, timings),
+        None => run.drive(input, &mut FileTarget, timings),
+        Some((url, client)) => run.drive(input, &mut DatabaseTarget::new(url, client), timings),
     }
 }
 
@@ -238,68 +238,316 @@ impl Context<'_> {
         })
     }
 
-    /// The file target: the reports are the summary tables, and sealing
-    /// the staged files is the commit.
-    fn to_files(&self, mut input: Input, mut timings: Timings) -> Result<RunOutcome> {
+    /// The run itself, whatever its target: `begin`, then chunk by chunk
+    /// the report files are staged and the rows handed to the target, then
+    /// `commit`; after a failure before the commit, `abort`. The files go
+    /// into place only after the commit.
+    fn drive(
+        &self,
+        mut input: Input,
+        target: &mut dyn Target,
+        mut timings: Timings,
+    ) -> Result<RunOutcome> {
         let mut staged = files::StagedFiles::default();
-        staged.keep(recover_reports(self.out, None, self.selection.shard)?);
-        // The files are this target's only output: a --tenant run that
-        // cannot write them all is refused.
-        if let Some(day) = self.check_layout()?.first() {
-            return Err(Error::usage(format!(
-                "--tenant cannot write {day} into {}: it holds no committed report for that day ({}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
-                self.out.display(),
-                self.whose()
-            )));
-        }
-        let run_id = Uuid::new_v4();
+        let run_id = target.begin(self, &input, &mut staged)?;
         crate::log::set_run(Some(&run_id));
         let result = process(
             &mut input,
             &self.plan(),
             &mut timings,
-            |part, chunk, timings| self.stage(&mut staged, part, chunk, run_id, timings),
+            |part, chunk, timings| {
+                self.stage(&mut staged, part, chunk, run_id, timings)?;
+                target.append(part, chunk)
+            },
         )
         .and_then(|stats| {
-            crate::fault::pause_point("before_seal");
-            // Sealing is this target's commit.
-            crate::signals::entering_commit();
-            crate::signals::check()?;
-            staged.seal(self.out, run_id, files::Decider::Sealed, self.shard_name())?;
-            Ok(stats)
+            let changes = target.commit(self, run_id, &stats, &mut staged, &mut timings)?;
+            Ok((stats, changes))
         });
         match result {
-            Ok(stats) => self.move_into_place(staged, run_id, stats, None, timings),
-            Err(e) => {
-                staged.abort();
-                Err(crate::signals::explain(e))
-            }
+            Ok((stats, changes)) => self.move_into_place(staged, run_id, stats, changes, timings),
+            Err(e) => Err(target.abort(self, run_id, e, &mut staged)),
+        }
+    }
+}
+
+/// Where a run's rows go. The driver (`Context::drive`) calls `begin`,
+/// `append` for each chunk, then `commit`; `abort` after any failure
+/// before the commit is known to have happened.
+trait Target {
+    /// Before the first chunk: locks, the ledger row, and what earlier
+    /// runs left in the report folder; returns the run's id.
+    fn begin(
+        &mut self,
+        run: &Context,
+        input: &Input,
+        staged: &mut files::StagedFiles,
+    ) -> Result<Uuid>;
+
+    /// One chunk's rows (its report files are already staged).
+    fn append(&mut self, part: &Rollup, chunk: &Window) -> Result<()>;
+
+    /// After the last chunk: writes what remains, seals the staged files
+    /// and commits; what the write changed, where the target says.
+    fn commit(
+        &mut self,
+        run: &Context,
+        run_id: Uuid,
+        stats: &WindowStats,
+        staged: &mut files::StagedFiles,
+        timings: &mut Timings,
+    ) -> Result<Option<pg_sink::Changes>>;
+
+    /// Rolls back what the run did and records why; returns the error the
+    /// run ends with.
+    fn abort(
+        &mut self,
+        run: &Context,
+        run_id: Uuid,
+        error: Error,
+        staged: &mut files::StagedFiles,
+    ) -> Error;
+}
+
+/// The file target: the reports are the summary tables, and sealing the
+/// staged files is the commit.
+struct FileTarget;
+
+impl Target for FileTarget {
+    fn begin(
+        &mut self,
+        run: &Context,
+        _input: &Input,
+        staged: &mut files::StagedFiles,
+    ) -> Result<Uuid> {
+        staged.keep(recover_reports(run.out, None, run.selection.shard)?);
+        // The files are this target's only output: a --tenant run that
+        // cannot write them all is refused.
+        if let Some(day) = run.check_layout()?.first() {
+            return Err(Error::usage(format!(
+                "--tenant cannot write {day} into {}: it holds no committed report for that day ({}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
+                run.out.display(),
+                run.whose()
+            )));
+        }
+        Ok(Uuid::new_v4())
+    }
+
+    fn append(&mut self, _part: &Rollup, _chunk: &Window) -> Result<()> {
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        run: &Context,
+        run_id: Uuid,
+        _stats: &WindowStats,
+        staged: &mut files::StagedFiles,
+        _timings: &mut Timings,
+    ) -> Result<Option<pg_sink::Changes>> {
+        crate::fault::pause_point("before_seal");
+        // Sealing is this target's commit.
+        crate::signals::entering_commit();
+        crate::signals::check()?;
+        staged.seal(run.out, run_id, files::Decider::Sealed, run.shard_name())?;
+        Ok(None)
+    }
+
+    fn abort(
+        &mut self,
+        _run: &Context,
+        _run_id: Uuid,
+        error: Error,
+        staged: &mut files::StagedFiles,
+    ) -> Error {
+        staged.abort();
+        crate::signals::explain(error)
+    }
+}
+
+/// The database target: the advisory lock and the ledger row, then one
+/// write transaction on a thread of its own, so Postgres inserts one
+/// chunk while the next is rolled up; the staged files are sealed just
+/// before the commit, and the ledger decides what they become.
+struct DatabaseTarget<'u> {
+    url: &'u DbUrl,
+    /// The target connection: it holds the advisory lock until the run
+    /// ends; with the writer thread while the transaction is open.
+    client: Option<postgres::Client>,
+    writer: Option<WriterThread>,
+    /// Whether the commit was sent: only then can an error leave Postgres
+    /// unsure whether it happened.
+    commit_sent: bool,
+}
+
+/// The thread that owns the write transaction, and how to talk to it.
+struct WriterThread {
+    /// Each chunk's rows; closed after the last chunk.
+    parts: Option<std::sync::mpsc::SyncSender<(Rollup, NaiveDate, NaiveDate)>>,
+    steps: std::sync::mpsc::Sender<WriterStep>,
+    replies: std::sync::mpsc::Receiver<Result<WriterReply>>,
+    /// The connection back, and the error the appends stopped on.
+    handle: std::thread::JoinHandle<(postgres::Client, Result<()>)>,
+}
+
+/// What the writer does after the last chunk, one step at a time.
+enum WriterStep {
+    Merge,
+    Reconcile(crate::frames::SourceTotals),
+    Commit(crate::frames::SourceTotals),
+}
+
+enum WriterReply {
+    /// Every chunk is in; the time the writer spent on them.
+    Appended(std::time::Duration),
+    Done,
+    Committed(pg_sink::Changes),
+}
+
+impl<'u> DatabaseTarget<'u> {
+    fn new(url: &'u DbUrl, client: postgres::Client) -> Self {
+        DatabaseTarget {
+            url,
+            client: Some(client),
+            writer: None,
+            commit_sent: false,
         }
     }
 
-    /// The database target: the advisory lock, the ledger row, then the
-    /// write transaction beside the staged files (`write_and_commit`).
-    fn to_database(
-        &self,
-        mut input: Input,
-        target_url: &DbUrl,
-        mut target: postgres::Client,
-        mut timings: Timings,
-    ) -> Result<RunOutcome> {
-        let (window, schema, out) = (&self.request.window, self.schema, self.out);
+    fn client(&mut self) -> &mut postgres::Client {
+        self.client
+            .as_mut()
+            .expect("the writer thread has returned the connection")
+    }
+
+    /// Records the run as failed with the reason, secrets redacted. Only a
+    /// `running` row moves: if even this fails, the next run marks this
+    /// one abandoned.
+    fn fail(&mut self, run: &Context, run_id: Uuid, e: &Error) {
+        let mut message = self.url.redact(&e.to_string());
+        if let SourceSpec::Postgres { url, .. } = &run.request.source {
+            message = url.redact(&message);
+        }
+        let _ = ledger::fail(self.client(), run.schema, run_id, &message);
+    }
+
+    /// Starts the thread that opens the write transaction and copies each
+    /// chunk's rows in as they come.
+    fn start_writer(&mut self, run: &Context, run_id: Uuid) {
+        let (parts_in, parts) = std::sync::mpsc::sync_channel::<(Rollup, NaiveDate, NaiveDate)>(1);
+        let (steps_in, steps) = std::sync::mpsc::channel::<WriterStep>();
+        let (replies_in, replies) = std::sync::mpsc::channel::<Result<WriterReply>>();
+        let mut client = self.client.take().expect("one writer per run");
+        let (schema, selection) = (run.schema.to_string(), run.selection.clone());
+        let (from, to) = (run.request.window.from, run.request.window.to);
+        let handle = std::thread::spawn(move || {
+            let appended = (|| -> Result<()> {
+                let write_back = pg_sink::WriteBack {
+                    schema: &schema,
+                    run_id,
+                    computed_at: Utc::now(),
+                    from,
+                    to,
+                    selection: &selection,
+                };
+                let started = Instant::now();
+                let mut writer = pg_sink::Writer::begin(&mut client, &write_back)?;
+                let mut busy = started.elapsed();
+                for (part, from, to) in parts {
+                    let started = Instant::now();
+                    writer.append(&part, from, to)?;
+                    busy += started.elapsed();
+                }
+                if replies_in.send(Ok(WriterReply::Appended(busy))).is_err() {
+                    return Ok(());
+                }
+                // Dropping the writer (a closed channel, a failed step)
+                // rolls the transaction back.
+                while let Ok(step) = steps.recv() {
+                    let reply = match step {
+                        WriterStep::Merge => writer.merge().map(|()| WriterReply::Done),
+                        WriterStep::Reconcile(totals) => {
+                            writer.reconcile(&totals).map(|()| WriterReply::Done)
+                        }
+                        WriterStep::Commit(totals) => {
+                            let committed = writer
+                                .finish(&totals)
+                                .map(|(_, changes)| WriterReply::Committed(changes));
+                            let _ = replies_in.send(committed);
+                            return Ok(());
+                        }
+                    };
+                    let failed = reply.is_err();
+                    if replies_in.send(reply).is_err() || failed {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            })();
+            (client, appended)
+        });
+        self.writer = Some(WriterThread {
+            parts: Some(parts_in),
+            steps: steps_in,
+            replies,
+            handle,
+        });
+    }
+
+    /// One step of the writer after the last chunk; a failure once rows
+    /// went in is final (never retried).
+    fn step(&mut self, step: WriterStep) -> Result<WriterReply> {
+        let writer = self.writer.as_mut().expect("the writer runs");
+        if writer.steps.send(step).is_err() {
+            return Err(self
+                .stop_writer()
+                .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into())));
+        }
+        match writer.replies.recv() {
+            Ok(reply) => reply.map_err(Error::final_attempt),
+            Err(_) => Err(self
+                .stop_writer()
+                .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into()))),
+        }
+    }
+
+    /// Ends the writer thread (an open transaction rolls back) and takes
+    /// the connection back; the error its appends stopped on, if any.
+    fn stop_writer(&mut self) -> Option<Error> {
+        let writer = self.writer.take()?;
+        drop(writer.parts);
+        drop(writer.steps);
+        let (client, appended) = writer
+            .handle
+            .join()
+            .expect("the write-back thread panicked");
+        self.client = Some(client);
+        // Once rows went in, a target failure is final: never retried.
+        appended.err().map(Error::final_attempt)
+    }
+}
+
+impl Target for DatabaseTarget<'_> {
+    fn begin(
+        &mut self,
+        run: &Context,
+        input: &Input,
+        staged: &mut files::StagedFiles,
+    ) -> Result<Uuid> {
+        let (window, schema, out) = (&run.request.window, run.schema, run.out);
         // The lock lives on the target connection until the process ends.
-        ledger::lock(&mut target, schema, self.selection.shard)?;
+        ledger::lock(self.client(), schema, run.selection.shard)?;
         let run_id = Uuid::new_v4();
         ledger::start(
-            &mut target,
+            self.client(),
             schema,
             &ledger::RunStart {
                 run_id,
                 from: window.from,
                 to: window.to,
                 partial: window.partial,
-                selection: &self.selection,
-                arguments: self.request.arguments.clone(),
+                selection: &run.selection,
+                arguments: run.request.arguments.clone(),
                 source: input.describe()?,
             },
         )?;
@@ -308,20 +556,10 @@ impl Context<'_> {
             "run {run_id} for {}..{} ({})",
             window.from,
             window.to,
-            self.selection.describe()
+            run.selection.describe()
         ));
-        let fail = |target: &mut postgres::Client, e: &Error| {
-            let mut message = target_url.redact(&e.to_string());
-            if let SourceSpec::Postgres { url, .. } = &self.request.source {
-                message = url.redact(&message);
-            }
-            // Only a `running` row moves: if even this fails, the next run
-            // marks this one abandoned.
-            let _ = ledger::fail(target, schema, run_id, &message);
-        };
-        let mut staged = files::StagedFiles::default();
-        let recovered = recover_reports(out, Some((&mut target, schema)), self.selection.shard)
-            .and_then(|kept| self.check_layout().map(|skipped| (kept, skipped)));
+        let recovered = recover_reports(out, Some((self.client(), schema)), run.selection.shard)
+            .and_then(|kept| run.check_layout().map(|skipped| (kept, skipped)));
         match recovered {
             Ok((kept, skipped)) => {
                 staged.keep(kept);
@@ -332,133 +570,114 @@ impl Context<'_> {
                         "no report files for {} day(s) from {first} to {last}: {} holds no committed report of them ({}) to keep the other tenants from; run them without --tenant to write their files",
                         skipped.len(),
                         out.display(),
-                        self.whose()
+                        run.whose()
                     ));
                 }
                 staged.skip_days(skipped);
             }
             Err(e) => {
-                fail(&mut target, &e);
+                self.fail(run, run_id, &e);
                 return Err(e);
             }
         }
-        // Whether the commit was sent: only then can an error leave
-        // Postgres unsure whether it happened.
-        let mut commit_sent = false;
-        let committed = self.write_and_commit(
-            &mut input,
-            &mut target,
-            run_id,
-            &mut staged,
-            &mut timings,
-            &mut commit_sent,
-        );
+        self.start_writer(run, run_id);
+        Ok(run_id)
+    }
+
+    fn append(&mut self, part: &Rollup, chunk: &Window) -> Result<()> {
+        let writer = self.writer.as_ref().expect("the writer runs");
+        // Closed only when the writer stopped on an error, which `abort`
+        // reports as the cause.
+        writer
+            .parts
+            .as_ref()
+            .expect("chunks come before the commit")
+            .send((part.clone(), chunk.from, chunk.to))
+            .map_err(|_| Error::RunFailed("the write-back stopped".into()))
+    }
+
+    fn commit(
+        &mut self,
+        run: &Context,
+        run_id: Uuid,
+        stats: &WindowStats,
+        staged: &mut files::StagedFiles,
+        timings: &mut Timings,
+    ) -> Result<Option<pg_sink::Changes>> {
+        // Every chunk is in once the writer says so.
+        let writer = self.writer.as_mut().expect("the writer runs");
+        drop(writer.parts.take());
+        let busy = match writer.replies.recv() {
+            Ok(Ok(WriterReply::Appended(busy))) => busy,
+            Ok(Err(e)) => return Err(Error::final_attempt(e)),
+            _ => {
+                return Err(self
+                    .stop_writer()
+                    .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into())))
+            }
+        };
+        timings.add("write back (overlapped)", busy);
+        // A stop that came between two statements cancelled nothing:
+        // the merge is not started for it.
+        crate::signals::check()?;
+        // Where the window already held rows: only what changed is written.
+        timings.time("merge", || self.step(WriterStep::Merge))?;
+        // The sums are checked while a stop can still cancel the check.
+        timings.time("reconcile", || {
+            self.step(WriterStep::Reconcile(stats.totals.clone()))
+        })?;
+        // From here the ledger decides what the staged files become: a
+        // kill after the commit leaves them for the next run to move.
+        crate::fault::pause_point("before_seal");
+        crate::signals::check()?;
+        staged.seal(run.out, run_id, files::Decider::Ledger, run.shard_name())?;
+        crate::fault::pause_point("before_commit");
+        // The last moment a stop can still roll everything back; after
+        // it, a signal no longer cancels anything.
+        crate::signals::entering_commit();
+        crate::signals::check()?;
+        self.commit_sent = true;
+        // A failed commit may have happened: never retried.
+        let committed = timings.time("commit", || {
+            self.step(WriterStep::Commit(stats.totals.clone()))
+        })?;
+        // The connection comes back (it holds the advisory lock until the
+        // run ends).
+        let _ = self.stop_writer();
         match committed {
-            Ok((stats, changes)) => {
-                self.move_into_place(staged, run_id, stats, Some(changes), timings)
-            }
-            Err(e) => {
-                // A statement a stop signal cancelled failed: the stop is why.
-                let e = if commit_sent {
-                    e
-                } else {
-                    crate::signals::explain(e)
-                };
-                fail(&mut target, &e);
-                if staged.is_sealed() && commit_sent {
-                    // The commit may have happened before the error: the
-                    // ledger tells the next run whether to move or drop them.
-                    crate::log::info(&format!(
-                        "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
-                    ));
-                } else {
-                    staged.abort();
-                }
-                Err(e)
-            }
+            WriterReply::Committed(changes) => Ok(Some(changes)),
+            _ => Err(Error::RunFailed(
+                "internal: the commit gave no changes".into(),
+            )),
         }
     }
 
-    /// Chunk by chunk, stages the files and copies the rows into the open
-    /// write transaction (on a thread of its own, so Postgres inserts one
-    /// chunk while the next is rolled up); then merges, reconciles, seals
-    /// the staged files and commits. `commit_sent` says whether an error
-    /// may have come after the commit went out.
-    fn write_and_commit(
-        &self,
-        input: &mut Input,
-        target: &mut postgres::Client,
+    fn abort(
+        &mut self,
+        run: &Context,
         run_id: Uuid,
+        error: Error,
         staged: &mut files::StagedFiles,
-        timings: &mut Timings,
-        commit_sent: &mut bool,
-    ) -> Result<(WindowStats, pg_sink::Changes)> {
-        let write_back = pg_sink::WriteBack {
-            schema: self.schema,
-            run_id,
-            computed_at: Utc::now(),
-            from: self.request.window.from,
-            to: self.request.window.to,
-            selection: &self.selection,
+    ) -> Error {
+        // The writer's error, if any, is the cause of the other.
+        let error = self.stop_writer().unwrap_or(error);
+        // A statement a stop signal cancelled failed: the stop is why.
+        let error = if self.commit_sent {
+            error
+        } else {
+            crate::signals::explain(error)
         };
-        std::thread::scope(|scope| {
-            // The transaction stays open until every chunk is in.
-            let (to_writer, parts) =
-                std::sync::mpsc::sync_channel::<(Rollup, NaiveDate, NaiveDate)>(1);
-            let write_back = &write_back;
-            let writer = scope.spawn(move || {
-                let started = Instant::now();
-                let mut writer = pg_sink::Writer::begin(target, write_back)?;
-                let mut busy = started.elapsed();
-                for (part, from, to) in parts {
-                    let started = Instant::now();
-                    writer.append(&part, from, to)?;
-                    busy += started.elapsed();
-                }
-                Ok::<_, Error>((writer, busy))
-            });
-            let processed = process(input, &self.plan(), timings, |part, chunk, timings| {
-                self.stage(staged, part, chunk, run_id, timings)?;
-                // Closed only when the writer stopped on an error, returned below.
-                to_writer
-                    .send((part.clone(), chunk.from, chunk.to))
-                    .map_err(|_| Error::RunFailed("the write-back stopped".into()))
-            });
-            drop(to_writer);
-            let written = writer.join().expect("the write-back thread panicked");
-            // The writer's error, if any, is the cause of the other.
-            // Once rows went in, a target failure is final: never retried.
-            let (mut writer, busy) = written.map_err(Error::final_attempt)?;
-            let stats = processed?;
-            timings.add("write back (overlapped)", busy);
-            // A stop that came between two statements cancelled nothing:
-            // the merge is not started for it.
-            crate::signals::check()?;
-            // Where the window already held rows: only what changed is written.
-            timings
-                .time("merge", || writer.merge())
-                .map_err(Error::final_attempt)?;
-            // The sums are checked while a stop can still cancel the check.
-            timings
-                .time("reconcile", || writer.reconcile(&stats.totals))
-                .map_err(Error::final_attempt)?;
-            // From here the ledger decides what the staged files become: a
-            // kill after the commit leaves them for the next run to move.
-            crate::fault::pause_point("before_seal");
-            crate::signals::check()?;
-            staged.seal(self.out, run_id, files::Decider::Ledger, self.shard_name())?;
-            crate::fault::pause_point("before_commit");
-            // The last moment a stop can still roll everything back; after
-            // it, a signal no longer cancels anything.
-            crate::signals::entering_commit();
-            crate::signals::check()?;
-            *commit_sent = true;
-            // A failed commit may have happened: never retried.
-            let (_, changes) = timings
-                .time("commit", || writer.finish(&stats.totals))
-                .map_err(Error::final_attempt)?;
-            Ok((stats, changes))
-        })
+        self.fail(run, run_id, &error);
+        if staged.is_sealed() && self.commit_sent {
+            // The commit may have happened before the error: the ledger
+            // tells the next run whether to move or drop them.
+            crate::log::info(&format!(
+                "left run {run_id}'s staged report files for the next run, which moves them if the commit went through and removes them if not"
+            ));
+        } else {
+            staged.abort();
+        }
+        error
     }
 }
 
