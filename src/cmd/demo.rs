@@ -15,12 +15,16 @@ use std::time::Instant;
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::generate::Platform;
 use crate::money;
-use crate::rollup::{self, Rollup, PLATFORM_TENANT};
-use crate::sink::{self, files};
+use crate::pipeline::run::RunRequest;
+use crate::pipeline::SourceSpec;
+use crate::rollup::PLATFORM_TENANT;
+use crate::sink::files;
 use crate::source::snapshot;
+use crate::summaries::Summaries;
+use crate::tables::Table;
 use crate::window::Window;
 
 pub fn execute(args: Args) -> Result<()> {
@@ -48,23 +52,40 @@ pub fn execute(args: Args) -> Result<()> {
     drop(frames);
     let generated = started.elapsed();
 
-    let (frames, _) = snapshot::read(&snapshot_dir, &window, &Default::default())?;
-    let rollup = rollup::rollup(&frames, window.from, window.to)?;
-    rollup.check_totals().map_err(Error::Reconciliation)?;
-    let days: Vec<_> = window.days().collect();
-    let staged = files::stage(&reports_dir, &sink::tables(&rollup), &days, "demo")?;
-    let paths = staged.commit()?;
+    // The run itself, as `run --source SNAPSHOT --out DIR` does it: the
+    // file target, the whole window in one chunk.
+    let outcome = crate::pipeline::run::run(&RunRequest {
+        window,
+        asked: Default::default(),
+        source: SourceSpec::Snapshot(snapshot_dir.clone()),
+        target: None,
+        target_schema: String::new(),
+        out: reports_dir.clone(),
+        chunk_days: u32::try_from(window.days().count()).unwrap_or(u32::MAX),
+        dry_run: false,
+        arguments: String::new(),
+        statement_timeout_secs: 0,
+    })?;
+    // The tour reads back what the run wrote, as finance would.
+    let mut summaries = Summaries::reports(&reports_dir)?;
+    let everyone = Default::default();
+    let read = RolledUp {
+        totals: outcome.stats.totals.clone(),
+        finding_rows: outcome.stats.finding_rows,
+        tenant_daily: summaries.table(Table::TenantDaily, window.from, window.to, &everyone)?,
+        outcomes: summaries.table(Table::Outcomes, window.from, window.to, &everyone)?,
+    };
 
     print!(
         "{}",
         tour(
-            &rollup,
+            &read,
             &platform,
             &window,
             &snapshot_dir,
             &reports_dir,
             &args.out.join("errors.svg"),
-            paths.len()
+            outcome.files.len()
         )?
     );
     println!(
@@ -124,8 +145,17 @@ fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<St
     Ok(out)
 }
 
+/// What the tour shows of the run: its totals and two of its tables.
+struct RolledUp {
+    totals: crate::frames::SourceTotals,
+    /// Rows the data-quality findings flag.
+    finding_rows: i64,
+    tenant_daily: DataFrame,
+    outcomes: DataFrame,
+}
+
 fn tour(
-    r: &Rollup,
+    r: &RolledUp,
     platform: &Platform,
     window: &Window,
     snapshot_dir: &Path,
@@ -254,12 +284,7 @@ fn tour(
         platform.incident_day
     ));
 
-    let findings = r
-        .findings
-        .column("rows")?
-        .as_materialized_series()
-        .sum::<i64>()
-        .unwrap_or(0);
+    let findings = r.finding_rows;
     out.push_str(&format!(
         "\nData quality: {findings} rows flagged (missing or mismatched costs, tenants without a time zone); see data_quality_findings\n"
     ));
