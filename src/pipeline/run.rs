@@ -499,15 +499,11 @@ impl<'u> DatabaseTarget<'u> {
     fn step(&mut self, step: WriterStep) -> Result<WriterReply> {
         let writer = self.writer.as_mut().expect("the writer runs");
         if writer.steps.send(step).is_err() {
-            return Err(self
-                .stop_writer()
-                .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into())));
+            return Err(self.stop_writer().unwrap_or_else(write_back_stopped));
         }
         match writer.replies.recv() {
             Ok(reply) => reply.map_err(Error::final_attempt),
-            Err(_) => Err(self
-                .stop_writer()
-                .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into()))),
+            Err(_) => Err(self.stop_writer().unwrap_or_else(write_back_stopped)),
         }
     }
 
@@ -593,7 +589,7 @@ impl Target for DatabaseTarget<'_> {
             .as_ref()
             .expect("chunks come before the commit")
             .send((part.clone(), chunk.from, chunk.to))
-            .map_err(|_| Error::RunFailed("the write-back stopped".into()))
+            .map_err(|_| write_back_stopped())
     }
 
     fn commit(
@@ -610,11 +606,7 @@ impl Target for DatabaseTarget<'_> {
         let busy = match writer.replies.recv() {
             Ok(Ok(WriterReply::Appended(busy))) => busy,
             Ok(Err(e)) => return Err(Error::final_attempt(e)),
-            _ => {
-                return Err(self
-                    .stop_writer()
-                    .unwrap_or_else(|| Error::RunFailed("the write-back stopped".into())))
-            }
+            _ => return Err(self.stop_writer().unwrap_or_else(write_back_stopped)),
         };
         timings.add("write back (overlapped)", busy);
         // A stop that came between two statements cancelled nothing:
@@ -679,6 +671,12 @@ impl Target for DatabaseTarget<'_> {
         }
         error
     }
+}
+
+/// The writer thread ended without saying why (its error, when it has
+/// one, is reported instead).
+fn write_back_stopped() -> Error {
+    Error::RunFailed("the write-back stopped".into())
 }
 
 /// A committed run whose report files could not all be moved: its rows
