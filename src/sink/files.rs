@@ -404,7 +404,6 @@ impl Journal {
             .filter(|removal| {
                 self.moves.iter().any(|(tmp, last)| {
                     tmp.parent() == removal.parent()
-                        && tmp.components().next() == removal.components().next()
                         && last.extension() == removal.extension()
                         && is_staged(tmp)
                 })

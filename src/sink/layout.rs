@@ -230,6 +230,10 @@ pub fn days_without_other_tenants(
 /// one machine on NFS, where a lock on a file is the server's.
 const FOLDER_LOCK: &str = ".callrollup.lock";
 
+/// The stem of the lock files: `.callrollup.lock` for the folder,
+/// `.callrollup-shard-i-of-n.lock` for a shard (`file_name`'s spelling).
+const LOCK_STEM: &str = ".callrollup";
+
 /// Held by a shard while it checks which shard counts are running.
 const LAYOUT_LOCK: &str = ".callrollup-layout.lock";
 
@@ -247,11 +251,12 @@ impl FolderLock {
     pub fn take(out: &Path, shard: Option<Shard>) -> Result<FolderLock> {
         let folder = open_lock_file(&out.join(FOLDER_LOCK))?;
         let Some(shard) = shard else {
+            flock(&folder, out, libc::LOCK_EX)?;
             return Ok(FolderLock {
-                _held: vec![flock(folder, out, libc::LOCK_EX)?],
+                _held: vec![folder],
             });
         };
-        let folder = flock(folder, out, libc::LOCK_SH)?;
+        flock(&folder, out, libc::LOCK_SH)?;
         // Alone for a moment among shards (a blocking wait of
         // milliseconds): no other shard looks at the lock files while this
         // one decides, so two counts cannot both pass.
@@ -264,8 +269,8 @@ impl FolderLock {
                 ),
             });
         }
-        let own = open_lock_file(&out.join(format!(".callrollup{}.lock", shard.file_suffix())))?;
-        let own = flock(own, out, libc::LOCK_EX)?;
+        let own = open_lock_file(&out.join(file_name(LOCK_STEM, Some(shard), "lock")))?;
+        flock(&own, out, libc::LOCK_EX)?;
         drop(deciding);
         Ok(FolderLock {
             _held: vec![folder, own],
@@ -279,21 +284,16 @@ fn other_count_running(out: &Path, shard: Shard) -> Result<Option<u32>> {
     let entries = std::fs::read_dir(out)
         .map_err(|e| Error::io(format!("cannot read report folder {}", out.display()), e))?;
     for entry in entries.flatten() {
+        // A shard's lock file is named as its report files are.
         let name = entry.file_name();
-        let Some(other) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(".callrollup-shard-"))
-            .and_then(|n| n.strip_suffix(".lock"))
-            .and_then(|n| n.split_once("-of-"))
-            .and_then(|(i, n)| Shard::parse(&format!("{i}/{n}")).ok())
-        else {
+        let Some(Some(other)) = name.to_str().and_then(|n| owner_of(LOCK_STEM, n, "lock")) else {
             continue;
         };
         if other.count == shard.count || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let file = open_lock_file(&entry.path())?;
-        match flock(file, out, libc::LOCK_EX) {
+        match flock(&file, out, libc::LOCK_EX) {
             // Taken, so not running; released when dropped.
             Ok(_) => {}
             Err(Error::Locked { .. }) => return Ok(Some(other.count)),
@@ -347,21 +347,25 @@ fn open_lock_file(path: &Path) -> Result<File> {
 /// An exclusive lock other runs hold for moments only: waited for, up to
 /// ten seconds, and not past a stop signal.
 fn flock_waiting(path: &Path, out: &Path) -> Result<File> {
+    let file = open_lock_file(path)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match flock(open_lock_file(path)?, out, libc::LOCK_EX) {
+        match flock(&file, out, libc::LOCK_EX) {
             Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
                 crate::signals::check()?;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other,
+            Ok(()) => return Ok(file),
+            Err(e) => return Err(e),
         }
     }
 }
 
-fn flock(file: File, out: &Path, mode: libc::c_int) -> Result<File> {
+/// Takes the lock on `file` without waiting; it is held as long as the
+/// file stays open.
+fn flock(file: &File, out: &Path, mode: libc::c_int) -> Result<()> {
     use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a descriptor this function owns; no memory is shared.
+    // SAFETY: flock on an open descriptor; no memory is shared.
     if unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
         if e.kind() == std::io::ErrorKind::WouldBlock {
@@ -371,7 +375,7 @@ fn flock(file: File, out: &Path, mode: libc::c_int) -> Result<File> {
         }
         return Err(Error::io(format!("cannot lock {}", out.display()), e));
     }
-    Ok(file)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -397,6 +401,12 @@ mod tests {
             owner_of("tenant_daily", "tenant_daily-shard-1-of-4.csv", "csv"),
             shard("1/4")
         );
+        // The shard lock files are spelled the same way.
+        assert_eq!(
+            owner_of(LOCK_STEM, ".callrollup-shard-1-of-4.lock", "lock"),
+            shard("1/4")
+        );
+        assert_eq!(owner_of(LOCK_STEM, FOLDER_LOCK, "lock"), Some(None));
         for other in [
             "tenant_daily-shard-01-of-4.parquet",
             "tenant_daily-shard-4-of-4.parquet",

@@ -300,13 +300,8 @@ fn the_table_is_aligned_with_awkward_names() {
 
 #[test]
 fn missing_and_partial_days_are_listed_and_require_complete_exits_3() {
-    let db = TestDb::with_fixture();
     let out = tempfile::tempdir().unwrap();
-    run(
-        &db,
-        out.path(),
-        &["--from", "2026-03-05", "--to", "2026-03-10"],
-    );
+    let db = rolled_up_to_the_10th(out.path());
     // The run started before the 7th had ended everywhere.
     db.exec("UPDATE analytics.rollup_runs SET started_at = '2026-03-08 00:00+00'");
     let period = ["--from", "2026-03-05", "--to", "2026-03-12"];
