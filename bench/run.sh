@@ -70,6 +70,13 @@ if [ "$(psql "$admin" -XAtc "SELECT count(*) FROM pg_database WHERE datname = '$
 fi
 "$bin" migrate --database-url "$url" >/dev/null
 q() { psql "$url" -qXAt "$@"; }
+# The same-job peers (issue 25) write into their own copies of the tables.
+peers="duckdb sql_peer"
+for p in $peers; do
+    "$bin" migrate --database-url "$url" --target-schema "$p" >/dev/null
+done
+python3 -c 'import duckdb, duckdb_extensions, duckdb_extension_postgres_scanner' 2>/dev/null \
+    || pip install --quiet duckdb==1.5.5 duckdb-extensions==1.5.5 duckdb-extension-postgres-scanner==1.5.5
 
 first=$(date -d "$end - $((days - 1)) days" +%F)
 nightly_from=$(date -d "$end - 3 days" +%F)
@@ -111,12 +118,32 @@ print(total / tick)
 PY
 }
 
-window_rows_deleted() {  # from to
-    local t
+window_rows_deleted() {  # from to [schema]
+    local t schema=${3:-analytics}
     for t in $tables; do
-        q -c "DELETE FROM analytics.$t WHERE day BETWEEN '$1' AND '$2'"
+        q -c "DELETE FROM $schema.$t WHERE day BETWEEN '$1' AND '$2'"
     done
-    q -c "VACUUM analytics.tenant_daily, analytics.tenant_daily_outcomes, analytics.tenant_daily_errors, analytics.data_quality_findings"
+    q -c "VACUUM $schema.tenant_daily, $schema.tenant_daily_outcomes, $schema.tenant_daily_errors, $schema.data_quality_findings"
+}
+
+# The peers' tables must equal the engine's, row for row (issue 25: the
+# DuckDB peer doubles as an independent oracle). run_id and computed_at
+# differ by nature; error_rate is compared as the same division.
+check_peer_equals_engine() {  # schema from to
+    local t cols diff
+    for t in tenant_daily tenant_daily_outcomes tenant_daily_errors; do
+        cols=$(q -c "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) FROM information_schema.columns
+                     WHERE table_schema = 'analytics' AND table_name = '$t' AND column_name NOT IN ('run_id', 'computed_at')")
+        diff=$(q -c "SELECT count(*) FROM ((SELECT $cols FROM analytics.$t WHERE day BETWEEN '$2' AND '$3'
+                       EXCEPT ALL SELECT $cols FROM $1.$t WHERE day BETWEEN '$2' AND '$3')
+                      UNION ALL (SELECT $cols FROM $1.$t WHERE day BETWEEN '$2' AND '$3'
+                       EXCEPT ALL SELECT $cols FROM analytics.$t WHERE day BETWEEN '$2' AND '$3')) d")
+        if [ "$diff" != 0 ]; then
+            echo "the $1 peer's $t differs from the engine's in $diff rows for $2..$3" >&2
+            exit 1
+        fi
+    done
+    echo "$1 peer equals the engine row for row, $2..$3" >&2
 }
 
 # The write floor's tables: the summary tables' keys and indexes, empty.
@@ -151,6 +178,8 @@ peer_cmd() {  # peer window from to
                 cmd+=(-c "\\copy (SELECT * FROM analytics.$t WHERE day BETWEEN '$3' AND '$4') TO '/dev/null' WITH (FORMAT binary)")
             done ;;
         cold|unchanged|changed) cmd=("$bin" run --database-url "$url" --from "$3" --to "$4" --out "$out") ;;
+        duckdb) cmd=(python3 bench/duckdb_peer.py "$url" "$3" "$4" --schema duckdb --out "$work/duckdb-out") ;;
+        sql_peer) cmd=(psql "$url" -qX -v ON_ERROR_STOP=1 -v schema=sql_peer -v from="$3" -v to="$4" -f bench/sql_peer.sql) ;;
     esac
 }
 
@@ -159,6 +188,7 @@ prepare() {  # peer window from to (untimed)
         write_floor)
             q -c "TRUNCATE $(for t in $tables; do printf 'bench_floor.%s,' "$t"; done | sed 's/,$//')" ;;
         cold) window_rows_deleted "$3" "$4" ;;
+        duckdb|sql_peer) window_rows_deleted "$3" "$4" "$1"; rm -rf "$work/duckdb-out"; mkdir -p "$work/duckdb-out" ;;
         changed)
             utc_range "$3" "$4"
             q -c "UPDATE call_logs SET llm_cost_usd = llm_cost_usd + 0.01, total_cost_usd = total_cost_usd + 0.01
@@ -193,6 +223,12 @@ for w in $windows; do
     window_rows_deleted "$f" "$t"
     "$bin" run --database-url "$url" --from "$f" --to "$t" --out "$out" >/dev/null
     export_rows "$w" "$f" "$t"
+    for p in $peers; do
+        prepare "$p" "$w" "$f" "$t"
+        peer_cmd "$p" "$w" "$f" "$t"
+        "${cmd[@]}" >/dev/null
+        check_peer_equals_engine "$p" "$f" "$t"
+    done
 done
 
 round=0
@@ -202,7 +238,11 @@ for i in $(seq 1 "$repeat"); do
         # Rotate: the floors first on odd rounds, the engine first on even.
         if [ $((i % 2)) = 1 ]; then floors_first=1; else floors_first=0; fi
         [ "$floors_first" = 1 ] && for p in read_floor write_floor read_back; do measure "$p" "$w" "$f" "$t"; done
-        measure cold "$w" "$f" "$t"
+        # The same-job peers and the engine's cold write, in rotating order.
+        order=(duckdb sql_peer cold)
+        for k in $(seq 0 2); do
+            measure "${order[$(((k + i) % 3))]}" "$w" "$f" "$t"
+        done
         measure unchanged "$w" "$f" "$t"
         round=$((round + 1))
         measure changed "$w" "$f" "$t"
@@ -230,6 +270,8 @@ names = {
     "write_floor": "write floor: psql \\copy in (binary, 1 tx)",
     "job_floor": "**job floor** (read + write)",
     "read_back": "read back the window's summary rows",
+    "duckdb": "DuckDB 1.5.5 + postgres extension, the same job, cold",
+    "sql_peer": "the same job in plain SQL inside Postgres, cold",
     "cold": "callrollup run, cold write",
     "unchanged": "callrollup run, nothing changed",
     "changed": "callrollup run, 1 % of calls changed",
@@ -239,7 +281,7 @@ for window in ("full", "nightly"):
     if not got:
         continue
     med, stat = {}, {}
-    for peer in ("read_floor", "write_floor", "read_back", "cold", "unchanged", "changed"):
+    for peer in ("read_floor", "write_floor", "read_back", "duckdb", "sql_peer", "cold", "unchanged", "changed"):
         rs = [r for r in got if r[1] == peer]
         ts = [float(r[2]) for r in rs]
         med[peer] = statistics.median(ts)
@@ -250,12 +292,14 @@ for window in ("full", "nightly"):
     med["job_floor"] = med["read_floor"] + med["write_floor"]
     job = med["job_floor"]
     print(f"| {window} | ({summary_rows.get(window, '?')} summary rows) | | | | | | | |")
-    for peer in ("read_floor", "write_floor", "job_floor", "read_back", "cold", "unchanged", "changed"):
+    for peer in ("read_floor", "write_floor", "job_floor", "read_back", "duckdb", "sql_peer", "cold", "unchanged", "changed"):
         if peer == "job_floor":
             print(f"| {window} | {names[peer]} | **{job:.2f}** | | 1.00× | | | | |")
             continue
         lo, hi, rss, cpu, pg, written = stat[peer]
         ratio = f"**{med[peer] / job:.2f}×**" if peer in ("cold", "unchanged", "changed") else f"{med[peer] / job:.2f}×"
+        if peer == "cold":
+            ratio += f" ({med['duckdb'] / med['cold']:.2f}× faster than DuckDB, {med['sql_peer'] / med['cold']:.2f}× than SQL)"
         print(f"| {window} | {names[peer]} | {med[peer]:.2f} | {lo:.2f}–{hi:.2f} | {ratio} | {rss:.0f} | {cpu:.2f} | {pg:.2f} | {written} |")
 print("\nPer-stage times of each cold engine run (from its summary; `extract` and")
 print("`write back` run on their own threads, overlapped with the rest):\n")

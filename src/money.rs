@@ -13,7 +13,7 @@ pub const SCALE: u32 = 6;
 /// An amount of `column` as a `rust_decimal` (a 96-bit mantissa, about
 /// 28 digits): a larger one is an error naming the column, never a panic
 /// and never a rounded amount.
-fn to_decimal(value: i128, scale: u32, column: &str) -> PolarsResult<Decimal> {
+pub(crate) fn to_decimal(value: i128, scale: u32, column: &str) -> PolarsResult<Decimal> {
     Decimal::try_from_i128_with_scale(value, scale).map_err(|_| {
         polars_err!(ComputeError:
             "column {column}: the amount {value}e-{scale} has more digits than an exact amount can hold (28); check the source rows of this column"
@@ -21,7 +21,7 @@ fn to_decimal(value: i128, scale: u32, column: &str) -> PolarsResult<Decimal> {
     })
 }
 
-fn overflow(column: &str) -> PolarsError {
+pub(crate) fn overflow(column: &str) -> PolarsError {
     polars_err!(ComputeError:
         "column {column}: the sum exceeds 38 digits and cannot be exact; check the source rows of this column"
     )

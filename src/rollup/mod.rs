@@ -1,6 +1,7 @@
 //! The rollup stage: pure Polars, frames in and frames out, no I/O.
 //! Every column follows docs/CONTRACT.md §2.
 
+mod calls;
 pub mod timezone;
 
 use crate::tables::Table;
@@ -11,12 +12,7 @@ use crate::frames::{SourceFrames, SourceTotals, MONEY};
 pub use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
 use timezone::{canonical_zone, local_day, offset_columns, offset_table};
 
-const COST_COLUMNS: [&str; 4] = [
-    "stt_cost_usd",
-    "llm_cost_usd",
-    "tts_cost_usd",
-    "total_cost_usd",
-];
+use calls::{TenantDays, COST_COLUMNS};
 
 /// The four summary tables of one window, sorted by their keys.
 #[derive(Clone)]
@@ -47,23 +43,22 @@ impl Rollup {
 pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsResult<Rollup> {
     let span = utc_span(&[&frames.calls, &frames.errors])?;
     let tenants = tenant_zones(&frames.tenants, span)?;
-    let calls = call_facts(&frames.calls, &tenants, from, to)?;
+    let days = tenant_days(&tenants.frame, span)?;
+    // Calls of tenants missing from `tenants` count on UTC days.
+    let unknown = TenantDays {
+        first: 0,
+        changes: Vec::new(),
+        known: false,
+        zone_valid: true,
+    };
+    let calls = calls::group(
+        &frames.calls,
+        |id| days.get(id),
+        &unknown,
+        day_number(from),
+        day_number(to),
+    )?;
     let errors = error_facts(&frames.errors, &tenants, from, to)?;
-
-    let outcomes = calls
-        .clone()
-        .lazy()
-        .group_by([col("tenant_id"), col("day"), col("status"), col("outcome")])
-        .agg([
-            len().cast(DataType::Int64).alias("calls"),
-            col("duration_seconds").sum().alias("billable_seconds"),
-            col("total_cost_usd").sum(),
-        ])
-        .sort(
-            ["tenant_id", "day", "status", "outcome"],
-            Default::default(),
-        )
-        .collect()?;
 
     let error_groups = errors
         .clone()
@@ -81,16 +76,59 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
         )
         .collect()?;
 
-    let tenant_daily = tenant_daily(&calls, &errors, &tenants.frame)?;
-    let findings = findings(&calls, &errors)?;
-    let totals = SourceTotals::of(&calls, &errors)?;
+    let tenant_daily = tenant_daily(calls.by_day, &errors, &tenants.frame)?;
+    let findings = findings(calls.findings, &errors)?;
+    let [stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd] = calls.costs;
+    let totals = SourceTotals {
+        calls: calls.calls,
+        errors: errors.height() as i64,
+        stt_cost_usd,
+        llm_cost_usd,
+        tts_cost_usd,
+        total_cost_usd,
+    };
     Ok(Rollup {
         totals,
         tenant_daily,
-        outcomes,
+        outcomes: calls.outcomes,
         errors: error_groups,
         findings,
     })
+}
+
+/// `date` as days since 1970-01-01 (a Polars `Date`).
+fn day_number(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")).num_days() as i32
+}
+
+/// Each tenant's day rules by its id (the platform's row included), with
+/// each zone's offsets over the rows' span worked out once.
+fn tenant_days(
+    tenants: &DataFrame,
+    span: (i64, i64),
+) -> PolarsResult<PlHashMap<String, TenantDays>> {
+    let mut zones: PlHashMap<&str, timezone::ZoneOffsets> = PlHashMap::new();
+    let ids = tenants.column("tenant_id")?.str()?;
+    let zone = tenants.column("zone")?.str()?;
+    let valid = tenants.column("zone_valid")?.bool()?;
+    let mut days = PlHashMap::new();
+    for ((id, zone), valid) in ids.into_iter().zip(zone).zip(valid) {
+        let (Some(id), Some(zone)) = (id, zone) else {
+            continue;
+        };
+        let (first, changes) = zones
+            .entry(zone)
+            .or_insert_with(|| timezone::offset_changes(zone, span.0, span.1))
+            .clone();
+        // The first row of an id wins, as a left join's first match would.
+        days.entry(id.to_string()).or_insert(TenantDays {
+            first,
+            changes,
+            known: true,
+            zone_valid: valid.unwrap_or(true),
+        });
+    }
+    Ok(days)
 }
 
 /// The figures of a group of errors (docs/CONTRACT.md §2, error groups):
@@ -235,40 +273,6 @@ fn in_window(from: NaiveDate, to: NaiveDate) -> Expr {
     col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))
 }
 
-/// One row per call of the window with its day and per-call flags.
-fn call_facts(
-    calls: &DataFrame,
-    tenants: &TenantZones,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> PolarsResult<DataFrame> {
-    let any_null = COST_COLUMNS
-        .iter()
-        .map(|c| col(*c).is_null())
-        .reduce(|a, b| a.or(b))
-        .expect("four cost columns");
-    let any_negative = COST_COLUMNS
-        .iter()
-        // Compared as decimals: a cast to f64 per value cost 3 % of a run.
-        .map(|c| col(*c).lt(lit(0).cast(MONEY)).fill_null(lit(false)))
-        .reduce(|a, b| a.or(b))
-        .expect("four cost columns");
-    let components = col("stt_cost_usd") + col("llm_cost_usd") + col("tts_cost_usd");
-    with_tenant_day(calls.clone().lazy(), tenants)
-        .filter(in_window(from, to))
-        .with_columns([
-            col("status").fill_null(lit("unknown")),
-            col("outcome").fill_null(lit("unknown")),
-            any_null.clone().alias("missing_cost"),
-            any_null
-                .not()
-                .and(col("total_cost_usd").neq(components))
-                .alias("cost_mismatch"),
-            any_negative.alias("negative_cost"),
-        ])
-        .collect()
-}
-
 /// One row per error of the window; platform errors under the nil UUID.
 fn error_facts(
     errors: &DataFrame,
@@ -291,27 +295,11 @@ fn count_where(predicate: Expr) -> Expr {
 }
 
 fn tenant_daily(
-    calls: &DataFrame,
+    by_calls: DataFrame,
     errors: &DataFrame,
     tenants: &DataFrame,
 ) -> PolarsResult<DataFrame> {
-    let mut call_aggs = vec![
-        len().cast(DataType::Int64).alias("calls"),
-        count_where(col("status").eq(lit("completed"))).alias("completed_calls"),
-        count_where(col("status").eq(lit("failed"))).alias("failed_calls"),
-        col("duration_seconds").sum().alias("billable_seconds"),
-    ];
-    call_aggs.extend(COST_COLUMNS.iter().map(|c| col(*c).sum()));
-    call_aggs.extend([
-        count_where(col("missing_cost")).alias("calls_missing_cost"),
-        count_where(col("cost_mismatch")).alias("cost_mismatch_calls"),
-        count_where(col("errored")).alias("errored_calls"),
-    ]);
-    let by_calls = calls
-        .clone()
-        .lazy()
-        .group_by([col("tenant_id"), col("day")])
-        .agg(call_aggs);
+    let by_calls = by_calls.lazy();
     let by_errors = errors
         .clone()
         .lazy()
@@ -396,47 +384,56 @@ fn tenant_daily(
 }
 
 /// Data-quality findings per kind and tenant day: how many rows, and the
-/// smallest call_id among them as an example to look at.
-fn findings(calls: &DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
-    let kinds_of_calls = [
-        ("invalid_timezone", col("zone_valid").not()),
-        ("unknown_tenant", col("tenant_known").not()),
-        ("negative_cost", col("negative_cost")),
-        ("missing_cost", col("missing_cost")),
-        ("cost_mismatch", col("cost_mismatch")),
-    ];
-    let kinds_of_errors = [
+/// smallest call_id among them as an example to look at. The calls'
+/// come counted (`calls::group`); the errors' are counted here.
+fn findings(of_calls: DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
+    let kinds = [
         ("invalid_timezone", col("zone_valid").not()),
         ("unknown_tenant", col("tenant_known").not()),
     ];
-    let mut parts = Vec::new();
-    for (rows, kinds) in [(calls, &kinds_of_calls[..]), (errors, &kinds_of_errors[..])] {
-        // Few rows have any finding: one pass picks them out, and each
-        // kind then filters only those instead of every row again.
-        let any_kind = kinds
-            .iter()
-            .map(|(_, predicate)| predicate.clone())
-            .reduce(|a, b| a.or(b))
-            .expect("at least one kind");
-        let flagged = rows.clone().lazy().filter(any_kind).collect()?;
-        for (kind, predicate) in kinds {
-            parts.push(flagged.clone().lazy().filter(predicate.clone()).select([
-                lit(*kind).alias("kind"),
-                col("tenant_id"),
-                col("day"),
-                col("call_id").alias("example_id"),
-            ]));
-        }
+    let smallest_example = || {
+        col("example_id")
+            .drop_nulls()
+            .sort(Default::default())
+            .first()
+    };
+    // Few rows have any finding: one pass picks them out, and each kind
+    // then filters only those instead of every row again.
+    let any_kind = kinds
+        .iter()
+        .map(|(_, predicate)| predicate.clone())
+        .reduce(|a, b| a.or(b))
+        .expect("at least one kind");
+    let flagged = errors.clone().lazy().filter(any_kind).collect()?;
+    let mut parts = vec![of_calls.lazy()];
+    for (kind, predicate) in kinds {
+        parts.push(
+            flagged
+                .clone()
+                .lazy()
+                .filter(predicate)
+                .select([
+                    col("tenant_id"),
+                    col("day"),
+                    col("call_id").alias("example_id"),
+                ])
+                .group_by([col("tenant_id"), col("day")])
+                .agg([
+                    len().cast(DataType::Int64).alias("rows"),
+                    smallest_example(),
+                ])
+                .select([
+                    lit(kind).alias("kind"),
+                    col("tenant_id"),
+                    col("day"),
+                    col("rows"),
+                    col("example_id"),
+                ]),
+        );
     }
     concat(parts, UnionArgs::default())?
         .group_by([col("kind"), col("tenant_id"), col("day")])
-        .agg([
-            len().cast(DataType::Int64).alias("rows"),
-            col("example_id")
-                .drop_nulls()
-                .sort(Default::default())
-                .first(),
-        ])
+        .agg([col("rows").sum(), smallest_example()])
         .sort(["kind", "tenant_id", "day"], Default::default())
         .collect()
 }

@@ -57,12 +57,16 @@ pub fn offset_at(tz: chrono_tz::Tz, secs: i64) -> i64 {
     i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc())
 }
 
+/// A zone's offset at a span's start and each change inside it as (the
+/// instant it takes effect, the new offset), all in µs.
+pub type ZoneOffsets = (i64, Vec<(i64, i64)>);
+
 /// The offsets of `zone` over the UTC span `[from, to]` (Unix µs): the
 /// offset at `from`, then each change inside the span as (the instant it
 /// takes effect, the new offset), all in µs. Found by probing every hour
 /// and bisecting to the second: zones change offset at whole minutes and
 /// never twice within an hour.
-pub fn offset_changes(zone: &str, from: i64, to: i64) -> (i64, Vec<(i64, i64)>) {
+pub fn offset_changes(zone: &str, from: i64, to: i64) -> ZoneOffsets {
     let tz = rules_of(zone);
     let start = from.div_euclid(MICROS_PER_SECOND);
     let end = to.div_euclid(MICROS_PER_SECOND) + 1;
@@ -139,15 +143,21 @@ pub fn local_day(ts: &str, k: usize) -> Expr {
 /// at the span's start and its changes (`offset_changes`): the same
 /// arithmetic, one instant at a time.
 pub fn day_of(first: i64, changes: &[(i64, i64)], at: i64) -> chrono::NaiveDate {
+    let days = i64::from(day_number(first, changes, at));
+    chrono::DateTime::from_timestamp(days * 86_400, 0)
+        .unwrap_or_default()
+        .date_naive()
+}
+
+/// `day_of` as days since 1970-01-01 (a Polars `Date`).
+#[inline]
+pub fn day_number(first: i64, changes: &[(i64, i64)], at: i64) -> i32 {
     let offset = changes
         .iter()
         .rev()
         .find(|(change, _)| at >= *change)
         .map_or(first, |(_, offset)| *offset);
-    let days = (at + offset).div_euclid(86_400 * MICROS_PER_SECOND);
-    chrono::DateTime::from_timestamp(days * 86_400, 0)
-        .unwrap_or_default()
-        .date_naive()
+    (at + offset).div_euclid(86_400 * MICROS_PER_SECOND) as i32
 }
 
 /// An instant and the day the engine puts it on in a zone.

@@ -33,6 +33,12 @@ pub struct ErrorTimes {
     /// are `b`: about one entry each, so a lookup reads one or two.
     starts: Vec<u32>,
     bits: u32,
+    /// One bit per slot of the fingerprints' low halves, set for each
+    /// entry: about 8 slots an entry (1 byte), so it stays in cache where
+    /// `entries` does not, and most calls (never errored) are answered by
+    /// it alone, with no read of `starts` or `entries` (the two cache
+    /// misses a lookup cost, 6 % of the engine's CPU on a 5 M-call run).
+    seen: Vec<u64>,
 }
 
 /// Collects the ids as they stream in; `finish` sorts and indexes them.
@@ -70,10 +76,17 @@ impl ErrorTimesBuilder {
         for b in 0..buckets {
             starts[b + 1] += starts[b];
         }
+        let slots = (entries.len() * 8).next_power_of_two().max(64);
+        let mut seen = vec![0u64; slots / 64];
+        for entry in &entries {
+            let slot = seen_slot(entry.low, slots);
+            seen[slot / 64] |= 1 << (slot % 64);
+        }
         ErrorTimes {
             entries,
             starts,
             bits,
+            seen,
         }
     }
 }
@@ -83,6 +96,11 @@ fn bucket(high: u64, bits: u32) -> usize {
     high.checked_shr(64 - bits).unwrap_or(0) as usize
 }
 
+/// The slot of `seen` a fingerprint's low half marks (`slots` a power of 2).
+fn seen_slot(low: u64, slots: usize) -> usize {
+    low as usize & (slots - 1)
+}
+
 impl ErrorTimes {
     /// The latest time an error carrying this fingerprint was logged.
     pub fn get(&self, fingerprint: u128) -> Option<i64> {
@@ -90,6 +108,10 @@ impl ErrorTimes {
             return None;
         }
         let (high, low) = ((fingerprint >> 64) as u64, fingerprint as u64);
+        let slot = seen_slot(low, self.seen.len() * 64);
+        if self.seen[slot / 64] & (1 << (slot % 64)) == 0 {
+            return None;
+        }
         let b = bucket(high, self.bits);
         let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
         self.entries[from..to]

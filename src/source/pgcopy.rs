@@ -243,6 +243,11 @@ impl Dictionary {
     }
 
     fn view_of(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
+        // A uuid column (tenant ids) rarely repeats the row before, and
+        // its index is a plain integer lookup: no copy, no compare.
+        if matches!(self.index, DictionaryIndex::Uuid(_)) {
+            return self.lookup(raw, column);
+        }
         if let Some(view) = self.last_view {
             if raw == self.last_raw.as_slice() {
                 return Ok(view);

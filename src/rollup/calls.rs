@@ -1,0 +1,488 @@
+//! The calls' share of the rollup in one pass over the frame's arrays:
+//! each call's tenant day, the per tenant-day and per outcome figures,
+//! the call findings and the window's call totals, with no intermediate
+//! frame. Calls are nine rows in ten of a run, and doing this with Polars
+//! expressions (a join on the tenant's text id, the day arithmetic, two
+//! group-bys on text keys, a filter per finding kind) was most of the
+//! engine's CPU (issue 25). Text keys are interned to small integers as
+//! they are met: by the row's 16-byte string view first (the COPY decoder
+//! gives every row of a value the same view), by the text itself the
+//! first time a view is seen, so two views of one text share a slot.
+//!
+//! Every definition is docs/CONTRACT.md §2's; `reference.rs` checks the
+//! whole rollup against plain loops with chrono-tz and rust_decimal.
+
+use polars::prelude::*;
+use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
+
+use crate::frames::MONEY;
+use crate::money;
+
+/// The money columns, in the order the figures keep them.
+pub const COST_COLUMNS: [&str; 4] = [
+    "stt_cost_usd",
+    "llm_cost_usd",
+    "tts_cost_usd",
+    "total_cost_usd",
+];
+const TOTAL: usize = 3;
+
+/// What a call's tenant contributes: the offsets that place its days, and
+/// whether the tenant and its zone are known.
+pub struct TenantDays {
+    /// Offset (µs) at the rows' first instant, then (instant, offset) of
+    /// each change over the rows' span (`timezone::offset_changes`).
+    pub first: i64,
+    pub changes: Vec<(i64, i64)>,
+    pub known: bool,
+    pub zone_valid: bool,
+}
+
+impl TenantDays {
+    /// The tenant day of instant `at` (Unix µs), as days since 1970-01-01.
+    pub fn day(&self, at: i64) -> i32 {
+        super::timezone::day_number(self.first, &self.changes, at)
+    }
+}
+
+/// Call findings, in the order `findings` lists the kinds.
+const KINDS: [&str; 5] = [
+    "invalid_timezone",
+    "unknown_tenant",
+    "negative_cost",
+    "missing_cost",
+    "cost_mismatch",
+];
+
+/// The calls' tables of a window.
+pub struct CallGroups {
+    /// tenant_id, day and every call figure of `tenant_daily`.
+    pub by_day: DataFrame,
+    /// `tenant_daily_outcomes`, sorted by its key (as Polars sorts).
+    pub outcomes: DataFrame,
+    /// kind, tenant_id, day, rows, example_id (the smallest call_id).
+    pub findings: DataFrame,
+    pub calls: i64,
+    /// The exact sums of the four cost columns, as `COST_COLUMNS`.
+    pub costs: [rust_decimal::Decimal; 4],
+}
+
+#[derive(Default)]
+struct DayFigures {
+    calls: i64,
+    completed: i64,
+    failed: i64,
+    seconds: i64,
+    costs: [i128; 4],
+    missing: i64,
+    mismatch: i64,
+    errored: i64,
+    /// The day's (status, outcome) groups: a handful, found by a scan.
+    outcomes: Vec<(u32, u32, OutcomeFigures)>,
+}
+
+#[derive(Default)]
+struct OutcomeFigures {
+    calls: i64,
+    seconds: i64,
+    total: i128,
+}
+
+struct Finding<'a> {
+    rows: i64,
+    example: Option<&'a str>,
+}
+
+/// Distinct texts of some columns, each with a slot.
+#[derive(Default)]
+struct Interner<'a> {
+    by_text: PlHashMap<Option<&'a str>, u32>,
+    texts: Vec<Option<&'a str>>,
+}
+
+impl<'a> Interner<'a> {
+    fn slot_of(&mut self, text: Option<&'a str>) -> u32 {
+        let next = self.texts.len() as u32;
+        *self.by_text.entry(text).or_insert_with(|| {
+            self.texts.push(text);
+            next
+        })
+    }
+}
+
+impl Interner<'_> {
+    /// Each slot's place in the texts' order (NULL first, then by bytes).
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.texts.len() as u32).collect();
+        order.sort_unstable_by_key(|slot| self.texts[*slot as usize]);
+        let mut rank = vec![0; order.len()];
+        for (place, slot) in order.iter().enumerate() {
+            rank[*slot as usize] = place as u32;
+        }
+        rank
+    }
+}
+
+/// One text column's rows mapped to slots of an `Interner`.
+struct Slots<'a> {
+    array: &'a Utf8ViewArray,
+    by_view: PlHashMap<u128, u32>,
+    /// The slot of a NULL row.
+    null: u32,
+}
+
+impl<'a> Slots<'a> {
+    fn new(
+        array: &'a Utf8ViewArray,
+        interner: &mut Interner<'a>,
+        null_as: Option<&'a str>,
+    ) -> Self {
+        Slots {
+            array,
+            by_view: PlHashMap::new(),
+            null: interner.slot_of(null_as),
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, i: usize, interner: &mut Interner<'a>) -> u32 {
+        if !self.array.is_valid(i) {
+            return self.null;
+        }
+        let view = self.array.views()[i].as_u128();
+        if let Some(slot) = self.by_view.get(&view) {
+            return *slot;
+        }
+        let slot = interner.slot_of(Some(self.array.value(i)));
+        self.by_view.insert(view, slot);
+        slot
+    }
+}
+
+fn text_array(series: &Series) -> PolarsResult<&Utf8ViewArray> {
+    Ok(series.str()?.downcast_iter().next().expect("one chunk"))
+}
+
+fn money_array(series: &Series) -> PolarsResult<&PrimitiveArray<i128>> {
+    let ca = series.decimal()?;
+    polars_ensure!(ca.scale() == 10, ComputeError: "column {}: money must have scale 10", series.name());
+    Ok(ca.physical().downcast_iter().next().expect("one chunk"))
+}
+
+/// Groups the calls of tenant days `from..=to` (days since 1970-01-01).
+/// `tenants` finds a call's tenant by its id; `unknown` places the calls
+/// of tenants missing from it (UTC days).
+pub fn group<'t>(
+    calls: &DataFrame,
+    tenants: impl Fn(&str) -> Option<&'t TenantDays>,
+    unknown: &TenantDays,
+    from: i32,
+    to: i32,
+) -> PolarsResult<CallGroups> {
+    let column = |name: &str| -> PolarsResult<Series> {
+        Ok(calls.column(name)?.as_materialized_series().rechunk())
+    };
+    let (ids, tenant_ids, statuses, outcomes) = (
+        column("call_id")?,
+        column("tenant_id")?,
+        column("status")?,
+        column("outcome")?,
+    );
+    let costs: Vec<Series> = COST_COLUMNS
+        .iter()
+        .map(|c| column(c))
+        .collect::<PolarsResult<_>>()?;
+    let (created_at, duration, errored) = (
+        column("created_at")?,
+        column("duration_seconds")?,
+        column("errored")?,
+    );
+    let ids = text_array(&ids)?;
+    let cost_arrays: Vec<&PrimitiveArray<i128>> =
+        costs.iter().map(money_array).collect::<PolarsResult<_>>()?;
+    let created_at: &PrimitiveArray<i64> = created_at
+        .datetime()?
+        .physical()
+        .downcast_iter()
+        .next()
+        .expect("one chunk");
+    let duration: &PrimitiveArray<i64> = duration.i64()?.downcast_iter().next().expect("one chunk");
+    let errored: &BooleanArray = errored.bool()?.downcast_iter().next().expect("one chunk");
+
+    let mut tenant_texts = Interner::default();
+    let mut tenant_slots = Slots::new(text_array(&tenant_ids)?, &mut tenant_texts, None);
+    let mut tenant_days: Vec<Option<&TenantDays>> = Vec::new();
+    let mut labels = Interner::default();
+    let mut status_slots = Slots::new(text_array(&statuses)?, &mut labels, Some("unknown"));
+    let mut outcome_slots = Slots::new(text_array(&outcomes)?, &mut labels, Some("unknown"));
+    let completed = labels.slot_of(Some("completed"));
+    let failed = labels.slot_of(Some("failed"));
+
+    let mut day_index: PlHashMap<(u32, i32), usize> = PlHashMap::new();
+    let mut days: Vec<((u32, i32), DayFigures)> = Vec::new();
+    let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
+    let mut calls_in_window = 0i64;
+    let mut sums = [0i128; 4];
+    let overflow = |k: usize| money::overflow(COST_COLUMNS[k]);
+
+    for i in 0..calls.height() {
+        // A NULL instant has no day, so it is in no window.
+        if !created_at.is_valid(i) {
+            continue;
+        }
+        let at = created_at.value(i);
+        let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
+        while tenant_days.len() <= tenant {
+            let id = tenant_texts.texts[tenant_days.len()];
+            tenant_days.push(id.and_then(&tenants));
+        }
+        let zone = tenant_days[tenant].unwrap_or(unknown);
+        let day = zone.day(at);
+        if day < from || day > to {
+            continue;
+        }
+        let tenant = tenant as u32;
+        let status = status_slots.slot(i, &mut labels);
+        let outcome = outcome_slots.slot(i, &mut labels);
+        let mut cost = [None; 4];
+        for (k, array) in cost_arrays.iter().enumerate() {
+            if array.is_valid(i) {
+                cost[k] = Some(array.value(i));
+            }
+        }
+        let missing = cost.iter().any(Option::is_none);
+        let negative = cost.iter().any(|c| c.is_some_and(|c| c < 0));
+        let mismatch = match cost {
+            // Three amounts that overflow cannot equal a fourth that did not.
+            [Some(stt), Some(llm), Some(tts), Some(total)] => stt
+                .checked_add(llm)
+                .and_then(|s| s.checked_add(tts))
+                .is_none_or(|components| components != total),
+            _ => false,
+        };
+        let seconds = if duration.is_valid(i) {
+            duration.value(i)
+        } else {
+            0
+        };
+        let is_errored = errored.is_valid(i) && errored.value(i);
+
+        calls_in_window += 1;
+        for (k, c) in cost.iter().enumerate() {
+            if let Some(c) = c {
+                sums[k] = sums[k].checked_add(*c).ok_or_else(|| overflow(k))?;
+            }
+        }
+        let next = days.len();
+        let at_day = *day_index.entry((tenant, day)).or_insert(next);
+        if at_day == next {
+            days.push(((tenant, day), DayFigures::default()));
+        }
+        let figures = &mut days[at_day].1;
+        figures.calls += 1;
+        figures.completed += i64::from(status == completed);
+        figures.failed += i64::from(status == failed);
+        figures.seconds += seconds;
+        for (k, c) in cost.iter().enumerate() {
+            if let Some(c) = c {
+                figures.costs[k] = figures.costs[k]
+                    .checked_add(*c)
+                    .ok_or_else(|| overflow(k))?;
+            }
+        }
+        figures.missing += i64::from(missing);
+        figures.mismatch += i64::from(mismatch);
+        figures.errored += i64::from(is_errored);
+
+        let at_outcome = match figures
+            .outcomes
+            .iter()
+            .position(|(s, o, _)| (*s, *o) == (status, outcome))
+        {
+            Some(at) => at,
+            None => {
+                figures
+                    .outcomes
+                    .push((status, outcome, OutcomeFigures::default()));
+                figures.outcomes.len() - 1
+            }
+        };
+        let by_outcome = &mut figures.outcomes[at_outcome].2;
+        by_outcome.calls += 1;
+        by_outcome.seconds += seconds;
+        if let Some(total) = cost[TOTAL] {
+            by_outcome.total = by_outcome
+                .total
+                .checked_add(total)
+                .ok_or_else(|| overflow(TOTAL))?;
+        }
+
+        let flags = [!zone.zone_valid, !zone.known, negative, missing, mismatch];
+        if flags.iter().any(|f| *f) {
+            let id = ids.get(i);
+            for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+                let finding = found.entry((kind, tenant, day)).or_insert(Finding {
+                    rows: 0,
+                    example: None,
+                });
+                finding.rows += 1;
+                if let Some(id) = id {
+                    if finding.example.is_none_or(|e| id < e) {
+                        finding.example = Some(id);
+                    }
+                }
+            }
+        }
+    }
+
+    let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
+    let label = |slot: u32| labels.texts[slot as usize];
+    let day_column = |name: &str, values: Vec<i32>| -> PolarsResult<Column> {
+        Int32Chunked::from_vec(name.into(), values)
+            .into_series()
+            .cast(&DataType::Date)
+            .map(Column::from)
+    };
+    let money_column = |name: &str, values: Vec<i128>| -> Column {
+        let DataType::Decimal(precision, Some(scale)) = MONEY else {
+            unreachable!("money is a decimal with a scale")
+        };
+        Int128Chunked::from_vec(name.into(), values)
+            .into_decimal_unchecked(precision, scale)
+            .into_series()
+            .into_column()
+    };
+    let counts = |name: &str, values: Vec<i64>| Column::new(name.into(), values);
+
+    let mut by_day = vec![
+        Column::new(
+            "tenant_id".into(),
+            days.iter()
+                .map(|((t, _), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", days.iter().map(|((_, d), _)| *d).collect())?,
+        counts("calls", days.iter().map(|(_, f)| f.calls).collect()),
+        counts(
+            "completed_calls",
+            days.iter().map(|(_, f)| f.completed).collect(),
+        ),
+        counts("failed_calls", days.iter().map(|(_, f)| f.failed).collect()),
+        counts(
+            "billable_seconds",
+            days.iter().map(|(_, f)| f.seconds).collect(),
+        ),
+    ];
+    for (k, name) in COST_COLUMNS.iter().enumerate() {
+        by_day.push(money_column(
+            name,
+            days.iter().map(|(_, f)| f.costs[k]).collect(),
+        ));
+    }
+    by_day.extend([
+        counts(
+            "calls_missing_cost",
+            days.iter().map(|(_, f)| f.missing).collect(),
+        ),
+        counts(
+            "cost_mismatch_calls",
+            days.iter().map(|(_, f)| f.mismatch).collect(),
+        ),
+        counts(
+            "errored_calls",
+            days.iter().map(|(_, f)| f.errored).collect(),
+        ),
+    ]);
+
+    // Sorted by the table's key as Polars sorts text (bytes, NULL first),
+    // through each text's rank: a sort of integers, not of strings.
+    let (tenant_rank, label_rank) = (tenant_texts.ranks(), labels.ranks());
+    let mut outcome_rows: Vec<_> = days
+        .iter()
+        .flat_map(|((t, d), f)| f.outcomes.iter().map(|(s, o, f)| ((*t, *d, *s, *o), f)))
+        .collect();
+    outcome_rows.sort_unstable_by_key(|((t, d, s, o), _)| {
+        (
+            tenant_rank[*t as usize],
+            *d,
+            label_rank[*s as usize],
+            label_rank[*o as usize],
+        )
+    });
+    let outcomes = DataFrame::new(vec![
+        Column::new(
+            "tenant_id".into(),
+            outcome_rows
+                .iter()
+                .map(|((t, ..), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column(
+            "day",
+            outcome_rows.iter().map(|((_, d, ..), _)| *d).collect(),
+        )?,
+        Column::new(
+            "status".into(),
+            outcome_rows
+                .iter()
+                .map(|((_, _, s, _), _)| label(*s))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "outcome".into(),
+            outcome_rows
+                .iter()
+                .map(|((.., o), _)| label(*o))
+                .collect::<Vec<_>>(),
+        ),
+        counts("calls", outcome_rows.iter().map(|(_, f)| f.calls).collect()),
+        counts(
+            "billable_seconds",
+            outcome_rows.iter().map(|(_, f)| f.seconds).collect(),
+        ),
+        money_column(
+            "total_cost_usd",
+            outcome_rows.iter().map(|(_, f)| f.total).collect(),
+        ),
+    ])?
+    .sort(
+        ["tenant_id", "day", "status", "outcome"],
+        Default::default(),
+    )?;
+
+    let found: Vec<_> = found.into_iter().collect();
+    let findings = DataFrame::new(vec![
+        Column::new(
+            "kind".into(),
+            found
+                .iter()
+                .map(|((k, ..), _)| KINDS[*k])
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "tenant_id".into(),
+            found
+                .iter()
+                .map(|((_, t, _), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", found.iter().map(|((.., d), _)| *d).collect())?,
+        counts("rows", found.iter().map(|(_, f)| f.rows).collect()),
+        Column::new(
+            "example_id".into(),
+            found.iter().map(|(_, f)| f.example).collect::<Vec<_>>(),
+        ),
+    ])?;
+
+    let mut costs = [rust_decimal::Decimal::ZERO; 4];
+    for (k, sum) in sums.iter().enumerate() {
+        costs[k] = money::to_decimal(*sum, 10, COST_COLUMNS[k])?;
+    }
+    Ok(CallGroups {
+        by_day: DataFrame::new(by_day)?,
+        outcomes,
+        findings,
+        calls: calls_in_window,
+        costs,
+    })
+}
