@@ -444,11 +444,7 @@ pub fn group<'t>(
             "total_cost_usd",
             outcome_rows.iter().map(|(_, f)| f.total).collect(),
         ),
-    ])?
-    .sort(
-        ["tenant_id", "day", "status", "outcome"],
-        Default::default(),
-    )?;
+    ])?;
 
     let found: Vec<_> = found.into_iter().collect();
     let findings = DataFrame::new(vec![
