@@ -578,3 +578,51 @@ fn empty_frames_give_empty_tables() {
     assert_eq!(r.findings.height(), 0);
     assert_eq!(r.totals.total_cost_usd, Decimal::ZERO);
 }
+
+/// The one-pass grouping (`calls::group`) interns texts itself: a NULL
+/// outcome reported as `unknown` and an outcome that says `unknown` must
+/// be one group, as they were when Polars filled the NULL and grouped.
+#[test]
+fn a_null_outcome_and_an_outcome_named_unknown_are_one_group() {
+    let frames = SourceFrames {
+        tenants: tenants(),
+        calls: calls(&[
+            (
+                "a",
+                NY,
+                "2026-03-09 15:00:00",
+                "completed",
+                None,
+                OK,
+                Some(5),
+                false,
+            ),
+            (
+                "b",
+                NY,
+                "2026-03-09 16:00:00",
+                "completed",
+                Some("unknown"),
+                OK,
+                Some(7),
+                false,
+            ),
+            (
+                "c",
+                NY,
+                "2026-03-09 17:00:00",
+                "completed",
+                Some("booked"),
+                OK,
+                None,
+                false,
+            ),
+        ]),
+        errors: DataFrame::empty_with_schema(&errors_schema()),
+    };
+    let r = rollup(&frames, day("2026-03-09"), day("2026-03-09")).unwrap();
+    assert_eq!(
+        lines(&r.outcomes, &["outcome", "calls", "billable_seconds"]),
+        ["booked|1|0", "unknown|2|12"]
+    );
+}

@@ -157,7 +157,10 @@ pub fn day_number(first: i64, changes: &[(i64, i64)], at: i64) -> i32 {
         .rev()
         .find(|(change, _)| at >= *change)
         .map_or(first, |(_, offset)| *offset);
-    (at + offset).div_euclid(86_400 * MICROS_PER_SECOND) as i32
+    // Saturating: ±infinity arrive as the ends of i64 (pgcopy) and land on
+    // days far outside any window instead of overflowing.
+    at.saturating_add(offset)
+        .div_euclid(86_400 * MICROS_PER_SECOND) as i32
 }
 
 /// An instant and the day the engine puts it on in a zone.
