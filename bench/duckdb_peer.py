@@ -24,9 +24,22 @@ import uuid
 import duckdb
 import duckdb_extensions
 
-# Postgres reads these four as fixed-offset abbreviations in AT TIME ZONE
-# (docs/CONTRACT.md §2), ICU as tzdata zones with summer time.
-FIXED = {"CET": "Etc/GMT-1", "MET": "Etc/GMT-1", "EET": "Etc/GMT-2", "WET": "Etc/GMT"}
+# Postgres reads these as fixed-offset abbreviations in AT TIME ZONE
+# (docs/CONTRACT.md §2, src/rollup/timezone.rs), ICU CET/MET/EET/WET as
+# tzdata zones with summer time; EST/MST/HST are fixed in both, named here
+# so that the peer does not depend on ICU agreeing.
+FIXED = {"CET": "Etc/GMT-1", "MET": "Etc/GMT-1", "EET": "Etc/GMT-2", "WET": "Etc/GMT",
+         "EST": "Etc/GMT+5", "MST": "Etc/GMT+7", "HST": "Etc/GMT+10"}
+
+
+def literal(text):
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name):
+    """A SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 PLATFORM = "00000000-0000-0000-0000-000000000000"
 
 
@@ -50,15 +63,26 @@ def main():
     con = duckdb.connect()
     duckdb_extensions.import_extension("postgres_scanner", con=con)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"ATTACH '{a.url}' AS pg (TYPE postgres)")
-    src, dst = f"pg.{a.source_schema}", f"pg.{a.schema}"
+    con.execute(f"ATTACH {literal(a.url)} AS pg (TYPE postgres)")
+    src, dst = f"pg.{ident(a.source_schema)}", f"pg.{ident(a.schema)}"
+    # The extension reads a numeric without a declared precision (or one
+    # above 38) as DOUBLE: money would no longer be exact. Refuse it.
+    loose = con.execute(
+        "SELECT * FROM postgres_query('pg', $$"
+        " SELECT column_name FROM information_schema.columns"
+        f" WHERE table_schema = {literal(a.source_schema)} AND table_name = 'call_logs'"
+        " AND column_name LIKE '%cost_usd' AND data_type = 'numeric'"
+        " AND (numeric_precision IS NULL OR numeric_precision > 38) $$)").fetchall()
+    if loose:
+        raise SystemExit(f"duckdb_peer: {', '.join(c for (c,) in loose)} has no precision of at most 38; "
+                         "DuckDB would read it as DOUBLE, so this peer cannot run on this data")
 
     # Zone names matched as Postgres matches them; tenants are few.
     zones = con.execute(
         "SELECT * FROM postgres_query('pg', $$"
         f" SELECT t.tenant_id, t.business_name, (SELECT n.name FROM pg_timezone_names n"
         f"   WHERE t.timezone <> '' AND lower(n.name) = lower(t.timezone)"
-        f"   ORDER BY n.name LIMIT 1) AS zone FROM {a.source_schema}.tenants t $$)"
+        f"   ORDER BY n.name LIMIT 1) AS zone FROM {ident(a.source_schema)}.tenants t $$)"
     ).fetchall()
     con.execute("CREATE TEMP TABLE zones (tenant_id UUID, business_name VARCHAR, zone VARCHAR, icu VARCHAR)")
     rows = [(t, n, z or "UTC", FIXED.get(z or "UTC", z or "UTC")) for t, n, z in zones]
@@ -166,7 +190,7 @@ def main():
     tables = ["tenant_daily", "tenant_daily_outcomes", "tenant_daily_errors"]
     if a.out:
         for t in tables:
-            con.execute(f"COPY (SELECT * EXCLUDE (run_id) FROM {t} ORDER BY ALL) TO '{a.out}/{t}'"
+            con.execute(f"COPY (SELECT * EXCLUDE (run_id) FROM {t} ORDER BY ALL) TO {literal(a.out + '/' + t)}"
                         " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)")
     # One transaction: the window's rows replaced, all or nothing.
     con.execute("BEGIN")

@@ -77,8 +77,6 @@ struct DayFigures {
     missing: i64,
     mismatch: i64,
     errored: i64,
-    /// The day's (status, outcome) groups: a handful, found by a scan.
-    outcomes: Vec<(u32, u32, OutcomeFigures)>,
 }
 
 #[derive(Default)]
@@ -220,10 +218,16 @@ pub fn group<'t>(
 
     let mut day_index: PlHashMap<(u32, i32), usize> = PlHashMap::new();
     let mut days: Vec<((u32, i32), DayFigures)> = Vec::new();
+    let mut outcome_index: PlHashMap<(u32, u32, u32), OutcomeFigures> = PlHashMap::new();
     let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
     let mut calls_in_window = 0i64;
     let mut sums = [0i128; 4];
     let overflow = |k: usize| money::overflow(COST_COLUMNS[k]);
+    let seconds_overflow = || {
+        polars_err!(ComputeError:
+            "column duration_seconds: the sum exceeds a 64-bit count of seconds; check the source rows of this column"
+        )
+    };
 
     for i in 0..calls.height() {
         // A NULL instant has no day, so it is in no window.
@@ -282,7 +286,10 @@ pub fn group<'t>(
         figures.calls += 1;
         figures.completed += i64::from(status == completed);
         figures.failed += i64::from(status == failed);
-        figures.seconds += seconds;
+        figures.seconds = figures
+            .seconds
+            .checked_add(seconds)
+            .ok_or_else(seconds_overflow)?;
         for (k, c) in cost.iter().enumerate() {
             if let Some(c) = c {
                 figures.costs[k] = figures.costs[k]
@@ -294,22 +301,16 @@ pub fn group<'t>(
         figures.mismatch += i64::from(mismatch);
         figures.errored += i64::from(is_errored);
 
-        let at_outcome = match figures
-            .outcomes
-            .iter()
-            .position(|(s, o, _)| (*s, *o) == (status, outcome))
-        {
-            Some(at) => at,
-            None => {
-                figures
-                    .outcomes
-                    .push((status, outcome, OutcomeFigures::default()));
-                figures.outcomes.len() - 1
-            }
-        };
-        let by_outcome = &mut figures.outcomes[at_outcome].2;
+        // By the day group's index: a 12-byte key, however many distinct
+        // outcome texts a day holds (they are free text).
+        let by_outcome = outcome_index
+            .entry((at_day as u32, status, outcome))
+            .or_default();
         by_outcome.calls += 1;
-        by_outcome.seconds += seconds;
+        by_outcome.seconds = by_outcome
+            .seconds
+            .checked_add(seconds)
+            .ok_or_else(seconds_overflow)?;
         if let Some(total) = cost[TOTAL] {
             by_outcome.total = by_outcome
                 .total
@@ -397,9 +398,12 @@ pub fn group<'t>(
     // Sorted by the table's key as Polars sorts text (bytes, NULL first),
     // through each text's rank: a sort of integers, not of strings.
     let (tenant_rank, label_rank) = (tenant_texts.ranks(), labels.ranks());
-    let mut outcome_rows: Vec<_> = days
+    let mut outcome_rows: Vec<_> = outcome_index
         .iter()
-        .flat_map(|((t, d), f)| f.outcomes.iter().map(|(s, o, f)| ((*t, *d, *s, *o), f)))
+        .map(|((at_day, s, o), f)| {
+            let (t, d) = days[*at_day as usize].0;
+            ((t, d, *s, *o), f)
+        })
         .collect();
     outcome_rows.sort_unstable_by_key(|((t, d, s, o), _)| {
         (

@@ -120,7 +120,7 @@ fn tenant_days(
             .entry(zone)
             .or_insert_with(|| timezone::offset_changes(zone, span.0, span.1))
             .clone();
-        // The first row of an id wins, as a left join's first match would.
+        // Ids are unique here (`tenant_zones`).
         days.entry(id.to_string()).or_insert(TenantDays {
             first,
             changes,
@@ -232,9 +232,13 @@ fn tenant_zones(tenants: &DataFrame, span: (i64, i64)) -> PolarsResult<TenantZon
         "zone" => ["UTC"],
         "zone_valid" => [true],
     )?;
+    // One row per id, the first kept: a duplicate (a tenant row holding
+    // the nil UUID, an edited snapshot) would otherwise multiply every
+    // error row the join below meets, while the calls are placed once.
     let frame = known
         .vstack(&platform)?
         .lazy()
+        .unique_stable(Some(vec!["tenant_id".into()]), UniqueKeepStrategy::First)
         .join(
             offsets.lazy(),
             [col("zone")],

@@ -626,3 +626,52 @@ fn a_null_outcome_and_an_outcome_named_unknown_are_one_group() {
         ["booked|1|0", "unknown|2|12"]
     );
 }
+
+/// A tenant id twice in `tenants` (a tenant row holding the nil UUID, an
+/// edited snapshot) once multiplied every error row of that tenant in
+/// the zone join while the one-pass grouping placed each call once; the
+/// first row now wins everywhere and the tables add up.
+#[test]
+fn a_tenant_id_listed_twice_counts_each_row_once() {
+    let twice = tenants()
+        .vstack(
+            &df!(
+                "tenant_id" => [NY],
+                "business_name" => ["NY again"],
+                "timezone" => [Some("Asia/Kathmandu")],
+                "status" => ["active"],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let frames = SourceFrames {
+        tenants: twice,
+        calls: calls(&[(
+            "a",
+            NY,
+            "2026-03-09 15:00:00",
+            "completed",
+            Some("booked"),
+            OK,
+            Some(5),
+            false,
+        )]),
+        errors: errors(&[(
+            Some(NY),
+            Some("a"),
+            "llm_error",
+            "ERROR",
+            false,
+            "2026-03-09 15:00:00",
+        )]),
+    };
+    let r = rollup(&frames, day("2026-03-09"), day("2026-03-09")).unwrap();
+    r.check_totals().unwrap();
+    assert_eq!(
+        lines(
+            &r.tenant_daily,
+            &["business_name", "timezone", "calls", "errors"]
+        ),
+        ["NY|America/New_York|1|1"]
+    );
+}
