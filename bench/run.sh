@@ -239,7 +239,7 @@ for i in $(seq 1 "$repeat"); do
         if [ $((i % 2)) = 1 ]; then floors_first=1; else floors_first=0; fi
         [ "$floors_first" = 1 ] && for p in read_floor write_floor read_back; do measure "$p" "$w" "$f" "$t"; done
         # The same-job peers and the engine's cold write, in rotating order.
-        order=(duckdb sql_peer cold)
+        read -ra order <<<"$peers cold"
         for k in $(seq 0 2); do
             measure "${order[$(((k + i) % 3))]}" "$w" "$f" "$t"
         done

@@ -174,9 +174,15 @@ impl SourceTotals {
     }
 }
 
-/// Money in the engine: Decimal(38,10), exact to 10 places (the COPY
-/// decoder refuses a source value with more).
-pub const MONEY: DataType = DataType::Decimal(Some(38), Some(10));
+/// Money columns hold this many decimals (the COPY decoder refuses a
+/// source value with more rather than round it).
+pub const MONEY_SCALE: u32 = 10;
+
+/// Digits a money column holds (Polars' widest decimal).
+pub const MONEY_PRECISION: usize = 38;
+
+/// Money in the engine: Decimal(38,10), exact to 10 places.
+pub const MONEY: DataType = DataType::Decimal(Some(MONEY_PRECISION), Some(MONEY_SCALE as usize));
 
 pub fn tenants_schema() -> Schema {
     schema_of(TENANT_COLUMNS)

@@ -15,7 +15,7 @@
 use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
 
-use crate::frames::MONEY;
+use crate::frames::{MONEY_PRECISION, MONEY_SCALE};
 use crate::money;
 
 /// The money columns, in the order the figures keep them.
@@ -163,7 +163,10 @@ fn text_array(series: &Series) -> PolarsResult<&Utf8ViewArray> {
 
 fn money_array(series: &Series) -> PolarsResult<&PrimitiveArray<i128>> {
     let ca = series.decimal()?;
-    polars_ensure!(ca.scale() == 10, ComputeError: "column {}: money must have scale 10", series.name());
+    polars_ensure!(
+        ca.scale() == MONEY_SCALE as usize,
+        ComputeError: "column {}: money must have scale {MONEY_SCALE}", series.name()
+    );
     Ok(ca.physical().downcast_iter().next().expect("one chunk"))
 }
 
@@ -272,11 +275,6 @@ pub fn group<'t>(
         let is_errored = errored.is_valid(i) && errored.value(i);
 
         calls_in_window += 1;
-        for (k, c) in cost.iter().enumerate() {
-            if let Some(c) = c {
-                sums[k] = sums[k].checked_add(*c).ok_or_else(|| overflow(k))?;
-            }
-        }
         let next = days.len();
         let at_day = *day_index.entry((tenant, day)).or_insert(next);
         if at_day == next {
@@ -292,6 +290,7 @@ pub fn group<'t>(
             .ok_or_else(seconds_overflow)?;
         for (k, c) in cost.iter().enumerate() {
             if let Some(c) = c {
+                sums[k] = sums[k].checked_add(*c).ok_or_else(|| overflow(k))?;
                 figures.costs[k] = figures.costs[k]
                     .checked_add(*c)
                     .ok_or_else(|| overflow(k))?;
@@ -345,11 +344,8 @@ pub fn group<'t>(
             .map(Column::from)
     };
     let money_column = |name: &str, values: Vec<i128>| -> Column {
-        let DataType::Decimal(precision, Some(scale)) = MONEY else {
-            unreachable!("money is a decimal with a scale")
-        };
         Int128Chunked::from_vec(name.into(), values)
-            .into_decimal_unchecked(precision, scale)
+            .into_decimal_unchecked(Some(MONEY_PRECISION), MONEY_SCALE as usize)
             .into_series()
             .into_column()
     };
@@ -476,7 +472,7 @@ pub fn group<'t>(
 
     let mut costs = [rust_decimal::Decimal::ZERO; 4];
     for (k, sum) in sums.iter().enumerate() {
-        costs[k] = money::to_decimal(*sum, 10, COST_COLUMNS[k])?;
+        costs[k] = money::to_decimal(*sum, MONEY_SCALE, COST_COLUMNS[k])?;
     }
     Ok(CallGroups {
         by_day: DataFrame::new(by_day)?,

@@ -43,7 +43,7 @@ impl Rollup {
 pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsResult<Rollup> {
     let span = utc_span(&[&frames.calls, &frames.errors])?;
     let tenants = tenant_zones(&frames.tenants, span)?;
-    let days = tenant_days(&tenants.frame, span)?;
+    let days = tenant_days(&tenants)?;
     // Calls of tenants missing from `tenants` count on UTC days.
     let unknown = TenantDays {
         first: 0,
@@ -101,13 +101,10 @@ fn day_number(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")).num_days() as i32
 }
 
-/// Each tenant's day rules by its id (the platform's row included), with
-/// each zone's offsets over the rows' span worked out once.
-fn tenant_days(
-    tenants: &DataFrame,
-    span: (i64, i64),
-) -> PolarsResult<PlHashMap<String, TenantDays>> {
-    let mut zones: PlHashMap<&str, timezone::ZoneOffsets> = PlHashMap::new();
+/// Each tenant's day rules by its id (the platform's row included), from
+/// the zone offsets `tenant_zones` worked out.
+fn tenant_days(zones: &TenantZones) -> PolarsResult<PlHashMap<String, TenantDays>> {
+    let tenants = &zones.frame;
     let ids = tenants.column("tenant_id")?.str()?;
     let zone = tenants.column("zone")?.str()?;
     let valid = tenants.column("zone_valid")?.bool()?;
@@ -117,9 +114,10 @@ fn tenant_days(
             continue;
         };
         let (first, changes) = zones
-            .entry(zone)
-            .or_insert_with(|| timezone::offset_changes(zone, span.0, span.1))
-            .clone();
+            .offsets
+            .get(zone)
+            .cloned()
+            .expect("tenant_zones works out every zone its frame names");
         // Ids are unique here (`tenant_zones`).
         days.entry(id.to_string()).or_insert(TenantDays {
             first,
@@ -202,6 +200,8 @@ struct TenantZones {
     frame: DataFrame,
     /// How many offset changes the offset columns describe.
     changes: usize,
+    /// Each zone's offsets over the span, by name (`frame`'s source).
+    offsets: PlHashMap<String, timezone::ZoneOffsets>,
 }
 
 /// Tenants are few, so a per-tenant lookup is fine.
@@ -219,7 +219,11 @@ fn tenant_zones(tenants: &DataFrame, span: (i64, i64)) -> PolarsResult<TenantZon
     zones.push("UTC");
     zones.sort_unstable();
     zones.dedup();
-    let (offsets, changes) = offset_table(&zones, span.0, span.1)?;
+    let found: Vec<(&str, timezone::ZoneOffsets)> = zones
+        .into_iter()
+        .map(|z| (z, timezone::offset_changes(z, span.0, span.1)))
+        .collect();
+    let (offsets, changes) = offset_table(&found)?;
     let known = DataFrame::new(vec![
         tenants.column("tenant_id")?.clone(),
         tenants.column("business_name")?.clone(),
@@ -246,7 +250,15 @@ fn tenant_zones(tenants: &DataFrame, span: (i64, i64)) -> PolarsResult<TenantZon
             JoinArgs::new(JoinType::Left),
         )
         .collect()?;
-    Ok(TenantZones { frame, changes })
+    let offsets = found
+        .into_iter()
+        .map(|(zone, offsets)| (zone.to_string(), offsets))
+        .collect();
+    Ok(TenantZones {
+        frame,
+        changes,
+        offsets,
+    })
 }
 
 /// Joins each row to its tenant's zone and adds its local `day`; rows of

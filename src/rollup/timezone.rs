@@ -97,13 +97,16 @@ pub fn offset_changes(zone: &str, from: i64, to: i64) -> ZoneOffsets {
 
 /// One row per zone: `zone`, `offset_0` (µs at the span's start) and, for
 /// each change j = 1..=k, `change_j` (the instant) and `offset_j`; null
-/// where a zone has fewer changes. Returns the table and k.
-pub fn offset_table(zones: &[&str], from: i64, to: i64) -> PolarsResult<(DataFrame, usize)> {
-    let found: Vec<(i64, Vec<(i64, i64)>)> =
-        zones.iter().map(|z| offset_changes(z, from, to)).collect();
+/// where a zone has fewer changes, from each zone's `offset_changes`.
+/// Returns the table and k.
+pub fn offset_table(zones: &[(&str, ZoneOffsets)]) -> PolarsResult<(DataFrame, usize)> {
+    let found: Vec<&ZoneOffsets> = zones.iter().map(|(_, offsets)| offsets).collect();
     let k = found.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
     let mut columns = vec![
-        Column::new("zone".into(), zones),
+        Column::new(
+            "zone".into(),
+            zones.iter().map(|(zone, _)| *zone).collect::<Vec<_>>(),
+        ),
         Column::new(
             "offset_0".into(),
             found.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
@@ -296,12 +299,12 @@ mod tests {
 
     #[test]
     fn local_day_follows_the_offset_in_force() {
-        let (table, k) = offset_table(
-            &["America/New_York", "UTC"],
+        let (from, to) = (
             micros("2026-03-07T00:00:00Z"),
             micros("2026-03-10T00:00:00Z"),
-        )
-        .unwrap();
+        );
+        let zones = ["America/New_York", "UTC"].map(|z| (z, offset_changes(z, from, to)));
+        let (table, k) = offset_table(&zones).unwrap();
         assert_eq!(k, 1);
         let rows = df!(
             "zone" => ["America/New_York", "America/New_York", "America/New_York", "UTC"],

@@ -22,7 +22,7 @@ use polars_arrow::datatypes::ArrowDataType;
 
 /// Money columns are decoded to this many decimals (the engine's
 /// Decimal(38,10)); a value with more is refused rather than rounded.
-pub const MONEY_SCALE: u32 = 10;
+pub use crate::frames::MONEY_SCALE;
 
 /// Microseconds between the Unix epoch and Postgres' 2000-01-01.
 const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -453,7 +453,7 @@ impl Builder {
             }
             Values::Dictionary(d) => d.finish(self.name),
             Values::Money(v, valid) => Int128Chunked::from_vec_validity(name, v, validity(valid))
-                .into_decimal_unchecked(Some(38), MONEY_SCALE as usize)
+                .into_decimal_unchecked(Some(crate::frames::MONEY_PRECISION), MONEY_SCALE as usize)
                 .into_series(),
             Values::Int8(v, valid) => {
                 Int64Chunked::from_vec_validity(name, v, validity(valid)).into_series()
