@@ -6,9 +6,109 @@
 use std::io::Write;
 
 use polars::prelude::*;
+use rust_decimal::Decimal;
 
 use crate::error::Result;
 use crate::money;
+
+/// One cell of a report's machine formats (CSV, JSON, Parquet, the
+/// workbook): reports build their rows as `(column, Cell)` lists, and
+/// every format is written from those.
+pub enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+    /// An exact decimal and the scale it is shown with.
+    Decimal(Option<Decimal>, u32),
+}
+
+impl Cell {
+    /// Money with the stored 6 decimals.
+    pub fn money(v: Option<Decimal>) -> Cell {
+        Cell::Decimal(v, money::SCALE)
+    }
+
+    /// The cell in JSON: exact decimals travel as strings, never as floats.
+    pub fn json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Cell::Text(v) => json!(v),
+            Cell::Int(v) => json!(v),
+            Cell::Bool(v) => json!(v),
+            Cell::Decimal(v, scale) => json!(v.map(|v| decimal_text(v, *scale))),
+        }
+    }
+}
+
+/// A decimal with exactly `scale` decimals, rounded half-even.
+pub fn decimal_text(v: Decimal, scale: u32) -> String {
+    let mut v = v.round_dp(scale);
+    v.rescale(scale);
+    v.to_string()
+}
+
+/// Rows of `(column, Cell)` as a frame, columns named and typed after the
+/// first row: money as Decimal(38, scale), counts as Int64, text as String.
+pub fn frame_of(table: &[Vec<(&'static str, Cell)>]) -> Result<DataFrame> {
+    let Some(first) = table.first() else {
+        return Ok(DataFrame::empty());
+    };
+    let mut out = Vec::with_capacity(first.len());
+    for (i, (name, sample)) in first.iter().enumerate() {
+        let column = match sample {
+            Cell::Text(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Cell::Text(v) => v.clone(),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Cell::Int(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Cell::Int(v) => *v,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Cell::Bool(_) => Column::new(
+                (*name).into(),
+                table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Cell::Bool(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Cell::Decimal(_, scale) => {
+                let values: Int128Chunked = table
+                    .iter()
+                    .map(|r| match &r[i].1 {
+                        Cell::Decimal(v, _) => v.map(|v| {
+                            let mut v = v.round_dp(*scale);
+                            v.rescale(*scale);
+                            v.mantissa()
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                values
+                    .into_decimal(Some(38), *scale as usize)?
+                    .into_series()
+                    .with_name((*name).into())
+                    .into_column()
+            }
+        };
+        out.push(column);
+    }
+    Ok(DataFrame::new(out)?)
+}
 
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_STARTS: [&str; 6] = ["=", "+", "-", "@", "\t", "\r"];

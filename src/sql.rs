@@ -37,11 +37,17 @@ pub const SUMMARY_MERGE_ANALYZE: &str = include_str!("../queries/summary_merge_a
 pub const SUMMARY_MERGE_DELETE: &str = include_str!("../queries/summary_merge_delete.sql");
 pub const SUMMARY_MERGE_UPDATE: &str = include_str!("../queries/summary_merge_update.sql");
 pub const SUMMARY_MERGE_INSERT: &str = include_str!("../queries/summary_merge_insert.sql");
+pub const RESTATEMENTS_UPDATED: &str = include_str!("../queries/restatements_updated.sql");
+pub const RESTATEMENTS_DELETED: &str = include_str!("../queries/restatements_deleted.sql");
+pub const RESTATEMENTS_INSERTED: &str = include_str!("../queries/restatements_inserted.sql");
+pub const RESTATEMENTS_COPIED: &str = include_str!("../queries/restatements_copied.sql");
 pub const SUMMARY_RECONCILE: &str = include_str!("../queries/summary_reconcile.sql");
 pub const LOCK: &str = include_str!("../queries/lock.sql");
 pub const LOCK_SHARD: &str = include_str!("../queries/lock_shard.sql");
 pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql");
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
+pub const CHANGES_TENANT_DAILY: &str = include_str!("../queries/changes_tenant_daily.sql");
+pub const CHANGES_RUN_EXISTS: &str = include_str!("../queries/changes_run_exists.sql");
 pub const COSTS_TENANT_DAYS: &str = include_str!("../queries/costs_tenant_days.sql");
 pub const COSTS_OUTCOME_DAYS: &str = include_str!("../queries/costs_outcome_days.sql");
 pub const COSTS_COVERAGE: &str = include_str!("../queries/costs_coverage.sql");
@@ -91,6 +97,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "0004_findings_day_index.sql",
         text: include_str!("../migrations/0004_findings_day_index.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_restatements.sql",
+        text: include_str!("../migrations/0005_restatements.sql"),
     },
 ];
 

@@ -50,7 +50,8 @@ pub struct TableSpec {
     /// The columns a run adds to each row.
     pub run_columns: RunColumns,
     /// Whether `costs`, `errors` and `query` read it as a summary table
-    /// (the findings are the run's notes, not figures).
+    /// (the findings are the run's notes, not figures). Figures are what
+    /// a run records in `restatements` when it changes them.
     pub reported: bool,
 }
 
@@ -152,6 +153,12 @@ impl Table {
     /// The tables reports read as figures.
     pub fn reported() -> impl Iterator<Item = Table> {
         Table::ALL.into_iter().filter(|t| t.spec().reported)
+    }
+
+    /// Whether a run records its changes to this table's stored rows in
+    /// `restatements`: the figures do, the findings (a run's notes) not.
+    pub fn keeps_history(self) -> bool {
+        self.spec().reported
     }
 
     pub fn name(self) -> &'static str {

@@ -1,6 +1,6 @@
 //! `callrollup costs`'s arguments (the command itself is `cmd::costs`).
 
-use super::{ConnectOpts, OutputOpts, RangeOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
+use super::{ConnectOpts, OutputOpts, PeriodOpts, SchemaOpts, SourceOpts, SummaryOpts, TenantOpts};
 use crate::costs::render::Format;
 use crate::costs::GroupBy;
 
@@ -11,12 +11,10 @@ pub struct Args {
     #[command(flatten)]
     pub schema: SchemaOpts,
 
-    /// A calendar month (YYYY-MM); compared with the month before.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    pub month: Option<String>,
-    /// Days compared with as many days before.
+    /// `--month M` (compared with the month before) or `--from D --to D`
+    /// (compared with as many days before); the last month without either.
     #[command(flatten)]
-    pub range: RangeOpts,
+    pub period: PeriodOpts,
 
     #[command(flatten)]
     pub tenants: TenantOpts,

@@ -5,6 +5,7 @@
 //! behind an option group (reading a URL file, opening the summary
 //! tables, writing `-o`) is in `cmd/options.rs`.
 
+pub mod changes;
 pub mod costs;
 pub mod demo;
 pub mod errors;
@@ -67,6 +68,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Finance cost reports from the summary tables or report files.
     Costs(costs::Args),
+    /// Restatements: billed tenant-day figures a later run changed.
+    Changes(changes::Args),
     /// Error trends, spikes and new error types, with charts.
     Errors(errors::Args),
     /// Ad-hoc SQL (Polars SQL) over a window's calls, errors, tenants and summaries.
@@ -163,6 +166,31 @@ impl RangeOpts {
             )));
         }
         Ok(Some((from, to)))
+    }
+}
+
+/// A report's period: `--month M`, or `--from D --to D`.
+#[derive(Debug, Clone, Args)]
+pub struct PeriodOpts {
+    /// A calendar month (YYYY-MM).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub month: Option<String>,
+    #[command(flatten)]
+    pub range: RangeOpts,
+}
+
+impl PeriodOpts {
+    /// The period, when one is given.
+    pub fn period(&self) -> Result<Option<crate::window::Period>> {
+        match (&self.month, self.range.days()?) {
+            (Some(month), _) => crate::window::Period::month(month).map(Some),
+            (None, Some((from, to))) => Ok(Some(crate::window::Period {
+                from,
+                to,
+                is_month: false,
+            })),
+            (None, None) => Ok(None),
+        }
     }
 }
 

@@ -21,21 +21,14 @@ use crate::error::{Error, Result};
 const CHART_TOP: (usize, usize) = (5, 50);
 
 fn period(args: &Args) -> Result<Period> {
-    match (&args.month, args.range.days()?) {
-        (Some(month), _) => Period::month(month),
-        (None, Some((from, to))) => Ok(Period {
-            from,
-            to,
-            is_month: false,
-        }),
-        _ => {
-            // The last calendar month.
-            let today = Utc::now().date_naive();
-            let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
-                .expect("a month's first day");
-            Period::month(&(this_month - Months::new(1)).format("%Y-%m").to_string())
-        }
+    if let Some(period) = args.period.period()? {
+        return Ok(period);
     }
+    // The last calendar month.
+    let today = Utc::now().date_naive();
+    let this_month =
+        NaiveDate::from_ymd_opt(today.year(), today.month(), 1).expect("a month's first day");
+    Period::month(&(this_month - Months::new(1)).format("%Y-%m").to_string())
 }
 
 pub fn execute(args: Args) -> Result<()> {

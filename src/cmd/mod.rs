@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod changes;
 pub mod costs;
 pub mod demo;
 pub mod errors;
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate(args) => migrate::execute(args),
         Command::Costs(args) => stoppable(|| costs::execute(args)),
+        Command::Changes(args) => stoppable(|| changes::execute(args)),
         Command::Errors(args) => stoppable(|| errors::execute(args)),
         Command::Query(args) => stoppable(|| query::execute(args)),
         Command::Run(args) => run::execute(args),

@@ -195,6 +195,20 @@ fn render_summary(s: &Summary) -> String {
         out.push_str(&format!(
             "written     {written} rows ({inserted} inserted, {updated} updated, {deleted} deleted){note}\n"
         ));
+        let restated: Vec<String> = changes
+            .iter()
+            .filter(|(_, c)| c.restated > 0)
+            .map(|(table, c)| format!("{} {}", table.name(), c.restated))
+            .collect();
+        if !restated.is_empty() {
+            let run = s.outcome.run_id.map(|r| r.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "restated    {} (rows of tenant days earlier runs wrote, recorded in restatements); `callrollup changes --run {run}` lists the billed ones\n",
+                restated.join(", ")
+            ));
+        }
+    } else if s.outcome.run_id.is_some() {
+        out.push_str("history     none: report files carry no restatement history (the database is the record)\n");
     }
     out.push_str(&format!(
         "files       {} under {}\n",

@@ -203,6 +203,9 @@ pub struct Report {
     /// components, the total, and the calls with missing or mismatched
     /// costs behind them.
     pub totals: Figures,
+    /// The period's tenant days that runs restated after their first run,
+    /// and by how much (None from report files: they carry no history).
+    pub restated: Option<crate::changes::Restated>,
 }
 
 /// `--sort COLUMN` and `--top N`: the rows shown, ranked and trimmed. The
@@ -491,6 +494,7 @@ pub fn build(
     let outcomes = by == GroupBy::Outcome;
     let tenant_days = summaries.tenant_days(&period, tenants)?;
     let coverage = summaries.coverage(&period)?;
+    let restated = summaries.restated(&period, tenants)?;
     let previous_coverage = summaries.coverage(&previous)?;
     let reconciliation = match reconcile {
         None => None,
@@ -533,6 +537,7 @@ pub fn build(
         daily: daily_costs(&inputs.tenant_days),
         read_from: summaries.describe(),
         totals,
+        restated,
     })
 }
 

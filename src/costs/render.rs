@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
 use crate::error::{Error, Result};
-use crate::output::guard_formula;
+use crate::output::{decimal_text, guard_formula, Cell as Value_};
 use crate::text::printable;
 
 /// The output formats.
@@ -24,17 +24,8 @@ pub enum Format {
     Xlsx,
 }
 
-/// One column of the machine formats: its name and its value in a row.
-enum Value_ {
-    Text(Option<String>),
-    Int(Option<i64>),
-    Bool(bool),
-    /// An exact decimal and the scale it is shown with.
-    Decimal(Option<Decimal>, u32),
-}
-
 fn money(v: Option<Decimal>) -> Value_ {
-    Value_::Decimal(v, crate::money::SCALE)
+    Value_::money(v)
 }
 
 /// The row's columns, named as the summary tables name them.
@@ -254,64 +245,7 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
         .into_iter()
         .map(|r| columns(report, r))
         .collect();
-    let Some(first) = table.first() else {
-        return Ok(DataFrame::empty());
-    };
-    let mut out = Vec::with_capacity(first.len());
-    for (i, (name, sample)) in first.iter().enumerate() {
-        let column = match sample {
-            Value_::Text(_) => Column::new(
-                (*name).into(),
-                table
-                    .iter()
-                    .map(|r| match &r[i].1 {
-                        Value_::Text(v) => v.clone(),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Value_::Int(_) => Column::new(
-                (*name).into(),
-                table
-                    .iter()
-                    .map(|r| match &r[i].1 {
-                        Value_::Int(v) => *v,
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Value_::Bool(_) => Column::new(
-                (*name).into(),
-                table
-                    .iter()
-                    .map(|r| match &r[i].1 {
-                        Value_::Bool(v) => Some(*v),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Value_::Decimal(_, scale) => {
-                let values: Int128Chunked = table
-                    .iter()
-                    .map(|r| match &r[i].1 {
-                        Value_::Decimal(v, _) => v.map(|v| {
-                            let mut v = v.round_dp(*scale);
-                            v.rescale(*scale);
-                            v.mantissa()
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                values
-                    .into_decimal(Some(38), *scale as usize)?
-                    .into_series()
-                    .with_name((*name).into())
-                    .into_column()
-            }
-        };
-        out.push(column);
-    }
-    Ok(DataFrame::new(out)?)
+    crate::output::frame_of(&table)
 }
 
 /// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
@@ -324,12 +258,6 @@ pub fn parquet(report: &Report) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     ParquetWriter::new(&mut out).finish(&mut frame(report)?)?;
     Ok(out)
-}
-
-fn decimal_text(v: Decimal, scale: u32) -> String {
-    let mut v = v.round_dp(scale);
-    v.rescale(scale);
-    v.to_string()
 }
 
 /// Reads one money column of a row's figures.
@@ -365,14 +293,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         .map(|row| {
             let mut object = serde_json::Map::new();
             for (name, value) in columns(report, row) {
-                let value = match value {
-                    Value_::Text(v) => json!(v),
-                    Value_::Int(v) => json!(v),
-                    Value_::Bool(v) => json!(v),
-                    // Exact decimals travel as strings: no float on the way.
-                    Value_::Decimal(v, scale) => json!(v.map(|v| decimal_text(v, scale))),
-                };
-                object.insert(name.to_string(), value);
+                object.insert(name.to_string(), value.json());
             }
             Value::Object(object)
         })
@@ -422,6 +343,11 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
             "findings": "data_quality_findings kinds missing_cost and cost_mismatch",
         },
         "notes": comparison_notes(report),
+        "restatements": report.restated.map(|r| json!({
+            "tenant_days": r.tenant_days,
+            "restatements": r.restatements,
+            "change_total_cost_usd": crate::money::format(r.change_total_cost_usd),
+        })),
         "reconciliation": report.reconciliation,
         "rounding": rounding,
     });
@@ -580,6 +506,7 @@ pub fn notes(report: &Report) -> Vec<String> {
         ));
     }
     out.push(data_quality_line(report));
+    out.extend(restated_line(report));
     let problems = report.coverage.problems();
     if problems.is_empty() {
         out.push(format!(
@@ -594,6 +521,20 @@ pub fn notes(report: &Report) -> Vec<String> {
         out.push(reconciliation_line(r));
     }
     out
+}
+
+/// Whether runs changed the period's figures after first writing them:
+/// only said when they did (report files carry no history).
+pub fn restated_line(report: &Report) -> Option<String> {
+    let r = report.restated.filter(|r| r.tenant_days > 0)?;
+    Some(format!(
+        "restated: {} tenant day(s) of the period changed after their first run ({} restatement(s)), total_cost_usd by {} USD in all; `callrollup changes --from {} --to {}` lists them",
+        r.tenant_days,
+        r.restatements,
+        crate::changes::render::signed(r.change_total_cost_usd),
+        report.period.from,
+        report.period.to
+    ))
 }
 
 pub fn reconciliation_line(r: &super::Reconciliation) -> String {

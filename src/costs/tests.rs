@@ -50,6 +50,7 @@ fn report_of(period: Period, rows: Vec<CostRow>) -> Report {
         daily: Default::default(),
         read_from: String::new(),
         totals: Figures::default(),
+        restated: None,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct TableChanges {
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Of those, the changes to rows of tenant days an earlier run had
+    /// written, recorded in `restatements`.
+    pub restated: u64,
 }
 
 impl TableChanges {
@@ -219,6 +222,7 @@ impl<'c, 'r> Writer<'c, 'r> {
     /// differ and inserts the new ones. Rows that are the same were never
     /// staged, so a re-run over unchanged data writes nothing at all.
     pub fn merge(&mut self) -> Result<()> {
+        self.record_restatements()?;
         for (spec, mode) in &self.modes {
             let Mode::Merge {
                 staged,
@@ -251,6 +255,60 @@ impl<'c, 'r> Writer<'c, 'r> {
             }
             if staged_rows.new > 0 {
                 changes.inserted = self.tx.execute(&statements.insert, &window)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records in `restatements` every change the merge is about to make
+    /// to rows earlier runs wrote: first, while every table still holds
+    /// those rows (an outcome row new to a tenant day is told apart by the
+    /// day's tenant_daily row, which the merge may replace). Part of the
+    /// write transaction: a run that rolls back leaves no history.
+    fn record_restatements(&mut self) -> Result<()> {
+        // Where tenant_daily's window held no rows, no tenant day of the
+        // window was written before: nothing can be restated.
+        let daily_held_rows = self
+            .modes
+            .iter()
+            .any(|(t, m)| *t == Table::TenantDaily && matches!(m, Mode::Merge { .. }));
+        if !daily_held_rows {
+            return Ok(());
+        }
+        let params: [&(dyn postgres::types::ToSql + Sync); 3] =
+            [&self.run.from, &self.run.to, &self.run.run_id];
+        for (spec, mode) in &self.modes {
+            let spec = *spec;
+            if !spec.keeps_history() {
+                continue;
+            }
+            let (staged, gone, staged_rows) = match mode {
+                Mode::Merge {
+                    staged,
+                    gone,
+                    staged_rows,
+                    ..
+                } => (staged.as_str(), gone.as_str(), *staged_rows),
+                Mode::Copy => ("", "", Staged::default()),
+            };
+            let history = HistoryStatements::new(self.run.schema, spec, staged, gone);
+            let mut statements = Vec::new();
+            match mode {
+                Mode::Copy => statements.push(&history.copied),
+                Mode::Merge { .. } => {
+                    if staged_rows.gone > 0 {
+                        statements.push(&history.deleted);
+                    }
+                    if staged_rows.differing > 0 {
+                        statements.push(&history.updated);
+                    }
+                    if staged_rows.new > 0 && spec != Table::TenantDaily {
+                        statements.push(&history.inserted);
+                    }
+                }
+            }
+            for statement in statements {
+                self.changes[spec].restated += self.tx.execute(statement, &params)?;
             }
         }
         Ok(())
@@ -341,6 +399,81 @@ impl MergeStatements {
             delete: sql::render(sql::SUMMARY_MERGE_DELETE, &vars),
             update: sql::render(sql::SUMMARY_MERGE_UPDATE, &vars),
             insert: sql::render(sql::SUMMARY_MERGE_INSERT, &vars),
+        }
+    }
+}
+
+/// The statements that record one table's restatements, with its columns
+/// filled in: its figures (the columns beyond the key that a run computes)
+/// as JSON objects of the stored row (`t`) and of the run's (`s`).
+struct HistoryStatements {
+    updated: String,
+    deleted: String,
+    inserted: String,
+    copied: String,
+}
+
+impl HistoryStatements {
+    fn new(schema: &str, spec: Table, staged: &str, gone: &str) -> Self {
+        let key = spec.key();
+        let figures: Vec<&str> = spec
+            .columns()
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|c| !key.contains(c))
+            .collect();
+        let object = |prefix: &str, names: &[&str]| {
+            let pairs: Vec<String> = names
+                .iter()
+                .map(|c| format!("'{c}', {prefix}{c}"))
+                .collect();
+            format!("jsonb_build_object({})", pairs.join(", "))
+        };
+        let rest_of_key: Vec<&str> = key
+            .iter()
+            .copied()
+            .filter(|c| !matches!(*c, "tenant_id" | "day"))
+            .collect();
+        let names = |names: &[&str]| {
+            let quoted: Vec<String> = names.iter().map(|c| format!("'{c}'")).collect();
+            format!("ARRAY[{}]::text[]", quoted.join(", "))
+        };
+        let changed: Vec<String> = figures
+            .iter()
+            .map(|c| format!("CASE WHEN t.{c} IS DISTINCT FROM s.{c} THEN '{c}' END"))
+            .collect();
+        let row = |prefix: &str| {
+            let cells: Vec<String> = figures.iter().map(|c| format!("{prefix}{c}")).collect();
+            format!("ROW({})", cells.join(", "))
+        };
+        let key_match = key
+            .iter()
+            .map(|c| format!("t.{c} = s.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let vars = [
+            ("schema", schema),
+            ("table", spec.name()),
+            ("staged", staged),
+            ("gone", gone),
+            ("key_match", key_match.as_str()),
+            ("target_row_key", &object("t.", &rest_of_key)),
+            ("staged_row_key", &object("s.", &rest_of_key)),
+            ("target_values", &object("t.", &figures)),
+            ("staged_values", &object("s.", &figures)),
+            ("all_compared", &names(&figures)),
+            (
+                "changed_columns",
+                &format!("array_remove(ARRAY[{}]::text[], NULL)", changed.join(", ")),
+            ),
+            ("compared_target", &row("t.")),
+            ("compared_staged", &row("s.")),
+        ];
+        HistoryStatements {
+            updated: sql::render(sql::RESTATEMENTS_UPDATED, &vars),
+            deleted: sql::render(sql::RESTATEMENTS_DELETED, &vars),
+            inserted: sql::render(sql::RESTATEMENTS_INSERTED, &vars),
+            copied: sql::render(sql::RESTATEMENTS_COPIED, &vars),
         }
     }
 }

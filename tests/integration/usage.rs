@@ -4,8 +4,8 @@
 
 use crate::util::{ok, stdout_of, TestDb};
 
-const COMMANDS: [&str; 9] = [
-    "migrate", "run", "runs", "costs", "errors", "query", "extract", "generate", "demo",
+const COMMANDS: [&str; 10] = [
+    "migrate", "run", "runs", "costs", "changes", "errors", "query", "extract", "generate", "demo",
 ];
 
 fn help(command: Option<&str>) -> String {

@@ -1,0 +1,336 @@
+//! `callrollup changes` as a terminal table, CSV, JSON or a workbook: one
+//! line per tenant day and run, then a TOTAL line (tenant_id empty) with
+//! the summed changes. Restatements can be a fraction of a cent, so every
+//! format shows money with its 6 stored decimals (JSON as decimal strings).
+
+use comfy_table::{
+    presets::UTF8_BORDERS_ONLY, Cell as TableCell, CellAlignment, ContentArrangement, Table,
+};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::{Restated, Restatement, MONEY_COLUMNS};
+use crate::error::{Error, Result};
+use crate::output::{guard_formula, Cell};
+use crate::text::printable;
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Xlsx,
+}
+
+/// What the report shows, and why: the selection in words.
+pub struct Report<'a> {
+    pub lines: &'a [Restatement],
+    /// The filters, as `name: value` lines (the JSON `selection` object,
+    /// the table's and the workbook's notes).
+    pub selection: Vec<(&'static str, String)>,
+}
+
+impl Report<'_> {
+    fn restated(&self) -> Restated {
+        Restated::of(self.lines)
+    }
+}
+
+/// One line's columns, named as the contract names them.
+fn columns(line: Option<&Restatement>, lines: &[Restatement]) -> Vec<(&'static str, Cell)> {
+    let text = |v: Option<String>| Cell::Text(v);
+    let mut out = vec![
+        ("tenant_id", text(line.map(|l| l.tenant_id.clone()))),
+        (
+            "business_name",
+            text(match line {
+                Some(l) => l.business_name.clone(),
+                None => Some("TOTAL".into()),
+            }),
+        ),
+        ("day", text(line.map(|l| l.day.to_string()))),
+        ("old_calls", Cell::Int(line.map(|l| l.old.calls))),
+        ("new_calls", Cell::Int(line.map(|l| l.new.calls))),
+    ];
+    for (i, (_, column)) in MONEY_COLUMNS.iter().enumerate() {
+        let change = match line {
+            Some(l) => l.change(*column),
+            None => lines.iter().map(|l| l.change(*column)).sum(),
+        };
+        let [old, new, changed] = OLD_NEW_CHANGE[i];
+        out.extend([
+            (old, Cell::money(line.map(|l| column(&l.old)))),
+            (new, Cell::money(line.map(|l| column(&l.new)))),
+            (changed, Cell::money(Some(change))),
+        ]);
+    }
+    out.extend([
+        (
+            "previous_run_id",
+            text(line.and_then(|l| l.previous_run_id.clone())),
+        ),
+        ("run_id", text(line.map(|l| l.run_id.clone()))),
+        (
+            "restated_at",
+            text(line.map(|l| {
+                l.restated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            })),
+        ),
+    ]);
+    out
+}
+
+/// The old, new and change column names of each of `MONEY_COLUMNS`.
+const OLD_NEW_CHANGE: [[&str; 3]; 4] = [
+    [
+        "old_total_cost_usd",
+        "new_total_cost_usd",
+        "change_total_cost_usd",
+    ],
+    [
+        "old_stt_cost_usd",
+        "new_stt_cost_usd",
+        "change_stt_cost_usd",
+    ],
+    [
+        "old_llm_cost_usd",
+        "new_llm_cost_usd",
+        "change_llm_cost_usd",
+    ],
+    [
+        "old_tts_cost_usd",
+        "new_tts_cost_usd",
+        "change_tts_cost_usd",
+    ],
+];
+
+/// Every line, then the TOTAL line.
+fn rows(report: &Report) -> Vec<Vec<(&'static str, Cell)>> {
+    report
+        .lines
+        .iter()
+        .map(Some)
+        .chain([None])
+        .map(|line| columns(line, report.lines))
+        .collect()
+}
+
+/// The lines after a table and on the workbook's About sheet.
+pub fn notes(report: &Report) -> Vec<String> {
+    let restated = report.restated();
+    let mut out = Vec::new();
+    let selection: Vec<String> = report
+        .selection
+        .iter()
+        .map(|(name, value)| format!("{name} {value}"))
+        .collect();
+    out.push(format!("selection: {}", selection.join(", ")));
+    out.push(if restated.restatements == 0 {
+        "no billed figure of the selection was restated".to_string()
+    } else {
+        format!(
+            "{} restatement(s) of {} tenant day(s); total_cost_usd changed by {} USD",
+            restated.restatements,
+            restated.tenant_days,
+            signed(restated.change_total_cost_usd)
+        )
+    });
+    out.push("money in USD with its 6 stored decimals; a deleted tenant day's new figures are 0 (it bills nothing any more)".into());
+    out
+}
+
+/// A change with its sign: `+0.500000`, `-1.250000`, `0.000000`.
+pub fn signed(v: Decimal) -> String {
+    let text = crate::money::format(v);
+    if v > Decimal::ZERO {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// CSV: header, RFC 4180, the formula guard on every text cell, money with
+/// 6 decimals.
+pub fn csv(report: &Report) -> Result<Vec<u8>> {
+    crate::output::csv_bytes(
+        &crate::output::frame_of(&rows(report))?,
+        crate::output::MoneyText::Stored,
+    )
+}
+
+pub fn json(report: &Report) -> Result<Vec<u8>> {
+    let restated = report.restated();
+    let rows: Vec<serde_json::Value> = rows(report)
+        .into_iter()
+        .map(|row| {
+            serde_json::Value::Object(
+                row.into_iter()
+                    .map(|(name, cell)| (name.to_string(), cell.json()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let selection: serde_json::Map<String, serde_json::Value> = report
+        .selection
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect();
+    let document = json!({
+        "selection": selection,
+        "restatements": restated.restatements,
+        "tenant_days": restated.tenant_days,
+        "change_total_cost_usd": crate::money::format(restated.change_total_cost_usd),
+        "rows": rows,
+    });
+    let mut out = serde_json::to_vec_pretty(&document)
+        .map_err(|e| Error::RunFailed(format!("cannot render the changes as JSON: {e}")))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// An aligned table for a terminal.
+pub fn table(report: &Report) -> Vec<u8> {
+    let header = [
+        "tenant",
+        "tenant_id",
+        "day",
+        "calls",
+        "total",
+        "change",
+        "STT change",
+        "LLM change",
+        "TTS change",
+        "previous run",
+        "run",
+        "restated at",
+    ];
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(TableCell::new));
+    let right = |text: String| TableCell::new(text).set_alignment(CellAlignment::Right);
+    let money = crate::money::format;
+    for line in report.lines {
+        // Names come from the data: no control character reaches the terminal.
+        table.add_row(vec![
+            TableCell::new(printable(line.business_name.as_deref().unwrap_or_default())),
+            TableCell::new(&line.tenant_id),
+            TableCell::new(line.day),
+            right(format!("{} → {}", line.old.calls, line.new.calls)),
+            right(format!(
+                "{} → {}",
+                money(line.old.total_cost_usd),
+                money(line.new.total_cost_usd)
+            )),
+            right(signed(line.change(|b| b.total_cost_usd))),
+            right(signed(line.change(|b| b.stt_cost_usd))),
+            right(signed(line.change(|b| b.llm_cost_usd))),
+            right(signed(line.change(|b| b.tts_cost_usd))),
+            TableCell::new(line.previous_run_id.as_deref().unwrap_or_default()),
+            TableCell::new(&line.run_id),
+            TableCell::new(line.restated_at.format("%Y-%m-%d %H:%M:%S UTC")),
+        ]);
+    }
+    let total = |column: fn(&super::Billed) -> Decimal| {
+        right(signed(report.lines.iter().map(|l| l.change(column)).sum()))
+    };
+    table.add_row(vec![
+        TableCell::new("TOTAL"),
+        TableCell::new(""),
+        TableCell::new(""),
+        TableCell::new(""),
+        TableCell::new(""),
+        total(|b| b.total_cost_usd),
+        total(|b| b.stt_cost_usd),
+        total(|b| b.llm_cost_usd),
+        total(|b| b.tts_cost_usd),
+    ]);
+    let mut out = format!("{table}\n");
+    for line in notes(report) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
+    Error::RunFailed(format!("cannot build the workbook: {e}"))
+}
+
+/// A workbook: the Changes sheet (frozen header, days as dates, money as
+/// numbers with 6 decimals, the TOTAL line in bold, autofilter) and an
+/// About sheet with the selection.
+pub fn xlsx(report: &Report) -> Result<Vec<u8>> {
+    use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
+    let e = xlsx_error;
+    let mut workbook = Workbook::new();
+    let bold = XFormat::new().set_bold();
+    let money = XFormat::new().set_num_format("#,##0.000000");
+    let money_total = money.clone().set_bold();
+    let date = XFormat::new().set_num_format("yyyy-mm-dd");
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Changes").map_err(e)?;
+    let rows = rows(report);
+    let width = rows[0].len();
+    for (col, (name, _)) in rows[0].iter().enumerate() {
+        sheet
+            .write_string_with_format(0, col as u16, *name, &bold)
+            .map_err(e)?;
+    }
+    let last = rows.len() - 1;
+    for (i, row) in rows.into_iter().enumerate() {
+        let (r, is_total) = ((i + 1) as u32, i == last);
+        for (col, (name, cell)) in row.into_iter().enumerate() {
+            let col = col as u16;
+            match cell {
+                Cell::Text(Some(text)) if name == "day" => {
+                    let day = ExcelDateTime::parse_from_str(&text).map_err(e)?;
+                    sheet
+                        .write_datetime_with_format(r, col, &day, &date)
+                        .map_err(e)?;
+                }
+                Cell::Text(Some(text)) if is_total => {
+                    sheet
+                        .write_string_with_format(r, col, guard_formula(&text), &bold)
+                        .map_err(e)?;
+                }
+                Cell::Text(Some(text)) => {
+                    sheet
+                        .write_string(r, col, guard_formula(&text))
+                        .map_err(e)?;
+                }
+                Cell::Int(Some(v)) => {
+                    sheet.write_number(r, col, v as f64).map_err(e)?;
+                }
+                Cell::Decimal(Some(v), _) => {
+                    let format = if is_total { &money_total } else { &money };
+                    sheet
+                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), format)
+                        .map_err(e)?;
+                }
+                Cell::Bool(v) => {
+                    sheet.write_boolean(r, col, v).map_err(e)?;
+                }
+                Cell::Text(None) | Cell::Int(None) | Cell::Decimal(None, _) => {}
+            }
+        }
+    }
+    sheet.set_freeze_panes(1, 0).map_err(e)?;
+    sheet
+        .autofilter(0, 0, last.max(1) as u32, (width - 1) as u16)
+        .map_err(e)?;
+    sheet.autofit();
+    let about = workbook.add_worksheet();
+    about.set_name("About").map_err(e)?;
+    for (r, line) in notes(report).iter().enumerate() {
+        about
+            .write_string(r as u32, 0, guard_formula(line))
+            .map_err(e)?;
+    }
+    about.set_column_width(0, 100).map_err(e)?;
+    workbook.save_to_buffer().map_err(e)
+}

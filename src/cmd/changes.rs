@@ -1,0 +1,129 @@
+//! callrollup changes — billed figures that changed after they were written.
+//!
+//! Usage: `callrollup changes --help`, from clap alone; docs/USAGE.md holds
+//! every command's, and a test fails when it drifts from the parser.
+//!
+//! Lists the restatements of `tenant_daily` that runs recorded (one line
+//! per tenant day and run, old and new figures, the change, which run
+//! wrote the old figures and which replaced them) from the target
+//! database: report files carry no history. `--closed-before DATE` keeps
+//! the restatements of days before DATE and exits 3 when there is any, so
+//! a cron job can alert finance when closed books changed.
+
+use crate::changes::render::{self, Format, Report};
+use crate::changes::Filter;
+use crate::cli::changes::Args;
+use crate::error::{Error, Result};
+
+pub fn execute(args: Args) -> Result<()> {
+    let period = args.period.period()?;
+    let tenants = args.tenants.selection()?;
+    let run = args
+        .run
+        .as_deref()
+        .map(|r| {
+            uuid::Uuid::parse_str(r).map_err(|_| {
+                Error::usage(format!(
+                    "--run {r:?} is not a run_id; `callrollup runs` lists them"
+                ))
+            })
+        })
+        .transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::changes::parse_since)
+        .transpose()?;
+    let closed_before = args
+        .closed_before
+        .as_deref()
+        .map(|d| crate::window::parse_date("--closed-before", d))
+        .transpose()?;
+    if args.format == Format::Xlsx {
+        args.output.require_file("xlsx")?;
+    }
+    if args.summaries.reports.is_some() {
+        return Err(Error::usage(
+            "report files carry no restatement history: the target database is the record; drop --reports and pass --target-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)",
+        ));
+    }
+    let mut summaries = args
+        .summaries
+        .open(&args.connect, &args.schema, "callrollup-changes")?
+        .ok_or_else(|| {
+            Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
+        })?;
+
+    let mut filter = Filter {
+        from: period.map(|p| p.from),
+        to: period.map(|p| p.to),
+        tenants: tenants.clone(),
+        run,
+        since,
+    };
+    let mut selection: Vec<(&'static str, String)> = Vec::new();
+    match period {
+        Some(p) => selection.push(("days", format!("{}..{}", p.from, p.to))),
+        None => selection.push(("days", "every day".into())),
+    }
+    if !tenants.tenants.is_empty() {
+        selection.push(("tenants", tenants.tenant_texts().join(" ")));
+    }
+    if let Some(run) = run {
+        selection.push(("run", run.to_string()));
+    }
+    if let Some(since) = since {
+        selection.push((
+            "restated since",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ));
+    }
+    let lines = match closed_before {
+        Some(day) => {
+            selection.push(("closed before", day.to_string()));
+            if filter.before(day) {
+                summaries.restatements(&filter)?
+            } else {
+                Vec::new()
+            }
+        }
+        None => summaries.restatements(&filter)?,
+    };
+    // A --tenant with no restatement may be a typo: refused when the
+    // summary tables never held it.
+    let quiet = crate::selection::TenantSelection {
+        tenants: tenants
+            .tenants
+            .iter()
+            .copied()
+            .filter(|t| !lines.iter().any(|l| l.tenant_id == t.to_string()))
+            .collect(),
+        shard: None,
+    };
+    summaries.refuse_unknown_tenants(&quiet, "`callrollup costs` without --tenant")?;
+
+    let report = Report {
+        lines: &lines,
+        selection,
+    };
+    let bytes = match args.format {
+        Format::Table => render::table(&report),
+        Format::Csv => render::csv(&report)?,
+        Format::Json => render::json(&report)?,
+        Format::Xlsx => render::xlsx(&report)?,
+    };
+    args.output.write(&bytes)?;
+
+    if let (Some(day), Some(first)) = (closed_before, lines.first()) {
+        let restated = crate::changes::Restated::of(&lines);
+        return Err(Error::Check(format!(
+            "--closed-before {day}: {} restatement(s) changed {} tenant day(s) of closed books, the first {} of tenant {}; total_cost_usd changed by {} USD; tell finance (the report lists them)",
+            restated.restatements,
+            restated.tenant_days,
+            first.day,
+            first.tenant_id,
+            render::signed(restated.change_total_cost_usd)
+        )));
+    }
+    Ok(())
+}
