@@ -10,6 +10,7 @@ mod migrate_and_runs;
 mod offline;
 mod query;
 mod report_folders;
+mod restatements;
 mod run;
 mod shards;
 mod unattended;
