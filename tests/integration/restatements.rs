@@ -492,3 +492,49 @@ fn first_calls_of_a_tenant_day_that_had_only_errors_are_restatements() {
     let line = &changes_json(&db, &[])["rows"][0];
     assert_eq!(line["change_total_cost_usd"], "0.600000");
 }
+
+#[test]
+fn a_hostile_business_name_is_guarded_in_every_changes_format() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    const FORMULA: &str = "a0000000-0000-0000-0000-00000000000a";
+    db.exec(&format!(
+        "UPDATE tenants SET business_name = E'=HYPERLINK(\"http://x\")\\u001b[31m'
+         WHERE tenant_id = '{FORMULA}'"
+    ));
+    run(&db, &out, &WINDOW);
+    db.exec(&format!(
+        "UPDATE call_logs SET total_cost_usd = total_cost_usd + 0.000001
+         WHERE call_id = (SELECT call_id FROM call_logs WHERE tenant_id = '{FORMULA}'
+                            AND created_at >= '2026-03-08 12:00+00' AND total_cost_usd IS NOT NULL
+                          ORDER BY created_at, call_id LIMIT 1)"
+    ));
+    run(&db, &out, &WINDOW);
+    let format = |f: &str| {
+        stdout_of(&ok(db
+            .cmd()
+            .args(["changes", "--format", f])
+            .output()
+            .unwrap()))
+    };
+    let csv = format("csv");
+    assert!(
+        csv.contains(&format!(
+            "{FORMULA},\"'=HYPERLINK(\"\"http://x\"\")\u{1b}[31m\","
+        )),
+        "{csv}"
+    );
+    assert!(csv.contains(",0.000001,"), "a micro-dollar shows: {csv}");
+    let table = format("table");
+    assert!(!table.contains('\u{1b}'), "no escape reaches a terminal");
+    assert!(table.contains("+0.000001"), "{table}");
+    let xlsx = scratch.path().join("changes.xlsx");
+    ok(db
+        .cmd()
+        .args(["changes", "--format", "xlsx", "-o"])
+        .arg(&xlsx)
+        .output()
+        .unwrap());
+    assert!(std::fs::metadata(&xlsx).unwrap().len() > 1000);
+}
