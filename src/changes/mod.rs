@@ -46,7 +46,7 @@ pub struct Restatement {
 
 impl Restatement {
     /// `new - old` of one money column.
-    pub fn change(&self, column: fn(&Billed) -> Decimal) -> Decimal {
+    pub fn change(&self, column: MoneyOf) -> Decimal {
         column(&self.new) - column(&self.old)
     }
 }
@@ -77,13 +77,8 @@ impl Filter {
     }
 }
 
-/// The money columns of a restatement line, as named in every format.
-pub const MONEY_COLUMNS: [(&str, fn(&Billed) -> Decimal); 4] = [
-    ("total_cost_usd", |b| b.total_cost_usd),
-    ("stt_cost_usd", |b| b.stt_cost_usd),
-    ("llm_cost_usd", |b| b.llm_cost_usd),
-    ("tts_cost_usd", |b| b.tts_cost_usd),
-];
+/// Reads one money figure of a tenant day.
+pub type MoneyOf = fn(&Billed) -> Decimal;
 
 /// What the restatements of a period add up to, for `costs`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

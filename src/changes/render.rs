@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::{Restated, Restatement, MONEY_COLUMNS};
+use super::{MoneyOf, Restated, Restatement};
 use crate::error::{Error, Result};
 use crate::output::{guard_formula, Cell};
 use crate::text::printable;
@@ -54,12 +54,11 @@ fn columns(line: Option<&Restatement>, lines: &[Restatement]) -> Vec<(&'static s
         ("old_calls", Cell::Int(line.map(|l| l.old.calls))),
         ("new_calls", Cell::Int(line.map(|l| l.new.calls))),
     ];
-    for (i, (_, column)) in MONEY_COLUMNS.iter().enumerate() {
+    for ([old, new, changed], column) in MONEY {
         let change = match line {
-            Some(l) => l.change(*column),
-            None => lines.iter().map(|l| l.change(*column)).sum(),
+            Some(l) => l.change(column),
+            None => lines.iter().map(|l| l.change(column)).sum(),
         };
-        let [old, new, changed] = OLD_NEW_CHANGE[i];
         out.extend([
             (old, Cell::money(line.map(|l| column(&l.old)))),
             (new, Cell::money(line.map(|l| column(&l.new)))),
@@ -83,28 +82,40 @@ fn columns(line: Option<&Restatement>, lines: &[Restatement]) -> Vec<(&'static s
     out
 }
 
-/// The old, new and change column names of each of `MONEY_COLUMNS`.
-const OLD_NEW_CHANGE: [[&str; 3]; 4] = [
-    [
-        "old_total_cost_usd",
-        "new_total_cost_usd",
-        "change_total_cost_usd",
-    ],
-    [
-        "old_stt_cost_usd",
-        "new_stt_cost_usd",
-        "change_stt_cost_usd",
-    ],
-    [
-        "old_llm_cost_usd",
-        "new_llm_cost_usd",
-        "change_llm_cost_usd",
-    ],
-    [
-        "old_tts_cost_usd",
-        "new_tts_cost_usd",
-        "change_tts_cost_usd",
-    ],
+/// Each money figure: its old, new and change columns, and how to read it.
+const MONEY: [([&str; 3], MoneyOf); 4] = [
+    (
+        [
+            "old_total_cost_usd",
+            "new_total_cost_usd",
+            "change_total_cost_usd",
+        ],
+        |b| b.total_cost_usd,
+    ),
+    (
+        [
+            "old_stt_cost_usd",
+            "new_stt_cost_usd",
+            "change_stt_cost_usd",
+        ],
+        |b| b.stt_cost_usd,
+    ),
+    (
+        [
+            "old_llm_cost_usd",
+            "new_llm_cost_usd",
+            "change_llm_cost_usd",
+        ],
+        |b| b.llm_cost_usd,
+    ),
+    (
+        [
+            "old_tts_cost_usd",
+            "new_tts_cost_usd",
+            "change_tts_cost_usd",
+        ],
+        |b| b.tts_cost_usd,
+    ),
 ];
 
 /// Every line, then the TOTAL line.
@@ -235,9 +246,8 @@ pub fn table(report: &Report) -> Vec<u8> {
             TableCell::new(line.restated_at.format("%Y-%m-%d %H:%M:%S UTC")),
         ]);
     }
-    let total = |column: fn(&super::Billed) -> Decimal| {
-        right(signed(report.lines.iter().map(|l| l.change(column)).sum()))
-    };
+    let total =
+        |column: MoneyOf| right(signed(report.lines.iter().map(|l| l.change(column)).sum()));
     table.add_row(vec![
         TableCell::new("TOTAL"),
         TableCell::new(""),
@@ -320,6 +330,9 @@ pub fn xlsx(report: &Report) -> Result<Vec<u8>> {
         }
     }
     sheet.set_freeze_panes(1, 0).map_err(e)?;
+    // Printed (or exported to PDF) a page wide, landscape: a line's old,
+    // new and change side by side, not cut across pages.
+    sheet.set_landscape().set_print_fit_to_pages(1, 0);
     sheet
         .autofilter(0, 0, last.max(1) as u32, (width - 1) as u16)
         .map_err(e)?;

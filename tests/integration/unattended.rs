@@ -451,6 +451,7 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     };
     reports(&["runs"]);
     reports(&["costs", "--from", "2026-03-07", "--to", "2026-03-08"]);
+    reports(&["changes", "--month", "2026-03"]);
     reports(&["errors", "--from", "2026-03-07", "--to", "2026-03-08"]);
     reports(&[
         "query",
@@ -464,6 +465,7 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     for sql in [
         "SELECT call_id FROM call_logs LIMIT 1",
         "DELETE FROM analytics.tenant_daily",
+        "DELETE FROM analytics.restatements",
     ] {
         let e = client.batch_execute(sql).unwrap_err();
         assert_eq!(
