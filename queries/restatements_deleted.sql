@@ -5,7 +5,7 @@ INSERT INTO {schema}.restatements
     (run_id, table_name, tenant_id, day, row_key, change, changed_columns,
      old_values, new_values, previous_run_id, restated_at)
 SELECT $3, '{table}', t.tenant_id, t.day, {target_row_key}, 'deleted', {all_compared},
-       {target_values}, NULL, t.run_id, now()
+       {target_values}, NULL, t.run_id, clock_timestamp()
 FROM {schema}.{table} t
 JOIN {gone} s ON {key_match}
 WHERE t.day BETWEEN $1 AND $2

@@ -40,6 +40,15 @@ impl Cell {
     }
 }
 
+/// A decimal as a spreadsheet number (a float: what a cell holds); an
+/// error rather than a silent 0 if it has none.
+pub fn spreadsheet_number(v: Decimal) -> Result<f64> {
+    use rust_decimal::prelude::ToPrimitive;
+    v.to_f64().ok_or_else(|| {
+        crate::error::Error::RunFailed(format!("{v} cannot be written as a spreadsheet number"))
+    })
+}
+
 /// A decimal with exactly `scale` decimals, rounded half-even.
 pub fn decimal_text(v: Decimal, scale: u32) -> String {
     let mut v = v.round_dp(scale);

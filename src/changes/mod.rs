@@ -110,15 +110,7 @@ impl Summaries {
     /// The `tenant_daily` restatements `filter` selects, by day, tenant
     /// and time; an error for report files, which carry no history.
     pub fn restatements(&mut self, filter: &Filter) -> Result<Vec<Restatement>> {
-        let (client, schema) = match self {
-            Summaries::Database { client, schema } => (client, schema),
-            Summaries::Reports(dir) => {
-                return Err(Error::usage(format!(
-                    "report files carry no restatement history ({} holds figures, not their changes): the target database is the record; drop --reports and point --target-url at it",
-                    dir.display()
-                )))
-            }
-        };
+        let (client, schema) = self.history()?;
         if let Some(run) = filter.run {
             let known: bool = client
                 .query_one(
@@ -163,6 +155,41 @@ impl Summaries {
                 restated_at: r.get("restated_at"),
             })
             .collect())
+    }
+
+    /// The run that succeeded last (`changes --run last`), if any.
+    pub fn last_succeeded_run(&mut self) -> Result<Option<Uuid>> {
+        let (client, schema) = self.history()?;
+        Ok(client
+            .query_opt(
+                &sql::render(sql::CHANGES_LAST_RUN, &[("schema", schema)]),
+                &[],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    /// Which of `tenants` any restatement names.
+    pub fn restated_tenants(&mut self, tenants: &[Uuid]) -> Result<BTreeSet<String>> {
+        let (client, schema) = self.history()?;
+        Ok(client
+            .query(
+                &sql::render(sql::CHANGES_KNOWN_TENANTS, &[("schema", schema)]),
+                &[&tenants],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// The database that holds the history; an error for report files.
+    fn history(&mut self) -> Result<(&mut postgres::Client, &str)> {
+        match self {
+            Summaries::Database { client, schema } => Ok((client, schema)),
+            Summaries::Reports(dir) => Err(Error::usage(format!(
+                "report files carry no restatement history ({} holds figures, not their changes): the target database is the record; drop --reports and point --target-url at it",
+                dir.display()
+            ))),
+        }
     }
 
     /// What the period's restatements of `tenants` add up to; None for

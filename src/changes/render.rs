@@ -6,7 +6,6 @@
 use comfy_table::{
     presets::UTF8_BORDERS_ONLY, Cell as TableCell, CellAlignment, ContentArrangement, Table,
 };
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -319,7 +318,12 @@ pub fn xlsx(report: &Report) -> Result<Vec<u8>> {
                 Cell::Decimal(Some(v), _) => {
                     let format = if is_total { &money_total } else { &money };
                     sheet
-                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), format)
+                        .write_number_with_format(
+                            r,
+                            col,
+                            crate::output::spreadsheet_number(v)?,
+                            format,
+                        )
                         .map_err(e)?;
                 }
                 Cell::Bool(v) => {

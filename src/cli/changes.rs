@@ -1,6 +1,8 @@
 //! `callrollup changes`'s arguments (the command itself is `cmd::changes`).
 
-use super::{ConnectOpts, OutputOpts, PeriodOpts, SchemaOpts, SummaryOpts, TenantOpts};
+use std::path::PathBuf;
+
+use super::{ConnectOpts, OutputOpts, PeriodOpts, SchemaOpts, TenantOpts};
 use crate::changes::render::Format;
 
 #[derive(Debug, clap::Args)]
@@ -18,12 +20,14 @@ pub struct Args {
     #[command(flatten)]
     pub tenants: TenantOpts,
 
-    /// Only the changes this run made (a run_id from `callrollup runs`).
-    #[arg(long, value_name = "RUN_ID")]
+    /// Only the changes this run made: a run_id from `callrollup runs`, or
+    /// `last` for the run that succeeded last (an alert after each run
+    /// reports each change once).
+    #[arg(long, value_name = "RUN_ID|last")]
     pub run: Option<String>,
 
     /// Only changes recorded since this day (midnight UTC) or RFC 3339
-    /// moment: what a daily alert has not reported yet.
+    /// moment (a run records them moments before its commit).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
 
@@ -39,7 +43,8 @@ pub struct Args {
     #[command(flatten)]
     pub output: OutputOpts,
 
-    /// Refused: report files carry no history (the database is the record).
-    #[command(flatten)]
-    pub summaries: SummaryOpts,
+    /// Refused: report files carry no restatement history; the target
+    /// database is the record.
+    #[arg(long, value_name = "DIR")]
+    pub reports: Option<PathBuf>,
 }

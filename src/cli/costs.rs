@@ -5,6 +5,9 @@ use crate::costs::render::Format;
 use crate::costs::GroupBy;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "A --month is compared with the month before, --from/--to with as many days just before; without either, the report is of the last calendar month."
+)]
 pub struct Args {
     #[command(flatten)]
     pub connect: ConnectOpts,

@@ -21,10 +21,11 @@ pub fn execute(args: Args) -> Result<()> {
     let run = args
         .run
         .as_deref()
+        .filter(|r| *r != "last")
         .map(|r| {
             uuid::Uuid::parse_str(r).map_err(|_| {
                 Error::usage(format!(
-                    "--run {r:?} is not a run_id; `callrollup runs` lists them"
+                    "--run {r:?} is not a run_id; `callrollup runs` lists them (or use --run last)"
                 ))
             })
         })
@@ -42,17 +43,25 @@ pub fn execute(args: Args) -> Result<()> {
     if args.format == Format::Xlsx {
         args.output.require_file("xlsx")?;
     }
-    if args.summaries.reports.is_some() {
+    if args.reports.is_some() {
         return Err(Error::usage(
             "report files carry no restatement history: the target database is the record; drop --reports and pass --target-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)",
         ));
     }
-    let mut summaries = args
-        .summaries
-        .open(&args.connect, &args.schema, "callrollup-changes")?
-        .ok_or_else(|| {
-            Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
-        })?;
+    if !args.connect.has_target() {
+        return Err(Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)"));
+    }
+    let mut summaries = crate::summaries::Summaries::database(
+        &args.connect.target()?,
+        args.schema.target_schema()?,
+        "callrollup-changes",
+    )?;
+    let run = match (args.run.as_deref(), run) {
+        (Some("last"), _) => Some(summaries.last_succeeded_run()?.ok_or_else(|| {
+            Error::usage("--run last: no run has succeeded yet; `callrollup runs` lists them")
+        })?),
+        (_, run) => run,
+    };
 
     let mut filter = Filter {
         from: period.map(|p| p.from),
@@ -89,18 +98,25 @@ pub fn execute(args: Args) -> Result<()> {
         }
         None => summaries.restatements(&filter)?,
     };
-    // A --tenant with no restatement may be a typo: refused when the
-    // summary tables never held it.
-    let quiet = crate::selection::TenantSelection {
-        tenants: tenants
-            .tenants
-            .iter()
-            .copied()
-            .filter(|t| !lines.iter().any(|l| l.tenant_id == t.to_string()))
-            .collect(),
-        shard: None,
-    };
-    summaries.refuse_unknown_tenants(&quiet, "`callrollup costs` without --tenant")?;
+    // A --tenant with no line may be a typo: refused when neither the
+    // history nor the summary tables ever held it.
+    let quiet: Vec<uuid::Uuid> = tenants
+        .tenants
+        .iter()
+        .copied()
+        .filter(|t| !lines.iter().any(|l| l.tenant_id == t.to_string()))
+        .collect();
+    if !quiet.is_empty() {
+        let restated = summaries.restated_tenants(&quiet)?;
+        let never = crate::selection::TenantSelection {
+            tenants: quiet
+                .into_iter()
+                .filter(|t| !restated.contains(&t.to_string()))
+                .collect(),
+            shard: None,
+        };
+        summaries.refuse_unknown_tenants(&never, "`callrollup costs` without --tenant")?;
+    }
 
     let report = Report {
         lines: &lines,

@@ -32,8 +32,9 @@ fn period(args: &Args) -> Result<Period> {
 }
 
 pub fn execute(args: Args) -> Result<()> {
-    let period = period(&args)?;
-    let tenants = args.tenants.selection()?;
+    // Usage errors before any connection.
+    period(&args)?;
+    args.tenants.selection()?;
     match args.format {
         Format::Parquet => args.output.require_file("parquet")?,
         Format::Xlsx => args.output.require_file("xlsx")?,
@@ -54,18 +55,10 @@ pub fn execute(args: Args) -> Result<()> {
     } else {
         None
     };
-    summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
-    let mut report =
-        crate::costs::build(&mut summaries, period, args.by, &tenants, source.as_ref())?;
-    if let Some(column) = &args.sort {
-        render::check_sort(&report, column)?;
-    }
-    report.view = crate::costs::View {
-        sort: args.sort.clone(),
-        top: args.top.map(|n| n as usize),
-    };
+    let report = report(&args, &mut summaries, source.as_ref())?;
 
     // Say what is missing, on stderr, whatever the format.
+    let period = report.period;
     if report.rows.len() <= 1 {
         crate::log::info(&format!(
             "no figures for {}..{} in the {}: the report is empty",
@@ -75,7 +68,7 @@ pub fn execute(args: Args) -> Result<()> {
     for note in render::comparison_notes(&report) {
         crate::log::info(&note);
     }
-    for tenant in &tenants.tenants {
+    for tenant in &args.tenants.selection()?.tenants {
         let id = tenant.to_string();
         if !report
             .rows
@@ -92,19 +85,7 @@ pub fn execute(args: Args) -> Result<()> {
         crate::log::info(&format!("coverage: {problem}"));
     }
 
-    let bytes = match args.format {
-        Format::Table => render::table(&report),
-        Format::Csv => render::csv(&report)?,
-        Format::Json => render::json(&report)?,
-        Format::Parquet => render::parquet(&report)?,
-        Format::Xlsx => render::xlsx(
-            &report,
-            args.top
-                .map_or(CHART_TOP.0, |n| n as usize)
-                .min(CHART_TOP.1),
-        )?,
-    };
-    args.output.write(&bytes)?;
+    args.output.write(&bytes(&args, &report)?)?;
 
     if let Some(r) = &report.reconciliation {
         if !r.differences.is_empty() {
@@ -118,4 +99,43 @@ pub fn execute(args: Args) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The report `args` ask for, read from `summaries` (and, with
+/// `--reconcile`, recomputed from `source`): what the command and `serve`
+/// both show.
+pub fn report(
+    args: &Args,
+    summaries: &mut crate::summaries::Summaries,
+    source: Option<&crate::pipeline::SourceSpec>,
+) -> Result<crate::costs::Report> {
+    let period = period(args)?;
+    let tenants = args.tenants.selection()?;
+    summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
+    let mut report = crate::costs::build(summaries, period, args.by, &tenants, source)?;
+    if let Some(column) = &args.sort {
+        render::check_sort(&report, column)?;
+    }
+    report.view = crate::costs::View {
+        sort: args.sort.clone(),
+        top: args.top.map(|n| n as usize),
+    };
+    Ok(report)
+}
+
+/// The report in `args`' format: the bytes `-o` or stdout get, and what
+/// `serve`'s downloads send.
+pub fn bytes(args: &Args, report: &crate::costs::Report) -> Result<Vec<u8>> {
+    Ok(match args.format {
+        Format::Table => render::table(report),
+        Format::Csv => render::csv(report)?,
+        Format::Json => render::json(report)?,
+        Format::Parquet => render::parquet(report)?,
+        Format::Xlsx => render::xlsx(
+            report,
+            args.top
+                .map_or(CHART_TOP.0, |n| n as usize)
+                .min(CHART_TOP.1),
+        )?,
+    })
 }

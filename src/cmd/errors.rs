@@ -54,69 +54,24 @@ fn period(args: &Args, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
 }
 
 pub fn execute(args: Args) -> Result<()> {
-    let rule = SpikeRule {
-        k: args.spike_k,
-        min_errors: args.spike_min,
-    };
-    if !(rule.k.is_finite() && rule.k > 0.0) || rule.min_errors < 1 {
-        return Err(Error::usage(
-            "--spike-k must be a positive number and --spike-min at least 1",
-        ));
-    }
+    // Usage errors before any connection or folder is opened.
+    args.tenants.selection()?;
+    period(&args, last_complete_day(Utc::now()))?;
     let chart_kind = args
         .chart
         .as_deref()
         .map(chart::ChartKind::of)
         .transpose()?;
-    let tenants = args.tenants.selection()?;
-    let now = Utc::now();
     let source = args.source.spec_if_any(&args.connect)?;
-    let (timeline, read) = match args.bucket {
+    let mut summaries = match args.bucket {
         Bucketing::Day => {
-            if args.timezone.is_some() {
-                return Err(Error::usage(
-                    "--timezone sets the clock of hourly buckets; daily buckets are each tenant's own days (add --bucket hour)",
-                ));
-            }
-            let (from, to) = period(&args, last_complete_day(now))?;
-            let timeline = Timeline::days(from, to);
-            let mut summaries =
-                args.summaries
-                    .open(&args.connect, &args.schema, "callrollup-errors")?;
-            if summaries.is_none() && source.is_none() {
-                return Err(Error::usage(
-                    "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
-                ));
-            }
-            if let Some(summaries) = summaries.as_mut() {
-                summaries.refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
-            }
-            let read = read::daily(summaries.as_mut(), source.as_ref(), &timeline, &tenants)?;
-            (timeline, read)
+            check_bucket(&args)?;
+            args.summaries
+                .open(&args.connect, &args.schema, "callrollup-errors")?
         }
-        Bucketing::Hour => {
-            let zone_name = args.timezone.as_deref().unwrap_or("UTC");
-            let zone = crate::rollup::timezone::canonical_zone(zone_name)
-                .map(crate::rollup::timezone::rules_of)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "--timezone {zone_name:?} is not a time zone; use an IANA name such as America/Chicago"
-                    ))
-                })?;
-            let today = now.with_timezone(&zone).date_naive();
-            let (from, to) = period(&args, today)?;
-            let timeline = Timeline::hours(zone, from, to, now)?;
-            let Some(spec) = &source else {
-                return Err(Error::usage(
-                    "--bucket hour reads the platform's rows: pass --database-url (or DATABASE_URL) or --source DIR",
-                ));
-            };
-            let read = read::hourly(spec, &timeline, &tenants)?;
-            (timeline, read)
-        }
+        Bucketing::Hour => None,
     };
-    let mut analysis = analyse(&read.series, timeline, args.by, rule)?;
-    analysis.read_from = read.read_from;
+    let analysis = analysis(&args, summaries.as_mut(), source.as_ref())?;
     if !analysis.missing_days.is_empty() && args.format != Format::Table {
         crate::log::info(&format!(
             "{} day(s) not rolled up and no source to read them from: run `callrollup run` for them, or pass --source DIR",
@@ -136,4 +91,76 @@ pub fn execute(args: Args) -> Result<()> {
         crate::log::info(&format!("chart written to {}", path.display()));
     }
     args.output.write(&bytes)
+}
+
+/// Refuses a `--timezone` with daily buckets (they are tenant days).
+fn check_bucket(args: &Args) -> Result<()> {
+    if args.bucket == Bucketing::Day && args.timezone.is_some() {
+        return Err(Error::usage(
+            "--timezone sets the clock of hourly buckets; daily buckets are each tenant's own days (add --bucket hour)",
+        ));
+    }
+    Ok(())
+}
+
+/// The trends `args` ask for: daily buckets from `summaries` (days not
+/// rolled up from `source`), hourly buckets from `source`. What the
+/// command and `serve` both show.
+pub fn analysis(
+    args: &Args,
+    summaries: Option<&mut crate::summaries::Summaries>,
+    source: Option<&crate::pipeline::SourceSpec>,
+) -> Result<crate::trends::Analysis> {
+    let rule = SpikeRule {
+        k: args.spike_k,
+        min_errors: args.spike_min,
+    };
+    if !(rule.k.is_finite() && rule.k > 0.0) || rule.min_errors < 1 {
+        return Err(Error::usage(
+            "--spike-k must be a positive number and --spike-min at least 1",
+        ));
+    }
+    check_bucket(args)?;
+    let tenants = args.tenants.selection()?;
+    let now = Utc::now();
+    let (timeline, read) = match args.bucket {
+        Bucketing::Day => {
+            let (from, to) = period(args, last_complete_day(now))?;
+            let timeline = Timeline::days(from, to);
+            if summaries.is_none() && source.is_none() {
+                return Err(Error::usage(
+                    "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
+                ));
+            }
+            let mut summaries = summaries;
+            if let Some(summaries) = summaries.as_deref_mut() {
+                summaries.refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
+            }
+            let read = read::daily(summaries, source, &timeline, &tenants)?;
+            (timeline, read)
+        }
+        Bucketing::Hour => {
+            let zone_name = args.timezone.as_deref().unwrap_or("UTC");
+            let zone = crate::rollup::timezone::canonical_zone(zone_name)
+                .map(crate::rollup::timezone::rules_of)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--timezone {zone_name:?} is not a time zone; use an IANA name such as America/Chicago"
+                    ))
+                })?;
+            let today = now.with_timezone(&zone).date_naive();
+            let (from, to) = period(args, today)?;
+            let timeline = Timeline::hours(zone, from, to, now)?;
+            let Some(spec) = source else {
+                return Err(Error::usage(
+                    "--bucket hour reads the platform's rows: pass --database-url (or DATABASE_URL) or --source DIR",
+                ));
+            };
+            let read = read::hourly(spec, &timeline, &tenants)?;
+            (timeline, read)
+        }
+    };
+    let mut analysis = analyse(&read.series, timeline, args.by, rule)?;
+    analysis.read_from = read.read_from;
+    Ok(analysis)
 }

@@ -528,7 +528,7 @@ pub fn notes(report: &Report) -> Vec<String> {
 pub fn restated_line(report: &Report) -> Option<String> {
     let r = report.restated.filter(|r| r.tenant_days > 0)?;
     Some(format!(
-        "restated: {} tenant day(s) of the period changed after their first run ({} restatement(s)), total_cost_usd by {} USD in all; `callrollup changes --from {} --to {}` lists them",
+        "restated: {} tenant day(s) of the period changed after their first run ({} restatement(s)), total_cost_usd by {} USD in all; `callrollup changes --from {} --to {}` (with the same --tenant) lists them",
         r.tenant_days,
         r.restatements,
         crate::changes::render::signed(r.change_total_cost_usd),

@@ -222,6 +222,24 @@ impl<'c, 'r> Writer<'c, 'r> {
     /// differ and inserts the new ones. Rows that are the same were never
     /// staged, so a re-run over unchanged data writes nothing at all.
     pub fn merge(&mut self) -> Result<()> {
+        // The planner needs the staged tables' sizes to pick its joins, the
+        // history's as the merge's.
+        for (_, mode) in &self.modes {
+            if let Mode::Merge {
+                staged,
+                gone,
+                staged_rows,
+                ..
+            } = mode
+            {
+                if staged_rows.new + staged_rows.differing + staged_rows.gone > 0 {
+                    self.tx.batch_execute(&sql::render(
+                        sql::SUMMARY_MERGE_ANALYZE,
+                        &[("staged", staged), ("gone", gone)],
+                    ))?;
+                }
+            }
+        }
         self.record_restatements()?;
         for (spec, mode) in &self.modes {
             let Mode::Merge {
@@ -241,10 +259,6 @@ impl<'c, 'r> Writer<'c, 'r> {
             }
             let statements =
                 MergeStatements::new(self.run.schema, table, staged, gone, spec.key(), columns);
-            self.tx.batch_execute(&sql::render(
-                sql::SUMMARY_MERGE_ANALYZE,
-                &[("staged", staged), ("gone", gone)],
-            ))?;
             let changes = &mut self.changes[spec];
             let window: [&(dyn postgres::types::ToSql + Sync); 2] = [&self.run.from, &self.run.to];
             if staged_rows.gone > 0 {
@@ -261,20 +275,29 @@ impl<'c, 'r> Writer<'c, 'r> {
     }
 
     /// Records in `restatements` every change the merge is about to make
-    /// to rows earlier runs wrote: first, while every table still holds
-    /// those rows (an outcome row new to a tenant day is told apart by the
-    /// day's tenant_daily row, which the merge may replace). Part of the
-    /// write transaction: a run that rolls back leaves no history.
+    /// to rows of tenant days earlier runs wrote: first, while every table
+    /// still holds those rows (an outcome row new to a tenant day is told
+    /// apart by the day's tenant_daily row, which the merge may replace).
+    /// Part of the write transaction: a run that rolls back leaves no
+    /// history.
     fn record_restatements(&mut self) -> Result<()> {
-        // Where tenant_daily's window held no rows, no tenant day of the
-        // window was written before: nothing can be restated.
         let daily_held_rows = self
             .modes
             .iter()
             .any(|(t, m)| *t == Table::TenantDaily && matches!(m, Mode::Merge { .. }));
-        if !daily_held_rows {
-            return Ok(());
-        }
+        // A tenant day an earlier run deleted may come back: then a row new
+        // to the tables is a restatement too (one index probe to know).
+        let tenants = self.run.selection.tenant_array();
+        let days_deleted_before: bool = self
+            .tx
+            .query_one(
+                &sql::render(
+                    sql::RESTATEMENTS_DELETED_DAYS,
+                    &[("schema", self.run.schema)],
+                ),
+                &[&self.run.from, &self.run.to, &tenants],
+            )?
+            .get(0);
         let params: [&(dyn postgres::types::ToSql + Sync); 3] =
             [&self.run.from, &self.run.to, &self.run.run_id];
         for (spec, mode) in &self.modes {
@@ -282,6 +305,10 @@ impl<'c, 'r> Writer<'c, 'r> {
             if !spec.keeps_history() {
                 continue;
             }
+            // Rows new to the tables belong to a tenant day written before
+            // only beside an earlier tenant_daily row, or after a deletion.
+            let new_rows_may_restate =
+                days_deleted_before || (daily_held_rows && spec != Table::TenantDaily);
             let (staged, gone, staged_rows) = match mode {
                 Mode::Merge {
                     staged,
@@ -294,7 +321,8 @@ impl<'c, 'r> Writer<'c, 'r> {
             let history = HistoryStatements::new(self.run.schema, spec, staged, gone);
             let mut statements = Vec::new();
             match mode {
-                Mode::Copy => statements.push(&history.copied),
+                Mode::Copy if new_rows_may_restate => statements.push(&history.copied),
+                Mode::Copy => {}
                 Mode::Merge { .. } => {
                     if staged_rows.gone > 0 {
                         statements.push(&history.deleted);
@@ -302,7 +330,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                     if staged_rows.differing > 0 {
                         statements.push(&history.updated);
                     }
-                    if staged_rows.new > 0 && spec != Table::TenantDaily {
+                    if staged_rows.new > 0 && new_rows_may_restate {
                         statements.push(&history.inserted);
                     }
                 }
@@ -451,7 +479,15 @@ impl HistoryStatements {
             .map(|c| format!("t.{c} = s.{c}"))
             .collect::<Vec<_>>()
             .join(" AND ");
+        let earlier_run = |row: &str| {
+            sql::render(
+                sql::RESTATEMENTS_EARLIER_RUN,
+                &[("schema", schema), ("row", row)],
+            )
+        };
         let vars = [
+            ("earlier_run_of_staged", &earlier_run("s") as &str),
+            ("earlier_run_of_target", &earlier_run("t")),
             ("schema", schema),
             ("table", spec.name()),
             ("staged", staged),

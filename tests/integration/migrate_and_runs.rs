@@ -17,7 +17,8 @@ fn migrate_is_idempotent_and_tracked() {
             "1|0001_summary_tables.sql|64",
             "2|0002_run_tenant_shard.sql|64",
             "3|0003_run_source.sql|64",
-            "4|0004_findings_day_index.sql|64"
+            "4|0004_findings_day_index.sql|64",
+            "5|0005_restatements.sql|64"
         ]
     );
 }

@@ -538,3 +538,71 @@ fn a_hostile_business_name_is_guarded_in_every_changes_format() {
         .unwrap());
     assert!(std::fs::metadata(&xlsx).unwrap().len() > 1000);
 }
+
+#[test]
+fn a_tenant_day_deleted_and_back_is_restated_both_ways_and_an_errors_only_day_bills_nothing() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    let quiet_call = format!(
+        "INSERT INTO call_logs (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
+                                tts_cost_usd, total_cost_usd, duration_seconds, created_at)
+         VALUES ('quiet-1', '{QUIET}', 'completed', 'booked', 0.100000, 0.200000, 0.300000,
+                 0.600000, 90, '2026-03-08 12:00+00')"
+    );
+    db.exec(&quiet_call);
+    // An errors-only day of the same tenant, deleted later: no billed figure.
+    db.exec(&format!(
+        "INSERT INTO system_errors (error_id, tenant_id, error_type, severity, resolved, created_at)
+         VALUES (gen_random_uuid(), '{QUIET}', 'stt_timeout', 'critical', false, '2026-03-09 12:00+00')"
+    ));
+    run(&db, &out, &WINDOW);
+    db.exec("DELETE FROM call_logs WHERE call_id = 'quiet-1'");
+    db.exec(&format!(
+        "DELETE FROM system_errors WHERE tenant_id = '{QUIET}'"
+    ));
+    run(&db, &out, &WINDOW);
+    let deleting_run = db.rows(
+        "SELECT run_id FROM analytics.rollup_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1",
+    )[0]
+        .clone();
+    // The call comes back; the tenant's window holds no row any more, so
+    // this run copies its rows straight in, and still records them.
+    db.exec(&quiet_call);
+    let mut quiet = WINDOW.to_vec();
+    quiet.extend(["--tenant", QUIET]);
+    run(&db, &out, &quiet);
+    assert_eq!(
+        db.rows(&format!(
+            "SELECT table_name, day, change, previous_run_id = '{deleting_run}'
+             FROM analytics.restatements WHERE change = 'inserted' ORDER BY table_name"
+        )),
+        [
+            "tenant_daily|2026-03-08|inserted|true",
+            "tenant_daily_outcomes|2026-03-08|inserted|true"
+        ]
+    );
+    // `changes`: the day's deletion and its return, not the errors-only day.
+    let report = changes_json(&db, &["--tenant", QUIET]);
+    let days: Vec<(String, String, String)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["tenant_id"].is_null())
+        .map(|r| {
+            (
+                r["day"].as_str().unwrap().to_string(),
+                r["old_total_cost_usd"].as_str().unwrap().to_string(),
+                r["new_total_cost_usd"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let day = |old: &str, new: &str| ("2026-03-08".to_string(), old.to_string(), new.to_string());
+    assert_eq!(
+        days,
+        [day("0.600000", "0.000000"), day("0.000000", "0.600000")]
+    );
+    assert_eq!(report["change_total_cost_usd"], "0.000000");
+    // The last run's changes alone: the return.
+    assert_eq!(changes_json(&db, &["--run", "last"])["restatements"], 1);
+}
