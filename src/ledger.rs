@@ -138,6 +138,8 @@ pub struct RunRow {
     pub run_id: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// From start to finish, for finished runs.
+    pub duration_seconds: Option<f64>,
     pub status: String,
     pub window_from: NaiveDate,
     pub window_to: NaiveDate,
@@ -171,6 +173,10 @@ pub fn list(client: &mut Client, schema: &str, limit: i64) -> Result<Vec<RunRow>
             finished_at: r
                 .get::<_, Option<DateTime<Utc>>>("finished_at")
                 .map(timestamp),
+            duration_seconds: r.get::<_, Option<DateTime<Utc>>>("finished_at").map(|end| {
+                let start: DateTime<Utc> = r.get("started_at");
+                (end - start).num_milliseconds() as f64 / 1000.0
+            }),
             status: r.get("status"),
             window_from: r.get("window_from"),
             window_to: r.get("window_to"),

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod query;
 pub mod rollup;
 pub mod selection;
+pub mod serve;
 pub mod shard;
 pub mod signals;
 pub mod sink;

@@ -208,3 +208,64 @@ pub(crate) fn write_csv(out: impl Write, df: &DataFrame, money_text: MoneyText) 
         .finish(&mut text)?;
     Ok(())
 }
+
+/// A table for people: the terminal's aligned table and `serve`'s HTML
+/// table are both drawn from it, so they show the same cells.
+#[derive(Debug, Clone, Default)]
+pub struct TextTable {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<TextCell>>,
+}
+
+/// One cell: text already made printable (no control character of the
+/// data's), and whether it is a number (right-aligned).
+#[derive(Debug, Clone)]
+pub struct TextCell {
+    pub text: String,
+    pub number: bool,
+}
+
+impl TextCell {
+    /// Text from the data: control characters shown as U+FFFD.
+    pub fn text(value: &str) -> TextCell {
+        TextCell {
+            text: crate::text::printable(value).into_owned(),
+            number: false,
+        }
+    }
+
+    /// A number (or a figure made of digits), right-aligned.
+    pub fn number(text: String) -> TextCell {
+        TextCell { text, number: true }
+    }
+}
+
+impl TextTable {
+    pub fn new(header: &[&str]) -> TextTable {
+        TextTable {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Aligned, with Unicode borders, never wrapped (a terminal scrolls).
+    pub fn terminal(&self) -> String {
+        use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement};
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(UTF8_BORDERS_ONLY)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(self.header.iter().map(Cell::new));
+        for row in &self.rows {
+            table.add_row(row.iter().map(|c| {
+                let cell = Cell::new(&c.text);
+                if c.number {
+                    cell.set_alignment(CellAlignment::Right)
+                } else {
+                    cell
+                }
+            }));
+        }
+        table.to_string()
+    }
+}

@@ -53,6 +53,7 @@ pub const CHANGES_TENANT_DAILY: &str = include_str!("../queries/changes_tenant_d
 pub const CHANGES_RUN_EXISTS: &str = include_str!("../queries/changes_run_exists.sql");
 pub const CHANGES_LAST_RUN: &str = include_str!("../queries/changes_last_run.sql");
 pub const CHANGES_KNOWN_TENANTS: &str = include_str!("../queries/changes_known_tenants.sql");
+pub const SERVE_SESSION: &str = include_str!("../queries/serve_session.sql");
 pub const COSTS_TENANT_DAYS: &str = include_str!("../queries/costs_tenant_days.sql");
 pub const COSTS_OUTCOME_DAYS: &str = include_str!("../queries/costs_outcome_days.sql");
 pub const COSTS_COVERAGE: &str = include_str!("../queries/costs_coverage.sql");

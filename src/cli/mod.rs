@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod query;
 pub mod run;
 pub mod runs;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,8 @@ pub enum Command {
     Changes(changes::Args),
     /// Error trends, spikes and new error types, with charts.
     Errors(errors::Args),
+    /// The reports in a browser: costs, tenants, errors, runs (read-only).
+    Serve(serve::Args),
     /// Ad-hoc SQL (Polars SQL) over a window's calls, errors, tenants and summaries.
     Query(query::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).

@@ -11,6 +11,7 @@ pub mod options;
 pub mod query;
 pub mod run;
 pub mod runs;
+pub mod serve;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Query(args) => stoppable(|| query::execute(args)),
         Command::Run(args) => run::execute(args),
         Command::Runs(args) => runs::execute(args),
+        Command::Serve(args) => serve::execute(args),
         Command::Extract(args) => extract::execute(args),
         Command::Generate(args) => generate::execute(args),
         Command::Demo(args) => demo::execute(args),

@@ -7,6 +7,7 @@ use crate::cli::runs::Args;
 use crate::cli::ListFormat;
 use crate::error::{Error, Result};
 use crate::ledger::{self, RunRow};
+use crate::output::{TextCell, TextTable};
 
 pub fn execute(args: Args) -> Result<()> {
     let schema = args.schema.target_schema()?;
@@ -25,69 +26,90 @@ pub fn execute(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn table(runs: &[RunRow]) -> String {
-    let header = [
+/// The ledger for people (the terminal's table, `serve`'s page).
+pub fn text_table(runs: &[RunRow]) -> TextTable {
+    let mut table = TextTable::new(&[
         "run_id",
         "started_at",
         "status",
         "window",
+        "duration",
         "calls",
         "total_cost_usd",
         "rows",
         "selection",
         "source",
+        "gates",
         "error",
-    ];
-    let rows: Vec<[String; 10]> = runs
+    ]);
+    for r in runs {
+        let window = if r.partial {
+            format!("{}..{} (partial)", r.window_from, r.window_to)
+        } else {
+            format!("{}..{}", r.window_from, r.window_to)
+        };
+        let written: Option<i64> = [
+            r.rows_tenant_daily,
+            r.rows_tenant_daily_outcomes,
+            r.rows_tenant_daily_errors,
+            r.rows_data_quality_findings,
+        ]
         .iter()
-        .map(|r| {
-            let window = if r.partial {
-                format!("{}..{} (partial)", r.window_from, r.window_to)
-            } else {
-                format!("{}..{}", r.window_from, r.window_to)
-            };
-            let written: Option<i64> = [
-                r.rows_tenant_daily,
-                r.rows_tenant_daily_outcomes,
-                r.rows_tenant_daily_errors,
-                r.rows_data_quality_findings,
-            ]
-            .iter()
-            .map(|v| v.map(i64::from))
-            .sum();
-            [
-                r.run_id.clone(),
-                r.started_at.clone(),
-                r.status.clone(),
-                window,
-                r.source_calls.map(|v| v.to_string()).unwrap_or_default(),
-                r.source_total_cost_usd.clone().unwrap_or_default(),
-                written.map(|v| v.to_string()).unwrap_or_default(),
-                r.selection.clone(),
-                r.source.clone().unwrap_or_default(),
-                r.error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+        .map(|v| v.map(i64::from))
+        .sum();
+        // `--fail-on` gates, as the run was given them.
+        let gates: Vec<String> = r.arguments["fail_on"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        table.rows.push(vec![
+            TextCell::text(&r.run_id),
+            TextCell::text(&r.started_at),
+            TextCell::text(&r.status),
+            TextCell::text(&window),
+            TextCell::number(
+                r.duration_seconds
+                    .map(|s| format!("{s:.1}s"))
+                    .unwrap_or_default(),
+            ),
+            TextCell::number(r.source_calls.map(|v| v.to_string()).unwrap_or_default()),
+            TextCell::number(r.source_total_cost_usd.clone().unwrap_or_default()),
+            TextCell::number(written.map(|v| v.to_string()).unwrap_or_default()),
+            TextCell::text(&r.selection),
+            TextCell::text(r.source.as_deref().unwrap_or_default()),
+            TextCell::text(&gates.join(" ")),
+            TextCell::text(r.error.as_deref().unwrap_or_default()),
+        ]);
+    }
+    table
+}
+
+/// Plain aligned columns, one run a line (easy to grep and cut).
+fn table(runs: &[RunRow]) -> String {
+    let table = text_table(runs);
+    let mut widths: Vec<usize> = table.header.iter().map(|h| h.chars().count()).collect();
+    for row in &table.rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.text.chars().count());
         }
     }
     let mut out = String::new();
     let line = |cells: Vec<&str>, out: &mut String| {
         let padded: Vec<String> = cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         out.push_str(padded.join("  ").trim_end());
         out.push('\n');
     };
-    line(header.to_vec(), &mut out);
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect(), &mut out);
+    line(table.header.iter().map(String::as_str).collect(), &mut out);
+    for row in &table.rows {
+        line(row.iter().map(|c| c.text.as_str()).collect(), &mut out);
     }
     if runs.is_empty() {
         out.push_str("(no runs yet)\n");

@@ -4,6 +4,7 @@
 //! succeeded runs and, on request, a reconciliation against the source.
 //! Rendering lives in `render`.
 
+pub mod chart;
 pub mod read;
 pub mod render;
 

@@ -3,7 +3,6 @@
 //! the table and the workbook show cents, rounded half-even, and state the
 //! rounding difference between the rounded lines and the rounded total.
 
-use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
 use polars::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -11,8 +10,7 @@ use serde_json::{json, Value};
 
 use super::{cents, change_pct, ratio, rounding_difference, CostRow, Figures, GroupBy, Report};
 use crate::error::{Error, Result};
-use crate::output::{decimal_text, guard_formula, Cell as Value_};
-use crate::text::printable;
+use crate::output::{decimal_text, guard_formula, Cell as Value_, TextCell, TextTable};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -570,8 +568,9 @@ pub fn reconciliation_line(r: &super::Reconciliation) -> String {
     )
 }
 
-/// An aligned table for a terminal.
-pub fn table(report: &Report) -> Vec<u8> {
+/// The report's rows for people (the terminal table, `serve`'s page):
+/// money in cents, costs per call to 4 decimals, shares and changes in %.
+pub fn text_table(report: &Report) -> TextTable {
     let mut header: Vec<&str> = vec!["tenant", "tenant_id", "zone"];
     match report.by {
         GroupBy::Day => header.push("day"),
@@ -593,25 +592,21 @@ pub fn table(report: &Report) -> Vec<u8> {
         "previous total",
         "change",
     ]);
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(Cell::new));
-    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
+    let mut table = TextTable::new(&header);
+    let number = TextCell::number;
     for row in visible_rows(report) {
         let c = &row.current;
         // Names, zones, statuses and outcomes come from the data: no
         // control character of theirs reaches the terminal.
-        let text = |value: &str| Cell::new(printable(value));
+        let text = TextCell::text;
         let mut cells = vec![
             text(&row.display_name()),
             text(row.key.tenant_id.as_deref().unwrap_or_default()),
             text(row.timezone.as_deref().unwrap_or_default()),
         ];
         match report.by {
-            GroupBy::Day => cells.push(Cell::new(
-                row.key.day.map(|d| d.to_string()).unwrap_or_default(),
+            GroupBy::Day => cells.push(text(
+                &row.key.day.map(|d| d.to_string()).unwrap_or_default(),
             )),
             GroupBy::Month => cells.push(text(row.key.month.as_deref().unwrap_or_default())),
             GroupBy::Outcome => {
@@ -621,41 +616,46 @@ pub fn table(report: &Report) -> Vec<u8> {
             GroupBy::Tenant => {}
         }
         cells.extend([
-            right(c.calls.to_string()),
-            right(c.completed_calls.to_string()),
-            right(decimal_text(c.billable_minutes(), 1)),
+            number(c.calls.to_string()),
+            number(c.completed_calls.to_string()),
+            number(decimal_text(c.billable_minutes(), 1)),
         ]);
         if components {
             cells.extend([
-                right(cents_text(c.stt_cost_usd)),
-                right(cents_text(c.llm_cost_usd)),
-                right(cents_text(c.tts_cost_usd)),
+                number(cents_text(c.stt_cost_usd)),
+                number(cents_text(c.llm_cost_usd)),
+                number(cents_text(c.tts_cost_usd)),
             ]);
         }
         let previous = row.previous.as_ref().map(|p| p.total_cost_usd);
         let change = previous.filter(|_| row.comparable);
         cells.extend([
-            right(cents_text(Some(c.total_cost_usd))),
-            right(per_call_text(ratio(c.total_cost_usd, c.calls))),
-            right(per_call_text(ratio(c.total_cost_usd, c.completed_calls))),
-            right(per_call_text(ratio(c.total_cost_usd, c.booked_calls))),
-            right(
+            number(cents_text(Some(c.total_cost_usd))),
+            number(per_call_text(ratio(c.total_cost_usd, c.calls))),
+            number(per_call_text(ratio(c.total_cost_usd, c.completed_calls))),
+            number(per_call_text(ratio(c.total_cost_usd, c.booked_calls))),
+            number(
                 report
                     .share_of_total(row)
                     .map(|s| format!("{}%", decimal_text(s * Decimal::ONE_HUNDRED, 1)))
                     .unwrap_or_default(),
             ),
-            right(cents_text(previous)),
-            right(match (previous, row.comparable) {
+            number(cents_text(previous)),
+            number(match (previous, row.comparable) {
                 (Some(_), false) => "n/a".to_string(),
                 _ => change_pct(c.total_cost_usd, change)
                     .map(|p| format!("{}%", decimal_text(p, 1)))
                     .unwrap_or_default(),
             }),
         ]);
-        table.add_row(cells);
+        table.rows.push(cells);
     }
-    let mut out = format!("{table}\n");
+    table
+}
+
+/// An aligned table for a terminal, then the notes.
+pub fn table(report: &Report) -> Vec<u8> {
+    let mut out = format!("{}\n", text_table(report).terminal());
     for line in notes(report) {
         out.push_str(&line);
         out.push('\n');

@@ -19,7 +19,7 @@ pub const DEFAULT_TOP: usize = 8;
 
 /// Tableau 10: distinct for readers with the common colour-vision
 /// deficiencies, and printable.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -37,7 +37,7 @@ const SPIKE: RGBColor = RGBColor(214, 39, 40);
 /// The font compiled into the binary (assets/fonts/README.md).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The bytes are ours and valid; a failure would show as missing text.
@@ -118,7 +118,7 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
 }
 
 /// Legend text fits its panel.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     const MAX: usize = 24;
     // No control character reaches the picture (nor the SVG's XML).
     let text = crate::text::printable(text);

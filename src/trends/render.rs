@@ -3,13 +3,12 @@
 //! machines (json, csv).
 
 use chrono::{DateTime, SecondsFormat};
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{Cell as TableCell, CellAlignment, ContentArrangement, Table};
 use polars::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::{Analysis, By, Row};
 use crate::error::Result;
+use crate::output::{TextCell, TextTable};
 use crate::text::printable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,11 +145,11 @@ fn percent(v: Option<f64>) -> String {
     v.map(|v| format!("{v:+.0}%")).unwrap_or_default()
 }
 
-/// For people: one line per group, the spikes, the new error types.
-pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
+/// The report's first line: what is counted, over which buckets, read from where.
+pub fn heading(analysis: &Analysis) -> String {
     let timeline = &analysis.timeline;
-    let mut out = format!(
-        "Errors by {} per {}, {}..{}{} ({} bucket(s)); read from {}\n",
+    format!(
+        "Errors by {} per {}, {}..{}{} ({} bucket(s)); read from {}",
         analysis.by.column(),
         match timeline.bucketing {
             super::Bucketing::Day => "tenant day",
@@ -164,7 +163,11 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
         },
         timeline.period_len(),
         analysis.read_from,
-    );
+    )
+}
+
+/// One line per group shown (the first `top`).
+pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
     let mut header = vec![analysis.by.column()];
     if analysis.by == By::Tenant {
         header.push("tenant");
@@ -181,25 +184,12 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
         "trend",
         "spikes",
     ]);
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(TableCell::new));
-    let right = |text: String| TableCell::new(text).set_alignment(CellAlignment::Right);
-    let seen = |t: Option<i64>| {
-        t.map(|t| {
-            DateTime::from_timestamp_micros(t)
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-    };
+    let mut table = TextTable::new(&header);
+    let right = TextCell::number;
     for group in analysis.shown(Some(top)) {
-        let mut cells = vec![TableCell::new(printable(&group.key))];
+        let mut cells = vec![TextCell::text(&group.key)];
         if let Some(name) = &group.name {
-            cells.push(TableCell::new(printable(name)));
+            cells.push(TextCell::text(name));
         }
         cells.extend([
             right(group.total.errors.to_string()),
@@ -211,8 +201,8 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
                     .map(|r| format!("{:.2}%", r * 100.0))
                     .unwrap_or_default(),
             ),
-            TableCell::new(seen(group.total.first_seen_at)),
-            TableCell::new(seen(group.total.last_seen_at)),
+            TextCell::text(&seen(group.total.first_seen_at)),
+            TextCell::text(&seen(group.total.last_seen_at)),
             right(
                 group
                     .previous_errors
@@ -220,18 +210,23 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
                     .unwrap_or_else(|| "?".into()),
             ),
             right(percent(group.change_pct())),
-            TableCell::new(group.trend.marker()),
+            TextCell::text(group.trend.marker()),
             right(match group.spike_count() {
                 0 => String::new(),
                 n => n.to_string(),
             }),
         ]);
-        table.add_row(cells);
+        table.rows.push(cells);
     }
-    if analysis.groups.is_empty() {
-        out.push_str("No errors in the period.\n");
-    } else {
-        out.push_str(&format!("{table}\n"));
+    table
+}
+
+/// What follows the table: groups not shown, the spikes (every group's),
+/// the new error types, and buckets no source holds.
+pub fn after_table(analysis: &Analysis, top: usize) -> String {
+    let timeline = &analysis.timeline;
+    let mut out = String::new();
+    if !analysis.groups.is_empty() {
         if analysis.groups.len() > top {
             out.push_str(&format!(
                 "({} more group(s) not shown; --top N shows more)\n",
@@ -307,5 +302,29 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
                 .join(", ")
         ));
     }
+    out
+}
+
+/// For people: the heading, one line per group, the spikes, the new
+/// error types.
+pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
+    let mut out = format!("{}\n", heading(analysis));
+    if analysis.groups.is_empty() {
+        out.push_str("No errors in the period.\n");
+    } else {
+        out.push_str(&format!("{}\n", text_table(analysis, top).terminal()));
+    }
+    out.push_str(&after_table(analysis, top));
     out.into_bytes()
+}
+
+/// A UTC moment (microseconds) to the minute, or empty.
+fn seen(t: Option<i64>) -> String {
+    t.map(|t| {
+        DateTime::from_timestamp_micros(t)
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    })
+    .unwrap_or_default()
 }

@@ -1,0 +1,263 @@
+//! Who may read the pages. `token` (the default): one secret, printed once
+//! at start or read from a file; `?token=` on any page sets an HttpOnly,
+//! SameSite=Strict cookie so links keep working, and a request with
+//! neither is refused (401). `platform`: the platform's own sessions, a
+//! bearer token or the `session` cookie whose SHA-256 (hex) is a
+//! `sessions.session_hash` that has not expired; an `operator` reads
+//! everything, a `customer` only its own tenant's page and costs (403
+//! elsewhere). Only `sessions.session_hash` (in a WHERE, never selected),
+//! `expires_at`, `user_id` and `users.user_id`, `tenant_id`, `role` are
+//! read (queries/serve_session.sql).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::{App, Refusal};
+use crate::db::DbUrl;
+use crate::sql;
+
+/// The cookie that carries the token.
+pub const TOKEN_COOKIE: &str = "callrollup_token";
+/// The platform's session cookie.
+pub const SESSION_COOKIE: &str = "session";
+
+pub enum Auth {
+    Token(String),
+    /// The platform database that holds `sessions` and `users`.
+    Platform {
+        url: DbUrl,
+        schema: String,
+    },
+}
+
+impl Auth {
+    /// A random token of 256 bits, as hex.
+    pub fn random_token() -> String {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+
+    /// The line printed once at start.
+    pub fn greeting(&self, address: SocketAddr) -> String {
+        match self {
+            Auth::Token(token) => format!("http://{address}/?token={token}"),
+            Auth::Platform { .. } => format!(
+                "http://{address}/ (platform sessions: a bearer token or the `{SESSION_COOKIE}` cookie)"
+            ),
+        }
+    }
+}
+
+/// Equal without telling, by its timing, how much of a guess was right.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// A cookie of the request.
+fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// The query's `token` parameter.
+fn query_token(uri: &Uri) -> Option<String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn unauthorized(why: &str) -> Response {
+    let mut response = Refusal::new(StatusCode::UNAUTHORIZED, why).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Who a platform session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    Operator,
+    Customer(uuid::Uuid),
+}
+
+pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match &app.config.auth {
+        Auth::Token(token) => {
+            if query_token(request.uri()).is_some_and(|t| same_secret(&t, token)) {
+                let mut response = next.run(request).await;
+                let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+                if let Ok(value) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                return response;
+            }
+            if cookie(&request, TOKEN_COOKIE).is_some_and(|t| same_secret(t, token)) {
+                return next.run(request).await;
+            }
+            unauthorized("open the link `callrollup serve` printed (it carries ?token=…)")
+        }
+        Auth::Platform { .. } => platform(app.clone(), request, next).await,
+    }
+}
+
+async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
+    let secret = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| cookie(&request, SESSION_COOKIE))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let Some(secret) = secret else {
+        return unauthorized("sign in to the platform: a bearer token or the session cookie");
+    };
+    let hash: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let lookup = app.clone();
+    let reader = tokio::task::spawn_blocking(move || reader_of(&lookup, &hash)).await;
+    let reader = match reader {
+        Ok(Ok(Some(reader))) => reader,
+        Ok(Ok(None)) => return unauthorized("the session is unknown or expired; sign in again"),
+        Ok(Err(refusal)) => return refusal.into_response(),
+        Err(_) => {
+            return Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot check the session",
+            )
+            .into_response()
+        }
+    };
+    if let Reader::Customer(tenant) = &reader {
+        match customer_uri(request.uri(), *tenant) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(refusal) => return refusal.into_response(),
+        }
+    }
+    request.extensions_mut().insert(reader);
+    next.run(request).await
+}
+
+/// The session's reader, if the session is known and not expired.
+fn reader_of(app: &App, hash: &str) -> Result<Option<Reader>, Refusal> {
+    let Auth::Platform { url, schema } = &app.config.auth else {
+        return Ok(None);
+    };
+    let mut client = url.connect_reporting("callrollup-serve-sessions")?;
+    let row = client
+        .query_opt(
+            &sql::render(sql::SERVE_SESSION, &[("schema", schema)]),
+            &[&hash],
+        )
+        .map_err(crate::error::Error::from)?;
+    Ok(row.and_then(|r| {
+        let role: String = r.get("role");
+        let tenant: Option<uuid::Uuid> = r.get("tenant_id");
+        match (role.as_str(), tenant) {
+            ("operator", _) => Some(Reader::Operator),
+            ("customer", Some(tenant)) => Some(Reader::Customer(tenant)),
+            // Any other role, or a customer without a tenant: nothing.
+            _ => None,
+        }
+    }))
+}
+
+/// What a customer may ask for: its own tenant's page, and costs of its
+/// own tenant (the `tenant` parameter set to it); every other page 403.
+fn customer_uri(uri: &Uri, tenant: uuid::Uuid) -> Result<Uri, Refusal> {
+    let own = tenant.to_string();
+    let forbidden = || Refusal::new(StatusCode::FORBIDDEN, "this page is not for your tenant");
+    let path = uri.path();
+    if let Some(id) = path.strip_prefix("/tenants/") {
+        return if id.eq_ignore_ascii_case(&own) {
+            Ok(uri.clone())
+        } else {
+            Err(forbidden())
+        };
+    }
+    if !matches!(
+        path,
+        "/" | "/costs" | "/costs.csv" | "/costs.json" | "/costs.xlsx"
+    ) {
+        return Err(forbidden());
+    }
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    if pairs
+        .iter()
+        .any(|(k, v)| k == "tenant" && !v.is_empty() && !v.eq_ignore_ascii_case(&own))
+    {
+        return Err(forbidden());
+    }
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(k, _)| k != "tenant") {
+        query.append_pair(k, v);
+    }
+    query.append_pair("tenant", &own);
+    let path = if path == "/" { "/costs" } else { path };
+    format!("{path}?{}", query.finish())
+        .parse()
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the address cannot be read"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_is_kept_to_its_own_tenant() {
+        let own: uuid::Uuid = "a0000000-0000-0000-0000-000000000002".parse().unwrap();
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let allowed = customer_uri(&uri("/costs?month=2026-03"), own).unwrap();
+        assert_eq!(
+            allowed.to_string(),
+            "/costs?month=2026-03&tenant=a0000000-0000-0000-0000-000000000002"
+        );
+        assert!(customer_uri(
+            &uri("/costs.csv?tenant=a0000000-0000-0000-0000-000000000001"),
+            own
+        )
+        .is_err());
+        assert!(customer_uri(&uri("/tenants/a0000000-0000-0000-0000-000000000002"), own).is_ok());
+        assert!(customer_uri(&uri("/tenants/a0000000-0000-0000-0000-000000000001"), own).is_err());
+        for page in ["/errors", "/runs", "/other"] {
+            assert_eq!(
+                customer_uri(&uri(page), own).unwrap_err().status,
+                StatusCode::FORBIDDEN
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+    }
+}

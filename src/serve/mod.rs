@@ -1,0 +1,305 @@
+//! `callrollup serve`: a small read-only web view of what the engine
+//! already computes, for finance and the on-call engineer. Pages are
+//! server-rendered HTML (no script, no external asset), charts are inline
+//! SVG, downloads are the bytes `costs --format …` writes for the same
+//! options. Every page calls the library functions the commands call
+//! (`cmd::costs::report`, `cmd::errors::analysis`, `ledger::list`): there
+//! is no second copy of any figure.
+//!
+//! Safe by construction: every value is escaped by the templates (maud);
+//! a Content-Security-Policy forbids scripts; authentication is on by
+//! default; only GET and HEAD; a request is bounded in time and in
+//! number; the database session is read-only with a statement timeout;
+//! SIGTERM stops accepting, lets the requests in flight finish, exits 0.
+
+mod auth;
+mod pages;
+mod params;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::db::DbUrl;
+use crate::error::{Error, Result};
+use crate::pipeline::SourceSpec;
+use crate::summaries::Summaries;
+
+pub use auth::Auth;
+
+/// Where the pages read the figures.
+pub enum Reads {
+    /// The report files `run` wrote (no database: `demo`'s folder works).
+    Reports(PathBuf),
+    /// The summary tables and the ledger of a target schema.
+    Database { url: DbUrl, schema: String },
+}
+
+/// Everything `serve` needs, checked before it listens.
+pub struct Config {
+    pub listen: String,
+    pub reads: Reads,
+    /// A snapshot for error days not rolled up and hourly buckets.
+    pub source: Option<SourceSpec>,
+    pub auth: Auth,
+    pub max_requests: usize,
+    pub timeout: Duration,
+}
+
+/// The server's shared state.
+struct App {
+    config: Config,
+    /// Requests worked on at once.
+    slots: tokio::sync::Semaphore,
+}
+
+impl App {
+    /// The figures, opened for one request: a read-only session whose
+    /// statements end with the request's time limit.
+    fn summaries(&self) -> Result<Summaries> {
+        match &self.config.reads {
+            Reads::Reports(dir) => Summaries::reports(dir),
+            Reads::Database { url, schema } => {
+                let mut summaries = Summaries::database(url, schema.clone(), "callrollup-serve")?;
+                if let Summaries::Database { client, .. } = &mut summaries {
+                    client.batch_execute(&format!(
+                        "SET statement_timeout = '{}s'",
+                        self.config.timeout.as_secs()
+                    ))?;
+                }
+                Ok(summaries)
+            }
+        }
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    Html(String),
+    /// A file to download: bytes, content type, file name.
+    Download(Vec<u8>, &'static str, String),
+}
+
+/// A request that cannot be answered: its status and one line why.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        let status = match &e {
+            Error::Usage(m) if m.starts_with("unknown --tenant") => StatusCode::NOT_FOUND,
+            Error::Usage(_) => StatusCode::BAD_REQUEST,
+            Error::Connect { .. } | Error::EngineSchema(_) | Error::TransientDatabase(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The details stay in the server's log.
+            crate::log::info(&format!("serve: a request failed: {e}"));
+            return Refusal::new(
+                status,
+                "the report could not be built; the server's log says why",
+            );
+        }
+        Refusal::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        // One line, as text: never markup built from the request.
+        let line = self.reason.replace(['\n', '\r'], " ");
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "{} {}: {line}\n",
+                self.status.as_u16(),
+                status_text(self.status)
+            ),
+        )
+            .into_response()
+    }
+}
+
+fn status_text(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("error")
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Html(page) => {
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+            }
+            Reply::Download(bytes, content_type, name) => {
+                let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+                // The name is built from validated dates and a format.
+                if let Ok(value) =
+                    HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_DISPOSITION, value);
+                }
+                response
+            }
+        }
+    }
+}
+
+/// Runs `work` on a blocking thread once a slot is free, within the
+/// request's time limit (a statement still running then is ended by the
+/// session's own timeout).
+async fn blocking<F>(app: Arc<App>, work: F) -> Response
+where
+    F: FnOnce(&App) -> std::result::Result<Reply, Refusal> + Send + 'static,
+{
+    let limit = app.config.timeout;
+    let answer = tokio::time::timeout(limit, async move {
+        let _slot = app
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let worker = app.clone();
+        tokio::task::spawn_blocking(move || work(&worker))
+            .await
+            .map_err(|_| {
+                Refusal::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the report could not be built; the server's log says why",
+                )
+            })?
+    })
+    .await;
+    match answer {
+        Ok(Ok(reply)) => reply.into_response(),
+        Ok(Err(refusal)) => refusal.into_response(),
+        Err(_) => Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the report took longer than {} s; ask for a shorter period",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Headers every answer carries: no script runs, nothing is sniffed,
+/// framed or cached, no address leaves in a Referer.
+async fn secure_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/costs") }),
+        )
+        .route("/costs", get(pages::costs))
+        .route("/costs.csv", get(pages::costs_csv))
+        .route("/costs.json", get(pages::costs_json))
+        .route("/costs.xlsx", get(pages::costs_xlsx))
+        .route("/errors", get(pages::errors))
+        .route("/runs", get(pages::runs))
+        .route("/tenants/{tenant_id}", get(pages::tenant))
+        .fallback(|| async { Refusal::new(StatusCode::NOT_FOUND, "no such page") })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::check,
+        ))
+        // Says the server is up, nothing about the data; no token.
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn(secure_headers))
+        .with_state(app)
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then lets the requests in flight
+/// finish and returns.
+pub fn serve(config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(config.max_requests.max(1) + 2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::RunFailed(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| {
+                Error::usage(format!(
+                    "cannot listen on {} ({e}); pick another --listen ADDR:PORT",
+                    config.listen
+                ))
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the listening address", e))?;
+        let greeting = config.auth.greeting(address);
+        let app = Arc::new(App {
+            slots: tokio::sync::Semaphore::new(config.max_requests),
+            config,
+        });
+        // Once, on stdout: the link to open (with the token, when there is one).
+        println!("{greeting}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        crate::log::info(&format!("serving on http://{address}/ until SIGTERM"));
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(|e| Error::io("the server stopped", e))?;
+        crate::log::info("stopped: every request in flight was answered");
+        Ok(())
+    })
+}

@@ -1,0 +1,448 @@
+//! The pages: each reads through the command's own library function and
+//! draws what the command prints, as HTML. maud escapes every value; the
+//! only markup passed through unescaped is the charts' SVG, drawn by the
+//! engine (plotters escapes the text in it, and no control character of
+//! the data reaches it: `trends::chart::shorten`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{Datelike, Days, Months, NaiveDate, Utc};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::params;
+use super::{blocking, App, Refusal, Reply};
+use crate::costs::render::Format;
+use crate::output::TextTable;
+use crate::summaries::Summaries;
+
+/// The one style sheet (inline: the policy allows no other source).
+const STYLE: &str = "
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #1b1f24; background: #fff; }
+header { background: #16324f; padding: 0.6rem 1.2rem; }
+header a { color: #fff; margin-right: 1.4rem; text-decoration: none; font-weight: 600; }
+header a.here { text-decoration: underline; }
+main { padding: 1rem 1.2rem 2rem; }
+h1 { font-size: 1.4rem; margin: 0.2rem 0 0.8rem; }
+h2 { font-size: 1.1rem; margin: 1.6rem 0 0.5rem; }
+form { display: flex; flex-wrap: wrap; gap: 0.6rem 1rem; align-items: end; margin-bottom: 1rem; }
+label { display: flex; flex-direction: column; font-size: 0.8rem; color: #444; }
+input, select, button { font: inherit; padding: 0.2rem 0.4rem; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.4rem 0; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { background: #f0f3f6; text-align: left; position: sticky; top: 0; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr:last-child td { font-weight: 600; }
+.scroll { overflow-x: auto; }
+.notes { font-size: 0.85rem; color: #333; }
+.downloads a { margin-right: 1rem; }
+.chart svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+pre { font-size: 0.85rem; background: #f7f7f7; padding: 0.6rem; overflow-x: auto; }
+";
+
+/// The page around `body`: navigation, title, the style sheet.
+fn layout(title: &str, here: &str, body: Markup) -> Reply {
+    let nav = [
+        ("/costs", "Costs"),
+        ("/errors", "Errors"),
+        ("/runs", "Runs"),
+    ];
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · callrollup" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    nav {
+                        @for (href, name) in nav {
+                            a href=(href) class=[(href == here).then_some("here")] { (name) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    };
+    Reply::Html(page.into_string())
+}
+
+/// A table for people as HTML: the same cells as the terminal's.
+fn table(table: &TextTable) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                thead { tr { @for h in &table.header { th { (h) } } } }
+                tbody {
+                    @for row in &table.rows {
+                        tr {
+                            @for cell in row {
+                                td class=[cell.number.then_some("n")] { (cell.text) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An SVG drawn by the engine, inline.
+fn chart(svg: &str) -> Markup {
+    // plotters writes no XML declaration; strip one if it ever does.
+    let svg = svg
+        .strip_prefix("<?xml")
+        .and_then(|rest| rest.split_once("?>").map(|(_, s)| s))
+        .unwrap_or(svg);
+    html! { div.chart { (PreEscaped(svg)) } }
+}
+
+fn notes(lines: &[String]) -> Markup {
+    html! { ul.notes { @for line in lines { li { (line) } } } }
+}
+
+fn summaries(app: &App) -> Result<Summaries, Refusal> {
+    Ok(app.summaries()?)
+}
+
+/// The period form shared by the cost pages.
+fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Markup {
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let by = value("by");
+    html! {
+        form method="get" action=(action) {
+            label { "Month" input type="month" name="month" value=(value("month")); }
+            label { "or from" input type="date" name="from" value=(value("from")); }
+            label { "to" input type="date" name="to" value=(value("to")); }
+            @if with_by {
+                label { "By"
+                    select name="by" {
+                        @for option in ["tenant", "day", "month", "outcome"] {
+                            option value=(option) selected[by == option] { (option) }
+                        }
+                    }
+                }
+                label { "Tenant" input type="text" name="tenant" size="36" value=(value("tenant")); }
+                label { "Top" input type="number" name="top" min="1" value=(value("top")); }
+            }
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+/// `/costs`: the `costs` report, its chart and its downloads.
+pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    blocking(app, move |app| {
+        let pairs = params::pairs(query.as_deref(), params::COSTS)?;
+        let args = params::costs(&pairs, &[])?;
+        let mut summaries = summaries(app)?;
+        let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        let top = args.top.map_or(5, |n| n as usize).min(10);
+        let svg = crate::costs::chart::daily_svg(&report, top)?;
+        let links = params::link_query(&pairs);
+        let title = format!("Costs {}..{}", report.period.from, report.period.to);
+        Ok(layout(
+            &title,
+            "/costs",
+            html! {
+                h1 { (title) }
+                (period_form("/costs", &pairs, true))
+                p.downloads {
+                    "Download: "
+                    @for format in ["csv", "xlsx", "json"] {
+                        a href={ "/costs." (format) "?" (links) } { (format.to_uppercase()) }
+                    }
+                }
+                (chart(&svg))
+                (table(&crate::costs::render::text_table(&report)))
+                (notes(&crate::costs::render::notes(&report)))
+            },
+        ))
+    })
+    .await
+}
+
+/// `/costs.csv|json|xlsx`: the bytes `costs --format …` writes.
+async fn costs_download(app: Arc<App>, query: Option<String>, format: Format) -> Response {
+    blocking(app, move |app| {
+        let pairs = params::pairs(query.as_deref(), params::COSTS)?;
+        let (name, content_type) = match format {
+            Format::Csv => ("csv", "text/csv; charset=utf-8"),
+            Format::Json => ("json", "application/json"),
+            _ => (
+                "xlsx",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+        };
+        let args = params::costs(&pairs, &[&format!("--format={name}")])?;
+        let mut summaries = summaries(app)?;
+        let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        let bytes = crate::cmd::costs::bytes(&args, &report)?;
+        let file = format!("costs-{}-{}.{name}", report.period.from, report.period.to);
+        Ok(Reply::Download(bytes, content_type, file))
+    })
+    .await
+}
+
+pub async fn costs_csv(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    costs_download(app, query, Format::Csv).await
+}
+
+pub async fn costs_json(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    costs_download(app, query, Format::Json).await
+}
+
+pub async fn costs_xlsx(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    costs_download(app, query, Format::Xlsx).await
+}
+
+/// The trends `args` ask for, their chart and their table, as a section.
+fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, Refusal> {
+    let mut summaries = match args.bucket {
+        crate::trends::Bucketing::Day => Some(summaries(app)?),
+        crate::trends::Bucketing::Hour => None,
+    };
+    let analysis =
+        crate::cmd::errors::analysis(args, summaries.as_mut(), app.config.source.as_ref())
+            .map_err(|e| match e {
+                crate::error::Error::Usage(m) if m.starts_with("--bucket hour reads") => {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        "hourly buckets read the platform's rows: start serve with --source DIR",
+                    )
+                }
+                e => e.into(),
+            })?;
+    let top = args.top.map(usize::from);
+    let svg = crate::trends::chart::render(
+        &analysis,
+        top.unwrap_or(crate::trends::chart::DEFAULT_TOP),
+        crate::trends::chart::ChartKind::Svg,
+    )?;
+    let svg = String::from_utf8(svg).unwrap_or_default();
+    let shown = top.unwrap_or(10);
+    Ok(html! {
+        p { (crate::trends::render::heading(&analysis)) }
+        (chart(&svg))
+        @if analysis.groups.is_empty() {
+            p { "No errors in the period." }
+        } @else {
+            (table(&crate::trends::render::text_table(&analysis, shown)))
+        }
+        pre { (crate::trends::render::after_table(&analysis, shown).trim()) }
+    })
+}
+
+/// `/errors`: the `errors` report with its chart.
+pub async fn errors(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    blocking(app, move |app| {
+        let pairs = params::pairs(query.as_deref(), params::ERRORS)?;
+        let args = params::errors(&pairs, &[])?;
+        let section = errors_section(app, &args)?;
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let (by, bucket) = (value("by"), value("bucket"));
+        Ok(layout(
+            "Errors",
+            "/errors",
+            html! {
+                h1 { "Errors" }
+                form method="get" action="/errors" {
+                    label { "Last" input type="text" name="since" size="5" placeholder="14d" value=(value("since")); }
+                    label { "or from" input type="date" name="from" value=(value("from")); }
+                    label { "to" input type="date" name="to" value=(value("to")); }
+                    label { "By"
+                        select name="by" {
+                            @for option in ["error_type", "severity", "tenant"] {
+                                option value=(option) selected[by == option] { (option) }
+                            }
+                        }
+                    }
+                    label { "Buckets"
+                        select name="bucket" {
+                            @for option in ["day", "hour"] {
+                                option value=(option) selected[bucket == option] { (option) }
+                            }
+                        }
+                    }
+                    label { "Zone (hours)" input type="text" name="timezone" size="16" value=(value("timezone")); }
+                    label { "Tenant" input type="text" name="tenant" size="36" value=(value("tenant")); }
+                    button type="submit" { "Show" }
+                }
+                (section)
+            },
+        ))
+    })
+    .await
+}
+
+/// The last calendar month, as `costs` reports it by default.
+fn last_month() -> (NaiveDate, NaiveDate) {
+    let today = Utc::now().date_naive();
+    let first = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).expect("a first day");
+    (first - Months::new(1), first - Days::new(1))
+}
+
+/// `/tenants/{id}`: one tenant's month: daily cost, outcomes, errors, the
+/// days not covered.
+pub async fn tenant(
+    State(app): State<Arc<App>>,
+    Path(tenant_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    blocking(app, move |app| {
+        let tenant = uuid::Uuid::parse_str(&tenant_id).map_err(|_| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                "no such tenant: the address holds no tenant_id",
+            )
+        })?;
+        let mut pairs = params::pairs(query.as_deref(), params::TENANT)?;
+        pairs.push(("tenant".into(), tenant.to_string()));
+        let mut by_day = pairs.clone();
+        by_day.push(("by".into(), "day".into()));
+        let mut by_outcome = pairs.clone();
+        by_outcome.push(("by".into(), "outcome".into()));
+        let days = params::costs(&by_day, &[])?;
+        let mut summaries = summaries(app)?;
+        let unknown = summaries.unknown_tenants(&days.tenants.selection()?)?;
+        if !unknown.is_empty() {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no tenant {tenant} in the summary tables"),
+            ));
+        }
+        let daily = crate::cmd::costs::report(&days, &mut summaries, None)?;
+        let outcomes = crate::cmd::costs::report(
+            &params::costs(&by_outcome, &[])?,
+            &mut summaries,
+            None,
+        )?;
+        let name = daily
+            .rows
+            .iter()
+            .find(|r| r.key.tenant_id.is_some())
+            .map(|r| r.display_name())
+            .unwrap_or_else(|| tenant.to_string());
+        let (from, to) = if days.period.period()?.is_some() {
+            (daily.period.from, daily.period.to)
+        } else {
+            last_month()
+        };
+        let errors = params::errors(
+            &[
+                ("from".into(), from.to_string()),
+                ("to".into(), to.to_string()),
+                ("tenant".into(), tenant.to_string()),
+            ],
+            &[],
+        )?;
+        drop(summaries);
+        let error_section = errors_section(app, &errors)?;
+        let svg = crate::costs::chart::daily_svg(&daily, 1)?;
+        let problems = daily.coverage.problems();
+        let links = params::link_query(&pairs);
+        Ok(layout(
+            &name,
+            "",
+            html! {
+                h1 { (name) " " small { (tenant) } }
+                (period_form(&format!("/tenants/{tenant}"), &pairs, false))
+                p.downloads {
+                    "Download the month: "
+                    @for format in ["csv", "xlsx", "json"] {
+                        a href={ "/costs." (format) "?" (links) "&by=day" } { (format.to_uppercase()) }
+                    }
+                }
+                h2 { "Daily cost and calls" }
+                (chart(&svg))
+                (table(&crate::costs::render::text_table(&daily)))
+                h2 { "Outcomes" }
+                (table(&crate::costs::render::text_table(&outcomes)))
+                h2 { "Errors" }
+                (error_section)
+                h2 { "Days not covered" }
+                @if problems.is_empty() {
+                    p { "Every day of the period is covered by a succeeded run." }
+                } @else {
+                    (notes(&problems))
+                }
+            },
+        ))
+    })
+    .await
+}
+
+/// `/runs`: the ledger, the last success, the days of the last 30 not
+/// covered.
+pub async fn runs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    blocking(app, move |app| {
+        params::pairs(query.as_deref(), &[])?;
+        let mut summaries = summaries(app)?;
+        let today = Utc::now().date_naive();
+        let recent = crate::window::Period {
+            from: today - Days::new(30),
+            to: today - Days::new(1),
+            is_month: false,
+        };
+        let coverage = summaries.coverage(&recent)?;
+        let ledger = match &mut summaries {
+            Summaries::Database { client, schema } => {
+                Some(crate::ledger::list(client, schema, 100)?)
+            }
+            Summaries::Reports(_) => None,
+        };
+        let last_success = ledger
+            .iter()
+            .flatten()
+            .find(|r| r.status == "succeeded")
+            .map(|r| {
+                format!(
+                    "last success: run {} for {}..{}, finished {}",
+                    r.run_id,
+                    r.window_from,
+                    r.window_to,
+                    r.finished_at.clone().unwrap_or_default()
+                )
+            });
+        let problems = coverage.problems();
+        Ok(layout(
+            "Runs",
+            "/runs",
+            html! {
+                h1 { "Runs" }
+                @match &ledger {
+                    Some(runs) => {
+                        p { (last_success.unwrap_or_else(|| "no run has succeeded yet".into())) }
+                        (table(&crate::cmd::runs::text_table(runs)))
+                    }
+                    None => p { "Read from " (summaries.describe()) ": report files keep no ledger." }
+                }
+                h2 { "Days of the last 30 not covered" }
+                @if problems.is_empty() {
+                    p { "Every day from " (recent.from) " to " (recent.to) " is covered." }
+                } @else {
+                    (notes(&problems))
+                }
+            },
+        ))
+    })
+    .await
+}
