@@ -12,7 +12,8 @@
 -- reader, so one URL can serve as source and target. callrollup_reporter
 -- is for the people's commands (`costs`, `errors`, `query`, `runs`): it
 -- reads the engine's schema and nothing else, no platform table at all
--- (their sessions are read-only too). All three log in; give them
+-- (their sessions are read-only too). callrollup_sessions is for `serve
+-- --auth platform`: three columns of sessions and users. All four log in; give them
 -- passwords (ALTER ROLE ... PASSWORD) or certificates as your
 -- pg_hba.conf requires. Safe to run again.
 
@@ -26,6 +27,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_reporter') THEN
         CREATE ROLE callrollup_reporter LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_sessions') THEN
+        CREATE ROLE callrollup_sessions LOGIN;
     END IF;
 END
 $$;
@@ -41,6 +45,20 @@ GRANT SELECT (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
     ON public.call_logs TO callrollup_reader;
 GRANT SELECT (tenant_id, call_id, error_type, severity, resolved, created_at)
     ON public.system_errors TO callrollup_reader;
+
+-- `serve --auth platform` (its --database-url): whose session a token is.
+-- The hash is only compared (SELECT on it is what a WHERE needs), never
+-- returned; e-mails, password hashes, user agents and addresses stay out
+-- of reach. Granted where the platform has the tables.
+DO $$
+BEGIN
+    IF to_regclass('public.sessions') IS NOT NULL AND to_regclass('public.users') IS NOT NULL THEN
+        GRANT USAGE ON SCHEMA public TO callrollup_sessions;
+        GRANT SELECT (session_hash, expires_at, user_id) ON public.sessions TO callrollup_sessions;
+        GRANT SELECT (user_id, tenant_id, role) ON public.users TO callrollup_sessions;
+    END IF;
+END
+$$;
 
 -- The engine's schema (--target-schema, default analytics), owned by the writer.
 CREATE SCHEMA IF NOT EXISTS analytics AUTHORIZATION callrollup_writer;

@@ -66,12 +66,13 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
         let length = days.len().max(1);
         let mut chart = ChartBuilder::on(&plot)
             .caption(
-                format!(
-                    "Daily cost, top {} tenants, {} to {}",
-                    series.len(),
-                    report.period.from,
-                    report.period.to
-                ),
+                match series.len() {
+                    1 => format!("Daily cost, {} to {}", report.period.from, report.period.to),
+                    n => format!(
+                        "Daily cost, top {n} tenants, {} to {}",
+                        report.period.from, report.period.to
+                    ),
+                },
                 ("sans-serif", 20).into_font(),
             )
             .margin(14)

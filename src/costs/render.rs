@@ -686,9 +686,15 @@ fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
 /// rounding).
 pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     use rust_xlsxwriter::{
-        Chart, ChartEmptyCells, ChartType, ExcelDateTime, Format as XFormat, Workbook,
+        Chart, ChartEmptyCells, ChartType, DocProperties, ExcelDateTime, Format as XFormat,
+        Workbook,
     };
     let mut workbook = Workbook::new();
+    // Created "on" the period's last day, not now: the same report is the
+    // same bytes, from `costs` or from `serve`'s download.
+    let created =
+        ExcelDateTime::parse_from_str(&report.period.to.to_string()).map_err(xlsx_error)?;
+    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let bold = XFormat::new().set_bold();
     let money_format = XFormat::new().set_num_format("\"$\"#,##0.00");
     let money_total = money_format.clone().set_bold();

@@ -12,6 +12,7 @@ mod query;
 mod report_folders;
 mod restatements;
 mod run;
+mod serve;
 mod shards;
 mod unattended;
 mod usage;

@@ -1,0 +1,412 @@
+//! `callrollup serve` over HTTP: against a real Postgres and against a
+//! report folder, with the token and with the platform's sessions.
+
+use crate::util::{ok, run, stdout_of, Server, TestDb};
+
+const NY: &str = "a0000000-0000-0000-0000-000000000001";
+const BERLIN: &str = "a0000000-0000-0000-0000-000000000002";
+const WINDOW: [&str; 4] = ["--from", "2026-03-07", "--to", "2026-03-10"];
+
+/// The pages, with parameters that select the fixture's days.
+fn pages() -> Vec<String> {
+    vec![
+        "/costs?month=2026-03".to_string(),
+        "/costs?from=2026-03-07&to=2026-03-10&by=day".to_string(),
+        "/errors?from=2026-03-07&to=2026-03-10".to_string(),
+        "/errors?from=2026-03-07&to=2026-03-10&by=tenant".to_string(),
+        "/runs".to_string(),
+        format!("/tenants/{BERLIN}?month=2026-03"),
+    ]
+}
+
+/// A database with the fixture rolled up for the window.
+fn rolled_up() -> (TestDb, tempfile::TempDir) {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    run(&db, &scratch.path().join("reports"), &WINDOW);
+    (db, scratch)
+}
+
+fn assert_secure_headers(answer: &crate::util::Answer, what: &str) {
+    let csp = answer.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{what}: {csp}"
+    );
+    assert_eq!(
+        answer.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        answer.header("referrer-policy"),
+        Some("no-referrer"),
+        "{what}"
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"), "{what}");
+}
+
+#[test]
+fn every_page_answers_with_the_token_and_refuses_without_it() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let token = server.token.clone().expect("a token printed");
+    assert!(token.len() >= 32);
+    for page in pages() {
+        let refused = server.get_anonymous(&page);
+        assert_eq!(refused.status, 401, "{page}");
+        assert_secure_headers(&refused, &page);
+        assert!(
+            !refused.text().contains("<"),
+            "a refusal is one line of text"
+        );
+
+        // ?token= lets the page in and sets the cookie.
+        let separator = if page.contains('?') { '&' } else { '?' };
+        let first = server.get_anonymous(&format!("{page}{separator}token={token}"));
+        assert_eq!(first.status, 200, "{page}: {}", first.text());
+        let cookie = first.header("set-cookie").unwrap_or_default();
+        assert!(
+            cookie.starts_with(&format!("callrollup_token={token}"))
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        // The cookie alone is enough afterwards.
+        let page_answer = server.get(&page);
+        assert_eq!(page_answer.status, 200, "{page}");
+        assert_eq!(
+            page_answer.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_secure_headers(&page_answer, &page);
+        let html = page_answer.text();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(!html.contains("<script"), "{page}: no script");
+        // A wrong token is no token.
+        let wrong = server.request("GET", &page, &[("Cookie", "callrollup_token=guess")]);
+        assert_eq!(wrong.status, 401, "{page}");
+    }
+    // The chart is there, inline.
+    assert!(server.get("/costs?month=2026-03").text().contains("<svg"));
+    assert!(server
+        .get("/errors?from=2026-03-07&to=2026-03-10")
+        .text()
+        .contains("<svg"));
+    // The orchestrator's probe needs no token and says nothing of the data.
+    let health = server.get_anonymous("/healthz");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    // Only GET and HEAD.
+    let cookie = format!("callrollup_token={token}");
+    for method in ["POST", "PUT", "DELETE"] {
+        let answer = server.request(method, "/costs", &[("Cookie", &cookie)]);
+        assert_eq!(answer.status, 405, "{method}");
+    }
+    let head = server.request("HEAD", "/costs?month=2026-03", &[("Cookie", &cookie)]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(server.stop().success(), "SIGTERM exits 0");
+}
+
+#[test]
+fn bad_parameters_are_400_and_unknown_tenants_404_in_one_line() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    for (page, status, reason) in [
+        ("/costs?by=week", 400, "invalid value 'week'"),
+        ("/costs?month=2026-13", 400, "is not a month"),
+        ("/costs?output=/tmp/x", 400, "unknown parameter \"output\""),
+        (
+            "/costs.csv?reports=/etc",
+            400,
+            "unknown parameter \"reports\"",
+        ),
+        ("/costs?month=--reports%3D%2Fetc", 400, "is not a month"),
+        ("/errors?bucket=minute", 400, "invalid value 'minute'"),
+        ("/errors?bucket=hour", 400, "start serve with --source DIR"),
+        (
+            "/costs?tenant=f0000000-0000-0000-0000-000000000001",
+            404,
+            "unknown --tenant",
+        ),
+        (
+            "/tenants/f0000000-0000-0000-0000-000000000001",
+            404,
+            "no tenant",
+        ),
+        ("/tenants/not-a-uuid", 404, "no such tenant"),
+        ("/nowhere", 404, "no such page"),
+    ] {
+        let answer = server.get(page);
+        assert_eq!(answer.status, status, "{page}: {}", answer.text());
+        let text = answer.text();
+        assert_eq!(text.lines().count(), 1, "{page}: {text}");
+        assert!(text.contains(reason), "{page}: {text}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+}
+
+#[test]
+fn downloads_are_the_bytes_costs_writes() {
+    let (db, scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    for (format, query) in [
+        ("csv", "month=2026-03"),
+        (
+            "json",
+            "month=2026-03&by=day&tenant=a0000000-0000-0000-0000-000000000002",
+        ),
+        ("xlsx", "month=2026-03&by=outcome"),
+        ("csv", "from=2026-03-07&to=2026-03-10&sort=calls&top=3"),
+    ] {
+        let answer = server.get(&format!("/costs.{format}?{query}"));
+        assert_eq!(answer.status, 200, "{format} {query}: {}", answer.text());
+        assert!(answer
+            .header("content-disposition")
+            .unwrap_or_default()
+            .starts_with("attachment; filename=\"costs-"));
+        let file = scratch.path().join(format!("cli.{format}"));
+        let mut cli = db.cmd();
+        cli.args(["costs", "--format", format, "-o"]).arg(&file);
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap();
+            cli.arg(format!("--{name}={value}"));
+        }
+        ok(cli.output().unwrap());
+        assert!(
+            std::fs::read(&file).unwrap() == answer.body,
+            "{format} {query}: the download differs from `costs`"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_business_name_is_text_on_every_page() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    const HOSTILE: &str = "<img src=x onerror=alert(1)>\"'&";
+    db.exec(&format!(
+        "UPDATE tenants SET business_name = $${HOSTILE}$$ WHERE tenant_id = '{BERLIN}'"
+    ));
+    db.exec(&format!(
+        "UPDATE system_errors SET error_type = '<script>alert(2)</script>'
+         WHERE tenant_id = '{NY}'"
+    ));
+    run(&db, &scratch.path().join("reports"), &WINDOW);
+    let server = Server::start(Some(&db), &[], &[]);
+    for page in pages() {
+        let html = server.get(&page).text();
+        assert!(!html.contains("<img src=x"), "{page}");
+        assert!(!html.contains("<script"), "{page}");
+    }
+    let costs = server.get("/costs?month=2026-03").text();
+    assert!(
+        costs.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{costs}"
+    );
+    let errors = server.get("/errors?from=2026-03-07&to=2026-03-10").text();
+    assert!(errors.contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+}
+
+#[test]
+fn a_report_folder_is_served_without_a_database() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = scratch.path().join("snapshot");
+    crate::util::extract(&db, &WINDOW, &snapshot);
+    let reports = scratch.path().join("reports");
+    ok(TestDb::cmd_without_db()
+        .args([
+            "run",
+            "--from",
+            "2026-03-07",
+            "--to",
+            "2026-03-10",
+            "--source",
+        ])
+        .arg(&snapshot)
+        .arg("--out")
+        .arg(&reports)
+        .output()
+        .unwrap());
+    drop(db);
+    let folder = reports.to_str().unwrap();
+    let server = Server::start(None, &["--reports", folder], &[]);
+    for page in pages() {
+        let answer = server.get(&page);
+        assert_eq!(answer.status, 200, "{page}: {}", answer.text());
+    }
+    assert!(server
+        .get("/runs")
+        .text()
+        .contains("report files keep no ledger"));
+    let csv = server.get("/costs.csv?month=2026-03");
+    let cli = ok(TestDb::cmd_without_db()
+        .args([
+            "costs",
+            "--month",
+            "2026-03",
+            "--format",
+            "csv",
+            "--reports",
+            folder,
+        ])
+        .output()
+        .unwrap());
+    assert!(cli.stdout == csv.body);
+    // A folder that holds no reports is refused before serving.
+    let empty = TestDb::cmd_without_db()
+        .args(["serve", "--reports"])
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&empty, 2, "holds no reports");
+}
+
+#[test]
+fn a_token_file_fixes_the_token_and_a_short_one_is_refused() {
+    let (db, scratch) = rolled_up();
+    let file = scratch.path().join("token");
+    std::fs::write(&file, "short\n").unwrap();
+    let refused = db
+        .cmd()
+        .args(["serve", "--token-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&refused, 2, "at least 16 printable characters");
+    std::fs::write(&file, "a-deployment-secret-0123456789\n").unwrap();
+    let server = Server::start(Some(&db), &["--token-file", file.to_str().unwrap()], &[]);
+    assert_eq!(
+        server.token.as_deref(),
+        Some("a-deployment-secret-0123456789")
+    );
+    let answer = server.request(
+        "GET",
+        "/runs",
+        &[("Cookie", "callrollup_token=a-deployment-secret-0123456789")],
+    );
+    assert_eq!(answer.status, 200);
+}
+
+/// SHA-256 of a session token, hex, as the platform stores it.
+fn session_hash(db: &TestDb, token: &str) -> String {
+    db.rows(&format!("SELECT encode(sha256('{token}'::bytea), 'hex')"))[0].clone()
+}
+
+#[test]
+fn platform_sessions_let_operators_in_and_keep_customers_to_their_tenant() {
+    let (db, _scratch) = rolled_up();
+    db.exec(include_str!("../fixtures/platform_sessions.sql"));
+    let (operator, customer, expired) = (
+        session_hash(&db, "operator-token"),
+        session_hash(&db, "customer-token"),
+        session_hash(&db, "expired-token"),
+    );
+    db.exec(&format!(
+        "INSERT INTO users VALUES
+           ('b0000000-0000-0000-0000-000000000001', NULL, 'ops@example.com', 'x', 'operator'),
+           ('b0000000-0000-0000-0000-000000000002', '{BERLIN}', 'kanzlei@example.com', 'x', 'customer');
+         INSERT INTO sessions (user_id, session_hash, expires_at) VALUES
+           ('b0000000-0000-0000-0000-000000000001', '{operator}', now() + interval '1 hour'),
+           ('b0000000-0000-0000-0000-000000000002', '{customer}', now() + interval '1 hour'),
+           ('b0000000-0000-0000-0000-000000000001', '{expired}', now() - interval '1 minute');"
+    ));
+    let server = Server::start(Some(&db), &["--auth", "platform"], &[]);
+    assert!(server.token.is_none());
+    let bearer = |token: &str, page: &str| {
+        server.request(
+            "GET",
+            page,
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+    };
+    for page in pages() {
+        assert_eq!(server.get_anonymous(&page).status, 401, "{page}");
+        assert_eq!(bearer("expired-token", &page).status, 401, "{page}");
+        assert_eq!(bearer("unknown-token", &page).status, 401, "{page}");
+        assert_eq!(bearer("operator-token", &page).status, 200, "{page}");
+    }
+    // The platform's session cookie works as well.
+    let by_cookie = server.request("GET", "/runs", &[("Cookie", "session=operator-token")]);
+    assert_eq!(by_cookie.status, 200);
+
+    // A customer: its own tenant, its own costs; nothing else.
+    assert_eq!(
+        bearer(
+            "customer-token",
+            &format!("/tenants/{BERLIN}?month=2026-03")
+        )
+        .status,
+        200
+    );
+    for page in [
+        format!("/tenants/{NY}"),
+        "/errors".to_string(),
+        "/runs".to_string(),
+        format!("/costs?month=2026-03&tenant={NY}"),
+    ] {
+        assert_eq!(bearer("customer-token", &page).status, 403, "{page}");
+    }
+    let csv = bearer("customer-token", "/costs.csv?month=2026-03").text();
+    let tenants: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(tenants, [BERLIN], "{csv}");
+}
+
+#[test]
+fn the_sessions_role_reads_three_columns_and_nothing_personal() {
+    let db = TestDb::with_platform();
+    db.exec(include_str!("../fixtures/platform_sessions.sql"));
+    db.exec(include_str!("../../deploy/roles.sql"));
+    let url = db.url.replacen("postgres@", "callrollup_sessions@", 1);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    assert!(client
+        .query(
+            "SELECT u.role, u.tenant_id FROM sessions s JOIN users u ON u.user_id = s.user_id
+             WHERE s.session_hash = 'x' AND s.expires_at > now()",
+            &[]
+        )
+        .is_ok());
+    for sql in [
+        "SELECT email FROM users",
+        "SELECT password_hash FROM users",
+        "SELECT user_agent FROM sessions",
+        "SELECT ip_address FROM sessions",
+        "SELECT * FROM sessions",
+        "SELECT call_id FROM call_logs",
+    ] {
+        let e = client.query(sql, &[]).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn serve_says_what_to_do_without_anything_to_read() {
+    let out = TestDb::cmd_without_db().arg("serve").output().unwrap();
+    crate::util::assert_fails(&out, 2, "nothing to serve");
+    let (db, _scratch) = rolled_up();
+    let taken = Server::start(Some(&db), &[], &[]);
+    let address = &taken.base["http://".len()..];
+    let busy = db
+        .cmd()
+        .args(["serve", "--listen", address])
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&busy, 2, "pick another --listen");
+    assert!(
+        stdout_of(&busy).is_empty(),
+        "no link printed for a server that never ran"
+    );
+}
