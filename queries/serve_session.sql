@@ -2,7 +2,7 @@
 -- of the token the browser sent; the stored hash is compared, never
 -- selected. Nothing else of users or sessions is read (no e-mail, no
 -- password hash, no user agent, no address).
-SELECT u.role, u.tenant_id
+SELECT u.role, u.tenant_id, s.expires_at
 FROM {schema}.sessions s
 JOIN {schema}.users u ON u.user_id = s.user_id
 WHERE s.session_hash = $1 AND s.expires_at > now()

@@ -247,8 +247,16 @@ type Canceller = (Token, Option<postgres_openssl::MakeTlsConnector>);
 /// of a connection that has closed is harmless: the server ignores it.
 static CANCELLABLE: std::sync::Mutex<Vec<Canceller>> = std::sync::Mutex::new(Vec::new());
 
+/// Connections remembered for a stop: a run opens a few dozen at most;
+/// a long-lived `serve` opens one per request, and the oldest (long
+/// closed) are forgotten rather than kept for ever.
+const CANCELLABLE_KEPT: usize = 256;
+
 fn cancel_on_stop(token: Token, tls: Option<postgres_openssl::MakeTlsConnector>) {
     if let Ok(mut all) = CANCELLABLE.lock() {
+        if all.len() >= CANCELLABLE_KEPT {
+            all.remove(0);
+        }
         all.push((token, tls));
     }
 }

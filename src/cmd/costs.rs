@@ -22,6 +22,8 @@ const CHART_TOP: (usize, usize) = (5, 50);
 
 fn period(args: &Args) -> Result<Period> {
     if let Some(period) = args.period.period()? {
+        // A report of ten thousand years would read (and draw) each day.
+        crate::window::check_span(period.from, period.to)?;
         return Ok(period);
     }
     // The last calendar month.

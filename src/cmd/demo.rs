@@ -314,5 +314,13 @@ fn tour(
         from = window.from,
         to = window.to
     ));
+    out.push_str(&format!(
+        "\nIn a browser
+  serve     callrollup serve --reports {r} --source {s}
+            (open the link it prints: costs, tenants, errors and runs pages; Ctrl-C stops it)
+",
+        r = reports_dir.display(),
+        s = snapshot_dir.display(),
+    ));
     Ok(out)
 }

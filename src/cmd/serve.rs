@@ -26,10 +26,13 @@ fn token_from(path: &std::path::Path) -> Result<String> {
         ))
     })?;
     let token = text.lines().next().unwrap_or_default().trim().to_string();
-    let printable = token.chars().all(|c| c.is_ascii_graphic());
-    if token.len() < TOKEN_MIN || !printable {
+    // Characters that travel as they are in a link, a cookie and a header.
+    let plain = token
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
+    if token.len() < TOKEN_MIN || !plain {
         return Err(Error::usage(format!(
-            "--token-file {} must hold a token of at least {TOKEN_MIN} printable characters on its first line",
+            "--token-file {} must hold a token of at least {TOKEN_MIN} characters (letters, digits, . _ ~ -) on its first line, e.g. from `openssl rand -hex 32`",
             path.display()
         )));
     }

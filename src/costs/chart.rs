@@ -49,7 +49,9 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
     let days: Vec<NaiveDate> = report.period.each_day().collect();
     let series = ranked(report, top);
     // A day no run covered is left out of the line (a gap).
-    let covered = |day: &NaiveDate| !report.coverage.missing_days.contains(day);
+    let missing: std::collections::BTreeSet<&NaiveDate> =
+        report.coverage.missing_days.iter().collect();
+    let covered = |day: &NaiveDate| !missing.contains(day);
     let dollars = |v: Decimal| v.to_f64().unwrap_or_default();
     let highest = series
         .iter()
@@ -80,20 +82,15 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..(length - 1).max(1) as f64, 0f64..highest * 1.1)
             .map_err(chart_error)?;
-        let step = length.div_ceil(10).max(1);
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(TRANSPARENT)
             .x_labels(length.min(12))
             .x_label_formatter(&|x| {
-                let i = x.round() as usize;
-                if i % step == 0 {
-                    days.get(i)
-                        .map(|d| d.format("%m-%d").to_string())
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                }
+                days.get(x.round().max(0.0) as usize)
+                    .map(|d| d.format("%m-%d").to_string())
+                    .unwrap_or_default()
             })
             .y_label_formatter(&|y| format!("${y:.0}"))
             .x_desc("tenant day")

@@ -121,6 +121,55 @@ pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) ->
     }
 }
 
+/// The platform's sessions as `serve` checks them: one connection, used by
+/// one lookup at a time (a flood of made-up tokens costs one query each,
+/// never a connection each), and the readers found, remembered for at most
+/// `REMEMBERED` (and never past their session's end).
+pub struct Sessions {
+    client: std::sync::Mutex<Option<postgres::Client>>,
+    known: std::sync::Mutex<std::collections::HashMap<String, (Reader, std::time::Instant)>>,
+    lookups: tokio::sync::Semaphore,
+}
+
+/// How long a session found stays trusted without asking again: a session
+/// ended on the platform is refused here at most this much later.
+const REMEMBERED: std::time::Duration = std::time::Duration::from_secs(30);
+/// Sessions remembered at once (then forgotten all together).
+const REMEMBERED_MAX: usize = 10_000;
+/// Lookups waiting for the database at once; more are a 503.
+const LOOKUPS: usize = 2;
+/// The longest token looked up (longer is no session).
+const TOKEN_MAX: usize = 512;
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            client: std::sync::Mutex::new(None),
+            known: std::sync::Mutex::new(std::collections::HashMap::new()),
+            lookups: tokio::sync::Semaphore::new(LOOKUPS),
+        }
+    }
+}
+
+impl Sessions {
+    fn remembered(&self, hash: &str) -> Option<Reader> {
+        let known = self.known.lock().ok()?;
+        known
+            .get(hash)
+            .filter(|(_, until)| std::time::Instant::now() < *until)
+            .map(|(reader, _)| reader.clone())
+    }
+
+    fn remember(&self, hash: String, reader: Reader, until: std::time::Instant) {
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= REMEMBERED_MAX {
+                known.clear();
+            }
+            known.insert(hash, (reader, until));
+        }
+    }
+}
+
 async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
     let secret = request
         .headers()
@@ -129,7 +178,9 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| cookie(&request, SESSION_COOKIE))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| {
+            !s.is_empty() && s.len() <= TOKEN_MAX && s.chars().all(|c| c.is_ascii_graphic())
+        })
         .map(str::to_string);
     let Some(secret) = secret else {
         return unauthorized("sign in to the platform: a bearer token or the session cookie");
@@ -138,18 +189,36 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let lookup = app.clone();
-    let reader = tokio::task::spawn_blocking(move || reader_of(&lookup, &hash)).await;
-    let reader = match reader {
-        Ok(Ok(Some(reader))) => reader,
-        Ok(Ok(None)) => return unauthorized("the session is unknown or expired; sign in again"),
-        Ok(Err(refusal)) => return refusal.into_response(),
-        Err(_) => {
-            return Refusal::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot check the session",
+    let reader = match app.sessions.remembered(&hash) {
+        Some(reader) => reader,
+        None => {
+            let Ok(_lookup) = app.sessions.lookups.try_acquire() else {
+                return Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many sign-ins at once; try again",
+                )
+                .into_response();
+            };
+            let lookup = app.clone();
+            let found = tokio::time::timeout(
+                app.config.timeout,
+                tokio::task::spawn_blocking(move || reader_of(&lookup, &hash)),
             )
-            .into_response()
+            .await;
+            match found {
+                Ok(Ok(Ok(Some(reader)))) => reader,
+                Ok(Ok(Ok(None))) => {
+                    return unauthorized("the session is unknown or expired; sign in again")
+                }
+                Ok(Ok(Err(refusal))) => return refusal.into_response(),
+                _ => {
+                    return Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the session cannot be checked right now; try again",
+                    )
+                    .into_response()
+                }
+            }
         }
     };
     if let Reader::Customer(tenant) = &reader {
@@ -162,28 +231,63 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The session's reader, if the session is known and not expired.
+/// The session's reader, if the session is known and not expired; found
+/// ones are remembered (`Sessions`).
 fn reader_of(app: &App, hash: &str) -> Result<Option<Reader>, Refusal> {
     let Auth::Platform { url, schema } = &app.config.auth else {
         return Ok(None);
     };
-    let mut client = url.connect_reporting("callrollup-serve-sessions")?;
-    let row = client
-        .query_opt(
-            &sql::render(sql::SERVE_SESSION, &[("schema", schema)]),
-            &[&hash],
+    let sessions = &app.sessions;
+    let mut client = sessions.client.lock().map_err(|_| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot check the session",
         )
-        .map_err(crate::error::Error::from)?;
-    Ok(row.and_then(|r| {
-        let role: String = r.get("role");
-        let tenant: Option<uuid::Uuid> = r.get("tenant_id");
-        match (role.as_str(), tenant) {
-            ("operator", _) => Some(Reader::Operator),
-            ("customer", Some(tenant)) => Some(Reader::Customer(tenant)),
-            // Any other role, or a customer without a tenant: nothing.
-            _ => None,
+    })?;
+    let statement = sql::render(sql::SERVE_SESSION, &[("schema", schema)]);
+    // The connection is kept; a broken one is replaced once.
+    let mut row = None;
+    for attempt in 0..2 {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            *client = Some(url.connect_reporting("callrollup-serve-sessions")?);
         }
-    }))
+        let live = client.as_mut().expect("connected above");
+        match live.query_opt(&statement, &[&hash]) {
+            Ok(found) => {
+                row = found;
+                break;
+            }
+            Err(e) if attempt == 0 => {
+                crate::log::info(&format!(
+                    "serve: the sessions connection failed ({e}); reconnecting"
+                ));
+                *client = None;
+            }
+            Err(e) => return Err(crate::error::Error::from(e).into()),
+        }
+    }
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let role: String = row.get("role");
+    let tenant: Option<uuid::Uuid> = row.get("tenant_id");
+    let expires: chrono::DateTime<chrono::Utc> = row.get("expires_at");
+    let reader = match (role.as_str(), tenant) {
+        ("operator", _) => Reader::Operator,
+        ("customer", Some(tenant)) => Reader::Customer(tenant),
+        // Any other role, or a customer without a tenant: nothing.
+        _ => return Ok(None),
+    };
+    let left = (expires - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .min(REMEMBERED);
+    sessions.remember(
+        hash.to_string(),
+        reader.clone(),
+        std::time::Instant::now() + left,
+    );
+    Ok(Some(reader))
 }
 
 /// What a customer may ask for: its own tenant's page, and costs of its

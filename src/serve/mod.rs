@@ -55,7 +55,9 @@ pub struct Config {
 struct App {
     config: Config,
     /// Requests worked on at once.
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The platform's sessions (`--auth platform`).
+    sessions: auth::Sessions,
 }
 
 impl App {
@@ -111,6 +113,14 @@ impl From<Error> for Refusal {
             }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Which server, user or schema stays in the server's log.
+            crate::log::info(&format!("serve: the database is not ready: {e}"));
+            return Refusal::new(
+                status,
+                "the figures cannot be read right now; the server's log says why",
+            );
+        }
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             // The details stay in the server's log.
             crate::log::info(&format!("serve: a request failed: {e}"));
@@ -175,20 +185,26 @@ where
 {
     let limit = app.config.timeout;
     let answer = tokio::time::timeout(limit, async move {
-        let _slot = app
+        let slot = app
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
         let worker = app.clone();
-        tokio::task::spawn_blocking(move || work(&worker))
-            .await
-            .map_err(|_| {
-                Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the report could not be built; the server's log says why",
-                )
-            })?
+        // The slot is held until the work ends, even past the time limit
+        // (its statement is then ended by the session's timeout).
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work(&worker)
+        })
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the report could not be built; the server's log says why",
+            )
+        })?
     })
     .await;
     match answer {
@@ -273,7 +289,7 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::RunFailed(format!("cannot start the server's runtime: {e}")))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| {
@@ -287,7 +303,8 @@ pub fn serve(config: Config) -> Result<()> {
             .map_err(|e| Error::io("cannot read the listening address", e))?;
         let greeting = config.auth.greeting(address);
         let app = Arc::new(App {
-            slots: tokio::sync::Semaphore::new(config.max_requests),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
+            sessions: auth::Sessions::default(),
             config,
         });
         // Once, on stdout: the link to open (with the token, when there is one).
@@ -301,5 +318,8 @@ pub fn serve(config: Config) -> Result<()> {
             .map_err(|e| Error::io("the server stopped", e))?;
         crate::log::info("stopped: every request in flight was answered");
         Ok(())
-    })
+    });
+    // Work past its time limit (a 504 answered long ago) is not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    served
 }

@@ -226,9 +226,10 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
                 e => e.into(),
             })?;
     let top = args.top.map(usize::from);
+    // The chart's groups stay few (the rest is "other").
     let svg = crate::trends::chart::render(
         &analysis,
-        top.unwrap_or(crate::trends::chart::DEFAULT_TOP),
+        top.unwrap_or(crate::trends::chart::DEFAULT_TOP).min(20),
         crate::trends::chart::ChartKind::Svg,
     )?;
     let svg = String::from_utf8(svg).unwrap_or_default();

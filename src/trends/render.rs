@@ -226,13 +226,11 @@ pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
 pub fn after_table(analysis: &Analysis, top: usize) -> String {
     let timeline = &analysis.timeline;
     let mut out = String::new();
-    if !analysis.groups.is_empty() {
-        if analysis.groups.len() > top {
-            out.push_str(&format!(
-                "({} more group(s) not shown; --top N shows more)\n",
-                analysis.groups.len() - top
-            ));
-        }
+    if !analysis.groups.is_empty() && analysis.groups.len() > top {
+        out.push_str(&format!(
+            "({} more group(s) not shown; --top N shows more)\n",
+            analysis.groups.len() - top
+        ));
     }
     // Every group's spikes: the largest may sit in a group below --top.
     let spikes = analysis.all_spikes();

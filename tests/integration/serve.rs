@@ -277,7 +277,7 @@ fn a_token_file_fixes_the_token_and_a_short_one_is_refused() {
         .arg(&file)
         .output()
         .unwrap();
-    crate::util::assert_fails(&refused, 2, "at least 16 printable characters");
+    crate::util::assert_fails(&refused, 2, "at least 16 characters");
     std::fs::write(&file, "a-deployment-secret-0123456789\n").unwrap();
     let server = Server::start(Some(&db), &["--token-file", file.to_str().unwrap()], &[]);
     assert_eq!(
@@ -409,4 +409,100 @@ fn serve_says_what_to_do_without_anything_to_read() {
         stdout_of(&busy).is_empty(),
         "no link printed for a server that never ran"
     );
+}
+
+/// Debian's Chromium, when this machine has it; `.ci/run` installs it, so
+/// on CI a missing browser fails the test instead of skipping it.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("CALLROLLUP_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI has no {}: .ci/run installs Debian's chromium",
+        path.display()
+    );
+    eprintln!("no {}: the browser test is skipped here", path.display());
+    None
+}
+
+/// Headless Chromium on `url` with `what` (e.g. --screenshot=FILE):
+/// its stderr.
+fn browse(
+    browser: &std::path::Path,
+    profile: &std::path::Path,
+    url: &str,
+    what: &[&str],
+) -> (Vec<u8>, String) {
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(what)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_real_browser_shows_every_page_without_a_console_error() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let (db, scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let token = server.token.clone().unwrap();
+    for (i, page) in [
+        "/costs?month=2026-03".to_string(),
+        "/errors?from=2026-03-05&to=2026-03-12".to_string(),
+        "/runs".to_string(),
+        format!("/tenants/{BERLIN}?month=2026-03"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let separator = if page.contains('?') { '&' } else { '?' };
+        let url = format!("{}{page}{separator}token={token}", server.base);
+        let profile = scratch.path().join(format!("profile-{i}"));
+        let shot = scratch.path().join(format!("page-{i}.png"));
+        let (_, log) = browse(
+            &browser,
+            &profile,
+            &url,
+            &[&format!("--screenshot={}", shot.display())],
+        );
+        // A blocked style, a failed load, a script: each is a console line.
+        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+        assert!(console.is_empty(), "{page}: {console:?}");
+        let picture = image::open(&shot)
+            .unwrap_or_else(|e| panic!("{page}: no screenshot ({e}): {log}"))
+            .to_rgb8();
+        let colours: std::collections::BTreeSet<[u8; 3]> =
+            picture.pixels().map(|p| p.0).step_by(7).collect();
+        assert!(
+            colours.len() > 20,
+            "{page}: a blank page ({} colours)",
+            colours.len()
+        );
+        let (dom, _) = browse(&browser, &profile, &url, &["--dump-dom"]);
+        let dom = String::from_utf8_lossy(&dom);
+        if page != "/runs" {
+            assert!(dom.contains("<svg"), "{page}: no chart in the DOM");
+        }
+        assert!(dom.contains("<table"), "{page}: no table in the DOM");
+    }
 }
