@@ -113,13 +113,7 @@ fn summaries(app: &App) -> Result<Summaries, Refusal> {
 
 /// The period form shared by the cost pages.
 fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Markup {
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let value = |name: &str| params::value(pairs, name);
     let by = value("by");
     html! {
         form method="get" action=(action) {
@@ -252,13 +246,7 @@ pub async fn errors(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> R
         let pairs = params::pairs(query.as_deref(), params::ERRORS)?;
         let args = params::errors(&pairs, &[])?;
         let section = errors_section(app, &args)?;
-        let value = |name: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let value = |name: &str| params::value(&pairs, name);
         let (by, bucket) = (value("by"), value("bucket"));
         Ok(layout(
             "Errors",

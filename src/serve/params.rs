@@ -97,6 +97,15 @@ pub fn errors(
     }
 }
 
+/// A parameter's value as given, or empty (what a form field shows).
+pub fn value(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 /// The query again, as links carry it (no token: the cookie carries it).
 pub fn link_query(pairs: &[(String, String)]) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());

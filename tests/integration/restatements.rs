@@ -430,23 +430,8 @@ fn changes_refuses_an_unknown_run_a_bad_since_and_xlsx_without_a_file() {
 fn a_file_only_run_says_it_keeps_no_history() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
-    let snapshot = scratch.path().join("snapshot");
-    crate::util::extract(&db, &WINDOW, &snapshot);
-    let out = TestDb::cmd_without_db()
-        .args([
-            "run",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-10",
-            "--source",
-        ])
-        .arg(&snapshot)
-        .arg("--out")
-        .arg(scratch.path().join("reports"))
-        .output()
-        .unwrap();
-    assert!(stdout_of(&ok(out)).contains(
+    let (out, _) = crate::util::file_only_run(&db, &WINDOW, scratch.path());
+    assert!(stdout_of(&out).contains(
         "history     none: report files carry no restatement history (the database is the record)"
     ));
 }

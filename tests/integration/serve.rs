@@ -215,23 +215,7 @@ fn a_hostile_business_name_is_text_on_every_page() {
 fn a_report_folder_is_served_without_a_database() {
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
-    let snapshot = scratch.path().join("snapshot");
-    crate::util::extract(&db, &WINDOW, &snapshot);
-    let reports = scratch.path().join("reports");
-    ok(TestDb::cmd_without_db()
-        .args([
-            "run",
-            "--from",
-            "2026-03-07",
-            "--to",
-            "2026-03-10",
-            "--source",
-        ])
-        .arg(&snapshot)
-        .arg("--out")
-        .arg(&reports)
-        .output()
-        .unwrap());
+    let (_, reports) = crate::util::file_only_run(&db, &WINDOW, scratch.path());
     drop(db);
     let folder = reports.to_str().unwrap();
     let server = Server::start(None, &["--reports", folder], &[]);

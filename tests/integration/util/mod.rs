@@ -234,6 +234,29 @@ pub fn extract(db: &TestDb, args: &[&str], dir: &Path) {
         .unwrap());
 }
 
+/// A snapshot of `db`'s window (`--from A --to B`), then a file-only run
+/// of it into `scratch/reports`, no database: the run's output and the
+/// report folder.
+pub fn file_only_run(
+    db: &TestDb,
+    window: &[&str],
+    scratch: &Path,
+) -> (std::process::Output, PathBuf) {
+    let snapshot = scratch.join("snapshot");
+    extract(db, window, &snapshot);
+    let reports = scratch.join("reports");
+    let output = ok(TestDb::cmd_without_db()
+        .arg("run")
+        .args(window)
+        .arg("--source")
+        .arg(&snapshot)
+        .arg("--out")
+        .arg(&reports)
+        .output()
+        .unwrap());
+    (output, reports)
+}
+
 /// Asserts that a command failed with `code` and that its stderr holds
 /// `needle`; returns stderr.
 pub fn assert_fails(output: &std::process::Output, code: i32, needle: &str) -> String {
