@@ -3,16 +3,12 @@
 //! the summed changes. Restatements can be a fraction of a cent, so every
 //! format shows money with its 6 stored decimals (JSON as decimal strings).
 
-use comfy_table::{
-    presets::UTF8_BORDERS_ONLY, Cell as TableCell, CellAlignment, ContentArrangement, Table,
-};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::{MoneyOf, Restated, Restatement};
 use crate::error::{Error, Result};
-use crate::output::{guard_formula, Cell};
-use crate::text::printable;
+use crate::output::{guard_formula, Cell, TextCell, TextTable};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -203,7 +199,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
 
 /// An aligned table for a terminal.
 pub fn table(report: &Report) -> Vec<u8> {
-    let header = [
+    let mut table = TextTable::new(&[
         "tenant",
         "tenant_id",
         "day",
@@ -216,49 +212,42 @@ pub fn table(report: &Report) -> Vec<u8> {
         "previous run",
         "run",
         "restated at",
-    ];
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(TableCell::new));
-    let right = |text: String| TableCell::new(text).set_alignment(CellAlignment::Right);
+    ]);
     let money = crate::money::format;
+    let changes = |change: &dyn Fn(MoneyOf) -> Decimal| {
+        MONEY
+            .iter()
+            .map(|(_, column)| TextCell::number(signed(change(*column))))
+            .collect::<Vec<_>>()
+    };
     for line in report.lines {
         // Names come from the data: no control character reaches the terminal.
-        table.add_row(vec![
-            TableCell::new(printable(line.business_name.as_deref().unwrap_or_default())),
-            TableCell::new(&line.tenant_id),
-            TableCell::new(line.day),
-            right(format!("{} → {}", line.old.calls, line.new.calls)),
-            right(format!(
+        let mut cells = vec![
+            TextCell::text(line.business_name.as_deref().unwrap_or_default()),
+            TextCell::text(&line.tenant_id),
+            TextCell::text(&line.day.to_string()),
+            TextCell::number(format!("{} → {}", line.old.calls, line.new.calls)),
+            TextCell::number(format!(
                 "{} → {}",
                 money(line.old.total_cost_usd),
                 money(line.new.total_cost_usd)
             )),
-            right(signed(line.change(|b| b.total_cost_usd))),
-            right(signed(line.change(|b| b.stt_cost_usd))),
-            right(signed(line.change(|b| b.llm_cost_usd))),
-            right(signed(line.change(|b| b.tts_cost_usd))),
-            TableCell::new(line.previous_run_id.as_deref().unwrap_or_default()),
-            TableCell::new(&line.run_id),
-            TableCell::new(line.restated_at.format("%Y-%m-%d %H:%M:%S UTC")),
+        ];
+        cells.extend(changes(&|column| line.change(column)));
+        cells.extend([
+            TextCell::text(line.previous_run_id.as_deref().unwrap_or_default()),
+            TextCell::text(&line.run_id),
+            TextCell::text(&line.restated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
         ]);
+        table.rows.push(cells);
     }
-    let total =
-        |column: MoneyOf| right(signed(report.lines.iter().map(|l| l.change(column)).sum()));
-    table.add_row(vec![
-        TableCell::new("TOTAL"),
-        TableCell::new(""),
-        TableCell::new(""),
-        TableCell::new(""),
-        TableCell::new(""),
-        total(|b| b.total_cost_usd),
-        total(|b| b.stt_cost_usd),
-        total(|b| b.llm_cost_usd),
-        total(|b| b.tts_cost_usd),
-    ]);
-    let mut out = format!("{table}\n");
+    let mut total = vec![TextCell::text("TOTAL")];
+    total.extend((0..4).map(|_| TextCell::text("")));
+    total.extend(changes(&|column| {
+        report.lines.iter().map(|l| l.change(column)).sum()
+    }));
+    table.rows.push(total);
+    let mut out = format!("{}\n", table.terminal());
     for line in notes(report) {
         out.push_str(&line);
         out.push('\n');

@@ -15,21 +15,26 @@ use crate::changes::Filter;
 use crate::cli::changes::Args;
 use crate::error::{Error, Result};
 
+/// `--run`: none, a run_id, or the run that succeeded last.
+enum RunChoice {
+    Any,
+    Id(uuid::Uuid),
+    Last,
+}
+
 pub fn execute(args: Args) -> Result<()> {
     let period = args.period.period()?;
     let tenants = args.tenants.selection()?;
-    let run = args
-        .run
-        .as_deref()
-        .filter(|r| *r != "last")
-        .map(|r| {
-            uuid::Uuid::parse_str(r).map_err(|_| {
-                Error::usage(format!(
-                    "--run {r:?} is not a run_id; `callrollup runs` lists them (or use --run last)"
-                ))
-            })
-        })
-        .transpose()?;
+    // `--run last` is looked up once connected.
+    let run = match args.run.as_deref() {
+        None => RunChoice::Any,
+        Some("last") => RunChoice::Last,
+        Some(r) => RunChoice::Id(uuid::Uuid::parse_str(r).map_err(|_| {
+            Error::usage(format!(
+                "--run {r:?} is not a run_id; `callrollup runs` lists them (or use --run last)"
+            ))
+        })?),
+    };
     let since = args
         .since
         .as_deref()
@@ -48,19 +53,17 @@ pub fn execute(args: Args) -> Result<()> {
             "report files carry no restatement history: the target database is the record; drop --reports and pass --target-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)",
         ));
     }
-    if !args.connect.has_target() {
-        return Err(Error::usage("no target database: pass --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)"));
-    }
     let mut summaries = crate::summaries::Summaries::database(
         &args.connect.target()?,
         args.schema.target_schema()?,
         "callrollup-changes",
     )?;
-    let run = match (args.run.as_deref(), run) {
-        (Some("last"), _) => Some(summaries.last_succeeded_run()?.ok_or_else(|| {
+    let run = match run {
+        RunChoice::Any => None,
+        RunChoice::Id(id) => Some(id),
+        RunChoice::Last => Some(summaries.last_succeeded_run()?.ok_or_else(|| {
             Error::usage("--run last: no run has succeeded yet; `callrollup runs` lists them")
         })?),
-        (_, run) => run,
     };
 
     let mut filter = Filter {

@@ -107,10 +107,6 @@ fn notes(lines: &[String]) -> Markup {
     html! { ul.notes { @for line in lines { li { (line) } } } }
 }
 
-fn summaries(app: &App) -> Result<Summaries, Refusal> {
-    Ok(app.summaries()?)
-}
-
 /// The period form shared by the cost pages.
 fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Markup {
     let value = |name: &str| params::value(pairs, name);
@@ -141,7 +137,7 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
     blocking(app, move |app| {
         let pairs = params::pairs(query.as_deref(), params::COSTS)?;
         let args = params::costs(&pairs, &[])?;
-        let mut summaries = summaries(app)?;
+        let mut summaries = app.summaries()?;
         let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
         let top = args.top.map_or(5, |n| n as usize).min(10);
         let svg = crate::costs::chart::daily_svg(&report, top)?;
@@ -181,7 +177,7 @@ async fn costs_download(app: Arc<App>, query: Option<String>, format: Format) ->
             ),
         };
         let args = params::costs(&pairs, &[&format!("--format={name}")])?;
-        let mut summaries = summaries(app)?;
+        let mut summaries = app.summaries()?;
         let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
         let bytes = crate::cmd::costs::bytes(&args, &report)?;
         let file = format!("costs-{}-{}.{name}", report.period.from, report.period.to);
@@ -205,7 +201,7 @@ pub async fn costs_xlsx(State(app): State<Arc<App>>, RawQuery(query): RawQuery) 
 /// The trends `args` ask for, their chart and their table, as a section.
 fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, Refusal> {
     let mut summaries = match args.bucket {
-        crate::trends::Bucketing::Day => Some(summaries(app)?),
+        crate::trends::Bucketing::Day => Some(app.summaries()?),
         crate::trends::Bucketing::Hour => None,
     };
     let analysis =
@@ -310,7 +306,7 @@ pub async fn tenant(
         let mut by_outcome = pairs.clone();
         by_outcome.push(("by".into(), "outcome".into()));
         let days = params::costs(&by_day, &[])?;
-        let mut summaries = summaries(app)?;
+        let mut summaries = app.summaries()?;
         let unknown = summaries.unknown_tenants(&days.tenants.selection()?)?;
         if !unknown.is_empty() {
             return Err(Refusal::new(
@@ -384,7 +380,7 @@ pub async fn tenant(
 pub async fn runs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     blocking(app, move |app| {
         params::pairs(query.as_deref(), &[])?;
-        let mut summaries = summaries(app)?;
+        let mut summaries = app.summaries()?;
         let today = Utc::now().date_naive();
         let recent = crate::window::Period {
             from: today - Days::new(30),

@@ -88,6 +88,13 @@ struct Staged {
     gone: usize,
 }
 
+impl Staged {
+    /// Nothing staged: the window's stored rows are the run's already.
+    fn is_empty(&self) -> bool {
+        self.new + self.differing + self.gone == 0
+    }
+}
+
 /// One open write transaction: each chunk's rows are copied in as the
 /// chunk is rolled up (so the window never has to be held in memory);
 /// `merge` then writes what changed where the window already held rows,
@@ -232,7 +239,7 @@ impl<'c, 'r> Writer<'c, 'r> {
                 ..
             } = mode
             {
-                if staged_rows.new + staged_rows.differing + staged_rows.gone > 0 {
+                if !staged_rows.is_empty() {
                     self.tx.batch_execute(&sql::render(
                         sql::SUMMARY_MERGE_ANALYZE,
                         &[("staged", staged), ("gone", gone)],
@@ -254,7 +261,7 @@ impl<'c, 'r> Writer<'c, 'r> {
             let (spec, table) = (*spec, spec.name());
             // Nothing staged, nothing to write (a re-run over unchanged
             // data): each statement would still join the window's rows.
-            if staged_rows.new + staged_rows.differing + staged_rows.gone == 0 {
+            if staged_rows.is_empty() {
                 continue;
             }
             let statements =
@@ -394,11 +401,7 @@ impl MergeStatements {
             .copied()
             .filter(|c| !RUN_COLUMNS.contains(c))
             .collect();
-        let key_match = key
-            .iter()
-            .map(|c| format!("t.{c} = s.{c}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let key_match = key_match(key);
         // ROW(...) so that a table with one compared column still compares
         // a row, not a parenthesised value.
         let vars = [
@@ -474,11 +477,7 @@ impl HistoryStatements {
             let cells: Vec<String> = figures.iter().map(|c| format!("{prefix}{c}")).collect();
             format!("ROW({})", cells.join(", "))
         };
-        let key_match = key
-            .iter()
-            .map(|c| format!("t.{c} = s.{c}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let key_match = key_match(key);
         let earlier_run = |row: &str| {
             sql::render(
                 sql::RESTATEMENTS_EARLIER_RUN,
@@ -512,6 +511,14 @@ impl HistoryStatements {
             copied: sql::render(sql::RESTATEMENTS_COPIED, &vars),
         }
     }
+}
+
+/// The stored row `t` and the run's row `s` have the same key.
+fn key_match(key: &[&str]) -> String {
+    key.iter()
+        .map(|c| format!("t.{c} = s.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// `AND <the shard's hash test>` on tenant_id, or nothing.
