@@ -13,6 +13,7 @@ use polars::prelude::*;
 use postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::frames::FieldKind;
 use crate::selection::{tenant_id_in, TenantSelection};
 use crate::sink::layout::DayFolder;
 use crate::sql;
@@ -161,7 +162,20 @@ impl Summaries {
         to: NaiveDate,
         tenants: &TenantSelection,
     ) -> Result<DataFrame> {
-        let schema = table.schema();
+        self.table_columns(table, table.columns(), from, to, tenants)
+    }
+
+    /// Some of a table's columns (a page that needs a few of its figures
+    /// reads only those), sorted by the key columns among them.
+    pub fn table_columns(
+        &mut self,
+        table: Table,
+        columns: &'static [(&'static str, FieldKind)],
+        from: NaiveDate,
+        to: NaiveDate,
+        tenants: &TenantSelection,
+    ) -> Result<DataFrame> {
+        let schema = crate::frames::schema_of(columns);
         let frame = match self {
             Summaries::Database {
                 client,
@@ -170,7 +184,7 @@ impl Summaries {
                 client.as_mut(),
                 target,
                 table.name(),
-                table.columns(),
+                columns,
                 (from, to),
                 tenants,
             )?,
@@ -202,8 +216,13 @@ impl Summaries {
                 }
             }
         };
-        Ok(crate::frames::conform(frame, &schema)?
-            .sort(table.key().to_vec(), Default::default())?)
+        let key: Vec<&str> = table
+            .key()
+            .iter()
+            .copied()
+            .filter(|k| schema.contains(k))
+            .collect();
+        Ok(crate::frames::conform(frame, &schema)?.sort(key, Default::default())?)
     }
 }
 

@@ -120,7 +120,13 @@ fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<St
     let from = (window.to - chrono::Days::new(13)).max(window.from);
     let timeline = Timeline::days(from, window.to);
     let mut summaries = crate::summaries::Summaries::reports(reports_dir)?;
-    let read = read::daily(Some(&mut summaries), None, &timeline, &Default::default())?;
+    let read = read::daily(
+        Some(&mut summaries),
+        None,
+        &timeline,
+        &Default::default(),
+        By::ErrorType,
+    )?;
     let analysis = analyse(&read.series, timeline, By::ErrorType, SpikeRule::default())?;
     let picture = chart::render(&analysis, chart::DEFAULT_TOP, chart::ChartKind::Svg)?;
     files::write_whole(chart_path, &picture)?;

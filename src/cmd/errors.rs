@@ -136,7 +136,7 @@ pub fn analysis(
             if let Some(summaries) = summaries.as_deref_mut() {
                 summaries.refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
             }
-            let read = read::daily(summaries, source, &timeline, &tenants)?;
+            let read = read::daily(summaries, source, &timeline, &tenants, args.by)?;
             (timeline, read)
         }
         Bucketing::Hour => {

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::trends::chart::{register_font, shorten, PALETTE};
 
 pub const SIZE: (u32, u32) = (1000, 420);
+/// The calls' bars: a light grey-blue that the cost line stands out on.
+const CALLS_BAR: RGBColor = RGBColor(0xc9, 0xd6, 0xe3);
 const LEGEND_WIDTH: u32 = 230;
 
 /// The `top` tenants by period cost, with their display names and days.
@@ -45,6 +47,21 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
 
 /// The chart as SVG text.
 pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
+    draw(report, top, None)
+}
+
+/// One tenant's chart: its daily cost as a line and its calls as bars on
+/// a second axis, from a report of that tenant `--by day`.
+pub fn tenant_svg(report: &Report) -> Result<String> {
+    let calls: BTreeMap<NaiveDate, i64> = report
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.key.day?, r.current.calls)))
+        .collect();
+    draw(report, 1, Some(&calls))
+}
+
+fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -> Result<String> {
     register_font();
     let days: Vec<NaiveDate> = report.period.each_day().collect();
     let series = ranked(report, top);
@@ -66,11 +83,20 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
         root.fill(&WHITE).map_err(chart_error)?;
         let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
         let length = days.len().max(1);
+        let most_calls = calls
+            .and_then(|c| c.values().copied().max())
+            .unwrap_or(0)
+            .max(1) as f64;
+        let x_range = -0.5f64..(length as f64 - 0.5).max(0.5);
         let mut chart = ChartBuilder::on(&plot)
             .caption(
-                match series.len() {
-                    1 => format!("Daily cost, {} to {}", report.period.from, report.period.to),
-                    n => format!(
+                match (series.len(), calls.is_some()) {
+                    (_, true) => format!(
+                        "Daily cost and calls, {} to {}",
+                        report.period.from, report.period.to
+                    ),
+                    (1, _) => format!("Daily cost, {} to {}", report.period.from, report.period.to),
+                    (n, _) => format!(
                         "Daily cost, top {n} tenants, {} to {}",
                         report.period.from, report.period.to
                     ),
@@ -80,8 +106,11 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..(length - 1).max(1) as f64, 0f64..highest * 1.1)
-            .map_err(chart_error)?;
+            .right_y_label_area_size(if calls.is_some() { 60 } else { 0 })
+            .build_cartesian_2d(x_range.clone(), 0f64..highest * 1.1)
+            .map_err(chart_error)?
+            // Calls, when drawn, on their own axis at the right.
+            .set_secondary_coord(x_range, 0f64..most_calls * 1.1);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -99,6 +128,25 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
             .axis_desc_style(("sans-serif", 14))
             .draw()
             .map_err(chart_error)?;
+        if let Some(calls) = calls {
+            chart
+                .configure_secondary_axes()
+                .y_desc("calls")
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 14))
+                .draw()
+                .map_err(chart_error)?;
+            // A bar per covered day, behind the cost line.
+            chart
+                .draw_secondary_series(days.iter().enumerate().filter(|(_, d)| covered(d)).map(
+                    |(x, day)| {
+                        let n = calls.get(day).copied().unwrap_or(0) as f64;
+                        Rectangle::new([(x as f64 - 0.35, 0.0), (x as f64 + 0.35, n)], CALLS_BAR.filled())
+                    },
+                ))
+                .map_err(chart_error)?;
+        }
         for (i, (_, by_day)) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             // One line per run of covered days.
@@ -126,21 +174,28 @@ pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
         legend
             .draw(&Text::new("Tenants (period total)", (8, 34), text.clone()))
             .map_err(chart_error)?;
-        for (i, (name, by_day)) in series.iter().enumerate() {
+        let mut entries: Vec<(RGBColor, String)> = series
+            .iter()
+            .enumerate()
+            .map(|(i, (name, by_day))| {
+                let total: Decimal = by_day.values().copied().sum();
+                (
+                    PALETTE[i % PALETTE.len()],
+                    format!("{name} ({})", crate::output::decimal_text(total, 2)),
+                )
+            })
+            .collect();
+        if let Some(calls) = calls {
+            let total: i64 = calls.values().sum();
+            entries.push((CALLS_BAR, format!("calls ({total})")));
+        }
+        for (i, (color, label)) in entries.into_iter().enumerate() {
             let y = 60 + 22 * i as i32;
             legend
-                .draw(&Rectangle::new(
-                    [(8, y), (24, y + 12)],
-                    PALETTE[i % PALETTE.len()].filled(),
-                ))
+                .draw(&Rectangle::new([(8, y), (24, y + 12)], color.filled()))
                 .map_err(chart_error)?;
-            let total: Decimal = by_day.values().copied().sum();
             legend
-                .draw(&Text::new(
-                    format!("{name} ({})", crate::output::decimal_text(total, 2)),
-                    (30, y),
-                    text.clone(),
-                ))
+                .draw(&Text::new(label, (30, y), text.clone()))
                 .map_err(chart_error)?;
         }
         root.present().map_err(chart_error)?;

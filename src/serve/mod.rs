@@ -18,7 +18,7 @@ mod params;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -58,24 +58,97 @@ struct App {
     slots: Arc<tokio::sync::Semaphore>,
     /// The platform's sessions (`--auth platform`).
     sessions: auth::Sessions,
+    /// Database sessions a finished request left, for the next ones.
+    idle: std::sync::Mutex<Vec<(Summaries, Instant)>>,
 }
 
+/// How long an idle database session is kept: long enough for the next
+/// request of a busy minute, short enough that a session the server or a
+/// firewall has dropped meanwhile is rarely met.
+const IDLE_SESSION: Duration = Duration::from_secs(60);
+
 impl App {
-    /// The figures, opened for one request: a read-only session whose
-    /// statements end with the request's time limit.
-    fn summaries(&self) -> Result<Summaries> {
-        match &self.config.reads {
-            Reads::Reports(dir) => Summaries::reports(dir),
-            Reads::Database { url, schema } => {
-                let mut summaries = Summaries::database(url, schema.clone(), "callrollup-serve")?;
-                if let Summaries::Database { client, .. } = &mut summaries {
-                    client.batch_execute(&format!(
-                        "SET statement_timeout = '{}s'",
-                        self.config.timeout.as_secs()
-                    ))?;
+    /// The figures for one request: a read-only database session whose
+    /// statements end with the request's time limit (a kept one when one
+    /// is idle: a new session costs a connection, TLS and the schema
+    /// check), or the report folder.
+    fn summaries(&self) -> Result<Lease<'_>> {
+        let summaries = match &self.config.reads {
+            Reads::Reports(dir) => Summaries::reports(dir)?,
+            Reads::Database { url, schema } => match self.kept_session() {
+                Some(summaries) => summaries,
+                None => {
+                    let mut summaries =
+                        Summaries::database(url, schema.clone(), "callrollup-serve")?;
+                    if let Summaries::Database { client, .. } = &mut summaries {
+                        client.batch_execute(&format!(
+                            "SET statement_timeout = '{}s'",
+                            self.config.timeout.as_secs()
+                        ))?;
+                    }
+                    summaries
                 }
-                Ok(summaries)
+            },
+        };
+        Ok(Lease {
+            app: self,
+            summaries: Some(summaries),
+        })
+    }
+
+    /// The most recently left session still open and not idle too long.
+    fn kept_session(&self) -> Option<Summaries> {
+        loop {
+            let (mut summaries, _) = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.retain(|(_, since)| since.elapsed() < IDLE_SESSION);
+                idle.pop()?
+            };
+            // One round trip tells a session the server has ended (a
+            // restart, an administrator) from a live one.
+            if let Summaries::Database { client, .. } = &mut summaries {
+                if client.is_valid(Duration::from_secs(2)).is_ok() {
+                    return Some(summaries);
+                }
             }
+        }
+    }
+}
+
+/// A request's figures; its database session goes back to the idle ones
+/// when the request is done with it (never after a panic, never closed).
+struct Lease<'a> {
+    app: &'a App,
+    summaries: Option<Summaries>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Summaries;
+    fn deref(&self) -> &Summaries {
+        self.summaries.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Summaries {
+        self.summaries.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(summaries) = self.summaries.take() else {
+            return;
+        };
+        let Summaries::Database { client, .. } = &summaries else {
+            return;
+        };
+        if std::thread::panicking() || client.is_closed() {
+            return;
+        }
+        let mut idle = self.app.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.app.config.max_requests {
+            idle.push((summaries, Instant::now()));
         }
     }
 }
@@ -280,6 +353,65 @@ async fn stop_signal() {
     }
 }
 
+/// Connections open at once; past them, new ones wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// The time a client has to send a request's head (a slow client cannot
+/// hold a connection open for ever); an idle keep-alive connection is
+/// closed after it too.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SIGTERM waits for the connections still open.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Accepts connections until SIGTERM or SIGINT, then stops accepting,
+/// lets every request in flight finish (each is bounded by the request
+/// time limit) and returns.
+async fn accept(listener: tokio::net::TcpListener, router: Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop_signal());
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit,
+            _ = &mut stop => break,
+        };
+        let Ok(permit) = permit else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: wait, then go on.
+                Err(e) => {
+                    crate::log::info(&format!("serve: cannot accept a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    crate::log::info("stopping: no new connections; answering the requests in flight");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        crate::log::info("serve: connections still open after the drain time were closed");
+    }
+}
+
 /// Serves until SIGTERM or SIGINT, then lets the requests in flight
 /// finish and returns.
 pub fn serve(config: Config) -> Result<()> {
@@ -289,37 +421,38 @@ pub fn serve(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::RunFailed(format!("cannot start the server's runtime: {e}")))?;
-    let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .map_err(|e| {
+    // The state outlives the runtime: the database sessions it keeps
+    // hold runtimes of their own, which may only be dropped outside one.
+    let app = Arc::new(App {
+        slots: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
+        sessions: auth::Sessions::default(),
+        idle: Default::default(),
+        config,
+    });
+    let served = runtime.block_on({
+        let app = app.clone();
+        async move {
+            let listen = &app.config.listen;
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
                 Error::usage(format!(
-                    "cannot listen on {} ({e}); pick another --listen ADDR:PORT",
-                    config.listen
+                    "cannot listen on {listen} ({e}); pick another --listen ADDR:PORT"
                 ))
             })?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| Error::io("cannot read the listening address", e))?;
-        let greeting = config.auth.greeting(address);
-        let app = Arc::new(App {
-            slots: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
-            sessions: auth::Sessions::default(),
-            config,
-        });
-        // Once, on stdout: the link to open (with the token, when there is one).
-        println!("{greeting}");
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        crate::log::info(&format!("serving on http://{address}/ until SIGTERM"));
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(stop_signal())
-            .await
-            .map_err(|e| Error::io("the server stopped", e))?;
-        crate::log::info("stopped: every request in flight was answered");
-        Ok(())
+            let address = listener
+                .local_addr()
+                .map_err(|e| Error::io("cannot read the listening address", e))?;
+            // Once, on stdout: the link to open (with the token, when there is one).
+            println!("{}", app.config.auth.greeting(address));
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            crate::log::info(&format!("serving on http://{address}/ until SIGTERM"));
+            accept(listener, router(app)).await;
+            crate::log::info("stopped: every request in flight was answered");
+            Ok(())
+        }
     });
     // Work past its time limit (a 504 answered long ago) is not waited for.
     runtime.shutdown_timeout(Duration::from_secs(5));
+    drop(app);
     served
 }

@@ -205,7 +205,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
         crate::trends::Bucketing::Hour => None,
     };
     let analysis =
-        crate::cmd::errors::analysis(args, summaries.as_mut(), app.config.source.as_ref())
+        crate::cmd::errors::analysis(args, summaries.as_deref_mut(), app.config.source.as_ref())
             .map_err(|e| match e {
                 crate::error::Error::Usage(m) if m.starts_with("--bucket hour reads") => {
                     Refusal::new(
@@ -341,7 +341,7 @@ pub async fn tenant(
         )?;
         drop(summaries);
         let error_section = errors_section(app, &errors)?;
-        let svg = crate::costs::chart::daily_svg(&daily, 1)?;
+        let svg = crate::costs::chart::tenant_svg(&daily)?;
         let problems = daily.coverage.problems();
         let links = params::link_query(&pairs);
         Ok(layout(
@@ -388,7 +388,7 @@ pub async fn runs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Res
             is_month: false,
         };
         let coverage = summaries.coverage(&recent)?;
-        let ledger = match &mut summaries {
+        let ledger = match &mut *summaries {
             Summaries::Database { client, schema } => {
                 Some(crate::ledger::list(client, schema, 100)?)
             }

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
-use super::{Counts, Timeline};
+use super::{By, Counts, Timeline};
 use crate::error::Result;
-use crate::frames::PLATFORM_TENANT;
+use crate::frames::{FieldKind, PLATFORM_TENANT};
 use crate::pipeline::{for_each_chunk, process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
 use crate::summaries::Summaries;
@@ -84,14 +84,28 @@ pub struct Read {
     pub read_from: String,
 }
 
+/// What `--by tenant` reads of `tenant_daily`: the error rate's calls
+/// and the tenants' names. Other groupings read none of it.
+const TENANT_CALLS: &[(&str, FieldKind)] = &[
+    ("tenant_id", FieldKind::DictionaryUuid),
+    ("day", FieldKind::Date),
+    ("business_name", FieldKind::DictionaryText),
+    ("calls", FieldKind::Int8),
+    ("errored_calls", FieldKind::Int8),
+];
+
 /// Daily buckets: the summary tables where a run vouches for the day,
 /// the source for the days none does yet (or every day, without tables).
+/// Grouped `by` tenant, each tenant day's calls and names are read too
+/// (the error rates and the labels).
 pub fn daily(
     summaries: Option<&mut Summaries>,
     source: Option<&SourceSpec>,
     timeline: &Timeline,
     tenants: &TenantSelection,
+    by: By,
 ) -> Result<Read> {
+    let with_calls = by == By::Tenant;
     let (from, to) = (timeline.first_day(), timeline.to);
     let mut names = BTreeMap::new();
     let mut error_parts = Vec::new();
@@ -119,11 +133,19 @@ pub fn daily(
                 coverage.missing_days.clone()
             };
             let errors = summaries.table(Table::Errors, from, to, tenants)?;
-            let tenant_daily = summaries.table(Table::TenantDaily, from, to, tenants)?;
-            names_of(&tenant_daily, &mut names)?;
             let fresh = day_in(&stale).not();
             error_parts.push(select_errors(errors.lazy().filter(fresh.clone())));
-            call_parts.push(select_calls(tenant_daily.lazy().filter(fresh)));
+            if with_calls {
+                let tenant_daily = summaries.table_columns(
+                    Table::TenantDaily,
+                    TENANT_CALLS,
+                    from,
+                    to,
+                    tenants,
+                )?;
+                names_of(&tenant_daily, &mut names)?;
+                call_parts.push(select_calls(tenant_daily.lazy().filter(fresh)));
+            }
             read_from.push(summaries.describe());
             stale
         }

@@ -490,3 +490,73 @@ fn a_real_browser_shows_every_page_without_a_console_error() {
         assert!(dom.contains("<table"), "{page}: no table in the DOM");
     }
 }
+
+#[test]
+fn the_tenant_page_charts_daily_cost_and_calls() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let calls = db.scalar_i64(&format!(
+        "SELECT sum(calls)::bigint FROM analytics.tenant_daily WHERE tenant_id = '{BERLIN}'"
+    ));
+    assert!(calls > 0);
+    let html = server.get(&format!("/tenants/{BERLIN}?month=2026-03")).text();
+    let chart = &html[html.find("<svg").expect("a chart")..];
+    assert!(chart.contains("Daily cost and calls"), "the chart's title");
+    // The calls' axis and the legend's total, beside the cost line.
+    assert!(chart.contains(">calls<"), "a calls axis");
+    assert!(chart.contains(&format!("calls ({calls})")), "the calls' total");
+    // One bar per covered day of the month (four rolled-up days).
+    assert!(
+        chart.matches("fill=\"#C9D6E3\"").count() >= 4,
+        "a bar per day"
+    );
+    // The costs page keeps its cost-only chart.
+    let costs = server.get("/costs?month=2026-03").text();
+    let costs_chart = &costs[costs.find("<svg").unwrap()..costs.find("</svg>").unwrap()];
+    assert!(!costs_chart.contains(">calls<"));
+}
+
+#[test]
+fn a_client_slow_to_send_its_request_is_cut_off_while_others_are_answered() {
+    use std::io::{Read, Write};
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let address = &server.base["http://".len()..];
+    // Half a request head, then nothing more.
+    let mut slow = std::net::TcpStream::connect(address).unwrap();
+    slow.write_all(b"GET /costs HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert_eq!(server.get("/runs").status, 200, "answered meanwhile");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut rest = Vec::new();
+    // The server closes the connection (after its 10 s for a head): the
+    // read ends instead of timing out.
+    let read = slow.read_to_end(&mut rest);
+    assert!(read.is_ok(), "the slow connection was not closed: {read:?}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn kept_database_sessions_serve_the_next_requests_and_an_ended_one_is_replaced() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let sessions = || {
+        db.scalar_i64(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'callrollup-serve'",
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(server.get("/costs?month=2026-03").status, 200);
+    }
+    assert_eq!(sessions(), 1, "one session, kept between requests");
+    // An administrator ends it: the next request opens a new one.
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'callrollup-serve'",
+    );
+    let answer = server.get("/costs?month=2026-03");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(sessions(), 1);
+    assert!(server.stop().success());
+}
