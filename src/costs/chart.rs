@@ -142,7 +142,10 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
                 .draw_secondary_series(days.iter().enumerate().filter(|(_, d)| covered(d)).map(
                     |(x, day)| {
                         let n = calls.get(day).copied().unwrap_or(0) as f64;
-                        Rectangle::new([(x as f64 - 0.35, 0.0), (x as f64 + 0.35, n)], CALLS_BAR.filled())
+                        Rectangle::new(
+                            [(x as f64 - 0.35, 0.0), (x as f64 + 0.35, n)],
+                            CALLS_BAR.filled(),
+                        )
                     },
                 ))
                 .map_err(chart_error)?;

@@ -136,13 +136,8 @@ pub fn daily(
             let fresh = day_in(&stale).not();
             error_parts.push(select_errors(errors.lazy().filter(fresh.clone())));
             if with_calls {
-                let tenant_daily = summaries.table_columns(
-                    Table::TenantDaily,
-                    TENANT_CALLS,
-                    from,
-                    to,
-                    tenants,
-                )?;
+                let tenant_daily =
+                    summaries.table_columns(Table::TenantDaily, TENANT_CALLS, from, to, tenants)?;
                 names_of(&tenant_daily, &mut names)?;
                 call_parts.push(select_calls(tenant_daily.lazy().filter(fresh)));
             }

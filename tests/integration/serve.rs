@@ -499,12 +499,17 @@ fn the_tenant_page_charts_daily_cost_and_calls() {
         "SELECT sum(calls)::bigint FROM analytics.tenant_daily WHERE tenant_id = '{BERLIN}'"
     ));
     assert!(calls > 0);
-    let html = server.get(&format!("/tenants/{BERLIN}?month=2026-03")).text();
+    let html = server
+        .get(&format!("/tenants/{BERLIN}?month=2026-03"))
+        .text();
     let chart = &html[html.find("<svg").expect("a chart")..];
     assert!(chart.contains("Daily cost and calls"), "the chart's title");
     // The calls' axis and the legend's total, beside the cost line.
     assert!(chart.contains(">calls<"), "a calls axis");
-    assert!(chart.contains(&format!("calls ({calls})")), "the calls' total");
+    assert!(
+        chart.contains(&format!("calls ({calls})")),
+        "the calls' total"
+    );
     // One bar per covered day of the month (four rolled-up days).
     assert!(
         chart.matches("fill=\"#C9D6E3\"").count() >= 4,
@@ -524,7 +529,8 @@ fn a_client_slow_to_send_its_request_is_cut_off_while_others_are_answered() {
     let address = &server.base["http://".len()..];
     // Half a request head, then nothing more.
     let mut slow = std::net::TcpStream::connect(address).unwrap();
-    slow.write_all(b"GET /costs HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET /costs HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     assert_eq!(server.get("/runs").status, 200, "answered meanwhile");
     slow.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
@@ -559,4 +565,32 @@ fn kept_database_sessions_serve_the_next_requests_and_an_ended_one_is_replaced()
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(sessions(), 1);
     assert!(server.stop().success());
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_and_takes_no_new_one() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    // The errors page will wait on this lock until the test lets it go.
+    let mut locker = db.client();
+    let mut lock = locker.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE analytics.tenant_daily_errors IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let address = server.base["http://".len()..].to_string();
+    std::thread::scope(|scope| {
+        let in_flight = scope.spawn(|| server.get("/errors?from=2026-03-07&to=2026-03-10"));
+        db.wait_for_lock_wait("callrollup-serve", "the errors page never reached the lock");
+        server.terminate();
+        // No new connection once SIGTERM is in.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still accepting");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        lock.rollback().unwrap();
+        let answer = in_flight.join().unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert!(answer.text().contains("<svg"), "the whole page");
+    });
+    assert!(server.stop().success(), "exit 0 after the drain");
 }

@@ -462,7 +462,8 @@ impl Server {
         self.child.wait().unwrap()
     }
 
-    fn terminate(&mut self) {
+    /// SIGTERM, without waiting.
+    pub fn terminate(&self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
