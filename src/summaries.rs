@@ -170,7 +170,7 @@ impl Summaries {
     pub fn table_columns(
         &mut self,
         table: Table,
-        columns: &'static [(&'static str, FieldKind)],
+        columns: &[(&'static str, FieldKind)],
         from: NaiveDate,
         to: NaiveDate,
         tenants: &TenantSelection,

@@ -175,6 +175,23 @@ impl Table {
         self.spec().columns
     }
 
+    /// The columns named, in the table's order, with their kinds (a
+    /// reader that needs a few of a table's figures reads only those).
+    pub fn columns_named(self, names: &[&str]) -> Vec<(&'static str, FieldKind)> {
+        debug_assert!(
+            names
+                .iter()
+                .all(|n| self.columns().iter().any(|(c, _)| c == n)),
+            "{names:?} are not all columns of {}",
+            self.name()
+        );
+        self.columns()
+            .iter()
+            .filter(|(name, _)| names.contains(name))
+            .copied()
+            .collect()
+    }
+
     /// The merge key, `day` included.
     pub fn key(self) -> &'static [&'static str] {
         self.spec().key
@@ -236,6 +253,18 @@ impl<T> IndexMut<Table> for PerTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_named_keep_the_tables_kinds_and_order() {
+        assert_eq!(
+            Table::TenantDaily.columns_named(&["calls", "tenant_id", "day"]),
+            [
+                ("tenant_id", DictionaryUuid),
+                ("day", Date),
+                ("calls", Int8)
+            ]
+        );
+    }
 
     #[test]
     fn every_key_column_is_a_column_and_names_are_unique() {

@@ -667,7 +667,7 @@ pub fn read_days(
     client: &mut impl postgres::GenericClient,
     schema: &str,
     table: &str,
-    columns: &'static [(&'static str, FieldKind)],
+    columns: &[(&'static str, FieldKind)],
     (from, to): (NaiveDate, NaiveDate),
     tenants: &TenantSelection,
 ) -> Result<DataFrame> {

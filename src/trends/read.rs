@@ -11,7 +11,7 @@ use polars::prelude::*;
 
 use super::{By, Counts, Timeline};
 use crate::error::Result;
-use crate::frames::{FieldKind, PLATFORM_TENANT};
+use crate::frames::PLATFORM_TENANT;
 use crate::pipeline::{for_each_chunk, process, Input, Plan, SourceSpec, Timings};
 use crate::selection::TenantSelection;
 use crate::summaries::Summaries;
@@ -86,12 +86,12 @@ pub struct Read {
 
 /// What `--by tenant` reads of `tenant_daily`: the error rate's calls
 /// and the tenants' names. Other groupings read none of it.
-const TENANT_CALLS: &[(&str, FieldKind)] = &[
-    ("tenant_id", FieldKind::DictionaryUuid),
-    ("day", FieldKind::Date),
-    ("business_name", FieldKind::DictionaryText),
-    ("calls", FieldKind::Int8),
-    ("errored_calls", FieldKind::Int8),
+const TENANT_CALLS: [&str; 5] = [
+    "tenant_id",
+    "day",
+    "business_name",
+    "calls",
+    "errored_calls",
 ];
 
 /// Daily buckets: the summary tables where a run vouches for the day,
@@ -136,8 +136,13 @@ pub fn daily(
             let fresh = day_in(&stale).not();
             error_parts.push(select_errors(errors.lazy().filter(fresh.clone())));
             if with_calls {
-                let tenant_daily =
-                    summaries.table_columns(Table::TenantDaily, TENANT_CALLS, from, to, tenants)?;
+                let tenant_daily = summaries.table_columns(
+                    Table::TenantDaily,
+                    &Table::TenantDaily.columns_named(&TENANT_CALLS),
+                    from,
+                    to,
+                    tenants,
+                )?;
                 names_of(&tenant_daily, &mut names)?;
                 call_parts.push(select_calls(tenant_daily.lazy().filter(fresh)));
             }
