@@ -93,13 +93,13 @@ struct Finding<'a> {
 
 /// Distinct texts of some columns, each with a slot.
 #[derive(Default)]
-struct Interner<'a> {
+pub(super) struct Interner<'a> {
     by_text: PlHashMap<Option<&'a str>, u32>,
-    texts: Vec<Option<&'a str>>,
+    pub(super) texts: Vec<Option<&'a str>>,
 }
 
 impl<'a> Interner<'a> {
-    fn slot_of(&mut self, text: Option<&'a str>) -> u32 {
+    pub(super) fn slot_of(&mut self, text: Option<&'a str>) -> u32 {
         let next = self.texts.len() as u32;
         *self.by_text.entry(text).or_insert_with(|| {
             self.texts.push(text);
@@ -110,7 +110,7 @@ impl<'a> Interner<'a> {
 
 impl Interner<'_> {
     /// Each slot's place in the texts' order (NULL first, then by bytes).
-    fn ranks(&self) -> Vec<u32> {
+    pub(super) fn ranks(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..self.texts.len() as u32).collect();
         order.sort_unstable_by_key(|slot| self.texts[*slot as usize]);
         let mut rank = vec![0; order.len()];
@@ -122,7 +122,7 @@ impl Interner<'_> {
 }
 
 /// One text column's rows mapped to slots of an `Interner`.
-struct Slots<'a> {
+pub(super) struct Slots<'a> {
     array: &'a Utf8ViewArray,
     by_view: PlHashMap<u128, u32>,
     /// The slot of a NULL row.
@@ -130,7 +130,7 @@ struct Slots<'a> {
 }
 
 impl<'a> Slots<'a> {
-    fn new(
+    pub(super) fn new(
         array: &'a Utf8ViewArray,
         interner: &mut Interner<'a>,
         null_as: Option<&'a str>,
@@ -143,7 +143,7 @@ impl<'a> Slots<'a> {
     }
 
     #[inline]
-    fn slot(&mut self, i: usize, interner: &mut Interner<'a>) -> u32 {
+    pub(super) fn slot(&mut self, i: usize, interner: &mut Interner<'a>) -> u32 {
         if !self.array.is_valid(i) {
             return self.null;
         }
@@ -157,8 +157,16 @@ impl<'a> Slots<'a> {
     }
 }
 
-fn text_array(series: &Series) -> PolarsResult<&Utf8ViewArray> {
+pub(super) fn text_array(series: &Series) -> PolarsResult<&Utf8ViewArray> {
     Ok(series.str()?.downcast_iter().next().expect("one chunk"))
+}
+
+/// A `Date` column from days since 1970-01-01.
+pub(super) fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
+    Int32Chunked::from_vec(name.into(), values)
+        .into_series()
+        .cast(&DataType::Date)
+        .map(Column::from)
 }
 
 fn money_array(series: &Series) -> PolarsResult<&PrimitiveArray<i128>> {
@@ -337,12 +345,6 @@ pub fn group<'t>(
 
     let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
     let label = |slot: u32| labels.texts[slot as usize];
-    let day_column = |name: &str, values: Vec<i32>| -> PolarsResult<Column> {
-        Int32Chunked::from_vec(name.into(), values)
-            .into_series()
-            .cast(&DataType::Date)
-            .map(Column::from)
-    };
     let money_column = |name: &str, values: Vec<i128>| -> Column {
         Int128Chunked::from_vec(name.into(), values)
             .into_decimal_unchecked(Some(MONEY_PRECISION), MONEY_SCALE as usize)

@@ -2,6 +2,7 @@
 //! Every column follows docs/CONTRACT.md §2.
 
 mod calls;
+mod errors;
 pub mod timezone;
 
 use crate::tables::Table;
@@ -58,30 +59,20 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
         day_number(from),
         day_number(to),
     )?;
-    let errors = error_facts(&frames.errors, &tenants, from, to)?;
+    let errors = errors::group(
+        &frames.errors,
+        |id| days.get(id),
+        &unknown,
+        day_number(from),
+        day_number(to),
+    )?;
 
-    let error_groups = errors
-        .clone()
-        .lazy()
-        .group_by([
-            col("tenant_id"),
-            col("day"),
-            col("error_type"),
-            col("severity"),
-        ])
-        .agg(error_group_figures())
-        .sort(
-            ["tenant_id", "day", "error_type", "severity"],
-            Default::default(),
-        )
-        .collect()?;
-
-    let tenant_daily = tenant_daily(calls.by_day, &errors, &tenants.frame)?;
-    let findings = findings(calls.findings, &errors)?;
+    let tenant_daily = tenant_daily(calls.by_day, errors.by_day, &tenants.frame)?;
+    let findings = findings(calls.findings, errors.findings)?;
     let [stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd] = calls.costs;
     let totals = SourceTotals {
         calls: calls.calls,
-        errors: errors.height() as i64,
+        errors: errors.errors,
         stt_cost_usd,
         llm_cost_usd,
         tts_cost_usd,
@@ -91,7 +82,7 @@ pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsRe
         totals,
         tenant_daily,
         outcomes: calls.outcomes,
-        errors: error_groups,
+        errors: errors.groups,
         findings,
     })
 }
@@ -289,41 +280,16 @@ fn in_window(from: NaiveDate, to: NaiveDate) -> Expr {
     col("day").gt_eq(lit(from)).and(col("day").lt_eq(lit(to)))
 }
 
-/// One row per error of the window; platform errors under the nil UUID.
-fn error_facts(
-    errors: &DataFrame,
-    tenants: &TenantZones,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> PolarsResult<DataFrame> {
-    let rows = errors.clone().lazy().with_columns([
-        col("tenant_id").fill_null(lit(PLATFORM_TENANT)),
-        col("error_type").fill_null(lit("unknown")),
-        col("severity").fill_null(lit("unknown")),
-    ]);
-    with_tenant_day(rows, tenants)
-        .filter(in_window(from, to))
-        .collect()
-}
-
-fn count_where(predicate: Expr) -> Expr {
-    predicate.cast(DataType::Int64).sum()
-}
-
+/// `tenant_daily`: the calls' figures per tenant day, joined with the
+/// errors' counts (a day may have only one of the two), the tenant's name
+/// and zone, and the error rate.
 fn tenant_daily(
     by_calls: DataFrame,
-    errors: &DataFrame,
+    by_errors: DataFrame,
     tenants: &DataFrame,
 ) -> PolarsResult<DataFrame> {
     let by_calls = by_calls.lazy();
-    let by_errors = errors
-        .clone()
-        .lazy()
-        .group_by([col("tenant_id"), col("day")])
-        .agg([
-            len().cast(DataType::Int64).alias("errors"),
-            count_where(col("severity").eq(lit("CRITICAL"))).alias("critical_errors"),
-        ]);
+    let by_errors = by_errors.lazy();
 
     let counts = [
         "calls",
@@ -400,56 +366,17 @@ fn tenant_daily(
 }
 
 /// Data-quality findings per kind and tenant day: how many rows, and the
-/// smallest call_id among them as an example to look at. The calls'
-/// come counted (`calls::group`); the errors' are counted here.
-fn findings(of_calls: DataFrame, errors: &DataFrame) -> PolarsResult<DataFrame> {
-    let kinds = [
-        ("invalid_timezone", col("zone_valid").not()),
-        ("unknown_tenant", col("tenant_known").not()),
-    ];
-    let smallest_example = || {
-        col("example_id")
-            .drop_nulls()
-            .sort(Default::default())
-            .first()
-    };
-    // Few rows have any finding: one pass picks them out, and each kind
-    // then filters only those instead of every row again.
-    let any_kind = kinds
-        .iter()
-        .map(|(_, predicate)| predicate.clone())
-        .reduce(|a, b| a.or(b))
-        .expect("at least one kind");
-    let flagged = errors.clone().lazy().filter(any_kind).collect()?;
-    let mut parts = vec![of_calls.lazy()];
-    for (kind, predicate) in kinds {
-        parts.push(
-            flagged
-                .clone()
-                .lazy()
-                .filter(predicate)
-                .select([
-                    col("tenant_id"),
-                    col("day"),
-                    col("call_id").alias("example_id"),
-                ])
-                .group_by([col("tenant_id"), col("day")])
-                .agg([
-                    len().cast(DataType::Int64).alias("rows"),
-                    smallest_example(),
-                ])
-                .select([
-                    lit(kind).alias("kind"),
-                    col("tenant_id"),
-                    col("day"),
-                    col("rows"),
-                    col("example_id"),
-                ]),
-        );
-    }
-    concat(parts, UnionArgs::default())?
+/// smallest call_id among them as an example to look at; the calls' and
+/// the errors' come counted (`calls::group`, `errors::group`) and a kind
+/// both have adds up here.
+fn findings(of_calls: DataFrame, of_errors: DataFrame) -> PolarsResult<DataFrame> {
+    let smallest_example = col("example_id")
+        .drop_nulls()
+        .sort(Default::default())
+        .first();
+    concat([of_calls.lazy(), of_errors.lazy()], UnionArgs::default())?
         .group_by([col("kind"), col("tenant_id"), col("day")])
-        .agg([col("rows").sum(), smallest_example()])
+        .agg([col("rows").sum(), smallest_example])
         .sort(["kind", "tenant_id", "day"], Default::default())
         .collect()
 }

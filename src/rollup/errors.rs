@@ -1,0 +1,280 @@
+//! The errors' share of the rollup in one pass over the frame's arrays,
+//! as `calls.rs` does for the calls: each error's tenant day, the
+//! `tenant_daily_errors` groups, the per tenant-day error counts that
+//! `tenant_daily` joins, and the errors' findings. The Polars plan it
+//! replaces (a join on the tenant's text id for its zone, the day as a
+//! when/then chain, a group-by on four text keys with a distinct count of
+//! call ids, a second group-by for `tenant_daily`, a filter per finding
+//! kind) was a fifth of a run's CPU though errors are a tenth of its rows
+//! (issue 25).
+//!
+//! Every definition is docs/CONTRACT.md §2's; `reference.rs` checks the
+//! whole rollup against plain loops with chrono-tz.
+
+use polars::prelude::*;
+use polars_arrow::array::{Array, BooleanArray, PrimitiveArray};
+
+use super::calls::{day_column, text_array, Interner, Slots, TenantDays};
+use super::PLATFORM_TENANT;
+use crate::frames::utc_micros;
+
+/// Error findings, in the order `group` checks them.
+const KINDS: [&str; 2] = ["invalid_timezone", "unknown_tenant"];
+
+/// The errors' tables of a window.
+pub struct ErrorGroups {
+    /// `tenant_daily_errors`, sorted by its key (as Polars sorts).
+    pub groups: DataFrame,
+    /// tenant_id, day, errors, critical_errors: what `tenant_daily` joins.
+    pub by_day: DataFrame,
+    /// kind, tenant_id, day, rows, example_id (the smallest call_id).
+    pub findings: DataFrame,
+    /// The window's errors.
+    pub errors: i64,
+}
+
+struct GroupFigures {
+    errors: i64,
+    unresolved: i64,
+    calls_affected: i64,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+#[derive(Default)]
+struct DayFigures {
+    errors: i64,
+    critical: i64,
+}
+
+struct Finding<'a> {
+    rows: i64,
+    example: Option<&'a str>,
+}
+
+/// Groups the errors of tenant days `from..=to` (days since 1970-01-01).
+/// An error without a tenant is the platform's; `tenants` finds a tenant
+/// by its id, and `unknown` places the errors of tenants missing from it.
+pub fn group<'t>(
+    errors: &DataFrame,
+    tenants: impl Fn(&str) -> Option<&'t TenantDays>,
+    unknown: &TenantDays,
+    from: i32,
+    to: i32,
+) -> PolarsResult<ErrorGroups> {
+    let column = |name: &str| -> PolarsResult<Series> {
+        Ok(errors.column(name)?.as_materialized_series().rechunk())
+    };
+    let (tenant_ids, call_ids, types, severities) = (
+        column("tenant_id")?,
+        column("call_id")?,
+        column("error_type")?,
+        column("severity")?,
+    );
+    let (resolved, created_at) = (column("resolved")?, column("created_at")?);
+    let call_ids = text_array(&call_ids)?;
+    let resolved: &BooleanArray = resolved.bool()?.downcast_iter().next().expect("one chunk");
+    let created_at: &PrimitiveArray<i64> = created_at
+        .datetime()?
+        .physical()
+        .downcast_iter()
+        .next()
+        .expect("one chunk");
+
+    let mut tenant_texts = Interner::default();
+    let mut tenant_slots = Slots::new(
+        text_array(&tenant_ids)?,
+        &mut tenant_texts,
+        Some(PLATFORM_TENANT),
+    );
+    let mut tenant_days: Vec<Option<&TenantDays>> = Vec::new();
+    let mut labels = Interner::default();
+    let mut type_slots = Slots::new(text_array(&types)?, &mut labels, Some("unknown"));
+    let mut severity_slots = Slots::new(text_array(&severities)?, &mut labels, Some("unknown"));
+    let critical = labels.slot_of(Some("CRITICAL"));
+
+    let mut group_index: PlHashMap<(u32, i32, u32, u32), usize> = PlHashMap::new();
+    let mut groups: Vec<((u32, i32, u32, u32), GroupFigures)> = Vec::new();
+    // (group, call_id): a call counts once per group however many of the
+    // group's errors carry it.
+    let mut affected: PlHashSet<(usize, &str)> = PlHashSet::new();
+    let mut day_index: PlHashMap<(u32, i32), DayFigures> = PlHashMap::new();
+    let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
+    let mut in_window = 0i64;
+
+    for i in 0..errors.height() {
+        // A NULL instant has no day, so it is in no window.
+        if !created_at.is_valid(i) {
+            continue;
+        }
+        let at = created_at.value(i);
+        let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
+        while tenant_days.len() <= tenant {
+            let id = tenant_texts.texts[tenant_days.len()];
+            tenant_days.push(id.and_then(&tenants));
+        }
+        let zone = tenant_days[tenant].unwrap_or(unknown);
+        let day = zone.day(at);
+        if day < from || day > to {
+            continue;
+        }
+        let tenant = tenant as u32;
+        let error_type = type_slots.slot(i, &mut labels);
+        let severity = severity_slots.slot(i, &mut labels);
+        in_window += 1;
+
+        let key = (tenant, day, error_type, severity);
+        let next = groups.len();
+        let at_group = *group_index.entry(key).or_insert(next);
+        if at_group == next {
+            groups.push((
+                key,
+                GroupFigures {
+                    errors: 0,
+                    unresolved: 0,
+                    calls_affected: 0,
+                    first_seen: at,
+                    last_seen: at,
+                },
+            ));
+        }
+        let figures = &mut groups[at_group].1;
+        figures.errors += 1;
+        // NULL is neither resolved nor unresolved.
+        figures.unresolved += i64::from(resolved.is_valid(i) && !resolved.value(i));
+        figures.first_seen = figures.first_seen.min(at);
+        figures.last_seen = figures.last_seen.max(at);
+        let call_id = call_ids.get(i);
+        if let Some(id) = call_id {
+            figures.calls_affected += i64::from(affected.insert((at_group, id)));
+        }
+
+        let by_day = day_index.entry((tenant, day)).or_default();
+        by_day.errors += 1;
+        by_day.critical += i64::from(severity == critical);
+
+        let flags = [!zone.zone_valid, !zone.known];
+        for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+            let finding = found.entry((kind, tenant, day)).or_insert(Finding {
+                rows: 0,
+                example: None,
+            });
+            finding.rows += 1;
+            if let Some(id) = call_id {
+                if finding.example.is_none_or(|e| id < e) {
+                    finding.example = Some(id);
+                }
+            }
+        }
+    }
+
+    let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
+    let label = |slot: u32| labels.texts[slot as usize];
+    let counts = |name: &str, values: Vec<i64>| Column::new(name.into(), values);
+    let instants = |name: &str, values: Vec<i64>| -> PolarsResult<Column> {
+        Int64Chunked::from_vec(name.into(), values)
+            .into_series()
+            .cast(&utc_micros())
+            .map(Column::from)
+    };
+
+    // Sorted by the table's key as Polars sorts text (bytes), through
+    // each text's rank: a sort of integers, not of strings.
+    let (tenant_rank, label_rank) = (tenant_texts.ranks(), labels.ranks());
+    groups.sort_unstable_by_key(|((t, d, e, s), _)| {
+        (
+            tenant_rank[*t as usize],
+            *d,
+            label_rank[*e as usize],
+            label_rank[*s as usize],
+        )
+    });
+    let groups = DataFrame::new(vec![
+        Column::new(
+            "tenant_id".into(),
+            groups
+                .iter()
+                .map(|((t, ..), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", groups.iter().map(|((_, d, ..), _)| *d).collect())?,
+        Column::new(
+            "error_type".into(),
+            groups
+                .iter()
+                .map(|((_, _, e, _), _)| label(*e))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "severity".into(),
+            groups
+                .iter()
+                .map(|((.., s), _)| label(*s))
+                .collect::<Vec<_>>(),
+        ),
+        counts("errors", groups.iter().map(|(_, f)| f.errors).collect()),
+        counts(
+            "unresolved_errors",
+            groups.iter().map(|(_, f)| f.unresolved).collect(),
+        ),
+        counts(
+            "calls_affected",
+            groups.iter().map(|(_, f)| f.calls_affected).collect(),
+        ),
+        instants(
+            "first_seen_at",
+            groups.iter().map(|(_, f)| f.first_seen).collect(),
+        )?,
+        instants(
+            "last_seen_at",
+            groups.iter().map(|(_, f)| f.last_seen).collect(),
+        )?,
+    ])?;
+
+    let days: Vec<_> = day_index.into_iter().collect();
+    let by_day = DataFrame::new(vec![
+        Column::new(
+            "tenant_id".into(),
+            days.iter()
+                .map(|((t, _), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", days.iter().map(|((_, d), _)| *d).collect())?,
+        counts("errors", days.iter().map(|(_, f)| f.errors).collect()),
+        counts(
+            "critical_errors",
+            days.iter().map(|(_, f)| f.critical).collect(),
+        ),
+    ])?;
+
+    let found: Vec<_> = found.into_iter().collect();
+    let findings = DataFrame::new(vec![
+        Column::new(
+            "kind".into(),
+            found
+                .iter()
+                .map(|((k, ..), _)| KINDS[*k])
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "tenant_id".into(),
+            found
+                .iter()
+                .map(|((_, t, _), _)| tenant_text(*t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", found.iter().map(|((.., d), _)| *d).collect())?,
+        counts("rows", found.iter().map(|(_, f)| f.rows).collect()),
+        Column::new(
+            "example_id".into(),
+            found.iter().map(|(_, f)| f.example).collect::<Vec<_>>(),
+        ),
+    ])?;
+
+    Ok(ErrorGroups {
+        groups,
+        by_day,
+        findings,
+        errors: in_window,
+    })
+}
