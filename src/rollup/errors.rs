@@ -12,9 +12,9 @@
 //! whole rollup against plain loops with chrono-tz.
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, BooleanArray, PrimitiveArray};
+use polars_arrow::array::{Array, BooleanArray};
 
-use super::calls::{day_column, text_array, Interner, Slots, TenantDays};
+use super::calls::{aligned, day_column, instant_arrays, text_arrays, Interner, Slots, TenantDays};
 use super::PLATFORM_TENANT;
 use crate::frames::utc_micros;
 
@@ -62,35 +62,27 @@ pub fn group<'t>(
     from: i32,
     to: i32,
 ) -> PolarsResult<ErrorGroups> {
-    let column = |name: &str| -> PolarsResult<Series> {
-        Ok(errors.column(name)?.as_materialized_series().rechunk())
-    };
-    let (tenant_ids, call_ids, types, severities) = (
-        column("tenant_id")?,
-        column("call_id")?,
-        column("error_type")?,
-        column("severity")?,
+    let errors = aligned(errors);
+    let errors = errors.as_ref();
+    let (tenant_ids, call_ids) = (
+        text_arrays(errors, "tenant_id")?,
+        text_arrays(errors, "call_id")?,
     );
-    let (resolved, created_at) = (column("resolved")?, column("created_at")?);
-    let call_ids = text_array(&call_ids)?;
-    let resolved: &BooleanArray = resolved.bool()?.downcast_iter().next().expect("one chunk");
-    let created_at: &PrimitiveArray<i64> = created_at
-        .datetime()?
-        .physical()
+    let (types, severities) = (
+        text_arrays(errors, "error_type")?,
+        text_arrays(errors, "severity")?,
+    );
+    let resolved: Vec<&BooleanArray> = errors
+        .column("resolved")?
+        .as_materialized_series()
+        .bool()?
         .downcast_iter()
-        .next()
-        .expect("one chunk");
+        .collect();
+    let created_at = instant_arrays(errors, "created_at")?;
 
     let mut tenant_texts = Interner::default();
-    let mut tenant_slots = Slots::new(
-        text_array(&tenant_ids)?,
-        &mut tenant_texts,
-        Some(PLATFORM_TENANT),
-    );
     let mut tenant_days: Vec<Option<&TenantDays>> = Vec::new();
     let mut labels = Interner::default();
-    let mut type_slots = Slots::new(text_array(&types)?, &mut labels, Some("unknown"));
-    let mut severity_slots = Slots::new(text_array(&severities)?, &mut labels, Some("unknown"));
     let critical = labels.slot_of(Some("CRITICAL"));
 
     let mut group_index: PlHashMap<(u32, i32, u32, u32), usize> = PlHashMap::new();
@@ -102,72 +94,80 @@ pub fn group<'t>(
     let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
     let mut in_window = 0i64;
 
-    for i in 0..errors.height() {
-        // A NULL instant has no day, so it is in no window.
-        if !created_at.is_valid(i) {
-            continue;
-        }
-        let at = created_at.value(i);
-        let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
-        while tenant_days.len() <= tenant {
-            let id = tenant_texts.texts[tenant_days.len()];
-            tenant_days.push(id.and_then(&tenants));
-        }
-        let zone = tenant_days[tenant].unwrap_or(unknown);
-        let day = zone.day(at);
-        if day < from || day > to {
-            continue;
-        }
-        let tenant = tenant as u32;
-        let error_type = type_slots.slot(i, &mut labels);
-        let severity = severity_slots.slot(i, &mut labels);
-        in_window += 1;
+    for batch in 0..created_at.len() {
+        let (call_ids, resolved, created_at) =
+            (call_ids[batch], resolved[batch], created_at[batch]);
+        // Views are only comparable within one array: slots are found per batch.
+        let mut tenant_slots =
+            Slots::new(tenant_ids[batch], &mut tenant_texts, Some(PLATFORM_TENANT));
+        let mut type_slots = Slots::new(types[batch], &mut labels, Some("unknown"));
+        let mut severity_slots = Slots::new(severities[batch], &mut labels, Some("unknown"));
+        for i in 0..created_at.len() {
+            // A NULL instant has no day, so it is in no window.
+            if !created_at.is_valid(i) {
+                continue;
+            }
+            let at = created_at.value(i);
+            let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
+            while tenant_days.len() <= tenant {
+                let id = tenant_texts.texts[tenant_days.len()];
+                tenant_days.push(id.and_then(&tenants));
+            }
+            let zone = tenant_days[tenant].unwrap_or(unknown);
+            let day = zone.day(at);
+            if day < from || day > to {
+                continue;
+            }
+            let tenant = tenant as u32;
+            let error_type = type_slots.slot(i, &mut labels);
+            let severity = severity_slots.slot(i, &mut labels);
+            in_window += 1;
 
-        let key = (tenant, day, error_type, severity);
-        let next = groups.len();
-        let at_group = *group_index.entry(key).or_insert(next);
-        if at_group == next {
-            groups.push((
-                key,
-                GroupFigures {
-                    errors: 0,
-                    unresolved: 0,
-                    calls_affected: 0,
-                    first_seen: at,
-                    last_seen: at,
-                },
-            ));
-        }
-        let figures = &mut groups[at_group].1;
-        figures.errors += 1;
-        // NULL is neither resolved nor unresolved.
-        figures.unresolved += i64::from(resolved.is_valid(i) && !resolved.value(i));
-        figures.first_seen = figures.first_seen.min(at);
-        figures.last_seen = figures.last_seen.max(at);
-        let call_id = call_ids.get(i);
-        if let Some(id) = call_id {
-            figures.calls_affected += i64::from(affected.insert((at_group, id)));
-        }
-
-        let by_day = day_index.entry((tenant, day)).or_default();
-        by_day.errors += 1;
-        by_day.critical += i64::from(severity == critical);
-
-        let flags = [!zone.zone_valid, !zone.known];
-        for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
-            let finding = found.entry((kind, tenant, day)).or_insert(Finding {
-                rows: 0,
-                example: None,
-            });
-            finding.rows += 1;
+            let key = (tenant, day, error_type, severity);
+            let next = groups.len();
+            let at_group = *group_index.entry(key).or_insert(next);
+            if at_group == next {
+                groups.push((
+                    key,
+                    GroupFigures {
+                        errors: 0,
+                        unresolved: 0,
+                        calls_affected: 0,
+                        first_seen: at,
+                        last_seen: at,
+                    },
+                ));
+            }
+            let figures = &mut groups[at_group].1;
+            figures.errors += 1;
+            // NULL is neither resolved nor unresolved.
+            figures.unresolved += i64::from(resolved.is_valid(i) && !resolved.value(i));
+            figures.first_seen = figures.first_seen.min(at);
+            figures.last_seen = figures.last_seen.max(at);
+            let call_id = call_ids.get(i);
             if let Some(id) = call_id {
-                if finding.example.is_none_or(|e| id < e) {
-                    finding.example = Some(id);
+                figures.calls_affected += i64::from(affected.insert((at_group, id)));
+            }
+
+            let by_day = day_index.entry((tenant, day)).or_default();
+            by_day.errors += 1;
+            by_day.critical += i64::from(severity == critical);
+
+            let flags = [!zone.zone_valid, !zone.known];
+            for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
+                let finding = found.entry((kind, tenant, day)).or_insert(Finding {
+                    rows: 0,
+                    example: None,
+                });
+                finding.rows += 1;
+                if let Some(id) = call_id {
+                    if finding.example.is_none_or(|e| id < e) {
+                        finding.example = Some(id);
+                    }
                 }
             }
         }
     }
-
     let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
     let label = |slot: u32| labels.texts[slot as usize];
     let counts = |name: &str, values: Vec<i64>| Column::new(name.into(), values);

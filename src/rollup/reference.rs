@@ -372,6 +372,26 @@ fn reference_errors(
     out
 }
 
+/// The same frames as pieces stacked at `split` (a share of the rows):
+/// calls and errors as two chunks each, and the errors once more with
+/// one column in a single chunk, so that their chunks do not line up.
+fn stacked(frames: &SourceFrames, split: f64) -> SourceFrames {
+    let pieces = |df: &DataFrame| {
+        let at = (df.height() as f64 * split) as i64;
+        let mut top = df.slice(0, at as usize);
+        top.vstack_mut(&df.slice(at, df.height())).unwrap();
+        top
+    };
+    let mut errors = pieces(&frames.errors);
+    let resolved = errors.column("resolved").unwrap().rechunk();
+    errors.with_column(resolved).unwrap();
+    SourceFrames {
+        tenants: frames.tenants.clone(),
+        calls: pieces(&frames.calls),
+        errors,
+    }
+}
+
 fn text(v: AnyValue) -> String {
     match v {
         AnyValue::String(s) => s.to_string(),
@@ -404,10 +424,24 @@ proptest! {
             }),
         first in 0u64..3,
         length in 0u64..3,
+        split in 0.0f64..1.0,
     ) {
         let from = NaiveDate::from_ymd_opt(2026, 3, 6).unwrap() + chrono::Days::new(first);
         let to = from + chrono::Days::new(length);
-        let r = rollup(&frames(&calls, &errors), from, to).unwrap();
+        let whole = frames(&calls, &errors);
+        let r = rollup(&whole, from, to).unwrap();
+        // A chunk's frames come stacked from pieces (the rows carried from
+        // the previous chunk, then the new read): walked piece by piece,
+        // they give the same tables to the byte.
+        let stacked = rollup(&stacked(&whole, split), from, to).unwrap();
+        for (a, b) in [
+            (&r.tenant_daily, &stacked.tenant_daily),
+            (&r.outcomes, &stacked.outcomes),
+            (&r.errors, &stacked.errors),
+            (&r.findings, &stacked.findings),
+        ] {
+            prop_assert!(a.equals_missing(b), "stacked frames differ:\n{a}\n{b}");
+        }
 
         let td = &r.tenant_daily;
         let columns = [
