@@ -163,12 +163,18 @@ impl<'a> Slots<'a> {
 /// one array for each chunk (8 % of a 90-day run's CPU). Columns whose
 /// chunks do not line up are made one chunk first.
 pub(super) fn aligned(df: &DataFrame) -> std::borrow::Cow<'_, DataFrame> {
-    if df.should_rechunk() {
+    // Every column's chunk lengths compared in full (Polars'
+    // `should_rechunk` passes over scalar columns).
+    let lengths =
+        |c: &Column| -> Vec<usize> { c.as_materialized_series().chunk_lengths().collect() };
+    let mut columns = df.get_columns().iter();
+    let first = columns.next().map(lengths);
+    if columns.all(|c| Some(lengths(c)) == first) {
+        std::borrow::Cow::Borrowed(df)
+    } else {
         let mut whole = df.clone();
         whole.as_single_chunk();
         std::borrow::Cow::Owned(whole)
-    } else {
-        std::borrow::Cow::Borrowed(df)
     }
 }
 

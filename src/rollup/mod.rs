@@ -1,5 +1,7 @@
-//! The rollup stage: pure Polars, frames in and frames out, no I/O.
-//! Every column follows docs/CONTRACT.md §2.
+//! The rollup stage: pure, frames in and frames out, no I/O. Every column
+//! follows docs/CONTRACT.md §2. Calls and errors are grouped in one pass
+//! each over the frames' arrays (`calls.rs`, `errors.rs`); Polars joins
+//! and sorts the small per tenant-day results.
 
 mod calls;
 mod errors;

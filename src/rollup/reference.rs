@@ -372,23 +372,47 @@ fn reference_errors(
     out
 }
 
-/// The same frames as pieces stacked at `split` (a share of the rows):
-/// calls and errors as two chunks each, and the errors once more with
-/// one column in a single chunk, so that their chunks do not line up.
-fn stacked(frames: &SourceFrames, split: f64) -> SourceFrames {
-    let pieces = |df: &DataFrame| {
-        let at = (df.height() as f64 * split) as i64;
-        let mut top = df.slice(0, at as usize);
-        top.vstack_mut(&df.slice(at, df.height())).unwrap();
-        top
+/// The same frames as two pieces stacked at `split` (a share of the
+/// rows), each with buffers of its own, as two reads have: the same text
+/// then has different views in the two pieces. With `misaligned`, one
+/// column of each frame is split at another row, so that its chunks do
+/// not line up with the others'.
+fn stacked(frames: &SourceFrames, split: f64, misaligned: bool) -> SourceFrames {
+    let pieces = |df: &DataFrame, odd: &str| {
+        let at = (df.height() as f64 * split) as usize;
+        let piece = |from: usize, to: usize| -> DataFrame {
+            let columns = df
+                .get_columns()
+                .iter()
+                .map(|c| {
+                    let c = c.slice(from as i64, to - from);
+                    match c.str() {
+                        // New views into a new buffer.
+                        Ok(text) => StringChunked::from_iter(text)
+                            .with_name(c.name().clone())
+                            .into_column(),
+                        Err(_) => c.rechunk(),
+                    }
+                })
+                .collect();
+            DataFrame::new(columns).unwrap()
+        };
+        let mut stacked = piece(0, at);
+        stacked.vstack_mut(&piece(at, df.height())).unwrap();
+        if misaligned {
+            let other = at / 2;
+            let mut column = df.column(odd).unwrap().slice(0, other);
+            column
+                .append(&df.column(odd).unwrap().slice(other as i64, df.height()))
+                .unwrap();
+            stacked.with_column(column).unwrap();
+        }
+        stacked
     };
-    let mut errors = pieces(&frames.errors);
-    let resolved = errors.column("resolved").unwrap().rechunk();
-    errors.with_column(resolved).unwrap();
     SourceFrames {
         tenants: frames.tenants.clone(),
-        calls: pieces(&frames.calls),
-        errors,
+        calls: pieces(&frames.calls, "duration_seconds"),
+        errors: pieces(&frames.errors, "resolved"),
     }
 }
 
@@ -425,6 +449,7 @@ proptest! {
         first in 0u64..3,
         length in 0u64..3,
         split in 0.0f64..1.0,
+        misaligned in any::<bool>(),
     ) {
         let from = NaiveDate::from_ymd_opt(2026, 3, 6).unwrap() + chrono::Days::new(first);
         let to = from + chrono::Days::new(length);
@@ -433,7 +458,7 @@ proptest! {
         // A chunk's frames come stacked from pieces (the rows carried from
         // the previous chunk, then the new read): walked piece by piece,
         // they give the same tables to the byte.
-        let stacked = rollup(&stacked(&whole, split), from, to).unwrap();
+        let stacked = rollup(&stacked(&whole, split, misaligned), from, to).unwrap();
         for (a, b) in [
             (&r.tenant_daily, &stacked.tenant_daily),
             (&r.outcomes, &stacked.outcomes),

@@ -514,6 +514,8 @@ const POW10: [i128; 39] = {
 /// the first one worth 10000^weight. Refuses NaN, infinities, values with
 /// more than `scale` decimals and values beyond 38 digits.
 pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
+    // The exponent arithmetic below stays far inside i32 for these.
+    debug_assert!(scale <= 38, "a scale of {scale}");
     if raw.len() < 8 {
         return Err(format!("a numeric value of {} bytes", raw.len()));
     }
@@ -577,6 +579,11 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
         let mut value: i128 = 0;
         for i in 0..ndigits {
             let digit = i128::from(digit(i)?);
+            // A zero digit adds nothing wherever it stands (as in the
+            // fast path above).
+            if digit == 0 {
+                continue;
+            }
             // This digit is worth 10^(4·(weight − i)); in units of 10^-scale
             // that is 10^(4·(weight − i) + scale).
             let exponent = 4 * (weight - i as i32) + scale as i32;
@@ -588,9 +595,6 @@ pub fn numeric_to_scaled(raw: &[u8], scale: u32) -> Result<i128, String> {
             } else {
                 let divisor = POW10[(-exponent).min(4) as usize];
                 if exponent < -4 || digit % divisor != 0 {
-                    if digit == 0 {
-                        continue;
-                    }
                     return Err(format!("a value with more than {scale} decimals"));
                 }
                 digit / divisor
@@ -644,6 +648,17 @@ mod tests {
         );
         assert!(numeric_to_scaled(&numeric(-3, false, 11, &[10]), 10).is_err());
         assert!(numeric_to_scaled(&numeric(-4, false, 13, &[1000]), 10).is_err());
+        // Zero digits add nothing wherever they stand, in either path:
+        // 10000^6 at weight 8 after two zero digits, a lone zero far out.
+        assert_eq!(
+            numeric_to_scaled(&numeric(8, false, 0, &[0, 0, 1]), 10),
+            Ok(10i128.pow(34))
+        );
+        assert_eq!(numeric_to_scaled(&numeric(8, false, 0, &[0]), 10), Ok(0));
+        assert_eq!(
+            numeric_to_scaled(&numeric(8, false, 0, &[0, 0, 1, 0, 0]), 10),
+            Ok(10i128.pow(34))
+        );
         // NaN
         let mut nan = numeric(0, false, 0, &[]);
         nan[4] = 0xC0;
