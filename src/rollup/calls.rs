@@ -91,6 +91,100 @@ struct Finding<'a> {
     example: Option<&'a str>,
 }
 
+/// Rows flagged per (finding kind, tenant slot, day), each with the
+/// smallest call_id among them as an example to look at.
+#[derive(Default)]
+pub(super) struct Findings<'a>(PlHashMap<(usize, u32, i32), Finding<'a>>);
+
+impl<'a> Findings<'a> {
+    /// A row of `tenant`'s `day` flagged with kind `kind` (an index).
+    pub(super) fn add(&mut self, kind: usize, tenant: u32, day: i32, id: Option<&'a str>) {
+        let finding = self.0.entry((kind, tenant, day)).or_insert(Finding {
+            rows: 0,
+            example: None,
+        });
+        finding.rows += 1;
+        if let Some(id) = id {
+            if finding.example.is_none_or(|e| id < e) {
+                finding.example = Some(id);
+            }
+        }
+    }
+
+    /// kind (named by `kinds`), tenant_id, day, rows, example_id.
+    pub(super) fn frame<'s>(
+        self,
+        kinds: &[&str],
+        tenant_text: impl Fn(u32) -> Option<&'s str>,
+    ) -> PolarsResult<DataFrame> {
+        let found: Vec<_> = self.0.into_iter().collect();
+        DataFrame::new(vec![
+            Column::new(
+                "kind".into(),
+                found
+                    .iter()
+                    .map(|((k, ..), _)| kinds[*k])
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "tenant_id".into(),
+                found
+                    .iter()
+                    .map(|((_, t, _), _)| tenant_text(*t))
+                    .collect::<Vec<_>>(),
+            ),
+            day_column("day", found.iter().map(|((.., d), _)| *d).collect())?,
+            Column::new(
+                "rows".into(),
+                found.iter().map(|(_, f)| f.rows).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "example_id".into(),
+                found.iter().map(|(_, f)| f.example).collect::<Vec<_>>(),
+            ),
+        ])
+    }
+}
+
+/// Where rows go: each tenant text's slot (`tenants`) and its day rules,
+/// looked up once per slot; tenants missing from the lookup count on
+/// `unknown`'s days.
+pub(super) struct Placement<'a, 't, F> {
+    pub(super) tenants: Interner<'a>,
+    rules: Vec<Option<&'t TenantDays>>,
+    find: F,
+    unknown: &'t TenantDays,
+}
+
+impl<'a, 't, F: Fn(&str) -> Option<&'t TenantDays>> Placement<'a, 't, F> {
+    pub(super) fn new(find: F, unknown: &'t TenantDays) -> Self {
+        Placement {
+            tenants: Interner::default(),
+            rules: Vec::new(),
+            find,
+            unknown,
+        }
+    }
+
+    /// Row `i` of `slots`' tenant column at instant `at` (Unix µs): its
+    /// tenant's slot, that tenant's day rules and the row's tenant day.
+    #[inline]
+    pub(super) fn place(
+        &mut self,
+        slots: &mut Slots<'a>,
+        i: usize,
+        at: i64,
+    ) -> (u32, &'t TenantDays, i32) {
+        let tenant = slots.slot(i, &mut self.tenants) as usize;
+        while self.rules.len() <= tenant {
+            let id = self.tenants.texts[self.rules.len()];
+            self.rules.push(id.and_then(&self.find));
+        }
+        let zone = self.rules[tenant].unwrap_or(self.unknown);
+        (tenant as u32, zone, zone.day(at))
+    }
+}
+
 /// Distinct texts of some columns, each with a slot.
 #[derive(Default)]
 pub(super) struct Interner<'a> {
@@ -213,6 +307,54 @@ pub(super) fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
         .map(Column::from)
 }
 
+/// (tenant slot, day, label slot, label slot).
+pub(super) type LabelledKey = (u32, i32, u32, u32);
+
+/// A table keyed by (tenant, day, label, label) slots, as its rows come
+/// out of a pass: sorted by the key as Polars sorts text (bytes, NULL
+/// first) through each text's rank, a sort of integers rather than of
+/// strings; returns the key columns, tenant_id, day and the two labels
+/// named, in that order.
+pub(super) fn sorted_key_columns<'a, T>(
+    rows: &mut [(LabelledKey, T)],
+    tenants: &Interner<'a>,
+    labels: &Interner<'a>,
+    label_names: [&str; 2],
+) -> PolarsResult<Vec<Column>> {
+    let (tenant_rank, label_rank) = (tenants.ranks(), labels.ranks());
+    rows.sort_unstable_by_key(|((t, d, a, b), _)| {
+        (
+            tenant_rank[*t as usize],
+            *d,
+            label_rank[*a as usize],
+            label_rank[*b as usize],
+        )
+    });
+    let text =
+        |interner: &Interner<'a>, slot: u32| -> Option<&'a str> { interner.texts[slot as usize] };
+    Ok(vec![
+        Column::new(
+            "tenant_id".into(),
+            rows.iter()
+                .map(|((t, ..), _)| text(tenants, *t))
+                .collect::<Vec<_>>(),
+        ),
+        day_column("day", rows.iter().map(|((_, d, ..), _)| *d).collect())?,
+        Column::new(
+            label_names[0].into(),
+            rows.iter()
+                .map(|((_, _, a, _), _)| text(labels, *a))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            label_names[1].into(),
+            rows.iter()
+                .map(|((.., b), _)| text(labels, *b))
+                .collect::<Vec<_>>(),
+        ),
+    ])
+}
+
 fn money_arrays<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Vec<&'a PrimitiveArray<i128>>> {
     let ca = df.column(name)?.as_materialized_series().decimal()?;
     polars_ensure!(
@@ -228,7 +370,7 @@ fn money_arrays<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Vec<&'a Primi
 pub fn group<'t>(
     calls: &DataFrame,
     tenants: impl Fn(&str) -> Option<&'t TenantDays>,
-    unknown: &TenantDays,
+    unknown: &'t TenantDays,
     from: i32,
     to: i32,
 ) -> PolarsResult<CallGroups> {
@@ -258,8 +400,7 @@ pub fn group<'t>(
         .downcast_iter()
         .collect();
 
-    let mut tenant_texts = Interner::default();
-    let mut tenant_days: Vec<Option<&TenantDays>> = Vec::new();
+    let mut placement = Placement::new(tenants, unknown);
     let mut labels = Interner::default();
     let completed = labels.slot_of(Some("completed"));
     let failed = labels.slot_of(Some("failed"));
@@ -267,7 +408,7 @@ pub fn group<'t>(
     let mut day_index: PlHashMap<(u32, i32), usize> = PlHashMap::new();
     let mut days: Vec<((u32, i32), DayFigures)> = Vec::new();
     let mut outcome_index: PlHashMap<(u32, u32, u32), OutcomeFigures> = PlHashMap::new();
-    let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
+    let mut found = Findings::default();
     let mut calls_in_window = 0i64;
     let mut sums = [0i128; 4];
     let overflow = |k: usize| money::overflow(COST_COLUMNS[k]);
@@ -291,7 +432,7 @@ pub fn group<'t>(
             costs[3][batch],
         ];
         // Views are only comparable within one array: slots are found per batch.
-        let mut tenant_slots = Slots::new(tenant_ids[batch], &mut tenant_texts, None);
+        let mut tenant_slots = Slots::new(tenant_ids[batch], &mut placement.tenants, None);
         let mut status_slots = Slots::new(statuses[batch], &mut labels, Some("unknown"));
         let mut outcome_slots = Slots::new(outcomes[batch], &mut labels, Some("unknown"));
         for i in 0..created_at.len() {
@@ -299,18 +440,10 @@ pub fn group<'t>(
             if !created_at.is_valid(i) {
                 continue;
             }
-            let at = created_at.value(i);
-            let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
-            while tenant_days.len() <= tenant {
-                let id = tenant_texts.texts[tenant_days.len()];
-                tenant_days.push(id.and_then(&tenants));
-            }
-            let zone = tenant_days[tenant].unwrap_or(unknown);
-            let day = zone.day(at);
+            let (tenant, zone, day) = placement.place(&mut tenant_slots, i, created_at.value(i));
             if day < from || day > to {
                 continue;
             }
-            let tenant = tenant as u32;
             let status = status_slots.slot(i, &mut labels);
             let outcome = outcome_slots.slot(i, &mut labels);
             let mut cost = [None; 4];
@@ -383,22 +516,13 @@ pub fn group<'t>(
             if flags.iter().any(|f| *f) {
                 let id = ids.get(i);
                 for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
-                    let finding = found.entry((kind, tenant, day)).or_insert(Finding {
-                        rows: 0,
-                        example: None,
-                    });
-                    finding.rows += 1;
-                    if let Some(id) = id {
-                        if finding.example.is_none_or(|e| id < e) {
-                            finding.example = Some(id);
-                        }
-                    }
+                    found.add(kind, tenant, day, id);
                 }
             }
         }
     }
+    let tenant_texts = &placement.tenants;
     let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
-    let label = |slot: u32| labels.texts[slot as usize];
     let money_column = |name: &str, values: Vec<i128>| -> Column {
         Int128Chunked::from_vec(name.into(), values)
             .into_decimal_unchecked(Some(MONEY_PRECISION), MONEY_SCALE as usize)
@@ -449,7 +573,6 @@ pub fn group<'t>(
 
     // Sorted by the table's key as Polars sorts text (bytes, NULL first),
     // through each text's rank: a sort of integers, not of strings.
-    let (tenant_rank, label_rank) = (tenant_texts.ranks(), labels.ranks());
     let mut outcome_rows: Vec<_> = outcome_index
         .iter()
         .map(|((at_day, s, o), f)| {
@@ -457,40 +580,13 @@ pub fn group<'t>(
             ((t, d, *s, *o), f)
         })
         .collect();
-    outcome_rows.sort_unstable_by_key(|((t, d, s, o), _)| {
-        (
-            tenant_rank[*t as usize],
-            *d,
-            label_rank[*s as usize],
-            label_rank[*o as usize],
-        )
-    });
-    let outcomes = DataFrame::new(vec![
-        Column::new(
-            "tenant_id".into(),
-            outcome_rows
-                .iter()
-                .map(|((t, ..), _)| tenant_text(*t))
-                .collect::<Vec<_>>(),
-        ),
-        day_column(
-            "day",
-            outcome_rows.iter().map(|((_, d, ..), _)| *d).collect(),
-        )?,
-        Column::new(
-            "status".into(),
-            outcome_rows
-                .iter()
-                .map(|((_, _, s, _), _)| label(*s))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "outcome".into(),
-            outcome_rows
-                .iter()
-                .map(|((.., o), _)| label(*o))
-                .collect::<Vec<_>>(),
-        ),
+    let mut outcome_columns = sorted_key_columns(
+        &mut outcome_rows,
+        tenant_texts,
+        &labels,
+        ["status", "outcome"],
+    )?;
+    outcome_columns.extend([
         counts("calls", outcome_rows.iter().map(|(_, f)| f.calls).collect()),
         counts(
             "billable_seconds",
@@ -500,31 +596,10 @@ pub fn group<'t>(
             "total_cost_usd",
             outcome_rows.iter().map(|(_, f)| f.total).collect(),
         ),
-    ])?;
+    ]);
+    let outcomes = DataFrame::new(outcome_columns)?;
 
-    let found: Vec<_> = found.into_iter().collect();
-    let findings = DataFrame::new(vec![
-        Column::new(
-            "kind".into(),
-            found
-                .iter()
-                .map(|((k, ..), _)| KINDS[*k])
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "tenant_id".into(),
-            found
-                .iter()
-                .map(|((_, t, _), _)| tenant_text(*t))
-                .collect::<Vec<_>>(),
-        ),
-        day_column("day", found.iter().map(|((.., d), _)| *d).collect())?,
-        counts("rows", found.iter().map(|(_, f)| f.rows).collect()),
-        Column::new(
-            "example_id".into(),
-            found.iter().map(|(_, f)| f.example).collect::<Vec<_>>(),
-        ),
-    ])?;
+    let findings = found.frame(&KINDS, tenant_text)?;
 
     let mut costs = [rust_decimal::Decimal::ZERO; 4];
     for (k, sum) in sums.iter().enumerate() {

@@ -14,7 +14,10 @@
 use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray};
 
-use super::calls::{aligned, day_column, instant_arrays, text_arrays, Interner, Slots, TenantDays};
+use super::calls::{
+    aligned, day_column, instant_arrays, sorted_key_columns, text_arrays, Findings, Interner,
+    Placement, Slots, TenantDays,
+};
 use super::PLATFORM_TENANT;
 use crate::frames::utc_micros;
 
@@ -47,18 +50,13 @@ struct DayFigures {
     critical: i64,
 }
 
-struct Finding<'a> {
-    rows: i64,
-    example: Option<&'a str>,
-}
-
 /// Groups the errors of tenant days `from..=to` (days since 1970-01-01).
 /// An error without a tenant is the platform's; `tenants` finds a tenant
 /// by its id, and `unknown` places the errors of tenants missing from it.
 pub fn group<'t>(
     errors: &DataFrame,
     tenants: impl Fn(&str) -> Option<&'t TenantDays>,
-    unknown: &TenantDays,
+    unknown: &'t TenantDays,
     from: i32,
     to: i32,
 ) -> PolarsResult<ErrorGroups> {
@@ -80,8 +78,7 @@ pub fn group<'t>(
         .collect();
     let created_at = instant_arrays(errors, "created_at")?;
 
-    let mut tenant_texts = Interner::default();
-    let mut tenant_days: Vec<Option<&TenantDays>> = Vec::new();
+    let mut placement = Placement::new(tenants, unknown);
     let mut labels = Interner::default();
     let critical = labels.slot_of(Some("CRITICAL"));
 
@@ -91,15 +88,18 @@ pub fn group<'t>(
     // group's errors carry it.
     let mut affected: PlHashSet<(usize, &str)> = PlHashSet::new();
     let mut day_index: PlHashMap<(u32, i32), DayFigures> = PlHashMap::new();
-    let mut found: PlHashMap<(usize, u32, i32), Finding> = PlHashMap::new();
+    let mut found = Findings::default();
     let mut in_window = 0i64;
 
     for batch in 0..created_at.len() {
         let (call_ids, resolved, created_at) =
             (call_ids[batch], resolved[batch], created_at[batch]);
         // Views are only comparable within one array: slots are found per batch.
-        let mut tenant_slots =
-            Slots::new(tenant_ids[batch], &mut tenant_texts, Some(PLATFORM_TENANT));
+        let mut tenant_slots = Slots::new(
+            tenant_ids[batch],
+            &mut placement.tenants,
+            Some(PLATFORM_TENANT),
+        );
         let mut type_slots = Slots::new(types[batch], &mut labels, Some("unknown"));
         let mut severity_slots = Slots::new(severities[batch], &mut labels, Some("unknown"));
         for i in 0..created_at.len() {
@@ -108,17 +108,10 @@ pub fn group<'t>(
                 continue;
             }
             let at = created_at.value(i);
-            let tenant = tenant_slots.slot(i, &mut tenant_texts) as usize;
-            while tenant_days.len() <= tenant {
-                let id = tenant_texts.texts[tenant_days.len()];
-                tenant_days.push(id.and_then(&tenants));
-            }
-            let zone = tenant_days[tenant].unwrap_or(unknown);
-            let day = zone.day(at);
+            let (tenant, zone, day) = placement.place(&mut tenant_slots, i, at);
             if day < from || day > to {
                 continue;
             }
-            let tenant = tenant as u32;
             let error_type = type_slots.slot(i, &mut labels);
             let severity = severity_slots.slot(i, &mut labels);
             in_window += 1;
@@ -155,21 +148,12 @@ pub fn group<'t>(
 
             let flags = [!zone.zone_valid, !zone.known];
             for (kind, _) in flags.iter().enumerate().filter(|(_, f)| **f) {
-                let finding = found.entry((kind, tenant, day)).or_insert(Finding {
-                    rows: 0,
-                    example: None,
-                });
-                finding.rows += 1;
-                if let Some(id) = call_id {
-                    if finding.example.is_none_or(|e| id < e) {
-                        finding.example = Some(id);
-                    }
-                }
+                found.add(kind, tenant, day, call_id);
             }
         }
     }
+    let tenant_texts = &placement.tenants;
     let tenant_text = |slot: u32| tenant_texts.texts[slot as usize];
-    let label = |slot: u32| labels.texts[slot as usize];
     let counts = |name: &str, values: Vec<i64>| Column::new(name.into(), values);
     let instants = |name: &str, values: Vec<i64>| -> PolarsResult<Column> {
         Int64Chunked::from_vec(name.into(), values)
@@ -180,38 +164,13 @@ pub fn group<'t>(
 
     // Sorted by the table's key as Polars sorts text (bytes), through
     // each text's rank: a sort of integers, not of strings.
-    let (tenant_rank, label_rank) = (tenant_texts.ranks(), labels.ranks());
-    groups.sort_unstable_by_key(|((t, d, e, s), _)| {
-        (
-            tenant_rank[*t as usize],
-            *d,
-            label_rank[*e as usize],
-            label_rank[*s as usize],
-        )
-    });
-    let groups = DataFrame::new(vec![
-        Column::new(
-            "tenant_id".into(),
-            groups
-                .iter()
-                .map(|((t, ..), _)| tenant_text(*t))
-                .collect::<Vec<_>>(),
-        ),
-        day_column("day", groups.iter().map(|((_, d, ..), _)| *d).collect())?,
-        Column::new(
-            "error_type".into(),
-            groups
-                .iter()
-                .map(|((_, _, e, _), _)| label(*e))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "severity".into(),
-            groups
-                .iter()
-                .map(|((.., s), _)| label(*s))
-                .collect::<Vec<_>>(),
-        ),
+    let mut group_columns = sorted_key_columns(
+        &mut groups,
+        tenant_texts,
+        &labels,
+        ["error_type", "severity"],
+    )?;
+    group_columns.extend([
         counts("errors", groups.iter().map(|(_, f)| f.errors).collect()),
         counts(
             "unresolved_errors",
@@ -229,7 +188,8 @@ pub fn group<'t>(
             "last_seen_at",
             groups.iter().map(|(_, f)| f.last_seen).collect(),
         )?,
-    ])?;
+    ]);
+    let groups = DataFrame::new(group_columns)?;
 
     let days: Vec<_> = day_index.into_iter().collect();
     let by_day = DataFrame::new(vec![
@@ -247,29 +207,7 @@ pub fn group<'t>(
         ),
     ])?;
 
-    let found: Vec<_> = found.into_iter().collect();
-    let findings = DataFrame::new(vec![
-        Column::new(
-            "kind".into(),
-            found
-                .iter()
-                .map(|((k, ..), _)| KINDS[*k])
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "tenant_id".into(),
-            found
-                .iter()
-                .map(|((_, t, _), _)| tenant_text(*t))
-                .collect::<Vec<_>>(),
-        ),
-        day_column("day", found.iter().map(|((.., d), _)| *d).collect())?,
-        counts("rows", found.iter().map(|(_, f)| f.rows).collect()),
-        Column::new(
-            "example_id".into(),
-            found.iter().map(|(_, f)| f.example).collect::<Vec<_>>(),
-        ),
-    ])?;
+    let findings = found.frame(&KINDS, tenant_text)?;
 
     Ok(ErrorGroups {
         groups,
