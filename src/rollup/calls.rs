@@ -299,6 +299,19 @@ pub(super) fn instant_arrays<'a>(
         .collect())
 }
 
+/// A boolean column's arrays, chunk by chunk.
+pub(super) fn flag_arrays<'a>(
+    df: &'a DataFrame,
+    name: &str,
+) -> PolarsResult<Vec<&'a BooleanArray>> {
+    Ok(df
+        .column(name)?
+        .as_materialized_series()
+        .bool()?
+        .downcast_iter()
+        .collect())
+}
+
 /// A `Date` column from days since 1970-01-01.
 pub(super) fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
     Int32Chunked::from_vec(name.into(), values)
@@ -393,12 +406,7 @@ pub fn group<'t>(
         .i64()?
         .downcast_iter()
         .collect();
-    let errored: Vec<&BooleanArray> = calls
-        .column("errored")?
-        .as_materialized_series()
-        .bool()?
-        .downcast_iter()
-        .collect();
+    let errored = flag_arrays(calls, "errored")?;
 
     let mut placement = Placement::new(tenants, unknown);
     let mut labels = Interner::default();
@@ -571,8 +579,6 @@ pub fn group<'t>(
         ),
     ]);
 
-    // Sorted by the table's key as Polars sorts text (bytes, NULL first),
-    // through each text's rank: a sort of integers, not of strings.
     let mut outcome_rows: Vec<_> = outcome_index
         .iter()
         .map(|((at_day, s, o), f)| {

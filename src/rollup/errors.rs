@@ -12,11 +12,11 @@
 //! whole rollup against plain loops with chrono-tz.
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, BooleanArray};
+use polars_arrow::array::Array;
 
 use super::calls::{
-    aligned, day_column, instant_arrays, sorted_key_columns, text_arrays, Findings, Interner,
-    Placement, Slots, TenantDays,
+    aligned, day_column, flag_arrays, instant_arrays, sorted_key_columns, text_arrays, Findings,
+    Interner, LabelledKey, Placement, Slots, TenantDays,
 };
 use super::PLATFORM_TENANT;
 use crate::frames::utc_micros;
@@ -70,20 +70,15 @@ pub fn group<'t>(
         text_arrays(errors, "error_type")?,
         text_arrays(errors, "severity")?,
     );
-    let resolved: Vec<&BooleanArray> = errors
-        .column("resolved")?
-        .as_materialized_series()
-        .bool()?
-        .downcast_iter()
-        .collect();
+    let resolved = flag_arrays(errors, "resolved")?;
     let created_at = instant_arrays(errors, "created_at")?;
 
     let mut placement = Placement::new(tenants, unknown);
     let mut labels = Interner::default();
     let critical = labels.slot_of(Some("CRITICAL"));
 
-    let mut group_index: PlHashMap<(u32, i32, u32, u32), usize> = PlHashMap::new();
-    let mut groups: Vec<((u32, i32, u32, u32), GroupFigures)> = Vec::new();
+    let mut group_index: PlHashMap<LabelledKey, usize> = PlHashMap::new();
+    let mut groups: Vec<(LabelledKey, GroupFigures)> = Vec::new();
     // (group, call_id): a call counts once per group however many of the
     // group's errors carry it.
     let mut affected: PlHashSet<(usize, &str)> = PlHashSet::new();
@@ -162,8 +157,6 @@ pub fn group<'t>(
             .map(Column::from)
     };
 
-    // Sorted by the table's key as Polars sorts text (bytes), through
-    // each text's rank: a sort of integers, not of strings.
     let mut group_columns = sorted_key_columns(
         &mut groups,
         tenant_texts,
