@@ -225,8 +225,12 @@ impl DbUrl {
                 )))
             }
         };
-        let tls = tls_connector(verify, sslmode == "verify-full", root_cert.as_deref())
-            .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
+        let tls = if verify {
+            tls_connector(true, sslmode == "verify-full", root_cert.as_deref())
+        } else {
+            unverified_tls_connector()
+        }
+        .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
         Ok((config, Some(tls)))
     }
 }
@@ -540,6 +544,23 @@ fn split_pgpass(line: &str) -> Vec<String> {
         }
     }
     fields
+}
+
+/// The connector of sslmode prefer and require, built once per process:
+/// OpenSSL's connector builder parses the system's whole CA bundle (about
+/// 40 ms, measured), which these modes never consult, and a run opens four
+/// or five connections before and while it reads. The verifying modes
+/// build theirs for each connection, so a replaced `sslrootcert` counts
+/// from the next connection on, as with libpq.
+fn unverified_tls_connector(
+) -> std::result::Result<postgres_openssl::MakeTlsConnector, openssl::error::ErrorStack> {
+    static CONNECTOR: std::sync::OnceLock<postgres_openssl::MakeTlsConnector> =
+        std::sync::OnceLock::new();
+    if let Some(connector) = CONNECTOR.get() {
+        return Ok(connector.clone());
+    }
+    let connector = tls_connector(false, false, None)?;
+    Ok(CONNECTOR.get_or_init(|| connector).clone())
 }
 
 fn tls_connector(

@@ -249,7 +249,7 @@ impl Context<'_> {
         mut timings: Timings,
     ) -> Result<RunOutcome> {
         let mut staged = files::StagedFiles::default();
-        let run_id = target.begin(self, &input, &mut staged)?;
+        let run_id = target.begin(self, &input, &mut staged, &mut timings)?;
         crate::log::set_run(Some(&run_id));
         let result = process(
             &mut input,
@@ -282,6 +282,7 @@ trait Target {
         run: &Context,
         input: &Input,
         staged: &mut files::StagedFiles,
+        timings: &mut Timings,
     ) -> Result<Uuid>;
 
     /// One chunk's rows (its report files are already staged).
@@ -319,8 +320,11 @@ impl Target for FileTarget {
         run: &Context,
         _input: &Input,
         staged: &mut files::StagedFiles,
+        timings: &mut Timings,
     ) -> Result<Uuid> {
-        staged.keep(recover_reports(run.out, None, run.selection.shard)?);
+        staged.keep(timings.time("report folder", || {
+            recover_reports(run.out, None, run.selection.shard)
+        })?);
         // The files are this target's only output: a --tenant run that
         // cannot write them all is refused.
         if let Some(day) = run.check_layout()?.first() {
@@ -529,24 +533,27 @@ impl Target for DatabaseTarget<'_> {
         run: &Context,
         input: &Input,
         staged: &mut files::StagedFiles,
+        timings: &mut Timings,
     ) -> Result<Uuid> {
         let (window, schema, out) = (&run.request.window, run.schema, run.out);
-        // The lock lives on the target connection until the process ends.
-        ledger::lock(self.client(), schema, run.selection.shard)?;
         let run_id = Uuid::new_v4();
-        ledger::start(
-            self.client(),
-            schema,
-            &ledger::RunStart {
-                run_id,
-                from: window.from,
-                to: window.to,
-                partial: window.partial,
-                selection: &run.selection,
-                arguments: run.request.arguments.clone(),
-                source: input.describe()?,
-            },
-        )?;
+        timings.time("lock and ledger", || {
+            // The lock lives on the target connection until the process ends.
+            ledger::lock(self.client(), schema, run.selection.shard)?;
+            ledger::start(
+                self.client(),
+                schema,
+                &ledger::RunStart {
+                    run_id,
+                    from: window.from,
+                    to: window.to,
+                    partial: window.partial,
+                    selection: &run.selection,
+                    arguments: run.request.arguments.clone(),
+                    source: input.describe()?,
+                },
+            )
+        })?;
         crate::log::set_run(Some(&run_id));
         crate::log::info(&format!(
             "run {run_id} for {}..{} ({})",
@@ -554,8 +561,10 @@ impl Target for DatabaseTarget<'_> {
             window.to,
             run.selection.describe()
         ));
-        let recovered = recover_reports(out, Some((self.client(), schema)), run.selection.shard)
-            .and_then(|kept| run.check_layout().map(|skipped| (kept, skipped)));
+        let recovered = timings.time("report folder", || {
+            recover_reports(out, Some((self.client(), schema)), run.selection.shard)
+                .and_then(|kept| run.check_layout().map(|skipped| (kept, skipped)))
+        });
         match recovered {
             Ok((kept, skipped)) => {
                 staged.keep(kept);
