@@ -3,13 +3,14 @@
 #
 #   bench/run.sh [--calls N] [--tenants N] [--days N] [--repeat N]
 #                [--shape "--zones 30 --error-types 16 ..."] [--keep]
-#                [--only full|nightly] [--binary PATH]
+#                [--only full|nightly|day] [--binary PATH]
 #
 # Loads a platform with `callrollup generate` into a scratch database
 # (default 1,000 tenants, 5,000,000 calls, 90 days, 1 kB transcripts;
 # --shape passes generate's shape options: other zones, error types,
-# statuses and outcomes), then, for the full window and the nightly one
-# (the last complete day and the default lookback of 3), --repeat times
+# statuses and outcomes), then, for the full window, the nightly one
+# (the last complete day and the default lookback of 3) and that last day
+# alone, --repeat times
 # (default 3) with the order of the peers rotated:
 #
 #   read floor   psql \copy of exactly the columns the engine reads, for
@@ -213,9 +214,15 @@ measure() {  # peer window from to
     fi
 }
 
-windows="full nightly"
+windows="full nightly day"
 [ -n "$only" ] && windows=$only
-range_of() { if [ "$1" = full ]; then echo "$first $end"; else echo "$nightly_from $end"; fi; }
+range_of() {
+    case $1 in
+        full) echo "$first $end" ;;
+        nightly) echo "$nightly_from $end" ;;
+        day) echo "$end $end" ;;  # the "one day" column
+    esac
+}
 
 # One run to export each window's rows for the write floor.
 for w in $windows; do
@@ -276,7 +283,7 @@ names = {
     "unchanged": "callrollup run, nothing changed",
     "changed": "callrollup run, 1 % of calls changed",
 }
-for window in ("full", "nightly"):
+for window in ("full", "nightly", "day"):
     got = [r for r in rows if r[0] == window]
     if not got:
         continue
