@@ -50,6 +50,10 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
+case ${only:-full} in
+    full | nightly | day) ;;
+    *) echo "--only takes full, nightly or day, not $only" >&2; exit 2 ;;
+esac
 
 admin=${CALLROLLUP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 suffix=$(printf '%s' "$shape" | tr -c 'a-z0-9' '_' | tr -s '_' | sed 's/^_//; s/_$//')
