@@ -322,12 +322,15 @@ impl Target for FileTarget {
         staged: &mut files::StagedFiles,
         timings: &mut Timings,
     ) -> Result<Uuid> {
-        staged.keep(timings.time("report folder", || {
-            recover_reports(run.out, None, run.selection.shard)
-        })?);
+        // The same work as the database target's "report folder" stage.
+        let (kept, skipped) = timings.time("report folder", || {
+            let kept = recover_reports(run.out, None, run.selection.shard)?;
+            Ok((kept, run.check_layout()?))
+        })?;
+        staged.keep(kept);
         // The files are this target's only output: a --tenant run that
         // cannot write them all is refused.
-        if let Some(day) = run.check_layout()?.first() {
+        if let Some(day) = skipped.first() {
             return Err(Error::usage(format!(
                 "--tenant cannot write {day} into {}: it holds no committed report for that day ({}) to keep the other tenants from, so the day's file would hold only the selected tenants; run {day} without --tenant first, or write to another --out",
                 run.out.display(),
