@@ -8,6 +8,8 @@ use postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
 
+mod tls;
+
 #[derive(Clone)]
 pub struct DbUrl {
     raw: String,
@@ -156,13 +158,7 @@ impl DbUrl {
 
     /// The driver's configuration for this URL (libpq's environment filling
     /// what it leaves out) and the TLS connector its sslmode needs, if any.
-    fn config(
-        &self,
-        application: &str,
-    ) -> Result<(
-        tokio_postgres::Config,
-        Option<postgres_openssl::MakeTlsConnector>,
-    )> {
+    fn config(&self, application: &str) -> Result<(tokio_postgres::Config, Option<tls::Tls>)> {
         use tokio_postgres::config::SslMode;
         let mut url = url::Url::parse(&self.raw).map_err(|e| Error::usage(e.to_string()))?;
         let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -226,9 +222,9 @@ impl DbUrl {
             }
         };
         let tls = if verify {
-            tls_connector(true, sslmode == "verify-full", root_cert.as_deref())
+            tls::Tls::verifying(sslmode == "verify-full", root_cert.as_deref())
         } else {
-            unverified_tls_connector()
+            encrypting_tls()
         }
         .map_err(|e| Error::usage(format!("cannot set up TLS for {self}: {e}")))?;
         Ok((config, Some(tls)))
@@ -243,7 +239,7 @@ enum Token {
 }
 
 /// How to cancel what each of the process's connections is running.
-type Canceller = (Token, Option<postgres_openssl::MakeTlsConnector>);
+type Canceller = (Token, Option<tls::Tls>);
 
 /// Every connection this process opened: a stop signal cancels whatever
 /// statement each one runs or waits in (a lock, a long COPY, the merge),
@@ -256,7 +252,7 @@ static CANCELLABLE: std::sync::Mutex<Vec<Canceller>> = std::sync::Mutex::new(Vec
 /// closed) are forgotten rather than kept for ever.
 const CANCELLABLE_KEPT: usize = 256;
 
-fn cancel_on_stop(token: Token, tls: Option<postgres_openssl::MakeTlsConnector>) {
+fn cancel_on_stop(token: Token, tls: Option<tls::Tls>) {
     if let Ok(mut all) = CANCELLABLE.lock() {
         if all.len() >= CANCELLABLE_KEPT {
             all.remove(0);
@@ -546,46 +542,17 @@ fn split_pgpass(line: &str) -> Vec<String> {
     fields
 }
 
-/// The connector of sslmode prefer and require, built once per process:
-/// OpenSSL's connector builder parses the system's whole CA bundle (about
-/// 40 ms, measured), which these modes never consult, and a run opens four
-/// or five connections before and while it reads. The verifying modes
-/// build theirs for each connection, so a replaced `sslrootcert` counts
-/// from the next connection on, as with libpq.
-fn unverified_tls_connector(
-) -> std::result::Result<postgres_openssl::MakeTlsConnector, openssl::error::ErrorStack> {
-    static CONNECTOR: std::sync::OnceLock<postgres_openssl::MakeTlsConnector> =
-        std::sync::OnceLock::new();
-    if let Some(connector) = CONNECTOR.get() {
-        return Ok(connector.clone());
+/// The TLS of sslmode prefer and require, built once per process (see
+/// `tls`: these modes load no CA store). The verifying modes build theirs
+/// for each connection, so a replaced `sslrootcert` counts from the next
+/// connection on, as with libpq.
+fn encrypting_tls() -> std::result::Result<tls::Tls, openssl::error::ErrorStack> {
+    static TLS: std::sync::OnceLock<tls::Tls> = std::sync::OnceLock::new();
+    if let Some(tls) = TLS.get() {
+        return Ok(tls.clone());
     }
-    let connector = tls_connector(false, false, None)?;
-    Ok(CONNECTOR.get_or_init(|| connector).clone())
-}
-
-fn tls_connector(
-    verify: bool,
-    verify_host: bool,
-    root_cert: Option<&str>,
-) -> std::result::Result<postgres_openssl::MakeTlsConnector, openssl::error::ErrorStack> {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut builder = SslConnector::builder(SslMethod::tls())?;
-    if verify {
-        if let Some(path) = root_cert {
-            builder.set_ca_file(path)?;
-        }
-        builder.set_verify(SslVerifyMode::PEER);
-    } else {
-        builder.set_verify(SslVerifyMode::NONE);
-    }
-    let mut connector = postgres_openssl::MakeTlsConnector::new(builder.build());
-    if !verify_host {
-        connector.set_callback(|config, _| {
-            config.set_verify_hostname(false);
-            Ok(())
-        });
-    }
-    Ok(connector)
+    let tls = tls::Tls::encrypting()?;
+    Ok(TLS.get_or_init(|| tls).clone())
 }
 
 fn connect_reason(e: &postgres::Error) -> String {
