@@ -16,7 +16,7 @@ use std::io::Write;
 
 use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
-use polars_arrow::temporal_conversions::{date32_to_date, timestamp_us_to_datetime};
+use polars_arrow::temporal_conversions::{date32_to_date_opt, timestamp_us_to_datetime_opt};
 
 use super::{MoneyText, FORMULA_STARTS};
 use crate::error::Result;
@@ -34,9 +34,10 @@ enum Cells<'a> {
     Float64(&'a PrimitiveArray<f64>),
     Float32(&'a PrimitiveArray<f32>),
     Bool(&'a BooleanArray),
-    Date(&'a PrimitiveArray<i32>),
-    /// A UTC instant in microseconds.
-    Instant(&'a PrimitiveArray<i64>),
+    /// Days since 1970-01-01, and the column's name.
+    Date(&'a PrimitiveArray<i32>, &'a str),
+    /// A UTC instant in microseconds, and the column's name.
+    Instant(&'a PrimitiveArray<i64>, &'a str),
     Money {
         values: &'a PrimitiveArray<i128>,
         scale: u32,
@@ -50,7 +51,13 @@ pub(super) fn write(out: &mut dyn Write, df: &DataFrame, money_text: MoneyText) 
     let Some(series) = prepared(df)? else {
         return Ok(false);
     };
-    let cells: Vec<Cells> = series.iter().map(cells_of).collect::<Result<_>>()?;
+    let Some(cells) = series
+        .iter()
+        .map(|s| cells_of(s, df.height()))
+        .collect::<Option<Vec<Cells>>>()
+    else {
+        return Ok(false);
+    };
     let mut buf = Vec::with_capacity(FLUSH_BYTES + 4096);
     for (i, s) in series.iter().enumerate() {
         if i > 0 {
@@ -59,7 +66,9 @@ pub(super) fn write(out: &mut dyn Write, df: &DataFrame, money_text: MoneyText) 
         text_cell(&mut buf, s.name().as_bytes());
     }
     buf.push(b'\n');
-    for row in 0..df.height() {
+    // A frame without columns is its (empty) header alone, as in Polars.
+    let rows = if cells.is_empty() { 0 } else { df.height() };
+    for row in 0..rows {
         for (i, column) in cells.iter().enumerate() {
             if i > 0 {
                 buf.push(b',');
@@ -114,7 +123,9 @@ fn prepared(df: &DataFrame) -> Result<Option<Vec<Series>>> {
     Ok(Some(series))
 }
 
-fn cells_of(s: &Series) -> Result<Cells<'_>> {
+/// `None` when the column's array is not what its type promises (then
+/// Polars writes the frame, rather than this writer leaving cells empty).
+fn cells_of(s: &Series, rows: usize) -> Option<Cells<'_>> {
     fn one<T: 'static>(chunks: &[Box<dyn Array>]) -> Option<&T> {
         chunks.first().and_then(|a| a.as_any().downcast_ref::<T>())
     }
@@ -127,8 +138,8 @@ fn cells_of(s: &Series) -> Result<Cells<'_>> {
         DataType::Float64 => one(chunks).map(Cells::Float64),
         DataType::Float32 => one(chunks).map(Cells::Float32),
         DataType::Boolean => one(chunks).map(Cells::Bool),
-        DataType::Date => one(chunks).map(Cells::Date),
-        DataType::Datetime(_, _) => one(chunks).map(Cells::Instant),
+        DataType::Date => one(chunks).map(|a| Cells::Date(a, s.name().as_str())),
+        DataType::Datetime(_, _) => one(chunks).map(|a| Cells::Instant(a, s.name().as_str())),
         DataType::Decimal(_, Some(scale)) => one(chunks).map(|values| Cells::Money {
             values,
             scale: *scale as u32,
@@ -136,8 +147,11 @@ fn cells_of(s: &Series) -> Result<Cells<'_>> {
         }),
         _ => None,
     };
-    // An empty frame may have no chunk at all: no row will ask.
-    Ok(cells.unwrap_or(Cells::Null))
+    match cells {
+        // An empty column may have no chunk at all: no row will ask.
+        None if rows == 0 => Some(Cells::Null),
+        cells => cells,
+    }
 }
 
 fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) -> Result<()> {
@@ -171,9 +185,10 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
         Cells::Float64(a) => buf.extend_from_slice(ryu::Buffer::new().format(valid!(a)).as_bytes()),
         Cells::Float32(a) => buf.extend_from_slice(ryu::Buffer::new().format(valid!(a)).as_bytes()),
         Cells::Bool(a) => buf.extend_from_slice(if valid!(a) { b"true" } else { b"false" }),
-        Cells::Date(a) => {
+        Cells::Date(a, name) => {
             use chrono::Datelike;
-            let date = date32_to_date(valid!(a));
+            let days = valid!(a);
+            let date = date32_to_date_opt(days).ok_or_else(|| out_of_range(name, days))?;
             if (0..=9999).contains(&date.year()) {
                 four_digits(buf, date.year() as u32);
                 buf.push(b'-');
@@ -185,9 +200,11 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
                 write!(buf, "{date}").map_err(io)?;
             }
         }
-        Cells::Instant(a) => {
+        Cells::Instant(a, name) => {
             use chrono::{Datelike, Timelike};
-            let at = timestamp_us_to_datetime(valid!(a));
+            let micros = valid!(a);
+            let at =
+                timestamp_us_to_datetime_opt(micros).ok_or_else(|| out_of_range(name, micros))?;
             if (0..=9999).contains(&at.year()) {
                 four_digits(buf, at.year() as u32);
                 buf.push(b'-');
@@ -234,6 +251,14 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
         }
     }
     Ok(())
+}
+
+/// A date or instant chrono cannot hold (Polars' writer panicked on it).
+fn out_of_range(column: &str, value: impl std::fmt::Display) -> crate::error::Error {
+    polars_err!(ComputeError:
+        "column {column}: {value} is beyond the dates a report can show; check the source rows of this column"
+    )
+    .into()
 }
 
 /// A text cell as `QuoteStyle::Necessary` writes it: `""` when empty,
@@ -304,10 +329,11 @@ mod tests {
         for money_text in [MoneyText::Stored, MoneyText::Exact] {
             let ours = by_writer(df, money_text).unwrap();
             let theirs = by_polars(df, money_text).unwrap();
-            assert_eq!(
+            assert!(
+                ours == theirs,
+                "{}\nagainst Polars'\n{}\nfor {df:?}",
                 String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&theirs),
-                "{df:?}"
+                String::from_utf8_lossy(&theirs)
             );
         }
     }
@@ -410,6 +436,31 @@ mod tests {
     }
 
     #[test]
+    fn a_long_frame_is_written_across_flushes() {
+        let rows = 20_000;
+        let text: Vec<String> = (0..rows).map(|i| format!("{i:>60}")).collect();
+        let df = DataFrame::new(vec![
+            Column::new("text".into(), text),
+            Column::new("n".into(), (0..rows as i64).collect::<Vec<_>>()),
+        ])
+        .unwrap();
+        assert!(by_writer(&df, MoneyText::Stored).unwrap().len() > FLUSH_BYTES);
+        same_as_polars(&df);
+    }
+
+    #[test]
+    fn a_date_chrono_cannot_hold_is_an_error_naming_its_column() {
+        let df = DataFrame::new(vec![Int32Chunked::from_iter([Some(i32::MAX)])
+            .into_date()
+            .into_series()
+            .with_name("day".into())
+            .into_column()])
+        .unwrap();
+        let e = by_writer(&df, MoneyText::Stored).unwrap_err().to_string();
+        assert!(e.contains("column day"), "{e}");
+    }
+
+    #[test]
     fn an_unknown_type_goes_to_polars() {
         let df = DataFrame::new(vec![Column::new("n".into(), [Some(1i128)])]).unwrap();
         assert!(!write(&mut Vec::new(), &df, MoneyText::Stored).unwrap());
@@ -445,7 +496,13 @@ mod tests {
 
     type RowValues = (
         Option<String>,
-        (Option<i32>, Option<i64>, Option<u64>),
+        (
+            Option<i32>,
+            Option<i64>,
+            Option<u64>,
+            Option<i8>,
+            Option<u32>,
+        ),
         (Option<f64>, Option<f32>, Option<bool>),
         (Option<i32>, Option<i64>),
         (Option<i128>, Option<i128>),
@@ -470,6 +527,8 @@ mod tests {
                 prop::option::of(any::<i32>()),
                 prop::option::of(any::<i64>()),
                 prop::option::of(any::<u64>()),
+                prop::option::of(any::<i8>()),
+                prop::option::of(any::<u32>()),
             ),
             (
                 prop::option::of(float),
@@ -492,6 +551,11 @@ mod tests {
             .into_series()
             .with_name("at".into())
             .into_column();
+        let naive = Int64Chunked::from_iter(rows.iter().map(|r| r.3 .1))
+            .into_datetime(TimeUnit::Microseconds, None)
+            .into_series()
+            .with_name("naive".into())
+            .into_column();
         let dates = Int32Chunked::from_iter(rows.iter().map(|r| r.3 .0))
             .into_date()
             .into_series()
@@ -511,6 +575,11 @@ mod tests {
                 "u64".into(),
                 rows.iter().map(|r| r.1 .2).collect::<Vec<_>>(),
             ),
+            Column::new("i8".into(), rows.iter().map(|r| r.1 .3).collect::<Vec<_>>()),
+            Column::new(
+                "u32".into(),
+                rows.iter().map(|r| r.1 .4).collect::<Vec<_>>(),
+            ),
             Column::new(
                 "f64".into(),
                 rows.iter().map(|r| r.2 .0).collect::<Vec<_>>(),
@@ -525,6 +594,7 @@ mod tests {
             ),
             dates,
             instants,
+            naive,
             money("stored", rows.iter().map(|r| r.4 .0).collect(), 6),
             money("scaled", rows.iter().map(|r| r.4 .1).collect(), 10),
             Column::full_null("nothing".into(), rows.len(), &DataType::Null),
@@ -537,7 +607,13 @@ mod tests {
 
         #[test]
         fn every_frame_is_written_as_polars_writes_it(rows in rows()) {
-            same_as_polars(&frame(&rows));
+            let df = frame(&rows);
+            same_as_polars(&df);
+            // Arrays that start at an offset, and columns of two chunks.
+            same_as_polars(&df.slice(1, rows.len()));
+            let mut stacked = df.clone();
+            stacked.vstack_mut(&df.slice(1, rows.len())).unwrap();
+            same_as_polars(&stacked);
         }
 
         #[test]
