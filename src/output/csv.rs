@@ -16,7 +16,7 @@ use std::io::Write;
 
 use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
-use polars_arrow::temporal_conversions::{date32_to_date_opt, timestamp_us_to_datetime_opt};
+use polars_arrow::temporal_conversions::{timestamp_us_to_datetime_opt, EPOCH_DAYS_FROM_CE};
 
 use super::{MoneyText, FORMULA_STARTS};
 use crate::error::Result;
@@ -188,13 +188,13 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
         Cells::Date(a, name) => {
             use chrono::Datelike;
             let days = valid!(a);
-            let date = date32_to_date_opt(days).ok_or_else(|| out_of_range(name, days))?;
+            // Polars' `date32_to_date_opt` overflows its addition near i32::MAX.
+            let date = days
+                .checked_add(EPOCH_DAYS_FROM_CE)
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                .ok_or_else(|| out_of_range(name, days))?;
             if (0..=9999).contains(&date.year()) {
-                four_digits(buf, date.year() as u32);
-                buf.push(b'-');
-                two_digits(buf, date.month());
-                buf.push(b'-');
-                two_digits(buf, date.day());
+                iso_date(buf, date);
             } else {
                 // chrono's sign and width beyond four digits.
                 write!(buf, "{date}").map_err(io)?;
@@ -206,11 +206,7 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
             let at =
                 timestamp_us_to_datetime_opt(micros).ok_or_else(|| out_of_range(name, micros))?;
             if (0..=9999).contains(&at.year()) {
-                four_digits(buf, at.year() as u32);
-                buf.push(b'-');
-                two_digits(buf, at.month());
-                buf.push(b'-');
-                two_digits(buf, at.day());
+                iso_date(buf, at.date());
                 buf.push(b'T');
                 two_digits(buf, at.hour());
                 buf.push(b':');
@@ -218,10 +214,7 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
                 buf.push(b':');
                 two_digits(buf, at.second());
                 buf.push(b'.');
-                let micros = at.nanosecond() / 1_000;
-                for power in [100_000, 10_000, 1_000, 100, 10, 1] {
-                    buf.push(b'0' + (micros / power % 10) as u8);
-                }
+                six_digits(buf, at.nanosecond() / 1_000);
                 buf.push(b'Z');
             } else {
                 write!(buf, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ")).map_err(io)?;
@@ -291,9 +284,23 @@ fn six_decimals(buf: &mut Vec<u8>, value: i128) {
     let magnitude = value.unsigned_abs();
     buf.extend_from_slice(itoa::Buffer::new().format(magnitude / 1_000_000).as_bytes());
     buf.push(b'.');
-    let fraction = (magnitude % 1_000_000) as u32;
+    six_digits(buf, (magnitude % 1_000_000) as u32);
+}
+
+/// `YYYY-MM-DD` of a date in years 0 to 9999.
+fn iso_date(buf: &mut Vec<u8>, date: chrono::NaiveDate) {
+    use chrono::Datelike;
+    four_digits(buf, date.year() as u32);
+    buf.push(b'-');
+    two_digits(buf, date.month());
+    buf.push(b'-');
+    two_digits(buf, date.day());
+}
+
+/// The six digits of n below 1,000,000, leading zeros kept.
+fn six_digits(buf: &mut Vec<u8>, n: u32) {
     for power in [100_000, 10_000, 1_000, 100, 10, 1] {
-        buf.push(b'0' + (fraction / power % 10) as u8);
+        buf.push(b'0' + (n / power % 10) as u8);
     }
 }
 
@@ -449,15 +456,18 @@ mod tests {
     }
 
     #[test]
-    fn a_date_chrono_cannot_hold_is_an_error_naming_its_column() {
-        let df = DataFrame::new(vec![Int32Chunked::from_iter([Some(i32::MAX)])
+    fn a_date_or_instant_chrono_cannot_hold_is_an_error_naming_its_column() {
+        let day = Int32Chunked::from_iter([Some(i32::MAX)])
             .into_date()
-            .into_series()
-            .with_name("day".into())
-            .into_column()])
-        .unwrap();
-        let e = by_writer(&df, MoneyText::Stored).unwrap_err().to_string();
-        assert!(e.contains("column day"), "{e}");
+            .into_series();
+        let at = Int64Chunked::from_iter([Some(i64::MAX)])
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_series();
+        for (name, series) in [("day", day), ("at", at)] {
+            let df = DataFrame::new(vec![series.with_name(name.into()).into_column()]).unwrap();
+            let e = by_writer(&df, MoneyText::Stored).unwrap_err().to_string();
+            assert!(e.contains(&format!("column {name}")), "{e}");
+        }
     }
 
     #[test]
@@ -544,6 +554,14 @@ mod tests {
         )
     }
 
+    /// A column of one of a row's values.
+    fn of<T>(rows: &[RowValues], name: &str, value: impl Fn(&RowValues) -> T) -> Column
+    where
+        Series: NamedFrom<Vec<T>, [T]>,
+    {
+        Column::new(name.into(), rows.iter().map(value).collect::<Vec<_>>())
+    }
+
     fn frame(rows: &[RowValues]) -> DataFrame {
         let column = |name: &str, values: Vec<Option<String>>| Column::new(name.into(), values);
         let instants = Int64Chunked::from_iter(rows.iter().map(|r| r.3 .1))
@@ -563,35 +581,14 @@ mod tests {
             .into_column();
         DataFrame::new(vec![
             column("text", rows.iter().map(|r| r.0.clone()).collect()),
-            Column::new(
-                "i32".into(),
-                rows.iter().map(|r| r.1 .0).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "i64".into(),
-                rows.iter().map(|r| r.1 .1).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "u64".into(),
-                rows.iter().map(|r| r.1 .2).collect::<Vec<_>>(),
-            ),
-            Column::new("i8".into(), rows.iter().map(|r| r.1 .3).collect::<Vec<_>>()),
-            Column::new(
-                "u32".into(),
-                rows.iter().map(|r| r.1 .4).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "f64".into(),
-                rows.iter().map(|r| r.2 .0).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "f32".into(),
-                rows.iter().map(|r| r.2 .1).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "bool".into(),
-                rows.iter().map(|r| r.2 .2).collect::<Vec<_>>(),
-            ),
+            of(rows, "i32", |r| r.1 .0),
+            of(rows, "i64", |r| r.1 .1),
+            of(rows, "u64", |r| r.1 .2),
+            of(rows, "i8", |r| r.1 .3),
+            of(rows, "u32", |r| r.1 .4),
+            of(rows, "f64", |r| r.2 .0),
+            of(rows, "f32", |r| r.2 .1),
+            of(rows, "bool", |r| r.2 .2),
             dates,
             instants,
             naive,
