@@ -124,10 +124,20 @@ pub fn frame_of(table: &[Vec<(&'static str, Cell)>]) -> Result<DataFrame> {
 /// Characters that make a spreadsheet read a cell as a formula.
 const FORMULA_STARTS: [&str; 6] = ["=", "+", "-", "@", "\t", "\r"];
 
+/// Whether a spreadsheet would read a text cell starting so as a formula.
+fn reads_as_formula(text: &[u8]) -> bool {
+    FORMULA_STARTS
+        .iter()
+        .any(|s| text.starts_with(s.as_bytes()))
+}
+
+/// How CSV writes a UTC instant.
+const INSTANT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
 /// A text cell as spreadsheets must get it: a leading `'` when it would
 /// otherwise be read as a formula (the same guard `csv_frame` applies).
 pub fn guard_formula(text: &str) -> String {
-    if FORMULA_STARTS.iter().any(|s| text.starts_with(s)) {
+    if reads_as_formula(text.as_bytes()) {
         format!("'{text}")
     } else {
         text.to_string()
@@ -215,7 +225,7 @@ fn write_csv_with_polars(out: impl Write, df: &DataFrame, money_text: MoneyText)
     CsvWriter::new(out)
         .include_header(true)
         .with_quote_style(QuoteStyle::Necessary)
-        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
+        .with_datetime_format(Some(INSTANT_FORMAT.into()))
         .finish(&mut text)?;
     Ok(())
 }

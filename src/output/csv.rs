@@ -18,7 +18,7 @@ use polars::prelude::*;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::temporal_conversions::{timestamp_us_to_datetime_opt, EPOCH_DAYS_FROM_CE};
 
-use super::{MoneyText, FORMULA_STARTS};
+use super::{reads_as_formula, MoneyText, INSTANT_FORMAT};
 use crate::error::Result;
 use crate::money;
 
@@ -168,10 +168,7 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
         Cells::Null => {}
         Cells::Text(a) => {
             let text = valid!(a).as_bytes();
-            if FORMULA_STARTS
-                .iter()
-                .any(|s| text.starts_with(s.as_bytes()))
-            {
+            if reads_as_formula(text) {
                 let mut guarded = Vec::with_capacity(text.len() + 1);
                 guarded.push(b'\'');
                 guarded.extend_from_slice(text);
@@ -217,7 +214,7 @@ fn cell(buf: &mut Vec<u8>, column: &Cells, row: usize, money_text: MoneyText) ->
                 six_digits(buf, at.nanosecond() / 1_000);
                 buf.push(b'Z');
             } else {
-                write!(buf, "{}", at.format("%Y-%m-%dT%H:%M:%S%.6fZ")).map_err(io)?;
+                write!(buf, "{}", at.format(INSTANT_FORMAT)).map_err(io)?;
             }
         }
         Cells::Money {
