@@ -2,5 +2,5 @@
 -- it `succeeded` and committed, its rows are the billing truth, and a
 -- later failure (moving report files) must not contradict the ledger.
 UPDATE {schema}.rollup_runs
-SET status = 'failed', finished_at = now(), error = $2
+SET status = 'failed', finished_at = clock_timestamp(), error = $2
 WHERE run_id = $1 AND status = 'running'

@@ -1,5 +1,5 @@
 UPDATE {schema}.rollup_runs
-SET status = 'succeeded', finished_at = now(),
+SET status = 'succeeded', finished_at = clock_timestamp(),
     source_calls = $2, source_errors = $3,
     source_stt_cost_usd = $4, source_llm_cost_usd = $5,
     source_tts_cost_usd = $6, source_total_cost_usd = $7,

@@ -58,7 +58,33 @@ pub fn sum(column: &Column) -> PolarsResult<Decimal> {
 
 /// Rounds half away from zero to 6 places, as Postgres stores numeric(20,6).
 pub fn round(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(SCALE, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    round_to(value, SCALE)
+}
+
+/// Rounds half away from zero to `decimals` places: the one rounding
+/// rule of every figure the engine rounds, stored or shown. It is how
+/// Postgres rounds numeric and how Excel and LibreOffice display a cell
+/// (a cell holding 0.125 in a `0.00` format shows 0.13), so a screen, a
+/// page and a workbook show the same cents for the same amount.
+pub fn round_to(value: Decimal, decimals: u32) -> Decimal {
+    value.round_dp_with_strategy(
+        decimals,
+        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+    )
+}
+
+/// An amount as people read it: exactly `decimals` places, rounded
+/// half away from zero (`round_to`), e.g. `12547.02` for 12547.018428.
+/// Every screen, page and note formats money through this.
+pub fn text(value: Decimal, decimals: u32) -> String {
+    let mut v = round_to(value, decimals);
+    v.rescale(decimals);
+    v.to_string()
+}
+
+/// Cents for people: `text(value, 2)`.
+pub fn cents_text(value: Decimal) -> String {
+    text(value, 2)
 }
 
 /// Text with exactly 6 decimals, e.g. `12.500000`.
@@ -133,6 +159,27 @@ mod tests {
         assert_eq!(text("0.0000012500"), "0.00000125");
         assert_eq!(text("-3"), "-3.000000");
         assert_eq!(text("1234567.1234567891"), "1234567.1234567891");
+    }
+
+    /// The demo's first screen showed 12547.01 for 12547.018428 (Rust's
+    /// `{:.2}` of a Decimal truncates) while `costs` said 12547.02; and
+    /// the tables rounded half-even while the workbook's cells display
+    /// half away from zero. One rule now: x.xx5 goes up, -x.xx5 down.
+    #[test]
+    fn money_for_people_was_truncated_or_rounded_half_even() {
+        let text = |s: &str, d| super::text(Decimal::from_str(s).unwrap(), d);
+        assert_eq!(text("12547.018428", 2), "12547.02");
+        assert_eq!(text("0.125", 2), "0.13");
+        assert_eq!(text("0.135", 2), "0.14");
+        assert_eq!(text("2.005", 2), "2.01");
+        assert_eq!(text("-2.005", 2), "-2.01");
+        assert_eq!(text("-0.004", 2), "0.00");
+        assert_eq!(text("1.00005", 4), "1.0001");
+        assert_eq!(text("7", 2), "7.00");
+        assert_eq!(
+            cents_text(Decimal::from_str("87528.035").unwrap()),
+            "87528.04"
+        );
     }
 
     #[test]

@@ -12,6 +12,11 @@ use crate::error::Result;
 use crate::money;
 
 mod csv;
+pub mod workbook;
+
+/// The version of the JSON documents' shape (`format_version`), raised
+/// whenever a script reading them would notice a change (CHANGELOG.md).
+pub const JSON_FORMAT_VERSION: u32 = 2;
 
 /// One cell of a report's machine formats (CSV, JSON, Parquet, the
 /// workbook): reports build their rows as `(column, Cell)` lists, and
@@ -51,11 +56,10 @@ pub fn spreadsheet_number(v: Decimal) -> Result<f64> {
     })
 }
 
-/// A decimal with exactly `scale` decimals, rounded half-even.
+/// A decimal with exactly `scale` decimals, rounded half away from zero
+/// (`money::text`: the one rule).
 pub fn decimal_text(v: Decimal, scale: u32) -> String {
-    let mut v = v.round_dp(scale);
-    v.rescale(scale);
-    v.to_string()
+    money::text(v, scale)
 }
 
 /// Rows of `(column, Cell)` as a frame, columns named and typed after the
@@ -102,7 +106,7 @@ pub fn frame_of(table: &[Vec<(&'static str, Cell)>]) -> Result<DataFrame> {
                     .iter()
                     .map(|r| match &r[i].1 {
                         Cell::Decimal(v, _) => v.map(|v| {
-                            let mut v = v.round_dp(*scale);
+                            let mut v = money::round_to(v, *scale);
                             v.rescale(*scale);
                             v.mantissa()
                         }),
@@ -236,6 +240,8 @@ fn write_csv_with_polars(out: impl Write, df: &DataFrame, money_text: MoneyText)
 pub struct TextTable {
     pub header: Vec<String>,
     pub rows: Vec<Vec<TextCell>>,
+    /// Which rows are totals (the page draws them bold; no other row is).
+    pub total_rows: Vec<usize>,
 }
 
 /// One cell: text already made printable (no control character of the
@@ -244,6 +250,9 @@ pub struct TextTable {
 pub struct TextCell {
     pub text: String,
     pub number: bool,
+    /// A page of `serve` this cell links to (a tenant's page); the
+    /// terminal shows the text alone.
+    pub link: Option<String>,
 }
 
 impl TextCell {
@@ -252,12 +261,23 @@ impl TextCell {
         TextCell {
             text: crate::text::printable(value).into_owned(),
             number: false,
+            link: None,
         }
     }
 
     /// A number (or a figure made of digits), right-aligned.
     pub fn number(text: String) -> TextCell {
-        TextCell { text, number: true }
+        TextCell {
+            text,
+            number: true,
+            link: None,
+        }
+    }
+
+    /// The cell linking to `href` on the pages.
+    pub fn linked(mut self, href: Option<String>) -> TextCell {
+        self.link = href;
+        self
     }
 }
 
@@ -266,7 +286,18 @@ impl TextTable {
         TextTable {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
+            total_rows: Vec::new(),
         }
+    }
+
+    /// Adds a total row (drawn bold on the pages).
+    pub fn push_total(&mut self, cells: Vec<TextCell>) {
+        self.total_rows.push(self.rows.len());
+        self.rows.push(cells);
+    }
+
+    pub fn is_total(&self, row: usize) -> bool {
+        self.total_rows.contains(&row)
     }
 
     /// Aligned, with Unicode borders, never wrapped (a terminal scrolls).

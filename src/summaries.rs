@@ -260,11 +260,23 @@ impl Coverage {
                 .join(", ")
         };
         let mut out = Vec::new();
-        if !self.missing_days.is_empty() {
+        // A day that has not ended everywhere yet cannot have been rolled
+        // up: it is not yet ended, not a run that is missing.
+        let complete = crate::window::last_complete_day(chrono::Utc::now());
+        let (missing, not_ended): (Vec<NaiveDate>, Vec<NaiveDate>) =
+            self.missing_days.iter().partition(|d| **d <= complete);
+        if !missing.is_empty() {
             out.push(format!(
                 "{} day(s) not covered by a succeeded run: {}",
-                self.missing_days.len(),
-                list(&self.missing_days)
+                missing.len(),
+                list(&missing)
+            ));
+        }
+        if !not_ended.is_empty() {
+            out.push(format!(
+                "{} day(s) not yet ended everywhere, so not rolled up yet: {}",
+                not_ended.len(),
+                list(&not_ended)
             ));
         }
         if !self.partial_days.is_empty() {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{MoneyOf, Restated, Restatement};
 use crate::error::{Error, Result};
-use crate::output::{guard_formula, Cell, TextCell, TextTable};
+use crate::output::{Cell, TextCell, TextTable};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +185,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         .map(|(name, value)| (name.to_string(), json!(value)))
         .collect();
     let document = json!({
+        "format_version": crate::output::JSON_FORMAT_VERSION,
         "selection": selection,
         "restatements": restated.restatements,
         "tenant_days": restated.tenant_days,
@@ -246,7 +247,7 @@ pub fn table(report: &Report) -> Vec<u8> {
     total.extend(changes(&|column| {
         report.lines.iter().map(|l| l.change(column)).sum()
     }));
-    table.rows.push(total);
+    table.push_total(total);
     let mut out = format!("{}\n", table.terminal());
     for line in notes(report) {
         out.push_str(&line);
@@ -255,88 +256,23 @@ pub fn table(report: &Report) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
-    Error::RunFailed(format!("cannot build the workbook: {e}"))
-}
-
-/// A workbook: the Changes sheet (frozen header, days as dates, money as
-/// numbers with 6 decimals, the TOTAL line in bold, autofilter) and an
-/// About sheet with the selection.
+/// A workbook that ties out: the Changes sheet (human headers with units,
+/// days as dates, money exact in a format that shows cents and any
+/// sub-cent digits, the TOTAL line in bold with `SUM`s of the changes
+/// above, frozen header, autofilter, printed landscape a page wide) and
+/// an About sheet with the selection.
 pub fn xlsx(report: &Report) -> Result<Vec<u8>> {
-    use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
+    use crate::output::workbook::{about_lines, write_table, xlsx_error, CENTS_AND_FRACTIONS};
     let e = xlsx_error;
-    let mut workbook = Workbook::new();
-    let bold = XFormat::new().set_bold();
-    let money = XFormat::new().set_num_format("#,##0.000000");
-    let money_total = money.clone().set_bold();
-    let date = XFormat::new().set_num_format("yyyy-mm-dd");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("Changes").map_err(e)?;
     let rows = rows(report);
-    let width = rows[0].len();
-    for (col, (name, _)) in rows[0].iter().enumerate() {
-        sheet
-            .write_string_with_format(0, col as u16, *name, &bold)
-            .map_err(e)?;
-    }
-    let last = rows.len() - 1;
-    for (i, row) in rows.into_iter().enumerate() {
-        let (r, is_total) = ((i + 1) as u32, i == last);
-        for (col, (name, cell)) in row.into_iter().enumerate() {
-            let col = col as u16;
-            match cell {
-                Cell::Text(Some(text)) if name == "day" => {
-                    let day = ExcelDateTime::parse_from_str(&text).map_err(e)?;
-                    sheet
-                        .write_datetime_with_format(r, col, &day, &date)
-                        .map_err(e)?;
-                }
-                Cell::Text(Some(text)) if is_total => {
-                    sheet
-                        .write_string_with_format(r, col, guard_formula(&text), &bold)
-                        .map_err(e)?;
-                }
-                Cell::Text(Some(text)) => {
-                    sheet
-                        .write_string(r, col, guard_formula(&text))
-                        .map_err(e)?;
-                }
-                Cell::Int(Some(v)) => {
-                    sheet.write_number(r, col, v as f64).map_err(e)?;
-                }
-                Cell::Decimal(Some(v), _) => {
-                    let format = if is_total { &money_total } else { &money };
-                    sheet
-                        .write_number_with_format(
-                            r,
-                            col,
-                            crate::output::spreadsheet_number(v)?,
-                            format,
-                        )
-                        .map_err(e)?;
-                }
-                Cell::Bool(v) => {
-                    sheet.write_boolean(r, col, v).map_err(e)?;
-                }
-                Cell::Text(None) | Cell::Int(None) | Cell::Decimal(None, _) => {}
-            }
-        }
-    }
-    sheet.set_freeze_panes(1, 0).map_err(e)?;
-    // Printed (or exported to PDF) a page wide, landscape: a line's old,
-    // new and change side by side, not cut across pages.
-    sheet.set_landscape().set_print_fit_to_pages(1, 0);
-    sheet
-        .autofilter(0, 0, last.max(1) as u32, (width - 1) as u16)
-        .map_err(e)?;
-    sheet.autofit();
+    write_table(sheet, &rows, Some(rows.len() - 1), CENTS_AND_FRACTIONS)?;
     let about = workbook.add_worksheet();
     about.set_name("About").map_err(e)?;
-    for (r, line) in notes(report).iter().enumerate() {
-        about
-            .write_string(r as u32, 0, guard_formula(line))
-            .map_err(e)?;
-    }
-    about.set_column_width(0, 100).map_err(e)?;
+    let mut lines = notes(report);
+    lines.push("cells hold the exact figures (6 decimals) and show cents, and sub-cent digits where a change has them; the TOTAL line adds up the changes above it".into());
+    about_lines(about, &lines)?;
     workbook.save_to_buffer().map_err(e)
 }

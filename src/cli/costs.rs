@@ -52,12 +52,21 @@ pub struct Args {
     /// Rank the rows by this column, in every format: numbers largest
     /// first, text A to Z (e.g. total_cost_usd, calls, cost_per_call_usd,
     /// change_total_cost_pct, business_name; any column of the report).
+    /// Without it, tenants and outcomes rank by total cost, largest first,
+    /// and days and months stay in date order.
     #[arg(long, value_name = "COLUMN")]
     pub sort: Option<String>,
 
     /// Keep the first N rows (by --sort, else by total_cost_usd), in every
-    /// format; the TOTAL row stays the total of all. The workbook's daily
+    /// format; the TOTAL row stays the total of all, and the table, the
+    /// page and the workbook add the others up in one "Other" line. The workbook's daily
     /// chart draws the top N tenants (default 5, at most 50).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub top: Option<u32>,
+
+    /// Every column in the terminal table (the tenant_id, completed calls,
+    /// STT/LLM/TTS and the cost per completed call); CSV, JSON, Parquet
+    /// and the workbook always have every column.
+    #[arg(long)]
+    pub wide: bool,
 }

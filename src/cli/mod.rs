@@ -354,8 +354,12 @@ pub fn usage_line(
 ) -> String {
     let text = error.render().to_string();
     let mut parts: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
+    let mut listing = false;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if listing && !raw.starts_with(' ') {
+            listing = false;
+        }
         // Usage and clap's own pointer to --help: said below.
         if line.starts_with("Usage: ") {
             break;
@@ -363,7 +367,19 @@ pub fn usage_line(
         if line.is_empty() || line.starts_with("For more information") {
             continue;
         }
-        parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        // A line clap ends with ':' introduces the indented ones below it
+        // (the missing arguments): they are its list, not new clauses.
+        match parts.last_mut() {
+            Some(last) if listing => {
+                last.push_str(if last.ends_with(':') { " " } else { ", " });
+                last.push_str(line);
+            }
+            _ => {
+                listing = line.ends_with(':');
+                parts.push(line.to_string());
+            }
+        }
     }
     let cli = <Cli as clap::CommandFactory>::command();
     let subcommand = args.into_iter().skip(1).find_map(|a| {
@@ -448,5 +464,19 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("; see `callrollup costs --help`"), "{line}");
+    }
+
+    /// Clap lists missing arguments on lines of their own under a line
+    /// ending in ':'; joined as clauses they read "provided:; --to".
+    #[test]
+    fn a_missing_argument_line_had_a_stray_semicolon_after_its_colon() {
+        let argv = ["callrollup", "costs", "--from", "2026-01-01"];
+        let e = <Cli as Parser>::try_parse_from(argv).unwrap_err();
+        let line = usage_line(&e, argv.iter().map(std::ffi::OsString::from));
+        assert!(!line.contains(":;"), "{line}");
+        assert!(
+            line.starts_with("the following required arguments were not provided: --to"),
+            "{line}"
+        );
     }
 }

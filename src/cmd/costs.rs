@@ -121,6 +121,7 @@ pub fn report(
     report.view = crate::costs::View {
         sort: args.sort.clone(),
         top: args.top.map(|n| n as usize),
+        wide: args.wide,
     };
     Ok(report)
 }

@@ -180,7 +180,7 @@ fn tour(
     ));
     out.push_str(&format!(
         "Total billed: {} USD\n\n",
-        money::format(r.totals.total_cost_usd)
+        money::cents_text(r.totals.total_cost_usd)
     ));
 
     // Top tenants by cost, with cost per call and per booked appointment.
@@ -226,7 +226,7 @@ fn tour(
         let cost = decimal_at(&top, "total_cost_usd", i)?;
         let per = |n: i64| {
             if n > 0 {
-                format!("{:.4}", cost / Decimal::from(n))
+                money::text(cost / Decimal::from(n), 4)
             } else {
                 "-".to_string()
             }
@@ -235,7 +235,7 @@ fn tour(
             "  {:<28} {:>8} {:>14} {:>10} {:>12}\n",
             str_at(&top, "business_name", i)?,
             calls,
-            format!("{:.2}", money::round(cost)),
+            money::cents_text(cost),
             per(calls),
             per(booked)
         ));
@@ -314,9 +314,10 @@ fn tour(
         window.to
     ));
     out.push_str(&format!(
-        "\nEngineers\n  errors    callrollup errors --reports {r} --source {s} --from {from} --to {to} --by tenant\n            (--bucket hour --timezone ZONE for hours, --chart errors.png)\n  query     callrollup query \"SELECT error_type, count(*) AS n FROM system_errors GROUP BY error_type\" --source {s} --from {from} --to {to}\n",
+        "\nEngineers\n  errors    callrollup errors --reports {r} --source {s} --from {half_from} --to {to} --by tenant\n            (against the {half} days before, rolled up too; --bucket hour --timezone ZONE for hours, --chart errors.png)\n  query     callrollup query \"SELECT error_type, count(*) AS n FROM system_errors GROUP BY error_type\" --source {s} --from {from} --to {to}\n",
         r = reports_dir.display(),
         s = snapshot_dir.display(),
+        half_from = costs_from,
         from = window.from,
         to = window.to
     ));

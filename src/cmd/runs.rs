@@ -17,7 +17,11 @@ pub fn execute(args: Args) -> Result<()> {
     let runs = ledger::list(&mut client, &schema, i64::from(args.limit))?;
     match args.format {
         ListFormat::Json => {
-            let text = serde_json::to_string_pretty(&runs)
+            let document = serde_json::json!({
+                "format_version": crate::output::JSON_FORMAT_VERSION,
+                "runs": runs,
+            });
+            let text = serde_json::to_string_pretty(&document)
                 .map_err(|e| Error::RunFailed(format!("cannot render runs as JSON: {e}")))?;
             println!("{text}");
         }

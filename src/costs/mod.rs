@@ -10,8 +10,8 @@ pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, Months, NaiveDate};
-use rust_decimal::{Decimal, RoundingStrategy};
+use chrono::{Datelike, Days, NaiveDate};
+use rust_decimal::Decimal;
 
 use crate::error::Result;
 use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
@@ -76,28 +76,26 @@ impl Figures {
             .fold(None, add_option)
     }
 
-    /// Billable minutes, exact to 6 decimals (half-even).
+    /// Billable minutes, to 6 decimals (half away from zero).
     pub fn billable_minutes(&self) -> Decimal {
         ratio(Decimal::from(self.billable_seconds), 60).unwrap_or_default()
     }
 }
 
-/// `value / count` to 6 decimals, rounded half-even; None when count is 0.
+/// `value / count` to 6 decimals, rounded half away from zero (as
+/// Postgres' `round(numeric, 6)`); None when count is 0.
 pub fn ratio(value: Decimal, count: i64) -> Option<Decimal> {
-    (count != 0).then(|| {
-        (value / Decimal::from(count))
-            .round_dp_with_strategy(crate::money::SCALE, RoundingStrategy::MidpointNearestEven)
-    })
+    (count != 0).then(|| crate::money::round(value / Decimal::from(count)))
 }
 
-/// The change from `previous` to `current` in %, to 2 decimals (half-even);
-/// None when there was nothing before.
+/// The change from `previous` to `current` in %, to 2 decimals (half away
+/// from zero); None when there was nothing before.
 pub fn change_pct(current: Decimal, previous: Option<Decimal>) -> Option<Decimal> {
     let previous = previous.filter(|p| !p.is_zero())?;
-    Some(
-        ((current - previous) * Decimal::ONE_HUNDRED / previous)
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven),
-    )
+    Some(crate::money::round_to(
+        (current - previous) * Decimal::ONE_HUNDRED / previous,
+        2,
+    ))
 }
 
 /// One tenant day of `tenant_daily` as finance reads it.
@@ -146,13 +144,19 @@ pub struct CostRow {
     /// stands for, and every previous day it is compared with, was
     /// covered. Otherwise the change is NULL (a missing day is not a 0).
     pub comparable: bool,
+    /// Some of the row's days were billed on UTC days because the tenant's
+    /// time zone was missing or unknown (findings of kind
+    /// `invalid_timezone`): shown wherever its costs are.
+    pub zone_unknown: bool,
 }
 
 impl CostRow {
     /// The name people see: the tenant's, `(platform)`, or `TOTAL`.
     pub fn display_name(&self) -> String {
         match (&self.key.tenant_id, &self.business_name) {
-            (None, _) => "TOTAL".to_string(),
+            // The line of the rows `--top` left out.
+            (None, Some(other)) => other.clone(),
+            (None, None) => "TOTAL".to_string(),
             (Some(id), _) if id == PLATFORM_TENANT => PLATFORM_NAME.to_string(),
             (Some(_), Some(name)) => name.clone(),
             (Some(id), None) => id.clone(),
@@ -217,6 +221,8 @@ pub struct View {
     pub sort: Option<String>,
     /// Keep the first N rows (by `sort`, else by total_cost_usd).
     pub top: Option<usize>,
+    /// `--wide`: every column in the terminal table.
+    pub wide: bool,
 }
 
 impl Report {
@@ -231,12 +237,12 @@ impl Report {
         self.rows.last().filter(|r| r.key.tenant_id.is_none())
     }
 
-    /// Share of the period's total cost, to 6 decimals (half-even).
-    pub fn share_of_total(&self, row: &CostRow) -> Option<Decimal> {
+    /// Share of the period's total cost in %, to 2 decimals (half away
+    /// from zero): a percent, as every `_pct` figure is.
+    pub fn share_of_total_pct(&self, row: &CostRow) -> Option<Decimal> {
         let total = self.total()?.current.total_cost_usd;
         (!total.is_zero()).then(|| {
-            (row.current.total_cost_usd / total)
-                .round_dp_with_strategy(crate::money::SCALE, RoundingStrategy::MidpointNearestEven)
+            crate::money::round_to(row.current.total_cost_usd * Decimal::ONE_HUNDRED / total, 2)
         })
     }
 }
@@ -251,24 +257,44 @@ pub struct Inputs {
     pub missing_days: BTreeSet<NaiveDate>,
     /// Days of the previous period no succeeded run covered.
     pub previous_missing_days: BTreeSet<NaiveDate>,
+    /// Tenants billed on UTC days in the period because their time zone
+    /// was missing or unknown.
+    pub zone_unknown: BTreeSet<String>,
 }
 
 fn month_of(day: NaiveDate) -> String {
     day.format("%Y-%m").to_string()
 }
 
-/// The days whose figures are "the previous period" of a report: the
-/// period before (`Period::previous`), except by month, where each month
-/// is compared with the same days of the month before.
-pub fn previous_range(period: &Period, by: GroupBy) -> Period {
-    match by {
-        GroupBy::Month => Period {
-            from: period.from - Months::new(1),
-            to: period.to - Months::new(1),
-            is_month: period.is_month,
-        },
-        _ => period.previous(),
+/// The days of the period a month row stands for: the month's days inside
+/// the period (fewer than the month's when the period starts or ends
+/// inside it).
+pub fn month_days(period: &Period, month: &str) -> Option<(NaiveDate, NaiveDate)> {
+    let mut days = period.each_day().filter(|d| month_of(*d) == month);
+    let first = days.next()?;
+    Some((first, days.last().unwrap_or(first)))
+}
+
+/// A month row's name for people: `2026-11` when the period holds the
+/// whole month, else its days, `2026-11-21..2026-11-30`.
+pub fn month_label(period: &Period, month: &str) -> String {
+    match month_days(period, month) {
+        Some((first, last))
+            if first.day() != 1
+                || last.checked_add_days(Days::new(1)).map(|d| d.day()) != Some(1) =>
+        {
+            format!("{first}..{last}")
+        }
+        _ => month.to_string(),
     }
+}
+
+/// The days whose figures are "the previous period" of a report: the
+/// period before (`Period::previous`) in every grouping, so a month row,
+/// a day row and a tenant row of the same period compare with the same
+/// days (each day with `Period::previous_day`).
+pub fn previous_range(period: &Period, _by: GroupBy) -> Period {
+    period.previous()
 }
 
 /// Groups the period's figures into rows, each with its previous-period
@@ -341,12 +367,18 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         key.month = None;
         key
     };
+    // Who the previous period's keys are, for rows with nothing now.
+    let mut previous_names: BTreeMap<RowKey, (Option<String>, String)> = BTreeMap::new();
     if by == GroupBy::Outcome {
         for o in &inputs.previous_outcome_days {
             previous_by_day
                 .entry((outcome_key(o), o.day))
                 .or_default()
                 .add(&o.figures);
+            previous_names.insert(
+                outcome_key(o),
+                (o.business_name.clone(), o.timezone.clone()),
+            );
         }
     } else {
         for t in &inputs.previous_tenant_days {
@@ -354,6 +386,25 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
                 .entry((strip(tenant_key(t)), t.day))
                 .or_default()
                 .add(&t.figures);
+            previous_names.insert(
+                strip(tenant_key(t)),
+                (t.business_name.clone(), t.timezone.clone()),
+            );
+        }
+    }
+    // A tenant (or outcome group) billed in the previous period and not
+    // in this one is a row too, with nothing this period: its fall is part
+    // of the change, and a previous-period column adds up to its TOTAL.
+    // Only when every day of the period was covered: otherwise its 0 could
+    // be a day nobody rolled up, and an unknown is never shown as a 0.
+    if matches!(by, GroupBy::Tenant | GroupBy::Outcome) && inputs.missing_days.is_empty() {
+        for (key, (name, zone)) in previous_names {
+            rows.entry(key).or_insert_with(|| Acc {
+                business_name: name,
+                timezone: Some(zone),
+                figures: Figures::default(),
+                days: BTreeSet::new(),
+            });
         }
     }
     let previous_period = previous_range(period, by);
@@ -381,10 +432,7 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
                     .collect();
                 let previous = current
                     .iter()
-                    .filter_map(|d| {
-                        d.checked_sub_months(Months::new(1))
-                            .filter(|p| p.day() == d.day())
-                    })
+                    .filter_map(|d| period.previous_day(*d))
                     .collect();
                 (current, previous)
             }
@@ -418,6 +466,10 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
                 current: acc.figures.clone(),
                 previous: previous_of(key, &previous_days),
                 comparable: comparable(&current_days, &previous_days),
+                zone_unknown: key
+                    .tenant_id
+                    .as_ref()
+                    .is_some_and(|id| inputs.zone_unknown.contains(id)),
             }
         })
         .collect();
@@ -443,6 +495,7 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         current: total,
         previous: previous_total,
         comparable: total_comparable,
+        zone_unknown: false,
     });
     out
 }
@@ -459,22 +512,23 @@ pub fn daily_costs(tenant_days: &[TenantDay]) -> BTreeMap<String, BTreeMap<Naive
     out
 }
 
-/// Rounds to cents, half-even, for people (tables and workbooks).
+/// Rounds to cents for people, half away from zero (`money::round_to`).
 pub fn cents(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+    crate::money::round_to(value, 2)
 }
 
 /// The difference between the sum of the rounded lines and the rounded
-/// total of a money column: what a reader adding up the lines finds.
+/// total of a money column: what a reader adding up the lines on a screen
+/// or a page finds (a workbook's cells hold exact figures and tie out).
 pub fn rounding_difference(
     report: &Report,
     column: impl Fn(&Figures) -> Option<Decimal>,
 ) -> Option<(Decimal, Decimal)> {
     let total = column(&report.total()?.current)?;
-    let lines: Decimal = report
-        .rows
+    // The lines people see: those shown, and the one `--top` adds up.
+    let lines: Decimal = render::people_rows(report)
         .iter()
-        .filter(|r| r.key.tenant_id.is_some())
+        .filter(|r| !(r.key.tenant_id.is_none() && r.business_name.is_none()))
         .filter_map(|r| column(&r.current))
         .map(cents)
         .sum();
@@ -520,6 +574,7 @@ pub fn build(
         tenant_days,
         missing_days: coverage.missing_days.iter().copied().collect(),
         previous_missing_days: previous_coverage.missing_days.iter().copied().collect(),
+        zone_unknown: summaries.zone_unknown_tenants(&period, tenants)?,
     };
     leave_out_empty_platform_rows(&mut inputs);
     let mut totals = Figures::default();

@@ -35,6 +35,33 @@ fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
 }
 
 impl Summaries {
+    /// Tenants whose days in the period were billed on UTC because their
+    /// time zone was missing or unknown (findings of kind
+    /// `invalid_timezone`).
+    pub fn zone_unknown_tenants(
+        &mut self,
+        period: &Period,
+        tenants: &TenantSelection,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let findings = self.table_columns(
+            Table::Findings,
+            &Table::Findings.columns()[..2],
+            period.from,
+            period.to,
+            tenants,
+        )?;
+        let (kinds, ids) = (
+            strings(&findings, "kind")?,
+            strings(&findings, "tenant_id")?,
+        );
+        Ok(kinds
+            .into_iter()
+            .zip(ids)
+            .filter(|(kind, _)| kind.as_deref() == Some("invalid_timezone"))
+            .filter_map(|(_, id)| id)
+            .collect())
+    }
+
     /// `tenant_daily` rows of the period, with each day's booked calls.
     pub fn tenant_days(
         &mut self,

@@ -4,7 +4,6 @@
 //! rounding difference between the rounded lines and the rounded total.
 
 use polars::prelude::*;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -35,7 +34,7 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
         (
             "business_name",
             Value_::Text(match row.key.tenant_id {
-                None => Some("TOTAL".into()),
+                None => Some(row.display_name()),
                 Some(_) => row.business_name.clone(),
             }),
         ),
@@ -43,7 +42,19 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
     ];
     match report.by {
         GroupBy::Day => out.push(("day", Value_::Text(row.key.day.map(|d| d.to_string())))),
-        GroupBy::Month => out.push(("month", Value_::Text(row.key.month.clone()))),
+        GroupBy::Month => {
+            // A month cut by the period says which of its days it holds.
+            let days = row
+                .key
+                .month
+                .as_deref()
+                .and_then(|m| super::month_days(&report.period, m));
+            out.extend([
+                ("month", Value_::Text(row.key.month.clone())),
+                ("first_day", Value_::Text(days.map(|d| d.0.to_string()))),
+                ("last_day", Value_::Text(days.map(|d| d.1.to_string()))),
+            ]);
+        }
         GroupBy::Outcome => {
             out.push(("status", Value_::Text(row.key.status.clone())));
             out.push(("outcome", Value_::Text(row.key.outcome.clone())));
@@ -76,7 +87,10 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
             "cost_per_booking_usd",
             money(ratio(c.total_cost_usd, c.booked_calls)),
         ),
-        ("share_of_total", money(report.share_of_total(row))),
+        (
+            "share_of_total_pct",
+            Value_::Decimal(report.share_of_total_pct(row), 2),
+        ),
         ("previous_calls", Value_::Int(p.map(|p| p.calls))),
         (
             "previous_completed_calls",
@@ -128,6 +142,7 @@ fn columns(report: &Report, row: &CostRow) -> Vec<(&'static str, Value_)> {
             Value_::Decimal(change_pct(c.total_cost_usd, shown_total), 2),
         ),
         ("comparable", Value_::Bool(row.comparable)),
+        ("zone_unknown", Value_::Bool(row.zone_unknown)),
     ]);
     if components {
         out.extend([
@@ -203,12 +218,7 @@ pub fn visible_rows(report: &Report) -> Vec<&CostRow> {
         .iter()
         .filter(|r| r.key.tenant_id.is_some())
         .collect();
-    let sort = report
-        .view
-        .sort
-        .as_deref()
-        .or(report.view.top.map(|_| "total_cost_usd"));
-    if let Some(column) = sort {
+    if let Some(column) = sort_column(report) {
         let key = |row: &CostRow| {
             columns(report, row)
                 .into_iter()
@@ -308,7 +318,18 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
             })
         })
         .collect();
+    let outcome_totals: Vec<Value> = outcome_total_rows(report)
+        .into_iter()
+        .map(|row| {
+            Value::Object(
+                row.into_iter()
+                    .map(|(name, value)| (name.to_string(), value.json()))
+                    .collect(),
+            )
+        })
+        .collect();
     let document = json!({
+        "format_version": crate::output::JSON_FORMAT_VERSION,
         "period": {"from": report.period.from, "to": report.period.to},
         "previous_period": {"from": report.previous_period.from, "to": report.previous_period.to},
         "previous_period_complete": report.previous_complete(),
@@ -318,6 +339,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         "top": report.view.top,
         "rows_left_out": hidden_rows(report),
         "rows": rows,
+        "outcome_totals": (!outcome_totals.is_empty()).then_some(outcome_totals),
         "coverage": {
             "complete": report.coverage.is_complete(),
             "missing_days": report.coverage.missing_days,
@@ -355,9 +377,9 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Cents for people: `1234.57`, or empty.
+/// Cents for people: `1234.57`, or empty (`money::text`'s rule).
 fn cents_text(v: Option<Decimal>) -> String {
-    v.map(|v| decimal_text(cents(v), 2)).unwrap_or_default()
+    v.map(crate::money::cents_text).unwrap_or_default()
 }
 
 /// Decimals a cost per call is shown with in the table and the workbook:
@@ -365,16 +387,8 @@ fn cents_text(v: Option<Decimal>) -> String {
 pub const PER_CALL_DECIMALS: u32 = 4;
 
 fn per_call_text(v: Option<Decimal>) -> String {
-    v.map(|v| {
-        decimal_text(
-            v.round_dp_with_strategy(
-                PER_CALL_DECIMALS,
-                rust_decimal::RoundingStrategy::MidpointNearestEven,
-            ),
-            PER_CALL_DECIMALS,
-        )
-    })
-    .unwrap_or_default()
+    v.map(|v| crate::money::text(v, PER_CALL_DECIMALS))
+        .unwrap_or_default()
 }
 
 /// The period's name for people: `2026-12`, or `2026-12-01..2026-12-15`.
@@ -386,13 +400,63 @@ fn period_label(period: &super::Period) -> String {
     }
 }
 
-/// The `--sort` column in effect (`--top` alone ranks by total cost).
+/// The `--sort` column in effect: tenants and outcome groups rank by
+/// total cost, largest first, unless `--sort` says otherwise; days and
+/// months stay in date order (unless `--sort` or `--top` ranks them).
 fn sort_column(report: &Report) -> Option<&str> {
+    let by_money = matches!(report.by, GroupBy::Tenant | GroupBy::Outcome);
     report
         .view
         .sort
         .as_deref()
-        .or(report.view.top.map(|_| "total_cost_usd"))
+        .or((report.view.top.is_some() || by_money).then_some("total_cost_usd"))
+}
+
+/// The lines `--top` left out, added up as one "other" line: the
+/// people's formats (table, page, workbook) show it, so the lines shown
+/// add up to the TOTAL.
+pub fn other_row(report: &Report) -> Option<CostRow> {
+    let shown = visible_rows(report);
+    let hidden: Vec<&CostRow> = report
+        .rows
+        .iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .filter(|r| !shown.iter().any(|s| std::ptr::eq(*s, *r)))
+        .collect();
+    if hidden.is_empty() {
+        return None;
+    }
+    let mut current = Figures::default();
+    let mut previous: Option<Figures> = None;
+    for row in &hidden {
+        current.add(&row.current);
+        if let Some(p) = &row.previous {
+            previous.get_or_insert_with(Figures::default).add(p);
+        }
+    }
+    Some(CostRow {
+        key: super::RowKey::default(),
+        business_name: Some(format!("Other ({} rows)", hidden.len())),
+        timezone: None,
+        current,
+        previous,
+        comparable: hidden.iter().all(|r| r.comparable),
+        zone_unknown: hidden.iter().any(|r| r.zone_unknown),
+    })
+}
+
+/// The rows people see, in order: the lines shown, the "other" line for
+/// those `--top` left out, then the TOTAL.
+pub fn people_rows(report: &Report) -> Vec<std::borrow::Cow<'_, CostRow>> {
+    use std::borrow::Cow;
+    let mut rows: Vec<Cow<CostRow>> = visible_rows(report)
+        .into_iter()
+        .filter(|r| r.key.tenant_id.is_some())
+        .map(Cow::Borrowed)
+        .collect();
+    rows.extend(other_row(report).map(Cow::Owned));
+    rows.extend(report.total().map(Cow::Borrowed));
+    rows
 }
 
 /// What the comparison with the previous period can and cannot say: an
@@ -462,6 +526,9 @@ pub fn data_quality_line(report: &Report) -> String {
 
 /// Which rows are shown, when `--sort` or `--top` chose them.
 fn view_line(report: &Report) -> Option<String> {
+    if report.view.sort.is_none() && report.view.top.is_none() {
+        return None;
+    }
     let column = sort_column(report)?;
     let all = report
         .rows
@@ -470,7 +537,7 @@ fn view_line(report: &Report) -> Option<String> {
         .count();
     Some(match report.view.top {
         Some(top) if top < all => format!(
-            "rows: the top {top} of {all} by {column}; {} left out, the TOTAL is of all {all}",
+            "rows: the top {top} of {all} by {column}; the other {} are added up in one line (the CSV and JSON leave them out), the TOTAL is of all {all}",
             all - top
         ),
         _ => format!("rows: sorted by {column}"),
@@ -490,8 +557,12 @@ pub fn notes(report: &Report) -> Vec<String> {
             previous.to,
             report.read_from
         ),
-        format!("money in USD, shown in cents rounded half-even (costs per call to {PER_CALL_DECIMALS} decimals); every sum is exact before rounding"),
+        format!("money in USD, shown in cents rounded half away from zero (costs per call to {PER_CALL_DECIMALS} decimals); every sum is exact before rounding"),
     ];
+    if report.by == GroupBy::Outcome {
+        out.push("per booking: a row's cost / its booked calls (on a booked row the cost of one booked call; on the TOTAL the cost of every call per booking); the outcomes across tenants follow the table".into());
+    }
+    out.extend(zone_unknown_line(report));
     out.extend(comparison_notes(report));
     out.extend(view_line(report));
     for (column, lines, total, exact) in rounding(report) {
@@ -568,58 +639,98 @@ pub fn reconciliation_line(r: &super::Reconciliation) -> String {
     )
 }
 
+/// Marks a tenant billed on UTC days (its zone missing or unknown).
+pub const ZONE_UNKNOWN_MARK: &str = "†";
+
+/// The line that explains `ZONE_UNKNOWN_MARK`, when a row carries it.
+pub fn zone_unknown_line(report: &Report) -> Option<String> {
+    report.rows.iter().any(|r| r.zone_unknown).then(|| {
+        format!(
+            "{ZONE_UNKNOWN_MARK} zone missing or unknown: the tenant's calls were billed on UTC days (zone_unknown; data_quality_findings kind invalid_timezone); fix its time zone and re-run those days"
+        )
+    })
+}
+
+/// The page of a tenant's costs over the report's period (`serve`).
+fn tenant_link(report: &Report, row: &CostRow) -> Option<String> {
+    let id = row.key.tenant_id.as_deref()?;
+    (id != crate::frames::PLATFORM_TENANT).then(|| {
+        format!(
+            "/tenants/{id}?from={}&to={}",
+            report.period.from, report.period.to
+        )
+    })
+}
+
 /// The report's rows for people (the terminal table, `serve`'s page):
 /// money in cents, costs per call to 4 decimals, shares and changes in %.
-pub fn text_table(report: &Report) -> TextTable {
-    let mut header: Vec<&str> = vec!["tenant", "tenant_id", "zone"];
+/// By default a readable set of columns; `wide` adds the tenant_id, the
+/// completed calls, the cost components and the cost per completed call.
+pub fn text_table(report: &Report, wide: bool) -> TextTable {
+    let mut header: Vec<&str> = vec!["tenant"];
+    if wide {
+        header.push("tenant_id");
+    }
+    header.push("zone");
     match report.by {
         GroupBy::Day => header.push("day"),
         GroupBy::Month => header.push("month"),
         GroupBy::Outcome => header.extend(["status", "outcome"]),
         GroupBy::Tenant => {}
     }
-    header.extend(["calls", "completed", "billable min"]);
-    let components = report.by != GroupBy::Outcome;
+    header.push("calls");
+    if wide {
+        header.push("completed");
+    }
+    header.push("billable min");
+    let components = wide && report.by != GroupBy::Outcome;
     if components {
         header.extend(["STT", "LLM", "TTS"]);
     }
-    header.extend([
-        "total",
-        "per call",
-        "per completed",
-        "per booking",
-        "share",
-        "previous total",
-        "change",
-    ]);
+    header.extend(["total", "per call"]);
+    if wide {
+        header.push("per completed");
+    }
+    header.extend(["per booking", "share", "previous total", "change"]);
     let mut table = TextTable::new(&header);
     let number = TextCell::number;
-    for row in visible_rows(report) {
+    for row in people_rows(report) {
+        let row = row.as_ref();
         let c = &row.current;
         // Names, zones, statuses and outcomes come from the data: no
         // control character of theirs reaches the terminal.
         let text = TextCell::text;
-        let mut cells = vec![
-            text(&row.display_name()),
-            text(row.key.tenant_id.as_deref().unwrap_or_default()),
-            text(row.timezone.as_deref().unwrap_or_default()),
-        ];
+        let mut name = row.display_name();
+        if row.zone_unknown {
+            name.push_str(ZONE_UNKNOWN_MARK);
+        }
+        let mut cells = vec![text(&name).linked(tenant_link(report, row))];
+        if wide {
+            cells.push(text(row.key.tenant_id.as_deref().unwrap_or_default()));
+        }
+        cells.push(text(row.timezone.as_deref().unwrap_or_default()));
         match report.by {
             GroupBy::Day => cells.push(text(
                 &row.key.day.map(|d| d.to_string()).unwrap_or_default(),
             )),
-            GroupBy::Month => cells.push(text(row.key.month.as_deref().unwrap_or_default())),
+            GroupBy::Month => cells.push(text(
+                &row.key
+                    .month
+                    .as_deref()
+                    .map(|m| super::month_label(&report.period, m))
+                    .unwrap_or_default(),
+            )),
             GroupBy::Outcome => {
                 cells.push(text(row.key.status.as_deref().unwrap_or_default()));
                 cells.push(text(row.key.outcome.as_deref().unwrap_or_default()));
             }
             GroupBy::Tenant => {}
         }
-        cells.extend([
-            number(c.calls.to_string()),
-            number(c.completed_calls.to_string()),
-            number(decimal_text(c.billable_minutes(), 1)),
-        ]);
+        cells.push(number(c.calls.to_string()));
+        if wide {
+            cells.push(number(c.completed_calls.to_string()));
+        }
+        cells.push(number(decimal_text(c.billable_minutes(), 1)));
         if components {
             cells.extend([
                 number(cents_text(c.stt_cost_usd)),
@@ -632,12 +743,19 @@ pub fn text_table(report: &Report) -> TextTable {
         cells.extend([
             number(cents_text(Some(c.total_cost_usd))),
             number(per_call_text(ratio(c.total_cost_usd, c.calls))),
-            number(per_call_text(ratio(c.total_cost_usd, c.completed_calls))),
+        ]);
+        if wide {
+            cells.push(number(per_call_text(ratio(
+                c.total_cost_usd,
+                c.completed_calls,
+            ))));
+        }
+        cells.extend([
             number(per_call_text(ratio(c.total_cost_usd, c.booked_calls))),
             number(
                 report
-                    .share_of_total(row)
-                    .map(|s| format!("{}%", decimal_text(s * Decimal::ONE_HUNDRED, 1)))
+                    .share_of_total_pct(row)
+                    .map(|s| format!("{}%", decimal_text(s, 1)))
                     .unwrap_or_default(),
             ),
             number(cents_text(previous)),
@@ -648,14 +766,82 @@ pub fn text_table(report: &Report) -> TextTable {
                     .unwrap_or_default(),
             }),
         ]);
-        table.rows.push(cells);
+        if row.key.tenant_id.is_none() && row.business_name.is_none() {
+            table.push_total(cells);
+        } else {
+            table.rows.push(cells);
+        }
     }
     table
 }
 
+/// `--by outcome`: each outcome added up across tenants, largest cost
+/// first (the rows are per tenant and outcome).
+pub fn outcome_totals(report: &Report) -> Vec<((String, String), Figures)> {
+    if report.by != GroupBy::Outcome {
+        return Vec::new();
+    }
+    let mut sums: std::collections::BTreeMap<(String, String), Figures> = Default::default();
+    for row in report.rows.iter().filter(|r| r.key.tenant_id.is_some()) {
+        let key = (
+            row.key.status.clone().unwrap_or_default(),
+            row.key.outcome.clone().unwrap_or_default(),
+        );
+        sums.entry(key).or_default().add(&row.current);
+    }
+    let mut out: Vec<_> = sums.into_iter().collect();
+    out.sort_by_key(|o| std::cmp::Reverse(o.1.total_cost_usd));
+    out
+}
+
+/// The outcome totals for people.
+pub fn outcome_totals_table(report: &Report) -> Option<TextTable> {
+    let totals = outcome_totals(report);
+    if totals.is_empty() {
+        return None;
+    }
+    let mut table = TextTable::new(&[
+        "status",
+        "outcome",
+        "calls",
+        "billable min",
+        "total",
+        "per call",
+        "share",
+    ]);
+    let all = report.total().map(|t| t.current.total_cost_usd);
+    for ((status, outcome), f) in totals {
+        table.rows.push(vec![
+            TextCell::text(&status),
+            TextCell::text(&outcome),
+            TextCell::number(f.calls.to_string()),
+            TextCell::number(decimal_text(f.billable_minutes(), 1)),
+            TextCell::number(cents_text(Some(f.total_cost_usd))),
+            TextCell::number(per_call_text(ratio(f.total_cost_usd, f.calls))),
+            TextCell::number(
+                all.filter(|a| !a.is_zero())
+                    .map(|a| {
+                        format!(
+                            "{}%",
+                            decimal_text(f.total_cost_usd * Decimal::ONE_HUNDRED / a, 1)
+                        )
+                    })
+                    .unwrap_or_default(),
+            ),
+        ]);
+    }
+    Some(table)
+}
+
 /// An aligned table for a terminal, then the notes.
 pub fn table(report: &Report) -> Vec<u8> {
-    let mut out = format!("{}\n", text_table(report).terminal());
+    let mut out = format!("{}\n", text_table(report, report.view.wide).terminal());
+    if let Some(outcomes) = outcome_totals_table(report) {
+        out.push_str(&format!(
+            "\nEach outcome across tenants\n{}\n",
+            outcomes.terminal()
+        ));
+    }
     for line in notes(report) {
         out.push_str(&line);
         out.push('\n');
@@ -675,145 +861,82 @@ pub fn daily_sheet_line(report: &Report) -> String {
     }
 }
 
-fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> Error {
-    Error::RunFailed(format!("cannot build the workbook: {e}"))
+/// `--by outcome`'s totals across tenants as named cells, and their
+/// TOTAL: the JSON array and the workbook's sheet.
+fn outcome_total_rows(report: &Report) -> Vec<Vec<(&'static str, Value_)>> {
+    let all = report.total().map(|t| t.current.total_cost_usd);
+    let share = |cost: Decimal| {
+        all.filter(|a| !a.is_zero())
+            .map(|a| crate::money::round_to(cost * Decimal::ONE_HUNDRED / a, 2))
+    };
+    let line = |status: Option<String>, outcome: Option<String>, f: &Figures| {
+        vec![
+            ("status", Value_::Text(status)),
+            ("outcome", Value_::Text(outcome)),
+            ("calls", Value_::Int(Some(f.calls))),
+            ("booked_calls", Value_::Int(Some(f.booked_calls))),
+            ("billable_minutes", money(Some(f.billable_minutes()))),
+            ("total_cost_usd", money(Some(f.total_cost_usd))),
+            ("cost_per_call_usd", money(ratio(f.total_cost_usd, f.calls))),
+            (
+                "share_of_total_pct",
+                Value_::Decimal(share(f.total_cost_usd), 2),
+            ),
+        ]
+    };
+    let totals = outcome_totals(report);
+    if totals.is_empty() {
+        return Vec::new();
+    }
+    let mut all_outcomes = Figures::default();
+    let mut out: Vec<_> = totals
+        .iter()
+        .map(|((status, outcome), f)| {
+            all_outcomes.add(f);
+            line(Some(status.clone()), Some(outcome.clone()), f)
+        })
+        .collect();
+    out.push(line(Some("TOTAL".into()), None, &all_outcomes));
+    out
 }
 
-/// An Excel workbook: the report sheet (frozen header, money as numbers in
-/// a currency format, dates as dates, a totals row, autofilter, fitted
-/// widths), a daily sheet with a native chart of the top tenants' daily
-/// cost, and an about sheet (period, runs, coverage, reconciliation,
-/// rounding).
+/// An Excel workbook that ties out: the Costs sheet (every figure exact in
+/// a format that shows cents, human headers, Yes/No, the lines `--top`
+/// left out added up in one line, a TOTAL row of `SUM`s), for `--by
+/// outcome` each outcome across tenants, a Daily sheet with a native chart
+/// of the top tenants' daily cost, and an About sheet (period, runs,
+/// coverage, reconciliation, rounding). Printed landscape, a page wide.
 pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
+    use crate::output::workbook::{self, about_lines, write_table, CENTS};
     use rust_xlsxwriter::{
         Chart, ChartEmptyCells, ChartType, DocProperties, ExcelDateTime, Format as XFormat,
         Workbook,
     };
-    let mut workbook = Workbook::new();
+    let e = workbook::xlsx_error;
+    let mut book = Workbook::new();
     // Created "on" the period's last day, not now: the same report is the
     // same bytes, from `costs` or from `serve`'s download.
-    let created =
-        ExcelDateTime::parse_from_str(&report.period.to.to_string()).map_err(xlsx_error)?;
-    workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    let created = ExcelDateTime::parse_from_str(&report.period.to.to_string()).map_err(e)?;
+    book.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let bold = XFormat::new().set_bold();
-    let money_format = XFormat::new().set_num_format("\"$\"#,##0.00");
-    let money_total = money_format.clone().set_bold();
-    let per_call_format = XFormat::new().set_num_format(format!(
-        "\"$\"#,##0.{}",
-        "0".repeat(PER_CALL_DECIMALS as usize)
-    ));
-    let per_call_total = per_call_format.clone().set_bold();
+    let money_format = XFormat::new().set_num_format(CENTS);
     let date_format = XFormat::new().set_num_format("yyyy-mm-dd");
-    let percent = XFormat::new().set_num_format("0.0%");
-    let e = xlsx_error;
 
-    let sheet = workbook.add_worksheet();
+    let sheet = book.add_worksheet();
     sheet.set_name("Costs").map_err(e)?;
-    // Every row has the same columns; the total row is always there.
-    let names: Vec<&str> = sort_columns(report);
-    let shown = visible_rows(report);
-    for (col, name) in names.iter().enumerate() {
-        sheet
-            .write_string_with_format(0, col as u16, *name, &bold)
-            .map_err(e)?;
+    let shown = people_rows(report);
+    let rows: Vec<Vec<(&'static str, Value_)>> = shown.iter().map(|r| columns(report, r)).collect();
+    let total = shown
+        .iter()
+        .position(|r| r.key.tenant_id.is_none() && r.business_name.is_none());
+    write_table(sheet, &rows, total, CENTS)?;
+
+    let outcomes = outcome_total_rows(report);
+    if !outcomes.is_empty() {
+        let sheet = book.add_worksheet();
+        sheet.set_name("Outcome totals").map_err(e)?;
+        write_table(sheet, &outcomes, Some(outcomes.len() - 1), CENTS)?;
     }
-    for (i, row) in shown.iter().enumerate() {
-        let r = (i + 1) as u32;
-        let is_total = row.key.tenant_id.is_none();
-        for (col, (name, value)) in columns(report, row).into_iter().enumerate() {
-            let col = col as u16;
-            match value {
-                Value_::Text(None) | Value_::Int(None) | Value_::Decimal(None, _) => {}
-                Value_::Text(Some(text)) if name == "day" => {
-                    let date = ExcelDateTime::parse_from_str(&text).map_err(e)?;
-                    sheet
-                        .write_datetime_with_format(r, col, &date, &date_format)
-                        .map_err(e)?;
-                }
-                Value_::Text(Some(text)) => {
-                    if is_total {
-                        sheet
-                            .write_string_with_format(r, col, guard_formula(&text), &bold)
-                            .map_err(e)?;
-                    } else {
-                        sheet
-                            .write_string(r, col, guard_formula(&text))
-                            .map_err(e)?;
-                    }
-                }
-                Value_::Int(Some(v)) => {
-                    sheet.write_number(r, col, v as f64).map_err(e)?;
-                }
-                Value_::Bool(v) => {
-                    sheet.write_boolean(r, col, v).map_err(e)?;
-                }
-                Value_::Decimal(Some(v), _) if name.starts_with("cost_per_") => {
-                    // Enough decimals to tell tenants apart.
-                    let format = if is_total {
-                        &per_call_total
-                    } else {
-                        &per_call_format
-                    };
-                    let v = v.round_dp_with_strategy(
-                        PER_CALL_DECIMALS,
-                        rust_decimal::RoundingStrategy::MidpointNearestEven,
-                    );
-                    sheet
-                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), format)
-                        .map_err(e)?;
-                }
-                Value_::Decimal(Some(v), _) if name == "share_of_total" => {
-                    sheet
-                        .write_number_with_format(r, col, v.to_f64().unwrap_or_default(), &percent)
-                        .map_err(e)?;
-                }
-                Value_::Decimal(Some(v), _) if name.ends_with("_pct") => {
-                    sheet
-                        .write_number_with_format(
-                            r,
-                            col,
-                            (v / Decimal::ONE_HUNDRED).to_f64().unwrap_or_default(),
-                            &percent,
-                        )
-                        .map_err(e)?;
-                }
-                Value_::Decimal(Some(v), _) if name.ends_with("_usd") => {
-                    // Cents, half-even, as a number in a currency format.
-                    let format = if is_total {
-                        &money_total
-                    } else {
-                        &money_format
-                    };
-                    sheet
-                        .write_number_with_format(
-                            r,
-                            col,
-                            cents(v).to_f64().unwrap_or_default(),
-                            format,
-                        )
-                        .map_err(e)?;
-                }
-                Value_::Decimal(Some(v), _) => {
-                    sheet
-                        .write_number(r, col, v.to_f64().unwrap_or_default())
-                        .map_err(e)?;
-                }
-            }
-        }
-    }
-    let last_row = shown.len() as u32;
-    sheet.set_freeze_panes(1, 0).map_err(e)?;
-    if !names.is_empty() {
-        sheet
-            .autofilter(
-                0,
-                0,
-                last_row.saturating_sub(1).max(1),
-                (names.len() - 1) as u16,
-            )
-            .map_err(e)?;
-    }
-    sheet.autofit();
 
     // Daily cost of the top tenants, with a native line chart.
     let mut ranked: Vec<(&String, Decimal)> = report
@@ -831,10 +954,10 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
             .map(|r| r.display_name())
             .unwrap_or_else(|| id.to_string())
     };
-    let daily = workbook.add_worksheet();
+    let daily = book.add_worksheet();
     daily.set_name("Daily").map_err(e)?;
     daily
-        .write_string_with_format(0, 0, "day", &bold)
+        .write_string_with_format(0, 0, "Day", &bold)
         .map_err(e)?;
     let days: Vec<chrono::NaiveDate> = report.period.each_day().collect();
     for (i, day) in days.iter().enumerate() {
@@ -859,7 +982,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
                 .write_number_with_format(
                     (i + 1) as u32,
                     col,
-                    cents(v).to_f64().unwrap_or_default(),
+                    crate::output::spreadsheet_number(v)?,
                     &money_format,
                 )
                 .map_err(e)?;
@@ -901,33 +1024,39 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     }
 
     // What the figures are and where they come from.
-    let about = workbook.add_worksheet();
+    let about = book.add_worksheet();
     about.set_name("About").map_err(e)?;
-    let mut r = 0u32;
-    let mut line = |about: &mut rust_xlsxwriter::Worksheet, text: &str| -> Result<()> {
-        about.write_string(r, 0, guard_formula(text)).map_err(e)?;
-        r += 1;
-        Ok(())
-    };
-    for text in notes(report) {
-        line(about, &text)?;
-    }
-    line(about, &daily_sheet_line(report))?;
-    line(about, "")?;
-    line(about, "runs the figures come from")?;
-    for run in &report.coverage.runs {
-        line(about, run)?;
+    let mut lines = notes(report);
+    lines.push("cells hold the exact figures (money to the micro-dollar) and show cents; the TOTAL row adds up the cells above it, so any sum made in the sheet ties out with it".into());
+    lines.push(daily_sheet_line(report));
+    lines.push(String::new());
+    if report.coverage.runs.is_empty() {
+        lines.push(format!(
+            "runs: none listed (read from {}, which keeps no ledger)",
+            report.read_from
+        ));
+    } else {
+        lines.push("runs the figures come from:".into());
+        lines.extend(report.coverage.runs.iter().cloned());
     }
     if !report.coverage.missing_days.is_empty() || !report.coverage.partial_days.is_empty() {
-        line(about, "")?;
-        line(about, "days missing or partial")?;
-        for d in &report.coverage.missing_days {
-            line(about, &format!("{d} missing"))?;
-        }
-        for d in &report.coverage.partial_days {
-            line(about, &format!("{d} partial"))?;
-        }
+        lines.push(String::new());
+        lines.push("days missing or partial:".into());
+        lines.extend(
+            report
+                .coverage
+                .missing_days
+                .iter()
+                .map(|d| format!("{d} missing")),
+        );
+        lines.extend(
+            report
+                .coverage
+                .partial_days
+                .iter()
+                .map(|d| format!("{d} partial")),
+        );
     }
-    about.set_column_width(0, 100).map_err(e)?;
-    workbook.save_to_buffer().map_err(e)
+    about_lines(about, &lines)?;
+    book.save_to_buffer().map_err(e)
 }

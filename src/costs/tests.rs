@@ -69,6 +69,7 @@ fn inputs(current: Vec<TenantDay>, previous: Vec<TenantDay>) -> Inputs {
         previous_outcome_days: Vec::new(),
         missing_days: Default::default(),
         previous_missing_days: Default::default(),
+        zone_unknown: Default::default(),
     }
 }
 
@@ -122,7 +123,15 @@ fn period_over_period_per_tenant_with_change_and_share() {
             tenant_day("c", "2026-02-10", 1, "7.000000"),
         ],
     );
-    assert_eq!(rows.len(), 3, "a, b and the total");
+    assert_eq!(
+        rows.len(),
+        4,
+        "a, b, c (billed before, nothing now) and the total"
+    );
+    let c = &rows[2];
+    assert_eq!(c.key.tenant_id.as_deref(), Some("c"));
+    assert_eq!(c.current.total_cost_usd, d("0"));
+    assert_eq!(c.previous.as_ref().unwrap().total_cost_usd, d("7"));
     let a = &rows[0];
     assert_eq!(a.key.tenant_id.as_deref(), Some("a"));
     assert_eq!(a.current.total_cost_usd, d("4.5"));
@@ -147,7 +156,7 @@ fn period_over_period_per_tenant_with_change_and_share() {
     assert_eq!(change_pct(d("5"), Some(d("0"))), None);
     assert_eq!(change_pct(d("5"), None), None);
     let report = report_of(period, rows.clone());
-    assert_eq!(report.share_of_total(&rows[0]), Some(d("0.9")));
+    assert_eq!(report.share_of_total_pct(&rows[0]), Some(d("90.00")));
     assert_eq!(ratio(d("4.5"), 20), Some(d("0.225")));
     assert_eq!(ratio(d("1"), 3), Some(d("0.333333")));
     assert_eq!(ratio(d("1"), 0), None);
@@ -180,16 +189,19 @@ fn by_day_and_by_month_compare_matching_days() {
         d("20")
     );
 
-    // By month: each month against the same days of the month before.
+    // By month: every grouping compares with the same previous period
+    // (the 4 days before), each day with its matching day; a month cut by
+    // the period is labelled with its days.
     let by_month_previous = vec![
-        tenant_day("a", "2026-02-28", 1, "5"),
-        tenant_day("a", "2026-03-02", 1, "7"),
+        tenant_day("a", "2026-03-26", 1, "5"),
+        tenant_day("a", "2026-03-29", 1, "7"),
         tenant_day("a", "2026-03-15", 1, "100"),
     ];
     let range = previous_range(&period, GroupBy::Month);
+    assert_eq!(range, previous_range(&period, GroupBy::Tenant));
     assert_eq!(
         (range.from, range.to),
-        (day("2026-02-28"), day("2026-03-02"))
+        (day("2026-03-26"), day("2026-03-29"))
     );
     let rows = build_rows(&period, GroupBy::Month, &inputs(current, by_month_previous));
     let month = |m: &str| {
@@ -198,21 +210,34 @@ fn by_day_and_by_month_compare_matching_days() {
             .unwrap()
     };
     assert_eq!(month("2026-03").current.total_cost_usd, d("1"));
-    assert!(
-        month("2026-03").previous.is_none(),
-        "Feb 30 and 31 do not exist"
+    assert_eq!(
+        month("2026-03").previous.as_ref().unwrap().total_cost_usd,
+        d("5")
     );
     assert_eq!(
         month("2026-04").previous.as_ref().unwrap().total_cost_usd,
         d("7")
     );
+    assert_eq!(
+        rows.last()
+            .unwrap()
+            .previous
+            .as_ref()
+            .unwrap()
+            .total_cost_usd,
+        d("12")
+    );
+    assert_eq!(month_label(&period, "2026-03"), "2026-03-30..2026-03-31");
+    assert_eq!(month_label(&period, "2026-04"), "2026-04-01..2026-04-02");
+    let march = Period::month("2026-03").unwrap();
+    assert_eq!(month_label(&march, "2026-03"), "2026-03");
 }
 
 #[test]
-fn cents_round_half_even_and_the_difference_is_stated() {
-    assert_eq!(cents(d("0.125")), d("0.12"));
+fn cents_round_half_away_from_zero_and_the_difference_is_stated() {
+    assert_eq!(cents(d("0.125")), d("0.13"));
     assert_eq!(cents(d("0.135")), d("0.14"));
-    assert_eq!(cents(d("-0.125")), d("-0.12"));
+    assert_eq!(cents(d("-0.125")), d("-0.13"));
     assert_eq!(cents(d("2.675000")), d("2.68"));
     let (period, rows) = march_by_tenant(
         vec![
@@ -223,14 +248,14 @@ fn cents_round_half_even_and_the_difference_is_stated() {
         Vec::new(),
     );
     let report = report_of(period, rows);
-    // Lines 0.12 × 3 = 0.36; the total 0.375 rounds to 0.38.
+    // Lines 0.13 × 3 = 0.39; the total 0.375 rounds to 0.38.
     assert_eq!(
         rounding_difference(&report, |f| Some(f.total_cost_usd)),
-        Some((d("0.36"), d("0.38")))
+        Some((d("0.39"), d("0.38")))
     );
     let notes = render::notes(&report).join("\n");
     assert!(
-        notes.contains("lines add up to 0.36, the rounded total is 0.38 (difference 0.02; exact total 0.375000)"),
+        notes.contains("lines add up to 0.39, the rounded total is 0.38 (difference -0.01; exact total 0.375000)"),
         "{notes}"
     );
 }
@@ -269,6 +294,31 @@ fn coverage_needs_a_whole_run_or_every_shard_and_knows_partial_days() {
     assert_eq!(coverage.runs, ["late", "s0", "s1", "whole"]);
     assert!(!coverage.is_complete());
     assert_eq!(coverage.problems().len(), 2);
+}
+
+/// `--month` of the current month listed the days after today as "not
+/// covered by a succeeded run": they have not ended yet.
+#[test]
+fn days_after_today_were_listed_as_not_covered_by_a_run() {
+    let today = Utc::now().date_naive();
+    let coverage = Coverage {
+        missing_days: vec![
+            today - chrono::Days::new(30),
+            today,
+            today + chrono::Days::new(3),
+        ],
+        ..Default::default()
+    };
+    let problems = coverage.problems();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("1 day(s) not covered by a succeeded run"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("2 day(s) not yet ended everywhere"),
+        "{problems:?}"
+    );
 }
 
 #[test]

@@ -362,18 +362,25 @@ pub fn for_each_chunk(
                 "chunk {}..{}: {} calls and {} errors read",
                 chunk.from, chunk.to, read.calls, read.errors
             );
-            // With a bar on screen, per-chunk lines are for -v.
-            if progress.is_drawn() {
-                crate::log::debug(&line);
-            } else {
-                crate::log::info(&line);
-            }
+            // One line per chunk is for -v: a log (stderr not a
+            // terminal) gets one line for the stage, after the loop.
+            crate::log::debug(&line);
             each(frames, &read, chunk, timings)?;
             progress.advance(
                 chunk.day_count() as u64,
                 (read_total.calls + read_total.errors) as u64,
                 started.elapsed(),
             );
+        }
+        if !progress.is_drawn() {
+            crate::log::info(&format!(
+                "read {}..{} in {} chunk(s): {} calls and {} errors",
+                window.from,
+                window.to,
+                chunks.len(),
+                read_total.calls,
+                read_total.errors
+            ));
         }
         drop(progress);
         drop(receiver);

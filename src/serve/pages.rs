@@ -34,7 +34,7 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.4rem 0; }
 th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; white-space: nowrap; }
 th { background: #f0f3f6; text-align: left; position: sticky; top: 0; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr:last-child td { font-weight: 600; }
+tr.total td { font-weight: 600; }
 .scroll { overflow-x: auto; }
 .notes { font-size: 0.85rem; color: #333; }
 .downloads a { margin-right: 1rem; }
@@ -80,10 +80,16 @@ fn table(table: &TextTable) -> Markup {
             table {
                 thead { tr { @for h in &table.header { th { (h) } } } }
                 tbody {
-                    @for row in &table.rows {
-                        tr {
+                    @for (i, row) in table.rows.iter().enumerate() {
+                        tr class=[table.is_total(i).then_some("total")] {
                             @for cell in row {
-                                td class=[cell.number.then_some("n")] { (cell.text) }
+                                td class=[cell.number.then_some("n")] {
+                                    @if let Some(href) = &cell.link {
+                                        a href=(href) { (cell.text) }
+                                    } @else {
+                                        (cell.text)
+                                    }
+                                }
                             }
                         }
                     }
@@ -107,6 +113,16 @@ fn notes(lines: &[String]) -> Markup {
     html! { ul.notes { @for line in lines { li { (line) } } } }
 }
 
+/// The columns the cost page's form offers to sort by (`--sort` takes any).
+const SORTS: &[(&str, &str)] = &[
+    ("total_cost_usd", "total cost"),
+    ("calls", "calls"),
+    ("cost_per_call_usd", "cost per call"),
+    ("cost_per_booking_usd", "cost per booking"),
+    ("change_total_cost_pct", "change in cost (%)"),
+    ("business_name", "tenant name"),
+];
+
 /// The period form shared by the cost pages.
 fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Markup {
     let value = |name: &str| params::value(pairs, name);
@@ -125,6 +141,14 @@ fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Marku
                     }
                 }
                 label { "Tenant" input type="text" name="tenant" size="36" value=(value("tenant")); }
+                label { "Sort by"
+                    select name="sort" {
+                        option value="" selected[value("sort").is_empty()] { "total cost (tenants), date (days)" }
+                        @for (option, text) in SORTS {
+                            option value=(option) selected[value("sort") == *option] { (text) }
+                        }
+                    }
+                }
                 label { "Top" input type="number" name="top" min="1" value=(value("top")); }
             }
             button type="submit" { "Show" }
@@ -155,8 +179,18 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                         a href={ "/costs." (format) "?" (links) } { (format.to_uppercase()) }
                     }
                 }
+                // What limits the figures comes before them, not under
+                // a long table.
+                @let warnings = crate::costs::render::comparison_notes(&report);
+                @if !warnings.is_empty() {
+                    (notes(&warnings))
+                }
                 (chart(&svg))
-                (table(&crate::costs::render::text_table(&report)))
+                (table(&crate::costs::render::text_table(&report, false)))
+                @if let Some(outcomes) = crate::costs::render::outcome_totals_table(&report) {
+                    h2 { "Each outcome across tenants" }
+                    (table(&outcomes))
+                }
                 (notes(&crate::costs::render::notes(&report)))
             },
         ))
@@ -326,6 +360,11 @@ pub async fn tenant(
             .find(|r| r.key.tenant_id.is_some())
             .map(|r| r.display_name())
             .unwrap_or_else(|| tenant.to_string());
+        // From/to name a period; a month, or nothing, a month.
+        let download_label = match days.period.period()? {
+            Some(p) if !p.is_month => "Download the period: ",
+            _ => "Download the month: ",
+        };
         let (from, to) = if days.period.period()?.is_some() {
             (daily.period.from, daily.period.to)
         } else {
@@ -351,16 +390,16 @@ pub async fn tenant(
                 h1 { (name) " " small { (tenant) } }
                 (period_form(&format!("/tenants/{tenant}"), &pairs, false))
                 p.downloads {
-                    "Download the month: "
+                    (download_label)
                     @for format in ["csv", "xlsx", "json"] {
                         a href={ "/costs." (format) "?" (links) "&by=day" } { (format.to_uppercase()) }
                     }
                 }
                 h2 { "Daily cost and calls" }
                 (chart(&svg))
-                (table(&crate::costs::render::text_table(&daily)))
+                (table(&crate::costs::render::text_table(&daily, false)))
                 h2 { "Outcomes" }
-                (table(&crate::costs::render::text_table(&outcomes)))
+                (table(&crate::costs::render::text_table(&outcomes, false)))
                 h2 { "Errors" }
                 (error_section)
                 h2 { "Days not covered" }

@@ -78,11 +78,23 @@ struct Layer {
     spikes: Vec<bool>,
 }
 
+/// The layers drawn: the first `top` groups, then every other group with
+/// a spike in the period (a spike is drawn on the group that spiked, never
+/// on "other"; at most the palette's size in all), then "other" for the
+/// rest, which carries no marker.
 fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
     let start = analysis.timeline.period_start;
     let length = analysis.timeline.period_len();
-    let shown = analysis.shown(Some(top));
-    let mut out: Vec<Layer> = shown
+    let mut drawn: Vec<&super::Group> = analysis.shown(Some(top)).iter().collect();
+    for g in &analysis.groups {
+        if drawn.len() >= PALETTE.len().max(top) {
+            break;
+        }
+        if g.spike_count() > 0 && !drawn.iter().any(|d| std::ptr::eq(*d, g)) {
+            drawn.push(g);
+        }
+    }
+    let mut out: Vec<Layer> = drawn
         .iter()
         .enumerate()
         .map(|(i, g)| Layer {
@@ -95,23 +107,23 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
             spikes: g.spikes.clone(),
         })
         .collect();
-    let rest = &analysis.groups[shown.len()..];
+    let rest: Vec<&super::Group> = analysis
+        .groups
+        .iter()
+        .filter(|g| !drawn.iter().any(|d| std::ptr::eq(*d, *g)))
+        .collect();
     if !rest.is_empty() {
         let mut counts = vec![0; length];
-        for g in rest {
+        for g in &rest {
             for (i, c) in g.cells[start..].iter().enumerate() {
                 counts[i] += c.errors;
             }
         }
-        // A spike of a group not drawn on its own is still marked.
-        let spikes = (0..length)
-            .map(|i| rest.iter().any(|g| g.spikes[i]))
-            .collect();
         out.push(Layer {
             label: format!("other ({} groups)", rest.len()),
             color: OTHER,
             counts,
-            spikes,
+            spikes: vec![false; length],
         });
     }
     out
@@ -229,9 +241,35 @@ fn draw<DB: DrawingBackend>(
             *b += c;
         }
     }
-    // Spikes: a red marker over the bar, with the group's count where
-    // there is room for it.
+    // Buckets nothing could be read for: no bar, a "?" (unknown, not 0).
+    let unknown = ("sans-serif", 16)
+        .into_font()
+        .color(&RGBColor(90, 90, 90))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Bottom,
+        ));
+    for i in (0..length).filter(|i| analysis.missing[timeline.period_start + i]) {
+        chart.draw_series(std::iter::once(Text::new(
+            "?".to_string(),
+            (i as f64, highest * 0.02),
+            unknown.clone(),
+        )))?;
+    }
+    // Spikes: a red marker on top of the layer that spiked (not over the
+    // stack), with that layer's count where there is room; markers of one
+    // bucket are stacked so their labels never overlap.
     let roomy = length <= 60;
+    const MARKER_HEIGHT: i32 = 18;
+    let mut tops = vec![0i64; length];
+    let mut segment_tops: Vec<Vec<i64>> = Vec::with_capacity(layers.len());
+    for layer in &layers {
+        for (t, c) in tops.iter_mut().zip(&layer.counts) {
+            *t += c;
+        }
+        segment_tops.push(tops.clone());
+    }
+    let mut lowest_free: Vec<Option<i32>> = vec![None; length];
     let marker =
         ("sans-serif", 16)
             .into_font()
@@ -240,17 +278,24 @@ fn draw<DB: DrawingBackend>(
                 plotters::style::text_anchor::HPos::Center,
                 plotters::style::text_anchor::VPos::Bottom,
             ));
-    for layer in &layers {
+    for (layer, segment_top) in layers.iter().zip(&segment_tops) {
         for i in (0..length).filter(|i| layer.spikes[*i]) {
-            chart.draw_series(std::iter::once(Text::new(
+            let (x, mut y) = chart.backend_coord(&(i as f64, segment_top[i] as f64));
+            y -= 2;
+            // Above the marker drawn before in this bucket, if it is in the way.
+            if let Some(free) = lowest_free[i] {
+                y = y.min(free);
+            }
+            lowest_free[i] = Some(y - MARKER_HEIGHT);
+            plot.draw(&Text::new(
                 if roomy {
                     format!("▼{}", layer.counts[i])
                 } else {
                     "▼".to_string()
                 },
-                (i as f64, totals[i] as f64 + highest * 0.01),
+                (x, y),
                 marker.clone(),
-            )))?;
+            ))?;
         }
     }
 

@@ -84,15 +84,25 @@ pub struct Baseline {
     pub spread: f64,
 }
 
+/// A spike is at least this many times its baseline's median: a group's
+/// floor grows with its size, so a large group's ordinary day-to-day swing
+/// is never a spike, whatever its spread says.
+pub const SPIKE_MIN_RATIO: f64 = 2.0;
+
 impl SpikeRule {
     /// The baseline of the counts before a bucket (oldest first; only the
     /// last `BASELINE_BUCKETS` count), or None with too few of them.
+    /// `burst` is how many errors an errored call logs on average in those
+    /// buckets (errors / calls affected, at least 1).
     ///
-    /// spread = max(1.4826 × MAD, √median, 1): the MAD scaled to a normal
-    /// standard deviation, but never below Poisson noise (√median), so a
-    /// steady count does not spike on ordinary jitter, nor below one error,
-    /// so a baseline of zeros does not spike on a single error.
-    pub fn baseline(earlier: &[i64]) -> Option<Baseline> {
+    /// spread = max(1.4826 × MAD, √(burst × median), 1): the MAD scaled to
+    /// a normal standard deviation, but never below the noise of counts
+    /// that arrive in bursts (a failing call logs several errors, so a
+    /// count of errored calls that is Poisson makes a count of errors whose
+    /// variance is about burst × median), so a steady count does not spike
+    /// on ordinary jitter, nor below one error, so a baseline of zeros does
+    /// not spike on a single error.
+    pub fn baseline(earlier: &[i64], burst: f64) -> Option<Baseline> {
         let trailing = &earlier[earlier.len().saturating_sub(BASELINE_BUCKETS)..];
         if trailing.len() < MIN_BASELINE_BUCKETS {
             return None;
@@ -101,16 +111,35 @@ impl SpikeRule {
         let median = median_of(values.clone());
         let deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
         let mad = median_of(deviations);
-        let spread = (1.4826 * mad).max(median.sqrt()).max(1.0);
+        let noise = (burst.max(1.0) * median).sqrt();
+        let spread = (1.4826 * mad).max(noise).max(1.0);
         Some(Baseline { median, spread })
     }
 
+    /// A spike: at least `min_errors`, at least `SPIKE_MIN_RATIO` × the
+    /// baseline's median, and more than `median + k × spread`.
     pub fn is_spike(&self, errors: i64, baseline: Option<Baseline>) -> bool {
         match baseline {
-            Some(b) => errors >= self.min_errors && errors as f64 > b.median + self.k * b.spread,
+            Some(b) => {
+                let errors = errors as f64;
+                errors >= self.min_errors as f64
+                    && errors >= SPIKE_MIN_RATIO * b.median
+                    && errors > b.median + self.k * b.spread
+            }
             None => false,
         }
     }
+}
+
+/// Errors per affected call over `cells` (errors of no call, such as the
+/// platform's, count as bursts of one), at least 1.
+fn burst(cells: &[&Cell]) -> f64 {
+    let errors: i64 = cells.iter().map(|c| c.errors).sum();
+    let affected: i64 = cells.iter().map(|c| c.calls_affected).sum();
+    if affected <= 0 || errors <= affected {
+        return 1.0;
+    }
+    errors as f64 / affected as f64
 }
 
 fn median_of(mut values: Vec<f64>) -> f64 {
@@ -468,7 +497,7 @@ impl Group {
     }
 }
 
-fn rate(cell: &Cell) -> Option<f64> {
+pub(crate) fn rate(cell: &Cell) -> Option<f64> {
     (cell.calls > 0).then(|| cell.errored_calls as f64 / cell.calls as f64)
 }
 
@@ -608,12 +637,13 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
             // Buckets that could not be read are left out of baselines.
             let baselines: Vec<Option<Baseline>> = (start..cells.len())
                 .map(|i| {
-                    let earlier: Vec<i64> = baseline_buckets[i - start]
+                    let read: Vec<&Cell> = baseline_buckets[i - start]
                         .iter()
                         .filter(|j| !missing[**j])
-                        .map(|j| cells[*j].errors)
+                        .map(|j| &cells[*j])
                         .collect();
-                    SpikeRule::baseline(&earlier)
+                    let earlier: Vec<i64> = read.iter().map(|c| c.errors).collect();
+                    SpikeRule::baseline(&earlier, burst(&read))
                 })
                 .collect();
             let spikes = (start..cells.len())
@@ -734,6 +764,13 @@ impl Analysis {
     }
 }
 
+impl Spike<'_> {
+    /// How far above its baseline, in spreads.
+    pub fn strength(&self) -> f64 {
+        (self.errors as f64 - self.baseline.median) / self.baseline.spread
+    }
+}
+
 /// The spikes of `groups`, largest excess (in spreads) first.
 fn spikes_of(groups: &[Group], start: usize) -> Vec<Spike<'_>> {
     let mut out: Vec<Spike> = groups
@@ -751,16 +788,15 @@ fn spikes_of(groups: &[Group], start: usize) -> Vec<Spike<'_>> {
                 })
         })
         .collect();
-    out.sort_by(|a, b| {
-        let excess = |s: &Spike| (s.errors as f64 - s.baseline.median) / s.baseline.spread;
-        excess(b).total_cmp(&excess(a))
-    });
+    out.sort_by(|a, b| b.strength().total_cmp(&a.strength()));
     out
 }
 
 impl Analysis {
     /// The rows of the json and csv outputs: one per shown group and
-    /// period bucket, oldest bucket first within a group.
+    /// period bucket, oldest bucket first within a group. A bucket nothing
+    /// could be read for is a row too, its figures unknown (`cell` None,
+    /// null in the outputs): never left out, never a 0.
     pub fn rows(&self, top: Option<usize>) -> Vec<Row<'_>> {
         let start = self.timeline.period_start;
         let length = self.timeline.period_len();
@@ -768,24 +804,16 @@ impl Analysis {
         for group in self.shown(top) {
             for i in 0..length {
                 let index = start + i;
-                if self.missing[index] {
-                    // Not read: no row rather than a zero that was not counted.
-                    continue;
-                }
-                let cell = &group.cells[index];
+                let cell = (!self.missing[index]).then(|| &group.cells[index]);
                 out.push(Row {
                     bucket: self.timeline.label(index),
                     group,
                     cell,
-                    error_rate: if self.by == By::Tenant {
-                        rate(cell)
-                    } else {
-                        None
-                    },
+                    error_rate: cell.and_then(rate),
                     // The lookback holds at least one period.
                     previous_errors: (!self.missing[index - length])
                         .then(|| group.cells[index - length].errors),
-                    spike: group.spikes[i],
+                    spike: cell.map(|_| group.spikes[i]),
                 });
             }
         }
@@ -797,9 +825,11 @@ impl Analysis {
 pub struct Row<'a> {
     pub bucket: String,
     pub group: &'a Group,
-    pub cell: &'a Cell,
+    /// None: the bucket could not be read (unknown, not 0).
+    pub cell: Option<&'a Cell>,
     pub error_rate: Option<f64>,
     /// The same group's errors one period earlier (None: not read).
     pub previous_errors: Option<i64>,
-    pub spike: bool,
+    /// None: not read.
+    pub spike: Option<bool>,
 }

@@ -39,25 +39,78 @@ fn columns(analysis: &Analysis, row: &Row) -> Vec<(&'static str, Value)> {
     if analysis.by == By::Tenant {
         out.push(("business_name", json!(row.group.name)));
     }
+    let cell = row.cell;
     out.extend([
-        ("errors", json!(row.cell.errors)),
-        ("unresolved_errors", json!(row.cell.unresolved_errors)),
-        ("calls_affected", json!(row.cell.calls_affected)),
-        ("error_rate", json!(rounded_rate(row.error_rate))),
+        ("read", json!(cell.is_some())),
+        ("errors", json!(cell.map(|c| c.errors))),
+        (
+            "unresolved_errors",
+            json!(cell.map(|c| c.unresolved_errors)),
+        ),
+        ("calls_affected", json!(cell.map(|c| c.calls_affected))),
+    ]);
+    // Only tenants have calls to rate errors against: the column is
+    // there for tenants and absent for error types and severities.
+    if analysis.by == By::Tenant {
+        out.push(("error_rate", json!(rounded_rate(row.error_rate))));
+    }
+    out.extend([
         ("previous_errors", json!(row.previous_errors)),
         ("spike", json!(row.spike)),
         ("new_type", json!(row.group.new_type)),
-        ("first_seen_at", json!(timestamp(row.cell.first_seen_at))),
-        ("last_seen_at", json!(timestamp(row.cell.last_seen_at))),
+        (
+            "first_seen_at",
+            json!(timestamp(cell.and_then(|c| c.first_seen_at))),
+        ),
+        (
+            "last_seen_at",
+            json!(timestamp(cell.and_then(|c| c.last_seen_at))),
+        ),
         ("trend", json!(row.group.trend.name())),
     ]);
     out
 }
 
-/// An array of row objects, one per group and bucket of the period,
-/// serialized a row at a time (90 days of 1,000 tenants is 90,000 rows).
+/// The JSON document's fields before its rows: what a script needs to
+/// read them (the format's version, the buckets, which were not read).
+fn json_head(analysis: &Analysis) -> Map<String, Value> {
+    let timeline = &analysis.timeline;
+    let mut head = Map::new();
+    head.insert(
+        "format_version".into(),
+        json!(crate::output::JSON_FORMAT_VERSION),
+    );
+    head.insert("by".into(), json!(analysis.by));
+    head.insert(
+        "bucket".into(),
+        json!(match timeline.bucketing {
+            super::Bucketing::Day => "day",
+            super::Bucketing::Hour => "hour",
+        }),
+    );
+    head.insert("from".into(), json!(timeline.from));
+    head.insert("to".into(), json!(timeline.to));
+    head.insert("timezone".into(), json!(timeline.zone.name()));
+    head.insert("unread_buckets".into(), json!(analysis.missing_buckets()));
+    head.insert("spike_rule".into(), json!(rule_text(analysis)));
+    head
+}
+
+/// An object: the document's head (`json_head`), then `rows`, one
+/// object per group and bucket of the period, serialized a row at a time
+/// (90 days of 1,000 tenants is 90,000 rows).
 pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
-    Ok(crate::output::json_array(analysis.rows(top).iter().map(
+    let head = serde_json::to_string_pretty(&Value::Object(json_head(analysis)))
+        .map_err(|e| crate::error::Error::RunFailed(format!("cannot render JSON: {e}")))?;
+    // `{ …head…, "rows": [ … ] }`: the head without its closing brace.
+    let mut out = head
+        .strip_suffix('}')
+        .unwrap_or(&head)
+        .trim_end()
+        .to_string()
+        .into_bytes();
+    out.extend_from_slice(b",\n  \"rows\": ");
+    out.extend(crate::output::json_array(analysis.rows(top).iter().map(
         |row| {
             Value::Object(
                 columns(analysis, row)
@@ -66,7 +119,10 @@ pub fn json(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
                     .collect::<Map<_, _>>(),
             )
         },
-    )))
+    )));
+    out.pop();
+    out.extend_from_slice(b"\n}\n");
+    Ok(out)
 }
 
 /// The json rows as a frame, column for column.
@@ -79,7 +135,7 @@ pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
     let int = |name: &str, f: &dyn Fn(&Row) -> Option<i64>| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
     };
-    let flag = |name: &str, f: &dyn Fn(&Row) -> bool| {
+    let flag = |name: &str, f: &dyn Fn(&Row) -> Option<bool>| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
     };
     let mut columns = vec![
@@ -90,20 +146,31 @@ pub fn frame(analysis: &Analysis, top: Option<usize>) -> Result<DataFrame> {
         columns.push(text("business_name", &|r| r.group.name.clone()));
     }
     columns.extend([
-        int("errors", &|r| Some(r.cell.errors)),
-        int("unresolved_errors", &|r| Some(r.cell.unresolved_errors)),
-        int("calls_affected", &|r| Some(r.cell.calls_affected)),
-        Column::new(
+        flag("read", &|r| Some(r.cell.is_some())),
+        int("errors", &|r| r.cell.map(|c| c.errors)),
+        int("unresolved_errors", &|r| {
+            r.cell.map(|c| c.unresolved_errors)
+        }),
+        int("calls_affected", &|r| r.cell.map(|c| c.calls_affected)),
+    ]);
+    if by == By::Tenant {
+        columns.push(Column::new(
             "error_rate".into(),
             rows.iter()
                 .map(|r| rounded_rate(r.error_rate))
                 .collect::<Vec<_>>(),
-        ),
+        ));
+    }
+    columns.extend([
         int("previous_errors", &|r| r.previous_errors),
         flag("spike", &|r| r.spike),
-        flag("new_type", &|r| r.group.new_type),
-        text("first_seen_at", &|r| timestamp(r.cell.first_seen_at)),
-        text("last_seen_at", &|r| timestamp(r.cell.last_seen_at)),
+        flag("new_type", &|r| Some(r.group.new_type)),
+        text("first_seen_at", &|r| {
+            timestamp(r.cell.and_then(|c| c.first_seen_at))
+        }),
+        text("last_seen_at", &|r| {
+            timestamp(r.cell.and_then(|c| c.last_seen_at))
+        }),
         text("trend", &|r| Some(r.group.trend.name().to_string())),
     ]);
     debug_assert_eq!(
@@ -121,11 +188,11 @@ fn header(analysis: &Analysis) -> Vec<&'static str> {
     if analysis.by == By::Tenant {
         out.push("business_name");
     }
+    out.extend(["read", "errors", "unresolved_errors", "calls_affected"]);
+    if analysis.by == By::Tenant {
+        out.push("error_rate");
+    }
     out.extend([
-        "errors",
-        "unresolved_errors",
-        "calls_affected",
-        "error_rate",
         "previous_errors",
         "spike",
         "new_type",
@@ -139,6 +206,24 @@ fn header(analysis: &Analysis) -> Vec<&'static str> {
 /// The same rows as CSV (the contract's CSV rules).
 pub fn csv(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
     crate::output::csv_bytes(&frame(analysis, top)?, crate::output::MoneyText::Stored)
+}
+
+/// The spike rule as applied, for people.
+pub fn rule_text(analysis: &Analysis) -> String {
+    let rule = &analysis.rule;
+    let baseline = match analysis.timeline.bucketing {
+        super::Bucketing::Day => format!("the {} days before it", super::BASELINE_BUCKETS),
+        super::Bucketing::Hour => format!(
+            "the same hour on the {} days before",
+            super::BASELINE_BUCKETS
+        ),
+    };
+    format!(
+        "a spike is a bucket with more errors than the median of {baseline} + {} × spread, at least {} errors and at least {} × that median",
+        rule.k,
+        rule.min_errors,
+        super::SPIKE_MIN_RATIO
+    )
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -166,19 +251,47 @@ pub fn heading(analysis: &Analysis) -> String {
     )
 }
 
-/// One line per group shown (the first `top`).
+/// How much of the period was read: counts over part of it are a lower
+/// bound (`≥12`), over none of it unknown (`?`), never 0.
+fn count_text(analysis: &Analysis, value: i64) -> String {
+    let start = analysis.timeline.period_start;
+    let read = analysis.missing[start..].iter().filter(|m| !**m).count();
+    match read {
+        0 => "?".into(),
+        n if n < analysis.timeline.period_len() => format!("≥{value}"),
+        _ => value.to_string(),
+    }
+}
+
+/// The page of a tenant (`serve`), for a tenant group.
+fn tenant_link(analysis: &Analysis, key: &str) -> Option<String> {
+    (analysis.by == By::Tenant && key != crate::frames::PLATFORM_TENANT).then(|| {
+        format!(
+            "/tenants/{key}?from={}&to={}",
+            analysis.timeline.from, analysis.timeline.to
+        )
+    })
+}
+
+/// One line per group shown (the first `top`), then a TOTAL line of every
+/// group. Times are in the view's zone (UTC for day buckets, the
+/// `--timezone` of hour buckets).
 pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
+    let zone = analysis.timeline.zone;
+    let first_seen = format!("first seen ({})", zone.name());
+    let last_seen = format!("last seen ({})", zone.name());
+    let tenants = analysis.by == By::Tenant;
     let mut header = vec![analysis.by.column()];
-    if analysis.by == By::Tenant {
+    if tenants {
         header.push("tenant");
     }
+    header.extend(["errors", "unresolved", "calls affected"]);
+    if tenants {
+        header.push("error rate");
+    }
     header.extend([
-        "errors",
-        "unresolved",
-        "calls affected",
-        "error rate",
-        "first seen (UTC)",
-        "last seen (UTC)",
+        first_seen.as_str(),
+        last_seen.as_str(),
         "previous",
         "change",
         "trend",
@@ -186,23 +299,32 @@ pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
     ]);
     let mut table = TextTable::new(&header);
     let right = TextCell::number;
+    let count = |v: i64| right(count_text(analysis, v));
+    let rate_text = |cell: &super::Cell| {
+        (analysis.missing[analysis.timeline.period_start..]
+            .iter()
+            .any(|m| !*m))
+        .then(|| super::rate(cell))
+        .flatten()
+        .map(|r| format!("{:.2}%", r * 100.0))
+        .unwrap_or_else(|| "?".into())
+    };
     for group in analysis.shown(Some(top)) {
-        let mut cells = vec![TextCell::text(&group.key)];
+        let mut cells = vec![TextCell::text(&group.key).linked(tenant_link(analysis, &group.key))];
         if let Some(name) = &group.name {
-            cells.push(TextCell::text(name));
+            cells.push(TextCell::text(name).linked(tenant_link(analysis, &group.key)));
         }
         cells.extend([
-            right(group.total.errors.to_string()),
-            right(group.total.unresolved_errors.to_string()),
-            right(group.total.calls_affected.to_string()),
-            right(
-                group
-                    .error_rate()
-                    .map(|r| format!("{:.2}%", r * 100.0))
-                    .unwrap_or_default(),
-            ),
-            TextCell::text(&seen(group.total.first_seen_at)),
-            TextCell::text(&seen(group.total.last_seen_at)),
+            count(group.total.errors),
+            count(group.total.unresolved_errors),
+            count(group.total.calls_affected),
+        ]);
+        if tenants {
+            cells.push(right(rate_text(&group.total)));
+        }
+        cells.extend([
+            TextCell::text(&seen(group.total.first_seen_at, zone)),
+            TextCell::text(&seen(group.total.last_seen_at, zone)),
             right(
                 group
                     .previous_errors
@@ -218,6 +340,44 @@ pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
         ]);
         table.rows.push(cells);
     }
+    // Every group, shown or not.
+    let mut all = super::Cell::default();
+    let mut previous = Some(0i64);
+    for group in &analysis.groups {
+        all.add(&group.total);
+        previous = previous.zip(group.previous_errors).map(|(a, b)| a + b);
+    }
+    let mut total = vec![TextCell::text("TOTAL")];
+    if tenants {
+        total.push(TextCell::text(""));
+    }
+    total.extend([
+        count(all.errors),
+        count(all.unresolved_errors),
+        count(all.calls_affected),
+    ]);
+    if tenants {
+        total.push(right(rate_text(&all)));
+    }
+    let change = previous
+        .filter(|p| *p > 0 && analysis.groups.iter().all(|g| g.period_complete))
+        .map(|p| (all.errors - p) as f64 * 100.0 / p as f64);
+    total.extend([
+        TextCell::text(&seen(all.first_seen_at, zone)),
+        TextCell::text(&seen(all.last_seen_at, zone)),
+        right(
+            previous
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into()),
+        ),
+        right(percent(change)),
+        TextCell::text(""),
+        right(match analysis.all_spikes().len() {
+            0 => String::new(),
+            n => n.to_string(),
+        }),
+    ]);
+    table.push_total(total);
     table
 }
 
@@ -236,20 +396,21 @@ pub fn after_table(analysis: &Analysis, top: usize) -> String {
     let spikes = analysis.all_spikes();
     let hidden = spikes.len() - analysis.spikes(Some(top)).len();
     if spikes.is_empty() {
-        out.push_str(&format!(
-            "\nNo spikes (a bucket above the median of its trailing 7 buckets + {} × spread, with at least {} errors).\n",
-            analysis.rule.k, analysis.rule.min_errors
-        ));
+        out.push_str(&format!("\nNo spikes ({}).\n", rule_text(analysis)));
     } else {
         out.push_str(&format!(
-            "\nSpikes ({}{}):\n",
+            "\nSpikes ({}{}), in time order ({}):\n",
             spikes.len(),
             match hidden {
                 0 => String::new(),
                 n => format!(", {n} in groups not shown above"),
-            }
+            },
+            rule_text(analysis)
         ));
-        for spike in spikes.iter().take(20) {
+        // The 20 strongest, listed in time order.
+        let mut listed: Vec<&super::Spike> = spikes.iter().take(20).collect();
+        listed.sort_by(|a, b| a.bucket.cmp(&b.bucket).then(a.group.key.cmp(&b.group.key)));
+        for spike in listed {
             let who = match &spike.group.name {
                 Some(name) if !name.is_empty() => {
                     format!("{} ({})", printable(&spike.group.key), printable(name))
@@ -257,15 +418,19 @@ pub fn after_table(analysis: &Analysis, top: usize) -> String {
                 _ => printable(&spike.group.key).into_owned(),
             };
             out.push_str(&format!(
-                "  {}  {who}: {} errors, usually {:.0} (spread {:.1})\n",
+                "  {}  {who}: {} errors, usually {:.0} (spread {:.1}; {:.1} spreads above)\n",
                 timeline.label(spike.bucket),
                 spike.errors,
                 spike.baseline.median,
-                spike.baseline.spread
+                spike.baseline.spread,
+                spike.strength()
             ));
         }
         if spikes.len() > 20 {
-            out.push_str(&format!("  … and {} more\n", spikes.len() - 20));
+            out.push_str(&format!(
+                "  … and {} weaker ones (--format csv lists every bucket)\n",
+                spikes.len() - 20
+            ));
         }
     }
     if !analysis.new_types.is_empty() {
@@ -275,7 +440,7 @@ pub fn after_table(analysis: &Analysis, top: usize) -> String {
                 "  {}: {} errors, first seen {}\n",
                 printable(&t.error_type),
                 t.errors,
-                seen(t.first_seen_at)
+                seen(t.first_seen_at, timeline.zone)
             ));
         }
     }
@@ -316,11 +481,12 @@ pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// A UTC moment (microseconds) to the minute, or empty.
-fn seen(t: Option<i64>) -> String {
+/// A moment (Unix microseconds) on `zone`'s clock, to the minute, or empty.
+fn seen(t: Option<i64>, zone: chrono_tz::Tz) -> String {
     t.map(|t| {
         DateTime::from_timestamp_micros(t)
             .unwrap_or_default()
+            .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M")
             .to_string()
     })

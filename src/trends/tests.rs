@@ -196,7 +196,7 @@ fn change_against_the_previous_period_of_the_same_length() {
     let first_a = rows.iter().find(|r| r.group.key == "a").unwrap();
     assert_eq!(first_a.bucket, "2026-03-08");
     assert_eq!(
-        (first_a.cell.errors, first_a.previous_errors),
+        (first_a.cell.unwrap().errors, first_a.previous_errors),
         (20, Some(10))
     );
     // Groups come most errors first.
@@ -218,13 +218,48 @@ fn days_that_could_not_be_read_are_unknown_not_zero() {
         analysis.missing_days,
         [day("2026-03-02"), day("2026-03-10")]
     );
-    let buckets: Vec<String> = analysis
-        .rows(None)
+    // Every bucket is a row; the unread one says so, its counts unknown.
+    let rows = analysis.rows(None);
+    assert_eq!(rows.len(), 7);
+    let unread: Vec<&str> = rows
         .iter()
-        .map(|r| r.bucket.clone())
+        .filter(|r| r.cell.is_none())
+        .map(|r| r.bucket.as_str())
         .collect();
-    assert_eq!(buckets.len(), 6);
-    assert!(!buckets.contains(&"2026-03-10".to_string()));
+    assert_eq!(unread, ["2026-03-10"]);
+    assert!(rows
+        .iter()
+        .filter(|r| r.cell.is_none())
+        .all(|r| r.spike.is_none()));
+}
+
+/// `errors --format json` over buckets no source holds answered `[]`,
+/// and the table showed every group with 0 errors: a script read "no
+/// errors" where the engine knew nothing.
+#[test]
+fn unread_buckets_were_left_out_of_json_and_shown_as_zero() {
+    let counts: &[i64] = &[10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10];
+    let (mut series, timeline) = daily("2026-03-08", "2026-03-14", &[("a", counts)]);
+    // Nothing of the period could be read.
+    series.missing = timeline.keys[timeline.period_start..].to_vec();
+    let analysis = analyse(&series, timeline, By::ErrorType, SpikeRule::default()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&render::json(&analysis, None).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 7, "{json}");
+    for row in rows {
+        assert_eq!(row["read"], false, "{row}");
+        assert!(row["errors"].is_null(), "{row}");
+        assert!(row["calls_affected"].is_null(), "{row}");
+    }
+    assert_eq!(json["unread_buckets"].as_array().unwrap().len(), 7);
+    let csv = String::from_utf8(render::csv(&analysis, None).unwrap()).unwrap();
+    let line = csv.lines().nth(1).unwrap();
+    assert!(line.starts_with("2026-03-08,a,false,,,"), "{csv}");
+    let table = render::text_table(&analysis, 10);
+    assert_eq!(table.rows[0][1].text, "?", "{:?}", table.rows[0]);
+    assert!(table.is_total(1));
+    assert_eq!(table.rows[1][1].text, "?");
 }
 
 fn chicago() -> chrono_tz::Tz {
@@ -352,9 +387,9 @@ fn an_hour_is_compared_with_the_same_hour_on_the_days_before() {
 
 #[test]
 fn the_baseline_is_robust_to_one_outlier() {
-    let b = SpikeRule::baseline(&[10, 10, 10, 500, 10, 10, 10]).unwrap();
+    let b = SpikeRule::baseline(&[10, 10, 10, 500, 10, 10, 10], 1.0).unwrap();
     assert_eq!(b.median, 10.0);
     // The MAD is 0: the spread falls back to √10.
     assert!((b.spread - 10f64.sqrt()).abs() < 1e-9);
-    assert!(SpikeRule::baseline(&[1, 2]).is_none());
+    assert!(SpikeRule::baseline(&[1, 2], 1.0).is_none());
 }

@@ -38,7 +38,9 @@ fn expected(db: &TestDb) -> Vec<(Option<String>, [Decimal; 4])> {
          FROM analytics.tenant_daily WHERE day BETWEEN '2026-03-05' AND '2026-03-18'
            -- zero-cost platform rows are no line of a cost report
            AND NOT (tenant_id = '00000000-0000-0000-0000-000000000000' AND calls = 0 AND total_cost_usd = 0)
-         GROUP BY ROLLUP (tenant_id) ORDER BY tenant_id NULLS LAST",
+         GROUP BY ROLLUP (tenant_id)
+         -- the report's order: largest total cost first, the TOTAL last
+         ORDER BY tenant_id IS NULL, sum(total_cost_usd) DESC, tenant_id",
     );
     rows.iter()
         .map(|r| {
@@ -138,7 +140,8 @@ fn every_money_cell_of_every_format_equals_postgres_sums() {
         assert_eq!(parquet_cells, expected, "parquet {name}");
     }
 
-    // XLSX: cents, half-even, as numbers.
+    // XLSX: the exact figures as numbers (a spreadsheet number holds 15
+    // significant digits), the TOTAL a SUM of the cells above it.
     let xlsx_path = scratch.path().join("costs.xlsx");
     ok(costs(
         &db,
@@ -154,20 +157,48 @@ fn every_money_cell_of_every_format_equals_postgres_sums() {
     let header: Vec<String> = (0..sheet.width())
         .map(|c| sheet.get((0, c)).unwrap().to_string())
         .collect();
+    let headers = [
+        "STT cost (USD)",
+        "LLM cost (USD)",
+        "TTS cost (USD)",
+        "Total cost (USD)",
+    ];
     for (i, (_, money)) in want.iter().enumerate() {
-        for (name, exact) in MONEY.iter().zip(money) {
-            let col = header.iter().position(|h| h == name).unwrap();
-            let cents = exact
-                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        for ((name, exact), title) in MONEY.iter().zip(money).zip(headers) {
+            let col = header.iter().position(|h| h == title).unwrap();
             match sheet.get((i + 1, col)) {
-                Some(Data::Float(v)) => assert_eq!(
-                    Decimal::from_f64_retain(*v).unwrap().round_dp(2),
-                    cents,
-                    "{name}"
-                ),
+                Some(Data::Float(v)) => {
+                    let exact_f64: f64 = exact.to_string().parse().unwrap();
+                    if exact.abs() < Decimal::from(1_000_000_000) {
+                        assert_eq!(
+                            Decimal::from_f64_retain(*v).unwrap().round_dp(6),
+                            *exact,
+                            "{name} of row {i}"
+                        );
+                    } else {
+                        assert!(
+                            (v - exact_f64).abs() <= exact_f64.abs() * 1e-15,
+                            "{name}: {v} vs {exact}"
+                        );
+                    }
+                }
                 other => panic!("{name} is a number, not {other:?}"),
             }
         }
+    }
+    // The TOTAL row's money cells are SUMs of the lines above.
+    let formulas = workbook.worksheet_formula("Costs").unwrap();
+    let total_row = want.len();
+    for title in headers {
+        let col = header.iter().position(|h| h == title).unwrap();
+        let letter = (b'A' + col as u8) as char;
+        assert_eq!(
+            formulas
+                .get_value((total_row as u32, col as u32))
+                .map(String::as_str),
+            Some(format!("SUM({letter}2:{letter}{total_row})").as_str()),
+            "{title}"
+        );
     }
 }
 
@@ -209,8 +240,8 @@ fn the_workbook_has_currency_cells_dates_a_chart_and_an_about_sheet() {
     let header: Vec<String> = (0..sheet.width())
         .map(|c| sheet.get((0, c)).unwrap().to_string())
         .collect();
-    let day_col = header.iter().position(|h| h == "day").unwrap();
-    let name_col = header.iter().position(|h| h == "business_name").unwrap();
+    let day_col = header.iter().position(|h| h == "Day").unwrap();
+    let name_col = header.iter().position(|h| h == "Tenant").unwrap();
     assert!(
         matches!(sheet.get((1, day_col)), Some(Data::DateTime(_))),
         "days are dates"
@@ -582,14 +613,12 @@ fn costs_change_is_not_shown_against_an_incomplete_previous_period() {
         )
         .unwrap();
         assert_eq!(json["previous_period_complete"], false, "{by}");
-        // By month, the previous days are the same days of February.
-        let covered = if by == "month" { 0 } else { 4 };
-        assert_eq!(json["previous_coverage"]["days_covered"], covered, "{by}");
+        // Every grouping compares with the same previous period.
+        assert_eq!(json["previous_coverage"]["days_covered"], 4, "{by}");
         let rows = json["rows"].as_array().unwrap();
         let total = rows.last().unwrap();
-        assert_eq!(
+        assert!(
             total["previous_total_cost_usd"].is_string(),
-            by != "month",
             "what was read is shown: {total}"
         );
         assert!(total["change_total_cost_pct"].is_null(), "{total}");
@@ -804,7 +833,7 @@ fn costs_table_is_ranked_and_trimmed_by_sort_and_top() {
 
     let table = stdout_of(&ok(costs(
         &db,
-        &[&PERIOD[..], &["--sort", "calls", "--top", "3"]].concat(),
+        &[&PERIOD[..], &["--sort", "calls", "--top", "3", "--wide"]].concat(),
     )));
     let ids: Vec<&str> = table
         .split_whitespace()
@@ -815,11 +844,16 @@ fn costs_table_is_ranked_and_trimmed_by_sort_and_top() {
     assert!(table.contains("TOTAL"), "{table}");
     assert!(
         table.contains(&format!(
-            "rows: the top 3 of {} by calls; {} left out, the TOTAL is of all {}",
+            "rows: the top 3 of {} by calls; the other {} are added up in one line (the CSV and JSON leave them out), the TOTAL is of all {}",
             by_calls.len(),
             by_calls.len() - 3,
             by_calls.len()
         )),
+        "{table}"
+    );
+    // The lines shown add up to the TOTAL: the rest is one "Other" line.
+    assert!(
+        table.contains(&format!("Other ({} rows)", by_calls.len() - 3)),
         "{table}"
     );
     // The TOTAL is still the total of every row.
@@ -843,7 +877,7 @@ fn costs_table_is_ranked_and_trimmed_by_sort_and_top() {
     let first = all_rows.iter().find(|r| r["tenant_id"] == want[0]).unwrap();
     let per_call = Decimal::from_str(first["cost_per_call_usd"].as_str().unwrap())
         .unwrap()
-        .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     let mut per_call = per_call;
     per_call.rescale(4);
     let line = table.lines().find(|l| l.contains(want[0])).unwrap();

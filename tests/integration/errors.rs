@@ -18,11 +18,9 @@ fn errors(db: &TestDb, args: &[&str]) -> std::process::Output {
 
 fn json_rows(output: std::process::Output) -> Vec<Value> {
     let output = ok(output);
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    let document = serde_json::from_slice::<Value>(&output.stdout).unwrap();
+    assert_eq!(document["format_version"], 2, "{document}");
+    document["rows"].as_array().unwrap().clone()
 }
 
 /// `db` rolled up from 2026-03-05 (the start of `PERIOD`'s 14 lookback
@@ -55,8 +53,8 @@ fn errors_from_reports_equal_errors_from_the_database() {
             String::from_utf8_lossy(&from_files),
             "--by {by}"
         );
-        let rows: Vec<Value> = serde_json::from_slice(&from_db).unwrap();
-        assert!(!rows.is_empty());
+        let document: Value = serde_json::from_slice(&from_db).unwrap();
+        assert!(!document["rows"].as_array().unwrap().is_empty());
     }
     // The figures are the summary table's.
     let rows = json_rows(errors(&db, &[&PERIOD[..], &["--format", "json"]].concat()));
@@ -92,13 +90,15 @@ fn errors_from_reports_equal_errors_from_the_database() {
         "errors",
         "unresolved_errors",
         "calls_affected",
-        "error_rate",
+        "read",
         "previous_errors",
         "spike",
         "new_type",
     ] {
         assert!(keys.contains(&column), "{column} in {keys:?}");
     }
+    // Error types have no calls to rate: the column is absent, not empty.
+    assert!(!keys.contains(&"error_rate"), "{keys:?}");
     // Error rates by tenant are errored calls / calls of the tenant day.
     let by_tenant = json_rows(errors(
         &db,
@@ -472,7 +472,8 @@ fn hours_the_snapshot_does_not_hold_are_unknown_not_a_fall_to_zero() {
     for wrong in ["▼ falling", "○ gone", "▲ rising", "▬ steady"] {
         assert!(!table.contains(wrong), "{wrong} in {table}");
     }
-    // No row is made up for an hour nobody read.
+    // An hour nobody read is a row that says so, its counts null: never
+    // a 0, never left out (a script would read "no errors").
     let rows = json_rows(
         TestDb::cmd_without_db()
             .args(["errors", "--bucket", "hour", "--from", "2026-11-28"])
@@ -483,7 +484,16 @@ fn hours_the_snapshot_does_not_hold_are_unknown_not_a_fall_to_zero() {
     );
     assert!(rows
         .iter()
-        .all(|r| r["bucket"].as_str().unwrap() < "2026-11-29T10:00"));
+        .filter(|r| r["bucket"].as_str().unwrap() < "2026-11-29T10:00")
+        .all(|r| r["read"] == true && r["errors"].is_i64()));
+    let unread: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["bucket"].as_str().unwrap() >= "2026-11-29T10:00")
+        .collect();
+    assert!(!unread.is_empty());
+    assert!(unread
+        .iter()
+        .all(|r| r["read"] == false && r["errors"].is_null() && r["spike"].is_null()));
 }
 
 #[test]

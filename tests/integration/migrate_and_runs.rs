@@ -102,8 +102,9 @@ fn runs_lists_the_ledger_newest_first() {
         .args(["runs", "--format", "json"])
         .output()
         .unwrap();
-    let runs: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let runs = runs.as_array().unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(document["format_version"], 2);
+    let runs = document["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["window_from"], "2026-03-11");
     assert_eq!(runs[0]["status"], "succeeded");
@@ -186,4 +187,38 @@ fn run_refuses_an_out_of_date_schema_until_migrate() {
         .arg(out.path())
         .assert()
         .success();
+}
+
+/// The ledger's `finished_at` took `now()`, the start of the write
+/// transaction that opened with the run: every run looked 0.0 s long, and a
+/// run paused before its commit was recorded as finishing early.
+#[test]
+fn runs_said_every_run_took_no_time_because_finished_at_was_the_transaction_start() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("out");
+    let resume = scratch.path().join("resume");
+    let (mut child, stderr) = crate::util::spawn_paused_with_stderr(
+        Some(&db),
+        &[
+            "run",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-06",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "before_commit",
+        &[("CALLROLLUP_TEST_RESUME_FILE", &resume)],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&resume, b"").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", stderr.join().unwrap());
+    let took_ms = db.scalar_i64(
+        "SELECT (extract(epoch FROM finished_at - started_at) * 1000)::bigint
+         FROM analytics.rollup_runs WHERE status = 'succeeded'",
+    );
+    assert!(took_ms >= 1500, "the run took {took_ms} ms by the ledger");
 }

@@ -4,8 +4,9 @@
 
 use crate::util::{ok, stdout_of, TestDb};
 
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "migrate", "run", "runs", "costs", "changes", "errors", "query", "extract", "generate", "demo",
+    "serve",
 ];
 
 fn help(command: Option<&str>) -> String {
