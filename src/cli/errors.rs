@@ -43,7 +43,8 @@ pub struct Args {
     #[arg(long, default_value_t = SpikeRule::default().k)]
     pub spike_k: f64,
 
-    /// A bucket with fewer errors is never a spike.
+    /// A spike has at least N errors more than its baseline's median (and
+    /// at least twice that median).
     #[arg(long, default_value_t = SpikeRule::default().min_errors)]
     pub spike_min: i64,
 

@@ -85,15 +85,36 @@ struct Layer {
 fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
     let start = analysis.timeline.period_start;
     let length = analysis.timeline.period_len();
-    let mut drawn: Vec<&super::Group> = analysis.shown(Some(top)).iter().collect();
-    for g in &analysis.groups {
-        if drawn.len() >= PALETTE.len().max(top) {
-            break;
-        }
-        if g.spike_count() > 0 && !drawn.iter().any(|d| std::ptr::eq(*d, g)) {
-            drawn.push(g);
-        }
-    }
+    // Groups that spiked first (their markers need a layer), then the
+    // largest others of the first `top`, at most a palette's worth; drawn
+    // largest first.
+    let spiked: Vec<&super::Group> = analysis
+        .groups
+        .iter()
+        .filter(|g| g.spike_count() > 0)
+        .take(PALETTE.len())
+        .collect();
+    let shown = analysis.shown(Some(top));
+    let outside_top = spiked
+        .iter()
+        .filter(|g| !shown.iter().any(|s| std::ptr::eq(s, **g)))
+        .count();
+    let room = PALETTE.len().min(top + outside_top).saturating_sub(spiked.len());
+    let mut drawn: Vec<&super::Group> = spiked;
+    drawn.extend(
+        shown
+            .iter()
+            .filter(|g| g.spike_count() == 0)
+            .take(room),
+    );
+    let position = |g: &super::Group| {
+        analysis
+            .groups
+            .iter()
+            .position(|x| std::ptr::eq(x, g))
+            .unwrap_or(usize::MAX)
+    };
+    drawn.sort_by_key(|g| position(g));
     let mut out: Vec<Layer> = drawn
         .iter()
         .enumerate()
@@ -287,15 +308,18 @@ fn draw<DB: DrawingBackend>(
                 y = y.min(free);
             }
             lowest_free[i] = Some(y - MARKER_HEIGHT);
-            plot.draw(&Text::new(
-                if roomy {
-                    format!("▼{}", layer.counts[i])
-                } else {
-                    "▼".to_string()
-                },
-                (x, y),
-                marker.clone(),
+            let label = if roomy {
+                format!("▼{}", layer.counts[i])
+            } else {
+                "▼".to_string()
+            };
+            // A white card behind the label: it sits on coloured bars.
+            let half = (label.chars().count() as i32 * 9) / 2 + 2;
+            plot.draw(&Rectangle::new(
+                [(x - half, y - MARKER_HEIGHT + 1), (x + half, y)],
+                WHITE.mix(0.85).filled(),
             ))?;
+            plot.draw(&Text::new(label, (x, y), marker.clone()))?;
         }
     }
 

@@ -219,7 +219,7 @@ pub fn rule_text(analysis: &Analysis) -> String {
         ),
     };
     format!(
-        "a spike is a bucket with more errors than the median of {baseline} + {} × spread, at least {} errors and at least {} × that median",
+        "a spike is a bucket with more errors than the median of {baseline} + {} × spread, at least {} errors more than that median and at least {} times it",
         rule.k,
         rule.min_errors,
         super::SPIKE_MIN_RATIO
@@ -300,14 +300,15 @@ pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
     let mut table = TextTable::new(&header);
     let right = TextCell::number;
     let count = |v: i64| right(count_text(analysis, v));
-    let rate_text = |cell: &super::Cell| {
-        (analysis.missing[analysis.timeline.period_start..]
-            .iter()
-            .any(|m| !*m))
-        .then(|| super::rate(cell))
-        .flatten()
-        .map(|r| format!("{:.2}%", r * 100.0))
-        .unwrap_or_else(|| "?".into())
+    // Unknown when nothing was read; empty for a group without calls
+    // (the platform's errors).
+    let anything_read = analysis.missing[analysis.timeline.period_start..]
+        .iter()
+        .any(|m| !*m);
+    let rate_text = |cell: &super::Cell| match (anything_read, super::rate(cell)) {
+        (false, _) => "?".to_string(),
+        (true, Some(r)) => format!("{:.2}%", r * 100.0),
+        (true, None) => String::new(),
     };
     for group in analysis.shown(Some(top)) {
         let mut cells = vec![TextCell::text(&group.key).linked(tenant_link(analysis, &group.key))];

@@ -123,9 +123,9 @@ fn the_minimum_count_is_respected() {
 
 #[test]
 fn spike_k_moves_the_threshold() {
-    let counts: &[i64] = &[20, 21, 19, 20, 22, 20, 21, 20, 19, 21, 40, 20, 22, 21];
+    let counts: &[i64] = &[20, 21, 19, 20, 22, 20, 21, 20, 19, 21, 50, 20, 22, 21];
     let (series, timeline) = daily("2026-03-08", "2026-03-14", &[("llm_error", counts)]);
-    // Spread is √20 ≈ 4.47: 40 is 4.5 spreads above 20.
+    // Spread is √(2 × 20) ≈ 6.32: 50 is 4.7 spreads above 20.
     let at = |k: f64| {
         analyse(
             &series,
@@ -389,7 +389,31 @@ fn an_hour_is_compared_with_the_same_hour_on_the_days_before() {
 fn the_baseline_is_robust_to_one_outlier() {
     let b = SpikeRule::baseline(&[10, 10, 10, 500, 10, 10, 10], 1.0).unwrap();
     assert_eq!(b.median, 10.0);
-    // The MAD is 0: the spread falls back to √10.
-    assert!((b.spread - 10f64.sqrt()).abs() < 1e-9);
+    // The MAD is 0: the spread falls back to the noise floor √(2 × 10).
+    assert!((b.spread - 20f64.sqrt()).abs() < 1e-9);
     assert!(SpikeRule::baseline(&[1, 2], 1.0).is_none());
+    // Errors in bursts of 1.5 per failing call: a wider floor.
+    let bursty = SpikeRule::baseline(&[10, 10, 10, 10, 10, 10, 10], 1.5).unwrap();
+    assert!((bursty.spread - 30f64.sqrt()).abs() < 1e-9);
+}
+
+/// `errors --by tenant` on demo flagged 21 tenant days, 18 of them noise:
+/// a small tenant's usual 2 errors a day jumping to 10 (the old floor), or
+/// a steady tenant's bursty day. A spike now needs `--spike-min` errors
+/// more than the median, twice the median, and the burst-aware spread.
+#[test]
+fn small_tenants_noise_was_called_a_spike() {
+    let rule = SpikeRule::default();
+    // Usually 2 a day, 11 today: 9 more than usual, under --spike-min 10.
+    let small = SpikeRule::baseline(&[2, 1, 3, 2, 0, 2, 4], 1.0);
+    assert!(!rule.is_spike(11, small));
+    // Usually 8, 22 on a busy day of bursty calls (1.4 errors a call).
+    let steady = SpikeRule::baseline(&[9, 9, 5, 5, 7, 8, 10], 1.4);
+    assert!(!rule.is_spike(22, steady));
+    // The incident: 116 where 8 is usual.
+    assert!(rule.is_spike(116, steady));
+    // Large groups: 2 × the median at least.
+    let large = SpikeRule::baseline(&[400, 400, 400, 400, 400, 400, 400], 1.0);
+    assert!(!rule.is_spike(520, large));
+    assert!(rule.is_spike(800, large));
 }

@@ -295,15 +295,13 @@ fn the_generated_incident_is_found_and_nothing_else() {
         spikes_of("error_type"),
         [("2026-11-19".to_string(), "llm_error".to_string())]
     );
+    // By tenant: the three tenants of the incident on its day, and the
+    // noise of small tenants' bursty days kept out (the √m floor called 4
+    // more here, 18 more on demo's data; bench/spikes.md).
     let tenants = spikes_of("tenant");
-    assert!(
-        tenants
-            .iter()
-            .filter(|(day, _)| day == "2026-11-19")
-            .count()
-            >= 2,
-        "{tenants:?}"
-    );
+    let on_the_day = tenants.iter().filter(|(day, _)| day == "2026-11-19").count();
+    assert_eq!(on_the_day, 3, "{tenants:?}");
+    assert!(tenants.len() - on_the_day <= 1, "{tenants:?}");
 }
 
 #[test]
