@@ -474,6 +474,8 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         })
         .collect();
 
+    // Some of the total was billed on UTC days.
+    let any_zone_unknown = out.iter().any(|r| r.zone_unknown);
     let mut total = Figures::default();
     for row in &out {
         total.add(&row.current);
@@ -495,7 +497,7 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         current: total,
         previous: previous_total,
         comparable: total_comparable,
-        zone_unknown: false,
+        zone_unknown: any_zone_unknown,
     });
     out
 }

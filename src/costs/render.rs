@@ -701,7 +701,7 @@ pub fn text_table(report: &Report, wide: bool) -> TextTable {
         // control character of theirs reaches the terminal.
         let text = TextCell::text;
         let mut name = row.display_name();
-        if row.zone_unknown {
+        if row.zone_unknown && row.key.tenant_id.is_some() {
             name.push_str(ZONE_UNKNOWN_MARK);
         }
         let mut cells = vec![text(&name).linked(tenant_link(report, row))];

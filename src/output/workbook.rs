@@ -307,13 +307,13 @@ pub fn about_lines(sheet: &mut Worksheet, lines: &[String]) -> Result<()> {
     let wrap = Format::new()
         .set_text_wrap()
         .set_align(rust_xlsxwriter::FormatAlign::Top);
-    sheet.set_column_width(0, 110).map_err(e)?;
+    sheet.set_column_width(0, 90).map_err(e)?;
     for (r, line) in lines.iter().enumerate() {
         sheet
             .write_string_with_format(r as u32, 0, guard_formula(line), &wrap)
             .map_err(e)?;
         // Rows do not grow to wrapped text on their own in every reader.
-        let rows_of_text = (line.chars().count() / 105 + 1) as f64;
+        let rows_of_text = (line.chars().count() / 80 + 1) as f64;
         sheet
             .set_row_height(r as u32, 15.0 * rows_of_text)
             .map_err(e)?;

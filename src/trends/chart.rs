@@ -99,14 +99,12 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
         .iter()
         .filter(|g| !shown.iter().any(|s| std::ptr::eq(s, **g)))
         .count();
-    let room = PALETTE.len().min(top + outside_top).saturating_sub(spiked.len());
+    let room = PALETTE
+        .len()
+        .min(top + outside_top)
+        .saturating_sub(spiked.len());
     let mut drawn: Vec<&super::Group> = spiked;
-    drawn.extend(
-        shown
-            .iter()
-            .filter(|g| g.spike_count() == 0)
-            .take(room),
-    );
+    drawn.extend(shown.iter().filter(|g| g.spike_count() == 0).take(room));
     let position = |g: &super::Group| {
         analysis
             .groups

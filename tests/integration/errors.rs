@@ -299,7 +299,10 @@ fn the_generated_incident_is_found_and_nothing_else() {
     // noise of small tenants' bursty days kept out (the √m floor called 4
     // more here, 18 more on demo's data; bench/spikes.md).
     let tenants = spikes_of("tenant");
-    let on_the_day = tenants.iter().filter(|(day, _)| day == "2026-11-19").count();
+    let on_the_day = tenants
+        .iter()
+        .filter(|(day, _)| day == "2026-11-19")
+        .count();
     assert_eq!(on_the_day, 3, "{tenants:?}");
     assert!(tenants.len() - on_the_day <= 1, "{tenants:?}");
 }

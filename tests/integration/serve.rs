@@ -594,3 +594,45 @@ fn sigterm_answers_the_request_in_flight_and_takes_no_new_one() {
     });
     assert!(server.stop().success(), "exit 0 after the drain");
 }
+
+/// The style bolded every table's last row, so the last error type and
+/// the last run read as totals; tenants were plain text (a reader typed
+/// UUIDs); the incomplete-period note sat under 60 rows; the form had no
+/// sort; the tenant page said "Download the month" for any period.
+#[test]
+fn the_last_row_looked_like_a_total_and_tenants_were_not_links() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let costs = server.get("/costs?month=2026-03").text();
+    assert!(!costs.contains("tr:last-child"), "no last-row rule");
+    assert_eq!(
+        costs.matches("<tr class=\"total\">").count(),
+        1,
+        "the TOTAL only"
+    );
+    assert!(
+        costs.contains(&format!(
+            "href=\"/tenants/{NY}?from=2026-03-01&amp;to=2026-03-31\""
+        )),
+        "a tenant links to its page"
+    );
+    assert!(costs.contains("name=\"sort\""), "the form has the sort");
+    // March is mostly not rolled up: said before the table.
+    let note = costs.find("period incomplete").expect("the note");
+    assert!(note < costs.find("<table").unwrap(), "the note comes first");
+    let errors = server
+        .get("/errors?from=2026-03-07&to=2026-03-10&by=tenant")
+        .text();
+    assert_eq!(errors.matches("<tr class=\"total\">").count(), 1);
+    assert!(errors.contains(&format!("href=\"/tenants/{NY}?from=2026-03-07")));
+    let runs = server.get("/runs").text();
+    assert!(!runs.contains("class=\"total\""), "runs have no total");
+    let tenant = server
+        .get(&format!("/tenants/{BERLIN}?from=2026-03-07&to=2026-03-10"))
+        .text();
+    assert!(tenant.contains("Download the period: "), "{tenant}");
+    let month = server
+        .get(&format!("/tenants/{BERLIN}?month=2026-03"))
+        .text();
+    assert!(month.contains("Download the month: "));
+}
