@@ -927,3 +927,172 @@ fn costs_leave_zero_cost_platform_rows_out() {
     let table = stdout_of(&ok(costs(&db, &[&PERIOD[..], &["--by", "day"]].concat())));
     assert!(!table.contains("(platform)"), "{table}");
 }
+
+/// `--by outcome` had no totals across tenants (a reader added them up by
+/// hand), and a tenant billed on UTC because its zone was missing or
+/// unknown looked like any other: both now, equal to Postgres' own answer.
+#[test]
+fn outcomes_had_no_totals_across_tenants_and_utc_billing_was_silent() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let json: serde_json::Value = serde_json::from_slice(
+        &ok(costs(
+            &db,
+            &[&PERIOD[..], &["--by", "outcome", "--format", "json"]].concat(),
+        ))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["format_version"], 2);
+    let ours: Vec<String> = json["outcome_totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}|{}|{}|{}",
+                r["status"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap_or("∅"),
+                r["calls"],
+                r["total_cost_usd"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let want = db.rows(
+        "SELECT coalesce(status, 'TOTAL'), CASE WHEN status IS NULL THEN '∅' ELSE outcome END,
+                sum(calls), sum(total_cost_usd)
+         FROM analytics.tenant_daily_outcomes
+         WHERE day BETWEEN '2026-03-05' AND '2026-03-18'
+           AND NOT (tenant_id = '00000000-0000-0000-0000-000000000000' AND calls = 0 AND total_cost_usd = 0)
+         GROUP BY GROUPING SETS ((status, outcome), ())
+         ORDER BY status IS NULL, sum(total_cost_usd) DESC, status, outcome",
+    );
+    assert_eq!(ours, want);
+
+    // Tenants billed on UTC days: those with invalid_timezone findings.
+    let json: serde_json::Value = serde_json::from_slice(
+        &ok(costs(&db, &[&PERIOD[..], &["--format", "json"]].concat())).stdout,
+    )
+    .unwrap();
+    let mut flagged: Vec<String> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["zone_unknown"] == true && !r["tenant_id"].is_null())
+        .map(|r| r["tenant_id"].as_str().unwrap().to_string())
+        .collect();
+    flagged.sort();
+    let want = db.rows(
+        "SELECT DISTINCT tenant_id::text FROM analytics.data_quality_findings
+         WHERE kind = 'invalid_timezone' AND day BETWEEN '2026-03-05' AND '2026-03-18'
+         ORDER BY 1",
+    );
+    assert!(!want.is_empty(), "the fixture has tenants without a zone");
+    assert_eq!(flagged, want);
+    let table = stdout_of(&ok(costs(&db, &PERIOD)));
+    assert!(table.contains("No Zone LLC†"), "{table}");
+    assert!(table.contains("† zone missing or unknown"), "{table}");
+}
+
+/// `--by month --from 2026-03-10` labelled the 9 days of March "2026-03"
+/// and compared them with other days than `--by tenant` did.
+#[test]
+fn a_partial_month_was_labelled_as_the_whole_month() {
+    let scratch = tempfile::tempdir().unwrap();
+    let db = rolled_up(&scratch.path().join("reports"));
+    let args = ["--from", "2026-03-10", "--to", "2026-03-18"];
+    let table = stdout_of(&ok(costs(&db, &[&args[..], &["--by", "month"]].concat())));
+    assert!(table.contains("2026-03-10..2026-03-18"), "{table}");
+    let json = |by: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &ok(costs(
+                &db,
+                &[&args[..], &["--by", by, "--format", "json"]].concat(),
+            ))
+            .stdout,
+        )
+        .unwrap()
+    };
+    let (month, tenant) = (json("month"), json("tenant"));
+    assert_eq!(month["previous_period"], tenant["previous_period"]);
+    let total = |j: &serde_json::Value| j["rows"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        total(&month)["previous_total_cost_usd"],
+        total(&tenant)["previous_total_cost_usd"]
+    );
+    let row = &month["rows"][0];
+    assert_eq!(row["month"], "2026-03");
+    assert_eq!(row["first_day"], "2026-03-10");
+    assert_eq!(row["last_day"], "2026-03-18");
+}
+
+/// Each line was stored rounded to cents and the TOTAL was the exact total
+/// rounded: Excel's SUM of the lines gave 87528.01 where TOTAL said
+/// 87528.04. Lines now hold the exact figure, the lines `--top` leaves out
+/// are one "Other" line, and the TOTAL is a SUM of the cells above it.
+#[test]
+fn the_workbook_total_was_not_the_sum_of_its_rows() {
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let scratch = tempfile::tempdir().unwrap();
+    let db = TestDb::with_fixture();
+    run(
+        &db,
+        &scratch.path().join("reports"),
+        &["--from", "2026-02-19", "--to", "2026-03-18"],
+    );
+    let path = scratch.path().join("top.xlsx");
+    ok(costs(
+        &db,
+        &[
+            &PERIOD[..],
+            &[
+                "--top",
+                "3",
+                "--format",
+                "xlsx",
+                "-o",
+                path.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    ));
+    let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
+    let sheet = workbook.worksheet_range("Costs").unwrap();
+    let header: Vec<String> = (0..sheet.width())
+        .map(|c| sheet.get((0, c)).unwrap().to_string())
+        .collect();
+    let col = |title: &str| header.iter().position(|h| h == title).unwrap();
+    let (name, total) = (col("Tenant"), col("Total cost (USD)"));
+    let names: Vec<String> = (1..sheet.height())
+        .map(|r| sheet.get((r, name)).unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 5, "3 lines, Other, TOTAL: {names:?}");
+    assert!(names[3].starts_with("Other ("), "{names:?}");
+    assert_eq!(names[4], "TOTAL");
+    let value = |r: usize| match sheet.get((r, total)) {
+        Some(Data::Float(v)) => *v,
+        other => panic!("row {r}: {other:?}"),
+    };
+    let lines: f64 = (1..=4).map(value).sum();
+    assert!((lines - value(5)).abs() < 1e-6, "{lines} vs {}", value(5));
+    // The exact total, as Postgres sums it.
+    let exact: f64 = db.rows(
+        "SELECT sum(total_cost_usd) FROM analytics.tenant_daily WHERE day BETWEEN '2026-03-05' AND '2026-03-18'",
+    )[0]
+        .parse()
+        .unwrap();
+    assert!((value(5) - exact).abs() < 1e-6, "{} vs {exact}", value(5));
+    // Some line has sub-cent digits: the cells are not cents.
+    assert!((1..=4).any(|r| ((value(r) * 100.0).round() - value(r) * 100.0).abs() > 1e-6));
+    let formulas = workbook.worksheet_formula("Costs").unwrap();
+    assert!(formulas
+        .get_value((5, total as u32))
+        .is_some_and(|f| f.starts_with("SUM(")));
+    // Landscape, one page wide.
+    let sheet_xml = zip_text(&path, "xl/worksheets/sheet1.xml");
+    assert!(
+        sheet_xml.contains("orientation=\"landscape\""),
+        "{sheet_xml}"
+    );
+    assert!(sheet_xml.contains("fitToHeight=\"0\""), "{sheet_xml}");
+}

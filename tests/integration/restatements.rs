@@ -522,6 +522,43 @@ fn a_hostile_business_name_is_guarded_in_every_changes_format() {
         .output()
         .unwrap());
     assert!(std::fs::metadata(&xlsx).unwrap().len() > 1000);
+    // The workbook ties out: human headers, the micro-dollar kept in the
+    // cell, the TOTAL's change a SUM of the changes above it.
+    use calamine::{open_workbook, Data, Reader, Xlsx};
+    let mut workbook: Xlsx<_> = open_workbook(&xlsx).unwrap();
+    let sheet = workbook.worksheet_range("Changes").unwrap();
+    let header: Vec<String> = (0..sheet.width())
+        .map(|c| sheet.get((0, c)).unwrap().to_string())
+        .collect();
+    let change = header
+        .iter()
+        .position(|h| h == "Change total cost (USD)")
+        .unwrap_or_else(|| panic!("{header:?}"));
+    let last = sheet.height() - 1;
+    let lines: f64 = (1..last)
+        .filter_map(|r| match sheet.get((r, change)) {
+            Some(Data::Float(v)) => Some(*v),
+            _ => None,
+        })
+        .sum();
+    assert!(matches!(sheet.get((last, change)), Some(Data::Float(v)) if (v - lines).abs() < 1e-9));
+    let formulas = workbook.worksheet_formula("Changes").unwrap();
+    let formula = formulas
+        .get_value((last as u32, change as u32))
+        .cloned()
+        .unwrap_or_default();
+    assert!(formula.starts_with("SUM("), "{formula:?}");
+    let styles = {
+        let mut archive = ::zip::ZipArchive::new(std::fs::File::open(&xlsx).unwrap()).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("xl/styles.xml").unwrap(), &mut text)
+            .unwrap();
+        text
+    };
+    assert!(
+        styles.contains("#,##0.00####"),
+        "cents and sub-cents: {styles}"
+    );
 }
 
 #[test]

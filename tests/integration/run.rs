@@ -642,3 +642,57 @@ fn another_shape_of_data_equals_postgres_definitions() {
     );
     assert_matches_definitions(&db, "2026-03-05", "2026-03-12");
 }
+
+/// Without a terminal (cron, a log file) a run logged a line per chunk:
+/// thirty lines for thirty days. One line for the read now; `-v` keeps
+/// the per-chunk lines.
+#[test]
+fn a_log_got_one_line_per_chunk_instead_of_one_per_stage() {
+    let db = TestDb::with_fixture();
+    let out = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args([
+            "run",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-12",
+            "--chunk-days",
+            "1",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.matches("callrollup: chunk ").count(), 0, "{err}");
+    let read: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("callrollup: read "))
+        .collect();
+    assert_eq!(read.len(), 1, "{err}");
+    assert!(
+        read[0].contains("2026-03-05..2026-03-12 in 8 chunk(s)"),
+        "{err}"
+    );
+    let verbose = db
+        .cmd()
+        .args([
+            "run",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-12",
+            "--chunk-days",
+            "1",
+            "-v",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&verbose.stderr);
+    assert_eq!(err.matches("callrollup: chunk ").count(), 8, "{err}");
+}
