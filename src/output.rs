@@ -234,6 +234,20 @@ fn write_csv_with_polars(out: impl Write, df: &DataFrame, money_text: MoneyText)
     Ok(())
 }
 
+/// The page of a tenant over `from..=to` on `serve`, for a link: only for
+/// a real tenant id (a UUID, not the platform's nil one), so no text of a
+/// report folder's can turn a link into another path or query.
+pub fn tenant_page(
+    tenant_id: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Option<String> {
+    let id = uuid::Uuid::parse_str(tenant_id)
+        .ok()
+        .filter(|id| !id.is_nil())?;
+    Some(format!("/tenants/{id}?from={from}&to={to}"))
+}
+
 /// A table for people: the terminal's aligned table and `serve`'s HTML
 /// table are both drawn from it, so they show the same cells.
 #[derive(Debug, Clone, Default)]

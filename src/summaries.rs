@@ -366,7 +366,7 @@ impl Summaries {
                     .collect::<Result<_>>()?,
                 partial_days: Vec::new(),
                 runs: Vec::new(),
-                source: "report folders (the file target keeps no ledger)".into(),
+                source: "the file target keeps no ledger of runs".into(),
             }),
         }
     }

@@ -11,7 +11,7 @@ pub struct Args {
     /// How many runs to show.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// table for people, json for scripts (one array).
+    /// table for people, json for scripts (an object: format_version, runs).
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
 }

@@ -76,26 +76,26 @@ impl Figures {
             .fold(None, add_option)
     }
 
-    /// Billable minutes, to 6 decimals (half away from zero).
+    /// Billable minutes, exact to 28 digits (rounded where written).
     pub fn billable_minutes(&self) -> Decimal {
         ratio(Decimal::from(self.billable_seconds), 60).unwrap_or_default()
     }
 }
 
-/// `value / count` to 6 decimals, rounded half away from zero (as
-/// Postgres' `round(numeric, 6)`); None when count is 0.
+/// `value / count`, exact to 28 digits (rounded once, where it is
+/// written or shown: 6 decimals in CSV and JSON, 4 on screens); None when
+/// count is 0. Rounding it here too would round twice (2.31554996 to
+/// 2.315550, then to 2.3156 where one rounding gives 2.3155).
 pub fn ratio(value: Decimal, count: i64) -> Option<Decimal> {
-    (count != 0).then(|| crate::money::round(value / Decimal::from(count)))
+    (count != 0).then(|| value / Decimal::from(count))
 }
 
-/// The change from `previous` to `current` in %, to 2 decimals (half away
-/// from zero); None when there was nothing before.
+/// The change from `previous` to `current` in %, exact (rounded once
+/// where written: 2 decimals in CSV and JSON, 1 on screens); None when
+/// there was nothing before.
 pub fn change_pct(current: Decimal, previous: Option<Decimal>) -> Option<Decimal> {
     let previous = previous.filter(|p| !p.is_zero())?;
-    Some(crate::money::round_to(
-        (current - previous) * Decimal::ONE_HUNDRED / previous,
-        2,
-    ))
+    Some((current - previous) * Decimal::ONE_HUNDRED / previous)
 }
 
 /// One tenant day of `tenant_daily` as finance reads it.
@@ -237,13 +237,11 @@ impl Report {
         self.rows.last().filter(|r| r.key.tenant_id.is_none())
     }
 
-    /// Share of the period's total cost in %, to 2 decimals (half away
-    /// from zero): a percent, as every `_pct` figure is.
+    /// Share of the period's total cost in %, exact (a percent, as every
+    /// `_pct` figure is; rounded once where written).
     pub fn share_of_total_pct(&self, row: &CostRow) -> Option<Decimal> {
         let total = self.total()?.current.total_cost_usd;
-        (!total.is_zero()).then(|| {
-            crate::money::round_to(row.current.total_cost_usd * Decimal::ONE_HUNDRED / total, 2)
-        })
+        (!total.is_zero()).then(|| row.current.total_cost_usd * Decimal::ONE_HUNDRED / total)
     }
 }
 
@@ -257,9 +255,9 @@ pub struct Inputs {
     pub missing_days: BTreeSet<NaiveDate>,
     /// Days of the previous period no succeeded run covered.
     pub previous_missing_days: BTreeSet<NaiveDate>,
-    /// Tenants billed on UTC days in the period because their time zone
-    /// was missing or unknown.
-    pub zone_unknown: BTreeSet<String>,
+    /// Tenant days billed on UTC days because the tenant's time zone was
+    /// missing or unknown.
+    pub zone_unknown: BTreeSet<(String, NaiveDate)>,
 }
 
 fn month_of(day: NaiveDate) -> String {
@@ -466,16 +464,16 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
                 current: acc.figures.clone(),
                 previous: previous_of(key, &previous_days),
                 comparable: comparable(&current_days, &previous_days),
-                zone_unknown: key
-                    .tenant_id
-                    .as_ref()
-                    .is_some_and(|id| inputs.zone_unknown.contains(id)),
+                // The row's own days: a day row only when that day was.
+                zone_unknown: key.tenant_id.as_ref().is_some_and(|id| {
+                    acc.days
+                        .iter()
+                        .any(|d| inputs.zone_unknown.contains(&(id.clone(), *d)))
+                }),
             }
         })
         .collect();
 
-    // Some of the total was billed on UTC days.
-    let any_zone_unknown = out.iter().any(|r| r.zone_unknown);
     let mut total = Figures::default();
     for row in &out {
         total.add(&row.current);
@@ -497,7 +495,8 @@ pub fn build_rows(period: &Period, by: GroupBy, inputs: &Inputs) -> Vec<CostRow>
         current: total,
         previous: previous_total,
         comparable: total_comparable,
-        zone_unknown: any_zone_unknown,
+        // The TOTAL is no tenant: its lines say which were.
+        zone_unknown: false,
     });
     out
 }
@@ -576,7 +575,7 @@ pub fn build(
         tenant_days,
         missing_days: coverage.missing_days.iter().copied().collect(),
         previous_missing_days: previous_coverage.missing_days.iter().copied().collect(),
-        zone_unknown: summaries.zone_unknown_tenants(&period, tenants)?,
+        zone_unknown: summaries.zone_unknown_days(&period, tenants)?,
     };
     leave_out_empty_platform_rows(&mut inputs);
     let mut totals = Figures::default();

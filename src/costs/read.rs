@@ -35,17 +35,17 @@ fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
 }
 
 impl Summaries {
-    /// Tenants whose days in the period were billed on UTC because their
-    /// time zone was missing or unknown (findings of kind
+    /// The tenant days of the period billed on UTC days because the
+    /// tenant's time zone was missing or unknown (findings of kind
     /// `invalid_timezone`).
-    pub fn zone_unknown_tenants(
+    pub fn zone_unknown_days(
         &mut self,
         period: &Period,
         tenants: &TenantSelection,
-    ) -> Result<std::collections::BTreeSet<String>> {
+    ) -> Result<std::collections::BTreeSet<(String, NaiveDate)>> {
         let findings = self.table_columns(
             Table::Findings,
-            &Table::Findings.columns()[..2],
+            &Table::Findings.columns()[..3],
             period.from,
             period.to,
             tenants,
@@ -54,11 +54,13 @@ impl Summaries {
             strings(&findings, "kind")?,
             strings(&findings, "tenant_id")?,
         );
+        let days = findings.column("day")?.date()?.as_date_iter();
         Ok(kinds
             .into_iter()
             .zip(ids)
-            .filter(|(kind, _)| kind.as_deref() == Some("invalid_timezone"))
-            .filter_map(|(_, id)| id)
+            .zip(days)
+            .filter(|((kind, _), _)| kind.as_deref() == Some("invalid_timezone"))
+            .filter_map(|((_, id), day)| Some((id?, day?)))
             .collect())
     }
 

@@ -228,6 +228,13 @@ pub fn visible_rows(report: &Report) -> Vec<&CostRow> {
         };
         // Stable: ties keep the key order.
         lines.sort_by_cached_key(|r| key(r));
+    } else {
+        // Days and months in date order, each date's rows by money.
+        lines.sort_by(|a, b| {
+            (a.key.day, &a.key.month)
+                .cmp(&(b.key.day, &b.key.month))
+                .then(b.current.total_cost_usd.cmp(&a.current.total_cost_usd))
+        });
     }
     if let Some(top) = report.view.top {
         lines.truncate(top);
@@ -416,12 +423,15 @@ fn sort_column(report: &Report) -> Option<&str> {
 /// people's formats (table, page, workbook) show it, so the lines shown
 /// add up to the TOTAL.
 pub fn other_row(report: &Report) -> Option<CostRow> {
-    let shown = visible_rows(report);
+    let shown: std::collections::HashSet<*const CostRow> = visible_rows(report)
+        .into_iter()
+        .map(|r| r as *const CostRow)
+        .collect();
     let hidden: Vec<&CostRow> = report
         .rows
         .iter()
         .filter(|r| r.key.tenant_id.is_some())
-        .filter(|r| !shown.iter().any(|s| std::ptr::eq(*s, *r)))
+        .filter(|r| !shown.contains(&(*r as *const CostRow)))
         .collect();
     if hidden.is_empty() {
         return None;
@@ -565,7 +575,9 @@ pub fn notes(report: &Report) -> Vec<String> {
     out.extend(zone_unknown_line(report));
     out.extend(comparison_notes(report));
     out.extend(view_line(report));
-    for (column, lines, total, exact) in rounding(report) {
+    // The columns the table shows: the components with --wide only.
+    let shown = |column: &str| column == "total_cost_usd" || report.view.wide;
+    for (column, lines, total, exact) in rounding(report).into_iter().filter(|(c, ..)| shown(c)) {
         out.push(format!(
             "rounding: the {column} lines add up to {}, the rounded total is {} (difference {}; exact total {})",
             decimal_text(lines, 2),
@@ -578,10 +590,20 @@ pub fn notes(report: &Report) -> Vec<String> {
     out.extend(restated_line(report));
     let problems = report.coverage.problems();
     if problems.is_empty() {
-        out.push(format!(
-            "coverage: every day covered by a succeeded run ({})",
-            report.coverage.source
-        ));
+        out.push(
+            if report.coverage.runs.is_empty() && report.coverage.source != "rollup_runs" {
+                // Report files: a folder per day is all there is to go by.
+                format!(
+                    "coverage: every day covered, by its report folder ({})",
+                    report.coverage.source
+                )
+            } else {
+                format!(
+                    "coverage: every day covered by a succeeded run ({})",
+                    report.coverage.source
+                )
+            },
+        );
     }
     for p in problems {
         out.push(format!("coverage: {p}"));
@@ -644,7 +666,7 @@ pub const ZONE_UNKNOWN_MARK: &str = "†";
 
 /// The line that explains `ZONE_UNKNOWN_MARK`, when a row carries it.
 pub fn zone_unknown_line(report: &Report) -> Option<String> {
-    report.rows.iter().any(|r| r.zone_unknown).then(|| {
+    people_rows(report).iter().any(|r| r.zone_unknown).then(|| {
         format!(
             "{ZONE_UNKNOWN_MARK} zone missing or unknown: the tenant's calls were billed on UTC days (zone_unknown; data_quality_findings kind invalid_timezone); fix its time zone and re-run those days"
         )
@@ -653,13 +675,11 @@ pub fn zone_unknown_line(report: &Report) -> Option<String> {
 
 /// The page of a tenant's costs over the report's period (`serve`).
 fn tenant_link(report: &Report, row: &CostRow) -> Option<String> {
-    let id = row.key.tenant_id.as_deref()?;
-    (id != crate::frames::PLATFORM_TENANT).then(|| {
-        format!(
-            "/tenants/{id}?from={}&to={}",
-            report.period.from, report.period.to
-        )
-    })
+    crate::output::tenant_page(
+        row.key.tenant_id.as_deref()?,
+        report.period.from,
+        report.period.to,
+    )
 }
 
 /// The report's rows for people (the terminal table, `serve`'s page):
@@ -701,7 +721,7 @@ pub fn text_table(report: &Report, wide: bool) -> TextTable {
         // control character of theirs reaches the terminal.
         let text = TextCell::text;
         let mut name = row.display_name();
-        if row.zone_unknown && row.key.tenant_id.is_some() {
+        if row.zone_unknown {
             name.push_str(ZONE_UNKNOWN_MARK);
         }
         let mut cells = vec![text(&name).linked(tenant_link(report, row))];
@@ -867,7 +887,7 @@ fn outcome_total_rows(report: &Report) -> Vec<Vec<(&'static str, Value_)>> {
     let all = report.total().map(|t| t.current.total_cost_usd);
     let share = |cost: Decimal| {
         all.filter(|a| !a.is_zero())
-            .map(|a| crate::money::round_to(cost * Decimal::ONE_HUNDRED / a, 2))
+            .map(|a| cost * Decimal::ONE_HUNDRED / a)
     };
     let line = |status: Option<String>, outcome: Option<String>, f: &Figures| {
         vec![

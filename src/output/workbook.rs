@@ -224,11 +224,17 @@ pub fn write_table(
             widths[col] = widths[col].max(shown);
         }
     }
+    let mut header_lines = 1;
     for (col, width) in widths.iter().enumerate() {
-        sheet
-            .set_column_width(col as u16, (*width as f64 + 2.0).min(60.0))
-            .map_err(e)?;
+        let width = (*width as f64 + 2.0).min(60.0);
+        sheet.set_column_width(col as u16, width).map_err(e)?;
+        header_lines = header_lines.max(wrapped_lines(&header(first[col].0), width as usize));
     }
+    // Rows do not grow to wrapped text in every reader (LibreOffice cut
+    // the first line of three-line headers when printing).
+    sheet
+        .set_row_height(0, 15.0 * header_lines as f64 + 3.0)
+        .map_err(e)?;
     let last_line = rows.len() - usize::from(total.is_some());
     sheet.set_freeze_panes(1, 0).map_err(e)?;
     sheet
@@ -244,6 +250,22 @@ pub fn write_table(
 pub fn print_wide(sheet: &mut Worksheet) -> Result<()> {
     sheet.set_landscape().set_print_fit_to_pages(1, 0);
     Ok(())
+}
+
+/// How many lines `text` wraps to at `width` characters, word by word.
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let (mut lines, mut used) = (1, 0);
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        if used > 0 && used + 1 + len > width {
+            lines += 1;
+            used = len;
+        } else {
+            used += len + usize::from(used > 0);
+        }
+    }
+    lines
 }
 
 /// The characters `value` takes with `decimals` and thousands separators.
@@ -284,7 +306,9 @@ fn write_number(
                 _ => None,
             })
             .sum();
-        if above == value {
+        // Equal to the figure, or within what 28-digit quotients (minutes)
+        // lose: the SUM shows the same.
+        if (above - value).abs() <= Decimal::new(1, 12) {
             let range = rust_xlsxwriter::utility::cell_range(1, c, r - 1, c);
             let formula = Formula::new(format!("=SUM({range})"))
                 .set_result(spreadsheet_number(value)?.to_string());
@@ -337,6 +361,12 @@ mod tests {
         assert_eq!(header("previous_llm_cost_usd"), "Previous LLM cost (USD)");
         assert_eq!(header("billable_minutes"), "Billable minutes");
         assert_eq!(header("old_stt_cost_usd"), "Old STT cost (USD)");
+    }
+
+    #[test]
+    fn headers_wrap_word_by_word() {
+        assert_eq!(wrapped_lines("Previous STT cost (USD)", 10), 3);
+        assert_eq!(wrapped_lines("Calls", 10), 1);
     }
 
     #[test]

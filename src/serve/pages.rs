@@ -191,7 +191,13 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                     h2 { "Each outcome across tenants" }
                     (table(&outcomes))
                 }
-                (notes(&crate::costs::render::notes(&report)))
+                // The rest of the notes (those above are not said twice).
+                (notes(
+                    &crate::costs::render::notes(&report)
+                        .into_iter()
+                        .filter(|n| !warnings.contains(n))
+                        .collect::<Vec<_>>()
+                ))
             },
         ))
     })

@@ -75,7 +75,9 @@ struct Layer {
     label: String,
     color: RGBColor,
     counts: Vec<i64>,
-    spikes: Vec<bool>,
+    /// Per bucket, the count a spike marker shows there: the layer's own,
+    /// or on "other" the count of the groups in it that spiked.
+    marks: Vec<Option<i64>>,
 }
 
 /// The layers drawn: the first `top` groups, then every other group with
@@ -88,12 +90,25 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
     // Groups that spiked first (their markers need a layer), then the
     // largest others of the first `top`, at most a palette's worth; drawn
     // largest first.
-    let spiked: Vec<&super::Group> = analysis
+    // The strongest spikes get a layer when there are more than colours.
+    let strength = |g: &super::Group| {
+        g.spikes
+            .iter()
+            .zip(&g.baselines)
+            .enumerate()
+            .filter(|(_, (s, _))| **s)
+            .filter_map(|(i, (_, b))| {
+                b.map(|b| (g.cells[start + i].errors as f64 - b.median) / b.spread)
+            })
+            .fold(f64::MIN, f64::max)
+    };
+    let mut spiked: Vec<&super::Group> = analysis
         .groups
         .iter()
         .filter(|g| g.spike_count() > 0)
-        .take(PALETTE.len())
         .collect();
+    spiked.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
+    spiked.truncate(PALETTE.len());
     let shown = analysis.shown(Some(top));
     let outside_top = spiked
         .iter()
@@ -123,7 +138,12 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
             }),
             color: PALETTE[i % PALETTE.len()],
             counts: g.cells[start..].iter().map(|c| c.errors).collect(),
-            spikes: g.spikes.clone(),
+            marks: g
+                .spikes
+                .iter()
+                .zip(&g.cells[start..])
+                .map(|(s, c)| s.then_some(c.errors))
+                .collect(),
         })
         .collect();
     let rest: Vec<&super::Group> = analysis
@@ -138,11 +158,20 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
                 counts[i] += c.errors;
             }
         }
+        // Spikes of groups with no layer (more than there are colours)
+        // are still marked, on "other", with those groups' count.
+        let marks = (0..length)
+            .map(|i| {
+                let spiking: Vec<&&super::Group> = rest.iter().filter(|g| g.spikes[i]).collect();
+                (!spiking.is_empty())
+                    .then(|| spiking.iter().map(|g| g.cells[start + i].errors).sum())
+            })
+            .collect();
         out.push(Layer {
             label: format!("other ({} groups)", rest.len()),
             color: OTHER,
             counts,
-            spikes: vec![false; length],
+            marks,
         });
     }
     out
@@ -195,7 +224,8 @@ fn draw<DB: DrawingBackend>(
     let totals: Vec<i64> = (0..length)
         .map(|i| layers.iter().map(|l| l.counts[i]).sum())
         .collect();
-    let highest = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
+    // At least 10 on the axis: whole numbers, none repeated.
+    let highest = totals.iter().copied().max().unwrap_or(0).max(10) as f64;
 
     let (plot, legend) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
     let unit = match timeline.bucketing {
@@ -298,7 +328,10 @@ fn draw<DB: DrawingBackend>(
                 plotters::style::text_anchor::VPos::Bottom,
             ));
     for (layer, segment_top) in layers.iter().zip(&segment_tops) {
-        for i in (0..length).filter(|i| layer.spikes[*i]) {
+        for (i, count) in layer.marks.iter().enumerate() {
+            let Some(count) = count else {
+                continue;
+            };
             let (x, mut y) = chart.backend_coord(&(i as f64, segment_top[i] as f64));
             y -= 2;
             // Above the marker drawn before in this bucket, if it is in the way.
@@ -307,7 +340,7 @@ fn draw<DB: DrawingBackend>(
             }
             lowest_free[i] = Some(y - MARKER_HEIGHT);
             let label = if roomy {
-                format!("▼{}", layer.counts[i])
+                format!("▼{count}")
             } else {
                 "▼".to_string()
             };
@@ -335,6 +368,12 @@ fn draw<DB: DrawingBackend>(
             layer.color.filled(),
         ))?;
         let total: i64 = layer.counts.iter().sum();
+        // Nothing read is no total of 0.
+        let total = if analysis.period_read() {
+            total.to_string()
+        } else {
+            "?".to_string()
+        };
         legend.draw(&Text::new(
             format!("{} ({total})", layer.label),
             (32, y),

@@ -631,6 +631,18 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
             missing[i] = true;
         }
     }
+    // What was found in a bucket that could not be wholly read (an hour
+    // the snapshot holds only part of) is not its count: it counts for
+    // nothing, in totals, baselines and the chart alike, and the bucket
+    // is unknown.
+    for (i, _) in missing.iter().enumerate().filter(|(_, m)| **m) {
+        for row in cells.values_mut().chain(type_cells.values_mut()) {
+            row[i] = Cell::default();
+        }
+    }
+    // A group seen only in such buckets is no group.
+    cells.retain(|_, row| row.iter().any(|c| c.errors > 0));
+    type_cells.retain(|_, row| row.iter().any(|c| c.errors > 0));
     let previous_known = !missing[start - length..start].iter().any(|m| *m);
     let period_complete = !missing[start..].iter().any(|m| *m);
     let baseline_buckets: Vec<Vec<usize>> =
@@ -754,6 +766,13 @@ pub struct Spike<'a> {
 }
 
 impl Analysis {
+    /// Whether any bucket of the period could be read.
+    pub fn period_read(&self) -> bool {
+        self.missing[self.timeline.period_start..]
+            .iter()
+            .any(|m| !*m)
+    }
+
     /// The groups shown: the first `top` (all when None).
     pub fn shown(&self, top: Option<usize>) -> &[Group] {
         let n = top.unwrap_or(self.groups.len()).min(self.groups.len());

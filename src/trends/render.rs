@@ -256,6 +256,7 @@ pub fn heading(analysis: &Analysis) -> String {
 fn count_text(analysis: &Analysis, value: i64) -> String {
     let start = analysis.timeline.period_start;
     let read = analysis.missing[start..].iter().filter(|m| !**m).count();
+    // Read buckets only: what an unread one held counts for nothing.
     match read {
         0 => "?".into(),
         n if n < analysis.timeline.period_len() => format!("≥{value}"),
@@ -265,12 +266,9 @@ fn count_text(analysis: &Analysis, value: i64) -> String {
 
 /// The page of a tenant (`serve`), for a tenant group.
 fn tenant_link(analysis: &Analysis, key: &str) -> Option<String> {
-    (analysis.by == By::Tenant && key != crate::frames::PLATFORM_TENANT).then(|| {
-        format!(
-            "/tenants/{key}?from={}&to={}",
-            analysis.timeline.from, analysis.timeline.to
-        )
-    })
+    (analysis.by == By::Tenant)
+        .then(|| crate::output::tenant_page(key, analysis.timeline.from, analysis.timeline.to))
+        .flatten()
 }
 
 /// One line per group shown (the first `top`), then a TOTAL line of every
@@ -302,9 +300,7 @@ pub fn text_table(analysis: &Analysis, top: usize) -> TextTable {
     let count = |v: i64| right(count_text(analysis, v));
     // Unknown when nothing was read; empty for a group without calls
     // (the platform's errors).
-    let anything_read = analysis.missing[analysis.timeline.period_start..]
-        .iter()
-        .any(|m| !*m);
+    let anything_read = analysis.period_read();
     let rate_text = |cell: &super::Cell| match (anything_read, super::rate(cell)) {
         (false, _) => "?".to_string(),
         (true, Some(r)) => format!("{:.2}%", r * 100.0),
@@ -396,7 +392,9 @@ pub fn after_table(analysis: &Analysis, top: usize) -> String {
     // Every group's spikes: the largest may sit in a group below --top.
     let spikes = analysis.all_spikes();
     let hidden = spikes.len() - analysis.spikes(Some(top)).len();
-    if spikes.is_empty() {
+    if !analysis.period_read() {
+        out.push_str("\nNo spike could be looked for: nothing of the period could be read.\n");
+    } else if spikes.is_empty() {
         out.push_str(&format!("\nNo spikes ({}).\n", rule_text(analysis)));
     } else {
         out.push_str(&format!(

@@ -154,9 +154,7 @@ fn every_money_cell_of_every_format_equals_postgres_sums() {
     use calamine::{open_workbook, Data, Reader, Xlsx};
     let mut workbook: Xlsx<_> = open_workbook(&xlsx_path).unwrap();
     let sheet = workbook.worksheet_range("Costs").unwrap();
-    let header: Vec<String> = (0..sheet.width())
-        .map(|c| sheet.get((0, c)).unwrap().to_string())
-        .collect();
+    let header = sheet_header(&sheet);
     let headers = [
         "STT cost (USD)",
         "LLM cost (USD)",
@@ -202,6 +200,13 @@ fn every_money_cell_of_every_format_equals_postgres_sums() {
     }
 }
 
+/// A sheet's header row, as people read it.
+fn sheet_header(sheet: &calamine::Range<calamine::Data>) -> Vec<String> {
+    (0..sheet.width())
+        .map(|c| sheet.get((0, c)).unwrap().to_string())
+        .collect()
+}
+
 fn zip_text(path: &Path, member: &str) -> String {
     let mut archive = ::zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut text = String::new();
@@ -237,9 +242,7 @@ fn the_workbook_has_currency_cells_dates_a_chart_and_an_about_sheet() {
     let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
     assert_eq!(workbook.sheet_names(), ["Costs", "Daily", "About"]);
     let sheet = workbook.worksheet_range("Costs").unwrap();
-    let header: Vec<String> = (0..sheet.width())
-        .map(|c| sheet.get((0, c)).unwrap().to_string())
-        .collect();
+    let header = sheet_header(&sheet);
     let day_col = header.iter().position(|h| h == "Day").unwrap();
     let name_col = header.iter().position(|h| h == "Tenant").unwrap();
     assert!(
@@ -1058,9 +1061,7 @@ fn the_workbook_total_was_not_the_sum_of_its_rows() {
     ));
     let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
     let sheet = workbook.worksheet_range("Costs").unwrap();
-    let header: Vec<String> = (0..sheet.width())
-        .map(|c| sheet.get((0, c)).unwrap().to_string())
-        .collect();
+    let header = sheet_header(&sheet);
     let col = |title: &str| header.iter().position(|h| h == title).unwrap();
     let (name, total) = (col("Tenant"), col("Total cost (USD)"));
     let names: Vec<String> = (1..sheet.height())

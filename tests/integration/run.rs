@@ -650,23 +650,20 @@ fn another_shape_of_data_equals_postgres_definitions() {
 fn a_log_got_one_line_per_chunk_instead_of_one_per_stage() {
     let db = TestDb::with_fixture();
     let out = tempfile::tempdir().unwrap();
-    let output = db
-        .cmd()
-        .args([
-            "run",
-            "--from",
-            "2026-03-05",
-            "--to",
-            "2026-03-12",
-            "--chunk-days",
-            "1",
-        ])
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let stderr = |extra: &[&str]| {
+        let output = db
+            .cmd()
+            .args(["run", "--from", "2026-03-05", "--to", "2026-03-12"])
+            .args(["--chunk-days", "1"])
+            .args(extra)
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let err = stderr(&[]);
     assert_eq!(err.matches("callrollup: chunk ").count(), 0, "{err}");
     let read: Vec<&str> = err
         .lines()
@@ -677,22 +674,10 @@ fn a_log_got_one_line_per_chunk_instead_of_one_per_stage() {
         read[0].contains("2026-03-05..2026-03-12 in 8 chunk(s)"),
         "{err}"
     );
-    let verbose = db
-        .cmd()
-        .args([
-            "run",
-            "--from",
-            "2026-03-05",
-            "--to",
-            "2026-03-12",
-            "--chunk-days",
-            "1",
-            "-v",
-        ])
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&verbose.stderr);
-    assert_eq!(err.matches("callrollup: chunk ").count(), 8, "{err}");
+    let verbose = stderr(&["-v"]);
+    assert_eq!(
+        verbose.matches("callrollup: chunk ").count(),
+        8,
+        "{verbose}"
+    );
 }
