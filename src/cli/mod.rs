@@ -129,9 +129,9 @@ pub struct SourceDbOpts {
 /// Where the platform's rows are read: the source database or a snapshot.
 #[derive(Debug, Clone, Args)]
 pub struct SourceOpts {
-    /// Read a Parquet snapshot (from `callrollup extract`) instead of the
-    /// source database. Without a database configured, `run` writes the
-    /// report files only.
+    /// Read the platform's rows from a Parquet snapshot (`callrollup
+    /// extract` or `generate`) instead of the source database (for `run`
+    /// without a database configured: the report files only).
     #[arg(long, value_name = "DIR")]
     pub source: Option<PathBuf>,
 
