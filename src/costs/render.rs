@@ -1,7 +1,8 @@
 //! A cost report as a terminal table, CSV, JSON, Parquet or an Excel
 //! workbook. Machine formats keep 6 decimals (JSON as decimal strings);
-//! the table and the workbook show cents, rounded half-even, and state the
-//! rounding difference between the rounded lines and the rounded total.
+//! the table and the pages show cents, rounded half away from zero, and
+//! state the rounding difference between the rounded lines and the rounded
+//! total; the workbook holds exact figures in formats that show cents.
 
 use polars::prelude::*;
 use rust_decimal::Decimal;

@@ -128,7 +128,7 @@ pub fn write_table(
     money_format: &str,
 ) -> Result<()> {
     let e = xlsx_error;
-    let Some(first) = rows.first() else {
+    let Some(first) = rows.first().filter(|r| !r.is_empty()) else {
         return Ok(());
     };
     let kinds: Vec<Kind> = first.iter().map(|(n, c)| Kind::of(n, c)).collect();
@@ -228,7 +228,11 @@ pub fn write_table(
     for (col, width) in widths.iter().enumerate() {
         let width = (*width as f64 + 2.0).min(60.0);
         sheet.set_column_width(col as u16, width).map_err(e)?;
-        header_lines = header_lines.max(wrapped_lines(&header(first[col].0), width as usize));
+        // Bold text and the cell's padding: a character less per line.
+        header_lines = header_lines.max(wrapped_lines(
+            &header(first[col].0),
+            (width as usize).saturating_sub(1),
+        ));
     }
     // Rows do not grow to wrapped text in every reader (LibreOffice cut
     // the first line of three-line headers when printing).
@@ -238,7 +242,7 @@ pub fn write_table(
     let last_line = rows.len() - usize::from(total.is_some());
     sheet.set_freeze_panes(1, 0).map_err(e)?;
     sheet
-        .autofilter(0, 0, last_line.max(1) as u32, (first.len() - 1) as u16)
+        .autofilter(0, 0, last_line as u32, (first.len() - 1) as u16)
         .map_err(e)?;
     print_wide(sheet)?;
     sheet.set_repeat_rows(0, 0).map_err(e)?;

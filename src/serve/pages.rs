@@ -268,7 +268,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
         p { (crate::trends::render::heading(&analysis)) }
         (chart(&svg))
         @if analysis.groups.is_empty() {
-            p { "No errors in the period." }
+            p { (crate::trends::render::no_errors_text(&analysis)) }
         } @else {
             (table(&crate::trends::render::text_table(&analysis, shown)))
         }

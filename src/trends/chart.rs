@@ -80,17 +80,18 @@ struct Layer {
     marks: Vec<Option<i64>>,
 }
 
-/// The layers drawn: the first `top` groups, then every other group with
-/// a spike in the period (a spike is drawn on the group that spiked, never
-/// on "other"; at most the palette's size in all), then "other" for the
-/// rest, which carries no marker.
+/// The layers drawn, at most the palette's size: every group with a spike
+/// in the period (the strongest spikes first, when there are more than
+/// colours), then the largest others of the first `top`, then "other" for
+/// the rest. A spike is marked on the group that spiked; only the spikes
+/// of groups left without a layer are marked on "other", with their
+/// groups' count.
 fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
     let start = analysis.timeline.period_start;
     let length = analysis.timeline.period_len();
-    // Groups that spiked first (their markers need a layer), then the
-    // largest others of the first `top`, at most a palette's worth; drawn
-    // largest first.
-    // The strongest spikes get a layer when there are more than colours.
+    // Groups that spiked first (their markers need a layer; the strongest
+    // when there are more than colours), then the largest others of the
+    // first `top`; drawn largest first.
     let strength = |g: &super::Group| {
         g.spikes
             .iter()
@@ -220,6 +221,11 @@ fn draw<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let timeline = &analysis.timeline;
     let layers = layers(analysis, top);
+    let most_marks = (0..timeline.period_len())
+        .map(|i| layers.iter().filter(|l| l.marks[i].is_some()).count())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let length = timeline.period_len();
     let totals: Vec<i64> = (0..length)
         .map(|i| layers.iter().map(|l| l.counts[i]).sum())
@@ -244,7 +250,12 @@ fn draw<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(64)
         // Bucket i's bar is centred on x = i, under its label.
-        .build_cartesian_2d(-0.5f64..length as f64 - 0.5, 0f64..highest * 1.15)?;
+        // Room above the tallest bar for the markers stacked there (about
+        // 4 % of the plot's height each).
+        .build_cartesian_2d(
+            -0.5f64..length as f64 - 0.5,
+            0f64..highest * (1.1 + 0.045 * most_marks as f64),
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()

@@ -647,11 +647,13 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
     let period_complete = !missing[start..].iter().any(|m| *m);
     let baseline_buckets: Vec<Vec<usize>> =
         (start..width).map(|i| timeline.baseline_of(i)).collect();
-    // New: nothing in a wholly read previous period (and its baselines).
+    // New: nothing in a wholly read lookback (the previous period and the
+    // baselines before it): an unread bucket may have held the errors.
+    let lookback_known = !missing[..start].iter().any(|m| *m);
     let is_new = |series: &[Cell]| {
         let before: i64 = series[..start].iter().map(|c| c.errors).sum();
         let during: i64 = series[start..].iter().map(|c| c.errors).sum();
-        previous_known && before == 0 && during > 0
+        lookback_known && before == 0 && during > 0
     };
     let mut groups: Vec<Group> = cells
         .into_iter()
@@ -662,7 +664,8 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
             }
             let previous_errors =
                 previous_known.then(|| cells[start - length..start].iter().map(|c| c.errors).sum());
-            let seen_before = cells[..start].iter().any(|c| c.errors > 0);
+            // Not known to be unseen is not new.
+            let seen_before = !lookback_known || cells[..start].iter().any(|c| c.errors > 0);
             // Buckets that could not be read are left out of baselines.
             let baselines: Vec<Option<Baseline>> = (start..cells.len())
                 .map(|i| {

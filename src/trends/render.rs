@@ -208,6 +208,20 @@ pub fn csv(analysis: &Analysis, top: Option<usize>) -> Result<Vec<u8>> {
     crate::output::csv_bytes(&frame(analysis, top)?, crate::output::MoneyText::Stored)
 }
 
+/// What an analysis without groups says: no errors, where everything was
+/// read; otherwise no errors in what was read, and how much was not.
+pub fn no_errors_text(analysis: &Analysis) -> String {
+    let start = analysis.timeline.period_start;
+    let unread = analysis.missing[start..].iter().filter(|m| **m).count();
+    match unread {
+        0 => "No errors in the period.".to_string(),
+        n => format!(
+            "No errors in the {} bucket(s) read; {n} not read (unknown, not 0).",
+            analysis.timeline.period_len() - n
+        ),
+    }
+}
+
 /// The spike rule as applied, for people.
 pub fn rule_text(analysis: &Analysis) -> String {
     let rule = &analysis.rule;
@@ -472,7 +486,7 @@ pub fn after_table(analysis: &Analysis, top: usize) -> String {
 pub fn table(analysis: &Analysis, top: usize) -> Vec<u8> {
     let mut out = format!("{}\n", heading(analysis));
     if analysis.groups.is_empty() {
-        out.push_str("No errors in the period.\n");
+        out.push_str(&format!("{}\n", no_errors_text(analysis)));
     } else {
         out.push_str(&format!("{}\n", text_table(analysis, top).terminal()));
     }

@@ -417,3 +417,32 @@ fn small_tenants_noise_was_called_a_spike() {
     assert!(!rule.is_spike(520, large));
     assert!(rule.is_spike(800, large));
 }
+
+/// A type seen only in a bucket that could not be read (an hour the
+/// snapshot held part of) was zeroed with the bucket, and then called new.
+#[test]
+fn a_type_seen_only_in_an_unread_bucket_was_called_new() {
+    // Three days: the lookback (7 days) reaches before the previous
+    // period (3 days), and its second day was not read.
+    let counts: &[i64] = &[0, 5, 0, 0, 0, 0, 0, 7, 7, 7];
+    let (mut series, timeline) = daily("2026-03-12", "2026-03-14", &[("tls_handshake", counts)]);
+    series.missing = vec![timeline.keys[1]];
+    let analysis = analyse(&series, timeline, By::ErrorType, SpikeRule::default()).unwrap();
+    assert!(analysis.new_types.is_empty());
+    let group = group(&analysis, "tls_handshake");
+    assert!(!group.new_type);
+    assert_ne!(group.trend, Trend::New);
+    assert_eq!(group.total.errors, 21);
+}
+
+#[test]
+fn no_errors_in_a_partly_read_period_says_what_was_not_read() {
+    let counts: &[i64] = &[0; 14];
+    let (mut series, timeline) = daily("2026-03-08", "2026-03-14", &[("x", counts)]);
+    series.missing = vec![timeline.keys[10], timeline.keys[11]];
+    let analysis = analyse(&series, timeline, By::ErrorType, SpikeRule::default()).unwrap();
+    assert_eq!(
+        render::no_errors_text(&analysis),
+        "No errors in the 5 bucket(s) read; 2 not read (unknown, not 0)."
+    );
+}

@@ -878,9 +878,10 @@ fn costs_table_is_ranked_and_trimmed_by_sort_and_top() {
 
     // Cost per call tells tenants apart: 4 decimals.
     let first = all_rows.iter().find(|r| r["tenant_id"] == want[0]).unwrap();
-    let per_call = Decimal::from_str(first["cost_per_call_usd"].as_str().unwrap())
-        .unwrap()
-        .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    // Rounded once, from the exact quotient (not from the 6 decimals).
+    let per_call = (Decimal::from_str(first["total_cost_usd"].as_str().unwrap()).unwrap()
+        / Decimal::from(first["calls"].as_i64().unwrap()))
+    .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     let mut per_call = per_call;
     per_call.rescale(4);
     let line = table.lines().find(|l| l.contains(want[0])).unwrap();
