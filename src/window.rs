@@ -40,9 +40,15 @@ pub struct WindowRequest {
     pub allow_partial: bool,
 }
 
+/// Years a date may have, everywhere: chrono takes −262143 to 262142,
+/// and date arithmetic near those ends panics (a `/costs` over year
+/// −262143 answered 500).
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .ok()
+        .filter(|d| YEARS.contains(&d.year()))
         .filter(|d| d.format("%Y-%m-%d").to_string() == value)
         .ok_or_else(|| {
             Error::usage(format!(
@@ -242,6 +248,23 @@ mod tests {
     }
 
     #[test]
+    fn dates_outside_years_1_to_9999_are_refused_not_a_panic_later() {
+        for bad in [
+            "-262143-01-01",
+            "0000-01-01",
+            "+10000-01-01",
+            "262142-12-31",
+        ] {
+            assert!(parse_date("--from", bad).is_err(), "{bad}");
+        }
+        assert!(parse_date("--from", "0001-01-01").is_ok());
+        assert!(parse_date("--to", "9999-12-31").is_ok());
+        for bad in ["0000-01", "+999-01", "-262-01"] {
+            assert!(Period::month(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn incomplete_day_needs_allow_partial() {
         let mut req = WindowRequest {
             date: Some("2026-11-26".into()),
@@ -271,7 +294,8 @@ impl Period {
             ))
         };
         let (y, m) = text.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 {
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if y.len() != 4 || m.len() != 2 || !digits(y) || !digits(m) || y == "0000" {
             return Err(bad());
         }
         let from = NaiveDate::from_ymd_opt(

@@ -217,7 +217,7 @@ pub fn parse_since(text: &str) -> Result<DateTime<Utc>> {
     if let Ok(moment) = DateTime::parse_from_rfc3339(text) {
         return Ok(moment.with_timezone(&Utc));
     }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+    if let Ok(day) = crate::window::parse_date("--since", text) {
         return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
     Err(Error::usage(format!(

@@ -25,7 +25,10 @@ fn since_days(text: &str) -> Result<u64> {
             "--since {text:?} is not a length; use days or weeks, e.g. 14d or 2w"
         ))
     };
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // Split at the last character, not the last byte: `1é` is not a
+    // length, and splitting inside the `é` panicked.
+    let last = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = text.split_at(last);
     let n: u64 = number.parse().map_err(|_| bad())?;
     let days = match unit {
         "d" => n,

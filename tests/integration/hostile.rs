@@ -167,3 +167,38 @@ fn control_characters_in_names_never_reach_the_terminal_or_the_svg() {
         assert!(!query.contains(raw), "{raw:?} in {query}");
     }
 }
+
+/// `errors --since 1é` panicked (exit 101: a byte slice inside a
+/// character), and a year −262143 passed the date parser and panicked in
+/// date arithmetic: every date is a year 0001–9999, lengths are split by
+/// characters.
+#[test]
+fn a_multibyte_length_and_year_minus_262143_panicked() {
+    let db = TestDb::with_fixture();
+    db.migrate();
+    for (args, needle) in [
+        (vec!["errors", "--since", "1é"], "is not a length"),
+        (vec!["errors", "--since", "é"], "is not a length"),
+        (
+            vec!["errors", "--from=-262143-01-01", "--to", "2026-01-01"],
+            "is not a calendar date",
+        ),
+        (
+            vec!["costs", "--from=-262143-01-01", "--to", "2026-01-01"],
+            "is not a calendar date",
+        ),
+        (vec!["costs", "--month", "0000-01"], "is not a month"),
+        (
+            vec!["changes", "--since=-262143-01-01"],
+            "is neither a day nor a moment",
+        ),
+        (
+            vec!["run", "--from", "0000-12-31", "--to", "0001-01-01"],
+            "is not a calendar date",
+        ),
+    ] {
+        let output = db.cmd().args(&args).output().unwrap();
+        let err = assert_fails(&output, 2, needle);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

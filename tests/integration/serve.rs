@@ -122,6 +122,20 @@ fn bad_parameters_are_400_and_unknown_tenants_404_in_one_line() {
             "unknown parameter \"reports\"",
         ),
         ("/costs?month=--reports%3D%2Fetc", 400, "is not a month"),
+        // A byte slice inside a character (500), a date past chrono's
+        // arithmetic (500): refused as input now.
+        ("/errors?since=1%C3%A9", 400, "is not a length"),
+        (
+            "/costs?from=-262143-01-01&to=2026-01-01",
+            400,
+            "is not a calendar date",
+        ),
+        (
+            "/errors?from=-262143-01-01&to=2026-01-01",
+            400,
+            "is not a calendar date",
+        ),
+        ("/costs?month=0000-01", 400, "is not a month"),
         ("/errors?bucket=minute", 400, "invalid value 'minute'"),
         ("/errors?bucket=hour", 400, "start serve with --source DIR"),
         (
