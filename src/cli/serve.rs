@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, default_value = "public")]
     pub sessions_schema: String,
 
-    /// A fixed token (its first line, at least 16 characters), e.g. a
-    /// mounted secret; without it a random one is printed at start.
+    /// A fixed token (its first line: at least 32 characters, random, e.g.
+    /// `openssl rand -hex 32`), e.g. a mounted secret, never printed;
+    /// without it a random one of 256 bits is printed at start.
     #[arg(long, value_name = "FILE", env = "CALLROLLUP_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 

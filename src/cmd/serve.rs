@@ -16,7 +16,29 @@ use crate::error::{Error, Result};
 use crate::serve::{Auth, Config, Reads};
 
 /// Shortest token `--token-file` may hold.
-const TOKEN_MIN: usize = 16;
+const TOKEN_MIN: usize = 32;
+/// The least a `--token-file` token must hold by its letters' spread
+/// (length × Shannon entropy per character): `openssl rand -hex 32` holds
+/// about 240, `aaaa…` and `abab…` almost nothing.
+const TOKEN_MIN_BITS: f64 = 128.0;
+
+/// An estimate of a token's entropy in bits: its length times the
+/// Shannon entropy of its characters' frequencies.
+fn entropy_bits(token: &str) -> f64 {
+    let mut counts = std::collections::BTreeMap::new();
+    for c in token.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = token.chars().count() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|k| {
+            let p = *k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
 
 fn token_from(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -30,9 +52,9 @@ fn token_from(path: &std::path::Path) -> Result<String> {
     let plain = token
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
-    if token.len() < TOKEN_MIN || !plain {
+    if token.len() < TOKEN_MIN || !plain || entropy_bits(&token) < TOKEN_MIN_BITS {
         return Err(Error::usage(format!(
-            "--token-file {} must hold a token of at least {TOKEN_MIN} characters (letters, digits, . _ ~ -) on its first line, e.g. from `openssl rand -hex 32`",
+            "--token-file {} must hold a random token of at least {TOKEN_MIN} characters (letters, digits, . _ ~ -) on its first line, e.g. from `openssl rand -hex 32`",
             path.display()
         )));
     }
@@ -60,10 +82,16 @@ pub fn execute(args: Args) -> Result<()> {
         }
     };
     let auth = match args.auth {
-        AuthMode::Token => Auth::Token(match &args.token_file {
-            Some(path) => token_from(path)?,
-            None => Auth::random_token(),
-        }),
+        AuthMode::Token => match &args.token_file {
+            Some(path) => Auth::Token {
+                token: token_from(path)?,
+                printed: false,
+            },
+            None => Auth::Token {
+                token: Auth::random_token()?,
+                printed: true,
+            },
+        },
         AuthMode::Platform => {
             if args.token_file.is_some() {
                 return Err(Error::usage(
@@ -89,4 +117,30 @@ pub fn execute(args: Args) -> Result<()> {
         max_requests: usize::from(args.max_requests),
         timeout: Duration::from_secs(args.request_timeout),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_entropy_token_is_refused() {
+        assert!(entropy_bits(&"a".repeat(64)) < TOKEN_MIN_BITS);
+        assert!(entropy_bits(&"ab".repeat(32)) < TOKEN_MIN_BITS);
+        assert!(entropy_bits("a-deployment-secret-0123456789-abcdef") >= TOKEN_MIN_BITS);
+        let random = crate::serve::Auth::random_token().unwrap();
+        assert_eq!(random.len(), 64);
+        assert!(entropy_bits(&random) >= TOKEN_MIN_BITS);
+    }
+
+    /// Two UUIDv4s held 244 random bits: digits 12 and 44 were always '4'.
+    #[test]
+    fn the_random_token_was_two_uuids_of_244_bits() {
+        let tokens: Vec<String> = (0..64)
+            .map(|_| crate::serve::Auth::random_token().unwrap())
+            .collect();
+        assert!(tokens.iter().all(|t| t.len() == 64));
+        assert!(tokens.iter().any(|t| &t[12..13] != "4"));
+        assert!(tokens.iter().any(|t| &t[44..45] != "4"));
+    }
 }

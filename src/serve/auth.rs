@@ -28,28 +28,34 @@ pub const TOKEN_COOKIE: &str = "callrollup_token";
 pub const SESSION_COOKIE: &str = "session";
 
 pub enum Auth {
-    Token(String),
+    /// One secret; `printed` when the server made it (a token read from
+    /// `--token-file` is never printed: the logs are not where it lives).
+    Token { token: String, printed: bool },
     /// The platform database that holds `sessions` and `users`.
-    Platform {
-        url: DbUrl,
-        schema: String,
-    },
+    Platform { url: DbUrl, schema: String },
 }
 
 impl Auth {
-    /// A random token of 256 bits, as hex.
-    pub fn random_token() -> String {
-        format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        )
+    /// A random token of 256 bits from the system's CSPRNG, as 64 hex
+    /// digits (two UUIDv4s, as before, held 244).
+    pub fn random_token() -> crate::error::Result<String> {
+        let mut bytes = [0u8; 32];
+        openssl::rand::rand_bytes(&mut bytes).map_err(|e| {
+            crate::error::Error::RunFailed(format!("cannot draw a random token: {e}"))
+        })?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// The line printed once at start.
     pub fn greeting(&self, address: SocketAddr) -> String {
         match self {
-            Auth::Token(token) => format!("http://{address}/?token={token}"),
+            Auth::Token {
+                token,
+                printed: true,
+            } => format!("http://{address}/?token={token}"),
+            Auth::Token { printed: false, .. } => format!(
+                "http://{address}/ (the token of --token-file is not printed: send it as `Authorization: Bearer <token>`, or add token=<token> to the first page's address once to set the cookie)"
+            ),
             Auth::Platform { .. } => format!(
                 "http://{address}/ (platform sessions: a bearer token or the `{SESSION_COOKIE}` cookie)"
             ),
@@ -103,7 +109,11 @@ pub enum Reader {
 
 pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     match &app.config.auth {
-        Auth::Token(token) => {
+        Auth::Token { token, .. } => {
+            // A header never lands in a proxy's access log as a query does.
+            if bearer(&request).is_some_and(|t| same_secret(t, token)) {
+                return next.run(request).await;
+            }
             if query_token(request.uri()).is_some_and(|t| same_secret(&t, token)) {
                 let mut response = next.run(request).await;
                 let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
@@ -115,7 +125,7 @@ pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) ->
             if cookie(&request, TOKEN_COOKIE).is_some_and(|t| same_secret(t, token)) {
                 return next.run(request).await;
             }
-            unauthorized("open the link `callrollup serve` printed (it carries ?token=…)")
+            unauthorized("open the link `callrollup serve` printed (it carries ?token=…), or send the token as `Authorization: Bearer`")
         }
         Auth::Platform { .. } => platform(app.clone(), request, next).await,
     }
@@ -170,12 +180,17 @@ impl Sessions {
     }
 }
 
-async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
-    let secret = request
+/// The `Authorization: Bearer …` secret, if any.
+fn bearer(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
+    let secret = bearer(&request)
         .or_else(|| cookie(&request, SESSION_COOKIE))
         .map(str::trim)
         .filter(|s| {

@@ -275,19 +275,51 @@ fn a_token_file_fixes_the_token_and_a_short_one_is_refused() {
         .arg(&file)
         .output()
         .unwrap();
-    crate::util::assert_fails(&refused, 2, "at least 16 characters");
-    std::fs::write(&file, "a-deployment-secret-0123456789\n").unwrap();
+    crate::util::assert_fails(&refused, 2, "at least 32 characters");
+    // Long but guessable: refused too.
+    std::fs::write(&file, format!("{}\n", "ab".repeat(20))).unwrap();
+    let refused = db
+        .cmd()
+        .args(["serve", "--token-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&refused, 2, "a random token");
+    let secret = "a-deployment-secret-0123456789-q7Xz";
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
     let server = Server::start(Some(&db), &["--token-file", file.to_str().unwrap()], &[]);
-    assert_eq!(
-        server.token.as_deref(),
-        Some("a-deployment-secret-0123456789")
-    );
+    // The token of a file is never printed (the pod's log, the journal).
+    assert_eq!(server.token, None);
     let answer = server.request(
         "GET",
         "/runs",
-        &[("Cookie", "callrollup_token=a-deployment-secret-0123456789")],
+        &[("Cookie", &format!("callrollup_token={secret}"))],
     );
     assert_eq!(answer.status, 200);
+    // A header, which no access log keeps, works as well.
+    let answer = server.request(
+        "GET",
+        "/runs",
+        &[("Authorization", &format!("Bearer {secret}"))],
+    );
+    assert_eq!(answer.status, 200);
+    let answer = server.request("GET", "/runs", &[("Authorization", "Bearer wrong")]);
+    assert_eq!(answer.status, 401);
+}
+
+/// The printed token was two UUIDv4s: 244 random bits, not the 256 the
+/// README promised.
+#[test]
+fn the_random_token_held_244_bits() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let token = server.token.clone().unwrap();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    // Two UUIDv4s fix hex digits 12 and 44 at '4' (and 16 and 48 to
+    // 8..b); src/cmd/serve.rs's unit test draws many.
+    let others = Server::start(Some(&db), &[], &[]);
+    assert_ne!(Some(token), others.token);
 }
 
 /// SHA-256 of a session token, hex, as the platform stores it.
