@@ -113,6 +113,23 @@ fn notes(lines: &[String]) -> Markup {
     html! { ul.notes { @for line in lines { li { (line) } } } }
 }
 
+/// Where the figures were read, as a web reader is told it: what, never
+/// where on the server (a path is the operator's to know, and a
+/// customer's page showed "report files under /srv/…").
+fn read_from_for_readers(app: &App, with_source: bool) -> String {
+    let figures = match &app.config.reads {
+        super::Reads::Reports(_) => "the report files".to_string(),
+        // What the command says too (a schema's name is no secret): a
+        // download is the bytes `costs` writes.
+        super::Reads::Database { schema, .. } => format!("summary tables in schema {schema}"),
+    };
+    if with_source && app.config.source.is_some() {
+        format!("{figures} (and the platform's rows for days not rolled up)")
+    } else {
+        figures.to_string()
+    }
+}
+
 /// The columns the cost page's form offers to sort by (`--sort` takes any).
 const SORTS: &[(&str, &str)] = &[
     ("total_cost_usd", "total cost"),
@@ -162,7 +179,8 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
         let pairs = params::pairs(query.as_deref(), params::COSTS)?;
         let args = params::costs(&pairs, &[])?;
         let mut summaries = app.summaries()?;
-        let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        report.read_from = read_from_for_readers(app, false);
         let top = args.top.map_or(5, |n| n as usize).min(10);
         let svg = crate::costs::chart::daily_svg(&report, top)?;
         let links = params::link_query(&pairs);
@@ -218,7 +236,8 @@ async fn costs_download(app: Arc<App>, query: Option<String>, format: Format) ->
         };
         let args = params::costs(&pairs, &[&format!("--format={name}")])?;
         let mut summaries = app.summaries()?;
-        let report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        report.read_from = read_from_for_readers(app, false);
         let bytes = crate::cmd::costs::bytes(&args, &report)?;
         let file = format!("costs-{}-{}.{name}", report.period.from, report.period.to);
         Ok(Reply::Download(bytes, content_type, file))
@@ -244,7 +263,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
         crate::trends::Bucketing::Day => Some(app.summaries()?),
         crate::trends::Bucketing::Hour => None,
     };
-    let analysis =
+    let mut analysis =
         crate::cmd::errors::analysis(args, summaries.as_deref_mut(), app.config.source.as_ref())
             .map_err(|e| match e {
                 crate::error::Error::Usage(m) if m.starts_with("--bucket hour reads") => {
@@ -255,6 +274,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
                 }
                 e => e.into(),
             })?;
+    analysis.read_from = read_from_for_readers(app, true);
     let top = args.top.map(usize::from);
     // The chart's groups stay few (the rest is "other").
     let svg = crate::trends::chart::render(
@@ -354,12 +374,14 @@ pub async fn tenant(
                 format!("no tenant {tenant} in the summary tables"),
             ));
         }
-        let daily = crate::cmd::costs::report(&days, &mut summaries, None)?;
-        let outcomes = crate::cmd::costs::report(
+        let mut daily = crate::cmd::costs::report(&days, &mut summaries, None)?;
+        daily.read_from = read_from_for_readers(app, false);
+        let mut outcomes = crate::cmd::costs::report(
             &params::costs(&by_outcome, &[])?,
             &mut summaries,
             None,
         )?;
+        outcomes.read_from = read_from_for_readers(app, false);
         let name = daily
             .rows
             .iter()
@@ -463,7 +485,7 @@ pub async fn runs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Res
                         p { (last_success.unwrap_or_else(|| "no run has succeeded yet".into())) }
                         (table(&crate::cmd::runs::text_table(runs)))
                     }
-                    None => p { "Read from " (summaries.describe()) ": report files keep no ledger." }
+                    None => p { "Read from " (read_from_for_readers(app, false)) ": report files keep no ledger." }
                 }
                 h2 { "Days of the last 30 not covered" }
                 @if problems.is_empty() {

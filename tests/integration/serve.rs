@@ -233,9 +233,15 @@ fn a_report_folder_is_served_without_a_database() {
     drop(db);
     let folder = reports.to_str().unwrap();
     let server = Server::start(None, &["--reports", folder], &[]);
-    for page in pages() {
+    // Every reader saw "read from report files under /srv/…": where the
+    // server keeps its files is the operator's to know.
+    let pages_and_json = pages()
+        .into_iter()
+        .chain(["/costs.json?month=2026-03".to_string()]);
+    for page in pages_and_json {
         let answer = server.get(&page);
         assert_eq!(answer.status, 200, "{page}: {}", answer.text());
+        assert!(!answer.text().contains(folder), "{page} shows the folder");
     }
     assert!(server
         .get("/runs")
