@@ -100,6 +100,21 @@ fn unauthorized(why: &str) -> Response {
     response
 }
 
+/// Who a request came from, for the access line (`serve::access_log`):
+/// an id of the secret, never the secret.
+#[derive(Debug, Clone)]
+pub struct Who(pub String);
+
+/// The first 12 hex digits of a secret's SHA-256: names a token or a
+/// session in a log line without giving it away.
+fn secret_id(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Who a platform session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reader {
@@ -110,12 +125,16 @@ pub enum Reader {
 pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     match &app.config.auth {
         Auth::Token { token, .. } => {
+            let who = Who(format!("token {}", secret_id(token)));
             // A header never lands in a proxy's access log as a query does.
             if bearer(&request).is_some_and(|t| same_secret(t, token)) {
-                return next.run(request).await;
+                let mut response = next.run(request).await;
+                response.extensions_mut().insert(who);
+                return response;
             }
             if query_token(request.uri()).is_some_and(|t| same_secret(&t, token)) {
                 let mut response = next.run(request).await;
+                response.extensions_mut().insert(who);
                 let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
                 if let Ok(value) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(header::SET_COOKIE, value);
@@ -123,7 +142,9 @@ pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) ->
                 return response;
             }
             if cookie(&request, TOKEN_COOKIE).is_some_and(|t| same_secret(t, token)) {
-                return next.run(request).await;
+                let mut response = next.run(request).await;
+                response.extensions_mut().insert(who);
+                return response;
             }
             unauthorized("open the link `callrollup serve` printed (it carries ?token=…), or send the token as `Authorization: Bearer`")
         }
@@ -204,6 +225,7 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    let session_id = hash[..12].to_string();
     let reader = match app.sessions.remembered(&hash) {
         Some(reader) => reader,
         None => {
@@ -242,8 +264,14 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
             Err(refusal) => return refusal.into_response(),
         }
     }
+    let who = Who(match &reader {
+        Reader::Operator => format!("session {session_id} operator"),
+        Reader::Customer(tenant) => format!("session {session_id} customer of {tenant}"),
+    });
     request.extensions_mut().insert(reader);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(who);
+    response
 }
 
 /// The session's reader, if the session is known and not expired; found

@@ -335,7 +335,56 @@ fn router(app: Arc<App>) -> Router {
         // Says the server is up, nothing about the data; no token.
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(secure_headers))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(app)
+}
+
+/// One line per request, in the engine's log format: who (an id of the
+/// token or session, its role and tenant; never the secret), the method
+/// and the path with its query (the `token` parameter's value left out),
+/// the status, the bytes and the time; so an operator can answer "who
+/// downloaded this tenant's costs". `/healthz` is not logged (probes).
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = loggable_path(request.uri());
+    let response = next.run(request).await;
+    if path != "/healthz" {
+        let who = response
+            .extensions()
+            .get::<auth::Who>()
+            .map_or("anonymous", |w| w.0.as_str());
+        // The body's length where it is known whole (every page and
+        // download here is), else "-".
+        let bytes = axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        crate::log::info(&format!(
+            "access: {who} {method} {path} {} {bytes} bytes {:.3}s",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    response
+}
+
+/// A request's path and query for the log: the `token` parameter's value
+/// replaced, no control character (a query is percent-encoded, but the
+/// log must not depend on it).
+fn loggable_path(uri: &axum::http::Uri) -> String {
+    let mut out = uri.path().to_string();
+    if let Some(query) = uri.query() {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("token", _)) => "token=…".to_string(),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    crate::text::printable(&out).into_owned()
 }
 
 /// Waits for SIGTERM or SIGINT.
@@ -455,4 +504,16 @@ pub fn serve(config: Config) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(app);
     served
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_token_never_reaches_the_access_line() {
+        let uri: axum::http::Uri = "/costs?month=2026-03&token=s3cret&by=day".parse().unwrap();
+        assert_eq!(
+            super::loggable_path(&uri),
+            "/costs?month=2026-03&token=…&by=day"
+        );
+    }
 }

@@ -688,3 +688,32 @@ fn the_last_row_looked_like_a_total_and_tenants_were_not_links() {
         .text();
     assert!(month.contains("Download the month: "));
 }
+
+/// Nobody could answer "who downloaded this tenant's costs": one access
+/// line per request now, with an id of the token, never the token.
+#[test]
+fn who_read_what_was_not_logged() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let token = server.token.clone().unwrap();
+    let answer = server.get(&format!("/costs.csv?month=2026-03&tenant={NY}"));
+    assert_eq!(answer.status, 200);
+    assert_eq!(server.get_anonymous("/costs").status, 401);
+    assert_eq!(server.get_anonymous("/healthz").status, 200);
+    // The lines are written as the answers go out.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("access: token ") && l.contains("/costs.csv"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(&format!("tenant={NY}")), "{line}");
+    assert!(line.contains(" 200 "), "{line}");
+    assert!(
+        line.contains(&format!("{} bytes", answer.body.len())),
+        "{line}"
+    );
+    assert!(log.contains("access: anonymous GET /costs 401"), "{log}");
+    assert!(!log.contains("/healthz"), "{log}");
+    assert!(!log.contains(&token), "the token is never logged: {log}");
+}

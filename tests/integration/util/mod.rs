@@ -340,6 +340,8 @@ pub struct Server {
     pub base: String,
     /// The token it printed, if any.
     pub token: Option<String>,
+    /// Where its stderr (the log) goes.
+    log: tempfile::NamedTempFile,
 }
 
 /// An HTTP answer: status, headers (lower-case names), body.
@@ -371,8 +373,9 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
+            .stdout(std::process::Stdio::piped());
+        let log = tempfile::NamedTempFile::new().unwrap();
+        cmd.stderr(log.reopen().unwrap());
         if let Some(db) = db {
             cmd.env("DATABASE_URL", &db.url);
         }
@@ -393,7 +396,13 @@ impl Server {
             child,
             base: format!("http://{address}"),
             token,
+            log,
         }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// A request with `headers` (e.g. a cookie) over a fresh connection.
