@@ -22,7 +22,12 @@ use crate::window::Period;
 
 /// The summary tables of a target schema, or a report folder.
 pub enum Summaries {
-    Database { client: Box<Client>, schema: String },
+    Database {
+        client: Box<Client>,
+        schema: String,
+        /// Inside `snapshot`: the reads share one transaction.
+        in_snapshot: bool,
+    },
     Reports(PathBuf),
 }
 
@@ -143,7 +148,45 @@ impl Summaries {
         Ok(Summaries::Database {
             client: Box::new(client),
             schema,
+            in_snapshot: false,
         })
+    }
+
+    /// Runs `read` in one `REPEATABLE READ READ ONLY` transaction
+    /// (queries/report_snapshot_begin.sql), so a report made of several
+    /// statements sees one state of the tables: a run committing between
+    /// two of them made a page or a CSV that mixed old figures with the
+    /// new coverage and restatement lines. Nested calls join the
+    /// outermost; the transaction is ended either way (it only read), so
+    /// the session goes back to a pool clean. Report files: `read` as is.
+    pub fn snapshot<T>(&mut self, read: impl FnOnce(&mut Summaries) -> Result<T>) -> Result<T> {
+        let Summaries::Database {
+            client,
+            in_snapshot,
+            ..
+        } = self
+        else {
+            return read(self);
+        };
+        if *in_snapshot {
+            return read(self);
+        }
+        client.batch_execute(crate::sql::REPORT_SNAPSHOT_BEGIN)?;
+        *in_snapshot = true;
+        let out = read(self);
+        let Summaries::Database {
+            client,
+            in_snapshot,
+            ..
+        } = self
+        else {
+            unreachable!("a database stays a database");
+        };
+        *in_snapshot = false;
+        let ended = client.batch_execute(crate::sql::REPORT_SNAPSHOT_END);
+        let out = out?;
+        ended?;
+        Ok(out)
     }
 
     pub fn describe(&self) -> String {
@@ -180,6 +223,7 @@ impl Summaries {
             Summaries::Database {
                 client,
                 schema: target,
+                ..
             } => crate::sink::postgres::read_days(
                 client.as_mut(),
                 target,
@@ -318,7 +362,7 @@ impl Summaries {
             return Ok(Vec::new());
         }
         let known: std::collections::BTreeSet<String> = match self {
-            Summaries::Database { client, schema } => client
+            Summaries::Database { client, schema, .. } => client
                 .query(
                     &sql::render(sql::COSTS_KNOWN_TENANTS, &[("schema", schema)]),
                     &[&tenants.tenants],
@@ -334,7 +378,7 @@ impl Summaries {
     /// Which days of the period succeeded runs covered for every tenant.
     pub fn coverage(&mut self, period: &Period) -> Result<Coverage> {
         match self {
-            Summaries::Database { client, schema } => {
+            Summaries::Database { client, schema, .. } => {
                 let rows = client.query(
                     &sql::render(sql::COSTS_COVERAGE, &[("schema", schema)]),
                     &[&period.from, &period.to],

@@ -184,7 +184,7 @@ impl Summaries {
     /// The database that holds the history; an error for report files.
     fn history(&mut self) -> Result<(&mut postgres::Client, &str)> {
         match self {
-            Summaries::Database { client, schema } => Ok((client, schema)),
+            Summaries::Database { client, schema, .. } => Ok((client, schema)),
             Summaries::Reports(dir) => Err(Error::usage(format!(
                 "report files carry no restatement history ({} holds figures, not their changes): the target database is the record; drop --reports and point --target-url at it",
                 dir.display()

@@ -58,69 +58,85 @@ pub fn execute(args: Args) -> Result<()> {
         args.schema.target_schema()?,
         "callrollup-changes",
     )?;
-    let run = match run {
-        RunChoice::Any => None,
-        RunChoice::Id(id) => Some(id),
-        RunChoice::Last => Some(summaries.last_succeeded_run()?.ok_or_else(|| {
-            Error::usage("--run last: no run has succeeded yet; `callrollup runs` lists them")
-        })?),
-    };
+    // "The last run" and its lines read in one state of the history.
+    summaries
+        .snapshot(|summaries| {
+            let run = match run {
+                RunChoice::Any => None,
+                RunChoice::Id(id) => Some(id),
+                RunChoice::Last => Some(summaries.last_succeeded_run()?.ok_or_else(|| {
+                    Error::usage(
+                        "--run last: no run has succeeded yet; `callrollup runs` lists them",
+                    )
+                })?),
+            };
 
-    let mut filter = Filter {
-        from: period.map(|p| p.from),
-        to: period.map(|p| p.to),
-        tenants: tenants.clone(),
-        run,
-        since,
-    };
-    let mut selection: Vec<(&'static str, String)> = Vec::new();
-    match period {
-        Some(p) => selection.push(("days", format!("{}..{}", p.from, p.to))),
-        None => selection.push(("days", "every day".into())),
-    }
-    if !tenants.tenants.is_empty() {
-        selection.push(("tenants", tenants.tenant_texts().join(" ")));
-    }
-    if let Some(run) = run {
-        selection.push(("run", run.to_string()));
-    }
-    if let Some(since) = since {
-        selection.push((
-            "restated since",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ));
-    }
-    let lines = match closed_before {
-        Some(day) => {
-            selection.push(("closed before", day.to_string()));
-            if filter.before(day) {
-                summaries.restatements(&filter)?
-            } else {
-                Vec::new()
+            let mut filter = Filter {
+                from: period.map(|p| p.from),
+                to: period.map(|p| p.to),
+                tenants: tenants.clone(),
+                run,
+                since,
+            };
+            let mut selection: Vec<(&'static str, String)> = Vec::new();
+            match period {
+                Some(p) => selection.push(("days", format!("{}..{}", p.from, p.to))),
+                None => selection.push(("days", "every day".into())),
             }
-        }
-        None => summaries.restatements(&filter)?,
-    };
-    // A --tenant with no line may be a typo: refused when neither the
-    // history nor the summary tables ever held it.
-    let quiet: Vec<uuid::Uuid> = tenants
-        .tenants
-        .iter()
-        .copied()
-        .filter(|t| !lines.iter().any(|l| l.tenant_id == t.to_string()))
-        .collect();
-    if !quiet.is_empty() {
-        let restated = summaries.restated_tenants(&quiet)?;
-        let never = crate::selection::TenantSelection {
-            tenants: quiet
-                .into_iter()
-                .filter(|t| !restated.contains(&t.to_string()))
-                .collect(),
-            shard: None,
-        };
-        summaries.refuse_unknown_tenants(&never, "`callrollup costs` without --tenant")?;
-    }
+            if !tenants.tenants.is_empty() {
+                selection.push(("tenants", tenants.tenant_texts().join(" ")));
+            }
+            if let Some(run) = run {
+                selection.push(("run", run.to_string()));
+            }
+            if let Some(since) = since {
+                selection.push((
+                    "restated since",
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ));
+            }
+            let lines = match closed_before {
+                Some(day) => {
+                    selection.push(("closed before", day.to_string()));
+                    if filter.before(day) {
+                        summaries.restatements(&filter)?
+                    } else {
+                        Vec::new()
+                    }
+                }
+                None => summaries.restatements(&filter)?,
+            };
+            // A --tenant with no line may be a typo: refused when neither the
+            // history nor the summary tables ever held it.
+            let quiet: Vec<uuid::Uuid> = tenants
+                .tenants
+                .iter()
+                .copied()
+                .filter(|t| !lines.iter().any(|l| l.tenant_id == t.to_string()))
+                .collect();
+            if !quiet.is_empty() {
+                let restated = summaries.restated_tenants(&quiet)?;
+                let never = crate::selection::TenantSelection {
+                    tenants: quiet
+                        .into_iter()
+                        .filter(|t| !restated.contains(&t.to_string()))
+                        .collect(),
+                    shard: None,
+                };
+                summaries.refuse_unknown_tenants(&never, "`callrollup costs` without --tenant")?;
+            }
+            Ok((lines, selection))
+        })
+        .and_then(|(lines, selection)| write(&args, closed_before, lines, selection))
+}
 
+/// The report of `lines` in `args`' format, and the closed-books check.
+fn write(
+    args: &Args,
+    closed_before: Option<chrono::NaiveDate>,
+    lines: Vec<crate::changes::Restatement>,
+    selection: Vec<(&'static str, String)>,
+) -> Result<()> {
     let report = Report {
         lines: &lines,
         selection,

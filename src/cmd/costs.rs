@@ -113,8 +113,11 @@ pub fn report(
 ) -> Result<crate::costs::Report> {
     let period = period(args)?;
     let tenants = args.tenants.selection()?;
-    summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
-    let mut report = crate::costs::build(summaries, period, args.by, &tenants, source)?;
+    // Every figure, coverage and restatement line of one state.
+    let mut report = summaries.snapshot(|summaries| {
+        summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
+        crate::costs::build(summaries, period, args.by, &tenants, source)
+    })?;
     if let Some(column) = &args.sort {
         render::check_sort(&report, column)?;
     }

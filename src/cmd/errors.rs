@@ -135,11 +135,15 @@ pub fn analysis(
                     "nothing to read: pass --database-url (or DATABASE_URL), --reports DIR or --source DIR",
                 ));
             }
-            let mut summaries = summaries;
-            if let Some(summaries) = summaries.as_deref_mut() {
-                summaries.refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
-            }
-            let read = read::daily(summaries, source, &timeline, &tenants, args.by)?;
+            let read = match summaries {
+                // The summary tables' days and coverage of one state.
+                Some(summaries) => summaries.snapshot(|summaries| {
+                    summaries
+                        .refuse_unknown_tenants(&tenants, "`callrollup errors --by tenant`")?;
+                    read::daily(Some(summaries), source, &timeline, &tenants, args.by)
+                })?,
+                None => read::daily(None, source, &timeline, &tenants, args.by)?,
+            };
             (timeline, read)
         }
         Bucketing::Hour => {

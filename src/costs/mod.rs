@@ -549,6 +549,8 @@ pub fn build(
     let previous = previous_range(&period, by);
     let outcomes = by == GroupBy::Outcome;
     let tenant_days = summaries.tenant_days(&period, tenants)?;
+    // Tests commit a run here: the rest must still be of the same state.
+    crate::fault::pause_point("report_between_reads");
     let coverage = summaries.coverage(&period)?;
     let restated = summaries.restated(&period, tenants)?;
     let previous_coverage = summaries.coverage(&previous)?;

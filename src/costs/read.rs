@@ -71,7 +71,7 @@ impl Summaries {
         tenants: &TenantSelection,
     ) -> Result<Vec<TenantDay>> {
         match self {
-            Summaries::Database { client, schema } => {
+            Summaries::Database { client, schema, .. } => {
                 // Streamed: a year of 1,000 tenants is 365,000 rows, and
                 // holding them all as driver rows first doubled the memory.
                 let tenants = tenants.tenant_array();
@@ -174,7 +174,7 @@ impl Summaries {
         tenants: &TenantSelection,
     ) -> Result<Vec<OutcomeDay>> {
         match self {
-            Summaries::Database { client, schema } => {
+            Summaries::Database { client, schema, .. } => {
                 let rows = client.query(
                     &sql::render(sql::COSTS_OUTCOME_DAYS, &[("schema", schema)]),
                     &[&period.from, &period.to, &tenants.tenant_array()],

@@ -374,13 +374,15 @@ pub async fn tenant(
                 format!("no tenant {tenant} in the summary tables"),
             ));
         }
-        let mut daily = crate::cmd::costs::report(&days, &mut summaries, None)?;
+        let outcome_args = params::costs(&by_outcome, &[])?;
+        // The page's two reports of one state of the tables.
+        let (mut daily, mut outcomes) = summaries.snapshot(|summaries| {
+            Ok((
+                crate::cmd::costs::report(&days, summaries, None)?,
+                crate::cmd::costs::report(&outcome_args, summaries, None)?,
+            ))
+        })?;
         daily.read_from = read_from_for_readers(app, false);
-        let mut outcomes = crate::cmd::costs::report(
-            &params::costs(&by_outcome, &[])?,
-            &mut summaries,
-            None,
-        )?;
         outcomes.read_from = read_from_for_readers(app, false);
         let name = daily
             .rows
@@ -454,13 +456,17 @@ pub async fn runs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Res
             to: today - Days::new(1),
             is_month: false,
         };
-        let coverage = summaries.coverage(&recent)?;
-        let ledger = match &mut *summaries {
-            Summaries::Database { client, schema } => {
-                Some(crate::ledger::list(client, schema, 100)?)
-            }
-            Summaries::Reports(_) => None,
-        };
+        // The coverage and the ledger of one state.
+        let (coverage, ledger) = summaries.snapshot(|summaries| {
+            let coverage = summaries.coverage(&recent)?;
+            let ledger = match summaries {
+                Summaries::Database { client, schema, .. } => {
+                    Some(crate::ledger::list(client, schema, 100)?)
+                }
+                Summaries::Reports(_) => None,
+            };
+            Ok((coverage, ledger))
+        })?;
         let last_success = ledger
             .iter()
             .flatten()

@@ -1098,3 +1098,53 @@ fn the_workbook_total_was_not_the_sum_of_its_rows() {
     );
     assert!(sheet_xml.contains("fitToHeight=\"0\""), "{sheet_xml}");
 }
+
+/// `costs` read its figures, coverage and restatement lines in separate
+/// statements: a run committing in between made a report that mixed the
+/// old figures with the new run's restatement line (exit 0). One
+/// `REPEATABLE READ` snapshot per report now.
+#[test]
+fn a_run_committing_mid_report_mixed_old_figures_with_new_restatements() {
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
+    run(&db, &scratch.path().join("reports"), &window);
+    let before: serde_json::Value = serde_json::from_slice(
+        &ok(costs(&db, &[&window[..], &["--format", "json"]].concat())).stdout,
+    )
+    .unwrap();
+    let out = scratch.path().join("costs.json");
+    let resume = scratch.path().join("resume");
+    let (mut child, stderr) = crate::util::spawn_paused_with_stderr(
+        Some(&db),
+        &[
+            &["costs"][..],
+            &window,
+            &["--format", "json", "-o", out.to_str().unwrap()],
+        ]
+        .concat(),
+        "report_between_reads",
+        &[("CALLROLLUP_TEST_RESUME_FILE", &resume)],
+    );
+    // A cost corrected in the source and rolled up again, committed
+    // while the report is half read.
+    db.exec(
+        "UPDATE call_logs SET total_cost_usd = total_cost_usd + 1
+         WHERE call_id = (SELECT call_id FROM call_logs
+                          WHERE created_at >= '2026-03-08 12:00+00' AND created_at < '2026-03-09 00:00+00'
+                          ORDER BY call_id LIMIT 1)",
+    );
+    run(&db, &scratch.path().join("reports"), &window);
+    assert!(
+        db.scalar_i64("SELECT count(*) FROM analytics.restatements") > 0,
+        "the run restated the tenant day"
+    );
+    std::fs::write(&resume, b"").unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", stderr.join().unwrap());
+    let during: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // The report is the state it started in: old figures, no restatement.
+    assert_eq!(during["rows"], before["rows"]);
+    assert_eq!(during["restatements"], before["restatements"]);
+    assert_eq!(during["coverage"]["runs"], before["coverage"]["runs"]);
+}
