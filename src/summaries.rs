@@ -182,11 +182,28 @@ impl Summaries {
         else {
             unreachable!("a database stays a database");
         };
-        *in_snapshot = false;
-        let ended = client.batch_execute(crate::sql::REPORT_SNAPSHOT_END);
-        let out = out?;
-        ended?;
-        Ok(out)
+        // Only an ended transaction leaves the snapshot: a session whose
+        // ROLLBACK failed stays marked, and a pool drops it (serve's Lease).
+        if client
+            .batch_execute(crate::sql::REPORT_SNAPSHOT_END)
+            .is_ok()
+        {
+            *in_snapshot = false;
+        }
+        // What was read is the report, whatever its ending said.
+        out
+    }
+
+    /// Whether a snapshot is still open on this session (its end failed):
+    /// such a session is not reused.
+    pub fn in_snapshot(&self) -> bool {
+        matches!(
+            self,
+            Summaries::Database {
+                in_snapshot: true,
+                ..
+            }
+        )
     }
 
     pub fn describe(&self) -> String {

@@ -114,10 +114,14 @@ pub fn report(
     let period = period(args)?;
     let tenants = args.tenants.selection()?;
     // Every figure, coverage and restatement line of one state.
-    let mut report = summaries.snapshot(|summaries| {
+    let (mut report, tenant_days) = summaries.snapshot(|summaries| {
         summaries.refuse_unknown_tenants(&tenants, "`callrollup costs` without --tenant")?;
-        crate::costs::build(summaries, period, args.by, &tenants, source)
+        crate::costs::build(summaries, period, args.by, &tenants)
     })?;
+    // The source, after the snapshot: it may take long.
+    if let Some(source) = source {
+        crate::costs::reconcile(&mut report, &tenant_days, source, &tenants)?;
+    }
     if let Some(column) = &args.sort {
         render::check_sort(&report, column)?;
     }

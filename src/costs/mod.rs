@@ -536,16 +536,17 @@ pub fn rounding_difference(
     Some((lines, cents(total)))
 }
 
-/// Everything a report needs, read and computed: the period's figures and
-/// the previous period's from `summaries`, coverage, and (with `reconcile`,
-/// the source and the tenants to recompute) a reconciliation.
+/// Everything a report needs from `summaries`, read and computed: the
+/// period's figures and the previous period's, coverage, restatements;
+/// and the period's tenant days, for `reconcile` (done apart: it reads the
+/// source, which may take long, and a report's snapshot must not sit idle
+/// in its transaction that long).
 pub fn build(
     summaries: &mut read::Summaries,
     period: Period,
     by: GroupBy,
     tenants: &crate::selection::TenantSelection,
-    reconcile: Option<&crate::pipeline::SourceSpec>,
-) -> Result<Report> {
+) -> Result<(Report, Vec<TenantDay>)> {
     let previous = previous_range(&period, by);
     let outcomes = by == GroupBy::Outcome;
     let tenant_days = summaries.tenant_days(&period, tenants)?;
@@ -554,10 +555,6 @@ pub fn build(
     let coverage = summaries.coverage(&period)?;
     let restated = summaries.restated(&period, tenants)?;
     let previous_coverage = summaries.coverage(&previous)?;
-    let reconciliation = match reconcile {
-        None => None,
-        Some(source) => Some(read::reconcile(source, &period, tenants, &tenant_days)?),
-    };
     let mut inputs = Inputs {
         previous_tenant_days: if outcomes {
             Vec::new()
@@ -584,20 +581,38 @@ pub fn build(
     for t in &inputs.tenant_days {
         totals.add(&t.figures);
     }
-    Ok(Report {
+    let report = Report {
         period,
         previous_period: previous,
         by,
         rows: build_rows(&period, by, &inputs),
         coverage,
         previous_coverage,
-        reconciliation,
+        reconciliation: None,
         view: View::default(),
         daily: daily_costs(&inputs.tenant_days),
         read_from: summaries.describe(),
         totals,
         restated,
-    })
+    };
+    Ok((report, inputs.tenant_days))
+}
+
+/// Recomputes the period's totals from `source` and compares them with
+/// the report's tenant days (`build`'s second answer).
+pub fn reconcile(
+    report: &mut Report,
+    tenant_days: &[TenantDay],
+    source: &crate::pipeline::SourceSpec,
+    tenants: &crate::selection::TenantSelection,
+) -> Result<()> {
+    report.reconciliation = Some(read::reconcile(
+        source,
+        &report.period,
+        tenants,
+        tenant_days,
+    )?);
+    Ok(())
 }
 
 /// Whether figures are a platform row (errors without a tenant) that

@@ -207,7 +207,10 @@ fn bearer(request: &Request) -> Option<&str> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme's name is case-insensitive (RFC 9110).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, secret)| secret)
 }
 
 async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
@@ -258,16 +261,21 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
             }
         }
     };
-    if let Reader::Customer(tenant) = &reader {
-        match customer_uri(request.uri(), *tenant) {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(refusal) => return refusal.into_response(),
-        }
-    }
     let who = Who(match &reader {
         Reader::Operator => format!("session {session_id} operator"),
         Reader::Customer(tenant) => format!("session {session_id} customer of {tenant}"),
     });
+    if let Reader::Customer(tenant) = &reader {
+        match customer_uri(request.uri(), *tenant) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(refusal) => {
+                // Who was refused is in the access line too.
+                let mut response = refusal.into_response();
+                response.extensions_mut().insert(who);
+                return response;
+            }
+        }
+    }
     request.extensions_mut().insert(reader);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(who);

@@ -96,6 +96,25 @@ impl App {
         })
     }
 
+    /// A refusal as a web reader gets it: the server's folders named for
+    /// what they are, never where they are ("unknown --tenant …: not in
+    /// the summary tables (report files under /srv/…)" reached readers).
+    fn scrub(&self, mut refusal: Refusal) -> Refusal {
+        let mut folders: Vec<(String, &str)> = Vec::new();
+        if let Reads::Reports(dir) = &self.config.reads {
+            folders.push((dir.display().to_string(), "the report folder"));
+        }
+        if let Some(SourceSpec::Snapshot(dir)) = &self.config.source {
+            folders.push((dir.display().to_string(), "the platform's snapshot"));
+        }
+        for (path, name) in folders {
+            if !path.is_empty() {
+                refusal.reason = refusal.reason.replace(&path, name);
+            }
+        }
+        refusal
+    }
+
     /// The most recently left session still open and not idle too long.
     fn kept_session(&self) -> Option<Summaries> {
         loop {
@@ -143,7 +162,7 @@ impl Drop for Lease<'_> {
         let Summaries::Database { client, .. } = &summaries else {
             return;
         };
-        if std::thread::panicking() || client.is_closed() {
+        if std::thread::panicking() || client.is_closed() || summaries.in_snapshot() {
             return;
         }
         let mut idle = self.app.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,6 +276,7 @@ where
     F: FnOnce(&App) -> std::result::Result<Reply, Refusal> + Send + 'static,
 {
     let limit = app.config.timeout;
+    let app_for_refusals = app.clone();
     let answer = tokio::time::timeout(limit, async move {
         let slot = app
             .slots
@@ -282,7 +302,7 @@ where
     .await;
     match answer {
         Ok(Ok(reply)) => reply.into_response(),
-        Ok(Err(refusal)) => refusal.into_response(),
+        Ok(Err(refusal)) => app_for_refusals.scrub(refusal).into_response(),
         Err(_) => Refusal::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
@@ -374,11 +394,21 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
 fn loggable_path(uri: &axum::http::Uri) -> String {
     let mut out = uri.path().to_string();
     if let Some(query) = uri.query() {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some(("token", _)) => "token=…".to_string(),
-                _ => pair.to_string(),
+        // Decoded as the pages decode them (`%74oken` is `token`); only a
+        // parameter a page takes keeps its value, any other (a token,
+        // however spelled) is `…`.
+        let known = |name: &str| {
+            [params::COSTS, params::ERRORS, params::TENANT]
+                .iter()
+                .any(|names| names.contains(&name))
+        };
+        let pairs: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(name, value)| {
+                if known(&name) {
+                    format!("{name}={value}")
+                } else {
+                    "…".to_string()
+                }
             })
             .collect();
         out.push('?');
@@ -510,10 +540,17 @@ pub fn serve(config: Config) -> Result<()> {
 mod tests {
     #[test]
     fn the_token_never_reaches_the_access_line() {
-        let uri: axum::http::Uri = "/costs?month=2026-03&token=s3cret&by=day".parse().unwrap();
-        assert_eq!(
-            super::loggable_path(&uri),
-            "/costs?month=2026-03&token=…&by=day"
-        );
+        for (uri, logged) in [
+            (
+                "/costs?month=2026-03&token=s3cret&by=day",
+                "/costs?month=2026-03&…&by=day",
+            ),
+            // Spelled so the pages still read it as the token.
+            ("/costs?%74oken=s3cret", "/costs?…"),
+            ("/costs?Token=s3cret&token%3Ds3cret", "/costs?…&…"),
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(super::loggable_path(&uri), logged);
+        }
     }
 }

@@ -243,6 +243,15 @@ fn a_report_folder_is_served_without_a_database() {
         assert_eq!(answer.status, 200, "{page}: {}", answer.text());
         assert!(!answer.text().contains(folder), "{page} shows the folder");
     }
+    // A refusal too ("unknown --tenant …: not in … report files under /…").
+    let refused = server.get("/costs?month=2026-03&tenant=f0000000-0000-0000-0000-000000000001");
+    assert_eq!(refused.status, 404);
+    assert!(!refused.text().contains(folder), "{}", refused.text());
+    assert!(
+        refused.text().contains("the report folder"),
+        "{}",
+        refused.text()
+    );
     assert!(server
         .get("/runs")
         .text()
