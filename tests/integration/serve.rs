@@ -283,23 +283,19 @@ fn a_report_folder_is_served_without_a_database() {
 fn a_token_file_fixes_the_token_and_a_short_one_is_refused() {
     let (db, scratch) = rolled_up();
     let file = scratch.path().join("token");
-    std::fs::write(&file, "short\n").unwrap();
-    let refused = db
-        .cmd()
-        .args(["serve", "--token-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    crate::util::assert_fails(&refused, 2, "at least 32 characters");
+    let refused_with = |token: &str, needle: &str| {
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let output = db
+            .cmd()
+            .args(["serve", "--token-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        crate::util::assert_fails(&output, 2, needle);
+    };
+    refused_with("short", "at least 32 characters");
     // Long but guessable: refused too.
-    std::fs::write(&file, format!("{}\n", "ab".repeat(20))).unwrap();
-    let refused = db
-        .cmd()
-        .args(["serve", "--token-file"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    crate::util::assert_fails(&refused, 2, "a random token");
+    refused_with(&"ab".repeat(20), "a random token");
     let secret = "a-deployment-secret-0123456789-q7Xz";
     std::fs::write(&file, format!("{secret}\n")).unwrap();
     let server = Server::start(Some(&db), &["--token-file", file.to_str().unwrap()], &[]);
