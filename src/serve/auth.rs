@@ -115,6 +115,13 @@ fn secret_id(secret: &str) -> String {
         .collect()
 }
 
+/// A platform session's user and what it may read.
+#[derive(Debug, Clone)]
+struct Signed {
+    user: uuid::Uuid,
+    reader: Reader,
+}
+
 /// Who a platform session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reader {
@@ -158,7 +165,7 @@ pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) ->
 /// `REMEMBERED` (and never past their session's end).
 pub struct Sessions {
     client: std::sync::Mutex<Option<postgres::Client>>,
-    known: std::sync::Mutex<std::collections::HashMap<String, (Reader, std::time::Instant)>>,
+    known: std::sync::Mutex<std::collections::HashMap<String, (Signed, std::time::Instant)>>,
     lookups: tokio::sync::Semaphore,
 }
 
@@ -183,7 +190,7 @@ impl Default for Sessions {
 }
 
 impl Sessions {
-    fn remembered(&self, hash: &str) -> Option<Reader> {
+    fn remembered(&self, hash: &str) -> Option<Signed> {
         let known = self.known.lock().ok()?;
         known
             .get(hash)
@@ -191,7 +198,7 @@ impl Sessions {
             .map(|(reader, _)| reader.clone())
     }
 
-    fn remember(&self, hash: String, reader: Reader, until: std::time::Instant) {
+    fn remember(&self, hash: String, reader: Signed, until: std::time::Instant) {
         if let Ok(mut known) = self.known.lock() {
             if known.len() >= REMEMBERED_MAX {
                 known.clear();
@@ -261,9 +268,12 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
             }
         }
     };
+    let Signed { user, reader } = reader;
     let who = Who(match &reader {
-        Reader::Operator => format!("session {session_id} operator"),
-        Reader::Customer(tenant) => format!("session {session_id} customer of {tenant}"),
+        Reader::Operator => format!("user {user} operator (session {session_id})"),
+        Reader::Customer(tenant) => {
+            format!("user {user} customer of {tenant} (session {session_id})")
+        }
     });
     if let Reader::Customer(tenant) = &reader {
         match customer_uri(request.uri(), *tenant) {
@@ -284,7 +294,7 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
 
 /// The session's reader, if the session is known and not expired; found
 /// ones are remembered (`Sessions`).
-fn reader_of(app: &App, hash: &str) -> Result<Option<Reader>, Refusal> {
+fn reader_of(app: &App, hash: &str) -> Result<Option<Signed>, Refusal> {
     let Auth::Platform { url, schema } = &app.config.auth else {
         return Ok(None);
     };
@@ -320,6 +330,7 @@ fn reader_of(app: &App, hash: &str) -> Result<Option<Reader>, Refusal> {
     let Some(row) = row else {
         return Ok(None);
     };
+    let user: uuid::Uuid = row.get("user_id");
     let role: String = row.get("role");
     let tenant: Option<uuid::Uuid> = row.get("tenant_id");
     let expires: chrono::DateTime<chrono::Utc> = row.get("expires_at");
@@ -333,12 +344,13 @@ fn reader_of(app: &App, hash: &str) -> Result<Option<Reader>, Refusal> {
         .to_std()
         .unwrap_or_default()
         .min(REMEMBERED);
+    let signed = Signed { user, reader };
     sessions.remember(
         hash.to_string(),
-        reader.clone(),
+        signed.clone(),
         std::time::Instant::now() + left,
     );
-    Ok(Some(reader))
+    Ok(Some(signed))
 }
 
 /// What a customer may ask for: its own tenant's page, and costs of its

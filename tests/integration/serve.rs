@@ -400,6 +400,18 @@ fn platform_sessions_let_operators_in_and_keep_customers_to_their_tenant() {
         .filter(|t| !t.is_empty())
         .collect();
     assert_eq!(tenants, [BERLIN], "{csv}");
+    // Who read what: the platform user and its tenant, refused or not,
+    // never the session's secret.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "access: user b0000000-0000-0000-0000-000000000002 customer of {BERLIN}"
+        )) && log.contains("GET /costs.csv?month=2026-03 200"),
+        "{log}"
+    );
+    assert!(log.contains(" 403 "), "the refusals are logged: {log}");
+    assert!(!log.contains("customer-token") && !log.contains("operator-token"));
 }
 
 #[test]
