@@ -47,6 +47,15 @@ impl Cell {
     }
 }
 
+/// A row of named cells as a JSON object (`Cell::json` each).
+pub fn json_object(row: Vec<(&'static str, Cell)>) -> serde_json::Value {
+    serde_json::Value::Object(
+        row.into_iter()
+            .map(|(name, cell)| (name.to_string(), cell.json()))
+            .collect(),
+    )
+}
+
 /// A decimal as a spreadsheet number (a float: what a cell holds); an
 /// error rather than a silent 0 if it has none.
 pub fn spreadsheet_number(v: Decimal) -> Result<f64> {

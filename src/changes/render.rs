@@ -171,13 +171,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
     let restated = report.restated();
     let rows: Vec<serde_json::Value> = rows(report)
         .into_iter()
-        .map(|row| {
-            serde_json::Value::Object(
-                row.into_iter()
-                    .map(|(name, cell)| (name.to_string(), cell.json()))
-                    .collect(),
-            )
-        })
+        .map(crate::output::json_object)
         .collect();
     let selection: serde_json::Map<String, serde_json::Value> = report
         .selection

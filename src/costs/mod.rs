@@ -151,6 +151,12 @@ pub struct CostRow {
 }
 
 impl CostRow {
+    /// The grand total: no tenant and no name (the line `--top` adds up
+    /// has a name, "Other (N rows)").
+    pub fn is_total(&self) -> bool {
+        self.key.tenant_id.is_none() && self.business_name.is_none()
+    }
+
     /// The name people see: the tenant's, `(platform)`, or `TOTAL`.
     pub fn display_name(&self) -> String {
         match (&self.key.tenant_id, &self.business_name) {
@@ -529,7 +535,7 @@ pub fn rounding_difference(
     // The lines people see: those shown, and the one `--top` adds up.
     let lines: Decimal = render::people_rows(report)
         .iter()
-        .filter(|r| !(r.key.tenant_id.is_none() && r.business_name.is_none()))
+        .filter(|r| !r.is_total())
         .filter_map(|r| column(&r.current))
         .map(cents)
         .sum();

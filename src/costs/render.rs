@@ -306,13 +306,7 @@ fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
 pub fn json(report: &Report) -> Result<Vec<u8>> {
     let rows: Vec<Value> = visible_rows(report)
         .into_iter()
-        .map(|row| {
-            let mut object = serde_json::Map::new();
-            for (name, value) in columns(report, row) {
-                object.insert(name.to_string(), value.json());
-            }
-            Value::Object(object)
-        })
+        .map(|row| crate::output::json_object(columns(report, row)))
         .collect();
     let rounding: Vec<Value> = rounding(report)
         .into_iter()
@@ -328,13 +322,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         .collect();
     let outcome_totals: Vec<Value> = outcome_total_rows(report)
         .into_iter()
-        .map(|row| {
-            Value::Object(
-                row.into_iter()
-                    .map(|(name, value)| (name.to_string(), value.json()))
-                    .collect(),
-            )
-        })
+        .map(crate::output::json_object)
         .collect();
     let document = json!({
         "format_version": crate::output::JSON_FORMAT_VERSION,
@@ -423,11 +411,9 @@ fn sort_column(report: &Report) -> Option<&str> {
 /// The lines `--top` left out, added up as one "other" line: the
 /// people's formats (table, page, workbook) show it, so the lines shown
 /// add up to the TOTAL.
-pub fn other_row(report: &Report) -> Option<CostRow> {
-    let shown: std::collections::HashSet<*const CostRow> = visible_rows(report)
-        .into_iter()
-        .map(|r| r as *const CostRow)
-        .collect();
+fn other_row(report: &Report, visible: &[&CostRow]) -> Option<CostRow> {
+    let shown: std::collections::HashSet<*const CostRow> =
+        visible.iter().map(|r| *r as *const CostRow).collect();
     let hidden: Vec<&CostRow> = report
         .rows
         .iter()
@@ -460,12 +446,14 @@ pub fn other_row(report: &Report) -> Option<CostRow> {
 /// those `--top` left out, then the TOTAL.
 pub fn people_rows(report: &Report) -> Vec<std::borrow::Cow<'_, CostRow>> {
     use std::borrow::Cow;
-    let mut rows: Vec<Cow<CostRow>> = visible_rows(report)
+    let visible = visible_rows(report);
+    let other = other_row(report, &visible);
+    let mut rows: Vec<Cow<CostRow>> = visible
         .into_iter()
-        .filter(|r| r.key.tenant_id.is_some())
+        .filter(|r| !r.is_total())
         .map(Cow::Borrowed)
         .collect();
-    rows.extend(other_row(report).map(Cow::Owned));
+    rows.extend(other.map(Cow::Owned));
     rows.extend(report.total().map(Cow::Borrowed));
     rows
 }
@@ -787,7 +775,7 @@ pub fn text_table(report: &Report, wide: bool) -> TextTable {
                     .unwrap_or_default(),
             }),
         ]);
-        if row.key.tenant_id.is_none() && row.business_name.is_none() {
+        if row.is_total() {
             table.push_total(cells);
         } else {
             table.rows.push(cells);
@@ -947,9 +935,7 @@ pub fn xlsx(report: &Report, top: usize) -> Result<Vec<u8>> {
     sheet.set_name("Costs").map_err(e)?;
     let shown = people_rows(report);
     let rows: Vec<Vec<(&'static str, Value_)>> = shown.iter().map(|r| columns(report, r)).collect();
-    let total = shown
-        .iter()
-        .position(|r| r.key.tenant_id.is_none() && r.business_name.is_none());
+    let total = shown.iter().position(|r| r.is_total());
     write_table(sheet, &rows, total, CENTS)?;
 
     let outcomes = outcome_total_rows(report);

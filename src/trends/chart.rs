@@ -92,24 +92,13 @@ fn layers(analysis: &Analysis, top: usize) -> Vec<Layer> {
     // Groups that spiked first (their markers need a layer; the strongest
     // when there are more than colours), then the largest others of the
     // first `top`; drawn largest first.
-    let strength = |g: &super::Group| {
-        g.spikes
-            .iter()
-            .zip(&g.baselines)
-            .enumerate()
-            .filter(|(_, (s, _))| **s)
-            .filter_map(|(i, (_, b))| {
-                b.map(|b| (g.cells[start + i].errors as f64 - b.median) / b.spread)
-            })
-            .fold(f64::MIN, f64::max)
-    };
-    let mut spiked: Vec<&super::Group> = analysis
-        .groups
-        .iter()
-        .filter(|g| g.spike_count() > 0)
-        .collect();
-    spiked.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
-    spiked.truncate(PALETTE.len());
+    let mut spiked: Vec<&super::Group> = Vec::new();
+    for spike in analysis.all_spikes() {
+        // Strongest first: a group enters with its strongest spike.
+        if spiked.len() < PALETTE.len() && !spiked.iter().any(|g| std::ptr::eq(*g, spike.group)) {
+            spiked.push(spike.group);
+        }
+    }
     let shown = analysis.shown(Some(top));
     let outside_top = spiked
         .iter()
