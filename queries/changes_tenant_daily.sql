@@ -7,7 +7,8 @@
 -- One line per tenant day and run.
 -- $1, $2: first and last restated day (NULL: no bound); $3: tenant ids
 -- (NULL: every tenant); $4: the run that made them (NULL: any run);
--- $5: restated at or after (NULL: any time).
+-- $5: restated at or after (NULL: any time); $6: an alert whose reported
+-- runs are left out (NULL: none).
 SELECT r.tenant_id::text AS tenant_id,
        coalesce(r.new_values ->> 'business_name', r.old_values ->> 'business_name') AS business_name,
        r.day,
@@ -43,4 +44,7 @@ WHERE r.table_name = 'tenant_daily'
   AND ($3::uuid[] IS NULL OR r.tenant_id = ANY ($3))
   AND ($4::uuid IS NULL OR r.run_id = $4)
   AND ($5::timestamptz IS NULL OR r.restated_at >= $5)
+  AND ($6::text IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {schema}.restatement_alerts a
+        WHERE a.alert = $6 AND a.run_id = r.run_id))
 ORDER BY r.day, r.tenant_id, r.restatement_id

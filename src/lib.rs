@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod costs;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod fault;
 pub mod frames;

@@ -53,9 +53,14 @@ pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql")
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
 pub const CHANGES_TENANT_DAILY: &str = include_str!("../queries/changes_tenant_daily.sql");
 pub const CHANGES_RUN_EXISTS: &str = include_str!("../queries/changes_run_exists.sql");
+pub const CHANGES_ALERT_RUNS: &str = include_str!("../queries/changes_alert_runs.sql");
+pub const CHANGES_ALERT_MARK: &str = include_str!("../queries/changes_alert_mark.sql");
 pub const CHANGES_LAST_RUN: &str = include_str!("../queries/changes_last_run.sql");
 pub const CHANGES_KNOWN_TENANTS: &str = include_str!("../queries/changes_known_tenants.sql");
 pub const SERVE_SESSION: &str = include_str!("../queries/serve_session.sql");
+pub const SERVE_SESSION_LOOKUP: &str = include_str!("../queries/serve_session_lookup.sql");
+pub const SERVE_SESSION_LOOKUP_EXISTS: &str =
+    include_str!("../queries/serve_session_lookup_exists.sql");
 pub const COSTS_TENANT_DAYS: &str = include_str!("../queries/costs_tenant_days.sql");
 pub const COSTS_OUTCOME_DAYS: &str = include_str!("../queries/costs_outcome_days.sql");
 pub const COSTS_COVERAGE: &str = include_str!("../queries/costs_coverage.sql");
@@ -110,6 +115,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "0005_restatements.sql",
         text: include_str!("../migrations/0005_restatements.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_history_append_only.sql",
+        text: include_str!("../migrations/0006_history_append_only.sql"),
     },
 ];
 

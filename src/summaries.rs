@@ -42,6 +42,8 @@ pub fn day_frame(
     day: NaiveDate,
     tenants: &TenantSelection,
 ) -> Result<Option<DataFrame>> {
+    // A web request's work stops between days once it is not wanted.
+    crate::deadline::check()?;
     let Some(folder) = DayFolder::read(dir, table, day)? else {
         return Ok(None);
     };

@@ -63,6 +63,8 @@ pub struct Filter {
     pub run: Option<Uuid>,
     /// Only changes recorded at or after this moment.
     pub since: Option<DateTime<Utc>>,
+    /// Only changes of runs this alert has not reported (`--alert`).
+    pub unreported_by: Option<String>,
 }
 
 impl Filter {
@@ -133,6 +135,7 @@ impl Summaries {
                 &tenants,
                 &filter.run,
                 &filter.since,
+                &filter.unreported_by,
             ],
         )?;
         let billed = |r: &postgres::Row, side: &str| Billed {
@@ -155,6 +158,38 @@ impl Summaries {
                 restated_at: r.get("restated_at"),
             })
             .collect())
+    }
+
+    /// The runs with restatements `alert` has not reported yet (as this
+    /// snapshot sees them: a run still writing is not among them, and is
+    /// found the next time).
+    pub fn unreported_runs(&mut self, alert: &str) -> Result<Vec<Uuid>> {
+        let (client, schema) = self.history()?;
+        Ok(client
+            .query(
+                &sql::render(sql::CHANGES_ALERT_RUNS, &[("schema", schema)]),
+                &[&alert],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Records that `alert` reported the restatements of `runs` (after its
+    /// report was written), in a transaction of its own: the reporting
+    /// session is otherwise read-only.
+    pub fn mark_reported(&mut self, alert: &str, runs: &[Uuid]) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let (client, schema) = self.history()?;
+        let mut tx = client.build_transaction().read_only(false).start()?;
+        tx.execute(
+            &sql::render(sql::CHANGES_ALERT_MARK, &[("schema", schema)]),
+            &[&alert, &runs],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The run that succeeded last (`changes --run last`), if any.

@@ -36,6 +36,13 @@ pub struct Args {
     #[arg(long, value_name = "DATE")]
     pub closed_before: Option<String>,
 
+    /// An alert that reports each run's changes once: only runs this alert
+    /// has not reported yet, and they are marked reported once the report
+    /// is written (in analytics.restatement_alerts), whatever failed on
+    /// the nights before. One name per alert (and its filters).
+    #[arg(long, value_name = "NAME")]
+    pub alert: Option<String>,
+
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 

@@ -58,4 +58,22 @@ pub struct Args {
     /// statement's timeout).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+
+    /// The address readers open when a proxy or ingress is in front (e.g.
+    /// https://costs.example.com/): printed instead of the listening one;
+    /// https makes the token cookie `Secure` and `__Host-`.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// A proxy in front of `serve` (an address or a network, e.g.
+    /// 10.0.0.0/8; repeat for more): only its X-Forwarded-For and
+    /// X-Forwarded-Proto are believed, for the limits per client and the
+    /// access lines.
+    #[arg(long, value_name = "NETWORK")]
+    pub trusted_proxy: Vec<String>,
+
+    /// A second address that answers /healthz alone, for liveness and
+    /// readiness probes: answered even when every page connection is taken.
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<String>,
 }

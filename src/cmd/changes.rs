@@ -45,6 +45,7 @@ pub fn execute(args: Args) -> Result<()> {
         .as_deref()
         .map(|d| crate::window::parse_date("--closed-before", d))
         .transpose()?;
+    let alert = args.alert.as_deref().map(alert_name).transpose()?;
     if args.format == Format::Xlsx {
         args.output.require_file("xlsx")?;
     }
@@ -77,6 +78,7 @@ pub fn execute(args: Args) -> Result<()> {
                 tenants: tenants.clone(),
                 run,
                 since,
+                unreported_by: alert.clone(),
             };
             let mut selection: Vec<(&'static str, String)> = Vec::new();
             match period {
@@ -88,6 +90,9 @@ pub fn execute(args: Args) -> Result<()> {
             }
             if let Some(run) = run {
                 selection.push(("run", run.to_string()));
+            }
+            if let Some(alert) = &alert {
+                selection.push(("not yet reported by alert", alert.clone()));
             }
             if let Some(since) = since {
                 selection.push((
@@ -125,9 +130,35 @@ pub fn execute(args: Args) -> Result<()> {
                 };
                 summaries.refuse_unknown_tenants(&never, "`callrollup costs` without --tenant")?;
             }
-            Ok((lines, selection))
+            // The runs this report covers for the alert, seen in the same
+            // state as its lines.
+            let reported = match &alert {
+                Some(alert) => summaries.unreported_runs(alert)?,
+                None => Vec::new(),
+            };
+            Ok((lines, selection, reported))
         })
-        .and_then(|(lines, selection)| write(&args, closed_before, lines, selection))
+        .and_then(|(lines, selection, reported)| {
+            write(&args, closed_before, lines, selection, || match &alert {
+                // Only once the report is out: a failed write reports
+                // them again next time.
+                Some(alert) => summaries.mark_reported(alert, &reported),
+                None => Ok(()),
+            })
+        })
+}
+
+/// `--alert NAME`: printable, at most 64 characters.
+fn alert_name(name: &str) -> Result<String> {
+    let fine =
+        !name.is_empty() && name.chars().count() <= 64 && name.chars().all(|c| !c.is_control());
+    if !fine {
+        return Err(Error::usage(format!(
+            "--alert {:?}: name the alert in 1 to 64 printable characters, e.g. closed-books",
+            crate::text::printable(name)
+        )));
+    }
+    Ok(name.to_string())
 }
 
 /// The report of `lines` in `args`' format, and the closed-books check.
@@ -136,6 +167,7 @@ fn write(
     closed_before: Option<chrono::NaiveDate>,
     lines: Vec<crate::changes::Restatement>,
     selection: Vec<(&'static str, String)>,
+    written: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let report = Report {
         lines: &lines,
@@ -148,6 +180,7 @@ fn write(
         Format::Xlsx => render::xlsx(&report)?,
     };
     args.output.write(&bytes)?;
+    written()?;
 
     if let (Some(day), Some(first)) = (closed_before, lines.first()) {
         let restated = crate::changes::Restated::of(&lines);

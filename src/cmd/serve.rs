@@ -62,7 +62,33 @@ fn token_from(path: &std::path::Path) -> Result<String> {
     Ok(token)
 }
 
+/// `--public-url`: an http or https address with no credentials, query
+/// or fragment (it is printed, and links are made from it).
+fn public_url(text: &str) -> Result<url::Url> {
+    let bad = |why: &str| {
+        Error::usage(format!(
+            "--public-url {:?} {why}; give the address readers open, e.g. https://costs.example.com/",
+            crate::text::printable(text)
+        ))
+    };
+    let url = url::Url::parse(text).map_err(|_| bad("is not an address"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("is not an http or https address"));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad("holds credentials, a query or a fragment"));
+    }
+    Ok(url)
+}
+
 pub fn execute(args: Args) -> Result<()> {
+    // Usage errors before any folder or database is opened.
+    let proxies = crate::serve::Proxies::parse(&args.trusted_proxy)?;
+    let public_url = args.public_url.as_deref().map(public_url).transpose()?;
     let reads = match &args.summaries.reports {
         Some(dir) => {
             // Refused now, not at the first request.
@@ -117,6 +143,9 @@ pub fn execute(args: Args) -> Result<()> {
         auth,
         max_requests: usize::from(args.max_requests),
         timeout: Duration::from_secs(args.request_timeout),
+        proxies,
+        public_url,
+        health_listen: args.health_listen.clone(),
     })
 }
 

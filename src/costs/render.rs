@@ -267,7 +267,14 @@ pub fn frame(report: &Report) -> Result<DataFrame> {
 /// CSV as the contract says: header, RFC 4180, UTF-8, the formula guard
 /// on every text cell, money with 6 decimals, numbers untouched.
 pub fn csv(report: &Report) -> Result<Vec<u8>> {
-    crate::output::csv_bytes(&frame(report)?, crate::output::MoneyText::Stored)
+    let mut out = Vec::new();
+    write_csv(report, &mut out)?;
+    Ok(out)
+}
+
+/// `csv`, written to `out` as it is made (`serve` streams it).
+pub fn write_csv(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
+    crate::output::write_csv(out, &frame(report)?, crate::output::MoneyText::Stored)
 }
 
 pub fn parquet(report: &Report) -> Result<Vec<u8>> {
@@ -304,10 +311,19 @@ fn rounding(report: &Report) -> Vec<(&'static str, Decimal, Decimal, Decimal)> {
 }
 
 pub fn json(report: &Report) -> Result<Vec<u8>> {
-    let rows: Vec<Value> = visible_rows(report)
-        .into_iter()
-        .map(|row| crate::output::json_object(columns(report, row)))
-        .collect();
+    let mut out = Vec::new();
+    write_json(report, &mut out)?;
+    Ok(out)
+}
+
+/// `json`, written to `out` a row at a time: the rows are never held as
+/// one document (a 200-day report by day held hundreds of MB of values,
+/// four at once took `serve` past its memory). The bytes are those of
+/// `serde_json::to_vec_pretty` of the whole document.
+pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
+    // The document is rendered with this string where the rows go, then
+    // split there; no report text can hold it (control characters).
+    const ROWS: &str = "\u{1}rows\u{1}";
     let rounding: Vec<Value> = rounding(report)
         .into_iter()
         .map(|(column, lines, total, exact)| {
@@ -334,7 +350,7 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         "sort": sort_column(report),
         "top": report.view.top,
         "rows_left_out": hidden_rows(report),
-        "rows": rows,
+        "rows": ROWS,
         "outcome_totals": (!outcome_totals.is_empty()).then_some(outcome_totals),
         "coverage": {
             "complete": report.coverage.is_complete(),
@@ -367,10 +383,41 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
         "reconciliation": report.reconciliation,
         "rounding": rounding,
     });
-    let mut out = serde_json::to_vec_pretty(&document)
-        .map_err(|e| Error::RunFailed(format!("cannot render the report as JSON: {e}")))?;
-    out.push(b'\n');
-    Ok(out)
+    let unrenderable =
+        |e: serde_json::Error| Error::RunFailed(format!("cannot render the report as JSON: {e}"));
+    let text = serde_json::to_string_pretty(&document).map_err(unrenderable)?;
+    let marker = serde_json::to_string(ROWS).map_err(unrenderable)?;
+    let (before, after) = text
+        .split_once(&marker)
+        .ok_or_else(|| Error::RunFailed("cannot render the report as JSON".into()))?;
+    let written = |e: std::io::Error| Error::io("cannot write the report", e);
+    out.write_all(before.as_bytes()).map_err(written)?;
+    let rows = visible_rows(report);
+    if rows.is_empty() {
+        out.write_all(b"[]").map_err(written)?;
+    } else {
+        out.write_all(b"[\n").map_err(written)?;
+        for (i, row) in rows.iter().enumerate() {
+            let object = crate::output::json_object(columns(report, row));
+            let object = serde_json::to_string_pretty(&object).map_err(unrenderable)?;
+            // An element of the rows array sits two levels in; a JSON
+            // string holds no raw newline, so every line is indented.
+            let mut element = String::with_capacity(object.len() + 256);
+            for (n, line) in object.lines().enumerate() {
+                if n > 0 {
+                    element.push('\n');
+                }
+                element.push_str("    ");
+                element.push_str(line);
+            }
+            element.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
+            out.write_all(element.as_bytes()).map_err(written)?;
+        }
+        out.write_all(b"  ]").map_err(written)?;
+    }
+    out.write_all(after.as_bytes()).map_err(written)?;
+    out.write_all(b"\n").map_err(written)?;
+    Ok(())
 }
 
 /// Cents for people: `1234.57`, or empty (`money::text`'s rule).

@@ -381,3 +381,27 @@ fn zero_cost_platform_rows_are_no_lines_of_a_cost_report() {
         .iter()
         .all(|t| t.day != day("2026-03-01") || t.tenant_id == "a"));
 }
+
+#[test]
+fn the_streamed_json_is_the_whole_documents_pretty_bytes() {
+    // `write_json` writes the rows one at a time; the bytes must be what
+    // serde_json gives the whole document, with rows and without.
+    let (period, rows) = march_by_tenant(
+        vec![
+            tenant_day("a", "2026-03-01", 10, "3.000000"),
+            tenant_day("b\n\"quoted\"", "2026-03-01", 4, "0.500000"),
+        ],
+        vec![tenant_day("a", "2026-02-10", 20, "3.000000")],
+    );
+    for report in [report_of(period, rows), report_of(period, Vec::new())] {
+        let streamed = render::json(&report).unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&streamed).unwrap();
+        let mut whole = serde_json::to_vec_pretty(&parsed).unwrap();
+        whole.push(b'\n');
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
+        assert!(parsed["rows"].is_array());
+    }
+}

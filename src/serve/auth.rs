@@ -9,8 +9,10 @@
 //! `expires_at`, `user_id` and `users.user_id`, `tenant_id`, `role` are
 //! read (queries/serve_session.sql).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
@@ -20,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::{App, Refusal};
 use crate::db::DbUrl;
+use crate::deadline::Deadline;
 use crate::sql;
 
 /// The cookie that carries the token.
@@ -46,18 +49,20 @@ impl Auth {
         Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// The line printed once at start.
-    pub fn greeting(&self, address: SocketAddr) -> String {
+    /// The line printed once at start: the address to open (the public
+    /// one when `serve` is behind a proxy).
+    pub fn greeting(&self, address: SocketAddr, public: Option<&url::Url>) -> String {
+        let base = public.map_or_else(|| format!("http://{address}/"), |u| u.as_str().to_string());
         match self {
             Auth::Token {
                 token,
                 printed: true,
-            } => format!("http://{address}/?token={token}"),
+            } => format!("{base}?token={token}"),
             Auth::Token { printed: false, .. } => format!(
-                "http://{address}/ (the token of --token-file is not printed: send it as `Authorization: Bearer <token>`, or add token=<token> to the first page's address once to set the cookie)"
+                "{base} (the token of --token-file is not printed: send it as `Authorization: Bearer <token>`, or add token=<token> to the first page's address once to set the cookie)"
             ),
             Auth::Platform { .. } => format!(
-                "http://{address}/ (platform sessions: a bearer token or the `{SESSION_COOKIE}` cookie)"
+                "{base} (platform sessions: a bearer token or the `{SESSION_COOKIE}` cookie)"
             ),
         }
     }
@@ -129,82 +134,238 @@ pub enum Reader {
     Customer(uuid::Uuid),
 }
 
+/// The cookie that carries the token for a reader on `https`: Secure, and
+/// `__Host-` so no other host or plain-http page can set it.
+pub const TOKEN_COOKIE_HTTPS: &str = "__Host-callrollup_token";
+
 pub async fn check(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     match &app.config.auth {
         Auth::Token { token, .. } => {
             let who = Who(format!("token {}", secret_id(token)));
+            let https = request
+                .extensions()
+                .get::<super::client::Client>()
+                .is_some_and(|c| c.https);
+            let cookie_name = if https {
+                TOKEN_COOKIE_HTTPS
+            } else {
+                TOKEN_COOKIE
+            };
             // A header never lands in a proxy's access log as a query does.
-            if bearer(&request).is_some_and(|t| same_secret(t, token)) {
-                let mut response = next.run(request).await;
-                response.extensions_mut().insert(who);
-                return response;
+            let by_header = bearer(&request).is_some_and(|t| same_secret(t, token));
+            let by_query =
+                !by_header && query_token(request.uri()).is_some_and(|t| same_secret(&t, token));
+            let by_cookie = cookie(&request, cookie_name).is_some_and(|t| same_secret(t, token));
+            if !(by_header || by_query || by_cookie) {
+                return unauthorized("open the link `callrollup serve` printed (it carries ?token=…), or send the token as `Authorization: Bearer`");
             }
-            if query_token(request.uri()).is_some_and(|t| same_secret(&t, token)) {
-                let mut response = next.run(request).await;
-                response.extensions_mut().insert(who);
-                let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            // Everyone shares the token: a reader is a client address.
+            let reader = format!("address {}", client_address(&request));
+            let mut response = super::READER.scope(reader, next.run(request)).await;
+            response.extensions_mut().insert(who);
+            if by_query {
+                let secure = if https { "; Secure" } else { "" };
+                let cookie =
+                    format!("{cookie_name}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
                 if let Ok(value) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().append(header::SET_COOKIE, value);
                 }
-                return response;
             }
-            if cookie(&request, TOKEN_COOKIE).is_some_and(|t| same_secret(t, token)) {
-                let mut response = next.run(request).await;
-                response.extensions_mut().insert(who);
-                return response;
-            }
-            unauthorized("open the link `callrollup serve` printed (it carries ?token=…), or send the token as `Authorization: Bearer`")
+            response
         }
         Auth::Platform { .. } => platform(app.clone(), request, next).await,
     }
 }
 
-/// The platform's sessions as `serve` checks them: one connection, used by
-/// one lookup at a time (a flood of made-up tokens costs one query each,
-/// never a connection each), and the readers found, remembered for at most
-/// `REMEMBERED` (and never past their session's end).
+/// The platform's sessions as `serve` checks them. Lookups run on threads
+/// of their own, `LOOKUPS` of them, each with its own connection (never
+/// the pages' threads: a lookup stuck behind a lock cannot starve a
+/// page), each statement and lock wait limited to what is left of its
+/// request's time. A reader found is remembered: trusted without asking
+/// for `REMEMBERED`, then still served for up to `STALE_SERVED` while it
+/// is checked again in the background (a platform database that is slow
+/// for a minute does not sign everybody out), never past its session's
+/// end. Made-up tokens cost their sender: after `FAILURES_PER_MINUTE`
+/// unknown sessions from one client address, that address waits.
 pub struct Sessions {
-    client: std::sync::Mutex<Option<postgres::Client>>,
-    known: std::sync::Mutex<std::collections::HashMap<String, (Signed, std::time::Instant)>>,
-    lookups: tokio::sync::Semaphore,
+    known: std::sync::Mutex<HashMap<String, Remembered>>,
+    /// One permit per lookup queued or at work.
+    lookups: Arc<tokio::sync::Semaphore>,
+    jobs: Option<std::sync::mpsc::SyncSender<Lookup>>,
+    /// Unknown sessions per client address in the current minute.
+    failures: std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Sessions being checked again in the background.
+    refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+struct Remembered {
+    signed: Signed,
+    /// Trusted without asking until then.
+    fresh_until: Instant,
+    /// Served while being checked again until then.
+    usable_until: Instant,
+}
+
+/// One lookup for a worker: the session's hash, by when, and where the
+/// answer goes. The permit is released when the worker is done with it.
+struct Lookup {
+    hash: String,
+    deadline: Deadline,
+    answer: tokio::sync::oneshot::Sender<Result<Found, Refusal>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A session found, and when it ends.
+type Found = Option<(Signed, Instant)>;
 
 /// How long a session found stays trusted without asking again: a session
 /// ended on the platform is refused here at most this much later.
-const REMEMBERED: std::time::Duration = std::time::Duration::from_secs(30);
+const REMEMBERED: Duration = Duration::from_secs(30);
+/// How long past `REMEMBERED` a reader is still served while its session
+/// is checked again (when the check cannot be made, at most this long).
+const STALE_SERVED: Duration = Duration::from_secs(300);
 /// Sessions remembered at once (then forgotten all together).
 const REMEMBERED_MAX: usize = 10_000;
-/// Lookups waiting for the database at once; more are a 503.
+/// Lookups queued or at work at once, and the threads that do them.
 const LOOKUPS: usize = 2;
+/// How long a sign-in waits for its turn to be looked up.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+/// Unknown or expired sessions one client address may send in a minute.
+const FAILURES_PER_MINUTE: u32 = 30;
 /// The longest token looked up (longer is no session).
 const TOKEN_MAX: usize = 512;
 
-impl Default for Sessions {
-    fn default() -> Self {
+impl Sessions {
+    /// No platform sessions (`--auth token`).
+    pub fn none() -> Sessions {
         Sessions {
-            client: std::sync::Mutex::new(None),
-            known: std::sync::Mutex::new(std::collections::HashMap::new()),
-            lookups: tokio::sync::Semaphore::new(LOOKUPS),
+            known: Default::default(),
+            lookups: Arc::new(tokio::sync::Semaphore::new(LOOKUPS)),
+            jobs: None,
+            failures: Default::default(),
+            refreshing: Default::default(),
         }
     }
-}
 
-impl Sessions {
-    fn remembered(&self, hash: &str) -> Option<Signed> {
-        let known = self.known.lock().ok()?;
-        known
-            .get(hash)
-            .filter(|(_, until)| std::time::Instant::now() < *until)
-            .map(|(reader, _)| reader.clone())
+    /// The lookup threads for the platform database at `url`.
+    pub fn start(auth: &Auth) -> crate::error::Result<Sessions> {
+        let Auth::Platform { url, schema } = auth else {
+            return Ok(Sessions::none());
+        };
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Lookup>(LOOKUPS);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..LOOKUPS {
+            let (queue, url, schema) = (queue.clone(), url.clone(), schema.clone());
+            std::thread::Builder::new()
+                .name(format!("session-lookup-{n}"))
+                .spawn(move || {
+                    let mut connection = None;
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if job.answer.is_closed() || job.deadline.is_past() {
+                            continue;
+                        }
+                        let found =
+                            look_up(&mut connection, &url, &schema, &job.hash, &job.deadline);
+                        let _ = job.answer.send(found);
+                    }
+                })
+                .map_err(|e| {
+                    crate::error::Error::RunFailed(format!("cannot start the session lookups: {e}"))
+                })?;
+        }
+        Ok(Sessions {
+            jobs: Some(jobs),
+            ..Sessions::none()
+        })
     }
 
-    fn remember(&self, hash: String, reader: Signed, until: std::time::Instant) {
+    /// The reader of a session, and whether it should be checked again.
+    fn remembered(&self, hash: &str) -> Option<(Signed, bool)> {
+        let known = self.known.lock().ok()?;
+        let now = Instant::now();
+        known
+            .get(hash)
+            .filter(|r| now < r.usable_until)
+            .map(|r| (r.signed.clone(), now >= r.fresh_until))
+    }
+
+    fn remember(&self, hash: &str, signed: &Signed, expires: Instant) {
         if let Ok(mut known) = self.known.lock() {
             if known.len() >= REMEMBERED_MAX {
                 known.clear();
             }
-            known.insert(hash, (reader, until));
+            let now = Instant::now();
+            known.insert(
+                hash.to_string(),
+                Remembered {
+                    signed: signed.clone(),
+                    fresh_until: (now + REMEMBERED).min(expires),
+                    usable_until: (now + REMEMBERED + STALE_SERVED).min(expires),
+                },
+            );
         }
+    }
+
+    fn forget(&self, hash: &str) {
+        if let Ok(mut known) = self.known.lock() {
+            known.remove(hash);
+        }
+    }
+
+    /// Whether `address` has sent too many unknown sessions this minute.
+    fn refuses(&self, address: IpAddr) -> bool {
+        let Ok(failures) = self.failures.lock() else {
+            return false;
+        };
+        failures.get(&address).is_some_and(|(n, since)| {
+            since.elapsed() < Duration::from_secs(60) && *n >= FAILURES_PER_MINUTE
+        })
+    }
+
+    fn failed(&self, address: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() >= REMEMBERED_MAX {
+                failures.retain(|_, (_, since)| since.elapsed() < Duration::from_secs(60));
+                if failures.len() >= REMEMBERED_MAX {
+                    failures.clear();
+                }
+            }
+            let entry = failures.entry(address).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= Duration::from_secs(60) {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    /// Queues a lookup once a permit is free (waiting at most `wait`); its
+    /// answer, or None when no turn came or the lookups are not running.
+    async fn look_up(
+        &self,
+        hash: &str,
+        deadline: &Deadline,
+        wait: Duration,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<Found, Refusal>>> {
+        let jobs = self.jobs.as_ref()?;
+        let permit = tokio::time::timeout(wait, self.lookups.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // The queue holds as many lookups as there are permits: never full.
+        jobs.try_send(Lookup {
+            hash: hash.to_string(),
+            deadline: deadline.clone(),
+            answer,
+            _permit: permit,
+        })
+        .ok()?;
+        Some(answered)
     }
 }
 
@@ -236,35 +397,45 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
         .map(|b| format!("{b:02x}"))
         .collect();
     let session_id = hash[..12].to_string();
-    let reader = match app.sessions.remembered(&hash) {
-        Some(reader) => reader,
+    let address = client_address(&request);
+    let sessions = &app.sessions;
+    let reader = match sessions.remembered(&hash) {
+        Some((reader, stale)) => {
+            if stale {
+                check_again(app.clone(), hash);
+            }
+            reader
+        }
         None => {
-            let Ok(_lookup) = app.sessions.lookups.try_acquire() else {
+            if sessions.refuses(address) {
                 return Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many sign-ins at once; try again",
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many unknown sessions from your address; wait a minute and sign in again",
                 )
                 .into_response();
+            }
+            let deadline = Deadline::after(app.config.timeout);
+            let busy = || {
+                Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session cannot be checked right now; try again",
+                )
+                .into_response()
             };
-            let lookup = app.clone();
-            let found = tokio::time::timeout(
-                app.config.timeout,
-                tokio::task::spawn_blocking(move || reader_of(&lookup, &hash)),
-            )
-            .await;
-            match found {
-                Ok(Ok(Ok(Some(reader)))) => reader,
+            let Some(answered) = sessions.look_up(&hash, &deadline, LOOKUP_WAIT).await else {
+                return busy();
+            };
+            match tokio::time::timeout(deadline.remaining(), answered).await {
+                Ok(Ok(Ok(Some((reader, expires))))) => {
+                    sessions.remember(&hash, &reader, expires);
+                    reader
+                }
                 Ok(Ok(Ok(None))) => {
-                    return unauthorized("the session is unknown or expired; sign in again")
+                    sessions.failed(address);
+                    return unauthorized("the session is unknown or expired; sign in again");
                 }
                 Ok(Ok(Err(refusal))) => return refusal.into_response(),
-                _ => {
-                    return Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the session cannot be checked right now; try again",
-                    )
-                    .into_response()
-                }
+                _ => return busy(),
             }
         }
     };
@@ -287,44 +458,99 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
         }
     }
     request.extensions_mut().insert(reader);
-    let mut response = next.run(request).await;
+    let mut response = super::READER
+        .scope(format!("user {user}"), next.run(request))
+        .await;
     response.extensions_mut().insert(who);
     response
 }
 
-/// The session's reader, if the session is known and not expired; found
-/// ones are remembered (`Sessions`).
-fn reader_of(app: &App, hash: &str) -> Result<Option<Signed>, Refusal> {
-    let Auth::Platform { url, schema } = &app.config.auth else {
-        return Ok(None);
-    };
-    let sessions = &app.sessions;
-    let mut client = sessions.client.lock().map_err(|_| {
-        Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot check the session",
-        )
-    })?;
-    let statement = sql::render(sql::SERVE_SESSION, &[("schema", schema)]);
-    // The connection is kept; a broken one is replaced once.
-    let mut row = None;
-    for attempt in 0..2 {
-        if client.as_ref().is_none_or(|c| c.is_closed()) {
-            *client = Some(url.connect_reporting("callrollup-serve-sessions")?);
+/// The client's address (`client::identify` put it there).
+fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<super::client::Client>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.address)
+}
+
+/// Checks a remembered session again without holding up its reader: a
+/// session ended on the platform is forgotten, one still open is trusted
+/// anew; a check that cannot be made now leaves it as it was.
+fn check_again(app: Arc<App>, hash: String) {
+    {
+        let Ok(mut refreshing) = app.sessions.refreshing.lock() else {
+            return;
+        };
+        if !refreshing.insert(hash.clone()) {
+            return;
         }
-        let live = client.as_mut().expect("connected above");
-        match live.query_opt(&statement, &[&hash]) {
+    }
+    tokio::spawn(async move {
+        let deadline = Deadline::after(app.config.timeout);
+        // Only a free turn: sign-ins of readers not remembered come first.
+        if let Some(answered) = app.sessions.look_up(&hash, &deadline, Duration::ZERO).await {
+            match tokio::time::timeout(deadline.remaining(), answered).await {
+                Ok(Ok(Ok(None))) => app.sessions.forget(&hash),
+                Ok(Ok(Ok(Some((reader, expires))))) => {
+                    app.sessions.remember(&hash, &reader, expires)
+                }
+                _ => {}
+            }
+        }
+        if let Ok(mut refreshing) = app.sessions.refreshing.lock() {
+            refreshing.remove(&hash);
+        }
+    });
+}
+
+/// The session's reader, if the session is known and not expired, from
+/// the lookup thread's own connection (made or made again here); the
+/// statement and any lock it waits for end at the request's deadline.
+fn look_up(
+    connection: &mut Option<(postgres::Client, String)>,
+    url: &DbUrl,
+    schema: &str,
+    hash: &str,
+    deadline: &Deadline,
+) -> Result<Found, Refusal> {
+    let mut row = None;
+    // A broken connection is replaced once.
+    for attempt in 0..2 {
+        let left = deadline.remaining().as_millis();
+        if left == 0 {
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the session cannot be checked right now; try again",
+            ));
+        }
+        if connection.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+            let mut client = url.connect_reporting("callrollup-serve-sessions")?;
+            let statement = session_statement(&mut client, schema)?;
+            *connection = Some((client, statement));
+        }
+        let (live, statement) = connection.as_mut().expect("connected above");
+        let limited = live.batch_execute(&format!(
+            "SET statement_timeout = {left}; SET lock_timeout = {left}"
+        ));
+        match limited.and_then(|()| live.query_opt(statement.as_str(), &[&hash])) {
             Ok(found) => {
                 row = found;
                 break;
             }
-            Err(e) if attempt == 0 => {
+            Err(e) if attempt == 0 && live.is_closed() => {
                 crate::log::info(&format!(
                     "serve: the sessions connection failed ({e}); reconnecting"
                 ));
-                *client = None;
+                *connection = None;
             }
-            Err(e) => return Err(crate::error::Error::from(e).into()),
+            Err(e) => {
+                // A timeout, a lock, a broken server: said in the log.
+                crate::log::info(&format!("serve: a session lookup failed: {e}"));
+                return Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session cannot be checked right now; try again",
+                ));
+            }
         }
     }
     let Some(row) = row else {
@@ -340,17 +566,24 @@ fn reader_of(app: &App, hash: &str) -> Result<Option<Signed>, Refusal> {
         // Any other role, or a customer without a tenant: nothing.
         _ => return Ok(None),
     };
-    let left = (expires - chrono::Utc::now())
-        .to_std()
-        .unwrap_or_default()
-        .min(REMEMBERED);
-    let signed = Signed { user, reader };
-    sessions.remember(
-        hash.to_string(),
-        signed.clone(),
-        std::time::Instant::now() + left,
-    );
-    Ok(Some(signed))
+    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    Ok(Some((Signed { user, reader }, Instant::now() + left)))
+}
+
+/// The statement that finds a session: the function deploy/roles.sql
+/// makes when it is there (a sessions role with no grant on the tables
+/// can call nothing else), else the tables themselves (a superuser, a
+/// platform without the roles file).
+fn session_statement(client: &mut postgres::Client, schema: &str) -> crate::error::Result<String> {
+    let has_function: bool = client
+        .query_one(sql::SERVE_SESSION_LOOKUP_EXISTS, &[&schema])?
+        .get(0);
+    let text = if has_function {
+        sql::SERVE_SESSION_LOOKUP
+    } else {
+        sql::SERVE_SESSION
+    };
+    Ok(sql::render(text, &[("schema", schema)]))
 }
 
 /// What a customer may ask for: its own tenant's page, and costs of its

@@ -13,8 +13,11 @@
 //! SIGTERM stops accepting, lets the requests in flight finish, exits 0.
 
 mod auth;
+mod client;
+mod connection;
 mod pages;
 mod params;
+mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::db::DbUrl;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::pipeline::SourceSpec;
 use crate::summaries::Summaries;
@@ -49,7 +53,25 @@ pub struct Config {
     pub auth: Auth,
     pub max_requests: usize,
     pub timeout: Duration,
+    /// The proxies whose `X-Forwarded-For` and `-Proto` are believed.
+    pub proxies: client::Proxies,
+    /// The address readers open (`--public-url`), when `serve` is behind
+    /// a proxy: `https` there makes the cookie Secure.
+    pub public_url: Option<url::Url>,
+    /// A second address that answers `/healthz` alone, for probes.
+    pub health_listen: Option<String>,
 }
+
+impl Config {
+    /// Whether readers reach `serve` over https (`--public-url`).
+    pub fn public_https(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+pub use client::Proxies;
 
 /// The server's shared state.
 struct App {
@@ -60,6 +82,62 @@ struct App {
     sessions: auth::Sessions,
     /// Database sessions a finished request left, for the next ones.
     idle: std::sync::Mutex<Vec<(Summaries, Instant)>>,
+    /// Requests at work per reader (`READER`).
+    at_work: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+tokio::task_local! {
+    /// The reader a request is for (a platform user, or a client address
+    /// when everyone shares the token), set by authentication.
+    static READER: String;
+}
+
+/// A reader's request at work, counted until its work (a stream's
+/// included) ends.
+struct AtWork {
+    app: Arc<App>,
+    reader: String,
+}
+
+impl Drop for AtWork {
+    fn drop(&mut self) {
+        let mut at_work = self.app.at_work.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = at_work.get_mut(&self.reader) {
+            *n -= 1;
+            if *n == 0 {
+                at_work.remove(&self.reader);
+            }
+        }
+    }
+}
+
+impl App {
+    /// The requests one reader may have at work at once: half the slots
+    /// (at least one), so one reader can never hold them all.
+    fn share(&self) -> usize {
+        self.config.max_requests.div_ceil(2).max(1)
+    }
+
+    /// Counts a request of `reader` at work, or refuses it when the reader
+    /// has its share already.
+    fn start_work(self: &Arc<Self>, reader: String) -> std::result::Result<AtWork, Refusal> {
+        let mut at_work = self.at_work.lock().unwrap_or_else(|e| e.into_inner());
+        let n = at_work.entry(reader.clone()).or_default();
+        if *n >= self.share() {
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "you have {n} reports being built already; wait for them (this server builds at most {} at once for one reader)",
+                    self.share()
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(AtWork {
+            app: self.clone(),
+            reader,
+        })
+    }
 }
 
 /// How long an idle database session is kept: long enough for the next
@@ -75,20 +153,21 @@ impl App {
     fn summaries(&self) -> Result<Lease<'_>> {
         let summaries = match &self.config.reads {
             Reads::Reports(dir) => Summaries::reports(dir)?,
-            Reads::Database { url, schema } => match self.kept_session() {
-                Some(summaries) => summaries,
-                None => {
-                    let mut summaries =
-                        Summaries::database(url, schema.clone(), "callrollup-serve")?;
-                    if let Summaries::Database { client, .. } = &mut summaries {
-                        client.batch_execute(&format!(
-                            "SET statement_timeout = '{}s'",
-                            self.config.timeout.as_secs()
-                        ))?;
+            Reads::Database { url, schema } => {
+                crate::deadline::check()?;
+                let limit = self.statement_limit();
+                match self.kept_session(&limit) {
+                    Some(summaries) => summaries,
+                    None => {
+                        let mut summaries =
+                            Summaries::database(url, schema.clone(), "callrollup-serve")?;
+                        if let Summaries::Database { client, .. } = &mut summaries {
+                            client.batch_execute(&limit)?;
+                        }
+                        summaries
                     }
-                    summaries
                 }
-            },
+            }
         };
         Ok(Lease {
             app: self,
@@ -115,18 +194,31 @@ impl App {
         refusal
     }
 
-    /// The most recently left session still open and not idle too long.
-    fn kept_session(&self) -> Option<Summaries> {
+    /// The statement that ends the request's statements at its deadline
+    /// (what is left of its time: waiting for a slot took some).
+    fn statement_limit(&self) -> String {
+        let left = crate::deadline::current()
+            .map_or(self.config.timeout, |d| d.remaining())
+            .as_millis()
+            .max(1);
+        format!("SET statement_timeout = {left}")
+    }
+
+    /// The most recently left session still open and not idle too long,
+    /// its statements limited by `limit`.
+    fn kept_session(&self, limit: &str) -> Option<Summaries> {
         loop {
             let (mut summaries, _) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.retain(|(_, since)| since.elapsed() < IDLE_SESSION);
                 idle.pop()?
             };
-            // One round trip tells a session the server has ended (a
-            // restart, an administrator) from a live one.
+            // One round trip, bounded, tells a session the server has
+            // ended (a restart, an administrator) from a live one.
             if let Summaries::Database { client, .. } = &mut summaries {
-                if client.is_valid(Duration::from_secs(2)).is_ok() {
+                if client.is_valid(Duration::from_secs(2)).is_ok()
+                    && client.batch_execute(limit).is_ok()
+                {
                     return Some(summaries);
                 }
             }
@@ -177,7 +269,13 @@ pub enum Reply {
     Html(String),
     /// A file to download: bytes, content type, file name.
     Download(Vec<u8>, &'static str, String),
+    /// A file written as it is sent (`stream`): content type, file name,
+    /// and the work that writes it.
+    Stream(&'static str, String, StreamWriter),
 }
+
+/// Writes a streamed download (on the request's blocking thread).
+pub type StreamWriter = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<()> + Send>;
 
 /// A request that cannot be answered: its status and one line why.
 #[derive(Debug)]
@@ -253,30 +351,82 @@ impl IntoResponse for Reply {
                 ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
             }
             Reply::Download(bytes, content_type, name) => {
-                let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
-                // The name is built from validated dates and a format.
-                if let Ok(value) =
-                    HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-                {
-                    response
-                        .headers_mut()
-                        .insert(header::CONTENT_DISPOSITION, value);
-                }
-                response
+                attachment(bytes.into(), content_type, &name)
             }
+            // Only `blocking` can write one (on its thread).
+            Reply::Stream(..) => Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the report could not be built; the server's log says why",
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// A download's response: its type, and its file name to save it as.
+fn attachment(body: axum::body::Body, content_type: &'static str, name: &str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    // The name is built from validated dates and a format.
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// The 504 of a request past its time limit.
+fn too_late(limit: Duration) -> Refusal {
+    Refusal::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "the report took longer than {} s; ask for a shorter period",
+            limit.as_secs()
+        ),
+    )
+}
+
+/// Stops a request's work when the request is dropped before it is
+/// answered: hyper drops it when its client closes the connection.
+struct AbandonOnDrop(Option<Deadline>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(deadline) = self.0.take() {
+            deadline.abandon();
         }
     }
 }
 
 /// Runs `work` on a blocking thread once a slot is free, within the
-/// request's time limit (a statement still running then is ended by the
-/// session's own timeout).
+/// request's time limit: the work checks the deadline between days and
+/// chunks (`crate::deadline`) and its statements end with it, so nothing
+/// goes on computing once the answer is a 504 or the client has gone. A
+/// streamed download is answered as soon as its work has built it, and
+/// written on the same thread, which holds the slot until the end.
 async fn blocking<F>(app: Arc<App>, work: F) -> Response
 where
     F: FnOnce(&App) -> std::result::Result<Reply, Refusal> + Send + 'static,
 {
     let limit = app.config.timeout;
+    let at_work = match READER.try_with(String::clone) {
+        Ok(reader) => match app.start_work(reader) {
+            Ok(at_work) => Some(at_work),
+            Err(refusal) => {
+                let mut response = refusal.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
+        },
+        Err(_) => None,
+    };
+    let deadline = Deadline::after(limit);
+    let mut abandon = AbandonOnDrop(Some(deadline.clone()));
+    let runtime = tokio::runtime::Handle::current();
     let app_for_refusals = app.clone();
+    let work_deadline = deadline.clone();
     let answer = tokio::time::timeout(limit, async move {
         let slot = app
             .slots
@@ -285,14 +435,40 @@ where
             .await
             .map_err(|_| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
         let worker = app.clone();
-        // The slot is held until the work ends, even past the time limit
-        // (its statement is then ended by the session's timeout).
+        let (head, headed) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            work(&worker)
-        })
-        .await
-        .map_err(|_| {
+            let _at_work = at_work;
+            crate::deadline::within(&work_deadline, || {
+                let reply = match work(&worker) {
+                    // A statement cancelled by the deadline is its 504.
+                    Err(_) if work_deadline.is_past() => Err(too_late(limit)),
+                    reply => reply,
+                };
+                let Ok(Reply::Stream(content_type, name, write)) = reply else {
+                    let _ = head.send(reply.map(IntoResponse::into_response));
+                    return;
+                };
+                let (mut writer, chunks) = stream::channel(work_deadline.clone(), runtime);
+                let whole = chunks.whole.clone();
+                if head
+                    .send(Ok(attachment(chunks.body(), content_type, &name)))
+                    .is_err()
+                {
+                    return;
+                }
+                crate::fault::pause_point("serve-download-headed");
+                let written = write(&mut writer).and_then(|()| {
+                    writer
+                        .finish(&whole)
+                        .map_err(|e| Error::io("cannot send the download", e))
+                });
+                if let Err(e) = written {
+                    crate::log::info(&format!("serve: a download was cut before its end: {e}"));
+                }
+            })
+        });
+        headed.await.map_err(|_| {
             Refusal::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the report could not be built; the server's log says why",
@@ -300,17 +476,15 @@ where
         })?
     })
     .await;
+    // Answered (a stream goes on being written): the work is wanted.
+    abandon.0 = None;
     match answer {
-        Ok(Ok(reply)) => reply.into_response(),
+        Ok(Ok(response)) => response,
         Ok(Err(refusal)) => app_for_refusals.scrub(refusal).into_response(),
-        Err(_) => Refusal::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!(
-                "the report took longer than {} s; ask for a shorter period",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
+        Err(_) => {
+            deadline.abandon();
+            too_late(limit).into_response()
+        }
     }
 }
 
@@ -356,6 +530,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(secure_headers))
         .layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            client::identify,
+        ))
         .with_state(app)
 }
 
@@ -368,24 +546,99 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
     let started = Instant::now();
     let method = request.method().clone();
     let path = loggable_path(request.uri());
+    let from = request
+        .extensions()
+        .get::<client::Client>()
+        .map_or_else(|| "-".to_string(), |c| c.address.to_string());
     let response = next.run(request).await;
-    if path != "/healthz" {
-        let who = response
-            .extensions()
-            .get::<auth::Who>()
-            .map_or("anonymous", |w| w.0.as_str());
-        // The body's length where it is known whole (every page and
-        // download here is), else "-".
-        let bytes = axum::body::HttpBody::size_hint(response.body())
-            .exact()
-            .map_or_else(|| "-".to_string(), |n| n.to_string());
-        crate::log::info(&format!(
-            "access: {who} {method} {path} {} {bytes} bytes {:.3}s",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64()
-        ));
+    if path == "/healthz" {
+        return response;
     }
-    response
+    let who = response
+        .extensions()
+        .get::<auth::Who>()
+        .map_or("anonymous", |w| w.0.as_str());
+    let line = format!(
+        "access: {who} from {from} {method} {path} {}",
+        response.status().as_u16()
+    );
+    // Written when the body has gone out (or was cut): a streamed
+    // download's bytes are known only then.
+    response.map(|body| {
+        axum::body::Body::new(LoggedBody {
+            body,
+            line: Some(line),
+            bytes: 0,
+            started,
+        })
+    })
+}
+
+/// A response body that writes its access line once it has been sent
+/// whole, failed, or was dropped (the client left).
+struct LoggedBody {
+    body: axum::body::Body,
+    /// The line so far (None once written).
+    line: Option<String>,
+    bytes: u64,
+    started: Instant,
+}
+
+impl LoggedBody {
+    fn log(&mut self, cut: bool) {
+        if let Some(line) = self.line.take() {
+            crate::log::info(&format!(
+                "{line} {} bytes{} {:.3}s",
+                self.bytes,
+                if cut { " (cut before its end)" } else { "" },
+                self.started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+}
+
+impl hyper::body::Body for LoggedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>>
+    {
+        use std::task::Poll;
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                let n = frame.data_ref().map_or(0, |d| d.len());
+                self.bytes += n as u64;
+                if self.body.is_end_stream() {
+                    self.log(false);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.log(true),
+            Poll::Ready(None) => self.log(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // Not polled to its end: sent whole when it had nothing left,
+        // else the client left before it.
+        let whole = hyper::body::Body::is_end_stream(&self.body);
+        self.log(!whole);
+    }
 }
 
 /// A request's path and query for the log: the `token` parameter's value
@@ -432,34 +685,70 @@ async fn stop_signal() {
     }
 }
 
-/// Connections open at once; past them, new ones wait to be accepted.
-const MAX_CONNECTIONS: usize = 256;
-/// The time a client has to send a request's head (a slow client cannot
-/// hold a connection open for ever); an idle keep-alive connection is
-/// closed after it too.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a listener takes connections.
+struct Listening {
+    /// Connections open at once; past them, new ones wait to be accepted.
+    connections: usize,
+    /// Connections open at once from one client address that is not a
+    /// trusted proxy's (one client cannot hold them all).
+    per_client: usize,
+    /// The time a client has to send a request's head once begun.
+    head_timeout: Duration,
+    /// How long an idle connection is kept for its next request: longer
+    /// than the ingress in front keeps its connections to `serve` (60 s
+    /// for ingress-nginx and AWS load balancers), so `serve` never closes
+    /// one the ingress is about to use.
+    idle_timeout: Duration,
+}
+
+/// The pages' listener.
+const PAGES: Listening = Listening {
+    connections: 256,
+    per_client: 32,
+    head_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(75),
+};
+
+/// The health listener (`--health-listen`): probes only, answered at once.
+const HEALTH: Listening = Listening {
+    connections: 32,
+    per_client: 32,
+    head_timeout: Duration::from_secs(5),
+    idle_timeout: Duration::from_secs(5),
+};
+
 /// How long SIGTERM waits for the connections still open.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Accepts connections until SIGTERM or SIGINT, then stops accepting,
-/// lets every request in flight finish (each is bounded by the request
-/// time limit) and returns.
-async fn accept(listener: tokio::net::TcpListener, router: Router) {
+/// Connections open per client address.
+type PerClient = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// Takes connections until `stop` ends (never, for the health listener),
+/// then stops taking them, lets every request in flight finish (each is
+/// bounded by the request time limit) and returns.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    listening: Listening,
+    proxies: Proxies,
+    stop: impl std::future::Future<Output = ()>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(tokio::sync::Semaphore::new(listening.connections));
+    let per_client: PerClient = Default::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop_signal());
+    let mut stop = std::pin::pin!(stop);
     loop {
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => permit,
             _ = &mut stop => break,
         };
         let Ok(permit) = permit else { break };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of file descriptors and the like: wait, then go on.
                 Err(e) => {
                     crate::log::info(&format!("serve: cannot accept a connection: {e}"));
@@ -469,16 +758,64 @@ async fn accept(listener: tokio::net::TcpListener, router: Router) {
             },
             _ = &mut stop => break,
         };
+        // A proxy's connections carry many clients: the proxy limits them.
+        let counted = (!proxies.trusts(peer.ip())).then_some(peer.ip());
+        if let Some(address) = counted {
+            let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = open.entry(address).or_default();
+            if *n >= listening.per_client {
+                // Closed at once: this address holds its share already.
+                continue;
+            }
+            *n += 1;
+        }
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let clocks = connection::Clocks::new();
+        let answering = clocks.clone();
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::middleware::from_fn(
+                    move |request: axum::extract::Request, next: axum::middleware::Next| {
+                        let answering = answering.clone();
+                        async move {
+                            answering.request_began();
+                            let ended = connection::Answered(answering);
+                            let response = next.run(request).await;
+                            drop(ended);
+                            response
+                        }
+                    },
+                )),
+        );
+        let stream = connection::Clocked {
+            stream,
+            clocks: clocks.clone(),
+        };
+        // The clocks below end slow heads and idle connections.
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_TIMEOUT)
+            .header_read_timeout(None)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
+        let per_client = per_client.clone();
+        let (head, idle) = (listening.head_timeout, listening.idle_timeout);
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                _ = clocks.overrun(head, idle) => {}
+            }
             drop(permit);
+            if let Some(address) = counted {
+                let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = open.get_mut(&address) {
+                    *n -= 1;
+                    if *n == 0 {
+                        open.remove(&address);
+                    }
+                }
+            }
         });
     }
     drop(listener);
@@ -489,6 +826,15 @@ async fn accept(listener: tokio::net::TcpListener, router: Router) {
     {
         crate::log::info("serve: connections still open after the drain time were closed");
     }
+}
+
+/// Binds `listen`, or says which option to change.
+async fn bind(listen: &str, option: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Error::usage(format!(
+            "cannot listen on {listen} ({e}); pick another {option} ADDR:PORT"
+        ))
+    })
 }
 
 /// Serves until SIGTERM or SIGINT, then lets the requests in flight
@@ -504,28 +850,44 @@ pub fn serve(config: Config) -> Result<()> {
     // hold runtimes of their own, which may only be dropped outside one.
     let app = Arc::new(App {
         slots: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
-        sessions: auth::Sessions::default(),
+        sessions: auth::Sessions::start(&config.auth)?,
         idle: Default::default(),
+        at_work: Default::default(),
         config,
     });
     let served = runtime.block_on({
         let app = app.clone();
         async move {
-            let listen = &app.config.listen;
-            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-                Error::usage(format!(
-                    "cannot listen on {listen} ({e}); pick another --listen ADDR:PORT"
-                ))
-            })?;
+            let listener = bind(&app.config.listen, "--listen").await?;
             let address = listener
                 .local_addr()
                 .map_err(|e| Error::io("cannot read the listening address", e))?;
+            if let Some(health) = &app.config.health_listen {
+                let health = bind(health, "--health-listen").await?;
+                if let Ok(at) = health.local_addr() {
+                    crate::log::info(&format!("health checks on http://{at}/healthz"));
+                }
+                let probes = Router::new().route("/healthz", get(|| async { "ok\n" }));
+                tokio::spawn(accept(
+                    health,
+                    probes,
+                    HEALTH,
+                    Proxies::default(),
+                    std::future::pending(),
+                ));
+            }
             // Once, on stdout: the link to open (with the token, when there is one).
-            println!("{}", app.config.auth.greeting(address));
+            println!(
+                "{}",
+                app.config
+                    .auth
+                    .greeting(address, app.config.public_url.as_ref())
+            );
             use std::io::Write;
             let _ = std::io::stdout().flush();
             crate::log::info(&format!("serving on http://{address}/ until SIGTERM"));
-            accept(listener, router(app)).await;
+            let proxies = app.config.proxies.clone();
+            accept(listener, router(app), PAGES, proxies, stop_signal()).await;
             crate::log::info("stopped: every request in flight was answered");
             Ok(())
         }

@@ -173,6 +173,48 @@ fn period_form(action: &str, pairs: &[(String, String)], with_by: bool) -> Marku
     }
 }
 
+/// Lines a page shows at most: past them, the first `PAGE_ROWS` and one
+/// line adding up the rest (a 200-day report by day was 109 MB of HTML).
+/// The downloads hold every line.
+pub const PAGE_ROWS: usize = 200;
+
+/// Lines a workbook is built with at most: a workbook is a zip, built
+/// whole in memory, so a bigger one is the command's to write.
+pub const WORKBOOK_LINES: usize = 5_000;
+
+/// The lines of a report (not its TOTAL).
+fn lines(report: &crate::costs::Report) -> usize {
+    report.rows.iter().filter(|r| !r.is_total()).count()
+}
+
+/// Keeps a page to `PAGE_ROWS` lines (the rest added up in one line), and
+/// says so where `--top`'s own note would say the downloads leave them out.
+fn bound_page(report: &mut crate::costs::Report) -> Option<String> {
+    let all = lines(report);
+    if all <= PAGE_ROWS || report.view.top.is_some_and(|top| top <= PAGE_ROWS) {
+        return None;
+    }
+    report.view.top = Some(PAGE_ROWS);
+    Some(format!(
+        "this page shows {PAGE_ROWS} of the {all} lines (the largest first; the rest are added up in one line): the CSV and JSON downloads hold every line"
+    ))
+}
+
+/// The notes of a report whose page `bound_page` cut: its note replaces
+/// `--top`'s.
+fn page_notes(notes: Vec<String>, bound: &Option<String>) -> Vec<String> {
+    match bound {
+        None => notes,
+        Some(bound) => std::iter::once(bound.clone())
+            .chain(
+                notes
+                    .into_iter()
+                    .filter(|n| !n.starts_with("rows: the top")),
+            )
+            .collect(),
+    }
+}
+
 /// `/costs`: the `costs` report, its chart and its downloads.
 pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     blocking(app, move |app| {
@@ -180,7 +222,9 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
         let args = params::costs(&pairs, &[])?;
         let mut summaries = app.summaries()?;
         let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        drop(summaries);
         report.read_from = read_from_for_readers(app, false);
+        let bound = bound_page(&mut report);
         let top = args.top.map_or(5, |n| n as usize).min(10);
         let svg = crate::costs::chart::daily_svg(&report, top)?;
         let links = params::link_query(&pairs);
@@ -199,7 +243,7 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 }
                 // What limits the figures comes before them, not under
                 // a long table.
-                @let warnings = crate::costs::render::comparison_notes(&report);
+                @let warnings = page_notes(crate::costs::render::comparison_notes(&report), &bound);
                 @if !warnings.is_empty() {
                     (notes(&warnings))
                 }
@@ -211,7 +255,7 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 }
                 // The rest of the notes (those above are not said twice).
                 (notes(
-                    &crate::costs::render::notes(&report)
+                    &page_notes(crate::costs::render::notes(&report), &bound)
                         .into_iter()
                         .filter(|n| !warnings.contains(n))
                         .collect::<Vec<_>>()
@@ -237,12 +281,47 @@ async fn costs_download(app: Arc<App>, query: Option<String>, format: Format) ->
         let args = params::costs(&pairs, &[&format!("--format={name}")])?;
         let mut summaries = app.summaries()?;
         let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        // The session goes back to the others before the bytes are sent.
+        drop(summaries);
         report.read_from = read_from_for_readers(app, false);
-        let bytes = crate::cmd::costs::bytes(&args, &report)?;
         let file = format!("costs-{}-{}.{name}", report.period.from, report.period.to);
-        Ok(Reply::Download(bytes, content_type, file))
+        match format {
+            Format::Csv => Ok(Reply::Stream(
+                content_type,
+                file,
+                Box::new(move |out| crate::costs::render::write_csv(&report, out)),
+            )),
+            Format::Json => Ok(Reply::Stream(
+                content_type,
+                file,
+                Box::new(move |out| crate::costs::render::write_json(&report, out)),
+            )),
+            _ => {
+                let all = lines(&report);
+                if all > WORKBOOK_LINES && report.view.top.is_none_or(|top| top > WORKBOOK_LINES) {
+                    return Err(Refusal::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "this workbook would hold {all} lines; the web view builds workbooks of up to {WORKBOOK_LINES}: download the CSV, ask for fewer lines (top, by month), or write it with `callrollup costs --format xlsx {} --output FILE.xlsx`",
+                            crate::text::printable(&cli_options(&pairs))
+                        ),
+                    ));
+                }
+                let bytes = crate::cmd::costs::bytes(&args, &report)?;
+                Ok(Reply::Download(bytes, content_type, file))
+            }
+        }
     })
     .await
+}
+
+/// A page's parameters as the command's options, for a refusal to quote.
+fn cli_options(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("--{name} {value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn costs_csv(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
@@ -283,7 +362,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
         crate::trends::chart::ChartKind::Svg,
     )?;
     let svg = String::from_utf8(svg).unwrap_or_default();
-    let shown = top.unwrap_or(10);
+    let shown = top.unwrap_or(10).min(PAGE_ROWS);
     Ok(html! {
         p { (crate::trends::render::heading(&analysis)) }
         (chart(&svg))
@@ -384,6 +463,10 @@ pub async fn tenant(
         })?;
         daily.read_from = read_from_for_readers(app, false);
         outcomes.read_from = read_from_for_readers(app, false);
+        let bounds: Vec<String> = [bound_page(&mut daily), bound_page(&mut outcomes)]
+            .into_iter()
+            .flatten()
+            .collect();
         let name = daily
             .rows
             .iter()
@@ -426,6 +509,9 @@ pub async fn tenant(
                     }
                 }
                 h2 { "Daily cost and calls" }
+                @if !bounds.is_empty() {
+                    (notes(&bounds))
+                }
                 (chart(&svg))
                 (table(&crate::costs::render::text_table(&daily, false)))
                 h2 { "Outcomes" }

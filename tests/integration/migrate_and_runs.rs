@@ -18,7 +18,8 @@ fn migrate_is_idempotent_and_tracked() {
             "2|0002_run_tenant_shard.sql|64",
             "3|0003_run_source.sql|64",
             "4|0004_findings_day_index.sql|64",
-            "5|0005_restatements.sql|64"
+            "5|0005_restatements.sql|64",
+            "6|0006_history_append_only.sql|64"
         ]
     );
 }

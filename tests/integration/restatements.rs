@@ -628,3 +628,76 @@ fn a_tenant_day_deleted_and_back_is_restated_both_ways_and_an_errors_only_day_bi
     // The last run's changes alone: the return.
     assert_eq!(changes_json(&db, &["--run", "last"])["restatements"], 1);
 }
+
+#[test]
+fn the_closed_books_alert_skipped_a_nights_changes_when_it_failed() {
+    // The README's `run && changes --run last --closed-before …` skipped
+    // a night whose alert failed (or whose run exited 1 after its
+    // commit): with --alert every run's changes are reported once, after
+    // the report is written, whatever failed in between.
+    let db = TestDb::with_fixture();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    run(&db, &out, &WINDOW);
+    let alert = |output: &std::path::Path| {
+        db.cmd()
+            .args([
+                "changes",
+                "--alert",
+                "closed-books",
+                "--closed-before",
+                "2026-03-09",
+            ])
+            .args(["--format", "csv", "-o"])
+            .arg(output)
+            .output()
+            .unwrap()
+    };
+    let report = scratch.path().join("closed.csv");
+    assert_eq!(
+        alert(&report).status.code(),
+        Some(0),
+        "nothing restated yet"
+    );
+    db.exec(&format!(
+        "UPDATE call_logs SET total_cost_usd = total_cost_usd + 0.500000
+         WHERE call_id = {BERLIN_CALL}"
+    ));
+    run(&db, &out, &WINDOW);
+    // The first night's alert cannot write its report: nothing is marked.
+    let unwritable = scratch.path().join("no-such-folder").join("closed.csv");
+    assert_ne!(alert(&unwritable).status.code(), Some(0));
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.restatement_alerts"),
+        0
+    );
+    // Another run meanwhile (the "last" one), which changes nothing.
+    run(&db, &out, &WINDOW);
+    let reported = alert(&report);
+    assert_fails(&reported, 3, "--closed-before 2026-03-09: 1 restatement(s)");
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        csv.contains(&format!("{BERLIN},Berliner Kanzlei,2026-03-08")),
+        "{csv}"
+    );
+    // Reported once: the next night says nothing of it.
+    let next = alert(&report);
+    assert_eq!(next.status.code(), Some(0), "{}", stderr_of(&next));
+    let csv = std::fs::read_to_string(&report).unwrap();
+    assert!(!csv.contains(BERLIN), "{csv}");
+    // Another alert has its own marks.
+    let other = db
+        .cmd()
+        .args([
+            "changes",
+            "--alert",
+            "audit",
+            "--closed-before",
+            "2026-03-09",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(3), "{}", stderr_of(&other));
+    let bad = db.cmd().args(["changes", "--alert", ""]).output().unwrap();
+    assert_fails(&bad, 2, "--alert");
+}

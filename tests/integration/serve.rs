@@ -415,24 +415,28 @@ fn platform_sessions_let_operators_in_and_keep_customers_to_their_tenant() {
 }
 
 #[test]
-fn the_sessions_role_reads_three_columns_and_nothing_personal() {
-    let db = TestDb::with_platform();
-    db.exec(include_str!("../fixtures/platform_sessions.sql"));
+fn the_sessions_role_could_list_every_session_hash() {
+    let (db, _scratch) = with_operators(1);
+    db.exec(include_str!("../../deploy/roles.sql"));
     db.exec(include_str!("../../deploy/roles.sql"));
     let url = db.url.replacen("postgres@", "callrollup_sessions@", 1);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    // One hash in, at most one row out.
+    let hash = session_hash(&db, "operator-1");
+    let found = client
+        .query("SELECT user_id, role FROM callrollup_session($1)", &[&hash])
+        .unwrap();
+    assert_eq!(found.len(), 1);
     assert!(client
-        .query(
-            "SELECT u.role, u.tenant_id FROM sessions s JOIN users u ON u.user_id = s.user_id
-             WHERE s.session_hash = 'x' AND s.expires_at > now()",
-            &[]
-        )
-        .is_ok());
+        .query("SELECT * FROM callrollup_session('x')", &[])
+        .unwrap()
+        .is_empty());
     for sql in [
+        "SELECT session_hash FROM sessions",
+        "SELECT expires_at, user_id FROM sessions",
+        "SELECT role, tenant_id FROM users",
         "SELECT email FROM users",
         "SELECT password_hash FROM users",
-        "SELECT user_agent FROM sessions",
-        "SELECT ip_address FROM sessions",
         "SELECT * FROM sessions",
         "SELECT call_id FROM call_logs",
     ] {
@@ -443,6 +447,24 @@ fn the_sessions_role_reads_three_columns_and_nothing_personal() {
             "{sql}"
         );
     }
+    // `serve` signs in through the function with that role.
+    let server = Server::start(
+        Some(&db),
+        &[
+            "--auth",
+            "platform",
+            "--database-url",
+            &url,
+            "--target-url",
+            &db.url,
+        ],
+        &[],
+    );
+    let answer = server.request("GET", "/runs", &[("Authorization", "Bearer operator-1")]);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let unknown = server.request("GET", "/runs", &[("Authorization", "Bearer operator-9")]);
+    assert_eq!(unknown.status, 401);
+    assert!(server.stop().success());
 }
 
 #[test]
@@ -730,7 +752,546 @@ fn who_read_what_was_not_logged() {
         line.contains(&format!("{} bytes", answer.body.len())),
         "{line}"
     );
-    assert!(log.contains("access: anonymous GET /costs 401"), "{log}");
+    assert!(
+        log.contains("access: anonymous from 127.0.0.1 GET /costs 401"),
+        "{log}"
+    );
     assert!(!log.contains("/healthz"), "{log}");
     assert!(!log.contains(&token), "the token is never logged: {log}");
+}
+
+/// A raw HTTP/1.1 exchange on a fresh connection: everything the server
+/// sent until it closed the connection (or `read_for` passed).
+fn raw_exchange(server: &Server, request: &str, read_for: std::time::Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let address = &server.base["http://".len()..];
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(read_for)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw
+}
+
+/// A generated platform of 120 tenants over 45 days (about 5,400 tenant
+/// days), rolled up: a report by day has more lines than a page shows or
+/// a workbook is built with.
+fn many_tenant_days() -> (TestDb, tempfile::TempDir) {
+    let db = TestDb::empty();
+    ok(db
+        .cmd()
+        .args([
+            "generate",
+            "--tenants",
+            "120",
+            "--calls",
+            "30000",
+            "--days",
+            "45",
+        ])
+        .args([
+            "--end",
+            "2026-03-31",
+            "--seed",
+            "7",
+            "--transcript-bytes",
+            "0",
+        ])
+        .output()
+        .unwrap());
+    db.migrate();
+    let scratch = tempfile::tempdir().unwrap();
+    run(
+        &db,
+        &scratch.path().join("reports"),
+        &["--from", "2026-02-15", "--to", "2026-03-31"],
+    );
+    (db, scratch)
+}
+
+#[test]
+fn one_request_for_every_line_took_the_server_past_its_memory() {
+    let (db, scratch) = many_tenant_days();
+    let server = Server::start(Some(&db), &[], &[]);
+    let period = "from=2026-02-15&to=2026-03-31&by=day";
+    // Every line is in the CSV (its header and TOTAL aside).
+    let csv = server.get(&format!("/costs.csv?{period}")).text();
+    let lines = csv.lines().count() - 2;
+    assert!(lines > 5_000, "{lines} lines");
+    // The page: 200 lines, one line for the rest, the TOTAL; and it says so.
+    let page = server.get(&format!("/costs?{period}"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert_eq!(
+        html.matches("<tr").count(),
+        1 + 200 + 2,
+        "header, 200 lines, other, TOTAL"
+    );
+    assert!(
+        html.contains(&format!("Other ({} rows)", lines - 200)),
+        "{html}"
+    );
+    assert!(html.contains(&format!("this page shows 200 of the {lines} lines")));
+    // CSV and JSON: every line, streamed (chunked, no length known ahead),
+    // and the bytes `costs` writes.
+    for format in ["csv", "json"] {
+        let answer = server.get(&format!("/costs.{format}?{period}"));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(
+            answer.header("transfer-encoding"),
+            Some("chunked"),
+            "{format}"
+        );
+        let file = scratch.path().join(format!("all.{format}"));
+        ok(db
+            .cmd()
+            .args(["costs", "--from=2026-02-15", "--to=2026-03-31", "--by=day"])
+            .args(["--format", format, "-o"])
+            .arg(&file)
+            .output()
+            .unwrap());
+        assert!(std::fs::read(&file).unwrap() == answer.body, "{format}");
+    }
+    // A workbook is built whole: past 5,000 lines it is the command's.
+    let refused = server.get(&format!("/costs.xlsx?{period}"));
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("callrollup costs --format xlsx --from 2026-02-15 --to 2026-03-31 --by day --output FILE.xlsx"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        server.get(&format!("/costs.xlsx?{period}&top=50")).status,
+        200
+    );
+    assert_eq!(
+        server
+            .get("/costs.xlsx?from=2026-02-15&to=2026-03-31")
+            .status,
+        200
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_download_cut_by_its_deadline_ended_like_a_whole_file() {
+    let (db, scratch) = rolled_up();
+    let resume = scratch.path().join("resume");
+    let server = Server::start(
+        Some(&db),
+        &["--request-timeout", "2"],
+        &[
+            ("CALLROLLUP_TEST_PAUSE_AT", "serve-download-headed"),
+            ("CALLROLLUP_TEST_RESUME_FILE", resume.to_str().unwrap()),
+        ],
+    );
+    let token = server.token.clone().unwrap();
+    let resumer = {
+        let resume = resume.clone();
+        std::thread::spawn(move || {
+            // Past the request's 2 s, then the writing goes on.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            std::fs::write(resume, "").unwrap();
+        })
+    };
+    let raw = raw_exchange(
+        &server,
+        &format!(
+            "GET /costs.csv?month=2026-03 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+        std::time::Duration::from_secs(30),
+    );
+    resumer.join().unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{text}"
+    );
+    // No last chunk: every HTTP client sees a broken download.
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the cut download ended whole: {text}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        server.log().contains("a download was cut before its end"),
+        "{}",
+        server.log()
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn one_reader_could_take_every_slot() {
+    let (db, scratch) = rolled_up();
+    let resume = scratch.path().join("resume");
+    let server = Server::start(
+        Some(&db),
+        &["--max-requests", "2"],
+        &[
+            ("CALLROLLUP_TEST_PAUSE_AT", "serve-download-headed"),
+            ("CALLROLLUP_TEST_RESUME_FILE", resume.to_str().unwrap()),
+        ],
+    );
+    let token = server.token.clone().unwrap();
+    // A download held open (paused after its head) is this reader's one
+    // share of the two slots.
+    let held = {
+        let address = server.base["http://".len()..].to_string();
+        let token = token.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .write_all(format!("GET /costs.csv?month=2026-03 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).unwrap();
+            raw
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.log().contains("paused at serve-download-headed") {
+        assert!(std::time::Instant::now() < deadline, "never paused");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = server.get("/runs");
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert_eq!(second.header("retry-after"), Some("5"));
+    std::fs::write(&resume, "").unwrap();
+    let raw = held.join().unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw).ends_with("0\r\n\r\n"),
+        "the held download ends whole"
+    );
+    assert_eq!(server.get("/runs").status, 200, "the share is back");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn unauthenticated_connections_starved_health_checks() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &["--health-listen", "127.0.0.1:0"], &[]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = server.log();
+    let health = log
+        .split("health checks on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no health address in {log}"))
+        .to_string();
+    // Forty connections from one address, each with half a request head:
+    // past 32 the server closes them at once.
+    use std::io::{Read, Write};
+    let address = &server.base["http://".len()..];
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .write_all(b"GET /costs HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        slow.push(stream);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut closed = 0;
+    for stream in slow.iter_mut() {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        // Closed (an end, or a reset: the half head was never read).
+        match stream.read(&mut [0u8; 16]) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(closed, 8, "the connections past 32 are closed");
+    // The probes' own address answers at once.
+    let started = std::time::Instant::now();
+    let mut probe = std::net::TcpStream::connect(&health).unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(slow);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn an_idle_keep_alive_connection_was_closed_before_the_ingress_let_go_of_it() {
+    use std::io::{Read, Write};
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &[], &[]);
+    let token = server.token.clone().unwrap();
+    let address = &server.base["http://".len()..];
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let n = stream.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Idle for longer than the 10 s a request head may take.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    stream.write_all(request.as_bytes()).unwrap();
+    let n = stream.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "the kept connection was closed"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn the_token_cookie_was_not_secure_behind_an_https_ingress() {
+    let (db, _scratch) = rolled_up();
+    let server = Server::start(Some(&db), &["--trusted-proxy", "127.0.0.1"], &[]);
+    let token = server.token.clone().unwrap();
+    let set_cookie = |headers: &[(&str, &str)]| {
+        server
+            .request("GET", &format!("/runs?token={token}"), headers)
+            .header("set-cookie")
+            .unwrap_or_default()
+            .to_string()
+    };
+    let https = set_cookie(&[
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "203.0.113.5"),
+    ]);
+    assert!(https.starts_with("__Host-callrollup_token="), "{https}");
+    assert!(
+        https.contains("; Secure") && https.contains("Path=/"),
+        "{https}"
+    );
+    let http = set_cookie(&[]);
+    assert!(
+        http.starts_with("callrollup_token=") && !http.contains("Secure"),
+        "{http}"
+    );
+    // The https cookie is the one read over https.
+    let over_https = server.request(
+        "GET",
+        "/runs",
+        &[
+            ("X-Forwarded-Proto", "https"),
+            ("Cookie", &format!("__Host-callrollup_token={token}")),
+        ],
+    );
+    assert_eq!(over_https.status, 200);
+    // The client's own address, from the trusted proxy, in the access line.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        server.log().contains("from 203.0.113.5 GET /runs?…"),
+        "{}",
+        server.log()
+    );
+    // Not from an untrusted peer: a client cannot claim https or an address.
+    let direct = Server::start(Some(&db), &[], &[]);
+    let token = direct.token.clone().unwrap();
+    let cookie = direct
+        .request(
+            "GET",
+            &format!("/runs?token={token}"),
+            &[
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-For", "203.0.113.5"),
+            ],
+        )
+        .header("set-cookie")
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.starts_with("callrollup_token="), "{cookie}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        direct.log().contains("from 127.0.0.1 GET"),
+        "{}",
+        direct.log()
+    );
+    let bad = TestDb::cmd_without_db()
+        .args([
+            "serve",
+            "--reports",
+            "/nonexistent",
+            "--trusted-proxy",
+            "ingress",
+        ])
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&bad, 2, "--trusted-proxy \"ingress\" is not an address");
+    let bad = TestDb::cmd_without_db()
+        .args([
+            "serve",
+            "--reports",
+            "/nonexistent",
+            "--public-url",
+            "https://u:p@x/",
+        ])
+        .output()
+        .unwrap();
+    crate::util::assert_fails(&bad, 2, "--public-url");
+}
+
+/// A database with the fixture rolled up, the platform's users and
+/// sessions, and `n` operators each with a session `operator-<i>`.
+fn with_operators(n: usize) -> (TestDb, tempfile::TempDir) {
+    let (db, scratch) = rolled_up();
+    db.exec(include_str!("../fixtures/platform_sessions.sql"));
+    db.exec(&format!(
+        "INSERT INTO users
+           SELECT ('b1000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, NULL,
+                  'ops' || i || '@example.com', 'x', 'operator'
+           FROM generate_series(1, {n}) AS i;
+         INSERT INTO sessions (user_id, session_hash, expires_at)
+           SELECT ('b1000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
+                  encode(sha256(('operator-' || i)::bytea), 'hex'), now() + interval '1 hour'
+           FROM generate_series(1, {n}) AS i;"
+    ));
+    (db, scratch)
+}
+
+#[test]
+fn made_up_tokens_denied_sign_in_to_everyone() {
+    let (db, _scratch) = with_operators(40);
+    let server = Server::start(
+        Some(&db),
+        &["--auth", "platform", "--trusted-proxy", "127.0.0.1"],
+        &[],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 32 keep-alive clients behind the ingress, from one address, sending
+    // made-up bearer tokens as fast as they are answered.
+    let flood: Vec<_> = (0..32)
+        .map(|n| {
+            let address = server.base["http://".len()..].to_string();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Read, Write};
+                let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+                let Ok(stream) = std::net::TcpStream::connect(&address) else {
+                    return statuses;
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let request = format!("GET /runs HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.66\r\nAuthorization: Bearer made-up-{n}-{i}\r\n\r\n");
+                    if writer.write_all(request.as_bytes()).is_err() {
+                        break;
+                    }
+                    let mut status = String::new();
+                    if reader.read_line(&mut status).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let code: u16 = status.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    *statuses.entry(code).or_default() += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Forty real readers, none remembered yet, from another address.
+    for i in 1..=40 {
+        let answer = server.request(
+            "GET",
+            "/runs",
+            &[
+                ("X-Forwarded-For", "198.51.100.7"),
+                ("Authorization", &format!("Bearer operator-{i}")),
+            ],
+        );
+        assert_eq!(answer.status, 200, "operator-{i}: {}", answer.text());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for thread in flood {
+        for (code, n) in thread.join().unwrap() {
+            *statuses.entry(code).or_default() += n;
+        }
+    }
+    // The flood's address is told to wait after its first unknown sessions.
+    // (The 32 lookups already under way when the limit is reached end
+    // as 401s too.)
+    assert!(
+        statuses.get(&401).copied().unwrap_or(0) <= 30 + 32,
+        "{statuses:?}"
+    );
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_session_lookup_stuck_behind_a_lock_starved_every_page() {
+    let (db, _scratch) = with_operators(2);
+    let server = Server::start(
+        Some(&db),
+        &["--auth", "platform", "--request-timeout", "3"],
+        &[],
+    );
+    let bearer = |token: &str, page: &str| {
+        server.request(
+            "GET",
+            page,
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+    };
+    assert_eq!(
+        bearer("operator-1", "/runs").status,
+        200,
+        "remembered from now on"
+    );
+    // Someone holds the sessions table.
+    let mut locker = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let mut lock = locker.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // A new sign-in waits at most its request's time, and says so.
+    let started = std::time::Instant::now();
+    let stuck = bearer("operator-2", "/runs");
+    assert_eq!(stuck.status, 503, "{}", stuck.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The remembered operator's pages are not held up by it.
+    for _ in 0..3 {
+        let page = bearer("operator-1", "/runs");
+        assert_eq!(page.status, 200, "{}", page.text());
+    }
+    lock.rollback().unwrap();
+    // The lookup's statement ended with its request: nothing waits still.
+    assert_eq!(
+        db.scalar_i64(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'callrollup-serve-sessions'
+                AND state = 'active'"
+        ),
+        0
+    );
+    assert_eq!(bearer("operator-2", "/runs").status, 200);
+    assert!(server.stop().success());
 }

@@ -390,9 +390,17 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     db.exec(ROLES);
     let as_role = |role: &str| db.url.replacen("postgres@", &format!("{role}@"), 1);
     let (reader, writer) = (as_role("callrollup_reader"), as_role("callrollup_writer"));
+    let owner = as_role("callrollup_owner");
     let scratch = tempfile::tempdir().unwrap();
-    ok(TestDb::cmd_without_db()
+    // The nightly credential cannot migrate (it creates nothing)...
+    let refused = TestDb::cmd_without_db()
         .args(["migrate", "--database-url", &writer])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "the writer migrated");
+    // ...the owner role does.
+    ok(TestDb::cmd_without_db()
+        .args(["migrate", "--database-url", &owner])
         .output()
         .unwrap());
     let window = ["--from", "2026-03-07", "--to", "2026-03-08"];
@@ -414,8 +422,52 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     assert!(db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") > 0);
     assert_eq!(
         db.rows("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'analytics'"),
-        ["callrollup_writer"]
+        ["callrollup_owner"]
     );
+    // A run that restates a day: the writer records it, and cannot take
+    // it back, change it or drop it.
+    db.exec(
+        "UPDATE call_logs SET total_cost_usd = total_cost_usd + 1
+          WHERE call_id = (SELECT call_id FROM call_logs
+                            WHERE created_at >= '2026-03-07 12:00+00' AND created_at < '2026-03-08'
+                              AND total_cost_usd IS NOT NULL
+                            ORDER BY call_id LIMIT 1)",
+    );
+    ok(TestDb::cmd_without_db()
+        .arg("run")
+        .args(window)
+        .args(["--database-url", &writer, "--out"])
+        .arg(scratch.path().join("reports"))
+        .output()
+        .unwrap());
+    assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatements") > 0);
+    let mut as_writer = postgres::Client::connect(&writer, postgres::NoTls).unwrap();
+    for sql in [
+        "DELETE FROM analytics.restatements",
+        "UPDATE analytics.restatements SET new_values = old_values",
+        "TRUNCATE analytics.restatements",
+        "DROP TABLE analytics.restatements",
+        "ALTER TABLE analytics.restatements DISABLE TRIGGER ALL",
+        "INSERT INTO analytics.restatement_alerts (alert, run_id) SELECT 'closed-books', run_id FROM analytics.rollup_runs",
+        "CREATE TABLE analytics.anything (x int)",
+    ] {
+        let e = as_writer.batch_execute(sql).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "the writer could: {sql}: {e:?}"
+        );
+    }
+    // Even a grant given by mistake does not let it rewrite the history.
+    db.exec("GRANT DELETE, UPDATE ON analytics.restatements TO callrollup_writer");
+    let e = as_writer
+        .batch_execute("DELETE FROM analytics.restatements")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"),
+        "{e:?}"
+    );
+    db.exec("REVOKE DELETE, UPDATE ON analytics.restatements FROM callrollup_writer");
     // Postgres itself keeps the reader from everything else.
     let mut client = postgres::Client::connect(&reader, postgres::NoTls).unwrap();
     for sql in [
@@ -452,6 +504,18 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     reports(&["runs"]);
     reports(&["costs", "--from", "2026-03-07", "--to", "2026-03-08"]);
     reports(&["changes", "--month", "2026-03"]);
+    // The alert's marks are the reporter's to write.
+    ok(TestDb::cmd_without_db()
+        .args([
+            "changes",
+            "--alert",
+            "closed-books",
+            "--target-url",
+            &reporter,
+        ])
+        .output()
+        .unwrap());
+    assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatement_alerts") > 0);
     reports(&["errors", "--from", "2026-03-07", "--to", "2026-03-08"]);
     reports(&[
         "query",
