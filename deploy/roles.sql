@@ -26,15 +26,19 @@
 --   callrollup_reporter  the people's commands (`costs`, `errors`, `query`,
 --                        `runs`, `changes`, `serve`): reads the engine's
 --                        schema and nothing else, no platform table at all
---                        (their sessions are read-only too); writes only the
---                        marks of `changes --alert` (analytics.restatement_alerts).
+--                        (their sessions are read-only too).
+--   callrollup_alerts    the closed-books alert (`changes --alert`): reads
+--                        the engine's schema and adds the alert's marks
+--                        (analytics.restatement_alerts); kept apart from
+--                        the reporter, so a credential `serve` holds cannot
+--                        mark changes reported and hide them.
 --   callrollup_sessions  `serve --auth platform`: may call one function,
 --                        callrollup_session(hash), which returns the one
 --                        session with that hash (its user, role, tenant and
 --                        end) or nothing: it cannot list sessions, hashes or
 --                        users.
 --
--- All five log in; give them passwords (ALTER ROLE ... PASSWORD) or
+-- All six log in; give them passwords (ALTER ROLE ... PASSWORD) or
 -- certificates as your pg_hba.conf requires. Safe to run again, before or
 -- after `migrate`, and on a schema an earlier version of this file gave
 -- to the writer (it moves to the owner).
@@ -55,6 +59,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_sessions') THEN
         CREATE ROLE callrollup_sessions LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_alerts') THEN
+        CREATE ROLE callrollup_alerts LOGIN;
     END IF;
 END
 $$;
@@ -89,7 +96,7 @@ BEGIN
         AS 'SELECT u.user_id, u.role::text, u.tenant_id, s.expires_at
             FROM public.sessions s
             JOIN public.users u ON u.user_id = s.user_id
-            WHERE s.session_hash = hash AND s.expires_at > now()
+            WHERE s.session_hash = $1 AND s.expires_at > now()
             LIMIT 1';
         REVOKE ALL ON FUNCTION public.callrollup_session(text) FROM PUBLIC;
         GRANT USAGE ON SCHEMA public TO callrollup_sessions;
@@ -140,16 +147,18 @@ BEGIN
 END
 $$;
 
--- The reporting role: SELECT on the engine's schema only; INSERT on the
--- alerts' marks alone.
-GRANT USAGE ON SCHEMA analytics TO callrollup_reporter;
-GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO callrollup_reporter;
+-- The reporting role: SELECT on the engine's schema only. The alert's
+-- role: the same, and INSERT on the alerts' marks (migration 0006 grants
+-- it when it creates the table after this file ran).
+GRANT USAGE ON SCHEMA analytics TO callrollup_reporter, callrollup_alerts;
+GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO callrollup_reporter, callrollup_alerts;
 ALTER DEFAULT PRIVILEGES FOR ROLE callrollup_owner IN SCHEMA analytics
-    GRANT SELECT ON TABLES TO callrollup_reporter;
+    GRANT SELECT ON TABLES TO callrollup_reporter, callrollup_alerts;
 DO $$
 BEGIN
     IF to_regclass('analytics.restatement_alerts') IS NOT NULL THEN
-        GRANT INSERT ON analytics.restatement_alerts TO callrollup_reporter;
+        GRANT INSERT ON analytics.restatement_alerts TO callrollup_alerts;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON analytics.restatement_alerts FROM callrollup_reporter;
         REVOKE ALL ON analytics.restatement_alerts FROM callrollup_writer;
     END IF;
 END

@@ -37,16 +37,19 @@ CREATE TABLE {schema}.restatement_alerts (
     PRIMARY KEY (alert, run_id)
 );
 
--- With deploy/roles.sql: the reporting role (which runs the alert) may add
--- marks, the nightly writer may not touch them (marking a run reported
--- would hide its changes from the alert).
+-- With deploy/roles.sql: the alert's role may add marks; the nightly
+-- writer and the reporting role (which `serve` uses) may not (marking a
+-- run reported would hide its changes from the alert).
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_reporter') THEN
-        GRANT SELECT, INSERT ON {schema}.restatement_alerts TO callrollup_reporter;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_alerts') THEN
+        GRANT SELECT, INSERT ON {schema}.restatement_alerts TO callrollup_alerts;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_writer') THEN
         REVOKE ALL ON {schema}.restatement_alerts FROM callrollup_writer;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_reporter') THEN
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.restatement_alerts FROM callrollup_reporter;
     END IF;
 END
 $$;

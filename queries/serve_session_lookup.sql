@@ -3,4 +3,4 @@
 -- it cannot list sessions, hashes or users). $1: the SHA-256 (hex) of the
 -- token the browser sent.
 SELECT user_id, role, tenant_id, expires_at
-FROM {schema}.callrollup_session($1)
+FROM {schema}.callrollup_session($1::text)

@@ -16,6 +16,10 @@ pub const KINDS: [&str; 5] = [
     "cost_mismatch",
 ];
 
+/// `--fail-on drift`: tenant days of the closed days before the window
+/// whose source figures differ from the summary's (`crate::drift`).
+pub const DRIFT: &str = "drift";
+
 /// One `--fail-on`: the kind and the most rows it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gate {
@@ -30,9 +34,9 @@ impl Gate {
             Some((kind, max)) => (kind.trim(), Some(max.trim())),
             None => (text.trim(), None),
         };
-        if !KINDS.contains(&kind) {
+        if !KINDS.contains(&kind) && kind != DRIFT {
             return Err(Error::usage(format!(
-                "--fail-on {text:?}: unknown finding kind {kind:?}; use one of {}, optionally with >N (e.g. missing_cost>100)",
+                "--fail-on {text:?}: unknown finding kind {kind:?}; use one of {} or {DRIFT}, optionally with >N (e.g. missing_cost>100)",
                 KINDS.join(", ")
             )));
         }

@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod costs;
 pub mod db;
 pub mod deadline;
+pub mod drift;
 pub mod error;
 pub mod fault;
 pub mod frames;

@@ -195,6 +195,14 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
             })
             .collect::<Vec<_>>(),
     );
+    if let Some(Ok(drift)) = &outcome.drift {
+        gauge(
+            &mut out,
+            "callrollup_last_run_drift_tenant_days",
+            "Tenant days of the closed days before the last run's window whose source figures differ from the summary (late rows beyond the lookback).",
+            &one(drift.count() as f64),
+        );
+    }
     out
 }
 

@@ -160,19 +160,41 @@ impl Summaries {
             .collect())
     }
 
-    /// The runs with restatements `alert` has not reported yet (as this
-    /// snapshot sees them: a run still writing is not among them, and is
-    /// found the next time).
-    pub fn unreported_runs(&mut self, alert: &str) -> Result<Vec<Uuid>> {
+    /// The runs with restatements that `filter` selects (its days,
+    /// tenants, run and time) and its alert (`unreported_by`) has not
+    /// reported yet, as this snapshot sees them: a run still writing is
+    /// not among them, and is found the next time.
+    pub fn unreported_runs(&mut self, filter: &Filter) -> Result<Vec<Uuid>> {
         let (client, schema) = self.history()?;
+        let tenants = filter.tenants.tenant_array();
         Ok(client
             .query(
                 &sql::render(sql::CHANGES_ALERT_RUNS, &[("schema", schema)]),
-                &[&alert],
+                &[
+                    &filter.unreported_by,
+                    &filter.from,
+                    &filter.to,
+                    &tenants,
+                    &filter.run,
+                    &filter.since,
+                ],
             )?
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    /// Takes the lock of `alert` for this session, or says another alert
+    /// of that name is running (exit 4).
+    pub fn lock_alert(&mut self, alert: &str) -> Result<()> {
+        let (client, _) = self.history()?;
+        let taken: bool = client.query_one(sql::CHANGES_ALERT_LOCK, &[&alert])?.get(0);
+        if !taken {
+            return Err(Error::Locked {
+                what: format!("changes --alert {alert}"),
+            });
+        }
+        Ok(())
     }
 
     /// Records that `alert` reported the restatements of `runs` (after its

@@ -75,7 +75,24 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         &request,
         args.retries,
     )?);
-    let (gate_lines, tripped) = crate::gates::check(&gates, &outcome.stats.findings_by_kind);
+    let checking = Instant::now();
+    outcome.drift = drift(&request, outcome);
+    if outcome.drift.is_some() {
+        outcome.timings.add("drift check", checking.elapsed());
+    }
+    let mut counts = outcome.stats.findings_by_kind.clone();
+    if let Some(Ok(drift)) = &outcome.drift {
+        counts.insert(crate::gates::DRIFT.to_string(), drift.count() as i64);
+    }
+    let (gate_lines, mut tripped) = crate::gates::check(&gates, &counts);
+    // A drift gate cannot pass on a check that failed.
+    if let Some(Err(why)) = &outcome.drift {
+        if tripped.is_none() && gates.iter().any(|g| g.kind == crate::gates::DRIFT) {
+            tripped = Some(crate::error::Error::Check(format!(
+                "--fail-on drift: the drift check failed ({why}); the run's data is written"
+            )));
+        }
+    }
     print!(
         "{}",
         render_summary(&Summary {
@@ -90,6 +107,34 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The drift check after a whole run from a database into a database
+/// (`crate::drift`): None for a dry run, a snapshot source (nothing
+/// arrives late in it), a file target, or a `--tenant` or shard run (the
+/// whole nightly run checks every tenant).
+fn drift(
+    request: &RunRequest,
+    outcome: &RunOutcome,
+) -> Option<std::result::Result<crate::drift::Drift, String>> {
+    let (SourceSpec::Postgres { url, schema, .. }, Some(target)) =
+        (&request.source, &request.target)
+    else {
+        return None;
+    };
+    if outcome.run_id.is_none()
+        || !outcome.selection.tenants.is_empty()
+        || outcome.selection.shard.is_some()
+    {
+        return None;
+    }
+    let days = crate::drift::days_to_check(&request.window, Utc::now());
+    Some(
+        crate::drift::check(url, schema, target, &request.target_schema, &days).map_err(|e| {
+            crate::log::info(&format!("the drift check failed: {e}"));
+            e.to_string()
+        }),
+    )
 }
 
 /// The run's arguments for the ledger: no URLs, so no secrets.
@@ -166,6 +211,11 @@ fn render_summary(s: &Summary) -> String {
         st.finding_rows,
         st.table_rows[crate::tables::Table::Findings]
     ));
+    match &s.outcome.drift {
+        Some(Ok(drift)) => out.push_str(&format!("drift       {}\n", drift.line())),
+        Some(Err(why)) => out.push_str(&format!("drift       not checked: {why}\n")),
+        None => {}
+    }
     if !s.gates.is_empty() {
         out.push_str(&format!("gates       {}\n", s.gates.join("; ")));
     }

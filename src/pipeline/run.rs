@@ -58,6 +58,9 @@ pub struct RunOutcome {
     /// The report files moved into place.
     pub files: Vec<PathBuf>,
     pub timings: Timings,
+    /// The drift check after the run (`crate::drift`), set by `run`'s
+    /// command: None when it was not made.
+    pub drift: Option<std::result::Result<crate::drift::Drift, String>>,
 }
 
 /// `run`, started again after a transient failure (a connection reset, a
@@ -132,6 +135,7 @@ pub fn run(request: &RunRequest) -> Result<RunOutcome> {
             changes: None,
             files: Vec::new(),
             timings,
+            drift: None,
         });
     }
     check_out_dir(run.out)?;
@@ -235,6 +239,7 @@ impl Context<'_> {
             changes,
             files,
             timings,
+            drift: None,
         })
     }
 

@@ -269,8 +269,19 @@ impl Sessions {
                         if job.answer.is_closed() || job.deadline.is_past() {
                             continue;
                         }
-                        let found =
-                            look_up(&mut connection, &url, &schema, &job.hash, &job.deadline);
+                        // A panic (a row of an unexpected shape) must not
+                        // take a lookup thread with it: the connection is
+                        // dropped, the sign-in refused, the thread goes on.
+                        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            look_up(&mut connection, &url, &schema, &job.hash, &job.deadline)
+                        }))
+                        .unwrap_or_else(|_| {
+                            connection = None;
+                            Err(Refusal::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the session cannot be checked right now; try again",
+                            ))
+                        });
                         let _ = job.answer.send(found);
                     }
                 })
@@ -465,12 +476,13 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The client's address (`client::identify` put it there).
+/// The client's address as limits count it (`client::identify` put it
+/// there; an IPv6 client by its /64).
 fn client_address(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<super::client::Client>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.address)
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.bucket())
 }
 
 /// Checks a remembered session again without holding up its reader: a
@@ -556,11 +568,18 @@ fn look_up(
     let Some(row) = row else {
         return Ok(None);
     };
-    let user: uuid::Uuid = row.get("user_id");
-    let role: String = row.get("role");
-    let tenant: Option<uuid::Uuid> = row.get("tenant_id");
-    let expires: chrono::DateTime<chrono::Utc> = row.get("expires_at");
-    let reader = match (role.as_str(), tenant) {
+    // The platform's columns as they are: a NULL or an unexpected type is
+    // no session, never a panic.
+    let (Ok(user), Ok(role), Ok(tenant), Ok(expires)) = (
+        row.try_get::<_, uuid::Uuid>("user_id"),
+        row.try_get::<_, Option<String>>("role"),
+        row.try_get::<_, Option<uuid::Uuid>>("tenant_id"),
+        row.try_get::<_, chrono::DateTime<chrono::Utc>>("expires_at"),
+    ) else {
+        crate::log::info("serve: a session row of an unexpected shape was refused");
+        return Ok(None);
+    };
+    let reader = match (role.as_deref().unwrap_or_default(), tenant) {
         ("operator", _) => Reader::Operator,
         ("customer", Some(tenant)) => Reader::Customer(tenant),
         // Any other role, or a customer without a tenant: nothing.

@@ -44,6 +44,16 @@ impl Proxies {
             if bits > most {
                 return Err(bad());
             }
+            // `::ffff:10.0.0.0/104` is the IPv4 network 10.0.0.0/8, as
+            // peers are compared (`canonical`).
+            let (address, bits) = match address {
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) if bits >= 96 => (IpAddr::V4(v4), bits - 96),
+                    Some(_) => return Err(bad()),
+                    None => (address, bits),
+                },
+                v4 => (v4, bits),
+            };
             out.push((address, bits));
         }
         Ok(Proxies(out))
@@ -66,12 +76,15 @@ fn canonical(address: IpAddr) -> IpAddr {
 }
 
 fn within(address: IpAddr, network: IpAddr, bits: u8) -> bool {
-    let (a, n, width) = match (address, canonical(network)) {
+    let (a, n, width) = match (address, network) {
         (IpAddr::V4(a), IpAddr::V4(n)) => (u128::from(u32::from(a)), u128::from(u32::from(n)), 32),
         (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
         _ => return false,
     };
-    let shift = width - u32::from(bits);
+    // `parse` keeps bits within the width.
+    let Some(shift) = u32::checked_sub(width, u32::from(bits)) else {
+        return false;
+    };
     if shift >= 128 {
         return true;
     }
@@ -98,20 +111,23 @@ pub fn client_of(headers: &HeaderMap, peer: IpAddr, proxies: &Proxies, https: bo
             https,
         };
     }
-    let forwarded: Vec<IpAddr> = headers
+    let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .map(|a| a.parse::<IpAddr>().ok())
-        // One address that cannot be read ends what can be believed.
-        .collect::<Option<Vec<_>>>()
-        .unwrap_or_default();
+        .collect();
     let mut address = peer;
-    for hop in forwarded.into_iter().rev().map(canonical) {
-        address = hop;
-        if !proxies.trusts(hop) {
+    // From the right: each hop a trusted proxy added; the first that is
+    // not a proxy's is the client. An entry that cannot be read ends what
+    // can be believed (the last trusted hop is then the client).
+    for hop in forwarded.into_iter().rev() {
+        let Some(hop) = forwarded_address(hop) else {
+            break;
+        };
+        address = canonical(hop);
+        if !proxies.trusts(address) {
             break;
         }
     }
@@ -123,6 +139,36 @@ pub fn client_of(headers: &HeaderMap, peer: IpAddr, proxies: &Proxies, https: bo
     Client {
         address,
         https: https || proto_https,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, or one with its port
+/// (`192.0.2.1:4711`, `[2001:db8::1]:4711`, as some load balancers write).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    if let Ok(address) = entry.parse() {
+        return Some(address);
+    }
+    if let Ok(socket) = entry.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    None
+}
+
+impl Client {
+    /// The address limits count by: an IPv6 client by its /64 (one
+    /// client holds a whole /64 and can use any address in it).
+    pub fn bucket(&self) -> IpAddr {
+        bucket(self.address)
+    }
+}
+
+/// `address` as limits count it (`Client::bucket`).
+pub fn bucket(address: IpAddr) -> IpAddr {
+    match canonical(address) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+        v4 => v4,
     }
 }
 
@@ -181,15 +227,42 @@ mod tests {
             client_of(&chain, ip("192.0.2.7"), &proxies, false).address,
             ip("203.0.113.9")
         );
+        // From the right, up to an entry that cannot be read.
         let junk = headers(&[("x-forwarded-for", "not-an-address, 203.0.113.9")]);
         assert_eq!(
             client_of(&junk, ip("10.1.2.3"), &proxies, false).address,
+            ip("203.0.113.9")
+        );
+        let junk = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.5, junk")]);
+        assert_eq!(
+            client_of(&junk, ip("10.1.2.3"), &proxies, false).address,
             ip("10.1.2.3")
+        );
+        let ported = headers(&[("x-forwarded-for", "203.0.113.9:4711, [2001:db8::1]:80")]);
+        assert_eq!(
+            client_of(&ported, ip("10.1.2.3"), &proxies, false).address,
+            ip("2001:db8::1")
         );
         assert!(
             client_of(&HeaderMap::new(), ip("::ffff:10.0.0.1"), &proxies, false)
                 .address
                 .is_ipv4()
+        );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_proxy_trusted_every_ipv4_client() {
+        // `::ffff:127.0.0.1` (128 bits) underflowed to "trust everyone".
+        let proxies = Proxies::parse(&["::ffff:127.0.0.1".into()]).unwrap();
+        assert!(proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!proxies.trusts("198.51.100.7".parse().unwrap()));
+        let network = Proxies::parse(&["::ffff:10.0.0.0/104".into()]).unwrap();
+        assert!(network.trusts("10.200.0.1".parse().unwrap()));
+        assert!(!network.trusts("11.0.0.1".parse().unwrap()));
+        assert!(Proxies::parse(&["::ffff:10.0.0.0/90".into()]).is_err());
+        assert_eq!(
+            bucket("2001:db8::1:2:3:4".parse().unwrap()),
+            "2001:db8::".parse::<IpAddr>().unwrap()
         );
     }
 

@@ -1,8 +1,10 @@
 //! The two clocks of a connection, which hyper keeps as one.
 //!
-//! A client gets `head` to send a request's head once it has begun one (a
-//! slow client cannot hold a connection open for ever), and an idle
-//! keep-alive connection is kept for `idle` between requests. hyper's
+//! A client gets `head` to send its first request's head from the moment
+//! it connects, and each later one from its first byte (a slow or silent
+//! client cannot hold a connection open for ever); an idle keep-alive
+//! connection is kept for `idle` between requests; an answer (its body
+//! included) may take `answer` at most, however slowly the client reads. hyper's
 //! `header_read_timeout` also runs while a connection waits for its next
 //! request, so one value served both: 10 s cut idle connections sooner
 //! than the ingress in front keeps them (60 s for ingress-nginx and AWS
@@ -24,8 +26,10 @@ struct State {
     /// When the bytes of a request's head began to arrive (None: idle, or
     /// a request is being answered).
     head_since: Option<Instant>,
-    /// Requests being answered.
+    /// Requests being answered (until their body has gone out).
     answering: usize,
+    /// When the answer being sent began.
+    answer_since: Instant,
     /// The last byte read or written.
     last: Instant,
 }
@@ -37,9 +41,12 @@ pub struct Clocks(Arc<Mutex<State>>);
 
 impl Clocks {
     pub fn new() -> Clocks {
+        // A new connection owes its first head at once: one that sends
+        // nothing is as slow as one that sends half.
         Clocks(Arc::new(Mutex::new(State {
-            head_since: None,
+            head_since: Some(Instant::now()),
             answering: 0,
+            answer_since: Instant::now(),
             last: Instant::now(),
         })))
     }
@@ -53,11 +60,11 @@ impl Clocks {
         self.with(|s| {
             s.head_since = None;
             s.answering += 1;
+            s.answer_since = Instant::now();
         });
     }
 
-    /// A request's answer went out (its head; a body's bytes count as
-    /// writes).
+    /// A request's answer went out, its body included.
     pub fn request_ended(&self) {
         self.with(|s| {
             s.answering = s.answering.saturating_sub(1);
@@ -65,15 +72,16 @@ impl Clocks {
         });
     }
 
-    /// Returns once the connection has overrun a clock: a head begun
-    /// `head` ago and not read whole, or `idle` without a byte between
-    /// requests.
-    pub async fn overrun(self, head: Duration, idle: Duration) {
+    /// Returns once the connection has overrun a clock: a head owed for
+    /// `head` and not read whole, `idle` without a byte between requests,
+    /// or an answer going on for `answer`.
+    pub async fn overrun(self, head: Duration, idle: Duration, answer: Duration) {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let over = self.with(|s| match s.head_since {
                 Some(since) => since.elapsed() >= head,
-                None => s.answering == 0 && s.last.elapsed() >= idle,
+                None if s.answering > 0 => s.answer_since.elapsed() >= answer,
+                None => s.last.elapsed() >= idle,
             });
             if over {
                 return;
@@ -82,13 +90,39 @@ impl Clocks {
     }
 }
 
-/// Ends a request's answer on the clocks when dropped (answered, or the
-/// request abandoned).
+/// Ends a request's answer on the clocks when dropped: with its body,
+/// once hyper is done with it (sent, cut, or the request abandoned).
 pub struct Answered(pub Clocks);
 
 impl Drop for Answered {
     fn drop(&mut self) {
         self.0.request_ended();
+    }
+}
+
+/// A response body that holds its request's `Answered` until it ends.
+pub struct AnsweredBody {
+    pub body: axum::body::Body,
+    pub _answered: Answered,
+}
+
+impl hyper::body::Body for AnsweredBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.body)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.body)
     }
 }
 

@@ -731,6 +731,7 @@ async fn accept(
     router: Router,
     listening: Listening,
     proxies: Proxies,
+    answer: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -759,7 +760,7 @@ async fn accept(
             _ = &mut stop => break,
         };
         // A proxy's connections carry many clients: the proxy limits them.
-        let counted = (!proxies.trusts(peer.ip())).then_some(peer.ip());
+        let counted = (!proxies.trusts(peer.ip())).then(|| client::bucket(peer.ip()));
         if let Some(address) = counted {
             let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
             let n = open.entry(address).or_default();
@@ -781,10 +782,14 @@ async fn accept(
                         let answering = answering.clone();
                         async move {
                             answering.request_began();
-                            let ended = connection::Answered(answering);
+                            let answered = connection::Answered(answering);
                             let response = next.run(request).await;
-                            drop(ended);
-                            response
+                            response.map(|body| {
+                                axum::body::Body::new(connection::AnsweredBody {
+                                    body,
+                                    _answered: answered,
+                                })
+                            })
                         }
                     },
                 )),
@@ -804,7 +809,7 @@ async fn accept(
         tokio::spawn(async move {
             tokio::select! {
                 _ = connection => {}
-                _ = clocks.overrun(head, idle) => {}
+                _ = clocks.overrun(head, idle, answer) => {}
             }
             drop(permit);
             if let Some(address) = counted {
@@ -873,6 +878,7 @@ pub fn serve(config: Config) -> Result<()> {
                     probes,
                     HEALTH,
                     Proxies::default(),
+                    HEALTH.head_timeout,
                     std::future::pending(),
                 ));
             }
@@ -887,7 +893,10 @@ pub fn serve(config: Config) -> Result<()> {
             let _ = std::io::stdout().flush();
             crate::log::info(&format!("serving on http://{address}/ until SIGTERM"));
             let proxies = app.config.proxies.clone();
-            accept(listener, router(app), PAGES, proxies, stop_signal()).await;
+            // An answer's work has the request's time limit; its body
+            // gets that much again to reach a slow client.
+            let answer = app.config.timeout * 2 + Duration::from_secs(10);
+            accept(listener, router(app), PAGES, proxies, answer, stop_signal()).await;
             crate::log::info("stopped: every request in flight was answered");
             Ok(())
         }

@@ -267,7 +267,21 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
 }
 
 /// `/costs.csv|json|xlsx`: the bytes `costs --format …` writes.
-async fn costs_download(app: Arc<App>, query: Option<String>, format: Format) -> Response {
+async fn costs_download(
+    app: Arc<App>,
+    query: Option<String>,
+    format: Format,
+    version: axum::http::Version,
+) -> Response {
+    // A streamed download ends broken when it is cut, which only chunked
+    // encoding can say: over HTTP/1.0 a cut one would end like a whole
+    // file (a close).
+    if matches!(format, Format::Csv | Format::Json) && version < axum::http::Version::HTTP_11 {
+        return axum::response::IntoResponse::into_response(Refusal::new(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "downloads are streamed over HTTP/1.1 (a proxy in front: nginx needs `proxy_http_version 1.1;`)",
+        ));
+    }
     blocking(app, move |app| {
         let pairs = params::pairs(query.as_deref(), params::COSTS)?;
         let (name, content_type) = match format {
@@ -324,16 +338,28 @@ fn cli_options(pairs: &[(String, String)]) -> String {
         .join(" ")
 }
 
-pub async fn costs_csv(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
-    costs_download(app, query, Format::Csv).await
+pub async fn costs_csv(
+    State(app): State<Arc<App>>,
+    version: axum::http::Version,
+    RawQuery(query): RawQuery,
+) -> Response {
+    costs_download(app, query, Format::Csv, version).await
 }
 
-pub async fn costs_json(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
-    costs_download(app, query, Format::Json).await
+pub async fn costs_json(
+    State(app): State<Arc<App>>,
+    version: axum::http::Version,
+    RawQuery(query): RawQuery,
+) -> Response {
+    costs_download(app, query, Format::Json, version).await
 }
 
-pub async fn costs_xlsx(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
-    costs_download(app, query, Format::Xlsx).await
+pub async fn costs_xlsx(
+    State(app): State<Arc<App>>,
+    version: axum::http::Version,
+    RawQuery(query): RawQuery,
+) -> Response {
+    costs_download(app, query, Format::Xlsx, version).await
 }
 
 /// The trends `args` ask for, their chart and their table, as a section.

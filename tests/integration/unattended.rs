@@ -504,8 +504,9 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     reports(&["runs"]);
     reports(&["costs", "--from", "2026-03-07", "--to", "2026-03-08"]);
     reports(&["changes", "--month", "2026-03"]);
-    // The alert's marks are the reporter's to write.
-    ok(TestDb::cmd_without_db()
+    // The alert's marks are the alert role's to write, not the reporter's
+    // (`serve` holds that one).
+    let refused = TestDb::cmd_without_db()
         .args([
             "changes",
             "--alert",
@@ -513,6 +514,19 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
             "--target-url",
             &reporter,
         ])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "the reporter marked runs reported"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.restatement_alerts"),
+        0
+    );
+    ok(TestDb::cmd_without_db()
+        .args(["changes", "--alert", "closed-books", "--target-url"])
+        .arg(as_role("callrollup_alerts"))
         .output()
         .unwrap());
     assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatement_alerts") > 0);
@@ -921,4 +935,107 @@ fn a_killed_engines_backend_stops_waiting_on_its_lock() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     analyst.batch_execute("ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_late_call_beyond_the_lookback_was_never_seen() {
+    // Calls for the last 40 days, all rolled up; then the nightly runs.
+    let db = TestDb::empty();
+    let last =
+        (chrono::Utc::now() - chrono::TimeDelta::hours(12)).date_naive() - chrono::Days::new(1);
+    let first = last - chrono::Days::new(39);
+    ok(db
+        .cmd()
+        .args([
+            "generate",
+            "--tenants",
+            "12",
+            "--calls",
+            "4000",
+            "--days",
+            "40",
+        ])
+        .args([
+            "--end",
+            &last.to_string(),
+            "--seed",
+            "3",
+            "--transcript-bytes",
+            "0",
+        ])
+        .output()
+        .unwrap());
+    db.migrate();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("reports");
+    run(
+        &db,
+        &out,
+        &["--from", &first.to_string(), "--to", &last.to_string()],
+    );
+    // Nothing late: the 31 closed days before the nightly window match.
+    let nightly = run(&db, &out, &[]);
+    let summary = stdout_of(&nightly);
+    assert!(
+        summary.contains("drift       none: the 31 closed day(s)"),
+        "{summary}"
+    );
+    // A call arrives for a day 20 days back, beyond the 3-day lookback.
+    let late = last - chrono::Days::new(20);
+    db.exec(&format!(
+        "CREATE TEMPORARY TABLE late AS
+           SELECT * FROM call_logs
+            WHERE created_at >= '{late} 12:00+00' AND created_at < '{late} 13:00+00'
+              AND total_cost_usd IS NOT NULL
+            ORDER BY call_id LIMIT 1;
+         UPDATE late SET call_log_id = gen_random_uuid(), call_id = 'late-call', total_cost_usd = 1.250000;
+         INSERT INTO call_logs SELECT * FROM late;"
+    ));
+    let nightly = run(&db, &out, &[]);
+    let summary = stdout_of(&nightly);
+    assert!(
+        summary.contains("drift       1 tenant day(s) of"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("late rows beyond the lookback"),
+        "{summary}"
+    );
+    let rerun = summary
+        .split('`')
+        .find(|s| s.starts_with("callrollup run --from"))
+        .unwrap_or_else(|| panic!("no command in {summary}"))
+        .to_string();
+    // The gate makes it exit 3 (the run's data still written).
+    let gated = run_with(&db, &out, &["--fail-on", "drift"]);
+    assert_fails(&gated, 3, "drift has 1 rows");
+    // The metrics say it too.
+    let metrics = scratch.path().join("metrics.prom");
+    run(&db, &out, &["--metrics-file", metrics.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        metric(&text, "callrollup_last_run_drift_tenant_days"),
+        Some(1.0),
+        "{text}"
+    );
+    // The command it names re-rolls the day, which records the restatement.
+    let args: Vec<&str> = rerun.split(' ').skip(2).collect();
+    run(&db, &out, &args);
+    assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatements") > 0);
+    let nightly = run(&db, &out, &["--fail-on", "drift"]);
+    assert!(
+        stdout_of(&nightly).contains("drift       none"),
+        "{}",
+        stdout_of(&nightly)
+    );
+    // Postgres agrees with the summary on the late day, call for call.
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT sum(calls)::bigint FROM analytics.tenant_daily WHERE day = '{late}'"
+        )),
+        db.scalar_i64(&format!(
+            "SELECT count(*) FROM call_logs c JOIN tenants t USING (tenant_id)
+              WHERE (c.created_at AT TIME ZONE t.timezone)::date = '{late}'"
+        ))
+    );
 }
