@@ -405,3 +405,25 @@ fn the_streamed_json_is_the_whole_documents_pretty_bytes() {
         assert!(parsed["rows"].is_array());
     }
 }
+
+#[test]
+fn the_csv_written_in_slices_is_the_whole_frames_bytes() {
+    // More lines than one slice: the header once, every line, the TOTAL,
+    // byte for byte what the whole frame gives.
+    let days: Vec<TenantDay> = (0..4_500)
+        .map(|i| {
+            let mut day = tenant_day(&format!("t{i:05}"), "2026-03-02", i % 7, "0.125000");
+            if i % 3 == 0 {
+                day.business_name = None;
+            }
+            day
+        })
+        .collect();
+    let (period, rows) = march_by_tenant(days, Vec::new());
+    let report = report_of(period, rows);
+    let whole =
+        crate::output::csv_bytes(&render::frame(&report).unwrap(), crate::output::MoneyText::Stored)
+            .unwrap();
+    let sliced = render::csv(&report).unwrap();
+    assert_eq!(String::from_utf8(sliced).unwrap(), String::from_utf8(whole).unwrap());
+}
