@@ -421,9 +421,14 @@ fn the_csv_written_in_slices_is_the_whole_frames_bytes() {
         .collect();
     let (period, rows) = march_by_tenant(days, Vec::new());
     let report = report_of(period, rows);
-    let whole =
-        crate::output::csv_bytes(&render::frame(&report).unwrap(), crate::output::MoneyText::Stored)
-            .unwrap();
+    let whole = crate::output::csv_bytes(
+        &render::frame(&report).unwrap(),
+        crate::output::MoneyText::Stored,
+    )
+    .unwrap();
     let sliced = render::csv(&report).unwrap();
-    assert_eq!(String::from_utf8(sliced).unwrap(), String::from_utf8(whole).unwrap());
+    assert_eq!(
+        String::from_utf8(sliced).unwrap(),
+        String::from_utf8(whole).unwrap()
+    );
 }

@@ -1309,3 +1309,31 @@ fn a_session_lookup_stuck_behind_a_lock_starved_every_page() {
     assert_eq!(bearer("operator-2", "/runs").status, 200);
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_session_function_anyone_could_create_signed_in_everyone() {
+    // A role with CREATE on the platform's schema makes a function of the
+    // lookup's name that says "operator" for any token.
+    let (db, _scratch) = with_operators(1);
+    db.exec(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'callrollup_test_mallory') THEN
+             CREATE ROLE callrollup_test_mallory;
+           END IF;
+         END $$;
+         GRANT CREATE ON SCHEMA public TO callrollup_test_mallory;
+         SET ROLE callrollup_test_mallory;
+         CREATE FUNCTION public.callrollup_session(hash text)
+         RETURNS TABLE (user_id uuid, role text, tenant_id uuid, expires_at timestamptz)
+         LANGUAGE sql SECURITY DEFINER
+         AS 'SELECT ''b1000000-0000-0000-0000-000000000001''::uuid, ''operator'', NULL::uuid, now() + interval ''1 hour''';
+         RESET ROLE;",
+    );
+    let server = Server::start(Some(&db), &["--auth", "platform"], &[]);
+    let forged = server.request("GET", "/runs", &[("Authorization", "Bearer anything")]);
+    assert_eq!(forged.status, 401, "{}", forged.text());
+    // The real session still signs in (the tables are read).
+    let real = server.request("GET", "/runs", &[("Authorization", "Bearer operator-1")]);
+    assert_eq!(real.status, 200, "{}", real.text());
+    assert!(server.stop().success());
+}
