@@ -167,8 +167,18 @@ pub fn prepare(checked: &Checked, input: QueryInput) -> Result<Prepared> {
                 "the summary tables are read from the target database or report files: pass --database-url / --target-url or --reports DIR",
             )
         })?;
-        for table in summary_tables {
-            let df = summaries.table(table, input.window.from, input.window.to, input.tenants)?;
+        // The tables of one query are one state of the summary: a run
+        // committing between two of them would mix its figures with the
+        // ones before it.
+        let frames = summaries.snapshot(|summaries| {
+            summary_tables
+                .iter()
+                .map(|&table| {
+                    summaries.table(table, input.window.from, input.window.to, input.tenants)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for (table, df) in summary_tables.iter().zip(frames) {
             context.register(table.name(), df.lazy());
         }
     }

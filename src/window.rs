@@ -118,9 +118,24 @@ impl Window {
     /// The UTC range `[from 00:00 at UTC+14, to+1 00:00 at UTC−12)` that holds
     /// every instant whose local date in some zone lies in the window.
     pub fn utc_range(&self) -> (DateTime<Utc>, DateTime<Utc>) {
-        let start = self.from.and_time(NaiveTime::MIN).and_utc() - TimeDelta::hours(14);
-        let end =
-            (self.to + Days::new(1)).and_time(NaiveTime::MIN).and_utc() + TimeDelta::hours(12);
+        // Within years 0001-9999, as every date here: Postgres reads
+        // neither a year 0 ("0000-12-31T10:00Z" failed the errors of
+        // 0001-01-01) nor a year 10000 (those of 9999-12-31), and no row
+        // lies outside.
+        let calendar_start = NaiveDate::from_ymd_opt(1, 1, 1)
+            .expect("a calendar date")
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        let calendar_end = NaiveDate::from_ymd_opt(9999, 12, 31)
+            .expect("a calendar date")
+            .and_hms_micro_opt(23, 59, 59, 999_999)
+            .expect("a time")
+            .and_utc();
+        let start = (self.from.and_time(NaiveTime::MIN).and_utc() - TimeDelta::hours(14))
+            .max(calendar_start);
+        let end = ((self.to + Days::new(1)).and_time(NaiveTime::MIN).and_utc()
+            + TimeDelta::hours(12))
+        .min(calendar_end);
         (start, end)
     }
 

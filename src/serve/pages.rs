@@ -368,7 +368,7 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
         crate::trends::Bucketing::Day => Some(app.summaries()?),
         crate::trends::Bucketing::Hour => None,
     };
-    let mut analysis =
+    let analysis =
         crate::cmd::errors::analysis(args, summaries.as_deref_mut(), app.config.source.as_ref())
             .map_err(|e| match e {
                 crate::error::Error::Usage(m) if m.starts_with("--bucket hour reads") => {
@@ -379,6 +379,16 @@ fn errors_section(app: &App, args: &crate::cli::errors::Args) -> Result<Markup, 
                 }
                 e => e.into(),
             })?;
+    drop(summaries);
+    errors_markup(app, args, analysis)
+}
+
+/// An analysis's chart and table, as a section.
+fn errors_markup(
+    app: &App,
+    args: &crate::cli::errors::Args,
+    mut analysis: crate::trends::Analysis,
+) -> Result<Markup, Refusal> {
     analysis.read_from = read_from_for_readers(app, true);
     let top = args.top.map(usize::from);
     // The chart's groups stay few (the rest is "other").
@@ -480,13 +490,33 @@ pub async fn tenant(
             ));
         }
         let outcome_args = params::costs(&by_outcome, &[])?;
-        // The page's two reports of one state of the tables.
-        let (mut daily, mut outcomes) = summaries.snapshot(|summaries| {
+        // The errors of the page's period (a month, or nothing: the last
+        // month).
+        let (from, to) = match days.period.period()? {
+            Some(p) => (p.from, p.to),
+            None => last_month(),
+        };
+        let errors = params::errors(
+            &[
+                ("from".into(), from.to_string()),
+                ("to".into(), to.to_string()),
+                ("tenant".into(), tenant.to_string()),
+            ],
+            &[],
+        )?;
+        // The page's reports of one state of the tables.
+        let (mut daily, mut outcomes, analysis) = summaries.snapshot(|summaries| {
             Ok((
                 crate::cmd::costs::report(&days, summaries, None)?,
                 crate::cmd::costs::report(&outcome_args, summaries, None)?,
+                crate::cmd::errors::analysis(
+                    &errors,
+                    Some(summaries),
+                    app.config.source.as_ref(),
+                )?,
             ))
         })?;
+        drop(summaries);
         daily.read_from = read_from_for_readers(app, false);
         outcomes.read_from = read_from_for_readers(app, false);
         let bounds: Vec<String> = [bound_page(&mut daily), bound_page(&mut outcomes)]
@@ -504,21 +534,7 @@ pub async fn tenant(
             Some(p) if !p.is_month => "Download the period: ",
             _ => "Download the month: ",
         };
-        let (from, to) = if days.period.period()?.is_some() {
-            (daily.period.from, daily.period.to)
-        } else {
-            last_month()
-        };
-        let errors = params::errors(
-            &[
-                ("from".into(), from.to_string()),
-                ("to".into(), to.to_string()),
-                ("tenant".into(), tenant.to_string()),
-            ],
-            &[],
-        )?;
-        drop(summaries);
-        let error_section = errors_section(app, &errors)?;
+        let error_section = errors_markup(app, &errors, analysis)?;
         let svg = crate::costs::chart::tenant_svg(&daily)?;
         let problems = daily.coverage.problems();
         let links = params::link_query(&pairs);

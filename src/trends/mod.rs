@@ -219,7 +219,12 @@ impl Timeline {
     /// the baseline's length) for the previous period.
     pub fn days(from: NaiveDate, to: NaiveDate) -> Timeline {
         let length = (to - from).num_days() as usize + 1;
-        let lookback = length.max(BASELINE_BUCKETS);
+        // No day before 0001-01-01 (a year 0 is no date to Postgres: the
+        // errors of 0001-01-01 failed on "0000-12-25").
+        let earliest = NaiveDate::from_ymd_opt(1, 1, 1).expect("a calendar date");
+        let lookback = length
+            .max(BASELINE_BUCKETS)
+            .min((from - earliest).num_days().max(0) as usize);
         let first = from - Days::new(lookback as u64);
         let keys = (epoch_day(first)..=epoch_day(to)).collect();
         Timeline {
@@ -643,7 +648,11 @@ pub fn analyse(series: &Counts, timeline: Timeline, by: By, rule: SpikeRule) -> 
     // A group seen only in such buckets is no group.
     cells.retain(|_, row| row.iter().any(|c| c.errors > 0));
     type_cells.retain(|_, row| row.iter().any(|c| c.errors > 0));
-    let previous_known = !missing[start - length..start].iter().any(|m| *m);
+    // The previous period is unknown where the calendar has none (before
+    // 0001-01-01: the lookback is shorter).
+    let previous_known = start
+        .checked_sub(length)
+        .is_some_and(|first| !missing[first..start].iter().any(|m| *m));
     let period_complete = !missing[start..].iter().any(|m| *m);
     let baseline_buckets: Vec<Vec<usize>> =
         (start..width).map(|i| timeline.baseline_of(i)).collect();
@@ -849,9 +858,12 @@ impl Analysis {
                     group,
                     cell,
                     error_rate: cell.and_then(rate),
-                    // The lookback holds at least one period.
-                    previous_errors: (!self.missing[index - length])
-                        .then(|| group.cells[index - length].errors),
+                    // The lookback holds one period, but where the
+                    // calendar starts (0001-01-01).
+                    previous_errors: index
+                        .checked_sub(length)
+                        .filter(|&earlier| !self.missing[earlier])
+                        .map(|earlier| group.cells[earlier].errors),
                     spike: cell.map(|_| group.spikes[i]),
                 });
             }

@@ -201,4 +201,32 @@ fn a_multibyte_length_and_year_minus_262143_panicked() {
         let err = assert_fails(&output, 2, needle);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // The calendar's first and last days are answered: the errors of
+    // 0001-01-01 read a year 0 (a panic on the report folder, "0000-12-25"
+    // refused by Postgres), those of 9999-12-31 a year 10000.
+    for args in [
+        vec!["errors", "--from", "0001-01-01", "--to", "0001-01-02"],
+        vec!["errors", "--from", "9999-12-30", "--to", "9999-12-31"],
+        vec![
+            "errors",
+            "--by",
+            "tenant",
+            "--from",
+            "0001-01-01",
+            "--to",
+            "0001-01-31",
+        ],
+        vec![
+            "costs",
+            "--from",
+            "0001-01-01",
+            "--to",
+            "0001-01-02",
+            "--by",
+            "day",
+        ],
+    ] {
+        let output = db.cmd().args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr_of(&output));
+    }
 }
