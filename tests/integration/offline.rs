@@ -65,25 +65,7 @@ fn snapshot_round_trip_equals_reading_postgres_on_the_fixture() {
 
 #[test]
 fn snapshot_round_trip_equals_reading_postgres_on_generated_data() {
-    let db = TestDb::empty();
-    ok(db
-        .cmd()
-        .args([
-            "generate",
-            "--tenants",
-            "40",
-            "--calls",
-            "20000",
-            "--days",
-            "20",
-            "--end",
-            "2026-11-10",
-            "--seed",
-            "3",
-        ])
-        .output()
-        .unwrap());
-    db.migrate();
+    let db = crate::util::generated_platform("40", "20000", "20", "2026-11-10", "3");
     assert_snapshot_round_trip(&db, "2026-10-25", "2026-11-08");
 }
 

@@ -803,29 +803,7 @@ fn raw_exchange(server: &Server, request: &str, read_for: std::time::Duration) -
 /// days), rolled up: a report by day has more lines than a page shows or
 /// a workbook is built with.
 fn many_tenant_days() -> (TestDb, tempfile::TempDir) {
-    let db = TestDb::empty();
-    ok(db
-        .cmd()
-        .args([
-            "generate",
-            "--tenants",
-            "120",
-            "--calls",
-            "30000",
-            "--days",
-            "45",
-        ])
-        .args([
-            "--end",
-            "2026-03-31",
-            "--seed",
-            "7",
-            "--transcript-bytes",
-            "0",
-        ])
-        .output()
-        .unwrap());
-    db.migrate();
+    let db = crate::util::generated_platform("120", "30000", "45", "2026-03-31", "7");
     let scratch = tempfile::tempdir().unwrap();
     run(
         &db,

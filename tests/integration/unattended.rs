@@ -412,13 +412,16 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
         .output()
         .unwrap());
     // One URL for both: the writer is a member of the reader.
-    ok(TestDb::cmd_without_db()
-        .arg("run")
-        .args(window)
-        .args(["--database-url", &writer, "--out"])
-        .arg(scratch.path().join("reports"))
-        .output()
-        .unwrap());
+    let run_as_writer = || {
+        ok(TestDb::cmd_without_db()
+            .arg("run")
+            .args(window)
+            .args(["--database-url", &writer, "--out"])
+            .arg(scratch.path().join("reports"))
+            .output()
+            .unwrap())
+    };
+    run_as_writer();
     assert!(db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily") > 0);
     assert_eq!(
         db.rows("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'analytics'"),
@@ -433,13 +436,7 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
                               AND total_cost_usd IS NOT NULL
                             ORDER BY call_id LIMIT 1)",
     );
-    ok(TestDb::cmd_without_db()
-        .arg("run")
-        .args(window)
-        .args(["--database-url", &writer, "--out"])
-        .arg(scratch.path().join("reports"))
-        .output()
-        .unwrap());
+    run_as_writer();
     assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatements") > 0);
     let mut as_writer = postgres::Client::connect(&writer, postgres::NoTls).unwrap();
     for sql in [
@@ -940,32 +937,10 @@ fn a_killed_engines_backend_stops_waiting_on_its_lock() {
 #[test]
 fn a_late_call_beyond_the_lookback_was_never_seen() {
     // Calls for the last 40 days, all rolled up; then the nightly runs.
-    let db = TestDb::empty();
     let last =
         (chrono::Utc::now() - chrono::TimeDelta::hours(12)).date_naive() - chrono::Days::new(1);
     let first = last - chrono::Days::new(39);
-    ok(db
-        .cmd()
-        .args([
-            "generate",
-            "--tenants",
-            "12",
-            "--calls",
-            "4000",
-            "--days",
-            "40",
-        ])
-        .args([
-            "--end",
-            &last.to_string(),
-            "--seed",
-            "3",
-            "--transcript-bytes",
-            "0",
-        ])
-        .output()
-        .unwrap());
-    db.migrate();
+    let db = crate::util::generated_platform("12", "4000", "40", &last.to_string(), "3");
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("reports");
     run(

@@ -222,6 +222,28 @@ pub fn run(db: &TestDb, out: &Path, args: &[&str]) -> std::process::Output {
         .unwrap())
 }
 
+/// A platform `generate` made (`tenants`, `calls` over `days` ending on
+/// `end`, `seed`; no transcripts) in a database of its own, migrated.
+pub fn generated_platform(tenants: &str, calls: &str, days: &str, end: &str, seed: &str) -> TestDb {
+    let db = TestDb::empty();
+    ok(db
+        .cmd()
+        .args([
+            "generate",
+            "--tenants",
+            tenants,
+            "--calls",
+            calls,
+            "--days",
+            days,
+        ])
+        .args(["--end", end, "--seed", seed, "--transcript-bytes", "0"])
+        .output()
+        .unwrap());
+    db.migrate();
+    db
+}
+
 /// `callrollup extract <args> --out <dir>` against `db`, which must succeed.
 pub fn extract(db: &TestDb, args: &[&str], dir: &Path) {
     ok(db
