@@ -4,7 +4,7 @@
 --
 --   psql "$PLATFORM_URL" -v ON_ERROR_STOP=1 -f deploy/roles.sql
 --
--- Five roles, each for one job:
+-- Six roles, each for one job:
 --
 --   callrollup_owner     runs `callrollup migrate`: owns the engine's schema
 --                        (analytics) and every table in it. Used at deploy

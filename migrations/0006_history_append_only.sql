@@ -26,15 +26,16 @@ CREATE TRIGGER restatements_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.restatements
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.restatements_append_only();
 
--- Which runs' restatements an alert has reported (`changes --alert NAME`):
--- one row per alert and run, written after the alert's output, so each
--- run's changes are reported once whatever failed in between, and runs
--- that commit out of order (shards) are never skipped.
+-- Which restatements an alert has reported (`changes --alert NAME`): one
+-- row per alert and restatement, written after the alert's output, so
+-- each change is reported once whatever failed in between, and changes
+-- committed out of order (shard runs) are never skipped. A purge of the
+-- history takes its marks with it.
 CREATE TABLE {schema}.restatement_alerts (
-    alert       text NOT NULL,
-    run_id      uuid NOT NULL REFERENCES {schema}.rollup_runs (run_id),
-    reported_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (alert, run_id)
+    alert          text NOT NULL,
+    restatement_id bigint NOT NULL REFERENCES {schema}.restatements (restatement_id) ON DELETE CASCADE,
+    reported_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (alert, restatement_id)
 );
 
 -- With deploy/roles.sql: the alert's role may add marks; the nightly

@@ -1,5 +1,5 @@
--- `changes --alert NAME`, once its report is written: these runs'
--- restatements are reported. $1: the alert; $2: the runs.
-INSERT INTO {schema}.restatement_alerts (alert, run_id)
-SELECT $1, run_id FROM unnest($2::uuid[]) AS run_id
+-- `changes --alert NAME`, once its report is written: these restatements
+-- are reported. $1: the alert; $2: their restatement_id.
+INSERT INTO {schema}.restatement_alerts (alert, restatement_id)
+SELECT $1, restatement_id FROM unnest($2::bigint[]) AS restatement_id
 ON CONFLICT DO NOTHING

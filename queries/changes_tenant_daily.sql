@@ -8,7 +8,7 @@
 -- $1, $2: first and last restated day (NULL: no bound); $3: tenant ids
 -- (NULL: every tenant); $4: the run that made them (NULL: any run);
 -- $5: restated at or after (NULL: any time); $6: an alert whose reported
--- runs are left out (NULL: none).
+-- restatements are left out (NULL: none).
 SELECT r.tenant_id::text AS tenant_id,
        coalesce(r.new_values ->> 'business_name', r.old_values ->> 'business_name') AS business_name,
        r.day,
@@ -24,7 +24,8 @@ SELECT r.tenant_id::text AS tenant_id,
        coalesce((r.new_values ->> 'tts_cost_usd')::numeric, 0) AS new_tts_cost_usd,
        r.previous_run_id::text AS previous_run_id,
        r.run_id::text AS run_id,
-       r.restated_at
+       r.restated_at,
+       r.restatement_id
 FROM {schema}.restatements r
 WHERE r.table_name = 'tenant_daily'
   AND CASE r.change
@@ -46,5 +47,5 @@ WHERE r.table_name = 'tenant_daily'
   AND ($5::timestamptz IS NULL OR r.restated_at >= $5)
   AND ($6::text IS NULL OR NOT EXISTS (
         SELECT 1 FROM {schema}.restatement_alerts a
-        WHERE a.alert = $6 AND a.run_id = r.run_id))
+        WHERE a.alert = $6 AND a.restatement_id = r.restatement_id))
 ORDER BY r.day, r.tenant_id, r.restatement_id

@@ -34,22 +34,50 @@ pub struct Figures {
     pub errors: i64,
 }
 
+/// Whether the check was made after a run, and what it found.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Made(Drift),
+    /// Not made for this kind of run: why.
+    NotMade(&'static str),
+    /// Made, and failed: why.
+    Failed(String),
+}
+
+impl Check {
+    /// The summary's line.
+    pub fn line(&self) -> String {
+        match self {
+            Check::Made(drift) => drift.line(),
+            Check::NotMade(why) => format!("not checked: {why}"),
+            Check::Failed(why) => format!("not checked: the check failed ({why})"),
+        }
+    }
+}
+
 /// What the check found.
 #[derive(Debug, Clone, Default)]
 pub struct Drift {
-    /// The days compared (closed, outside the run's window, covered).
+    /// The days compared (closed, outside the run's window and the
+    /// nightly lookback, covered).
     pub days: Vec<NaiveDate>,
     /// Tenant days whose source figures differ from the summary's: the
     /// tenant, the day, the summary's figures and the source's.
     pub drifted: Vec<(String, NaiveDate, Figures, Figures)>,
+    /// The report folder of the run, for the command that re-rolls.
+    pub out: std::path::PathBuf,
 }
 
 impl Drift {
-    /// The days to re-roll, as one `run` command (None: nothing drifted).
+    /// The days to re-roll, as one `run` command into the run's report
+    /// folder (None: nothing drifted).
     pub fn rerun(&self) -> Option<String> {
         let first = self.drifted.iter().map(|d| d.1).min()?;
         let last = self.drifted.iter().map(|d| d.1).max()?;
-        Some(format!("callrollup run --from {first} --to {last}"))
+        Some(format!(
+            "callrollup run --from {first} --to {last} --out {}",
+            shell_word(&self.out.display().to_string())
+        ))
     }
 
     /// Tenant days drifted.
@@ -60,17 +88,17 @@ impl Drift {
     /// The summary's line.
     pub fn line(&self) -> String {
         let (Some(first), Some(last)) = (self.days.first(), self.days.last()) else {
-            return "not checked: every closed day of the last 35 is in the window or not covered by a run".into();
+            return format!("not checked: every closed day of the last {DAYS} is in the window or the nightly lookback, or no run covered it");
         };
         match self.rerun() {
             None => format!(
-                "none: the {} closed day(s) {first}..{last} before the window match the source",
+                "none: the {} closed day(s) of {first}..{last} outside the window and the nightly lookback match the source",
                 self.days.len()
             ),
             Some(rerun) => {
                 let (tenant, day, was, now) = &self.drifted[0];
                 format!(
-                    "{} tenant day(s) of {first}..{last} differ from the source (late rows beyond the lookback), the first {day} of tenant {tenant}: calls {} → {}, total {} → {} USD, errors {} → {}; re-roll them: `{rerun}`",
+                    "{} tenant day(s) of {first}..{last} differ from the source (rows added, changed or deleted after they were rolled up, beyond the lookback, or a tenant's zone changed since), the first {day} of tenant {tenant}: calls {} → {}, total {} → {} USD, errors {} → {}; re-roll them: `{rerun}`",
                     self.drifted.len(),
                     was.calls,
                     now.calls,
@@ -85,32 +113,54 @@ impl Drift {
 }
 
 /// The closed days of the last `DAYS` (ending at the last complete day at
-/// `now`) outside `window`.
-pub fn days_to_check(window: &Window, now: DateTime<Utc>) -> Vec<NaiveDate> {
+/// `now`) outside `window` and before the nightly run's `lookback` (the
+/// next nightly run re-reads those anyway).
+pub fn days_to_check(window: &Window, now: DateTime<Utc>, lookback: u32) -> Vec<NaiveDate> {
     let last = crate::window::last_complete_day(now);
-    let Some(first) = last.checked_sub_days(Days::new(DAYS - 1)) else {
+    let (Some(first), Some(before_lookback)) = (
+        last.checked_sub_days(Days::new(DAYS - 1)),
+        last.checked_sub_days(Days::new(u64::from(lookback) + 1)),
+    ) else {
         return Vec::new();
     };
     first
         .iter_days()
-        .take_while(|d| *d <= last)
+        .take_while(|d| *d <= before_lookback)
         .filter(|d| *d < window.from || *d > window.to)
         .collect()
 }
 
+/// A path as one shell word: bare when it is plain, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 /// Compares `days` of the source at `source` (schema `source_schema`)
 /// with the summary table of `target` (schema `target_schema`), on the
-/// days a succeeded run covers. `zones`: each tenant and the zone the
-/// engine uses for it.
+/// days a succeeded run covers; `out` is the run's report folder, for the
+/// command that re-rolls.
 pub fn check(
     source: &DbUrl,
     source_schema: &str,
     target: &DbUrl,
     target_schema: &str,
     days: &[NaiveDate],
+    out: &std::path::Path,
 ) -> Result<Drift> {
+    let nothing = || Drift {
+        out: out.to_path_buf(),
+        ..Drift::default()
+    };
     let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
-        return Ok(Drift::default());
+        return Ok(nothing());
     };
     let period = crate::window::Period {
         from: first,
@@ -132,7 +182,7 @@ pub fn check(
             &sql::render(sql::DRIFT_SUMMARY, &[("schema", schema)]),
             &[&first, &last],
         )?;
-        Ok((coverage, figures_of(&rows)))
+        Ok((coverage, figures_of(&rows)?))
     })?;
     drop(summaries);
     let not_covered: BTreeSet<NaiveDate> = coverage
@@ -147,7 +197,7 @@ pub fn check(
         .filter(|d| !not_covered.contains(d))
         .collect();
     if days.is_empty() {
-        return Ok(Drift::default());
+        return Ok(nothing());
     }
 
     let mut client = source.connect_reporting("callrollup-drift")?;
@@ -180,22 +230,27 @@ pub fn check(
         &sql::render(sql::DRIFT_SOURCE, &[("schema", source_schema)]),
         &[&ids, &zones, &from_utc, &to_utc, &first, &last],
     )?;
-    let source_figures = figures_of(&rows);
-    Ok(compare(&days, &held, &source_figures))
+    let source_figures = figures_of(&rows)?;
+    Ok(Drift {
+        out: out.to_path_buf(),
+        ..compare(&days, &held, &source_figures)
+    })
 }
 
-/// Each tenant day's figures of a query's rows.
-fn figures_of(rows: &[postgres::Row]) -> BTreeMap<(String, NaiveDate), Figures> {
+/// Each tenant day's figures of a query's rows; a value that cannot be
+/// read (a NULL, a sum past an exact decimal) fails the check, never the
+/// run that has already committed.
+fn figures_of(rows: &[postgres::Row]) -> Result<BTreeMap<(String, NaiveDate), Figures>> {
     rows.iter()
         .map(|r| {
-            (
-                (r.get("tenant_id"), r.get("day")),
+            Ok((
+                (r.try_get("tenant_id")?, r.try_get("day")?),
                 Figures {
-                    calls: r.get("calls"),
-                    total_cost_usd: r.get("total_cost_usd"),
-                    errors: r.get("errors"),
+                    calls: r.try_get("calls")?,
+                    total_cost_usd: r.try_get("total_cost_usd")?,
+                    errors: r.try_get("errors")?,
                 },
-            )
+            ))
         })
         .collect()
 }
@@ -230,6 +285,7 @@ pub fn compare(
     Drift {
         days: days.to_vec(),
         drifted,
+        out: std::path::PathBuf::from("reports"),
     }
 }
 
@@ -249,17 +305,28 @@ mod tests {
             to: day("2026-12-06"),
             partial: false,
         };
-        let days = days_to_check(&window, now);
+        let days = days_to_check(&window, now, 3);
         assert_eq!(days.len(), 31);
         assert_eq!(days.first(), Some(&day("2026-11-02")));
         assert_eq!(days.last(), Some(&day("2026-12-02")));
-        // A re-run of an older period: the nightly days are checked.
+        // A re-run of an older period: the days up to the nightly
+        // lookback are checked, not those the next nightly run re-reads.
         let october = Window {
             from: day("2026-10-01"),
             to: day("2026-10-31"),
             partial: false,
         };
-        assert_eq!(days_to_check(&october, now).len(), 35);
+        assert_eq!(days_to_check(&october, now, 3).len(), 31);
+        // A backfill in the middle: the days on both sides.
+        let middle = Window {
+            from: day("2026-11-18"),
+            to: day("2026-11-22"),
+            partial: false,
+        };
+        let days = days_to_check(&middle, now, 3);
+        assert_eq!(days.len(), 26);
+        assert!(!days.contains(&day("2026-11-20")));
+        assert!(!days.contains(&day("2026-12-04")));
     }
 
     #[test]
@@ -293,8 +360,9 @@ mod tests {
         );
         assert_eq!(
             drift.rerun().as_deref(),
-            Some("callrollup run --from 2026-11-10 --to 2026-11-11")
+            Some("callrollup run --from 2026-11-10 --to 2026-11-11 --out reports")
         );
+        assert_eq!(shell_word("/srv/it's here"), "'/srv/it'\\''s here'");
         assert!(drift.line().contains("2 tenant day(s)"), "{}", drift.line());
     }
 }

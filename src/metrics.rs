@@ -195,7 +195,7 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
             })
             .collect::<Vec<_>>(),
     );
-    if let Some(Ok(drift)) = &outcome.drift {
+    if let Some(crate::drift::Check::Made(drift)) = &outcome.drift {
         gauge(
             &mut out,
             "callrollup_last_run_drift_tenant_days",

@@ -53,7 +53,6 @@ pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql")
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");
 pub const CHANGES_TENANT_DAILY: &str = include_str!("../queries/changes_tenant_daily.sql");
 pub const CHANGES_RUN_EXISTS: &str = include_str!("../queries/changes_run_exists.sql");
-pub const CHANGES_ALERT_RUNS: &str = include_str!("../queries/changes_alert_runs.sql");
 pub const CHANGES_ALERT_LOCK: &str = include_str!("../queries/changes_alert_lock.sql");
 pub const CHANGES_ALERT_MARK: &str = include_str!("../queries/changes_alert_mark.sql");
 pub const CHANGES_LAST_RUN: &str = include_str!("../queries/changes_last_run.sql");

@@ -8,6 +8,11 @@ use crate::error::{Error, Result};
 /// The longest window, in days, that `query` and `errors` read (about ten
 /// years; docs/CONTRACT.md §6): a longer one is a usage error, not days
 /// allocated one by one.
+/// The first and the last day any date here may be (years 0001-9999:
+/// `YEARS`); a lookback or a UTC range stops there.
+pub const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("a calendar date");
+pub const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a calendar date");
+
 pub const MAX_SPAN_DAYS: i64 = 3660;
 
 /// Refuses a `--from/--to` span longer than [`MAX_SPAN_DAYS`] (exit 2).
@@ -122,12 +127,8 @@ impl Window {
         // neither a year 0 ("0000-12-31T10:00Z" failed the errors of
         // 0001-01-01) nor a year 10000 (those of 9999-12-31), and no row
         // lies outside.
-        let calendar_start = NaiveDate::from_ymd_opt(1, 1, 1)
-            .expect("a calendar date")
-            .and_time(NaiveTime::MIN)
-            .and_utc();
-        let calendar_end = NaiveDate::from_ymd_opt(9999, 12, 31)
-            .expect("a calendar date")
+        let calendar_start = FIRST_DAY.and_time(NaiveTime::MIN).and_utc();
+        let calendar_end = LAST_DAY
             .and_hms_micro_opt(23, 59, 59, 999_999)
             .expect("a time")
             .and_utc();

@@ -42,6 +42,8 @@ pub struct Restatement {
     /// The run that replaced them.
     pub run_id: String,
     pub restated_at: DateTime<Utc>,
+    /// Its row in `restatements` (what `changes --alert` marks reported).
+    pub id: i64,
 }
 
 impl Restatement {
@@ -156,39 +158,18 @@ impl Summaries {
                 previous_run_id: r.get("previous_run_id"),
                 run_id: r.get("run_id"),
                 restated_at: r.get("restated_at"),
+                id: r.get("restatement_id"),
             })
-            .collect())
-    }
-
-    /// The runs with restatements that `filter` selects (its days,
-    /// tenants, run and time) and its alert (`unreported_by`) has not
-    /// reported yet, as this snapshot sees them: a run still writing is
-    /// not among them, and is found the next time.
-    pub fn unreported_runs(&mut self, filter: &Filter) -> Result<Vec<Uuid>> {
-        let (client, schema) = self.history()?;
-        let tenants = filter.tenants.tenant_array();
-        Ok(client
-            .query(
-                &sql::render(sql::CHANGES_ALERT_RUNS, &[("schema", schema)]),
-                &[
-                    &filter.unreported_by,
-                    &filter.from,
-                    &filter.to,
-                    &tenants,
-                    &filter.run,
-                    &filter.since,
-                ],
-            )?
-            .iter()
-            .map(|r| r.get(0))
             .collect())
     }
 
     /// Takes the lock of `alert` for this session, or says another alert
     /// of that name is running (exit 4).
     pub fn lock_alert(&mut self, alert: &str) -> Result<()> {
-        let (client, _) = self.history()?;
-        let taken: bool = client.query_one(sql::CHANGES_ALERT_LOCK, &[&alert])?.get(0);
+        let (client, schema) = self.history()?;
+        let taken: bool = client
+            .query_one(sql::CHANGES_ALERT_LOCK, &[&schema, &alert])?
+            .get(0);
         if !taken {
             return Err(Error::Locked {
                 what: format!("changes --alert {alert}"),
@@ -197,21 +178,31 @@ impl Summaries {
         Ok(())
     }
 
-    /// Records that `alert` reported the restatements of `runs` (after its
+    /// Records that `alert` reported the restatements `ids` (after its
     /// report was written), in a transaction of its own: the reporting
     /// session is otherwise read-only.
-    pub fn mark_reported(&mut self, alert: &str, runs: &[Uuid]) -> Result<()> {
-        if runs.is_empty() {
+    pub fn mark_reported(&mut self, alert: &str, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
             return Ok(());
         }
         let (client, schema) = self.history()?;
-        let mut tx = client.build_transaction().read_only(false).start()?;
-        tx.execute(
-            &sql::render(sql::CHANGES_ALERT_MARK, &[("schema", schema)]),
-            &[&alert, &runs],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let marked = (|| {
+            let mut tx = client.build_transaction().read_only(false).start()?;
+            tx.execute(
+                &sql::render(sql::CHANGES_ALERT_MARK, &[("schema", schema)]),
+                &[&alert, &ids],
+            )?;
+            tx.commit()
+        })();
+        marked.map_err(|e| {
+            if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+                Error::Database(format!(
+                    "this role may not record the alert's marks in {schema}.restatement_alerts: run `changes --alert` as a role that may (deploy/roles.sql: callrollup_alerts)"
+                ))
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// The run that succeeded last (`changes --run last`), if any.
@@ -303,6 +294,7 @@ mod tests {
             previous_run_id: None,
             run_id: "r".into(),
             restated_at: Utc::now(),
+            id: 0,
         }
     }
 

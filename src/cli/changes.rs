@@ -21,8 +21,8 @@ pub struct Args {
     pub tenants: TenantOpts,
 
     /// Only the changes this run made: a run_id from `callrollup runs`, or
-    /// `last` for the run that succeeded last (an alert after each run
-    /// reports each change once).
+    /// `last` for the run that succeeded last (to look at one run; an
+    /// alert uses --alert, which misses no night).
     #[arg(long, value_name = "RUN_ID|last")]
     pub run: Option<String>,
 

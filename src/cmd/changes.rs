@@ -48,7 +48,7 @@ pub fn execute(args: Args) -> Result<()> {
     let alert = args.alert.as_deref().map(alert_name).transpose()?;
     if alert.is_some() && matches!(run, RunChoice::Last) {
         return Err(Error::usage(
-            "--alert reports every run it has not reported yet; drop --run last (it would pass over the nights whose alert failed)",
+            "--alert reports every change it has not reported yet; drop --run last (it would pass over the nights whose alert failed)",
         ));
     }
     if args.format == Format::Xlsx {
@@ -88,9 +88,6 @@ pub fn execute(args: Args) -> Result<()> {
                 since,
                 unreported_by: alert.clone(),
             };
-            // What the alert looked at: the selection's days, tenants, run
-            // and time, before --closed-before keeps the closed days.
-            let examined = filter.clone();
             let mut selection: Vec<(&'static str, String)> = Vec::new();
             match period {
                 Some(p) => selection.push(("days", format!("{}..{}", p.from, p.to))),
@@ -141,18 +138,13 @@ pub fn execute(args: Args) -> Result<()> {
                 };
                 summaries.refuse_unknown_tenants(&never, "`callrollup costs` without --tenant")?;
             }
-            // The runs this report covers for the alert, seen in the same
-            // state as its lines.
-            let reported = match &alert {
-                Some(_) => summaries.unreported_runs(&examined)?,
-                None => Vec::new(),
-            };
-            Ok((lines, selection, reported))
+            Ok((lines, selection))
         })
-        .and_then(|(lines, selection, reported)| {
+        .and_then(|(lines, selection)| {
+            // The alert marks the lines it reported, once the report is
+            // out: a report that could not be written reports them again.
+            let reported: Vec<i64> = lines.iter().map(|l| l.id).collect();
             write(&args, closed_before, lines, selection, || match &alert {
-                // Only once the report is out: a failed write reports
-                // them again next time.
                 Some(alert) => summaries.mark_reported(alert, &reported),
                 None => Ok(()),
             })
@@ -191,9 +183,16 @@ fn write(
         Format::Xlsx => render::xlsx(&report)?,
     };
     args.output.write(&bytes)?;
-    written()?;
+    let marked = written();
 
     if let (Some(day), Some(first)) = (closed_before, lines.first()) {
+        // Closed books changed: that is the exit code a cron job acts on,
+        // whatever became of the marks (unmarked lines come again).
+        if let Err(e) = &marked {
+            crate::log::info(&format!(
+                "the alert's marks were not recorded, so the next alert reports these lines again: {e}"
+            ));
+        }
         let restated = crate::changes::Restated::of(&lines);
         return Err(Error::Check(format!(
             "--closed-before {day}: {} restatement(s) changed {} tenant day(s) of closed books, the first {} of tenant {}; total_cost_usd changed by {} USD; tell finance (the report lists them)",
@@ -204,5 +203,5 @@ fn write(
             render::signed(restated.change_total_cost_usd)
         )));
     }
-    Ok(())
+    marked
 }

@@ -76,17 +76,18 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         args.retries,
     )?);
     let checking = Instant::now();
-    outcome.drift = drift(&request, outcome);
-    if outcome.drift.is_some() {
+    let check = drift(&request, outcome, args.window.lookback);
+    if matches!(check, crate::drift::Check::Made(_)) {
         outcome.timings.add("drift check", checking.elapsed());
     }
+    outcome.drift = Some(check);
     let mut counts = outcome.stats.findings_by_kind.clone();
-    if let Some(Ok(drift)) = &outcome.drift {
+    if let Some(crate::drift::Check::Made(drift)) = &outcome.drift {
         counts.insert(crate::gates::DRIFT.to_string(), drift.count() as i64);
     }
     let (gate_lines, mut tripped) = crate::gates::check(&gates, &counts);
     // A drift gate cannot pass on a check that failed.
-    if let Some(Err(why)) = &outcome.drift {
+    if let Some(crate::drift::Check::Failed(why)) = &outcome.drift {
         if tripped.is_none() && gates.iter().any(|g| g.kind == crate::gates::DRIFT) {
             tripped = Some(crate::error::Error::Check(format!(
                 "--fail-on drift: the drift check failed ({why}); the run's data is written"
@@ -110,31 +111,41 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
 }
 
 /// The drift check after a whole run from a database into a database
-/// (`crate::drift`): None for a dry run, a snapshot source (nothing
+/// (`crate::drift`); not made for a dry run, a snapshot source (nothing
 /// arrives late in it), a file target, or a `--tenant` or shard run (the
-/// whole nightly run checks every tenant).
-fn drift(
-    request: &RunRequest,
-    outcome: &RunOutcome,
-) -> Option<std::result::Result<crate::drift::Drift, String>> {
-    let (SourceSpec::Postgres { url, schema, .. }, Some(target)) =
-        (&request.source, &request.target)
-    else {
-        return None;
-    };
-    if outcome.run_id.is_none()
-        || !outcome.selection.tenants.is_empty()
-        || outcome.selection.shard.is_some()
-    {
-        return None;
+/// whole nightly run checks every tenant). `lookback`: the nightly run's,
+/// whose days the next nightly run re-reads anyway.
+fn drift(request: &RunRequest, outcome: &RunOutcome, lookback: u32) -> crate::drift::Check {
+    use crate::drift::Check;
+    if outcome.run_id.is_none() {
+        return Check::NotMade("a dry run writes nothing to compare");
     }
-    let days = crate::drift::days_to_check(&request.window, Utc::now());
-    Some(
-        crate::drift::check(url, schema, target, &request.target_schema, &days).map_err(|e| {
+    let SourceSpec::Postgres { url, schema, .. } = &request.source else {
+        return Check::NotMade("the source is a snapshot, where nothing arrives late");
+    };
+    let Some(target) = &request.target else {
+        return Check::NotMade("report files alone are no record to compare with");
+    };
+    if !outcome.selection.tenants.is_empty() || outcome.selection.shard.is_some() {
+        return Check::NotMade(
+            "a --tenant or shard run; the whole nightly run checks every tenant",
+        );
+    }
+    let days = crate::drift::days_to_check(&request.window, Utc::now(), lookback);
+    match crate::drift::check(
+        url,
+        schema,
+        target,
+        &request.target_schema,
+        &days,
+        &request.out,
+    ) {
+        Ok(drift) => Check::Made(drift),
+        Err(e) => {
             crate::log::info(&format!("the drift check failed: {e}"));
-            e.to_string()
-        }),
-    )
+            Check::Failed(e.to_string())
+        }
+    }
 }
 
 /// The run's arguments for the ledger: no URLs, so no secrets.
@@ -211,10 +222,8 @@ fn render_summary(s: &Summary) -> String {
         st.finding_rows,
         st.table_rows[crate::tables::Table::Findings]
     ));
-    match &s.outcome.drift {
-        Some(Ok(drift)) => out.push_str(&format!("drift       {}\n", drift.line())),
-        Some(Err(why)) => out.push_str(&format!("drift       not checked: {why}\n")),
-        None => {}
+    if let Some(check) = &s.outcome.drift {
+        out.push_str(&format!("drift       {}\n", check.line()));
     }
     if !s.gates.is_empty() {
         out.push_str(&format!("gates       {}\n", s.gates.join("; ")));

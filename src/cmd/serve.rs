@@ -82,6 +82,12 @@ fn public_url(text: &str) -> Result<url::Url> {
     {
         return Err(bad("holds credentials, a query or a fragment"));
     }
+    // The pages' links and redirects start at the root (`/costs`).
+    if url.path() != "/" {
+        return Err(bad(
+            "has a path: serve at the root of its own address (a host of its own behind the proxy)",
+        ));
+    }
     Ok(url)
 }
 

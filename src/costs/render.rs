@@ -352,7 +352,9 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
 /// `serde_json::to_vec_pretty` of the whole document.
 pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
     // The document is rendered with this string where the rows go, then
-    // split there; no report text can hold it (control characters).
+    // split at its first place: only fixed fields come before "rows"
+    // (preserve_order keeps the order written below), so a report text
+    // that held the marker could only come after it.
     const ROWS: &str = "\u{1}rows\u{1}";
     let rounding: Vec<Value> = rounding(report)
         .into_iter()

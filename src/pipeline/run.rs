@@ -59,8 +59,8 @@ pub struct RunOutcome {
     pub files: Vec<PathBuf>,
     pub timings: Timings,
     /// The drift check after the run (`crate::drift`), set by `run`'s
-    /// command: None when it was not made.
-    pub drift: Option<std::result::Result<crate::drift::Drift, String>>,
+    /// command.
+    pub drift: Option<crate::drift::Check>,
 }
 
 /// `run`, started again after a transient failure (a connection reset, a

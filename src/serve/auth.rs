@@ -277,10 +277,7 @@ impl Sessions {
                         }))
                         .unwrap_or_else(|_| {
                             connection = None;
-                            Err(Refusal::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "the session cannot be checked right now; try again",
-                            ))
+                            Err(cannot_check())
                         });
                         let _ = job.answer.send(found);
                     }
@@ -380,6 +377,14 @@ impl Sessions {
     }
 }
 
+/// A sign-in whose session could not be looked up (in time, or at all).
+fn cannot_check() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the session cannot be checked right now; try again",
+    )
+}
+
 /// The `Authorization: Bearer …` secret, if any.
 fn bearer(request: &Request) -> Option<&str> {
     request
@@ -426,13 +431,7 @@ async fn platform(app: Arc<App>, mut request: Request, next: Next) -> Response {
                 .into_response();
             }
             let deadline = Deadline::after(app.config.timeout);
-            let busy = || {
-                Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the session cannot be checked right now; try again",
-                )
-                .into_response()
-            };
+            let busy = || cannot_check().into_response();
             let Some(answered) = sessions.look_up(&hash, &deadline, LOOKUP_WAIT).await else {
                 return busy();
             };
@@ -528,17 +527,15 @@ fn look_up(
     let mut row = None;
     // A broken connection is replaced once.
     for attempt in 0..2 {
-        let left = deadline.remaining().as_millis();
-        if left == 0 {
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the session cannot be checked right now; try again",
-            ));
-        }
         if connection.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             let mut client = url.connect_reporting("callrollup-serve-sessions")?;
             let statement = session_statement(&mut client, schema)?;
             *connection = Some((client, statement));
+        }
+        // What is left once connected (a connection can take seconds).
+        let left = deadline.remaining().as_millis();
+        if left == 0 {
+            return Err(cannot_check());
         }
         let (live, statement) = connection.as_mut().expect("connected above");
         let limited = live.batch_execute(&format!(
@@ -558,10 +555,7 @@ fn look_up(
             Err(e) => {
                 // A timeout, a lock, a broken server: said in the log.
                 crate::log::info(&format!("serve: a session lookup failed: {e}"));
-                return Err(Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the session cannot be checked right now; try again",
-                ));
+                return Err(cannot_check());
             }
         }
     }

@@ -449,7 +449,14 @@ where
                     let _ = head.send(reply.map(IntoResponse::into_response));
                     return;
                 };
-                let (mut writer, chunks) = stream::channel(work_deadline.clone(), runtime);
+                // Built within the request's time; sent within that much
+                // again (a 45 MB JSON to a reader on a slow link), the
+                // client gone or the server stopping ending it sooner.
+                let sending = Deadline {
+                    until: work_deadline.until + limit,
+                    abandoned: work_deadline.abandoned.clone(),
+                };
+                let (mut writer, chunks) = stream::channel(sending, runtime);
                 let whole = chunks.whole.clone();
                 if head
                     .send(Ok(attachment(chunks.body(), content_type, &name)))
@@ -564,12 +571,14 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
     );
     // Written when the body has gone out (or was cut): a streamed
     // download's bytes are known only then.
+    let head = method == axum::http::Method::HEAD;
     response.map(|body| {
         axum::body::Body::new(LoggedBody {
             body,
             line: Some(line),
             bytes: 0,
             started,
+            head,
         })
     })
 }
@@ -582,6 +591,8 @@ struct LoggedBody {
     line: Option<String>,
     bytes: u64,
     started: Instant,
+    /// A HEAD's body is never sent: not sending it is no cut.
+    head: bool,
 }
 
 impl LoggedBody {
@@ -636,7 +647,7 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         // Not polled to its end: sent whole when it had nothing left,
         // else the client left before it.
-        let whole = hyper::body::Body::is_end_stream(&self.body);
+        let whole = self.head || hyper::body::Body::is_end_stream(&self.body);
         self.log(!whole);
     }
 }

@@ -55,19 +55,22 @@ pub fn channel(deadline: Deadline, runtime: tokio::runtime::Handle) -> (ChunkWri
 }
 
 impl ChunkWriter {
+    /// Sends the buffer, `CHUNK` bytes at a time.
     fn send(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+        while !self.buffer.is_empty() {
+            let rest = self.buffer.split_off(self.buffer.len().min(CHUNK));
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.send_chunk(Bytes::from(chunk))?;
         }
+        Ok(())
+    }
+
+    fn send_chunk(&mut self, chunk: Bytes) -> std::io::Result<()> {
         let stopped =
             |why: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, why.to_string());
         if self.deadline.is_past() {
-            return Err(stopped("the request's time limit passed"));
+            return Err(stopped("the download's time limit passed"));
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
         // A client that stops reading holds the work only until the
         // deadline, never longer.
         let sent = self.runtime.block_on(tokio::time::timeout(
@@ -92,8 +95,12 @@ impl ChunkWriter {
 impl Write for ChunkWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK {
-            self.send()?;
+        // Whole chunks go now (a writer may hand over a megabyte at once);
+        // the rest waits for more.
+        while self.buffer.len() >= CHUNK {
+            let rest = self.buffer.split_off(CHUNK);
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.send_chunk(Bytes::from(chunk))?;
         }
         Ok(bytes.len())
     }

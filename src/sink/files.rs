@@ -125,6 +125,17 @@ pub fn write_whole_with(
     let name = path
         .file_name()
         .ok_or_else(|| Error::usage(format!("{} is not a file name", path.display())))?;
+    // The file is replaced by a rename: a device, a FIFO or a link there
+    // would be replaced too (`-o /dev/full` as root turned the device into
+    // a regular file), never written through.
+    if let Ok(found) = fs::symlink_metadata(path) {
+        if !found.file_type().is_file() {
+            return Err(Error::usage(format!(
+                "{} is not a regular file (a device, a pipe, a link or a folder); the output is written whole by replacing a file: give a file's path, or leave -o out to write to stdout",
+                path.display()
+            )));
+        }
+    }
     let private = path.with_file_name(format!(
         ".{}.{}{PRIVATE_SUFFIX}",
         name.to_string_lossy(),

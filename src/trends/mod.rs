@@ -221,10 +221,9 @@ impl Timeline {
         let length = (to - from).num_days() as usize + 1;
         // No day before 0001-01-01 (a year 0 is no date to Postgres: the
         // errors of 0001-01-01 failed on "0000-12-25").
-        let earliest = NaiveDate::from_ymd_opt(1, 1, 1).expect("a calendar date");
         let lookback = length
             .max(BASELINE_BUCKETS)
-            .min((from - earliest).num_days().max(0) as usize);
+            .min((from - crate::window::FIRST_DAY).num_days().max(0) as usize);
         let first = from - Days::new(lookback as u64);
         let keys = (epoch_day(first)..=epoch_day(to)).collect();
         Timeline {

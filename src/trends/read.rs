@@ -230,11 +230,9 @@ fn gather(parts: Vec<LazyFrame>, schema: Schema) -> Result<DataFrame> {
 pub fn hourly(spec: &SourceSpec, timeline: &Timeline, tenants: &TenantSelection) -> Result<Read> {
     // An instant's tenant day is at most two days from its day in the
     // timeline's zone (UTC−12 against UTC+14).
-    let earliest = chrono::NaiveDate::from_ymd_opt(1, 1, 1).expect("a calendar date");
     let window = Window {
-        from: (timeline.first_day() - Days::new(2)).max(earliest),
-        to: (timeline.to + Days::new(2))
-            .min(chrono::NaiveDate::from_ymd_opt(9999, 12, 31).expect("a calendar date")),
+        from: (timeline.first_day() - Days::new(2)).max(crate::window::FIRST_DAY),
+        to: (timeline.to + Days::new(2)).min(crate::window::LAST_DAY),
         partial: true,
     };
     let mut input = Input::open(spec)?;

@@ -2,7 +2,7 @@
 //! raw: numbers that feed date arithmetic, control characters in the
 //! platform's names, and who may read what the engine writes.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use crate::util::{assert_fails, extract, ok, run, stderr_of, stdout_of, TestDb};
@@ -229,4 +229,46 @@ fn a_multibyte_length_and_year_minus_262143_panicked() {
         let output = db.cmd().args(&args).output().unwrap();
         assert!(output.status.success(), "{args:?}: {}", stderr_of(&output));
     }
+}
+
+/// `changes -o /dev/full` (as root) exited 0 and turned the device into a
+/// regular file: `-o` replaces its file by a rename, so a device, a FIFO,
+/// a link or a folder there is refused, never replaced.
+#[test]
+fn an_output_path_that_is_no_regular_file_was_replaced() {
+    let db = TestDb::with_fixture();
+    db.migrate();
+    let scratch = tempfile::tempdir().unwrap();
+    let target = scratch.path().join("target.csv");
+    std::fs::write(&target, "kept\n").unwrap();
+    let link = scratch.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = scratch.path().join("fifo.csv");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for path in [&link, &fifo, &scratch.path().to_path_buf()] {
+        for command in [
+            vec!["costs", "--month", "2026-03", "--format", "csv"],
+            vec!["changes", "--format", "json"],
+        ] {
+            let output = db
+                .cmd()
+                .args(&command)
+                .arg("-o")
+                .arg(path)
+                .output()
+                .unwrap();
+            assert_fails(&output, 2, "is not a regular file");
+        }
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept\n");
 }

@@ -885,7 +885,7 @@ fn a_download_cut_by_its_deadline_ended_like_a_whole_file() {
     let resume = scratch.path().join("resume");
     let server = Server::start(
         Some(&db),
-        &["--request-timeout", "5"],
+        &["--request-timeout", "3"],
         &[
             ("CALLROLLUP_TEST_PAUSE_AT", "serve-download-headed"),
             ("CALLROLLUP_TEST_RESUME_FILE", resume.to_str().unwrap()),
@@ -895,8 +895,9 @@ fn a_download_cut_by_its_deadline_ended_like_a_whole_file() {
     let resumer = {
         let resume = resume.clone();
         std::thread::spawn(move || {
-            // Past the request's 5 s, then the writing goes on.
-            std::thread::sleep(std::time::Duration::from_secs(7));
+            // Past the download's time (3 s to build, 3 s more to send),
+            // then the writing goes on.
+            std::thread::sleep(std::time::Duration::from_secs(8));
             std::fs::write(resume, "").unwrap();
         })
     };

@@ -445,7 +445,7 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
         "TRUNCATE analytics.restatements",
         "DROP TABLE analytics.restatements",
         "ALTER TABLE analytics.restatements DISABLE TRIGGER ALL",
-        "INSERT INTO analytics.restatement_alerts (alert, run_id) SELECT 'closed-books', run_id FROM analytics.rollup_runs",
+        "INSERT INTO analytics.restatement_alerts (alert, restatement_id) SELECT 'closed-books', restatement_id FROM analytics.restatements",
         "CREATE TABLE analytics.anything (x int)",
     ] {
         let e = as_writer.batch_execute(sql).unwrap_err();
@@ -973,7 +973,9 @@ fn a_late_call_beyond_the_lookback_was_never_seen() {
         "{summary}"
     );
     assert!(
-        summary.contains("late rows beyond the lookback"),
+        summary.contains(
+            "rows added, changed or deleted after they were rolled up, beyond the lookback"
+        ),
         "{summary}"
     );
     let rerun = summary
@@ -981,9 +983,21 @@ fn a_late_call_beyond_the_lookback_was_never_seen() {
         .find(|s| s.starts_with("callrollup run --from"))
         .unwrap_or_else(|| panic!("no command in {summary}"))
         .to_string();
+    // A --tenant run does not check: its gate says so, never "ok".
+    let tenant = db.rows("SELECT tenant_id::text FROM tenants ORDER BY 1 LIMIT 1")[0].clone();
+    let one = run(&db, &out, &["--fail-on", "drift", "--tenant", &tenant]);
+    let summary = stdout_of(&one);
+    assert!(
+        summary.contains("drift       not checked: a --tenant or shard run"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("gates       drift not checked"),
+        "{summary}"
+    );
     // The gate makes it exit 3 (the run's data still written).
     let gated = run_with(&db, &out, &["--fail-on", "drift"]);
-    assert_fails(&gated, 3, "drift has 1 rows");
+    assert_fails(&gated, 3, "drift has 1 tenant days");
     // The metrics say it too.
     let metrics = scratch.path().join("metrics.prom");
     run(&db, &out, &["--metrics-file", metrics.to_str().unwrap()]);
@@ -994,8 +1008,13 @@ fn a_late_call_beyond_the_lookback_was_never_seen() {
         "{text}"
     );
     // The command it names re-rolls the day, which records the restatement.
-    let args: Vec<&str> = rerun.split(' ').skip(2).collect();
-    run(&db, &out, &args);
+    // It names the run's own report folder.
+    assert!(
+        rerun.ends_with(&format!("--out {}", out.display())),
+        "{rerun}"
+    );
+    let args: Vec<&str> = rerun.split(' ').skip(1).collect();
+    ok(db.cmd().args(&args).output().unwrap());
     assert!(db.scalar_i64("SELECT count(*) FROM analytics.restatements") > 0);
     let nightly = run(&db, &out, &["--fail-on", "drift"]);
     assert!(
