@@ -187,6 +187,11 @@ fn lines(report: &crate::costs::Report) -> usize {
     report.rows.iter().filter(|r| !r.is_total()).count()
 }
 
+/// Whether a workbook of this report is more than the web view builds.
+fn workbook_refused(report: &crate::costs::Report) -> bool {
+    lines(report) > WORKBOOK_LINES && report.view.top.is_none_or(|top| top > WORKBOOK_LINES)
+}
+
 /// Keeps a page to `PAGE_ROWS` lines (the rest added up in one line), and
 /// says so where `--top`'s own note would say the downloads leave them out.
 fn bound_page(report: &mut crate::costs::Report) -> Option<String> {
@@ -224,6 +229,8 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
         let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
         drop(summaries);
         report.read_from = read_from_for_readers(app, false);
+        // Asked before the page's own bound sets a top.
+        let no_workbook = workbook_refused(&report);
         let bound = bound_page(&mut report);
         let top = args.top.map_or(5, |n| n as usize).min(10);
         let svg = crate::costs::chart::daily_svg(&report, top)?;
@@ -238,7 +245,15 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 p.downloads {
                     "Download: "
                     @for format in ["csv", "xlsx", "json"] {
-                        a href={ "/costs." (format) "?" (links) } { (format.to_uppercase()) }
+                        @if format == "xlsx" && no_workbook {
+                            // Not a link to a refusal: say why instead.
+                            span title={ "more than " (WORKBOOK_LINES) " lines: write it with callrollup costs --format xlsx" } {
+                                "XLSX (over " (WORKBOOK_LINES) " lines: the CLI writes it)"
+                            }
+                            " "
+                        } @else {
+                            a href={ "/costs." (format) "?" (links) } { (format.to_uppercase()) }
+                        }
                     }
                 }
                 // What limits the figures comes before them, not under
@@ -312,7 +327,7 @@ async fn costs_download(
             )),
             _ => {
                 let all = lines(&report);
-                if all > WORKBOOK_LINES && report.view.top.is_none_or(|top| top > WORKBOOK_LINES) {
+                if workbook_refused(&report) {
                     return Err(Refusal::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         format!(

@@ -836,6 +836,9 @@ fn one_request_for_every_line_took_the_server_past_its_memory() {
         "{html}"
     );
     assert!(html.contains(&format!("this page shows 200 of the {lines} lines")));
+    // No link to a workbook the server would refuse.
+    assert!(!html.contains("/costs.xlsx?"), "{html}");
+    assert!(html.contains("XLSX (over 5000 lines: the CLI writes it)"));
     // CSV and JSON: every line, streamed (chunked, no length known ahead),
     // and the bytes `costs` writes.
     for format in ["csv", "json"] {
