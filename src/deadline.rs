@@ -19,10 +19,10 @@ use crate::error::{Error, Result};
 /// When a request's work must stop, and whether its client went away.
 #[derive(Clone, Debug)]
 pub struct Deadline {
-    pub until: Instant,
+    until: Instant,
     /// Set when the request is dropped (the client closed the connection)
     /// or answered 504.
-    pub abandoned: Arc<AtomicBool>,
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Deadline {
@@ -30,6 +30,14 @@ impl Deadline {
         Deadline {
             until: Instant::now() + limit,
             abandoned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The same request's deadline, `more` later (abandoned with it).
+    pub fn extended(&self, more: Duration) -> Deadline {
+        Deadline {
+            until: self.until + more,
+            abandoned: self.abandoned.clone(),
         }
     }
 

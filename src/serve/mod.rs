@@ -12,9 +12,11 @@
 //! number; the database session is read-only with a statement timeout;
 //! SIGTERM stops accepting, lets the requests in flight finish, exits 0.
 
+mod access;
 mod auth;
 mod client;
 mod connection;
+mod listen;
 mod pages;
 mod params;
 mod stream;
@@ -35,6 +37,7 @@ use crate::pipeline::SourceSpec;
 use crate::summaries::Summaries;
 
 pub use auth::Auth;
+pub use client::Proxies;
 
 /// Where the pages read the figures.
 pub enum Reads {
@@ -70,8 +73,6 @@ impl Config {
             .is_some_and(|u| u.scheme() == "https")
     }
 }
-
-pub use client::Proxies;
 
 /// The server's shared state.
 struct App {
@@ -452,10 +453,7 @@ where
                 // Built within the request's time; sent within that much
                 // again (a 45 MB JSON to a reader on a slow link), the
                 // client gone or the server stopping ending it sooner.
-                let sending = Deadline {
-                    until: work_deadline.until + limit,
-                    abandoned: work_deadline.abandoned.clone(),
-                };
+                let sending = work_deadline.extended(limit);
                 let (mut writer, chunks) = stream::channel(sending, runtime);
                 let whole = chunks.whole.clone();
                 if head
@@ -536,321 +534,12 @@ fn router(app: Arc<App>) -> Router {
         // Says the server is up, nothing about the data; no token.
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn(secure_headers))
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn(access::access_log))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             client::identify,
         ))
         .with_state(app)
-}
-
-/// One line per request, in the engine's log format: who (an id of the
-/// token or session, its role and tenant; never the secret), the method
-/// and the path with its query (the `token` parameter's value left out),
-/// the status, the bytes and the time; so an operator can answer "who
-/// downloaded this tenant's costs". `/healthz` is not logged (probes).
-async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = loggable_path(request.uri());
-    let from = request
-        .extensions()
-        .get::<client::Client>()
-        .map_or_else(|| "-".to_string(), |c| c.address.to_string());
-    let response = next.run(request).await;
-    if path == "/healthz" {
-        return response;
-    }
-    let who = response
-        .extensions()
-        .get::<auth::Who>()
-        .map_or("anonymous", |w| w.0.as_str());
-    let line = format!(
-        "access: {who} from {from} {method} {path} {}",
-        response.status().as_u16()
-    );
-    // Written when the body has gone out (or was cut): a streamed
-    // download's bytes are known only then.
-    let head = method == axum::http::Method::HEAD;
-    response.map(|body| {
-        axum::body::Body::new(LoggedBody {
-            body,
-            line: Some(line),
-            bytes: 0,
-            started,
-            head,
-        })
-    })
-}
-
-/// A response body that writes its access line once it has been sent
-/// whole, failed, or was dropped (the client left).
-struct LoggedBody {
-    body: axum::body::Body,
-    /// The line so far (None once written).
-    line: Option<String>,
-    bytes: u64,
-    started: Instant,
-    /// A HEAD's body is never sent: not sending it is no cut.
-    head: bool,
-}
-
-impl LoggedBody {
-    fn log(&mut self, cut: bool) {
-        if let Some(line) = self.line.take() {
-            crate::log::info(&format!(
-                "{line} {} bytes{} {:.3}s",
-                self.bytes,
-                if cut { " (cut before its end)" } else { "" },
-                self.started.elapsed().as_secs_f64()
-            ));
-        }
-    }
-}
-
-impl hyper::body::Body for LoggedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>>
-    {
-        use std::task::Poll;
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len());
-                self.bytes += n as u64;
-                if self.body.is_end_stream() {
-                    self.log(false);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => self.log(true),
-            Poll::Ready(None) => self.log(false),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for LoggedBody {
-    fn drop(&mut self) {
-        // Not polled to its end: sent whole when it had nothing left,
-        // else the client left before it.
-        let whole = self.head || hyper::body::Body::is_end_stream(&self.body);
-        self.log(!whole);
-    }
-}
-
-/// A request's path and query for the log: the `token` parameter's value
-/// replaced, no control character (a query is percent-encoded, but the
-/// log must not depend on it).
-fn loggable_path(uri: &axum::http::Uri) -> String {
-    let mut out = uri.path().to_string();
-    if let Some(query) = uri.query() {
-        // Decoded as the pages decode them (`%74oken` is `token`); only a
-        // parameter a page takes keeps its value, any other (a token,
-        // however spelled) is `…`.
-        let known = |name: &str| {
-            [params::COSTS, params::ERRORS, params::TENANT]
-                .iter()
-                .any(|names| names.contains(&name))
-        };
-        let pairs: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(name, value)| {
-                if known(&name) {
-                    format!("{name}={value}")
-                } else {
-                    "…".to_string()
-                }
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    crate::text::printable(&out).into_owned()
-}
-
-/// Waits for SIGTERM or SIGINT.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-}
-
-/// How a listener takes connections.
-struct Listening {
-    /// Connections open at once; past them, new ones wait to be accepted.
-    connections: usize,
-    /// Connections open at once from one client address that is not a
-    /// trusted proxy's (one client cannot hold them all).
-    per_client: usize,
-    /// The time a client has to send a request's head once begun.
-    head_timeout: Duration,
-    /// How long an idle connection is kept for its next request: longer
-    /// than the ingress in front keeps its connections to `serve` (60 s
-    /// for ingress-nginx and AWS load balancers), so `serve` never closes
-    /// one the ingress is about to use.
-    idle_timeout: Duration,
-}
-
-/// The pages' listener.
-const PAGES: Listening = Listening {
-    connections: 256,
-    per_client: 32,
-    head_timeout: Duration::from_secs(10),
-    idle_timeout: Duration::from_secs(75),
-};
-
-/// The health listener (`--health-listen`): probes only, answered at once.
-const HEALTH: Listening = Listening {
-    connections: 32,
-    per_client: 32,
-    head_timeout: Duration::from_secs(5),
-    idle_timeout: Duration::from_secs(5),
-};
-
-/// How long SIGTERM waits for the connections still open.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// Connections open per client address.
-type PerClient = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
-
-/// Takes connections until `stop` ends (never, for the health listener),
-/// then stops taking them, lets every request in flight finish (each is
-/// bounded by the request time limit) and returns.
-async fn accept(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    listening: Listening,
-    proxies: Proxies,
-    answer: Duration,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-
-    let connections = Arc::new(tokio::sync::Semaphore::new(listening.connections));
-    let per_client: PerClient = Default::default();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit,
-            _ = &mut stop => break,
-        };
-        let Ok(permit) = permit else { break };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors and the like: wait, then go on.
-                Err(e) => {
-                    crate::log::info(&format!("serve: cannot accept a connection: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        // A proxy's connections carry many clients: the proxy limits them.
-        let counted = (!proxies.trusts(peer.ip())).then(|| client::bucket(peer.ip()));
-        if let Some(address) = counted {
-            let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
-            let n = open.entry(address).or_default();
-            if *n >= listening.per_client {
-                // Closed at once: this address holds its share already.
-                continue;
-            }
-            *n += 1;
-        }
-        let _ = stream.set_nodelay(true);
-        let clocks = connection::Clocks::new();
-        let answering = clocks.clone();
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-                .layer(axum::middleware::from_fn(
-                    move |request: axum::extract::Request, next: axum::middleware::Next| {
-                        let answering = answering.clone();
-                        async move {
-                            answering.request_began();
-                            let answered = connection::Answered(answering);
-                            let response = next.run(request).await;
-                            response.map(|body| {
-                                axum::body::Body::new(connection::AnsweredBody {
-                                    body,
-                                    _answered: answered,
-                                })
-                            })
-                        }
-                    },
-                )),
-        );
-        let stream = connection::Clocked {
-            stream,
-            clocks: clocks.clone(),
-        };
-        // The clocks below end slow heads and idle connections.
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        let per_client = per_client.clone();
-        let (head, idle) = (listening.head_timeout, listening.idle_timeout);
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                _ = clocks.overrun(head, idle, answer) => {}
-            }
-            drop(permit);
-            if let Some(address) = counted {
-                let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(n) = open.get_mut(&address) {
-                    *n -= 1;
-                    if *n == 0 {
-                        open.remove(&address);
-                    }
-                }
-            }
-        });
-    }
-    drop(listener);
-    crate::log::info("stopping: no new connections; answering the requests in flight");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        crate::log::info("serve: connections still open after the drain time were closed");
-    }
-}
-
-/// Binds `listen`, or says which option to change.
-async fn bind(listen: &str, option: &str) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Error::usage(format!(
-            "cannot listen on {listen} ({e}); pick another {option} ADDR:PORT"
-        ))
-    })
 }
 
 /// Serves until SIGTERM or SIGINT, then lets the requests in flight
@@ -874,22 +563,22 @@ pub fn serve(config: Config) -> Result<()> {
     let served = runtime.block_on({
         let app = app.clone();
         async move {
-            let listener = bind(&app.config.listen, "--listen").await?;
+            let listener = listen::bind(&app.config.listen, "--listen").await?;
             let address = listener
                 .local_addr()
                 .map_err(|e| Error::io("cannot read the listening address", e))?;
             if let Some(health) = &app.config.health_listen {
-                let health = bind(health, "--health-listen").await?;
+                let health = listen::bind(health, "--health-listen").await?;
                 if let Ok(at) = health.local_addr() {
                     crate::log::info(&format!("health checks on http://{at}/healthz"));
                 }
                 let probes = Router::new().route("/healthz", get(|| async { "ok\n" }));
-                tokio::spawn(accept(
+                tokio::spawn(listen::accept(
                     health,
                     probes,
-                    HEALTH,
+                    listen::HEALTH,
                     Proxies::default(),
-                    HEALTH.head_timeout,
+                    listen::HEALTH.head_timeout,
                     std::future::pending(),
                 ));
             }
@@ -907,7 +596,15 @@ pub fn serve(config: Config) -> Result<()> {
             // An answer's work has the request's time limit; its body
             // gets that much again to reach a slow client.
             let answer = app.config.timeout * 2 + Duration::from_secs(10);
-            accept(listener, router(app), PAGES, proxies, answer, stop_signal()).await;
+            listen::accept(
+                listener,
+                router(app),
+                listen::PAGES,
+                proxies,
+                answer,
+                listen::stop_signal(),
+            )
+            .await;
             crate::log::info("stopped: every request in flight was answered");
             Ok(())
         }
@@ -916,23 +613,4 @@ pub fn serve(config: Config) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(app);
     served
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_token_never_reaches_the_access_line() {
-        for (uri, logged) in [
-            (
-                "/costs?month=2026-03&token=s3cret&by=day",
-                "/costs?month=2026-03&…&by=day",
-            ),
-            // Spelled so the pages still read it as the token.
-            ("/costs?%74oken=s3cret", "/costs?…"),
-            ("/costs?Token=s3cret&token%3Ds3cret", "/costs?…&…"),
-        ] {
-            let uri: axum::http::Uri = uri.parse().unwrap();
-            assert_eq!(super::loggable_path(&uri), logged);
-        }
-    }
 }
