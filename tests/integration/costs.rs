@@ -31,6 +31,17 @@ fn costs(db: &TestDb, args: &[&str]) -> std::process::Output {
     db.cmd().arg("costs").args(args).output().unwrap()
 }
 
+/// `costs <args> --format xlsx -o dir/name`, which must succeed: the
+/// workbook's path.
+fn costs_workbook(db: &TestDb, dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    ok(costs(
+        db,
+        &[args, &["--format", "xlsx", "-o", path.to_str().unwrap()]].concat(),
+    ));
+    path
+}
+
 /// Postgres' own sums of the stored values per tenant, and the total.
 fn expected(db: &TestDb) -> Vec<(Option<String>, [Decimal; 4])> {
     let rows = db.rows(
@@ -142,15 +153,7 @@ fn every_money_cell_of_every_format_equals_postgres_sums() {
 
     // XLSX: the exact figures as numbers (a spreadsheet number holds 15
     // significant digits), the TOTAL a SUM of the cells above it.
-    let xlsx_path = scratch.path().join("costs.xlsx");
-    ok(costs(
-        &db,
-        &[
-            &PERIOD[..],
-            &["--format", "xlsx", "-o", xlsx_path.to_str().unwrap()],
-        ]
-        .concat(),
-    ));
+    let xlsx_path = costs_workbook(&db, scratch.path(), "costs.xlsx", &PERIOD);
     use calamine::{open_workbook, Data, Reader, Xlsx};
     let mut workbook: Xlsx<_> = open_workbook(&xlsx_path).unwrap();
     let sheet = workbook.worksheet_range("Costs").unwrap();
@@ -222,22 +225,12 @@ fn zip_text(path: &Path, member: &str) -> String {
 fn the_workbook_has_currency_cells_dates_a_chart_and_an_about_sheet() {
     let scratch = tempfile::tempdir().unwrap();
     let db = rolled_up(&scratch.path().join("reports"));
-    let path = scratch.path().join("by-day.xlsx");
-    ok(costs(
+    let path = costs_workbook(
         &db,
-        &[
-            &PERIOD[..],
-            &[
-                "--by",
-                "day",
-                "--format",
-                "xlsx",
-                "-o",
-                path.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-    ));
+        scratch.path(),
+        "by-day.xlsx",
+        &[&PERIOD[..], &["--by", "day"]].concat(),
+    );
     use calamine::{open_workbook, Data, Reader, Xlsx};
     let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
     assert_eq!(workbook.sheet_names(), ["Costs", "Daily", "About"]);
@@ -526,22 +519,12 @@ fn rolled_up_to_the_10th(out: &Path) -> TestDb {
 fn costs_workbook_leaves_uncovered_days_blank() {
     let scratch = tempfile::tempdir().unwrap();
     let db = rolled_up_to_the_10th(&scratch.path().join("reports"));
-    let path = scratch.path().join("days.xlsx");
-    ok(costs(
+    let path = costs_workbook(
         &db,
-        &[
-            "--from",
-            "2026-03-05",
-            "--to",
-            "2026-03-12",
-            "--by",
-            "day",
-            "--format",
-            "xlsx",
-            "-o",
-            path.to_str().unwrap(),
-        ],
-    ));
+        scratch.path(),
+        "days.xlsx",
+        &["--from", "2026-03-05", "--to", "2026-03-12", "--by", "day"],
+    );
     let days = daily_cells(&path);
     assert_eq!(days.len(), 8);
     for (day, cells) in &days {
@@ -570,20 +553,12 @@ fn costs_workbook_leaves_uncovered_days_blank() {
 fn costs_chart_axis_shows_dates_not_serial_numbers() {
     let scratch = tempfile::tempdir().unwrap();
     let db = rolled_up_to_the_10th(&scratch.path().join("reports"));
-    let path = scratch.path().join("days.xlsx");
-    ok(costs(
+    let path = costs_workbook(
         &db,
-        &[
-            "--from",
-            "2026-03-05",
-            "--to",
-            "2026-03-10",
-            "--format",
-            "xlsx",
-            "-o",
-            path.to_str().unwrap(),
-        ],
-    ));
+        scratch.path(),
+        "days.xlsx",
+        &["--from", "2026-03-05", "--to", "2026-03-10"],
+    );
     let chart = zip_text(&path, "xl/charts/chart1.xml");
     let axis = chart
         .split("<c:dateAx>")
@@ -742,15 +717,7 @@ fn costs_state_the_calls_with_missing_or_mismatched_costs() {
         )) && table.contains("data_quality_findings, kinds missing_cost and cost_mismatch"),
         "{table}"
     );
-    let path = scratch.path().join("costs.xlsx");
-    ok(costs(
-        &db,
-        &[
-            &PERIOD[..],
-            &["--format", "xlsx", "-o", path.to_str().unwrap()],
-        ]
-        .concat(),
-    ));
+    let path = costs_workbook(&db, scratch.path(), "costs.xlsx", &PERIOD);
     assert!(
         about_lines(&path)
             .iter()
@@ -1044,22 +1011,12 @@ fn the_workbook_total_was_not_the_sum_of_its_rows() {
         &scratch.path().join("reports"),
         &["--from", "2026-02-19", "--to", "2026-03-18"],
     );
-    let path = scratch.path().join("top.xlsx");
-    ok(costs(
+    let path = costs_workbook(
         &db,
-        &[
-            &PERIOD[..],
-            &[
-                "--top",
-                "3",
-                "--format",
-                "xlsx",
-                "-o",
-                path.to_str().unwrap(),
-            ],
-        ]
-        .concat(),
-    ));
+        scratch.path(),
+        "top.xlsx",
+        &[&PERIOD[..], &["--top", "3"]].concat(),
+    );
     let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
     let sheet = workbook.worksheet_range("Costs").unwrap();
     let header = sheet_header(&sheet);

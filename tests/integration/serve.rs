@@ -457,22 +457,18 @@ fn the_sessions_role_could_list_every_session_hash() {
         .query("SELECT * FROM callrollup_session('x')", &[])
         .unwrap()
         .is_empty());
-    for sql in [
-        "SELECT session_hash FROM sessions",
-        "SELECT expires_at, user_id FROM sessions",
-        "SELECT role, tenant_id FROM users",
-        "SELECT email FROM users",
-        "SELECT password_hash FROM users",
-        "SELECT * FROM sessions",
-        "SELECT call_id FROM call_logs",
-    ] {
-        let e = client.query(sql, &[]).unwrap_err();
-        assert_eq!(
-            e.code(),
-            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
-            "{sql}"
-        );
-    }
+    crate::util::assert_refused(
+        &mut client,
+        &[
+            "SELECT session_hash FROM sessions",
+            "SELECT expires_at, user_id FROM sessions",
+            "SELECT role, tenant_id FROM users",
+            "SELECT email FROM users",
+            "SELECT password_hash FROM users",
+            "SELECT * FROM sessions",
+            "SELECT call_id FROM call_logs",
+        ],
+    );
     // `serve` signs in through the function with that role.
     let server = Server::start(
         Some(&db),
@@ -882,18 +878,24 @@ fn one_request_for_every_line_took_the_server_past_its_memory() {
     assert!(server.stop().success());
 }
 
-#[test]
-fn a_download_cut_by_its_deadline_ended_like_a_whole_file() {
-    let (db, scratch) = rolled_up();
-    let resume = scratch.path().join("resume");
-    let server = Server::start(
-        Some(&db),
-        &["--request-timeout", "3"],
+/// A server whose downloads pause once their head is sent, until
+/// `resume` exists.
+fn paused_after_a_download_head(db: &TestDb, args: &[&str], resume: &std::path::Path) -> Server {
+    Server::start(
+        Some(db),
+        args,
         &[
             ("CALLROLLUP_TEST_PAUSE_AT", "serve-download-headed"),
             ("CALLROLLUP_TEST_RESUME_FILE", resume.to_str().unwrap()),
         ],
-    );
+    )
+}
+
+#[test]
+fn a_download_cut_by_its_deadline_ended_like_a_whole_file() {
+    let (db, scratch) = rolled_up();
+    let resume = scratch.path().join("resume");
+    let server = paused_after_a_download_head(&db, &["--request-timeout", "3"], &resume);
     let token = server.token.clone().unwrap();
     let resumer = {
         let resume = resume.clone();
@@ -958,14 +960,7 @@ fn wait_for_log(server: &Server, needle: &str) -> String {
 fn one_reader_could_take_every_slot() {
     let (db, scratch) = rolled_up();
     let resume = scratch.path().join("resume");
-    let server = Server::start(
-        Some(&db),
-        &["--max-requests", "2"],
-        &[
-            ("CALLROLLUP_TEST_PAUSE_AT", "serve-download-headed"),
-            ("CALLROLLUP_TEST_RESUME_FILE", resume.to_str().unwrap()),
-        ],
-    );
+    let server = paused_after_a_download_head(&db, &["--max-requests", "2"], &resume);
     let token = server.token.clone().unwrap();
     // A download held open (paused after its head) is this reader's one
     // share of the two slots.

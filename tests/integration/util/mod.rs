@@ -222,6 +222,19 @@ pub fn run(db: &TestDb, out: &Path, args: &[&str]) -> std::process::Output {
         .unwrap())
 }
 
+/// Each statement, run by `client`, is refused by Postgres' privileges
+/// (SQLSTATE 42501), whatever else it would have done.
+pub fn assert_refused(client: &mut Client, statements: &[&str]) {
+    for sql in statements {
+        let e = client.batch_execute(sql).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "not refused: {sql}: {e:?}"
+        );
+    }
+}
+
 /// A platform `generate` made (`tenants`, `calls` over `days` ending on
 /// `end`, `seed`; no transcripts) in a database of its own, migrated.
 pub fn generated_platform(tenants: &str, calls: &str, days: &str, end: &str, seed: &str) -> TestDb {
