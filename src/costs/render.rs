@@ -351,11 +351,6 @@ pub fn json(report: &Report) -> Result<Vec<u8>> {
 /// four at once took `serve` past its memory). The bytes are those of
 /// `serde_json::to_vec_pretty` of the whole document.
 pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
-    // The document is rendered with this string where the rows go, then
-    // split at its first place: only fixed fields come before "rows"
-    // (preserve_order keeps the order written below), so a report text
-    // that held the marker could only come after it.
-    const ROWS: &str = "\u{1}rows\u{1}";
     let rounding: Vec<Value> = rounding(report)
         .into_iter()
         .map(|(column, lines, total, exact)| {
@@ -382,7 +377,8 @@ pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
         "sort": sort_column(report),
         "top": report.view.top,
         "rows_left_out": hidden_rows(report),
-        "rows": ROWS,
+        // Written in its place by `Document`, a row at a time.
+        "rows": Value::Null,
         "outcome_totals": (!outcome_totals.is_empty()).then_some(outcome_totals),
         "coverage": {
             "complete": report.coverage.is_complete(),
@@ -415,41 +411,64 @@ pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> Result<()> {
         "reconciliation": report.reconciliation,
         "rounding": rounding,
     });
-    let unrenderable =
-        |e: serde_json::Error| Error::RunFailed(format!("cannot render the report as JSON: {e}"));
-    let text = serde_json::to_string_pretty(&document).map_err(unrenderable)?;
-    let marker = serde_json::to_string(ROWS).map_err(unrenderable)?;
-    let (before, after) = text
-        .split_once(&marker)
-        .ok_or_else(|| Error::RunFailed("cannot render the report as JSON".into()))?;
-    let written = |e: std::io::Error| Error::io("cannot write the report", e);
-    out.write_all(before.as_bytes()).map_err(written)?;
-    let rows = visible_rows(report);
-    if rows.is_empty() {
-        out.write_all(b"[]").map_err(written)?;
-    } else {
-        out.write_all(b"[\n").map_err(written)?;
-        for (i, row) in rows.iter().enumerate() {
-            let object = crate::output::json_object(columns(report, row));
-            let object = serde_json::to_string_pretty(&object).map_err(unrenderable)?;
-            // An element of the rows array sits two levels in; a JSON
-            // string holds no raw newline, so every line is indented.
-            let mut element = String::with_capacity(object.len() + 256);
-            for (n, line) in object.lines().enumerate() {
-                if n > 0 {
-                    element.push('\n');
-                }
-                element.push_str("    ");
-                element.push_str(line);
+    let Value::Object(fields) = document else {
+        unreachable!("a JSON object");
+    };
+    let document = Document {
+        fields,
+        rows: LazyRows {
+            report,
+            rows: visible_rows(report),
+        },
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)
+        .map_err(|e| Error::RunFailed(format!("cannot write the report as JSON: {e}")))?;
+    out.write_all(b"\n")
+        .map_err(|e| Error::io("cannot write the report", e))
+}
+
+/// The JSON document with its `rows` serialized in their place, one at a
+/// time, by serde's own pretty printer.
+struct Document<'a> {
+    fields: serde_json::Map<String, Value>,
+    rows: LazyRows<'a>,
+}
+
+impl serde::Serialize for Document<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (name, value) in &self.fields {
+            if name == "rows" {
+                map.serialize_entry(name, &self.rows)?;
+            } else {
+                map.serialize_entry(name, value)?;
             }
-            element.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
-            out.write_all(element.as_bytes()).map_err(written)?;
         }
-        out.write_all(b"  ]").map_err(written)?;
+        map.end()
     }
-    out.write_all(after.as_bytes()).map_err(written)?;
-    out.write_all(b"\n").map_err(written)?;
-    Ok(())
+}
+
+/// A report's rows, each made a JSON object only as it is written.
+struct LazyRows<'a> {
+    report: &'a Report,
+    rows: Vec<&'a CostRow>,
+}
+
+impl serde::Serialize for LazyRows<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.rows
+                .iter()
+                .map(|row| crate::output::json_object(columns(self.report, row))),
+        )
+    }
 }
 
 /// Cents for people: `1234.57`, or empty (`money::text`'s rule).
@@ -603,7 +622,7 @@ pub fn data_quality_line(report: &Report) -> String {
 }
 
 /// Which rows are shown, when `--sort` or `--top` chose them.
-fn view_line(report: &Report) -> Option<String> {
+pub fn view_line(report: &Report) -> Option<String> {
     if report.view.sort.is_none() && report.view.top.is_none() {
         return None;
     }

@@ -34,86 +34,22 @@ pub async fn access_log(request: axum::extract::Request, next: axum::middleware:
         response.status().as_u16()
     );
     // Written when the body has gone out (or was cut): a streamed
-    // download's bytes are known only then.
+    // download's bytes are known only then. A HEAD's body is never sent:
+    // not sending it is no cut.
     let head = method == axum::http::Method::HEAD;
     response.map(|body| {
-        axum::body::Body::new(LoggedBody {
-            body,
-            line: Some(line),
-            bytes: 0,
-            started,
-            head,
+        super::body::ended(body, move |bytes, whole| {
+            crate::log::info(&format!(
+                "{line} {bytes} bytes{} {:.3}s",
+                if whole || head {
+                    ""
+                } else {
+                    " (cut before its end)"
+                },
+                started.elapsed().as_secs_f64()
+            ));
         })
     })
-}
-
-/// A response body that writes its access line once it has been sent
-/// whole, failed, or was dropped (the client left).
-struct LoggedBody {
-    body: axum::body::Body,
-    /// The line so far (None once written).
-    line: Option<String>,
-    bytes: u64,
-    started: Instant,
-    /// A HEAD's body is never sent: not sending it is no cut.
-    head: bool,
-}
-
-impl LoggedBody {
-    fn log(&mut self, cut: bool) {
-        if let Some(line) = self.line.take() {
-            crate::log::info(&format!(
-                "{line} {} bytes{} {:.3}s",
-                self.bytes,
-                if cut { " (cut before its end)" } else { "" },
-                self.started.elapsed().as_secs_f64()
-            ));
-        }
-    }
-}
-
-impl hyper::body::Body for LoggedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>>
-    {
-        use std::task::Poll;
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let n = frame.data_ref().map_or(0, |d| d.len());
-                self.bytes += n as u64;
-                if self.body.is_end_stream() {
-                    self.log(false);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => self.log(true),
-            Poll::Ready(None) => self.log(false),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for LoggedBody {
-    fn drop(&mut self) {
-        // Not polled to its end: sent whole when it had nothing left,
-        // else the client left before it.
-        let whole = self.head || hyper::body::Body::is_end_stream(&self.body);
-        self.log(!whole);
-    }
 }
 
 /// A request's path and query for the log: the `token` parameter's value

@@ -222,27 +222,27 @@ mod tests {
         let behind = client_of(&forwarded, ip("10.1.2.3"), &proxies, false);
         assert_eq!(behind.address, ip("198.51.100.4"));
         assert!(behind.https);
-        let chain = headers(&[("x-forwarded-for", "203.0.113.9, 10.9.9.9")]);
-        assert_eq!(
-            client_of(&chain, ip("192.0.2.7"), &proxies, false).address,
-            ip("203.0.113.9")
-        );
-        // From the right, up to an entry that cannot be read.
-        let junk = headers(&[("x-forwarded-for", "not-an-address, 203.0.113.9")]);
-        assert_eq!(
-            client_of(&junk, ip("10.1.2.3"), &proxies, false).address,
-            ip("203.0.113.9")
-        );
-        let junk = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.5, junk")]);
-        assert_eq!(
-            client_of(&junk, ip("10.1.2.3"), &proxies, false).address,
-            ip("10.1.2.3")
-        );
-        let ported = headers(&[("x-forwarded-for", "203.0.113.9:4711, [2001:db8::1]:80")]);
-        assert_eq!(
-            client_of(&ported, ip("10.1.2.3"), &proxies, false).address,
-            ip("2001:db8::1")
-        );
+        // (X-Forwarded-For, the peer, the client found.)
+        for (forwarded_for, peer, client) in [
+            ("203.0.113.9, 10.9.9.9", "192.0.2.7", "203.0.113.9"),
+            // From the right, up to an entry that cannot be read.
+            ("not-an-address, 203.0.113.9", "10.1.2.3", "203.0.113.9"),
+            ("203.0.113.9, 10.0.0.5, junk", "10.1.2.3", "10.1.2.3"),
+            // With ports, as some load balancers write them.
+            (
+                "203.0.113.9:4711, [2001:db8::1]:80",
+                "10.1.2.3",
+                "2001:db8::1",
+            ),
+        ] {
+            let found = client_of(
+                &headers(&[("x-forwarded-for", forwarded_for)]),
+                ip(peer),
+                &proxies,
+                false,
+            );
+            assert_eq!(found.address, ip(client), "{forwarded_for} from {peer}");
+        }
         assert!(
             client_of(&HeaderMap::new(), ip("::ffff:10.0.0.1"), &proxies, false)
                 .address

@@ -91,38 +91,13 @@ impl Clocks {
 }
 
 /// Ends a request's answer on the clocks when dropped: with its body,
-/// once hyper is done with it (sent, cut, or the request abandoned).
+/// once hyper is done with it (`body::ended`: sent, cut, or the request
+/// abandoned).
 pub struct Answered(pub Clocks);
 
 impl Drop for Answered {
     fn drop(&mut self) {
         self.0.request_ended();
-    }
-}
-
-/// A response body that holds its request's `Answered` until it ends.
-pub struct AnsweredBody {
-    pub body: axum::body::Body,
-    pub _answered: Answered,
-}
-
-impl hyper::body::Body for AnsweredBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&self.body)
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::Body::size_hint(&self.body)
     }
 }
 

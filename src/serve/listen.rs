@@ -62,9 +62,6 @@ pub const HEALTH: Listening = Listening {
 /// How long SIGTERM waits for the connections still open.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Connections open per client address.
-type PerClient = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
-
 /// Takes connections until `stop` ends (never, for the health listener),
 /// then stops taking them, lets every request in flight finish (each is
 /// bounded by the request time limit) and returns.
@@ -80,7 +77,8 @@ pub async fn accept(
     use hyper_util::service::TowerToHyperService;
 
     let connections = Arc::new(tokio::sync::Semaphore::new(listening.connections));
-    let per_client: PerClient = Default::default();
+    // Connections open per client address.
+    let per_client = super::counts::Counts::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -102,16 +100,15 @@ pub async fn accept(
             _ = &mut stop => break,
         };
         // A proxy's connections carry many clients: the proxy limits them.
-        let counted = (!proxies.trusts(peer.ip())).then(|| client::bucket(peer.ip()));
-        if let Some(address) = counted {
-            let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
-            let n = open.entry(address).or_default();
-            if *n >= listening.per_client {
+        let counted = if proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match per_client.enter(client::bucket(peer.ip()), listening.per_client) {
+                Ok(entered) => Some(entered),
                 // Closed at once: this address holds its share already.
-                continue;
+                Err(_) => continue,
             }
-            *n += 1;
-        }
+        };
         let _ = stream.set_nodelay(true);
         let clocks = connection::Clocks::new();
         let answering = clocks.clone();
@@ -126,12 +123,8 @@ pub async fn accept(
                             answering.request_began();
                             let answered = connection::Answered(answering);
                             let response = next.run(request).await;
-                            response.map(|body| {
-                                axum::body::Body::new(connection::AnsweredBody {
-                                    body,
-                                    _answered: answered,
-                                })
-                            })
+                            response
+                                .map(|body| super::body::ended(body, move |_, _| drop(answered)))
                         }
                     },
                 )),
@@ -146,7 +139,6 @@ pub async fn accept(
             .header_read_timeout(None)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
-        let per_client = per_client.clone();
         let (head, idle) = (listening.head_timeout, listening.idle_timeout);
         tokio::spawn(async move {
             tokio::select! {
@@ -154,15 +146,7 @@ pub async fn accept(
                 _ = clocks.overrun(head, idle, answer) => {}
             }
             drop(permit);
-            if let Some(address) = counted {
-                let mut open = per_client.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(n) = open.get_mut(&address) {
-                    *n -= 1;
-                    if *n == 0 {
-                        open.remove(&address);
-                    }
-                }
-            }
+            drop(counted);
         });
     }
     drop(listener);

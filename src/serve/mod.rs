@@ -14,8 +14,10 @@
 
 mod access;
 mod auth;
+mod body;
 mod client;
 mod connection;
+mod counts;
 mod listen;
 mod pages;
 mod params;
@@ -84,32 +86,13 @@ struct App {
     /// Database sessions a finished request left, for the next ones.
     idle: std::sync::Mutex<Vec<(Summaries, Instant)>>,
     /// Requests at work per reader (`READER`).
-    at_work: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    at_work: counts::Counts<String>,
 }
 
 tokio::task_local! {
     /// The reader a request is for (a platform user, or a client address
     /// when everyone shares the token), set by authentication.
     static READER: String;
-}
-
-/// A reader's request at work, counted until its work (a stream's
-/// included) ends.
-struct AtWork {
-    app: Arc<App>,
-    reader: String,
-}
-
-impl Drop for AtWork {
-    fn drop(&mut self) {
-        let mut at_work = self.app.at_work.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = at_work.get_mut(&self.reader) {
-            *n -= 1;
-            if *n == 0 {
-                at_work.remove(&self.reader);
-            }
-        }
-    }
 }
 
 impl App {
@@ -119,24 +102,18 @@ impl App {
         self.config.max_requests.div_ceil(2).max(1)
     }
 
-    /// Counts a request of `reader` at work, or refuses it when the reader
-    /// has its share already.
-    fn start_work(self: &Arc<Self>, reader: String) -> std::result::Result<AtWork, Refusal> {
-        let mut at_work = self.at_work.lock().unwrap_or_else(|e| e.into_inner());
-        let n = at_work.entry(reader.clone()).or_default();
-        if *n >= self.share() {
-            return Err(Refusal::new(
+    /// Counts a request of `reader` at work until what it returns is
+    /// dropped (with the work, a stream's included), or refuses it when
+    /// the reader has its share already.
+    fn start_work(&self, reader: String) -> std::result::Result<counts::Entered<String>, Refusal> {
+        self.at_work.enter(reader, self.share()).map_err(|n| {
+            Refusal::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "you have {n} reports being built already; wait for them (this server builds at most {} at once for one reader)",
                     self.share()
                 ),
-            ));
-        }
-        *n += 1;
-        Ok(AtWork {
-            app: self.clone(),
-            reader,
+            )
         })
     }
 }

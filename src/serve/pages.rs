@@ -206,18 +206,20 @@ fn bound_page(report: &mut crate::costs::Report) -> Option<String> {
 }
 
 /// The notes of a report whose page `bound_page` cut: its note replaces
-/// `--top`'s.
-fn page_notes(notes: Vec<String>, bound: &Option<String>) -> Vec<String> {
-    match bound {
-        None => notes,
-        Some(bound) => std::iter::once(bound.clone())
-            .chain(
-                notes
-                    .into_iter()
-                    .filter(|n| !n.starts_with("rows: the top")),
-            )
-            .collect(),
-    }
+/// the line that says which rows `--top` kept (it would say the downloads
+/// leave the rest out; the page's downloads hold every line).
+fn page_notes(
+    report: &crate::costs::Report,
+    notes: Vec<String>,
+    bound: &Option<String>,
+) -> Vec<String> {
+    let Some(bound) = bound else {
+        return notes;
+    };
+    let top_line = crate::costs::render::view_line(report);
+    std::iter::once(bound.clone())
+        .chain(notes.into_iter().filter(|n| Some(n) != top_line.as_ref()))
+        .collect()
 }
 
 /// `/costs`: the `costs` report, its chart and its downloads.
@@ -258,7 +260,7 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 }
                 // What limits the figures comes before them, not under
                 // a long table.
-                @let warnings = page_notes(crate::costs::render::comparison_notes(&report), &bound);
+                @let warnings = page_notes(&report, crate::costs::render::comparison_notes(&report), &bound);
                 @if !warnings.is_empty() {
                     (notes(&warnings))
                 }
@@ -270,7 +272,7 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 }
                 // The rest of the notes (those above are not said twice).
                 (notes(
-                    &page_notes(crate::costs::render::notes(&report), &bound)
+                    &page_notes(&report, crate::costs::render::notes(&report), &bound)
                         .into_iter()
                         .filter(|n| !warnings.contains(n))
                         .collect::<Vec<_>>()
