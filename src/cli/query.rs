@@ -12,8 +12,13 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The query (Polars SQL), e.g. "SELECT tenant_id, count(*) FROM call_logs GROUP BY tenant_id"
+    /// The query (one SELECT, Postgres' dialect), e.g. "SELECT tenant_id, count(*) FROM call_logs GROUP BY tenant_id"
     pub sql: String,
+
+    /// Memory for the columns the query reads and the engine's work, in
+    /// MiB; past it the engine spills to TMPDIR or the query fails.
+    #[arg(long, value_name = "MIB", default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub memory_limit: u64,
 
     #[command(flatten)]
     pub window: WindowOpts,

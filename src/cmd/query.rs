@@ -3,7 +3,7 @@
 //! Usage: `callrollup query --help`, from clap alone; docs/USAGE.md holds
 //! every command's, and a test fails when it drifts from the parser.
 //!
-//! Polars SQL over these tables, limited to the window's tenant days:
+//! SQL (Postgres' dialect, on Apache DataFusion) over these tables, limited to the window's tenant days:
 //!   call_logs       call_id, tenant_id, status, outcome, stt_cost_usd,
 //!                   llm_cost_usd, tts_cost_usd, total_cost_usd, created_at,
 //!                   duration_seconds, day (the call's tenant-local day)
@@ -17,11 +17,13 @@
 //! Only the contract's columns exist: transcripts, messages and secrets
 //! cannot be reached. Money is exact (json and csv print every digit).
 
+use std::time::Duration;
+
 use crate::cli::query::{Args, Format};
 use chrono::Utc;
 
 use crate::error::Result;
-use crate::query::{self, QueryInput};
+use crate::query::{self, Limits, QueryInput};
 use crate::tables::Table;
 
 pub fn execute(args: Args) -> Result<()> {
@@ -32,33 +34,42 @@ pub fn execute(args: Args) -> Result<()> {
     crate::window::check_span(window.from, window.to)?;
     let tenants = args.tenants.selection()?;
     let checked = query::check(&args.sql)?;
-    let named = &checked.tables;
-    let source = args.source.spec_if_any(&args.connect)?;
-    let needs_summaries = Table::reported().any(|t| named.contains(&t.name()));
+    // The query's own plan says which columns it reads: only those are read.
+    let columns = query::columns_read(&checked)?;
+    let source = if query::SOURCE_TABLES.iter().any(|t| columns.contains_key(t)) {
+        args.source.spec_if_any(&args.connect)?
+    } else {
+        None
+    };
+    let needs_summaries = Table::reported().any(|t| columns.contains_key(t.name()));
     let mut summaries = if needs_summaries {
         args.summaries
             .open(&args.connect, &args.schema, "callrollup-query")?
     } else {
         None
     };
-    let mut prepared = query::prepare(
-        &checked,
+    let limits = Limits {
+        memory: (args.memory_limit as usize).saturating_mul(1 << 20),
+        time: Duration::from_secs(args.source.database.statement_timeout),
+    };
+    let session = query::Session::open(
         QueryInput {
             window: &window,
             tenants: &tenants,
             source: source.as_ref(),
             summaries: summaries.as_mut(),
         },
+        &columns,
+        limits,
     )?;
-    let plan = prepared.plan()?;
     if args.format == Format::Parquet {
         let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.
-        return crate::sink::files::write_whole_with(path, |tmp, _| {
-            prepared.sink_parquet(plan, tmp)
+        return crate::sink::files::write_whole_with(path, |_, file| {
+            query::write_parquet(&session, &checked, file)
         });
     }
-    let result = prepared.collect(plan)?;
+    let result = session.run(&checked)?.frame()?;
     let bytes = match args.format {
         Format::Table => query::table(&result)?,
         Format::Csv => query::csv(&result)?,

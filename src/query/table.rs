@@ -1,0 +1,114 @@
+//! One of the window's tables as the engine sees it: the table's whole
+//! schema, so the query plans as written, but only the columns the query
+//! reads held in memory (counted against the query's memory pool).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Rows the engine takes at a time: DataFusion's batch size.
+const BATCH_ROWS: usize = 8192;
+
+#[derive(Debug)]
+pub struct WindowTable {
+    /// The table's whole schema.
+    schema: SchemaRef,
+    /// Which of its columns are held, in schema order.
+    held: Vec<usize>,
+    /// The held columns' schema.
+    held_schema: SchemaRef,
+    /// The rows, spread over the engine's partitions.
+    partitions: Vec<Vec<RecordBatch>>,
+}
+
+impl WindowTable {
+    /// A table of `schema` holding the columns `held` (the batches' own
+    /// schema), in `partitions` parts.
+    pub fn new(schema: SchemaRef, held: Vec<usize>, partitions: usize) -> WindowTable {
+        let held_schema = Arc::new(
+            schema
+                .project(&held)
+                .expect("held columns are indices of the schema"),
+        );
+        WindowTable {
+            schema,
+            held,
+            held_schema,
+            partitions: vec![Vec::new(); partitions.max(1)],
+        }
+    }
+
+    /// The held columns' schema, which added batches must have.
+    pub fn held_schema(&self) -> &SchemaRef {
+        &self.held_schema
+    }
+
+    /// Adds rows, in engine-sized batches spread over the partitions.
+    pub fn push(&mut self, batch: RecordBatch) {
+        let parts = self.partitions.len();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let rows = BATCH_ROWS.min(batch.num_rows() - offset);
+            let fewest = (0..parts)
+                .min_by_key(|&p| {
+                    self.partitions[p]
+                        .iter()
+                        .map(|b| b.num_rows())
+                        .sum::<usize>()
+                })
+                .unwrap_or(0);
+            self.partitions[fewest].push(batch.slice(offset, rows));
+            offset += rows;
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for WindowTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        // The columns were chosen from this query's own plan; one not held
+        // means the plan changed between the two plannings.
+        let mapped = wanted
+            .iter()
+            .map(|i| {
+                self.held.iter().position(|h| h == i).ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "column {} was not read",
+                        self.schema.field(*i).name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &self.partitions,
+            self.held_schema.clone(),
+            Some(mapped),
+        )?)
+    }
+}

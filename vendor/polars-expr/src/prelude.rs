@@ -1,2 +1,0 @@
-pub use crate::expressions::*;
-pub use crate::state::*;

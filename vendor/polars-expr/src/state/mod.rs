@@ -1,5 +1,0 @@
-mod execution_state;
-mod node_timer;
-
-pub use execution_state::*;
-use node_timer::*;
