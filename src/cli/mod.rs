@@ -75,7 +75,7 @@ pub enum Command {
     Errors(errors::Args),
     /// The reports in a browser: costs, tenants, errors, runs (read-only).
     Serve(serve::Args),
-    /// Ad-hoc SQL (Polars SQL) over a window's calls, errors, tenants and summaries.
+    /// Ad-hoc SQL (Postgres' dialect) over a window's calls, errors, tenants and summaries.
     Query(query::Args),
     /// Write a window of the platform as a Parquet snapshot (for --source).
     Extract(extract::Args),

@@ -82,7 +82,7 @@ pub fn table_names() -> Vec<&'static str> {
 /// Parses the query and checks it against the allow-list: a usage error
 /// (exit 2) otherwise.
 pub fn check(sql: &str) -> Result<Checked> {
-    guard::check(sql, &table_names())
+    no_panic(|| guard::check(sql, &table_names()))
 }
 
 /// A private folder for the engine's spills, removed when dropped.
@@ -210,11 +210,13 @@ pub fn columns_read(checked: &Checked) -> Result<Columns> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| Error::io("cannot start the query engine", e))?;
-    let plan = runtime.block_on(logical_plan(&context, checked, &names))?;
-    let optimized = context
-        .state()
-        .optimize(&plan)
-        .map_err(|e| engine_error(e, &names))?;
+    let optimized = no_panic(|| {
+        let plan = runtime.block_on(logical_plan(&context, checked, &names))?;
+        context
+            .state()
+            .optimize(&plan)
+            .map_err(|e| engine_error(e, &names))
+    })?;
     let mut columns: Columns = BTreeMap::new();
     use datafusion::common::tree_node::TreeNodeRecursion;
     let _ = optimized.apply_with_subqueries(|node| {
@@ -331,9 +333,9 @@ impl Session {
 
     /// Runs the query within the time limit; the answer whole.
     pub fn run(&self, checked: &Checked) -> Result<Answer> {
-        let plan = self.plan(checked)?;
         let tables = &self.tables;
         no_panic(|| {
+            let plan = self.plan(checked)?;
             self.runtime.block_on(async {
                 let frame = self
                     .context
@@ -358,9 +360,9 @@ impl Session {
         mut each: impl FnMut(&SchemaRef, &RecordBatch) -> Result<()>,
     ) -> Result<SchemaRef> {
         use futures_util::StreamExt;
-        let plan = self.plan(checked)?;
         let tables = &self.tables;
         no_panic(|| {
+            let plan = self.plan(checked)?;
             self.runtime.block_on(async {
                 let frame = self
                     .context
@@ -514,13 +516,15 @@ fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// The first line of an engine message, at most 300 characters, with
+/// control characters shown rather than sent (a query's names are in it).
 fn first_line(text: &str) -> String {
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("no reason given");
-    let mut line = line.trim_end_matches(';').to_string();
+    let mut line = crate::text::printable(line.trim_end_matches(';')).into_owned();
     if line.chars().count() > 300 {
         line = line.chars().take(300).collect::<String>() + "…";
     }

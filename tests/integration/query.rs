@@ -1,4 +1,4 @@
-//! `callrollup query`: Polars SQL over the window's tables gives what the
+//! `callrollup query`: SQL over the window's tables gives what the
 //! same SQL gives in Postgres, exactly, and nothing beyond the contract's
 //! columns can be reached.
 
@@ -500,8 +500,16 @@ fn postgres_rows(
 /// entry's `-- approximate:` columns (divisions) to 1e-12 relative. Or the
 /// allow-list must refuse it (exit 2, naming the construct). Every
 /// mismatch is reported at once.
-#[test]
-fn query_corpus_equals_postgres_or_is_refused() {
+/// The fixture's window as the corpus reads it: a snapshot and the report
+/// files of the same rows, read once into one session (the engine called
+/// as a library).
+struct CorpusWindow {
+    db: TestDb,
+    _scratch: tempfile::TempDir,
+    session: callrollup::query::Session,
+}
+
+fn corpus_window() -> CorpusWindow {
     use callrollup::query;
     let scratch = tempfile::tempdir().unwrap();
     let db = TestDb::with_fixture();
@@ -509,13 +517,6 @@ fn query_corpus_equals_postgres_or_is_refused() {
     let snapshot = scratch.path().join("snapshot");
     run(&db, &reports, &WINDOW);
     crate::util::extract(&db, &WINDOW, &snapshot);
-    query_views(&db);
-    let mut client = db.client();
-    client
-        .batch_execute("SET search_path = q; SET TimeZone = 'UTC'; SET statement_timeout = '30s'")
-        .unwrap();
-    let entries = corpus();
-    assert!(entries.len() >= 200, "{} entries", entries.len());
     let window = callrollup::window::Window {
         from: chrono::NaiveDate::from_ymd_opt(2026, 3, 7).unwrap(),
         to: chrono::NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(),
@@ -538,6 +539,28 @@ fn query_corpus_equals_postgres_or_is_refused() {
         },
     )
     .unwrap();
+    CorpusWindow {
+        db,
+        _scratch: scratch,
+        session,
+    }
+}
+
+#[test]
+fn query_corpus_equals_postgres_or_is_refused() {
+    use callrollup::query;
+    let CorpusWindow {
+        db,
+        _scratch,
+        session,
+    } = corpus_window();
+    query_views(&db);
+    let mut client = db.client();
+    client
+        .batch_execute("SET search_path = q; SET TimeZone = 'UTC'; SET statement_timeout = '30s'")
+        .unwrap();
+    let entries = corpus();
+    assert!(entries.len() >= 200, "{} entries", entries.len());
     let mut failures = Vec::new();
     let mut compared = 0;
     for entry in &entries {
@@ -946,4 +969,301 @@ fn a_string_group_key_with_nulls_never_aborts_the_streaming_group_by() {
     for _ in 0..11 {
         assert_eq!(answer(), first);
     }
+}
+
+/// Pieces the fuzzer puts into queries: SQL that engineers type, and what
+/// an attacker would (file readers, catalogs, statements, odd literals,
+/// deep nesting). `CANARY` is replaced by a file's path.
+const FUZZ_FRAGMENTS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "HAVING",
+    "LIMIT 3",
+    "OFFSET 1",
+    "UNION",
+    "UNION ALL",
+    "EXCEPT",
+    "INTERSECT",
+    "JOIN",
+    "LEFT JOIN",
+    "ON",
+    "USING (tenant_id)",
+    "AS x",
+    "OVER (",
+    "PARTITION BY",
+    "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW",
+    "(",
+    ")",
+    ",",
+    "*",
+    "count(*)",
+    "sum(total_cost_usd)",
+    "avg(duration_seconds)",
+    "lag(calls)",
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds)",
+    "FILTER (WHERE true)",
+    "call_logs",
+    "system_errors",
+    "tenants",
+    "tenant_daily",
+    "tenant_daily_outcomes",
+    "tenant_daily_errors",
+    "tenant_id",
+    "day",
+    "created_at",
+    "total_cost_usd",
+    "error_type",
+    "NULL",
+    "1",
+    "0",
+    "-1",
+    "1e400",
+    "9223372036854775807",
+    "0.000001",
+    "'2026-03-08'",
+    "DATE '2026-03-08'",
+    "INTERVAL '1 day'",
+    "::date",
+    "::int",
+    "::float8",
+    "::text",
+    "AT TIME ZONE 'Mars/Olympus'",
+    "AT TIME ZONE 'America/New_York'",
+    "/ 0",
+    "% 0",
+    "||",
+    "~",
+    "ILIKE '%a%'",
+    "IN (SELECT tenant_id FROM tenants)",
+    "EXISTS (SELECT 1)",
+    "date_trunc('week', day)",
+    "extract(dow FROM day)",
+    "round(total_cost_usd, 2)",
+    "CASE WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH c AS (SELECT 1 AS one)",
+    "WITH RECURSIVE",
+    "read_csv('CANARY')",
+    "read_parquet('CANARY')",
+    "'CANARY'",
+    "\"CANARY\"",
+    "information_schema.tables",
+    "pg_catalog.pg_tables",
+    "public.call_logs",
+    "datafusion.public.call_logs",
+    "generate_series(1, 1000000000)",
+    "COPY",
+    "TO 'CANARY'",
+    "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'CANARY'",
+    "SET",
+    "EXPLAIN",
+    "SHOW TABLES",
+    ";",
+    "--",
+    "/*",
+    "*/",
+    "$$",
+    "E'\\x00'",
+    "'\u{202e}'",
+    "'\u{0}'",
+    "\"\"",
+    "``",
+    "((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((",
+];
+
+/// Random and mutated queries over the corpus' window: the engine never
+/// panics, never reads a file (a canary file's content never appears),
+/// and every refusal or failure is one line with exit code 2.
+#[test]
+fn random_and_mutated_queries_never_panic_nor_read_a_file() {
+    use callrollup::query;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let CorpusWindow {
+        db: _db,
+        _scratch,
+        session,
+    } = corpus_window();
+    let canary_dir = tempfile::tempdir().unwrap();
+    let canary = canary_dir.path().join("canary.csv");
+    std::fs::write(&canary, "secret\nCANARY-CONTENT-7d1f\n").unwrap();
+    let canary_path = canary.to_str().unwrap().to_string();
+    let corpus_tokens: Vec<Vec<String>> = corpus()
+        .iter()
+        .map(|e| e.sql.split_whitespace().map(str::to_string).collect())
+        .collect();
+    let fragments: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+        FUZZ_FRAGMENTS
+            .iter()
+            .map(|f| f.replace("CANARY", &canary_path))
+            .collect(),
+    );
+    let mut failures: Vec<String> = Vec::new();
+    let mut answered = 0;
+    let mut refused = 0;
+    let mut parsed = 0;
+    let mut try_query = |sql: &str, failures: &mut Vec<String>| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            query::check(sql)
+                .inspect(|_| parsed += 1)
+                .and_then(|c| session.run(&c))
+                .and_then(|answer| answer.frame())
+                .and_then(|frame| query::json(&frame))
+        }));
+        match outcome {
+            Err(_) => failures.push(format!("panicked: {sql}")),
+            Ok(Ok(json)) => {
+                answered += 1;
+                if String::from_utf8_lossy(&json).contains("CANARY-CONTENT") {
+                    failures.push(format!("read the canary file: {sql}"));
+                }
+            }
+            Ok(Err(e)) => {
+                refused += 1;
+                let message = e.to_string();
+                if e.exit_code() != 2
+                    || message.contains('\n')
+                    || message.contains("CANARY-CONTENT")
+                    || message.contains("internal error")
+                {
+                    failures.push(format!("exit {} for {sql:?}: {message}", e.exit_code()));
+                }
+            }
+        }
+    };
+    // A parser nested deeper than its limit: a syntax error, not a crash.
+    let deep = format!("SELECT {}1{} AS x", "(".repeat(5000), ")".repeat(5000));
+    try_query(&deep, &mut failures);
+    let mutations = proptest::collection::vec((0usize..4, any::<usize>(), any::<usize>()), 1..3);
+    let mut runner = TestRunner::new_with_rng(
+        Config::with_cases(300),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let pieces = fragments.clone();
+    let fragment = move |i: usize| pieces[i % pieces.len()].clone();
+    let tokens_to_mutate = corpus_tokens.clone();
+    let mutated = (0..corpus_tokens.len(), mutations).prop_map(move |(entry, ops)| {
+        let mut tokens = tokens_to_mutate[entry].clone();
+        for (op, at, piece) in ops {
+            let at = if tokens.is_empty() {
+                0
+            } else {
+                at % tokens.len()
+            };
+            match op {
+                0 if !tokens.is_empty() => {
+                    tokens.remove(at);
+                }
+                1 => tokens.insert(at, fragment(piece)),
+                2 if !tokens.is_empty() => {
+                    let t = tokens[at].clone();
+                    tokens.insert(at, t);
+                }
+                _ if tokens.len() > at + 1 => tokens.swap(at, at + 1),
+                _ => tokens.push(fragment(piece)),
+            }
+        }
+        tokens.join(" ")
+    });
+    let pieces = fragments.clone();
+    let random = proptest::collection::vec(any::<usize>(), 1..24).prop_map(move |chosen| {
+        chosen
+            .into_iter()
+            .map(|i| pieces[i % pieces.len()].clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    // Odd values in place of a corpus query's literals and columns: these
+    // parse, so they reach the planner and the executor.
+    const ODD_VALUES: &[&str] = &[
+        "NULL",
+        "0",
+        "-1",
+        "1e400",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "0.000001",
+        "99999999999999999999999999999999999999",
+        "'2026-03-08'",
+        "''",
+        "'\u{202e}x'",
+        "E'\\x00'",
+        "'Mars/Olympus'",
+        "DATE '0001-01-01'",
+        "DATE '9999-12-31'",
+        "INTERVAL '1000000 years'",
+        "2.5",
+        "-2.5",
+        "(1/0)",
+        "(0.0/0)",
+        "'NaN'::float8",
+        "'Infinity'::float8",
+        "tenant_id",
+        "day",
+        "created_at",
+        "total_cost_usd",
+        "errors",
+        "calls",
+        "error_rate",
+        "business_name",
+        "resolved",
+    ];
+    let literal = |t: &str| {
+        t.starts_with('\'')
+            || t.trim_end_matches([',', ')']).parse::<f64>().is_ok()
+            || [
+                "day",
+                "tenant_id",
+                "total_cost_usd",
+                "calls",
+                "errors",
+                "duration_seconds",
+            ]
+            .contains(&t.trim_end_matches([',', ')']))
+    };
+    let tokens_for_values = corpus_tokens.clone();
+    let odd = (
+        0..tokens_for_values.len(),
+        proptest::collection::vec(any::<usize>(), 1..3),
+    )
+        .prop_map(move |(entry, picks)| {
+            let mut tokens = tokens_for_values[entry].clone();
+            let places: Vec<usize> = (0..tokens.len()).filter(|&i| literal(&tokens[i])).collect();
+            for pick in picks {
+                if places.is_empty() {
+                    break;
+                }
+                let at = places[pick % places.len()];
+                let tail: String = tokens[at]
+                    .chars()
+                    .rev()
+                    .take_while(|c| *c == ',' || *c == ')')
+                    .collect();
+                tokens[at] = format!("{}{tail}", ODD_VALUES[pick % ODD_VALUES.len()]);
+            }
+            tokens.join(" ")
+        });
+    for strategy in [mutated.boxed(), random.boxed(), odd.boxed()] {
+        for _ in 0..300 {
+            let sql = strategy.new_tree(&mut runner).expect("a query").current();
+            try_query(&sql, &mut failures);
+        }
+    }
+    eprintln!("fuzz: 901 queries, {parsed} parsed, {answered} answered, {refused} refused");
+    assert!(
+        failures.is_empty(),
+        "{} of 901 queries failed the rules ({parsed} parsed, {answered} answered, {refused} refused):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The fuzzer reached the engine's planner, not only the parser.
+    assert!(
+        parsed > 200,
+        "{parsed} parsed, {answered} answered, {refused} refused"
+    );
 }
