@@ -30,7 +30,9 @@ pub fn runtime(memory_limit: usize, spill_dir: &Path) -> Result<Arc<RuntimeEnv>>
         .with_memory_limit(memory_limit, 1.0)
         .with_disk_manager_builder(
             DiskManagerBuilder::default()
-                .with_mode(DiskManagerMode::Directories(vec![spill_dir.to_path_buf()])),
+                .with_mode(DiskManagerMode::Directories(vec![spill_dir.to_path_buf()]))
+                // Spills are bounded too: 8 times the memory limit.
+                .with_max_temp_directory_size((memory_limit as u64).saturating_mul(8)),
         )
         .build_arc()
         .map_err(|e| Error::EngineSchema(format!("query: cannot set up the engine: {e}")))
@@ -55,6 +57,8 @@ pub fn session(runtime: Arc<RuntimeEnv>) -> SessionContext {
     // Postgres: NULLs sort as the largest value.
     options.sql_parser.default_null_ordering = "nulls_max".into();
     options.sql_parser.enable_ident_normalization = true;
+    // varchar(3) truncates in Postgres and is ignored by DataFusion: refused.
+    options.sql_parser.support_varchar_with_length = false;
     // Times are UTC, as the contract's; `now()` too.
     options.execution.time_zone = Some("UTC".into());
     let mut analyzer = Analyzer::new();

@@ -35,8 +35,17 @@ use crate::error::{Error, Result};
 /// are refused rather than overflowing the stack.
 const RECURSION_LIMIT: usize = 50;
 
+/// The longest query text: a flat chain (`a + a + …`) parses without
+/// nesting, but becomes a tree as deep as it is long.
+pub const MAX_SQL_BYTES: usize = 16 * 1024;
+
+/// The deepest expression tree: DataFusion clones, drops and evaluates
+/// expressions by recursion without growing the stack (a 60,000-term sum
+/// overflowed it, which aborts the process).
+const MAX_EXPRESSION_DEPTH: usize = 256;
+
 /// A query `query` may run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checked {
     /// The parsed statement, as the engine plans it.
     pub statement: DFStatement,
@@ -80,16 +89,51 @@ fn syntax_error(e: datafusion::error::DataFusionError) -> Error {
     ))
 }
 
-/// The FROM items and CTE names of a query, all of them.
+/// The FROM items and CTE names of a query, all of them, and the depth
+/// of its expressions.
 #[derive(Default)]
 struct Relations {
     names: Vec<Vec<Ident>>,
     ctes: BTreeSet<String>,
     refusal: Option<String>,
+    depth: usize,
 }
+
+/// Functions whose answers differ from Postgres' with no error: the
+/// formatting functions take strftime patterns in DataFusion (a Postgres
+/// pattern came back as its own text on every row).
+const REFUSED_FUNCTIONS: [(&str, &str); 4] = [
+    ("to_char", "to_char takes strftime patterns here, not Postgres'; use date_trunc, extract or the value itself"),
+    ("to_date", "to_date takes strftime patterns here, not Postgres'; cast the text: 'YYYY-MM-DD'::date"),
+    ("to_number", "to_number is not Postgres' here; cast the text to numeric"),
+    ("to_timestamp", "to_timestamp takes other patterns and units here than Postgres'; cast the text: '…'::timestamptz"),
+];
 
 impl Visitor for Relations {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            self.refusal = Some(format!(
+                "an expression nested more than {MAX_EXPRESSION_DEPTH} deep"
+            ));
+            return ControlFlow::Break(());
+        }
+        if let Expr::Function(f) = expr {
+            let name = f.name.to_string().to_lowercase();
+            if let Some((_, why)) = REFUSED_FUNCTIONS.iter().find(|(n, _)| *n == name) {
+                self.refusal = Some((*why).to_string());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
         if let Some(with) = &query.with {
@@ -109,6 +153,10 @@ impl Visitor for Relations {
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
         if select.projection.is_empty() {
             self.refusal = Some("a SELECT with no columns".into());
+            return ControlFlow::Break(());
+        }
+        if select.into.is_some() {
+            self.refusal = Some("SELECT … INTO makes a table; `query` runs only a SELECT".into());
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -185,34 +233,67 @@ fn multiset_operation(body: &SetExpr) -> Option<String> {
     }
 }
 
-/// `x AT TIME ZONE z` as a call of the engine's function with Postgres'
-/// meaning (DataFusion plans it as a cast, which keeps the instant).
-struct AtTimeZoneCalls;
+/// A call of one of the engine's functions.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
 
-impl VisitorMut for AtTimeZoneCalls {
+/// Constructs DataFusion plans with another meaning than Postgres', as
+/// calls of the engine's functions with Postgres' meaning:
+/// `x AT TIME ZONE z` (a cast that keeps the instant in DataFusion),
+/// `extract(f FROM x)` (numeric in Postgres, integers in DataFusion) and
+/// `date_part('f', x)` (double precision in Postgres).
+struct PostgresCalls;
+
+impl VisitorMut for PostgresCalls {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if let Expr::AtTimeZone {
-            timestamp,
-            time_zone,
-        } = expr
-        {
-            let arg = |e: &Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e.clone()));
-            *expr = Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new(super::postgres::AT_TIME_ZONE)]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: vec![arg(timestamp), arg(time_zone)],
-                    clauses: vec![],
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            });
+        match expr {
+            Expr::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                *expr = call(
+                    super::postgres::AT_TIME_ZONE,
+                    vec![(**timestamp).clone(), (**time_zone).clone()],
+                );
+            }
+            Expr::Extract {
+                field, expr: value, ..
+            } => {
+                let field = Expr::Value(
+                    datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                        field.to_string().to_lowercase(),
+                    )
+                    .into(),
+                );
+                *expr = call(super::extract::EXTRACT, vec![field, (**value).clone()]);
+            }
+            Expr::Function(f)
+                if f.over.is_none()
+                    && f.name.0.len() == 1
+                    && f.name.to_string().eq_ignore_ascii_case("date_part") =>
+            {
+                f.name = ObjectName::from(vec![Ident::new(super::extract::DATE_PART)]);
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -232,6 +313,13 @@ fn first_words(sql: &str) -> String {
 /// every FROM item is one of `tables` or a CTE of the query.
 pub fn check(sql: &str, tables: &[&'static str]) -> Result<Checked> {
     let table_list = tables.join(", ");
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(refuse(format!(
+            "the query is {} bytes, more than {} KiB",
+            sql.len(),
+            MAX_SQL_BYTES / 1024
+        )));
+    }
     let dialect = PostgreSqlDialect {};
     let mut parser = DFParserBuilder::new(sql)
         .with_dialect(&dialect)
@@ -246,12 +334,9 @@ pub fn check(sql: &str, tables: &[&'static str]) -> Result<Checked> {
         )));
     }
     let mut statement = statements.pop_front().expect("one statement");
-    if let DFStatement::Statement(s) = &mut statement {
-        let _ = s.visit(&mut AtTimeZoneCalls);
-    }
     let query = match &statement {
         DFStatement::Statement(s) => match s.as_ref() {
-            Statement::Query(q) => q.clone(),
+            Statement::Query(q) => q,
             other => {
                 return Err(refuse(format!(
                     "{} is not a SELECT; `query` runs only a SELECT",
@@ -270,6 +355,9 @@ pub fn check(sql: &str, tables: &[&'static str]) -> Result<Checked> {
     let _ = query.visit(&mut relations);
     if let Some(refusal) = relations.refusal {
         return Err(refuse(refusal.replace("{tables}", &table_list)));
+    }
+    if let DFStatement::Statement(s) = &mut statement {
+        let _ = s.visit(&mut PostgresCalls);
     }
     let mut named = Vec::new();
     for parts in &relations.names {

@@ -35,7 +35,9 @@ use crate::tables::Table;
 use crate::window::Window;
 
 mod arrow;
+mod capped;
 mod engine;
+mod extract;
 mod guard;
 mod percentile;
 mod postgres;
@@ -82,8 +84,26 @@ pub fn table_names() -> Vec<&'static str> {
 /// Parses the query and checks it against the allow-list: a usage error
 /// (exit 2) otherwise.
 pub fn check(sql: &str) -> Result<Checked> {
-    no_panic(|| guard::check(sql, &table_names()))
+    // On a thread of its own with a large stack: a parsed query is a tree
+    // that is walked and dropped by recursion.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("callrollup-query-parse".into())
+            .stack_size(PLANNING_STACK)
+            .spawn_scoped(scope, || no_panic(|| guard::check(sql, &table_names())))
+            .map_err(|e| Error::io("cannot start the query's parser", e))?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::usage(
+                    "the query's parser stopped on an internal error",
+                ))
+            })
+    })
 }
+
+/// The stack of the threads that parse, plan and run a query (virtual
+/// memory: only what is used is taken).
+const PLANNING_STACK: usize = 64 << 20;
 
 /// A private folder for the engine's spills, removed when dropped.
 struct SpillDir(PathBuf);
@@ -149,7 +169,8 @@ pub fn every_column() -> Columns {
 
 /// A thread pool for the engine and a session with the window's tables.
 pub struct Session {
-    runtime: tokio::runtime::Runtime,
+    /// Taken on drop: shut down without waiting for work past its time.
+    runtime: Option<tokio::runtime::Runtime>,
     context: SessionContext,
     env: Arc<RuntimeEnv>,
     tables: Vec<&'static str>,
@@ -174,6 +195,8 @@ impl Answer {
 
 fn engine_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        // Expressions are evaluated by recursion on these threads.
+        .thread_stack_size(16 << 20)
         .worker_threads(
             std::thread::available_parallelism()
                 .map(usize::from)
@@ -202,7 +225,7 @@ pub fn columns_read(checked: &Checked) -> Result<Columns> {
     for name in &names {
         let schema = arrow_schema_of(name)?;
         let all: Vec<usize> = (0..schema.fields().len()).collect();
-        let table = WindowTable::new(schema, all, 1);
+        let table = WindowTable::new(schema, all, 1)?;
         context
             .register_table(*name, Arc::new(table))
             .map_err(|e| engine_error(e, &names))?;
@@ -221,7 +244,13 @@ pub fn columns_read(checked: &Checked) -> Result<Columns> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let _ = optimized.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            if let Some(name) = names.iter().find(|n| **n == scan.table_name.table()) {
+            // A recursive CTE may be named like a table: only scans of the
+            // window's tables count.
+            let window_table = datafusion::datasource::source_as_provider(&scan.source)
+                .ok()
+                .is_some_and(|p| (p.as_ref() as &dyn std::any::Any).is::<WindowTable>());
+            let name = names.iter().find(|n| **n == scan.table_name.table());
+            if let (true, Some(name)) = (window_table, name) {
                 let width = scan.source.schema().fields().len();
                 let read = columns.entry(name).or_default();
                 match &scan.projection {
@@ -265,7 +294,7 @@ impl Session {
         for name in &names {
             let schema = arrow_schema_of(name)?;
             let read = columns.get(name).cloned().unwrap_or_default();
-            tables.insert(name, WindowTable::new(schema, read, partitions));
+            tables.insert(name, WindowTable::new(schema, read, partitions)?);
         }
         let wants_source = SOURCE_TABLES.iter().any(|t| columns.contains_key(t));
         if wants_source {
@@ -315,7 +344,7 @@ impl Session {
                 .map_err(|e| engine_error(e, &names))?;
         }
         Ok(Session {
-            runtime: engine_runtime()?,
+            runtime: Some(engine_runtime()?),
             context,
             env,
             tables: names,
@@ -325,31 +354,103 @@ impl Session {
         })
     }
 
-    /// The query's plan, checked against the allow-list.
-    fn plan(&self, checked: &Checked) -> Result<LogicalPlan> {
-        self.runtime
-            .block_on(logical_plan(&self.context, checked, &self.tables))
+    /// Plans and runs the query on a thread of its own, handing back its
+    /// schema and then its batches through a channel of two: the caller
+    /// waits at most until the time limit, and a query past it is left to
+    /// the process's end (its thread holds no lock and writes nothing).
+    fn start(&self, checked: &Checked) -> Result<(Deadline, std::sync::mpsc::Receiver<Step>)> {
+        let deadline = Deadline(std::time::Instant::now() + self.limits.time);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Step>(2);
+        let handle = self
+            .runtime
+            .as_ref()
+            .expect("a session's runtime lives until it drops")
+            .handle()
+            .clone();
+        let context = self.context.clone();
+        let checked = checked.clone();
+        let tables = self.tables.clone();
+        std::thread::Builder::new()
+            .name("callrollup-query-run".into())
+            .stack_size(PLANNING_STACK)
+            .spawn(move || {
+                let sent = no_panic(|| {
+                    handle.block_on(async {
+                        use futures_util::StreamExt;
+                        let plan = logical_plan(&context, &checked, &tables).await?;
+                        let frame = context
+                            .execute_logical_plan(plan)
+                            .await
+                            .map_err(|e| engine_error(e, &tables))?;
+                        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                        if tx.send(Step::Schema(schema)).is_err() {
+                            return Ok(());
+                        }
+                        let mut stream = frame
+                            .execute_stream()
+                            .await
+                            .map_err(|e| engine_error(e, &tables))?;
+                        while let Some(batch) = stream.next().await {
+                            let batch = batch.map_err(|e| engine_error(e, &tables))?;
+                            if tx.send(Step::Batch(batch)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                        let _ = tx.send(Step::End);
+                        Ok(())
+                    })
+                });
+                if let Err(e) = sent {
+                    let _ = tx.send(Step::Failed(e));
+                }
+            })
+            .map_err(|e| Error::io("cannot start the query's thread", e))?;
+        Ok((deadline, rx))
     }
 
-    /// Runs the query within the time limit; the answer whole.
+    /// The next step of a started query, or the time limit's error.
+    fn next(&self, deadline: &Deadline, rx: &std::sync::mpsc::Receiver<Step>) -> Result<Step> {
+        let left = deadline
+            .0
+            .saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Step::Failed(e)) => Err(e),
+            Ok(step) => Ok(step),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(self.too_long()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::usage(
+                "the query engine stopped on an internal error; rewrite the query",
+            )),
+        }
+    }
+
+    /// Runs the query within the time limit; the answer whole, counted
+    /// against the memory limit.
     pub fn run(&self, checked: &Checked) -> Result<Answer> {
-        let tables = &self.tables;
-        no_panic(|| {
-            let plan = self.plan(checked)?;
-            self.runtime.block_on(async {
-                let frame = self
-                    .context
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(|e| engine_error(e, tables))?;
-                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                let batches = tokio::time::timeout(self.limits.time, frame.collect())
-                    .await
-                    .map_err(|_| self.too_long())?
-                    .map_err(|e| engine_error(e, tables))?;
-                Ok(Answer { schema, batches })
-            })
-        })
+        let (deadline, rx) = self.start(checked)?;
+        let Step::Schema(schema) = self.next(&deadline, &rx)? else {
+            return Err(Error::usage("the query engine gave no columns"));
+        };
+        let answer_memory =
+            MemoryConsumer::new("the query's answer").register(&self.env.memory_pool);
+        let mut batches = Vec::new();
+        loop {
+            match self.next(&deadline, &rx)? {
+                Step::Batch(batch) => {
+                    answer_memory
+                        .try_grow(batch.get_array_memory_size())
+                        .map_err(|_| {
+                            Error::usage(format!(
+                                "the answer takes more than the query's memory limit ({} MiB, --memory-limit): add LIMIT, or write it with --format parquet -o FILE, which is written a batch at a time",
+                                self.limits.memory >> 20
+                            ))
+                        })?;
+                    batches.push(batch);
+                }
+                Step::End => break,
+                Step::Schema(_) | Step::Failed(_) => unreachable!("sent once, first; or returned"),
+            }
+        }
+        Ok(Answer { schema, batches })
     }
 
     /// Runs the query and hands its rows to `each` a batch at a time (the
@@ -359,34 +460,17 @@ impl Session {
         checked: &Checked,
         mut each: impl FnMut(&SchemaRef, &RecordBatch) -> Result<()>,
     ) -> Result<SchemaRef> {
-        use futures_util::StreamExt;
-        let tables = &self.tables;
-        no_panic(|| {
-            let plan = self.plan(checked)?;
-            self.runtime.block_on(async {
-                let frame = self
-                    .context
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(|e| engine_error(e, tables))?;
-                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                let work = async {
-                    let mut stream = frame
-                        .execute_stream()
-                        .await
-                        .map_err(|e| engine_error(e, tables))?;
-                    while let Some(batch) = stream.next().await {
-                        let batch = batch.map_err(|e| engine_error(e, tables))?;
-                        each(&schema, &batch)?;
-                    }
-                    Ok::<(), Error>(())
-                };
-                tokio::time::timeout(self.limits.time, work)
-                    .await
-                    .map_err(|_| self.too_long())??;
-                Ok(schema)
-            })
-        })
+        let (deadline, rx) = self.start(checked)?;
+        let Step::Schema(schema) = self.next(&deadline, &rx)? else {
+            return Err(Error::usage("the query engine gave no columns"));
+        };
+        loop {
+            match self.next(&deadline, &rx)? {
+                Step::Batch(batch) => each(&schema, &batch)?,
+                Step::End => return Ok(schema),
+                Step::Schema(_) | Step::Failed(_) => unreachable!("sent once, first; or returned"),
+            }
+        }
     }
 
     fn too_long(&self) -> Error {
@@ -430,6 +514,26 @@ pub fn write_parquet(session: &Session, checked: &Checked, file: &mut std::fs::F
     Ok(())
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A query past its time may still be running: do not wait for it.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// When a query's time is up.
+struct Deadline(std::time::Instant);
+
+/// What a query's thread hands back, in order.
+enum Step {
+    Schema(SchemaRef),
+    Batch(RecordBatch),
+    End,
+    Failed(Error),
+}
+
 /// Adds a frame's `table` rows to `target`, counting them in the pool.
 fn hold(
     target: &mut WindowTable,
@@ -439,8 +543,28 @@ fn hold(
     held: &mut Vec<MemoryReservation>,
     limits: Limits,
 ) -> Result<()> {
-    let batch = arrow::to_batch(df, target.held_schema())?;
+    // Batches of the engine's size, each owning its buffers: DataFusion
+    // counts a batch's whole buffers, so slices of one big batch would be
+    // counted many times over.
     let reservation = MemoryConsumer::new(format!("{name} columns")).register(&env.memory_pool);
+    let mut offset = 0;
+    while offset < df.height() {
+        let rows = table::BATCH_ROWS.min(df.height() - offset);
+        let batch = arrow::to_batch(&df.slice(offset as i64, rows), target.held_schema())?;
+        reserve(&reservation, &batch, name, limits)?;
+        target.push(batch);
+        offset += rows;
+    }
+    held.push(reservation);
+    Ok(())
+}
+
+fn reserve(
+    reservation: &MemoryReservation,
+    batch: &RecordBatch,
+    name: &str,
+    limits: Limits,
+) -> Result<()> {
     reservation
         .try_grow(batch.get_array_memory_size())
         .map_err(|_| {
@@ -448,10 +572,7 @@ fn hold(
                 "the window's {name} columns the query reads take more than its memory limit ({} MiB, --memory-limit): narrow the window or --tenant, select fewer columns, or raise the limit",
                 limits.memory >> 20
             ))
-        })?;
-    held.push(reservation);
-    target.push(batch);
-    Ok(())
+        })
 }
 
 /// The window's calls and errors, with their days, and the tenants, read a
@@ -576,6 +697,11 @@ fn engine_error(e: DataFusionError, tables: &[&'static str]) -> Error {
         .trim_start_matches("This feature is not implemented: ")
         .trim_start_matches("Execution error: ")
         .trim_start_matches("Arrow error: ");
+    if message.contains("Varchar with length") {
+        return Error::usage(
+            "query refused: VARCHAR(n) truncates to n characters in Postgres and not in the engine: cast to text, or use left(x, n)",
+        );
+    }
     if message.contains("Physical plan does not support logical expression") {
         return Error::usage(
             "the query engine does not run EXISTS, IN (subquery) or a correlated subquery inside SELECT or CASE: move it to WHERE, or LEFT JOIN a grouped subquery",

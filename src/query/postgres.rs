@@ -13,7 +13,19 @@
 //!   the session zone's midnight; `query`'s session zone is UTC), where
 //!   DataFusion gave a time without a zone;
 //! * a date plus or minus an interval is a time without a zone, as in
-//!   Postgres (a date plus or minus an integer stays a date).
+//!   Postgres (a date plus or minus an integer stays a date);
+//! * `avg` of integers is a decimal (Postgres' numeric), so that rounding
+//!   or casting it rounds as Postgres does;
+//! * a float divided by zero is an error, as in Postgres (Arrow gave
+//!   Infinity or NaN);
+//! * `string_agg(DISTINCT x, …)` without ORDER BY orders by `x` (Postgres
+//!   sorts a DISTINCT aggregate's input; DataFusion's order was a hash's).
+//!
+//! Refused, naming the construct, where no rewrite gives Postgres' answer:
+//! `round(double precision, n)` (no such function in Postgres), times and
+//! floats turned into text (Postgres' text differs), and `string_agg`,
+//! `array_agg`, `percentile_cont`/`percentile_disc` as window functions
+//! (their memory and time grow with the square of the partition).
 
 use std::sync::Arc;
 
@@ -23,6 +35,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ExprSchema, Result};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
@@ -50,15 +63,84 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         .as_ref()
         .clone()
         .with_aliases(["sign"]);
-    vec![
+    let mut functions = vec![
         ScalarUDF::new_from_impl(RoundHalfEven::new()),
         sign,
         at_time_zone(),
-    ]
+    ];
+    functions.extend(super::extract::functions());
+    functions.extend(super::capped::functions());
+    functions
 }
 
 pub fn aggregate_functions() -> Vec<datafusion::logical_expr::AggregateUDF> {
     super::percentile::aggregates()
+}
+
+/// Divides two doubles; a zero divisor is Postgres' error.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FloatDivide {
+    signature: Signature,
+}
+
+const FLOAT_DIVIDE: &str = "__callrollup_float_divide";
+
+impl ScalarUDFImpl for FloatDivide {
+    fn name(&self) -> &str {
+        FLOAT_DIVIDE
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
+        let (a, b) = (
+            arrays[0].as_primitive::<Float64Type>(),
+            arrays[1].as_primitive::<Float64Type>(),
+        );
+        let mut out = Vec::with_capacity(a.len());
+        for i in 0..a.len() {
+            if a.is_null(i) || b.is_null(i) {
+                out.push(None);
+            } else if b.value(i) == 0.0 {
+                return datafusion::common::exec_err!("division by zero");
+            } else {
+                out.push(Some(a.value(i) / b.value(i)));
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(out))))
+    }
+}
+
+fn float_divide(a: Expr, b: Expr) -> Expr {
+    let cast = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Float64));
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(FloatDivide {
+            signature: Signature::exact(
+                vec![DataType::Float64, DataType::Float64],
+                Volatility::Immutable,
+            ),
+        })),
+        vec![cast(a), cast(b)],
+    ))
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+fn differs_as_text(t: &Option<DataType>) -> bool {
+    matches!(
+        t,
+        Some(DataType::Timestamp(..) | DataType::Float64 | DataType::Float32 | DataType::Float16)
+    )
+}
+
+fn refused(why: &str) -> Result<Transformed<Expr>> {
+    datafusion::common::plan_err!("{why}")
 }
 
 /// Rounds a double to the nearest integer, ties to even (Postgres' `rint`,
@@ -121,8 +203,15 @@ impl AnalyzerRule for PostgresAnswers {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             let schema = input_schema(&node)?;
-            let rewritten =
-                node.map_expressions(|expr| expr.transform_up(|e| rewrite(e, &schema)))?;
+            // A rewritten aggregate keeps its name: the nodes above refer
+            // to it by name.
+            let names = NamePreserver::new(&node);
+            let rewritten = node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                Ok(expr
+                    .transform_up(|e| rewrite(e, &schema))?
+                    .update_data(|e| saved.restore(e)))
+            })?;
             // A child's schema may have changed too (a wider quotient).
             Ok(Transformed::yes(rewritten.data.recompute_schema()?))
         })
@@ -168,6 +257,44 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     // Before type coercion a type may not be known yet: then no rewrite.
     let type_of = |e: &Expr| e.get_type(schema as &dyn ExprSchema).ok();
     match expr {
+        // Times and floats as text: Postgres writes `2026-03-08 10:00:00+00`
+        // and `1e+20` where Arrow writes RFC 3339 and `1e20`.
+        Expr::Cast(Cast { expr: ref inner, ref field })
+            if is_text(field.data_type()) && differs_as_text(&type_of(inner)) =>
+        {
+            refused("a time or a float cast to text: Postgres' text of it differs; select the value itself (times print as RFC 3339), or round a float to numeric first")
+        }
+        Expr::BinaryExpr(BinaryExpr { ref left, op: Operator::StringConcat, ref right })
+            if differs_as_text(&type_of(left)) || differs_as_text(&type_of(right)) =>
+        {
+            refused("a time or a float joined to text with ||: Postgres' text of it differs; select the value itself")
+        }
+        // round(double precision, n) does not exist in Postgres.
+        Expr::ScalarFunction(ref f)
+            if f.func.name() == "round"
+                && f.args.len() == 2
+                && matches!(type_of(&f.args[0]), Some(DataType::Float64 | DataType::Float32)) =>
+        {
+            refused("round(double precision, n) does not exist in Postgres: round a numeric, e.g. round(x::numeric, 2)")
+        }
+        // A double divided by zero is Postgres' error.
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Divide, right })
+            if matches!(type_of(&left), Some(DataType::Float64 | DataType::Float32))
+                || matches!(type_of(&right), Some(DataType::Float64 | DataType::Float32)) =>
+        {
+            Ok(Transformed::yes(float_divide(*left, *right)))
+        }
+        // Postgres sorts a DISTINCT aggregate's input.
+        Expr::AggregateFunction(mut f)
+            if f.func.name() == "string_agg"
+                && f.params.distinct
+                && f.params.order_by.is_empty()
+                && !f.params.args.is_empty() =>
+        {
+            let first = f.params.args[0].clone();
+            f.params.order_by = vec![first.sort(true, false)];
+            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        }
         // A decimal or float cast to an integer rounds, as in Postgres.
         Expr::Cast(Cast { expr: inner, field }) if is_integer(field.data_type()) => {
             let from = type_of(&inner);
@@ -288,9 +415,9 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         }
         // avg of decimals: as a decimal quotient.
         Expr::AggregateFunction(mut f) if f.func.name() == "avg" && f.params.args.len() == 1 => {
-            // avg of integers stays a double (DataFusion's), compared
-            // with Postgres' numeric to 1e-12.
-            let t = type_of(&f.params.args[0]).filter(|t| matches!(t, DataType::Decimal128(..)));
+            // avg of integers too: Postgres' numeric, so that round() and
+            // casts of it round as there.
+            let t = type_of(&f.params.args[0]);
             match t.and_then(|t| widened(f.params.args[0].clone(), &t)) {
                 Some(wide) => {
                     f.params.args[0] = wide;
@@ -299,12 +426,17 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 None => Ok(Transformed::no(Expr::AggregateFunction(f))),
             }
         }
+        Expr::WindowFunction(w)
+            if matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f)
+                if ["string_agg", "array_agg", "percentile_cont", "percentile_disc"].contains(&f.name())) =>
+        {
+            refused("string_agg, array_agg and percentile_cont/disc are not run as window functions (their work grows with the square of the partition): aggregate with GROUP BY and join")
+        }
         Expr::WindowFunction(mut w) => {
             let is_avg =
                 matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f) if f.name() == "avg");
             if is_avg && w.params.args.len() == 1 {
-                let t =
-                    type_of(&w.params.args[0]).filter(|t| matches!(t, DataType::Decimal128(..)));
+                let t = type_of(&w.params.args[0]);
                 if let Some(wide) = t.and_then(|t| widened(w.params.args[0].clone(), &t)) {
                     w.params.args[0] = wide;
                     return Ok(Transformed::yes(Expr::WindowFunction(w)));
@@ -342,6 +474,9 @@ impl ScalarUDFImpl for AtTimeZone {
         &self.signature
     }
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        if args.len() != 2 {
+            return datafusion::common::plan_err!("AT TIME ZONE takes a time and a zone");
+        }
         let time = match &args[0] {
             DataType::Timestamp(_, Some(_)) => micros(Some(super::arrow::UTC)),
             DataType::Timestamp(_, None) | DataType::Date32 | DataType::Date64 => micros(None),
@@ -397,8 +532,13 @@ impl ScalarUDFImpl for AtTimeZone {
                 continue;
             };
             if zoned_input {
-                let local = instant.with_timezone(&zone).naive_local();
-                out.push(Some(local.and_utc().timestamp_micros()));
+                let offset = zone.offset_from_utc_datetime(&instant.naive_utc()).fix();
+                let local = instant
+                    .naive_utc()
+                    .checked_add_signed(chrono::Duration::seconds(i64::from(
+                        offset.local_minus_utc(),
+                    )));
+                out.push(local.map(|l| l.and_utc().timestamp_micros()));
             } else {
                 let wall = instant.naive_utc();
                 let offset = match zone.offset_from_local_datetime(&wall) {
@@ -412,12 +552,17 @@ impl ScalarUDFImpl for AtTimeZone {
                         }
                     }
                     // In a gap: the offset in force before it.
-                    LocalResult::None => zone
-                        .offset_from_utc_datetime(&(wall - chrono::Duration::hours(3)))
-                        .fix(),
+                    LocalResult::None => {
+                        let before = wall
+                            .checked_sub_signed(chrono::Duration::hours(3))
+                            .unwrap_or(wall);
+                        zone.offset_from_utc_datetime(&before).fix()
+                    }
                 };
-                let utc = wall - chrono::Duration::seconds(i64::from(offset.local_minus_utc()));
-                out.push(Some(utc.and_utc().timestamp_micros()));
+                let utc = wall.checked_sub_signed(chrono::Duration::seconds(i64::from(
+                    offset.local_minus_utc(),
+                )));
+                out.push(utc.map(|u| u.and_utc().timestamp_micros()));
             }
         }
         let array = TimestampMicrosecondArray::from(out).with_timezone_opt(if zoned_input {

@@ -15,7 +15,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// Rows the engine takes at a time: DataFusion's batch size.
-const BATCH_ROWS: usize = 8192;
+pub const BATCH_ROWS: usize = 8192;
 
 #[derive(Debug)]
 pub struct WindowTable {
@@ -27,23 +27,28 @@ pub struct WindowTable {
     held_schema: SchemaRef,
     /// The rows, spread over the engine's partitions.
     partitions: Vec<Vec<RecordBatch>>,
+    /// Rows in each partition.
+    rows: Vec<usize>,
 }
 
 impl WindowTable {
     /// A table of `schema` holding the columns `held` (the batches' own
     /// schema), in `partitions` parts.
-    pub fn new(schema: SchemaRef, held: Vec<usize>, partitions: usize) -> WindowTable {
-        let held_schema = Arc::new(
-            schema
-                .project(&held)
-                .expect("held columns are indices of the schema"),
-        );
-        WindowTable {
+    pub fn new(
+        schema: SchemaRef,
+        held: Vec<usize>,
+        partitions: usize,
+    ) -> crate::error::Result<WindowTable> {
+        let held_schema = Arc::new(schema.project(&held).map_err(|e| {
+            crate::error::Error::EngineSchema(format!("query: the columns read: {e}"))
+        })?);
+        Ok(WindowTable {
             schema,
             held,
             held_schema,
             partitions: vec![Vec::new(); partitions.max(1)],
-        }
+            rows: vec![0; partitions.max(1)],
+        })
     }
 
     /// The held columns' schema, which added batches must have.
@@ -51,23 +56,13 @@ impl WindowTable {
         &self.held_schema
     }
 
-    /// Adds rows, in engine-sized batches spread over the partitions.
+    /// Adds a batch to the partition with the fewest rows.
     pub fn push(&mut self, batch: RecordBatch) {
-        let parts = self.partitions.len();
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let rows = BATCH_ROWS.min(batch.num_rows() - offset);
-            let fewest = (0..parts)
-                .min_by_key(|&p| {
-                    self.partitions[p]
-                        .iter()
-                        .map(|b| b.num_rows())
-                        .sum::<usize>()
-                })
-                .unwrap_or(0);
-            self.partitions[fewest].push(batch.slice(offset, rows));
-            offset += rows;
-        }
+        let fewest = (0..self.rows.len())
+            .min_by_key(|&p| self.rows[p])
+            .unwrap_or(0);
+        self.rows[fewest] += batch.num_rows();
+        self.partitions[fewest].push(batch);
     }
 }
 

@@ -1136,9 +1136,19 @@ fn random_and_mutated_queries_never_panic_nor_read_a_file() {
             }
         }
     };
-    // A parser nested deeper than its limit: a syntax error, not a crash.
-    let deep = format!("SELECT {}1{} AS x", "(".repeat(5000), ")".repeat(5000));
-    try_query(&deep, &mut failures);
+    // A parser nested deeper than its limit, a long flat chain, a wide
+    // one: refused, not a stack overflow (which aborts the process).
+    for sql in [
+        format!("SELECT {}1{} AS x", "(".repeat(5000), ")".repeat(5000)),
+        format!("SELECT {} AS x", vec!["1"; 60_000].join("+")),
+        format!(
+            "SELECT {} AS x FROM call_logs",
+            vec!["duration_seconds"; 7_000].join("+")
+        ),
+        format!("SELECT {} AS x", vec!["1"; 300].join("+")),
+    ] {
+        try_query(&sql, &mut failures);
+    }
     let mutations = proptest::collection::vec((0usize..4, any::<usize>(), any::<usize>()), 1..3);
     let mut runner = TestRunner::new_with_rng(
         Config::with_cases(300),
@@ -1254,10 +1264,10 @@ fn random_and_mutated_queries_never_panic_nor_read_a_file() {
             try_query(&sql, &mut failures);
         }
     }
-    eprintln!("fuzz: 901 queries, {parsed} parsed, {answered} answered, {refused} refused");
+    eprintln!("fuzz: 904 queries, {parsed} parsed, {answered} answered, {refused} refused");
     assert!(
         failures.is_empty(),
-        "{} of 901 queries failed the rules ({parsed} parsed, {answered} answered, {refused} refused):\n{}",
+        "{} of 904 queries failed the rules ({parsed} parsed, {answered} answered, {refused} refused):\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -1266,4 +1276,76 @@ fn random_and_mutated_queries_never_panic_nor_read_a_file() {
         parsed > 200,
         "{parsed} parsed, {answered} answered, {refused} refused"
     );
+}
+
+/// The memory limit holds the engine's work: a sort of 4 M rows (a cross
+/// join of the window's calls) under 16 MiB spills to the private folder
+/// and answers, or fails naming --memory-limit (exit 2); never the OOM
+/// killer. The spill folder is gone afterwards.
+#[test]
+fn a_query_past_its_memory_limit_spills_or_fails_naming_the_limit() {
+    let db = TestDb::with_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = db
+        .cmd()
+        .env("TMPDIR", tmp.path())
+        .args(["query", "--memory-limit", "16", "--format", "csv"])
+        .arg(
+            "SELECT count(*) AS n, max(x) AS last FROM (
+               SELECT a.call_id || b.call_id AS x FROM call_logs a CROSS JOIN call_logs b
+               ORDER BY a.created_at, b.created_at, x) s",
+        )
+        .args(WINDOW)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        let calls: i64 = csv_of(&db, "SELECT count(*) AS n FROM call_logs")
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            stdout_of(&out).contains(&format!("{}", calls * calls)),
+            "{}",
+            stdout_of(&out)
+        );
+    } else {
+        assert_fails(&out, 2, "--memory-limit");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A limit below what the window's columns take is refused at once.
+    assert_fails(
+        &db.cmd()
+            .args(["query", "--memory-limit", "5", "SELECT 1 AS one"])
+            .output()
+            .unwrap(),
+        2,
+        "--memory-limit",
+    );
+}
+
+/// The statement timeout bounds the engine's work too, and the process
+/// ends at once (it does not wait for the engine's threads).
+#[test]
+fn a_query_longer_than_the_statement_timeout_stops_with_exit_2() {
+    let db = TestDb::with_fixture();
+    for sql in [
+        "SELECT count(*) AS n FROM call_logs a CROSS JOIN call_logs b CROSS JOIN call_logs c
+         WHERE a.call_id || b.call_id < c.call_id",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) AS n FROM r",
+    ] {
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("callrollup"))
+            .env("DATABASE_URL", &db.url)
+            .args(["query", "--statement-timeout", "2", "--format", "csv"])
+            .arg(sql)
+            .args(WINDOW)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = crate::util::ends_within(child, 30, "a query past its time limit");
+        assert_fails(&out, 2, "time limit");
+    }
 }
