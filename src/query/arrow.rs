@@ -135,6 +135,15 @@ fn to_polars_column(name: &str, array: &dyn Array) -> Result<Column> {
             Column::new(name, values.iter().collect::<Vec<Option<$polars>>>())
         }};
     }
+    macro_rules! widened {
+        ($arrow:ty) => {{
+            let values = array.as_primitive::<$arrow>();
+            Column::new(
+                name,
+                values.iter().map(|v| v.map(i32::from)).collect::<Vec<_>>(),
+            )
+        }};
+    }
     let datetime =
         |values: Vec<Option<i64>>, unit: TimeUnit, tz: &Option<Arc<str>>| -> Result<Column> {
             let tz = match tz {
@@ -157,22 +166,9 @@ fn to_polars_column(name: &str, array: &dyn Array) -> Result<Column> {
         ArrowType::Int16 => primitive!(Int16Type, i16),
         ArrowType::Int32 => primitive!(Int32Type, i32),
         ArrowType::Int64 => primitive!(Int64Type, i64),
-        ArrowType::UInt8 => Column::new(
-            name,
-            array
-                .as_primitive::<UInt8Type>()
-                .iter()
-                .map(|v| v.map(i32::from))
-                .collect::<Vec<_>>(),
-        ),
-        ArrowType::UInt16 => Column::new(
-            name,
-            array
-                .as_primitive::<UInt16Type>()
-                .iter()
-                .map(|v| v.map(i32::from))
-                .collect::<Vec<_>>(),
-        ),
+        // Polars is built without 8- and 16-bit unsigned columns.
+        ArrowType::UInt8 => widened!(UInt8Type),
+        ArrowType::UInt16 => widened!(UInt16Type),
         ArrowType::UInt32 => primitive!(UInt32Type, u32),
         ArrowType::UInt64 => primitive!(UInt64Type, u64),
         ArrowType::Float32 => primitive!(Float32Type, f32),

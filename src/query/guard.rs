@@ -336,20 +336,16 @@ pub fn check(sql: &str, tables: &[&'static str]) -> Result<Checked> {
     let mut statement = statements.pop_front().expect("one statement");
     let query = match &statement {
         DFStatement::Statement(s) => match s.as_ref() {
-            Statement::Query(q) => q,
-            other => {
-                return Err(refuse(format!(
-                    "{} is not a SELECT; `query` runs only a SELECT",
-                    first_words(&other.to_string())
-                )))
-            }
+            Statement::Query(q) => Some(q),
+            _ => None,
         },
-        other => {
-            return Err(refuse(format!(
-                "{} is not a SELECT; `query` runs only a SELECT",
-                first_words(&other.to_string())
-            )))
-        }
+        _ => None,
+    };
+    let Some(query) = query else {
+        return Err(refuse(format!(
+            "{} is not a SELECT; `query` runs only a SELECT",
+            first_words(&statement.to_string())
+        )));
     };
     let mut relations = Relations::default();
     let _ = query.visit(&mut relations);

@@ -63,11 +63,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         .as_ref()
         .clone()
         .with_aliases(["sign"]);
-    let mut functions = vec![
-        ScalarUDF::new_from_impl(RoundHalfEven::new()),
-        sign,
-        at_time_zone(),
-    ];
+    let mut functions = vec![sign, at_time_zone()];
     functions.extend(super::extract::functions());
     functions.extend(super::capped::functions());
     functions
@@ -77,17 +73,71 @@ pub fn aggregate_functions() -> Vec<datafusion::logical_expr::AggregateUDF> {
     super::percentile::aggregates()
 }
 
-/// Divides two doubles; a zero divisor is Postgres' error.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct FloatDivide {
+/// A function of doubles to a double: Postgres' `rint` (round half to
+/// even) and its division, which refuses a zero divisor.
+#[derive(Debug)]
+struct DoubleFunction {
+    name: &'static str,
     signature: Signature,
+    compute: fn(&[&Float64Array]) -> Result<Float64Array>,
 }
 
+// One function per name: the name says which (function pointers do not
+// compare meaningfully).
+impl PartialEq for DoubleFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for DoubleFunction {}
+
+impl std::hash::Hash for DoubleFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+/// The internal names: not ones a query calls by chance.
+const ROUND_HALF_EVEN: &str = "__callrollup_round_half_even";
 const FLOAT_DIVIDE: &str = "__callrollup_float_divide";
 
-impl ScalarUDFImpl for FloatDivide {
+fn rint(args: &[&Float64Array]) -> Result<Float64Array> {
+    Ok(args[0].unary(f64::round_ties_even))
+}
+
+fn divide(args: &[&Float64Array]) -> Result<Float64Array> {
+    let (a, b) = (args[0], args[1]);
+    let mut out = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        if a.is_null(i) || b.is_null(i) {
+            out.push(None);
+        } else if b.value(i) == 0.0 {
+            return datafusion::common::exec_err!("division by zero");
+        } else {
+            out.push(Some(a.value(i) / b.value(i)));
+        }
+    }
+    Ok(Float64Array::from(out))
+}
+
+impl DoubleFunction {
+    fn udf(
+        name: &'static str,
+        arity: usize,
+        compute: fn(&[&Float64Array]) -> Result<Float64Array>,
+    ) -> ScalarUDF {
+        ScalarUDF::new_from_impl(DoubleFunction {
+            name,
+            signature: Signature::exact(vec![DataType::Float64; arity], Volatility::Immutable),
+            compute,
+        })
+    }
+}
+
+impl ScalarUDFImpl for DoubleFunction {
     fn name(&self) -> &str {
-        FLOAT_DIVIDE
+        self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -97,35 +147,29 @@ impl ScalarUDFImpl for FloatDivide {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let (a, b) = (
-            arrays[0].as_primitive::<Float64Type>(),
-            arrays[1].as_primitive::<Float64Type>(),
-        );
-        let mut out = Vec::with_capacity(a.len());
-        for i in 0..a.len() {
-            if a.is_null(i) || b.is_null(i) {
-                out.push(None);
-            } else if b.value(i) == 0.0 {
-                return datafusion::common::exec_err!("division by zero");
-            } else {
-                out.push(Some(a.value(i) / b.value(i)));
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(out))))
+        let doubles: Vec<&Float64Array> = arrays
+            .iter()
+            .map(|a| a.as_primitive::<Float64Type>())
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new((self.compute)(&doubles)?)))
     }
 }
 
+/// A call of a DoubleFunction, its arguments cast to double precision.
+fn call_double(udf: ScalarUDF, args: Vec<Expr>) -> Expr {
+    let args = args
+        .into_iter()
+        .map(|e| Expr::Cast(Cast::new(Box::new(e), DataType::Float64)))
+        .collect();
+    Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), args))
+}
+
 fn float_divide(a: Expr, b: Expr) -> Expr {
-    let cast = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Float64));
-    Expr::ScalarFunction(ScalarFunction::new_udf(
-        Arc::new(ScalarUDF::new_from_impl(FloatDivide {
-            signature: Signature::exact(
-                vec![DataType::Float64, DataType::Float64],
-                Volatility::Immutable,
-            ),
-        })),
-        vec![cast(a), cast(b)],
-    ))
+    call_double(DoubleFunction::udf(FLOAT_DIVIDE, 2, divide), vec![a, b])
+}
+
+fn round_half_even(expr: Expr) -> Expr {
+    call_double(DoubleFunction::udf(ROUND_HALF_EVEN, 1, rint), vec![expr])
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -141,49 +185,6 @@ fn differs_as_text(t: &Option<DataType>) -> bool {
 
 fn refused(why: &str) -> Result<Transformed<Expr>> {
     datafusion::common::plan_err!("{why}")
-}
-
-/// Rounds a double to the nearest integer, ties to even (Postgres' `rint`,
-/// its `round(double precision)` and its float-to-integer casts).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RoundHalfEven {
-    signature: Signature,
-}
-
-impl RoundHalfEven {
-    fn new() -> Self {
-        RoundHalfEven {
-            signature: Signature::exact(vec![DataType::Float64], Volatility::Immutable),
-        }
-    }
-}
-
-/// The internal name: not one a query can call by chance.
-const ROUND_HALF_EVEN: &str = "__callrollup_round_half_even";
-
-impl ScalarUDFImpl for RoundHalfEven {
-    fn name(&self) -> &str {
-        ROUND_HALF_EVEN
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let values = arrays[0].as_primitive::<Float64Type>();
-        let rounded: Float64Array = values.unary(f64::round_ties_even);
-        Ok(ColumnarValue::Array(Arc::new(rounded)))
-    }
-}
-
-fn round_half_even(expr: Expr) -> Expr {
-    Expr::ScalarFunction(ScalarFunction::new_udf(
-        Arc::new(ScalarUDF::new_from_impl(RoundHalfEven::new())),
-        vec![expr],
-    ))
 }
 
 /// DataFusion's own `round` (half away from zero for decimals).
@@ -253,6 +254,21 @@ fn widened(expr: Expr, t: &DataType) -> Option<Expr> {
     }
 }
 
+/// What a value cast to an integer is rounded with first: Postgres rounds
+/// numeric half away from zero and double precision half to even, where
+/// Arrow truncates.
+fn rounded_for_integer(inner: Expr, from: Option<DataType>) -> Transformed<Expr> {
+    match from {
+        Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+            Transformed::yes(round_decimal(inner))
+        }
+        Some(DataType::Float64 | DataType::Float32 | DataType::Float16) => {
+            Transformed::yes(round_half_even(inner))
+        }
+        _ => Transformed::no(inner),
+    }
+}
+
 fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     // Before type coercion a type may not be known yet: then no rewrite.
     let type_of = |e: &Expr| e.get_type(schema as &dyn ExprSchema).ok();
@@ -298,38 +314,14 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // A decimal or float cast to an integer rounds, as in Postgres.
         Expr::Cast(Cast { expr: inner, field }) if is_integer(field.data_type()) => {
             let from = type_of(&inner);
-            let inner = match from {
-                Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => round_decimal(*inner),
-                Some(DataType::Float64) => round_half_even(*inner),
-                Some(DataType::Float32 | DataType::Float16) => {
-                    round_half_even(Expr::Cast(Cast::new(inner, DataType::Float64)))
-                }
-                _ => {
-                    return Ok(Transformed::no(Expr::Cast(Cast::new_from_field(
-                        inner, field,
-                    ))))
-                }
-            };
-            Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
-                Box::new(inner),
-                field,
-            ))))
+            Ok(rounded_for_integer(*inner, from)
+                .map_data(|inner| Ok(Expr::Cast(Cast::new_from_field(Box::new(inner), field))))?)
         }
         Expr::TryCast(TryCast { expr: inner, field }) if is_integer(field.data_type()) => {
             let from = type_of(&inner);
-            let inner = match from {
-                Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => round_decimal(*inner),
-                Some(DataType::Float64) => round_half_even(*inner),
-                _ => {
-                    return Ok(Transformed::no(Expr::TryCast(TryCast::new_from_field(
-                        inner, field,
-                    ))))
-                }
-            };
-            Ok(Transformed::yes(Expr::TryCast(TryCast::new_from_field(
-                Box::new(inner),
-                field,
-            ))))
+            Ok(rounded_for_integer(*inner, from).map_data(|inner| {
+                Ok(Expr::TryCast(TryCast::new_from_field(Box::new(inner), field)))
+            })?)
         }
         // round(double precision) is rint: ties to even.
         Expr::ScalarFunction(f)
