@@ -66,15 +66,16 @@ pub fn execute(args: Args) -> Result<()> {
         let path = args.output.output.as_ref().expect("checked above");
         // Streamed into a temporary sibling, then renamed: whole or nothing.
         return crate::sink::files::write_whole_with(path, |_, file| {
-            query::write_parquet(&session, &checked, file)
+            query::write_parquet(&session, &checked, file).map_err(query::as_usage)
         });
     }
-    let result = session.run(&checked)?.frame()?;
+    let result = session.run(&checked)?.frame().map_err(query::as_usage)?;
     let bytes = match args.format {
-        Format::Table => query::table(&result)?,
-        Format::Csv => query::csv(&result)?,
-        Format::Json => query::json(&result)?,
+        Format::Table => query::table(&result),
+        Format::Csv => query::csv(&result),
+        Format::Json => query::json(&result),
         Format::Parquet => unreachable!("written above"),
-    };
+    }
+    .map_err(query::as_usage)?;
     args.output.write(&bytes)
 }

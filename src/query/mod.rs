@@ -616,6 +616,19 @@ fn read_source(
     Ok(())
 }
 
+/// An error in turning the answer into output (a Polars conversion or
+/// writer error), as the one-line usage error every other failure of a
+/// query is (exit 2), its text shown, never sent, to the terminal.
+pub fn as_usage(e: Error) -> Error {
+    match e {
+        Error::Polars(p) => Error::usage(format!(
+            "the answer cannot be written: {}",
+            first_line(&p.to_string())
+        )),
+        other => other,
+    }
+}
+
 /// Runs `f`, turning a panic inside the engine into a usage error: a query
 /// that makes it panic is one it cannot run, not a crash. The panic's own
 /// report (a backtrace on stderr) is silenced meanwhile.
@@ -849,8 +862,8 @@ fn check_csv_printable(df: &DataFrame) -> Result<()> {
         match c.dtype() {
             DataType::Decimal(_, _) if crate::money::decimals(c).is_err() => {
                 return Err(Error::usage(format!(
-                    "column {}: a value has more than 28 digits or 28 decimals, more than CSV prints exactly; use --format json or parquet, or round it in the query",
-                    c.name()
+                    "column {:?}: a value has more than 28 digits or 28 decimals, more than CSV prints exactly; use --format json or parquet, or round it in the query",
+                    c.name().as_str()
                 )));
             }
             DataType::Date => {
