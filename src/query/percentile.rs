@@ -117,6 +117,7 @@ impl AggregateUDFImpl for Percentile {
             descending,
             value_type: args.expr_fields[0].data_type().clone(),
             values: Vec::new(),
+            doubles: Vec::new(),
         }))
     }
 }
@@ -127,17 +128,48 @@ struct PercentileAccumulator {
     fraction: f64,
     descending: bool,
     value_type: DataType,
+    /// percentile_disc's values, of any ordered type.
     values: Vec<ScalarValue>,
+    /// percentile_cont's values: doubles, 8 bytes each (a ScalarValue is
+    /// 48: the p95 of 5 M durations took 680 MB).
+    doubles: Vec<f64>,
 }
 
 impl PercentileAccumulator {
     fn take(&mut self, array: &dyn Array) -> Result<()> {
+        if self.kind == Kind::Continuous {
+            let doubles = datafusion::arrow::compute::cast(array, &DataType::Float64)?;
+            let doubles = doubles.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            self.doubles.extend(doubles.iter().flatten());
+            return Ok(());
+        }
         for i in 0..array.len() {
             if array.is_valid(i) {
                 self.values.push(ScalarValue::try_from_array(array, i)?);
             }
         }
         Ok(())
+    }
+
+    /// Postgres' interpolation over the sorted doubles.
+    fn continuous(&mut self) -> ScalarValue {
+        let n = self.doubles.len();
+        if n == 0 {
+            return ScalarValue::Float64(None);
+        }
+        self.doubles.sort_by(f64::total_cmp);
+        if self.descending {
+            self.doubles.reverse();
+        }
+        let position = self.fraction * (n - 1) as f64;
+        let first = position.floor();
+        let second = position.ceil();
+        let lo = self.doubles[first as usize];
+        if first == second {
+            return ScalarValue::Float64(Some(lo));
+        }
+        let hi = self.doubles[second as usize];
+        ScalarValue::Float64(Some(lo + (hi - lo) * (position - first)))
     }
 }
 
@@ -157,17 +189,26 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let list = ScalarValue::new_list_nullable(&self.values, &self.value_type);
+        let list = if self.kind == Kind::Continuous {
+            let doubles: Vec<ScalarValue> = self
+                .doubles
+                .iter()
+                .map(|d| ScalarValue::Float64(Some(*d)))
+                .collect();
+            ScalarValue::new_list_nullable(&doubles, &DataType::Float64)
+        } else {
+            ScalarValue::new_list_nullable(&self.values, &self.value_type)
+        };
         Ok(vec![ScalarValue::List(list)])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.kind == Kind::Continuous {
+            return Ok(self.continuous());
+        }
         let n = self.values.len();
         if n == 0 {
-            return ScalarValue::try_from(&self.value_type).map(|null| match self.kind {
-                Kind::Continuous => ScalarValue::Float64(None),
-                Kind::Discrete => null,
-            });
+            return ScalarValue::try_from(&self.value_type);
         }
         let mut unordered = false;
         self.values.sort_by(|a, b| {
@@ -182,29 +223,8 @@ impl Accumulator for PercentileAccumulator {
         if self.descending {
             self.values.reverse();
         }
-        match self.kind {
-            Kind::Continuous => {
-                let float = |v: &ScalarValue| match v {
-                    ScalarValue::Float64(Some(f)) => Ok(*f),
-                    other => exec_err!("percentile_cont of a {}", other.data_type()),
-                };
-                let position = self.fraction * (n - 1) as f64;
-                let first = position.floor();
-                let second = position.ceil();
-                let lo = float(&self.values[first as usize])?;
-                if first == second {
-                    return Ok(ScalarValue::Float64(Some(lo)));
-                }
-                let hi = float(&self.values[second as usize])?;
-                Ok(ScalarValue::Float64(Some(
-                    lo + (hi - lo) * (position - first),
-                )))
-            }
-            Kind::Discrete => {
-                let position = (self.fraction * n as f64).ceil().max(1.0) as usize;
-                Ok(self.values[position.min(n) - 1].clone())
-            }
-        }
+        let position = (self.fraction * n as f64).ceil().max(1.0) as usize;
+        Ok(self.values[position.min(n) - 1].clone())
     }
 
     fn size(&self) -> usize {
