@@ -65,15 +65,12 @@ pub fn session(runtime: Arc<RuntimeEnv>) -> SessionContext {
     // Before TypeCoercion (the last of the default rules).
     let coercion = analyzer.rules.len() - 1;
     analyzer.rules.insert(coercion, postgres::analyzer_rule());
-    let mut planners = postgres::expr_planners();
-    planners.extend(datafusion::execution::SessionStateDefaults::default_expr_planners());
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         // read_csv, generate_series, …: a query reads only its tables.
         .with_table_function_list(vec![])
-        .with_expr_planners(planners)
         .with_analyzer_rules(analyzer.rules)
         .build();
     let context = SessionContext::new_with_state(state);

@@ -29,6 +29,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
+use super::table::{scan_of, ScanOf};
 use crate::error::{Error, Result};
 
 /// How deeply the parser may nest (DataFusion's default): deeper queries
@@ -408,16 +409,13 @@ pub fn check_plan(plan: &LogicalPlan, tables: &[&'static str]) -> Result<()> {
             LogicalPlan::TableScan(scan) => {
                 // The provider itself, not only the name: one of the
                 // window's tables, or a recursive CTE's own rows.
-                let provider = datafusion::datasource::source_as_provider(&scan.source).ok();
-                let any = provider.as_ref().map(|p| p.as_ref() as &dyn std::any::Any);
-                let window_table = any.is_some_and(|a| a.is::<super::table::WindowTable>())
+                let window_table = scan_of(scan) == ScanOf::WindowTable
                     && tables.contains(&scan.table_name.table())
                     && scan
                         .table_name
                         .schema()
                         .is_none_or(|s| s == super::engine::SCHEMA);
-                let recursive_rows = any
-                    .is_some_and(|a| a.is::<datafusion::datasource::cte_worktable::CteWorkTable>());
+                let recursive_rows = scan_of(scan) == ScanOf::RecursiveRows;
                 if window_table || recursive_rows {
                     None
                 } else {

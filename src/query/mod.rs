@@ -246,9 +246,7 @@ pub fn columns_read(checked: &Checked) -> Result<Columns> {
         if let LogicalPlan::TableScan(scan) = node {
             // A recursive CTE may be named like a table: only scans of the
             // window's tables count.
-            let window_table = datafusion::datasource::source_as_provider(&scan.source)
-                .ok()
-                .is_some_and(|p| (p.as_ref() as &dyn std::any::Any).is::<WindowTable>());
+            let window_table = table::scan_of(scan) == table::ScanOf::WindowTable;
             let name = names.iter().find(|n| **n == scan.table_name.table());
             if let (true, Some(name)) = (window_table, name) {
                 let width = scan.source.schema().fields().len();
@@ -478,12 +476,6 @@ impl Session {
             "the query ran longer than its time limit ({} s, --statement-timeout): narrow the window or --tenant, or raise the limit",
             self.limits.time.as_secs()
         ))
-    }
-
-    /// Bytes the engine's memory pool holds now (the tables' columns and
-    /// any operator's state).
-    pub fn memory_in_use(&self) -> usize {
-        self.env.memory_pool.reserved()
     }
 }
 

@@ -36,7 +36,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ExprSchema, Result};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
@@ -45,10 +44,6 @@ use datafusion::optimizer::AnalyzerRule;
 
 /// The fewest decimals a decimal quotient keeps.
 const QUOTIENT_SCALE: i8 = 16;
-
-pub fn expr_planners() -> Vec<Arc<dyn ExprPlanner>> {
-    Vec::new()
-}
 
 /// The rule that gives Postgres' answers; it runs before type coercion,
 /// so that the coercion sees the widened or rounded expressions and types

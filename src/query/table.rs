@@ -17,6 +17,29 @@ use datafusion::physical_plan::ExecutionPlan;
 /// Rows the engine takes at a time: DataFusion's batch size.
 pub const BATCH_ROWS: usize = 8192;
 
+/// What a plan's scan reads: one of the window's tables, a recursive
+/// CTE's own rows, or something else (which the guard refuses).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScanOf {
+    WindowTable,
+    RecursiveRows,
+    Other,
+}
+
+/// The provider behind a scan, by its type, not its name (a recursive CTE
+/// may be named like a table).
+pub fn scan_of(scan: &datafusion::logical_expr::TableScan) -> ScanOf {
+    let provider = datafusion::datasource::source_as_provider(&scan.source).ok();
+    let any = provider.as_ref().map(|p| p.as_ref() as &dyn std::any::Any);
+    match any {
+        Some(a) if a.is::<WindowTable>() => ScanOf::WindowTable,
+        Some(a) if a.is::<datafusion::datasource::cte_worktable::CteWorkTable>() => {
+            ScanOf::RecursiveRows
+        }
+        _ => ScanOf::Other,
+    }
+}
+
 #[derive(Debug)]
 pub struct WindowTable {
     /// The table's whole schema.
