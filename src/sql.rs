@@ -8,6 +8,7 @@ pub const TENANTS: &str = include_str!("../queries/tenants.sql");
 pub const CALL_LOGS: &str = include_str!("../queries/call_logs.sql");
 pub const ERRORED_CALLS: &str = include_str!("../queries/errored_calls.sql");
 pub const SYSTEM_ERRORS: &str = include_str!("../queries/system_errors.sql");
+pub const QUERY_ROWS: &str = include_str!("../queries/query_rows.sql");
 pub const SOURCE_FINGERPRINT: &str = include_str!("../queries/source_fingerprint.sql");
 pub const SOURCE_TOTALS: &str = include_str!("../queries/source_totals.sql");
 pub const COPY_OUT: &str = include_str!("../queries/copy_out.sql");

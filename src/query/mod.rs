@@ -6,11 +6,12 @@
 //!
 //! A query is checked twice against the allow-list (`guard`): its SQL,
 //! then the engine's plan. The columns it reads are taken from its own
-//! plan, and only those are read into memory, a day at a time through
-//! the pipeline `run` uses; the memory they take counts against the
-//! query's memory limit, beyond which the engine's operators spill to a
-//! private folder or the query fails. The engine answers as Postgres
-//! does where the two would differ (`postgres`).
+//! plan, and only those are read into memory: from the database by one
+//! COPY per table over the window's range (`read`), from a snapshot a day
+//! at a time through the pipeline `run` uses. The memory they take counts
+//! against the query's memory limit, beyond which the engine's operators
+//! spill to a private folder or the query fails. The engine answers as
+//! Postgres does where the two would differ (`postgres`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ mod extract;
 mod guard;
 mod percentile;
 mod postgres;
+mod read;
 mod table;
 
 pub use guard::Checked;
@@ -305,6 +307,7 @@ impl Session {
                 spec,
                 input.window,
                 input.tenants,
+                columns,
                 &mut tables,
                 &env,
                 &mut held,
@@ -567,12 +570,15 @@ fn reserve(
         })
 }
 
-/// The window's calls and errors, with their days, and the tenants, read a
-/// chunk at a time: only the held columns are kept.
+/// The window's calls and errors, with their days, and the tenants: from
+/// the database in one read per table (`read`), from a snapshot through
+/// the pipeline's frames.
+#[allow(clippy::too_many_arguments)]
 fn read_source(
     spec: &SourceSpec,
     window: &Window,
     tenants: &TenantSelection,
+    columns: &Columns,
     tables: &mut BTreeMap<&'static str, WindowTable>,
     env: &Arc<RuntimeEnv>,
     held: &mut Vec<MemoryReservation>,
@@ -580,14 +586,73 @@ fn read_source(
 ) -> Result<()> {
     let mut input = Input::open(spec)?;
     let selection = input.selection(tenants)?;
+    let Input::Postgres(source, shape) = &mut input else {
+        return read_frames(&mut input, window, &selection, tables, env, held, limits);
+    };
+    let tenant_rows = source.tenants(&selection)?;
+    let target = tables.get_mut("tenants").expect("a table");
+    hold(target, "tenants", &tenant_rows, env, held, limits)?;
+    let days = read::TenantDays::new(&tenant_rows, window)?;
+    let mut counts = Vec::new();
+    for name in ["call_logs", "system_errors"] {
+        if !columns.contains_key(name) {
+            continue;
+        }
+        crate::fault::pause_point("query_read");
+        crate::signals::check()?;
+        let target = tables.get_mut(name).expect("a table");
+        let schema = target.held_schema().clone();
+        let reservation = MemoryConsumer::new(format!("{name} columns")).register(&env.memory_pool);
+        let rows = read::read_table(
+            source,
+            *shape,
+            window,
+            &selection,
+            &days,
+            name,
+            &schema,
+            &mut |batch| {
+                // A stop (Ctrl-C) ends a long read between batches.
+                crate::signals::check()?;
+                reserve(&reservation, &batch, name, limits)?;
+                target.push(batch);
+                Ok(())
+            },
+        )?;
+        held.push(reservation);
+        counts.push(format!("{rows} {name} rows"));
+    }
+    if !counts.is_empty() {
+        crate::log::info(&format!(
+            "read {}..{} in one pass: {}",
+            window.from,
+            window.to,
+            counts.join(" and ")
+        ));
+    }
+    Ok(())
+}
+
+/// A snapshot's calls and errors, with their days, and the tenants, read
+/// a chunk at a time through the pipeline's frames: only the held columns
+/// are kept.
+fn read_frames(
+    input: &mut Input,
+    window: &Window,
+    selection: &TenantSelection,
+    tables: &mut BTreeMap<&'static str, WindowTable>,
+    env: &Arc<RuntimeEnv>,
+    held: &mut Vec<MemoryReservation>,
+    limits: Limits,
+) -> Result<()> {
     let plan = Plan {
         window,
         chunk_days: CHUNK_DAYS,
-        selection: &selection,
+        selection,
     };
     let mut tenants_read = false;
     for_each_chunk(
-        &mut input,
+        input,
         &plan,
         &mut Timings::default(),
         |frames, _, chunk, _| {

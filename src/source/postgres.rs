@@ -148,36 +148,14 @@ impl PostgresSource {
         shape: SourceShape,
     ) -> Result<(DataFrame, DataFrame)> {
         self.open_readers()?;
-        let duration = if shape.has_duration_seconds {
-            "c.duration_seconds::bigint"
-        } else {
-            "NULL::bigint"
-        };
         let slices = split_range(range, self.readers.len());
         let queries: Vec<(String, String)> = slices
             .iter()
-            .map(|&(from, to)| {
-                let (from_utc, to_utc) = (timestamp_literal(from), timestamp_literal(to));
-                let calls = sql::render(
-                    sql::CALL_LOGS,
-                    &[
-                        ("schema", &self.schema),
-                        ("from_utc", &from_utc),
-                        ("to_utc", &to_utc),
-                        ("duration_seconds", duration),
-                        ("tenant_filter", &selection.sql_filter("c.tenant_id")),
-                    ],
-                );
-                let errors = sql::render(
-                    sql::SYSTEM_ERRORS,
-                    &[
-                        ("schema", &self.schema),
-                        ("from_utc", &from_utc),
-                        ("to_utc", &to_utc),
-                        ("tenant_filter", &selection.sql_filter("e.tenant_id")),
-                    ],
-                );
-                (calls, errors)
+            .map(|&slice| {
+                (
+                    self.rows_query("call_logs", slice, selection, shape),
+                    self.rows_query("system_errors", slice, selection, shape),
+                )
             })
             .collect();
         let url = &self.url;
@@ -218,6 +196,72 @@ impl PostgresSource {
         let calls = calls.expect("at least one reader");
         let errors = errors.expect("at least one reader");
         Ok((calls, errors))
+    }
+
+    /// The declared columns of `table` (call_logs or system_errors) over
+    /// the UTC range `range`: `queries/<table>.sql` rendered.
+    fn rows_query(
+        &self,
+        table: &str,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        selection: &TenantSelection,
+        shape: SourceShape,
+    ) -> String {
+        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+        let duration = if shape.has_duration_seconds {
+            "c.duration_seconds::bigint"
+        } else {
+            "NULL::bigint"
+        };
+        match table {
+            "call_logs" => sql::render(
+                sql::CALL_LOGS,
+                &[
+                    ("schema", &self.schema),
+                    ("from_utc", &from_utc),
+                    ("to_utc", &to_utc),
+                    ("duration_seconds", duration),
+                    ("tenant_filter", &selection.sql_filter("c.tenant_id")),
+                ],
+            ),
+            _ => sql::render(
+                sql::SYSTEM_ERRORS,
+                &[
+                    ("schema", &self.schema),
+                    ("from_utc", &from_utc),
+                    ("to_utc", &to_utc),
+                    ("tenant_filter", &selection.sql_filter("e.tenant_id")),
+                ],
+            ),
+        }
+    }
+
+    /// Some declared columns of `table` (call_logs or system_errors) over
+    /// a UTC range in one statement, inside the snapshot, each field handed
+    /// to `each` as it is decoded (`pgcopy::for_each_field`): `query`'s
+    /// read. One statement over the whole range lets Postgres read in
+    /// storage order (a sequential scan) when the range covers most of the
+    /// table, and an index range when it does not.
+    pub fn for_each_field(
+        &mut self,
+        table: &'static str,
+        columns: &[&str],
+        range: (DateTime<Utc>, DateTime<Utc>),
+        selection: &TenantSelection,
+        shape: SourceShape,
+        each: impl FnMut(usize, Option<&[u8]>) -> std::result::Result<(), pgcopy::DecodeError>,
+    ) -> Result<()> {
+        self.open_readers()?;
+        let rows = self.rows_query(table, range, selection, shape);
+        // The names are the declared columns' (constants), never user text.
+        let text = sql::render(
+            sql::QUERY_ROWS,
+            &[("columns", &columns.join(", ")), ("rows", &rows)],
+        );
+        let statement = sql::render(sql::COPY_OUT, &[("query", &text)]);
+        let stream = self.readers[0].copy_out(&statement)?;
+        pgcopy::for_each_field(stream, columns.len(), each)
+            .map_err(|e| decode_error(&self.url, table, e))
     }
 
     /// Starts counting and summing `range` (the union of the ranges the
@@ -298,7 +342,8 @@ impl PostgresSource {
         crate::zone_check::check(&mut self.client, &declared, window)
     }
 
-    fn tenants(&mut self, selection: &TenantSelection) -> Result<DataFrame> {
+    /// The selected tenants (read once).
+    pub fn tenants(&mut self, selection: &TenantSelection) -> Result<DataFrame> {
         if let Some(tenants) = &self.tenants {
             return Ok(tenants.clone());
         }

@@ -828,7 +828,7 @@ fn sigint_during_query_removes_its_spill_folder() {
     let scratch = tempfile::tempdir().unwrap();
     let tmp = scratch.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    // Paused between two days of spilling calls: the spill folder exists.
+    // Paused before the calls are read: the spill folder exists.
     let (mut child, stderr) = spawn_paused_with_stderr(
         Some(&db),
         &[
@@ -839,7 +839,7 @@ fn sigint_during_query_removes_its_spill_folder() {
             "--to",
             "2026-03-09",
         ],
-        "between_chunks",
+        "query_read",
         &[("TMPDIR", &tmp)],
     );
     assert_eq!(
