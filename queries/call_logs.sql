@@ -1,6 +1,8 @@
 -- The window's calls: only the columns docs/CONTRACT.md §1 lists, over the UTC
 -- range that covers the window's tenant-local days (served by the
 -- created_at index). Whether a call is errored comes from errored_calls.sql.
+-- The page range is empty for `run`; `query` reads a large range in slices
+-- of the table's pages on parallel streams (query_table_pages.sql).
 -- Read through binary COPY (copy_out.sql), so each column arrives in the
 -- type the decoder expects: uuid, text, numeric, timestamptz, bigint.
 SELECT c.call_id::text          AS call_id,
@@ -17,3 +19,4 @@ FROM {schema}.call_logs c
 WHERE c.created_at >= '{from_utc}'::timestamptz
   AND c.created_at <  '{to_utc}'::timestamptz
   {tenant_filter}
+  {page_range}

@@ -1,4 +1,5 @@
 -- The window's errors, without message, stack trace or context.
+-- The page range: as in call_logs.sql.
 SELECT e.tenant_id        AS tenant_id,
        e.call_id::text    AS call_id,
        e.error_type::text AS error_type,
@@ -9,3 +10,4 @@ FROM {schema}.system_errors e
 WHERE e.created_at >= '{from_utc}'::timestamptz
   AND e.created_at <  '{to_utc}'::timestamptz
   {tenant_filter}
+  {page_range}

@@ -603,7 +603,7 @@ fn read_source(
         let target = tables.get_mut(name).expect("a table");
         let schema = target.held_schema().clone();
         let reservation = MemoryConsumer::new(format!("{name} columns")).register(&env.memory_pool);
-        let rows = read::read_table(
+        let (rows, streams) = read::read_table(
             source,
             *shape,
             window,
@@ -620,11 +620,15 @@ fn read_source(
             },
         )?;
         held.push(reservation);
-        counts.push(format!("{rows} {name} rows"));
+        let streams = match streams {
+            1 => "one stream".to_string(),
+            n => format!("{n} streams"),
+        };
+        counts.push(format!("{rows} {name} rows ({streams})"));
     }
     if !counts.is_empty() {
         crate::log::info(&format!(
-            "read {}..{} in one pass: {}",
+            "read {}..{}: {}",
             window.from,
             window.to,
             counts.join(" and ")

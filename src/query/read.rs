@@ -467,10 +467,21 @@ impl<'a> TableRead<'a> {
     }
 }
 
+/// Streams a large read is split over: Postgres scans pages on one core
+/// per stream while this process decodes (on the 5 M-call bench window,
+/// 2 streams on 2 cores: see bench/README.md).
+fn streams() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
 /// Reads the columns of `schema` (held columns of `table`, call_logs or
 /// system_errors, whose `day` is computed here) for the window's tenant
-/// days, handing `add` a batch of up to `BATCH_ROWS` rows at a time;
-/// returns how many rows it kept.
+/// days, handing `add` a batch of up to `BATCH_ROWS` rows at a time (from
+/// any of the streams' threads); returns how many rows it kept and how
+/// many streams read them.
 #[allow(clippy::too_many_arguments)]
 pub fn read_table(
     source: &mut PostgresSource,
@@ -480,40 +491,53 @@ pub fn read_table(
     days: &TenantDays,
     table: &'static str,
     schema: &SchemaRef,
-    add: &mut dyn FnMut(RecordBatch) -> Result<()>,
-) -> Result<usize> {
-    let mut read = TableRead::new(schema, table, days)?;
-    let mut kept = 0;
-    let copied = read.copied.clone();
+    add: &mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
+) -> Result<(usize, usize)> {
+    let mut reads = (0..streams())
+        .map(|_| TableRead::new(schema, table, days))
+        .collect::<Result<Vec<_>>>()?;
+    let copied = reads[0].copied.clone();
+    let add = std::sync::Mutex::new(add);
+    let kept = std::sync::atomic::AtomicUsize::new(0);
     // Why `add` refused a batch (the memory limit, a stop), carried out of
     // the decoder, which only knows decoding errors.
-    let mut refused: Option<Error> = None;
-    let decoded = source.for_each_field(
-        table,
-        &copied,
-        window.utc_range(),
-        selection,
-        shape,
-        |i, raw| {
-            if read.field(i, raw)? {
-                kept += BATCH_ROWS;
-                if let Err(e) = read.batch().and_then(&mut *add) {
-                    refused = Some(e);
-                    return Err(DecodeError::Format("stopped".into()));
+    let refused: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let hand_over = |batch: Result<RecordBatch>| -> Result<()> {
+        let batch = batch?;
+        kept.fetch_add(batch.num_rows(), std::sync::atomic::Ordering::Relaxed);
+        let mut add = add
+            .lock()
+            .map_err(|_| Error::RunFailed("a query reader failed".into()))?;
+        (*add)(batch)
+    };
+    let each: Vec<_> = reads
+        .iter_mut()
+        .map(|read| {
+            let (hand_over, refused) = (&hand_over, &refused);
+            move |i: usize, raw: Option<&[u8]>| {
+                if read.field(i, raw)? {
+                    if let Err(e) = hand_over(read.batch()) {
+                        if let Ok(mut refused) = refused.lock() {
+                            refused.get_or_insert(e);
+                        }
+                        return Err(DecodeError::Format("stopped".into()));
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        },
-    );
-    if let Some(e) = refused {
+        })
+        .collect();
+    let decoded = source.for_each_field(table, &copied, window.utc_range(), selection, shape, each);
+    if let Some(e) = refused.into_inner().ok().flatten() {
         return Err(e);
     }
-    decoded?;
-    if read.rows > 0 {
-        kept += read.rows;
-        add(read.batch()?)?;
+    let streams = decoded?;
+    for read in &mut reads {
+        if read.rows > 0 {
+            hand_over(read.batch())?;
+        }
     }
-    Ok(kept)
+    Ok((kept.into_inner(), streams))
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use crate::frames::{
 use crate::selection::TenantSelection;
 use crate::sql;
 
+/// Pages `[from, to)` of a table (to: None, the rest of it).
+pub type PageSlice = (u64, Option<u64>);
+
 /// What the drift check learned about optional columns.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceShape {
@@ -153,8 +156,8 @@ impl PostgresSource {
             .iter()
             .map(|&slice| {
                 (
-                    self.rows_query("call_logs", slice, selection, shape),
-                    self.rows_query("system_errors", slice, selection, shape),
+                    self.rows_query("call_logs", slice, selection, shape, None),
+                    self.rows_query("system_errors", slice, selection, shape, None),
                 )
             })
             .collect();
@@ -206,7 +209,17 @@ impl PostgresSource {
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
         shape: SourceShape,
+        pages: Option<PageSlice>,
     ) -> String {
+        let alias = if table == "call_logs" { "c" } else { "e" };
+        // Page numbers the engine computed, never user text.
+        let page_range = match pages {
+            None => String::new(),
+            Some((from, None)) => format!("AND {alias}.ctid >= '({from},0)'::tid"),
+            Some((from, Some(to))) => {
+                format!("AND {alias}.ctid >= '({from},0)'::tid AND {alias}.ctid < '({to},0)'::tid")
+            }
+        };
         let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
         let duration = if shape.has_duration_seconds {
             "c.duration_seconds::bigint"
@@ -222,6 +235,7 @@ impl PostgresSource {
                     ("to_utc", &to_utc),
                     ("duration_seconds", duration),
                     ("tenant_filter", &selection.sql_filter("c.tenant_id")),
+                    ("page_range", &page_range),
                 ],
             ),
             _ => sql::render(
@@ -231,37 +245,137 @@ impl PostgresSource {
                     ("from_utc", &from_utc),
                     ("to_utc", &to_utc),
                     ("tenant_filter", &selection.sql_filter("e.tenant_id")),
+                    ("page_range", &page_range),
                 ],
             ),
         }
     }
 
     /// Some declared columns of `table` (call_logs or system_errors) over
-    /// a UTC range in one statement, inside the snapshot, each field handed
-    /// to `each` as it is decoded (`pgcopy::for_each_field`): `query`'s
-    /// read. One statement over the whole range lets Postgres read in
-    /// storage order (a sequential scan) when the range covers most of the
-    /// table, and an index range when it does not.
-    pub fn for_each_field(
+    /// a UTC range, inside the snapshot, each field handed to one of
+    /// `each` as it is decoded (`pgcopy::for_each_field`): `query`'s read.
+    /// One statement over the whole range lets Postgres read in storage
+    /// order (a sequential scan) when the range covers most of the table,
+    /// and an index range when it does not. A range that covers most of a
+    /// table of some size is read as that many slices of its pages (TID
+    /// range scans), each on its own stream and thread, each handed to its
+    /// own `each`; otherwise only the first `each` is used. Returns how
+    /// many streams read.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_each_field<F>(
         &mut self,
         table: &'static str,
         columns: &[&str],
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
         shape: SourceShape,
-        each: impl FnMut(usize, Option<&[u8]>) -> std::result::Result<(), pgcopy::DecodeError>,
-    ) -> Result<()> {
+        mut each: Vec<F>,
+    ) -> Result<usize>
+    where
+        F: FnMut(usize, Option<&[u8]>) -> std::result::Result<(), pgcopy::DecodeError> + Send,
+    {
+        let slices = self.page_slices(table, range, each.len())?;
+        self.streams = self.streams.max(slices.len());
         self.open_readers()?;
-        let rows = self.rows_query(table, range, selection, shape);
         // The names are the declared columns' (constants), never user text.
+        let statements: Vec<String> = slices
+            .iter()
+            .map(|pages| {
+                let rows = self.rows_query(table, range, selection, shape, *pages);
+                let text = sql::render(
+                    sql::QUERY_ROWS,
+                    &[("columns", &columns.join(", ")), ("rows", &rows)],
+                );
+                sql::render(sql::COPY_OUT, &[("query", &text)])
+            })
+            .collect();
+        let url = &self.url;
+        let width = columns.len();
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let streams: Vec<_> = self
+                .readers
+                .iter_mut()
+                .zip(&statements)
+                .zip(each.iter_mut())
+                .map(|((reader, statement), each)| {
+                    scope.spawn(move || -> Result<()> {
+                        let stream = reader.copy_out(statement)?;
+                        pgcopy::for_each_field(stream, width, each)
+                            .map_err(|e| decode_error(url, table, e))
+                    })
+                })
+                .collect();
+            streams
+                .into_iter()
+                .map(|s| {
+                    s.join()
+                        .unwrap_or_else(|_| Err(Error::RunFailed("a COPY reader panicked".into())))
+                })
+                .collect()
+        });
+        results.into_iter().collect::<Result<()>>()?;
+        Ok(statements.len())
+    }
+
+    /// The page slices `query` reads `table` in over `range` with up to
+    /// `parts` streams: one whole read (None) unless the range covers most
+    /// of the table's time span, the table has some size and the server
+    /// has TID range scans (PostgreSQL 14); the last slice is open-ended,
+    /// so pages added since the size was taken are still read.
+    fn page_slices(
+        &mut self,
+        table: &str,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        parts: usize,
+    ) -> Result<Vec<Option<PageSlice>>> {
+        /// Below this many pages (8 MB) one stream is as fast.
+        const SPLIT_PAGES: i64 = 1024;
+        if parts < 2 {
+            return Ok(vec![None]);
+        }
         let text = sql::render(
-            sql::QUERY_ROWS,
-            &[("columns", &columns.join(", ")), ("rows", &rows)],
+            sql::QUERY_TABLE_PAGES,
+            &[("schema", &self.schema), ("table", table)],
         );
-        let statement = sql::render(sql::COPY_OUT, &[("query", &text)]);
-        let stream = self.readers[0].copy_out(&statement)?;
-        pgcopy::for_each_field(stream, columns.len(), each)
-            .map_err(|e| decode_error(&self.url, table, e))
+        let row = self.client.query_one(&text, &[])?;
+        let pages: i64 = row.get("pages");
+        let tid_range_scans: bool = row.get("tid_range_scans");
+        let table_rows: f64 = row.get("table_rows");
+        let estimate = sql::render(
+            sql::QUERY_TABLE_RANGE,
+            &[
+                ("schema", &self.schema),
+                ("table", table),
+                ("from_utc", &timestamp_literal(range.0)),
+                ("to_utc", &timestamp_literal(range.1)),
+            ],
+        );
+        // As text: the plan's column is `json`, which the driver's types
+        // here do not read.
+        let plan_text = self
+            .client
+            .simple_query(&estimate)?
+            .into_iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let plan: serde_json::Value = serde_json::from_str(&plan_text).unwrap_or_default();
+        let range_rows = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
+        // More than half the table: a scan of its pages beats the index.
+        let covered = table_rows > 0.0 && range_rows * 2.0 > table_rows;
+        if !(tid_range_scans && covered && pages >= SPLIT_PAGES) {
+            return Ok(vec![None]);
+        }
+        let parts = parts as i64;
+        Ok((0..parts)
+            .map(|i| {
+                let from = pages * i / parts;
+                let to = (i + 1 < parts).then(|| pages * (i + 1) / parts);
+                Some((from as u64, to.map(|t| t as u64)))
+            })
+            .collect())
     }
 
     /// Starts counting and summing `range` (the union of the ranges the

@@ -639,6 +639,70 @@ fn query_reads_the_same_rows_from_the_database_as_from_its_snapshot() {
 }
 
 #[test]
+fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() {
+    // A window over most of the tables' time span, on tables of some size
+    // (over 8 MB each): each is read in slices of its pages on parallel
+    // streams (TID range scans). Every row must be read once, on its day.
+    let db = TestDb::with_fixture();
+    db.exec(
+        "INSERT INTO call_logs (call_id, tenant_id, status, outcome, stt_cost_usd, llm_cost_usd,
+                                tts_cost_usd, total_cost_usd, duration_seconds, created_at,
+                                transcript)
+         SELECT 'bulk-' || g.i, t.tenant_id, 'completed', 'booked', 0.000001 * g.i, 0.1, 0.2,
+                0.300001 + 0.000001 * g.i, g.i % 600,
+                timestamptz '2026-03-05 00:00:00+00' + g.i * interval '11 minutes',
+                repeat('x', 300)
+         FROM generate_series(1, 30000) g(i)
+         JOIN (SELECT tenant_id, row_number() OVER (ORDER BY tenant_id) - 1 AS n
+               FROM tenants) t ON t.n = g.i % 11;
+         INSERT INTO system_errors (tenant_id, call_id, error_type, severity, resolved,
+                                    created_at, error_message)
+         SELECT CASE WHEN g.i % 7 = 0 THEN NULL
+                     ELSE 'a0000000-0000-0000-0000-000000000002'::uuid END,
+                'bulk-' || g.i, 'llm_error', 'ERROR', g.i % 2 = 0,
+                timestamptz '2026-03-05 00:00:00+00' + g.i * interval '11 minutes',
+                repeat('m', 300)
+         FROM generate_series(1, 30000) g(i);
+         ANALYZE call_logs, system_errors;",
+    );
+    let window = ["--from", "2026-03-01", "--to", "2026-11-30"];
+    let scratch = tempfile::tempdir().unwrap();
+    let snapshot = scratch.path().join("snapshot");
+    crate::util::extract(&db, &window, &snapshot);
+    let parallel = std::thread::available_parallelism().map_or(1, usize::from) > 1;
+    for (sql, table) in [
+        ("SELECT * FROM call_logs ORDER BY call_id", "call_logs"),
+        (
+            "SELECT * FROM system_errors
+             ORDER BY created_at, tenant_id, call_id, error_type, severity, resolved",
+            "system_errors",
+        ),
+    ] {
+        let from_database = query(&db, sql, &[&window[..], &["--format", "csv"]].concat());
+        let log = stderr_of(&from_database);
+        if parallel {
+            assert!(log.contains(&format!("{table} rows (2 streams)")), "{log}");
+        }
+        let from_snapshot = db
+            .cmd()
+            .arg("query")
+            .arg(sql)
+            .args(window)
+            .args(["--format", "csv", "--source"])
+            .arg(&snapshot)
+            .output()
+            .unwrap();
+        let (database, snapshot) = (stdout_of(&from_database), stdout_of(&from_snapshot));
+        assert!(
+            database.lines().count() > 30_000,
+            "{table}: {} lines",
+            database.lines().count()
+        );
+        assert_eq!(database, snapshot, "{table}");
+    }
+}
+
+#[test]
 fn query_corpus_equals_postgres_or_is_refused() {
     use callrollup::query;
     let CorpusWindow {
