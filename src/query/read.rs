@@ -4,7 +4,9 @@
 //! tenant-local `day`. No Polars frame, no per-day statements: a range
 //! that covers most of a table is read in storage order (Postgres' choice
 //! of a sequential scan), which measured 3–4 times faster than 90 index
-//! ranges on a 5 M-call window.
+//! ranges on a 5 M-call window. A range over most of a large table is
+//! read in slices of its pages on parallel streams, each decoded on its
+//! own thread (`PostgresSource::for_each_field`).
 //!
 //! The rows kept are those `rollup::day_rows` keeps from the pipeline's
 //! frames: a row's day is the date of its `created_at` in its tenant's
@@ -23,7 +25,7 @@ use datafusion::arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use polars::prelude::{DataFrame, PlHashMap};
 
 use crate::error::{Error, Result};
-use crate::frames::{FieldKind, CALL_COLUMNS, ERROR_COLUMNS, MONEY_SCALE};
+use crate::frames::{FieldKind, MONEY_SCALE, SOURCE_TABLES};
 use crate::rollup::timezone;
 use crate::selection::TenantSelection;
 use crate::source::pgcopy::{self, DecodeError};
@@ -97,107 +99,127 @@ impl TenantDays {
     }
 }
 
-/// Distinct text values stored once; a batch's rows are views into them.
+/// Distinct text values stored once. A batch's rows are views into a
+/// buffer of its own holding only the values it uses, each once: a batch
+/// never shares (nor is counted with) the whole dictionary, which can be
+/// large (a platform of many tenants).
 struct Dictionary {
-    /// A value's raw bytes (a uuid's 16 as one integer) to its place.
-    index: PlHashMap<DictionaryKey, (u32, u32)>,
-    uuid: bool,
+    /// A uuid's 16 bytes (as one integer), or a text's raw bytes, to its
+    /// id: one of the two, by the column's kind.
+    uuids: Option<PlHashMap<u128, u32>>,
+    texts: PlHashMap<Box<[u8]>, u32>,
+    /// Every distinct value's text, and each id's place in it.
     bytes: Vec<u8>,
-    /// `bytes` as a buffer, shared by every batch made since it last grew.
-    block: Option<Buffer>,
-    /// This batch's rows: the value's place, or None for NULL.
-    rows: Vec<Option<(u32, u32)>>,
-}
-
-#[derive(Hash, PartialEq, Eq)]
-enum DictionaryKey {
-    Uuid(u128),
-    Text(Box<[u8]>),
+    places: Vec<(u32, u32)>,
+    /// Per id, the batch it was last copied into and its offset there.
+    copied: Vec<(u64, u32)>,
+    /// Batches finished so far.
+    batches: u64,
+    /// This batch's rows: the value's id, or None for NULL.
+    rows: Vec<Option<u32>>,
 }
 
 impl Dictionary {
     fn new(uuid: bool) -> Dictionary {
         Dictionary {
-            index: PlHashMap::default(),
-            uuid,
+            uuids: uuid.then(PlHashMap::default),
+            texts: PlHashMap::default(),
             bytes: Vec::new(),
-            block: None,
+            places: Vec::new(),
+            copied: Vec::new(),
+            batches: 0,
             rows: Vec::with_capacity(BATCH_ROWS),
         }
     }
 
     fn push(&mut self, raw: &[u8], column: &'static str) -> std::result::Result<(), DecodeError> {
-        let place = if self.uuid {
-            let key = DictionaryKey::Uuid(uuid_key(raw, column)?);
-            match self.index.get(&key) {
-                Some(place) => *place,
+        let id = if let Some(uuids) = &self.uuids {
+            let key = pgcopy::uuid_u128(raw, column)?;
+            match uuids.get(&key) {
+                Some(found) => *found,
                 None => {
-                    let DictionaryKey::Uuid(id) = key else {
-                        unreachable!("made above")
-                    };
-                    let text = uuid::Uuid::from_u128(id).hyphenated().to_string();
-                    self.store(key, text.as_bytes(), column)?
+                    let text = uuid::Uuid::from_u128(key).hyphenated().to_string();
+                    let id = self.store(text.as_bytes(), column)?;
+                    self.uuids.as_mut().expect("a uuid column").insert(key, id);
+                    id
                 }
             }
         } else {
-            match self.index.get(&DictionaryKey::Text(raw.into())) {
-                Some(place) => *place,
+            match self.texts.get(raw) {
+                Some(found) => *found,
                 None => {
-                    std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
-                        column,
-                        problem: e.to_string(),
-                    })?;
-                    self.store(DictionaryKey::Text(raw.into()), raw, column)?
+                    pgcopy::utf8(raw, column)?;
+                    let id = self.store(raw, column)?;
+                    self.texts.insert(raw.into(), id);
+                    id
                 }
             }
         };
-        self.rows.push(Some(place));
+        self.rows.push(Some(id));
         Ok(())
     }
 
     fn store(
         &mut self,
-        key: DictionaryKey,
         text: &[u8],
         column: &'static str,
-    ) -> std::result::Result<(u32, u32), DecodeError> {
+    ) -> std::result::Result<u32, DecodeError> {
         let too_many = || DecodeError::Value {
             column,
-            problem: "too many distinct values".into(),
+            problem: "distinct values of more than 4 GB in all".into(),
         };
-        let offset = u32::try_from(self.bytes.len()).map_err(|_| too_many())?;
-        let len = u32::try_from(text.len()).map_err(|_| too_many())?;
+        // Offsets and lengths are u32, as arrow's views: the whole text
+        // must end below 4 GB.
+        let end = self.bytes.len() + text.len();
+        if end >= u32::MAX as usize {
+            return Err(too_many());
+        }
+        let (offset, len) = (self.bytes.len() as u32, text.len() as u32);
+        let id = u32::try_from(self.places.len()).map_err(|_| too_many())?;
         self.bytes.extend_from_slice(text);
-        self.block = None;
-        self.index.insert(key, (offset, len));
-        Ok((offset, len))
+        self.places.push((offset, len));
+        self.copied.push((0, 0));
+        Ok(id)
     }
 
-    fn finish(&mut self) -> Result<ArrayRef> {
-        let block = self
-            .block
-            .get_or_insert_with(|| Buffer::from(self.bytes.clone()))
-            .clone();
-        let mut builder = StringViewBuilder::with_capacity(self.rows.len());
-        let id = builder.append_block(block);
+    fn finish(&mut self, name: &str) -> Result<ArrayRef> {
+        self.batches += 1;
+        let mut block: Vec<u8> = Vec::new();
+        let mut views: Vec<Option<(u32, u32)>> = Vec::with_capacity(self.rows.len());
         for row in self.rows.drain(..) {
-            match row {
+            let Some(id) = row else {
+                views.push(None);
+                continue;
+            };
+            let (offset, len) = self.places[id as usize];
+            let (batch, at) = &mut self.copied[id as usize];
+            if *batch != self.batches {
+                // A batch's own values end below 4 GB, as its views need
+                // (tenant ids, statuses, error types: a few kB).
+                if block.len() + len as usize >= u32::MAX as usize {
+                    return Err(Error::usage(format!(
+                        "column {name}: one batch's distinct values take more than 4 GB"
+                    )));
+                }
+                *batch = self.batches;
+                *at = block.len() as u32;
+                let start = offset as usize;
+                block.extend_from_slice(&self.bytes[start..start + len as usize]);
+            }
+            views.push(Some((*at, len)));
+        }
+        let mut builder = StringViewBuilder::with_capacity(views.len());
+        let block_id = builder.append_block(Buffer::from(block));
+        for view in views {
+            match view {
                 Some((offset, len)) => builder
-                    .try_append_view(id, offset, len)
+                    .try_append_view(block_id, offset, len)
                     .map_err(|e| Error::EngineSchema(format!("query: {e}")))?,
                 None => builder.append_null(),
             }
         }
         Ok(Arc::new(builder.finish()))
     }
-}
-
-fn uuid_key(raw: &[u8], column: &'static str) -> std::result::Result<u128, DecodeError> {
-    let bytes: [u8; 16] = raw.try_into().map_err(|_| DecodeError::Value {
-        column,
-        problem: format!("a uuid value of {} bytes", raw.len()),
-    })?;
-    Ok(u128::from_be_bytes(bytes))
 }
 
 /// A column's values for the batch being built.
@@ -217,81 +239,63 @@ struct Column {
 }
 
 impl Column {
-    fn new(name: &'static str, kind: Option<FieldKind>) -> Column {
+    fn new(name: &'static str, kind: Option<FieldKind>) -> Result<Column> {
         let rows = BATCH_ROWS;
         let values = match kind {
             None => Values::Day(Vec::with_capacity(rows)),
+            // Call ids: mostly distinct.
+            Some(FieldKind::Text) => Values::Text(StringViewBuilder::with_capacity(rows)),
             Some(FieldKind::DictionaryUuid) => Values::Dictionary(Dictionary::new(true)),
             Some(FieldKind::DictionaryText) => Values::Dictionary(Dictionary::new(false)),
             Some(FieldKind::Money) => {
                 Values::Money(Vec::with_capacity(rows), Vec::with_capacity(rows))
             }
-            Some(FieldKind::Int8) => {
-                Values::Int8(Vec::with_capacity(rows), Vec::with_capacity(rows))
-            }
+            Some(FieldKind::Int8) => Values::Int8(Vec::with_capacity(rows), Vec::with_capacity(rows)),
             Some(FieldKind::TimestampTz) => {
                 Values::TimestampTz(Vec::with_capacity(rows), Vec::with_capacity(rows))
             }
-            Some(FieldKind::Bool) => {
-                Values::Bool(Vec::with_capacity(rows), Vec::with_capacity(rows))
+            Some(FieldKind::Bool) => Values::Bool(Vec::with_capacity(rows), Vec::with_capacity(rows)),
+            // The summary tables' kinds: not columns of the platform tables.
+            Some(FieldKind::Date | FieldKind::Float8) => {
+                return Err(Error::EngineSchema(format!(
+                    "query: the platform column {name} has a summary table's type; report this as a bug"
+                )))
             }
-            // Call ids: mostly distinct.
-            Some(_) => Values::Text(StringViewBuilder::with_capacity(rows)),
         };
-        Column { name, values }
+        Ok(Column { name, values })
     }
 
     fn push(&mut self, raw: Option<&[u8]>) -> std::result::Result<(), DecodeError> {
         let column = self.name;
-        let wrong_size = |what: &str, len: usize| DecodeError::Value {
-            column,
-            problem: format!("a {what} value of {len} bytes"),
-        };
         match (&mut self.values, raw) {
             (Values::Text(b), None) => b.append_null(),
-            (Values::Text(b), Some(raw)) => {
-                let text = std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
-                    column,
-                    problem: e.to_string(),
-                })?;
-                b.append_value(text);
-            }
+            (Values::Text(b), Some(raw)) => b.append_value(pgcopy::utf8(raw, column)?),
             (Values::Dictionary(d), None) => d.rows.push(None),
             (Values::Dictionary(d), Some(raw)) => d.push(raw, column)?,
             (Values::Money(v, valid), raw) => {
-                v.push(match raw {
-                    Some(raw) => pgcopy::numeric_to_scaled(raw, MONEY_SCALE)
-                        .map_err(|problem| DecodeError::Value { column, problem })?,
-                    None => 0,
+                let value = raw.map(|raw| {
+                    pgcopy::numeric_to_scaled(raw, MONEY_SCALE)
+                        .map_err(|problem| DecodeError::Value { column, problem })
                 });
+                v.push(value.transpose()?.unwrap_or(0));
                 valid.push(raw.is_some());
             }
             (Values::Int8(v, valid), raw) => {
-                v.push(match raw {
-                    Some(raw) => i64::from_be_bytes(
-                        raw.try_into()
-                            .map_err(|_| wrong_size("bigint", raw.len()))?,
-                    ),
-                    None => 0,
-                });
+                let value = raw.map(|raw| pgcopy::bigint(raw, column));
+                v.push(value.transpose()?.unwrap_or(0));
                 valid.push(raw.is_some());
             }
             (Values::TimestampTz(v, valid), raw) => {
-                v.push(match raw {
-                    Some(raw) => pgcopy::timestamptz_micros(raw, column)?,
-                    None => 0,
-                });
+                let value = raw.map(|raw| pgcopy::timestamptz_micros(raw, column));
+                v.push(value.transpose()?.unwrap_or(0));
                 valid.push(raw.is_some());
             }
             (Values::Bool(v, valid), raw) => {
-                v.push(match raw {
-                    Some([byte]) => *byte != 0,
-                    Some(raw) => return Err(wrong_size("boolean", raw.len())),
-                    None => false,
-                });
+                let value = raw.map(|raw| pgcopy::boolean(raw, column));
+                v.push(value.transpose()?.unwrap_or(false));
                 valid.push(raw.is_some());
             }
-            (Values::Day(_), _) => unreachable!("a day is pushed with push_day"),
+            (Values::Day(_), _) => unreachable!("a day is pushed with push_tenant_time_day"),
         }
         Ok(())
     }
@@ -303,7 +307,7 @@ impl Column {
         };
         Ok(match &mut self.values {
             Values::Text(b) => Arc::new(b.finish()),
-            Values::Dictionary(d) => d.finish()?,
+            Values::Dictionary(d) => d.finish(self.name)?,
             Values::Money(v, valid) => Arc::new(
                 // Within 38 digits: `numeric_to_scaled` refuses any more.
                 Decimal128Array::try_new(std::mem::take(v).into(), nulls(valid))
@@ -358,10 +362,11 @@ impl<'a> TableRead<'a> {
     /// A read of the columns of `schema` (held columns of `table`, call_logs
     /// or system_errors; `day` is computed here).
     fn new(schema: &'a SchemaRef, table: &str, days: &'a TenantDays) -> Result<TableRead<'a>> {
-        let declared = match table {
-            "call_logs" => CALL_COLUMNS,
-            _ => ERROR_COLUMNS,
-        };
+        let declared = SOURCE_TABLES
+            .iter()
+            .find(|(name, _)| *name == table && table != "tenants")
+            .map(|(_, columns)| *columns)
+            .ok_or_else(|| Error::EngineSchema(format!("query: {table} is not read by rows")))?;
         let kind_of = |name: &str| declared.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
         let names: Vec<&'static str> = schema
             .fields()
@@ -391,7 +396,10 @@ impl<'a> TableRead<'a> {
         Ok(TableRead {
             schema,
             days,
-            columns: names.iter().map(|n| Column::new(n, kind_of(n))).collect(),
+            columns: names
+                .iter()
+                .map(|n| Column::new(n, kind_of(n)))
+                .collect::<Result<_>>()?,
             tenant_id: position("tenant_id"),
             created_at: position("created_at"),
             day: position("day"),
@@ -407,7 +415,11 @@ impl<'a> TableRead<'a> {
     /// kept row that fills a batch.
     fn field(&mut self, i: usize, raw: Option<&[u8]>) -> std::result::Result<bool, DecodeError> {
         match i {
-            0 => self.tenant = raw.map(|raw| uuid_key(raw, "tenant_id")).transpose()?,
+            0 => {
+                self.tenant = raw
+                    .map(|raw| pgcopy::uuid_u128(raw, "tenant_id"))
+                    .transpose()?
+            }
             1 => {
                 let at = raw
                     .map(|raw| pgcopy::timestamptz_micros(raw, "created_at"))
@@ -469,12 +481,13 @@ impl<'a> TableRead<'a> {
 
 /// Streams a large read is split over: Postgres scans pages on one core
 /// per stream while this process decodes (on the 5 M-call bench window,
-/// 2 streams on 2 cores: see bench/README.md).
-fn streams() -> usize {
-    std::thread::available_parallelism()
+/// 2 streams on 2 cores: see bench/README.md), or `--streams` if more.
+pub fn streams(asked: usize) -> usize {
+    let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
-        .clamp(1, 4)
+        .clamp(1, 4);
+    cores.max(asked).max(1)
 }
 
 /// Reads the columns of `schema` (held columns of `table`, call_logs or
@@ -491,9 +504,10 @@ pub fn read_table(
     days: &TenantDays,
     table: &'static str,
     schema: &SchemaRef,
+    streams: usize,
     add: &mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
 ) -> Result<(usize, usize)> {
-    let mut reads = (0..streams())
+    let mut reads = (0..streams.max(1))
         .map(|_| TableRead::new(schema, table, days))
         .collect::<Result<Vec<_>>>()?;
     let copied = reads[0].copied.clone();
@@ -504,10 +518,16 @@ pub fn read_table(
     let refused: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let hand_over = |batch: Result<RecordBatch>| -> Result<()> {
         let batch = batch?;
+        // Another stream's batch was refused: this one stops too.
+        if refused.lock().map_or(true, |r| r.is_some()) {
+            return Err(Error::RunFailed("stopped with another stream".into()));
+        }
         kept.fetch_add(batch.num_rows(), std::sync::atomic::Ordering::Relaxed);
-        let mut add = add
-            .lock()
-            .map_err(|_| Error::RunFailed("a query reader failed".into()))?;
+        let mut add = add.lock().map_err(|_| {
+            Error::RunFailed(
+                "a query reader stopped on an internal error; report this as a bug".into(),
+            )
+        })?;
         (*add)(batch)
     };
     let each: Vec<_> = reads
@@ -520,7 +540,7 @@ pub fn read_table(
                         if let Ok(mut refused) = refused.lock() {
                             refused.get_or_insert(e);
                         }
-                        return Err(DecodeError::Format("stopped".into()));
+                        return Err(DecodeError::Stopped);
                     }
                 }
                 Ok(())
@@ -528,7 +548,8 @@ pub fn read_table(
         })
         .collect();
     let decoded = source.for_each_field(table, &copied, window.utc_range(), selection, shape, each);
-    if let Some(e) = refused.into_inner().ok().flatten() {
+    let first_refusal = refused.lock().ok().and_then(|mut r| r.take());
+    if let Some(e) = first_refusal {
         return Err(e);
     }
     let streams = decoded?;
@@ -639,31 +660,16 @@ mod tests {
         }
         let batch = read.batch().unwrap();
         let df = super::super::arrow::to_frame(&schema, &[batch]).unwrap();
-        let ids: Vec<_> = df
-            .column("call_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .into_iter()
-            .collect();
+        // A column's values, NULL as "NULL", comma-separated.
+        let texts = |name: &str| -> String {
+            let column = df.column(name).unwrap().str().unwrap().clone();
+            let values: Vec<&str> = column.into_iter().map(|v| v.unwrap_or("NULL")).collect();
+            values.join(",")
+        };
+        assert_eq!(texts("call_id"), "ny-first,unknown-first,null-last");
         assert_eq!(
-            ids,
-            [Some("ny-first"), Some("unknown-first"), Some("null-last")]
-        );
-        let tenants: Vec<_> = df
-            .column("tenant_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .into_iter()
-            .collect();
-        assert_eq!(
-            tenants,
-            [
-                Some(NEW_YORK),
-                Some("b0000000-0000-0000-0000-000000000001"),
-                None
-            ]
+            texts("tenant_id"),
+            format!("{NEW_YORK},b0000000-0000-0000-0000-000000000001,NULL")
         );
         let total = df.column("total_cost_usd").unwrap().decimal().unwrap();
         assert_eq!(total.physical().get(0), Some(15_000_000_000));

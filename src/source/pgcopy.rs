@@ -44,6 +44,10 @@ pub use crate::frames::FieldKind;
 pub enum DecodeError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The reader stopped the stream (a memory limit, a stop signal): the
+    /// reason is its own.
+    #[error("the read was stopped")]
+    Stopped,
     #[error("the COPY stream is not in PostgreSQL's binary format ({0})")]
     Format(String),
     #[error("column {column}: {problem}")]
@@ -273,11 +277,7 @@ impl Dictionary {
     fn lookup(&mut self, raw: &[u8], column: &'static str) -> Result<View, DecodeError> {
         match &mut self.index {
             DictionaryIndex::Uuid(index) => {
-                let bytes: [u8; 16] = raw.try_into().map_err(|_| DecodeError::Value {
-                    column,
-                    problem: format!("a uuid value of {} bytes", raw.len()),
-                })?;
-                let key = u128::from_be_bytes(bytes);
+                let key = uuid_u128(raw, column)?;
                 if let Some(view) = index.get(&key) {
                     return Ok(*view);
                 }
@@ -290,10 +290,7 @@ impl Dictionary {
                 if let Some(view) = index.get(raw) {
                     return Ok(*view);
                 }
-                let text = std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
-                    column,
-                    problem: e.to_string(),
-                })?;
+                let text = utf8(raw, column)?;
                 let view = store(&mut self.buffer, text, column)?;
                 index.insert(raw.into(), view);
                 Ok(view)
@@ -400,18 +397,8 @@ impl Builder {
 
     fn push(&mut self, raw: &[u8]) -> Result<(), DecodeError> {
         let column = self.name;
-        let wrong_size = |what: &str| DecodeError::Value {
-            column,
-            problem: format!("a {what} value of {} bytes", raw.len()),
-        };
         match &mut self.values {
-            Values::Text(a) => {
-                let text = std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
-                    column,
-                    problem: e.to_string(),
-                })?;
-                a.push_value(text);
-            }
+            Values::Text(a) => a.push_value(utf8(raw, column)?),
             Values::Dictionary(d) => {
                 let view = d.view_of(raw, column)?;
                 d.total_bytes += view.length as usize;
@@ -426,8 +413,7 @@ impl Builder {
                 valid.push(true);
             }
             Values::Int8(v, valid) => {
-                let bytes: [u8; 8] = raw.try_into().map_err(|_| wrong_size("bigint"))?;
-                v.push(i64::from_be_bytes(bytes));
+                v.push(bigint(raw, column)?);
                 valid.push(true);
             }
             Values::TimestampTz(v, valid) => {
@@ -435,18 +421,21 @@ impl Builder {
                 valid.push(true);
             }
             Values::Bool(v, valid) => {
-                let [byte]: [u8; 1] = raw.try_into().map_err(|_| wrong_size("boolean"))?;
-                v.push(byte != 0);
+                v.push(boolean(raw, column)?);
                 valid.push(true);
             }
             Values::Date(v, valid) => {
-                let bytes: [u8; 4] = raw.try_into().map_err(|_| wrong_size("date"))?;
+                let bytes: [u8; 4] = raw
+                    .try_into()
+                    .map_err(|_| wrong_size(column, "date", raw))?;
                 // Postgres counts days from 2000-01-01; ±infinity stay at the ends.
                 v.push(i32::from_be_bytes(bytes).saturating_add(POSTGRES_EPOCH_DAYS));
                 valid.push(true);
             }
             Values::Float8(v, valid) => {
-                let bytes: [u8; 8] = raw.try_into().map_err(|_| wrong_size("double precision"))?;
+                let bytes: [u8; 8] = raw
+                    .try_into()
+                    .map_err(|_| wrong_size(column, "double precision", raw))?;
                 v.push(f64::from_be_bytes(bytes));
                 valid.push(true);
             }
@@ -484,6 +473,45 @@ impl Builder {
                 Float64Chunked::from_vec_validity(name, v, validity(valid)).into_series()
             }
         }
+    }
+}
+
+/// A `text` value's bytes as UTF-8 text.
+pub fn utf8<'a>(raw: &'a [u8], column: &'static str) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(raw).map_err(|e| DecodeError::Value {
+        column,
+        problem: e.to_string(),
+    })
+}
+
+/// A `uuid` in the send format (16 bytes) as one integer.
+pub fn uuid_u128(raw: &[u8], column: &'static str) -> Result<u128, DecodeError> {
+    let bytes: [u8; 16] = raw
+        .try_into()
+        .map_err(|_| wrong_size(column, "uuid", raw))?;
+    Ok(u128::from_be_bytes(bytes))
+}
+
+/// A `bigint` in the send format.
+pub fn bigint(raw: &[u8], column: &'static str) -> Result<i64, DecodeError> {
+    let bytes: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| wrong_size(column, "bigint", raw))?;
+    Ok(i64::from_be_bytes(bytes))
+}
+
+/// A `boolean` in the send format.
+pub fn boolean(raw: &[u8], column: &'static str) -> Result<bool, DecodeError> {
+    let [byte]: [u8; 1] = raw
+        .try_into()
+        .map_err(|_| wrong_size(column, "boolean", raw))?;
+    Ok(byte != 0)
+}
+
+fn wrong_size(column: &'static str, what: &str, raw: &[u8]) -> DecodeError {
+    DecodeError::Value {
+        column,
+        problem: format!("a {what} value of {} bytes", raw.len()),
     }
 }
 

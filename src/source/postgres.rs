@@ -151,7 +151,7 @@ impl PostgresSource {
         shape: SourceShape,
     ) -> Result<(DataFrame, DataFrame)> {
         self.open_readers()?;
-        let slices = split_range(range, self.readers.len());
+        let slices = split_range(range, self.streams);
         let queries: Vec<(String, String)> = slices
             .iter()
             .map(|&slice| {
@@ -274,9 +274,12 @@ impl PostgresSource {
     where
         F: FnMut(usize, Option<&[u8]>) -> std::result::Result<(), pgcopy::DecodeError> + Send,
     {
-        let slices = self.page_slices(table, range, each.len())?;
-        self.streams = self.streams.max(slices.len());
-        self.open_readers()?;
+        let slices = match selection.is_everyone() {
+            true => self.page_slices(table, range, each.len())?,
+            // A selection's rows lie all over the table: its index serves.
+            false => vec![None],
+        };
+        self.open_readers_for(slices.len())?;
         // The names are the declared columns' (constants), never user text.
         let statements: Vec<String> = slices
             .iter()
@@ -308,8 +311,12 @@ impl PostgresSource {
             streams
                 .into_iter()
                 .map(|s| {
-                    s.join()
-                        .unwrap_or_else(|_| Err(Error::RunFailed("a COPY reader panicked".into())))
+                    s.join().unwrap_or_else(|_| {
+                        Err(Error::RunFailed(
+                            "a COPY reader stopped on an internal error; report this as a bug"
+                                .into(),
+                        ))
+                    })
                 })
                 .collect()
         });
@@ -361,6 +368,8 @@ impl PostgresSource {
                 _ => None,
             })
             .unwrap_or_default();
+        // A plan that cannot be read (another server's EXPLAIN) means one
+        // whole read: never wrong, at worst slower.
         let plan: serde_json::Value = serde_json::from_str(&plan_text).unwrap_or_default();
         let range_rows = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
         // More than half the table: a scan of its pages beats the index.
@@ -368,6 +377,8 @@ impl PostgresSource {
         if !(tid_range_scans && covered && pages >= SPLIT_PAGES) {
             return Ok(vec![None]);
         }
+        // Page numbers are u32 in a TID.
+        let pages = pages.min(i64::from(u32::MAX));
         let parts = parts as i64;
         Ok((0..parts)
             .map(|i| {
@@ -431,7 +442,13 @@ impl PostgresSource {
 
     /// Readers that share this session's snapshot, one per stream.
     fn open_readers(&mut self) -> Result<()> {
-        while self.readers.len() < self.streams {
+        self.open_readers_for(self.streams)
+    }
+
+    /// At least `count` readers in the snapshot (`query`'s page slices
+    /// may want more than `--streams`).
+    fn open_readers_for(&mut self, count: usize) -> Result<()> {
+        while self.readers.len() < count {
             let mut reader = self.url.connect_copy("callrollup-source")?;
             reader.batch_execute(&session_setup(self.statement_timeout_secs))?;
             reader.batch_execute(sql::SOURCE_READER_SESSION)?;

@@ -636,12 +636,25 @@ fn query_reads_the_same_rows_from_the_database_as_from_its_snapshot() {
         unknown,
         "call_id,day\nunknown-in-first,2026-03-07\nunknown-in-last,2026-03-10\n"
     );
+    // A platform without duration_seconds: the column reads as NULL.
+    db.exec("ALTER TABLE call_logs DROP COLUMN duration_seconds");
+    let without = window_session(&window, &database_source(&db), None);
+    assert_eq!(
+        session_csv(
+            &without,
+            "SELECT count(*) AS n, count(duration_seconds) AS d FROM call_logs"
+        ),
+        session_csv(
+            &from_snapshot,
+            "SELECT count(*) AS n, 0 AS d FROM call_logs"
+        )
+    );
 }
 
 #[test]
 fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() {
     // A window over most of the tables' time span, on tables of some size
-    // (over 8 MB each): each is read in slices of its pages on parallel
+    // (over 8 MB each; 120,000 calls): each is read in slices of its pages on parallel
     // streams (TID range scans). Every row must be read once, on its day.
     let db = TestDb::with_fixture();
     db.exec(
@@ -650,9 +663,9 @@ fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() 
                                 transcript)
          SELECT 'bulk-' || g.i, t.tenant_id, 'completed', 'booked', 0.000001 * g.i, 0.1, 0.2,
                 0.300001 + 0.000001 * g.i, g.i % 600,
-                timestamptz '2026-03-05 00:00:00+00' + g.i * interval '11 minutes',
+                timestamptz '2026-03-05 00:00:00+00' + g.i * interval '165 seconds',
                 repeat('x', 300)
-         FROM generate_series(1, 30000) g(i)
+         FROM generate_series(1, 120000) g(i)
          JOIN (SELECT tenant_id, row_number() OVER (ORDER BY tenant_id) - 1 AS n
                FROM tenants) t ON t.n = g.i % 11;
          INSERT INTO system_errors (tenant_id, call_id, error_type, severity, resolved,
@@ -669,7 +682,10 @@ fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() 
     let scratch = tempfile::tempdir().unwrap();
     let snapshot = scratch.path().join("snapshot");
     crate::util::extract(&db, &window, &snapshot);
-    let parallel = std::thread::available_parallelism().map_or(1, usize::from) > 1;
+    // One stream per core, at most 4.
+    let streams = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4);
     for (sql, table) in [
         ("SELECT * FROM call_logs ORDER BY call_id", "call_logs"),
         (
@@ -680,8 +696,11 @@ fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() 
     ] {
         let from_database = query(&db, sql, &[&window[..], &["--format", "csv"]].concat());
         let log = stderr_of(&from_database);
-        if parallel {
-            assert!(log.contains(&format!("{table} rows (2 streams)")), "{log}");
+        if streams > 1 {
+            assert!(
+                log.contains(&format!("{table} rows ({streams} streams)")),
+                "{log}"
+            );
         }
         let from_snapshot = db
             .cmd()
@@ -700,6 +719,37 @@ fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() 
         );
         assert_eq!(database, snapshot, "{table}");
     }
+    // One tenant's rows lie all over the table: one index read, not slices.
+    let one_tenant = [
+        &window[..],
+        &["--tenant", "a0000000-0000-0000-0000-000000000002"],
+    ]
+    .concat();
+    let sql = "SELECT day, count(*) AS calls, sum(total_cost_usd) AS cost FROM call_logs
+               GROUP BY day ORDER BY day";
+    let from_database = query(&db, sql, &[&one_tenant[..], &["--format", "csv"]].concat());
+    assert!(stderr_of(&from_database).contains("call_logs rows (one stream)"));
+    let from_snapshot = db
+        .cmd()
+        .arg("query")
+        .arg(sql)
+        .args(&one_tenant)
+        .args(["--format", "csv", "--source"])
+        .arg(&snapshot)
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&from_database), stdout_of(&from_snapshot));
+    // The columns read count against the memory limit as they are read.
+    let refused = query(
+        &db,
+        "SELECT * FROM call_logs ORDER BY call_id",
+        &[&window[..], &["--memory-limit", "16"]].concat(),
+    );
+    assert_fails(
+        &refused,
+        2,
+        "call_logs columns the query reads take more than its memory limit (16 MiB",
+    );
 }
 
 #[test]
