@@ -294,6 +294,9 @@ impl PostgresSource {
             .collect();
         let url = &self.url;
         let width = columns.len();
+        // Set by the first stream that fails: the others stop at their next
+        // row instead of reading their slice to its end.
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let streams: Vec<_> = self
                 .readers
@@ -301,10 +304,29 @@ impl PostgresSource {
                 .zip(&statements)
                 .zip(each.iter_mut())
                 .map(|((reader, statement), each)| {
+                    let failed = &failed;
                     scope.spawn(move || -> Result<()> {
-                        let stream = reader.copy_out(statement)?;
-                        pgcopy::for_each_field(stream, width, each)
+                        use std::sync::atomic::Ordering::Relaxed;
+                        let mut stopped_by_another = false;
+                        let read = reader.copy_out(statement).and_then(|stream| {
+                            pgcopy::for_each_field(stream, width, |i, raw| {
+                                if i == 0 && failed.load(Relaxed) {
+                                    stopped_by_another = true;
+                                    return Err(pgcopy::DecodeError::Stopped);
+                                }
+                                each(i, raw)
+                            })
                             .map_err(|e| decode_error(url, table, e))
+                        });
+                        match read {
+                            // The stream that failed reports why.
+                            Err(_) if stopped_by_another => Ok(()),
+                            Err(e) => {
+                                failed.store(true, Relaxed);
+                                Err(e)
+                            }
+                            Ok(()) => Ok(()),
+                        }
                     })
                 })
                 .collect();

@@ -750,6 +750,19 @@ fn query_reads_a_whole_table_on_parallel_page_slices_as_its_snapshot_holds_it() 
         2,
         "call_logs columns the query reads take more than its memory limit (16 MiB",
     );
+    // A value one stream cannot decode (more decimals than the engine
+    // holds exactly): that stream's error is the one shown, and the other
+    // streams stop.
+    db.exec(
+        "ALTER TABLE call_logs ALTER COLUMN stt_cost_usd TYPE numeric;
+         UPDATE call_logs SET stt_cost_usd = 0.00000000001 WHERE call_id = 'bulk-7'",
+    );
+    let undecodable = query(
+        &db,
+        "SELECT sum(stt_cost_usd) AS stt FROM call_logs",
+        &window,
+    );
+    assert_fails(&undecodable, 1, "column stt_cost_usd");
 }
 
 #[test]
