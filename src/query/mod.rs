@@ -437,6 +437,7 @@ impl Session {
         loop {
             match self.next(&deadline, &rx)? {
                 Step::Batch(batch) => {
+                    let batch = owning_its_text(batch);
                     answer_memory
                         .try_grow(batch.get_array_memory_size())
                         .map_err(|_| {
@@ -527,6 +528,29 @@ enum Step {
     Batch(RecordBatch),
     End,
     Failed(Error),
+}
+
+/// The batch with its text columns holding only the bytes they show: a
+/// sort's or a join's output views point into its inputs' whole buffers,
+/// which the pool would count again for every batch of the answer (a user
+/// had 222,000 sorted rows taking 131 MB refused at 2,048 MiB).
+fn owning_its_text(batch: RecordBatch) -> RecordBatch {
+    use datafusion::arrow::array::{ArrayRef, AsArray};
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| match column.as_string_view_opt() {
+            Some(text) => Arc::new(text.gc()) as ArrayRef,
+            None => column.clone(),
+        })
+        .collect();
+    RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &datafusion::arrow::record_batch::RecordBatchOptions::new()
+            .with_row_count(Some(batch.num_rows())),
+    )
+    .unwrap_or(batch)
 }
 
 /// Adds a frame's `table` rows to `target`, counting them in the pool.
