@@ -613,10 +613,6 @@ fn read_source(
     let Input::Postgres(source, shape) = &mut input else {
         return read_frames(&mut input, window, &selection, tables, env, held, limits);
     };
-    let streams_asked = match spec {
-        SourceSpec::Postgres { streams, .. } => *streams,
-        SourceSpec::Snapshot(_) => 1,
-    };
     let tenant_rows = source.tenants(&selection)?;
     let target = tables.get_mut("tenants").expect("a table");
     hold(target, "tenants", &tenant_rows, env, held, limits)?;
@@ -639,7 +635,6 @@ fn read_source(
             &days,
             name,
             &schema,
-            read::streams(streams_asked),
             &mut |batch| {
                 // A stop (Ctrl-C) ends a long read between batches.
                 crate::signals::check()?;

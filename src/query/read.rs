@@ -73,14 +73,11 @@ impl TenantDays {
             .iter()
             .map(|zone| timezone::offset_changes(zone, span.0, span.1))
             .collect();
-        let days = |d: chrono::NaiveDate| {
-            (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")).num_days() as i32
-        };
         Ok(TenantDays {
             zone_of,
             zones,
-            first_day: days(window.from),
-            last_day: days(window.to),
+            first_day: crate::window::epoch_day(window.from) as i32,
+            last_day: crate::window::epoch_day(window.to) as i32,
         })
     }
 
@@ -482,7 +479,7 @@ impl<'a> TableRead<'a> {
 /// Streams a large read is split over: Postgres scans pages on one core
 /// per stream while this process decodes (on the 5 M-call bench window,
 /// 2 streams on 2 cores: see bench/README.md), or `--streams` if more.
-pub fn streams(asked: usize) -> usize {
+fn streams(asked: usize) -> usize {
     let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
@@ -504,10 +501,9 @@ pub fn read_table(
     days: &TenantDays,
     table: &'static str,
     schema: &SchemaRef,
-    streams: usize,
     add: &mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
 ) -> Result<(usize, usize)> {
-    let mut reads = (0..streams.max(1))
+    let mut reads = (0..streams(source.streams()))
         .map(|_| TableRead::new(schema, table, days))
         .collect::<Result<Vec<_>>>()?;
     let copied = reads[0].copied.clone();
@@ -516,12 +512,10 @@ pub fn read_table(
     // Why `add` refused a batch (the memory limit, a stop), carried out of
     // the decoder, which only knows decoding errors.
     let refused: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    // A refused stream fails its COPY, which stops the other streams at
+    // their next row (`PostgresSource::for_each_field`).
     let hand_over = |batch: Result<RecordBatch>| -> Result<()> {
         let batch = batch?;
-        // Another stream's batch was refused: this one stops too.
-        if refused.lock().map_or(true, |r| r.is_some()) {
-            return Err(Error::RunFailed("stopped with another stream".into()));
-        }
         kept.fetch_add(batch.num_rows(), std::sync::atomic::Ordering::Relaxed);
         let mut add = add.lock().map_err(|_| {
             Error::RunFailed(

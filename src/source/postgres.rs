@@ -91,6 +91,11 @@ impl PostgresSource {
         format!("{} (schema {})", self.url, self.schema)
     }
 
+    /// How many COPY streams `--streams` asked for.
+    pub fn streams(&self) -> usize {
+        self.streams
+    }
+
     /// How many COPY streams read a range at once (at least 1).
     pub fn set_streams(&mut self, streams: usize) {
         self.streams = streams.max(1);
