@@ -26,12 +26,22 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Read and roll up at most this many days at a time: memory follows
-    /// the chunk, not the window (each chunk also needs the 26 hours of
-    /// UTC around its days that time zones reach into; rows shared with
-    /// the next chunk are kept, not read again).
+    /// Days per chunk: the report files and the write-back go a chunk at a
+    /// time. A window read from a database in one pass keeps only its
+    /// tenant-day figures; one whose figures outgrow --state-limit (and a
+    /// snapshot) is read this many days at a time, so memory follows the
+    /// chunk (each chunk also needs the 26 hours of UTC around its days
+    /// that time zones reach into; rows shared with the next chunk are
+    /// kept, not read again).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_days: u32,
+
+    /// The most memory (MiB) the one-pass read's tenant-day figures may
+    /// take; a window that needs more (free-text outcomes, say) is read
+    /// --chunk-days at a time instead, with nothing written before. 0
+    /// always reads chunk by chunk.
+    #[arg(long, value_name = "MIB", default_value_t = crate::pipeline::DEFAULT_STATE_LIMIT_MIB)]
+    pub state_limit: u32,
 
     /// Exit 3 (after writing) when the window's findings of KIND exceed N
     /// rows (0 without >N); repeatable. Kinds: invalid_timezone,

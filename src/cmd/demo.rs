@@ -62,6 +62,7 @@ pub fn execute(args: Args) -> Result<()> {
         target_schema: String::new(),
         out: reports_dir.clone(),
         chunk_days: u32::try_from(window.days().count()).unwrap_or(u32::MAX),
+        state_limit_mib: crate::pipeline::DEFAULT_STATE_LIMIT_MIB,
         dry_run: false,
         arguments: String::new(),
         statement_timeout_secs: 0,

@@ -67,6 +67,7 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         target_schema: args.schema.target_schema()?,
         out: args.out.clone(),
         chunk_days: args.chunk_days,
+        state_limit_mib: args.state_limit,
         dry_run: args.dry_run,
         arguments: arguments_json(args, &window),
         statement_timeout_secs: args.source.database.statement_timeout,

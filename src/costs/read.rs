@@ -353,6 +353,7 @@ pub fn reconcile(
     let plan = Plan {
         window: &window,
         chunk_days: 1,
+        state_limit: crate::pipeline::mib(crate::pipeline::DEFAULT_STATE_LIMIT_MIB),
         selection: &selection,
     };
     let mut recomputed: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();

@@ -262,12 +262,18 @@ impl WindowStats {
 pub struct Plan<'a> {
     pub window: &'a Window,
     pub chunk_days: u32,
+    /// The most bytes a one-pass read's state may hold (an estimate from
+    /// its entries); beyond it the window is read chunk by chunk.
+    pub state_limit: usize,
     pub selection: &'a TenantSelection,
 }
 
-/// Reads, rolls up and hands each chunk to `sink`, which writes it. Long
-/// windows go a chunk of days at a time, so memory follows the chunk, not
-/// the window: each chunk sees every row of its UTC range (rows shared
+/// Reads, rolls up and hands each chunk to `sink`, which writes it. From a
+/// database the whole window is read in one pass straight into the
+/// rollup's state (`source::accumulate`), whose chunks' tables then go to
+/// `sink` in order; a window whose state outgrows its budget, and a
+/// snapshot, go a chunk of days at a time, so memory follows the chunk,
+/// not the window: each chunk sees every row of its UTC range (rows shared
 /// with the next chunk are kept, not read twice) and yields complete
 /// tenant days, so the chunks' tables simply add up.
 pub fn process(
@@ -277,25 +283,126 @@ pub fn process(
     mut sink: impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
 ) -> Result<WindowStats> {
     let mut stats = WindowStats::default();
+    if let Some(stats) = process_in_one_pass(input, plan, timings, &mut sink)? {
+        return Ok(stats);
+    }
     for_each_chunk(input, plan, timings, |frames, read, chunk, timings| {
         let part = timings.time("rollup", || {
             Ok(rollup::rollup(&frames, chunk.from, chunk.to)?)
         })?;
         drop(frames);
-        part.check_totals().map_err(Error::Reconciliation)?;
-        stats.add(&part, read)?;
-        crate::log::debug(&format!(
-            "rollup of {}..{}: {} tenant_daily, {} tenant_daily_outcomes, {} tenant_daily_errors, {} data_quality_findings rows",
-            chunk.from,
-            chunk.to,
-            part.tenant_daily.height(),
-            part.outcomes.height(),
-            part.errors.height(),
-            part.findings.height()
-        ));
-        sink(&part, chunk, timings)
+        emit(&mut stats, part, read, chunk, timings, &mut sink)
     })?;
     Ok(stats)
+}
+
+/// The one-pass read's budget by default (MiB): the 5 M-call bench
+/// window's 1.2 M summary rows take about 110, and the whole process
+/// peaks at 197 MiB then (bench/README.md); a larger budget would let a
+/// larger window past the 200 MiB the engine keeps to.
+pub const DEFAULT_STATE_LIMIT_MIB: u32 = 120;
+
+/// `mib` MiB in bytes.
+pub fn mib(mib: u32) -> usize {
+    usize::try_from(mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20)
+}
+
+/// `process` for a database window in one pass; None when the source is
+/// a snapshot or the state outgrew `STATE_BUDGET` (nothing was handed to
+/// `sink` then).
+fn process_in_one_pass(
+    input: &mut Input,
+    plan: &Plan,
+    timings: &mut Timings,
+    sink: &mut impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
+) -> Result<Option<WindowStats>> {
+    let Input::Postgres(source, shape) = input else {
+        return Ok(None);
+    };
+    let Plan {
+        window,
+        chunk_days,
+        state_limit,
+        selection,
+    } = *plan;
+    if state_limit == 0 {
+        return Ok(None);
+    }
+    let (from, to) = window.utc_range();
+    let rules = rollup::TenantRules::new(
+        &source.tenants(selection)?,
+        (from.timestamp_micros(), to.timestamp_micros()),
+    )?;
+    source.start_verification(window.utc_range(), selection)?;
+    let read = timings.time("read", || {
+        crate::source::accumulate::read_window(
+            source,
+            *shape,
+            window,
+            chunk_days,
+            selection,
+            &rules,
+            state_limit,
+        )
+    })?;
+    let Some((state, others, read, streams)) = read else {
+        crate::log::info(&format!(
+            "the window's tenant-day figures outgrew --state-limit ({} MiB): reading it {chunk_days} day(s) at a time",
+            state_limit >> 20
+        ));
+        return Ok(None);
+    };
+    crate::log::info(&format!(
+        "read {}..{} in one pass on {streams} stream(s): {} calls and {} errors",
+        window.from, window.to, read.calls, read.errors
+    ));
+    timings.time("verify", || source.verify(&read))?;
+    let mut stats = WindowStats::default();
+    let mut parts = state.into_rollups(others);
+    for (i, chunk) in window.chunks(chunk_days).iter().enumerate() {
+        if i > 0 {
+            crate::fault::pause_point("between_chunks");
+        }
+        crate::signals::check()?;
+        let part = timings.time("rollup", || {
+            Ok(parts
+                .next()
+                .expect("the state has a chunk for each of the window's")?)
+        })?;
+        // The rows read are counted once, with the first chunk.
+        let counted = if i == 0 {
+            read.clone()
+        } else {
+            Default::default()
+        };
+        emit(&mut stats, part, &counted, chunk, timings, sink)?;
+    }
+    Ok(Some(stats))
+}
+
+/// Checks a chunk's tables, counts them and hands them to `sink`.
+fn emit(
+    stats: &mut WindowStats,
+    part: Rollup,
+    read: &SourceTotals,
+    chunk: &Window,
+    timings: &mut Timings,
+    sink: &mut impl FnMut(&Rollup, &Window, &mut Timings) -> Result<()>,
+) -> Result<()> {
+    part.check_totals().map_err(Error::Reconciliation)?;
+    stats.add(&part, read)?;
+    crate::log::debug(&format!(
+        "rollup of {}..{}: {} tenant_daily, {} tenant_daily_outcomes, {} tenant_daily_errors, {} data_quality_findings rows",
+        chunk.from,
+        chunk.to,
+        part.tenant_daily.height(),
+        part.outcomes.height(),
+        part.errors.height(),
+        part.findings.height()
+    ));
+    sink(&part, chunk, timings)
 }
 
 /// Reads the window chunk by chunk and hands each chunk's frames (every
@@ -312,6 +419,7 @@ pub fn for_each_chunk(
         window,
         chunk_days,
         selection,
+        ..
     } = *plan;
     // A snapshot is read (and verified) whole anyway: one chunk.
     let chunk_days = match input {

@@ -37,6 +37,8 @@ pub struct RunRequest {
     /// The report folder.
     pub out: PathBuf,
     pub chunk_days: u32,
+    /// The one-pass read's budget (`pipeline::Plan::state_limit`), MiB.
+    pub state_limit_mib: u32,
     /// Compute only: no table, file or ledger row.
     pub dry_run: bool,
     /// The run's arguments as JSON for the ledger (no secrets).
@@ -163,6 +165,7 @@ impl Context<'_> {
         Plan {
             window: &self.request.window,
             chunk_days: self.request.chunk_days,
+            state_limit: crate::pipeline::mib(self.request.state_limit_mib),
             selection: &self.selection,
         }
     }

@@ -676,6 +676,7 @@ fn read_frames(
     let plan = Plan {
         window,
         chunk_days: CHUNK_DAYS,
+        state_limit: crate::pipeline::mib(crate::pipeline::DEFAULT_STATE_LIMIT_MIB),
         selection,
     };
     let mut tenants_read = false;

@@ -476,17 +476,6 @@ impl<'a> TableRead<'a> {
     }
 }
 
-/// Streams a large read is split over: Postgres scans pages on one core
-/// per stream while this process decodes (on the 5 M-call bench window,
-/// 2 streams on 2 cores: see bench/README.md), or `--streams` if more.
-fn streams(asked: usize) -> usize {
-    let cores = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 4);
-    cores.max(asked).max(1)
-}
-
 /// Reads the columns of `schema` (held columns of `table`, call_logs or
 /// system_errors, whose `day` is computed here) for the window's tenant
 /// days, handing `add` a batch of up to `BATCH_ROWS` rows at a time (from
@@ -503,7 +492,7 @@ pub fn read_table(
     schema: &SchemaRef,
     add: &mut (dyn FnMut(RecordBatch) -> Result<()> + Send),
 ) -> Result<(usize, usize)> {
-    let mut reads = (0..streams(source.streams()))
+    let mut reads = (0..source.read_streams())
         .map(|_| TableRead::new(schema, table, days))
         .collect::<Result<Vec<_>>>()?;
     let copied = reads[0].copied.clone();

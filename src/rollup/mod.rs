@@ -3,6 +3,7 @@
 //! each over the frames' arrays (`calls.rs`, `errors.rs`); Polars joins
 //! and sorts the small per tenant-day results.
 
+pub mod accumulate;
 mod calls;
 mod errors;
 pub mod timezone;
@@ -15,7 +16,8 @@ use crate::frames::{SourceFrames, SourceTotals, MONEY};
 pub use crate::frames::{PLATFORM_NAME, PLATFORM_TENANT};
 use timezone::{canonical_zone, local_day, offset_columns, offset_table};
 
-use calls::{TenantDays, COST_COLUMNS};
+use calls::{CallGroups, TenantDays, COST_COLUMNS};
+use errors::ErrorGroups;
 
 /// The four summary tables of one window, sorted by their keys.
 #[derive(Clone)]
@@ -45,31 +47,51 @@ impl Rollup {
 /// Computes every summary table for tenant-local days `from..=to`.
 pub fn rollup(frames: &SourceFrames, from: NaiveDate, to: NaiveDate) -> PolarsResult<Rollup> {
     let span = utc_span(&[&frames.calls, &frames.errors])?;
-    let tenants = tenant_zones(&frames.tenants, span)?;
-    let days = tenant_days(&tenants)?;
-    // Calls of tenants missing from `tenants` count on UTC days.
-    let unknown = TenantDays {
-        first: 0,
-        changes: Vec::new(),
-        known: false,
-        zone_valid: true,
-    };
-    let calls = calls::group(
-        &frames.calls,
-        |id| days.get(id),
-        &unknown,
-        day_number(from),
-        day_number(to),
-    )?;
-    let errors = errors::group(
-        &frames.errors,
-        |id| days.get(id),
-        &unknown,
-        day_number(from),
-        day_number(to),
-    )?;
+    let rules = TenantRules::new(&frames.tenants, span)?;
+    let chunk_days = u32::try_from((to - from).num_days() + 1).unwrap_or(1);
+    let mut state = accumulate::Accumulator::new(&rules, from, to, chunk_days);
+    calls::walk(&frames.calls, &mut state)?;
+    errors::walk(&frames.errors, &mut state)?;
+    let mut parts = state.into_rollups(Vec::new());
+    parts.next().expect("one chunk covers the days from..=to")
+}
 
-    let tenant_daily = tenant_daily(calls.by_day, errors.by_day, &tenants.frame)?;
+/// Where each tenant's rows fall: its zone's offsets over a UTC span, and
+/// whether the tenant and its zone are known.
+pub struct TenantRules {
+    zones: TenantZones,
+    by_id: PlHashMap<String, TenantDays>,
+    /// Rows of tenants missing from `tenants` (or with no tenant) count
+    /// on UTC days.
+    unknown: TenantDays,
+}
+
+impl TenantRules {
+    /// The rules of `tenants` for rows created within `span` (Unix µs).
+    pub fn new(tenants: &DataFrame, span: (i64, i64)) -> PolarsResult<TenantRules> {
+        let zones = tenant_zones(tenants, span)?;
+        let by_id = tenant_days(&zones)?;
+        Ok(TenantRules {
+            zones,
+            by_id,
+            unknown: TenantDays {
+                first: 0,
+                changes: Vec::new(),
+                known: false,
+                zone_valid: true,
+            },
+        })
+    }
+
+    fn find(&self, id: Option<&str>) -> &TenantDays {
+        id.and_then(|id| self.by_id.get(id))
+            .unwrap_or(&self.unknown)
+    }
+}
+
+/// A chunk's tables from its calls' and errors' groups.
+fn assemble(calls: CallGroups, errors: ErrorGroups, tenants: &DataFrame) -> PolarsResult<Rollup> {
+    let tenant_daily = tenant_daily(calls.by_day, errors.by_day, tenants)?;
     let findings = findings(calls.findings, errors.findings)?;
     let [stt_cost_usd, llm_cost_usd, tts_cost_usd, total_cost_usd] = calls.costs;
     let totals = SourceTotals {

@@ -504,3 +504,84 @@ proptest! {
         prop_assert_eq!(engine, want);
     }
 }
+
+/// `frame`'s rows in the order `order` gives (indices into it).
+fn reordered(frame: &DataFrame, order: &[usize]) -> DataFrame {
+    let idx = IdxCa::from_vec("idx".into(), order.iter().map(|i| *i as IdxSize).collect());
+    frame.take(&idx).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The one-pass read's state (`accumulate`): rows in any order, over
+    /// any number of streams whose states are merged, in chunks of any
+    /// length, give each chunk the tables the frame path gives that
+    /// chunk's days (which the test above checks against the reference),
+    /// to the byte: smallest ids, first and last seen and calls affected
+    /// across streams included.
+    #[test]
+    fn the_one_pass_state_equals_the_frame_path_chunk_by_chunk(
+        (calls, errors) in prop::collection::vec(call_strategy(), 0..120)
+            .prop_flat_map(|calls| {
+                let n = calls.len();
+                (Just(calls), prop::collection::vec(err_strategy(n), 0..60))
+            }),
+        first in 0u64..3,
+        length in 0u64..4,
+        chunk_days in 1u32..4,
+        streams in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        let from = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap() + chrono::Days::new(first);
+        let to = from + chrono::Days::new(length);
+        let whole = frames(&calls, &errors);
+        let (lo, hi) = (START - 48 * HOURS, START + 144 * HOURS);
+        let rules = super::TenantRules::new(&whole.tenants, (lo, hi)).unwrap();
+        // Each stream gets a shuffled share of the rows.
+        let mut rng = seed;
+        let mut next = || {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) as usize
+        };
+        let mut shares = vec![(Vec::new(), Vec::new()); streams];
+        for i in 0..calls.len() {
+            let s = next() % streams;
+            shares[s].0.push(i);
+        }
+        for i in 0..errors.len() {
+            let s = next() % streams;
+            shares[s].1.push(i);
+        }
+        let mut states = Vec::new();
+        for (mut call_rows, mut error_rows) in shares {
+            for rows in [&mut call_rows, &mut error_rows] {
+                for k in (1..rows.len()).rev() {
+                    rows.swap(k, next() % (k + 1));
+                }
+            }
+            let mut state = super::accumulate::Accumulator::new(&rules, from, to, chunk_days);
+            super::calls::walk(&reordered(&whole.calls, &call_rows), &mut state).unwrap();
+            super::errors::walk(&reordered(&whole.errors, &error_rows), &mut state).unwrap();
+            states.push(state);
+        }
+        let window = crate::window::Window { from, to, partial: false };
+        let chunks = window.chunks(chunk_days);
+        let first = states.remove(0);
+        let parts: Vec<_> = first.into_rollups(states).collect();
+        prop_assert_eq!(parts.len(), chunks.len());
+        for (part, chunk) in parts.into_iter().zip(&chunks) {
+            let part = part.unwrap();
+            let want = rollup(&whole, chunk.from, chunk.to).unwrap();
+            for (a, b) in [
+                (&part.tenant_daily, &want.tenant_daily),
+                (&part.outcomes, &want.outcomes),
+                (&part.errors, &want.errors),
+                (&part.findings, &want.findings),
+            ] {
+                prop_assert!(a.equals_missing(b), "chunk {}..{} differs:\n{a}\n{b}", chunk.from, chunk.to);
+            }
+            prop_assert!(part.totals.matches(&want.totals));
+        }
+    }
+}

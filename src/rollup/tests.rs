@@ -579,7 +579,7 @@ fn empty_frames_give_empty_tables() {
     assert_eq!(r.totals.total_cost_usd, Decimal::ZERO);
 }
 
-/// The one-pass grouping (`calls::group`) interns texts itself: a NULL
+/// The rollup state (`accumulate`) interns texts itself: a NULL
 /// outcome reported as `unknown` and an outcome that says `unknown` must
 /// be one group, as they were when Polars filled the NULL and grouped.
 #[test]

@@ -56,6 +56,11 @@ impl ErrorTimesBuilder {
         });
     }
 
+    /// Takes another builder's ids (another stream's).
+    pub fn absorb(&mut self, other: ErrorTimesBuilder) {
+        self.entries.extend(other.entries);
+    }
+
     pub fn finish(self) -> ErrorTimes {
         let mut entries = self.entries;
         // The latest time first within a fingerprint, so dedup keeps it.

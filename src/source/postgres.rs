@@ -59,7 +59,7 @@ pub struct PostgresSource {
     /// instant carry, each with the latest time one was logged (Unix µs),
     /// kept across the chunks of one run: the earliest chunk reads them
     /// once, and any later chunk's calls are found in that superset.
-    errored: Option<(DateTime<Utc>, ErrorTimes)>,
+    errored: Option<(DateTime<Utc>, std::sync::Arc<ErrorTimes>)>,
     carry: Option<Carry>,
     verification: Option<std::thread::JoinHandle<Result<SourceTotals>>>,
 }
@@ -94,6 +94,18 @@ impl PostgresSource {
     /// How many COPY streams `--streams` asked for.
     pub fn streams(&self) -> usize {
         self.streams
+    }
+
+    /// Streams a large read in storage order is split over: Postgres
+    /// scans pages on one core per stream while this process decodes (on
+    /// the 5 M-call bench window, 2 streams on 2 cores: see
+    /// bench/README.md), or `--streams` if more.
+    pub fn read_streams(&self) -> usize {
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 4);
+        cores.max(self.streams).max(1)
     }
 
     /// How many COPY streams read a range at once (at least 1).
@@ -225,7 +237,8 @@ impl PostgresSource {
                 format!("AND {alias}.ctid >= '({from},0)'::tid AND {alias}.ctid < '({to},0)'::tid")
             }
         };
-        let (from_utc, to_utc) = (timestamp_literal(range.0), timestamp_literal(range.1));
+        let from_utc = timestamp_literal(range.0);
+        let to_utc = end_literal(range.1);
         let duration = if shape.has_duration_seconds {
             "c.duration_seconds::bigint"
         } else {
@@ -248,7 +261,7 @@ impl PostgresSource {
                 &[
                     ("schema", &self.schema),
                     ("from_utc", &from_utc),
-                    ("to_utc", &to_utc),
+                    ("until", &until("e", range.1)),
                     ("tenant_filter", &selection.sql_filter("e.tenant_id")),
                     ("page_range", &page_range),
                 ],
@@ -381,7 +394,7 @@ impl PostgresSource {
                 ("schema", &self.schema),
                 ("table", table),
                 ("from_utc", &timestamp_literal(range.0)),
-                ("to_utc", &timestamp_literal(range.1)),
+                ("to_utc", &end_literal(range.1)),
             ],
         );
         // As text: the plan's column is `json`, which the driver's types
@@ -554,7 +567,7 @@ impl PostgresSource {
         let errored = errored_flags(
             calls.column("call_id")?.str()?,
             calls.column("created_at")?.datetime()?,
-            self.errored_ids(range.0)?,
+            &*self.errored_ids(range.0)?,
         );
         calls.with_column(errored)?;
         let calls = conform(calls, &calls_schema())?;
@@ -613,10 +626,14 @@ impl PostgresSource {
     /// The call_ids that errors carry, logged from a day before `since`
     /// on, with the latest time each was logged; read once, unless only a
     /// set from a later instant is held.
-    fn errored_ids(&mut self, since: DateTime<Utc>) -> Result<&ErrorTimes> {
-        let held = matches!(&self.errored, Some((cached, _)) if *cached <= since);
-        if held {
-            return Ok(&self.errored.as_ref().expect("held").1);
+    pub(crate) fn errored_ids(
+        &mut self,
+        since: DateTime<Utc>,
+    ) -> Result<std::sync::Arc<ErrorTimes>> {
+        if let Some((cached, held)) = &self.errored {
+            if *cached <= since {
+                return Ok(held.clone());
+            }
         }
         let text = sql::render(
             sql::ERRORED_CALLS,
@@ -646,7 +663,9 @@ impl PostgresSource {
             Ok(())
         })
         .map_err(|e| decode_error(&self.url, "system_errors", e))?;
-        Ok(&self.errored.insert((since, ids.finish())).1)
+        let held = std::sync::Arc::new(ids.finish());
+        self.errored = Some((since, held.clone()));
+        Ok(held)
     }
 }
 
@@ -787,6 +806,27 @@ fn session_setup(statement_timeout_secs: u64) -> String {
     sql::render(
         sql::SOURCE_SESSION,
         &[("statement_timeout", &statement_timeout_secs.to_string())],
+    )
+}
+
+/// A range's end as SQL text: a range that ends at
+/// `DateTime::<Utc>::MAX_UTC` has no end (Postgres' `infinity`).
+fn end_literal(end: DateTime<Utc>) -> String {
+    match end == DateTime::<Utc>::MAX_UTC {
+        true => "infinity".to_string(),
+        false => timestamp_literal(end),
+    }
+}
+
+/// `alias.created_at < end`, or nothing for a range with no end
+/// (`DateTime::<Utc>::MAX_UTC`).
+fn until(alias: &str, end: DateTime<Utc>) -> String {
+    if end == DateTime::<Utc>::MAX_UTC {
+        return String::new();
+    }
+    format!(
+        "AND {alias}.created_at <  '{}'::timestamptz",
+        timestamp_literal(end)
     )
 }
 

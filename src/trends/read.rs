@@ -169,6 +169,7 @@ pub fn daily(
             let plan = Plan {
                 window: &window,
                 chunk_days: CHUNK_DAYS,
+                state_limit: crate::pipeline::mib(crate::pipeline::DEFAULT_STATE_LIMIT_MIB),
                 selection: &selection,
             };
             let wanted = day_in(&readable);
@@ -257,6 +258,7 @@ pub fn hourly(spec: &SourceSpec, timeline: &Timeline, tenants: &TenantSelection)
     let plan = Plan {
         window: &window,
         chunk_days: CHUNK_DAYS,
+        state_limit: crate::pipeline::mib(crate::pipeline::DEFAULT_STATE_LIMIT_MIB),
         selection: &selection,
     };
     let mut names = BTreeMap::new();

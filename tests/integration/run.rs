@@ -2,7 +2,7 @@
 //! definitions computed by Postgres itself, re-runs, windows, tenants,
 //! files, roles.
 
-use crate::util::{run, stdout_of, tree, TestDb};
+use crate::util::{ok, run, stdout_of, tree, TestDb};
 
 const EXPECTED: &str = include_str!("../fixtures/expected_summary.sql");
 
@@ -462,23 +462,99 @@ fn costs_finer_than_the_stored_six_decimals_fail_reconciliation() {
 }
 
 #[test]
-fn chunk_size_and_stream_count_do_not_change_a_byte() {
-    // Chunks share the rows of the 26 hours between them (read once, kept
-    // for the next chunk); streams split each chunk's range. Neither may
-    // change a single value.
+fn chunk_size_stream_count_and_the_one_pass_read_do_not_change_a_byte() {
+    // Read in one pass (the default), the window's rows go straight into
+    // each chunk's figures; read chunk by chunk (--state-limit 0), chunks
+    // share the rows of the 26 hours between them (read once, kept for
+    // the next chunk) and streams split each chunk's range. None of it
+    // may change a single value.
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let window = ["--from", "2026-03-06", "--to", "2026-03-31"];
     let mut trees = Vec::new();
-    for (days, streams) in [("1", "1"), ("5", "2"), ("30", "3")] {
-        let out = scratch.path().join(days);
-        let options = ["--chunk-days", days, "--streams", streams];
+    for (days, streams, limit) in [
+        ("1", "1", "0"),
+        ("1", "1", "120"),
+        ("5", "2", "0"),
+        ("5", "2", "120"),
+        ("30", "3", "0"),
+        ("30", "3", "120"),
+    ] {
+        let out = scratch.path().join(format!("{days}-{limit}"));
+        let options = [
+            "--chunk-days",
+            days,
+            "--streams",
+            streams,
+            "--state-limit",
+            limit,
+        ];
         run(&db, &out, &[&window[..], &options[..]].concat());
         trees.push(tree(&out));
         assert_matches_definitions(&db, "2026-03-06", "2026-03-31");
     }
-    assert_eq!(trees[0], trees[1]);
-    assert_eq!(trees[0], trees[2]);
+    for other in &trees[1..] {
+        assert_eq!(&trees[0], other);
+    }
+}
+
+#[test]
+fn a_window_whose_figures_outgrow_the_state_limit_is_read_chunk_by_chunk() {
+    // Outcomes of many texts: the one-pass state outgrows a 1 MiB limit
+    // part-way through the read, which then starts again a
+    // chunk of days at a time, with nothing written before; the files
+    // and tables are those of a one-pass run.
+    let db = TestDb::empty();
+    ok(db
+        .cmd()
+        .args([
+            "generate",
+            "--tenants",
+            "200",
+            "--calls",
+            "60000",
+            "--days",
+            "4",
+        ])
+        .args([
+            "--end",
+            "2026-03-10",
+            "--seed",
+            "7",
+            "--transcript-bytes",
+            "0",
+        ])
+        .args(["--outcomes", "999"])
+        .output()
+        .unwrap());
+    db.migrate();
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-07", "--to", "2026-03-10"];
+    let summary =
+        "SELECT tenant_id::text, day::text, status, outcome, calls::text, total_cost_usd::text
+                   FROM analytics.tenant_daily_outcomes ORDER BY 1, 2, 3, 4";
+    let mut seen = Vec::new();
+    for limit in ["1", "120"] {
+        let out = scratch.path().join(limit);
+        let output = db
+            .cmd()
+            .args(["run", "--state-limit", limit, "-v"])
+            .args(window)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let log = crate::util::stderr_of(&output);
+        assert!(output.status.success(), "{log}");
+        assert_eq!(
+            log.contains("outgrew --state-limit (1 MiB)"),
+            limit == "1",
+            "{log}"
+        );
+        seen.push((tree(&out), db.rows(summary)));
+    }
+    assert!(seen[0].1.len() > 20_000, "the outcomes were not varied");
+    assert_eq!(seen[0], seen[1]);
 }
 
 #[test]
@@ -644,8 +720,8 @@ fn another_shape_of_data_equals_postgres_definitions() {
 }
 
 /// Without a terminal (cron, a log file) a run logged a line per chunk:
-/// thirty lines for thirty days. One line for the read now; `-v` keeps
-/// the per-chunk lines.
+/// thirty lines for thirty days. One line for the read now (in one pass,
+/// or chunk by chunk); `-v` keeps the per-chunk lines.
 #[test]
 fn a_log_got_one_line_per_chunk_instead_of_one_per_stage() {
     let db = TestDb::with_fixture();
@@ -663,21 +739,26 @@ fn a_log_got_one_line_per_chunk_instead_of_one_per_stage() {
         assert!(output.status.success());
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let err = stderr(&[]);
-    assert_eq!(err.matches("callrollup: chunk ").count(), 0, "{err}");
-    let read: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("callrollup: read "))
-        .collect();
-    assert_eq!(read.len(), 1, "{err}");
-    assert!(
-        read[0].contains("2026-03-05..2026-03-12 in 8 chunk(s)"),
-        "{err}"
-    );
-    let verbose = stderr(&["-v"]);
-    assert_eq!(
-        verbose.matches("callrollup: chunk ").count(),
-        8,
-        "{verbose}"
-    );
+    for (read_as, limit) in [
+        ("in one pass on 1 stream(s)", "120"),
+        ("in 8 chunk(s)", "0"),
+    ] {
+        let err = stderr(&["--state-limit", limit]);
+        assert_eq!(err.matches("callrollup: rollup of ").count(), 0, "{err}");
+        let read: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("callrollup: read "))
+            .collect();
+        assert_eq!(read.len(), 1, "{err}");
+        assert!(
+            read[0].contains(&format!("2026-03-05..2026-03-12 {read_as}")),
+            "{err}"
+        );
+        let verbose = stderr(&["-v", "--state-limit", limit]);
+        assert_eq!(
+            verbose.matches("callrollup: rollup of ").count(),
+            8,
+            "{verbose}"
+        );
+    }
 }

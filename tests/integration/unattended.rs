@@ -539,20 +539,22 @@ fn the_least_privilege_roles_run_the_engine_and_cannot_read_transcripts() {
     );
 }
 
-/// A run paused between two chunks while `connections` (by application
-/// name) are terminated from outside, then let go; returns its exit status
-/// and stderr.
+/// A run paused at `pause` (between two chunks, or in the middle of the
+/// source's read) while `connections` (by application name) are
+/// terminated from outside, then let go; returns its exit status and
+/// stderr.
 fn with_connections_terminated(
     db: &TestDb,
     out: &std::path::Path,
     window: &[&str],
     application: &str,
+    pause: &str,
 ) -> (std::process::ExitStatus, String) {
     let resume = out.with_extension("resume");
     let (mut child, stderr) = spawn_paused_with_stderr(
         Some(db),
         &[&["run"][..], window, &["--out", out.to_str().unwrap()]].concat(),
-        "between_chunks",
+        pause,
         &[("CALLROLLUP_TEST_RESUME_FILE", &resume)],
     );
     let killed = db.scalar_i64(&format!(
@@ -571,8 +573,13 @@ fn a_source_connection_terminated_mid_extraction_is_retried_and_the_run_succeeds
     let db = TestDb::with_fixture();
     let scratch = tempfile::tempdir().unwrap();
     let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
-    let (status, stderr) =
-        with_connections_terminated(&db, &scratch.path().join("a"), &window, "callrollup-source");
+    let (status, stderr) = with_connections_terminated(
+        &db,
+        &scratch.path().join("a"),
+        &window,
+        "callrollup-source",
+        "source_read",
+    );
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("transient failure"), "{stderr}");
     assert!(stderr.contains("retry 1 of 3"), "{stderr}");
@@ -596,7 +603,8 @@ fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() 
     let before = RolledUp::new(&["--from", "2026-03-05", "--to", "2026-03-06"]);
     let (db, out) = (&before.db, &before.out);
     let window = ["--from", "2026-03-05", "--to", "2026-03-12"];
-    let (status, stderr) = with_connections_terminated(db, out, &window, "callrollup");
+    let (status, stderr) =
+        with_connections_terminated(db, out, &window, "callrollup", "between_chunks");
     // Once rows went in, a lost target is final: no retry, nothing written.
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("transient failure"), "{stderr}");
