@@ -346,13 +346,27 @@ fn process_in_one_pass(
             &rules,
             state_limit,
         )
-    })?;
-    let Some((state, others, read, streams)) = read else {
-        crate::log::info(&format!(
-            "the window's tenant-day figures outgrew --state-limit ({} MiB): reading it {chunk_days} day(s) at a time",
-            state_limit >> 20
-        ));
-        return Ok(None);
+    });
+    let gave_way = |why: String| {
+        crate::log::info(&format!("{why}: reading it {chunk_days} day(s) at a time"));
+    };
+    let (state, others, read, streams) = match read {
+        Ok(Some(read)) => read,
+        Ok(None) => {
+            source.close_readers();
+            gave_way(format!(
+                "the window's tenant-day figures outgrew --state-limit ({} MiB)",
+                state_limit >> 20
+            ));
+            return Ok(None);
+        }
+        // Shorter statements may each finish within the timeout.
+        Err(Error::Database(message)) if message.contains("statement timeout") => {
+            source.close_readers();
+            gave_way("reading the window in one pass met --statement-timeout".to_string());
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
     crate::log::info(&format!(
         "read {}..{} in one pass on {streams} stream(s): {} calls and {} errors",

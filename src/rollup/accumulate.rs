@@ -26,6 +26,8 @@ pub struct Interner {
     by_text: PlHashMap<Box<str>, u32>,
     null: Option<u32>,
     texts: Vec<Option<Box<str>>>,
+    /// The texts' bytes (each held twice: as a key and by its slot).
+    text_bytes: usize,
 }
 
 impl Interner {
@@ -37,6 +39,8 @@ impl Interner {
                 Some(slot) => *slot,
                 None => {
                     self.by_text.insert(text.into(), next);
+                    // Held twice (key and slot), each with an allocation's overhead.
+                    self.text_bytes += 2 * (text.len() + 16);
                     next
                 }
             },
@@ -53,7 +57,7 @@ impl Interner {
 
     /// Bytes held (an estimate, for the state budget).
     fn bytes(&self) -> usize {
-        self.by_text.keys().map(|t| t.len() * 2 + 64).sum::<usize>()
+        self.text_bytes + self.by_text.capacity() * 25 + self.texts.capacity() * 16
     }
 
     /// Each slot's place in the texts' order (NULL first, then by bytes,
@@ -335,33 +339,53 @@ impl<'t> Accumulator<'t> {
         self.place(tenant, at).1.is_some()
     }
 
+    /// The figures of the chunk a row of tenant slot `tenant` at `at`
+    /// falls in (None: outside the window), with the row's day and its
+    /// tenant's rules. `presize` gives a chunk room like the one before's
+    /// (it is called with both; it leaves a chunk already begun alone).
+    fn chunk_of(
+        &mut self,
+        tenant: u32,
+        at: i64,
+        presize: impl FnOnce(&mut ChunkFigures, &ChunkFigures),
+    ) -> Option<(&mut ChunkFigures, i32, &'t super::calls::TenantDays)> {
+        let (day, chunk) = self.place(tenant, at);
+        let chunk = chunk?;
+        let zone = self.tenant_rules[tenant as usize];
+        let (before, this) = self.chunks.split_at_mut(chunk);
+        if let Some(before) = before.last() {
+            presize(&mut this[0], before);
+        }
+        Some((&mut this[0], day, zone))
+    }
+
     /// Adds a call; false when its tenant day is outside the window.
     pub fn add_call(&mut self, row: &CallRow) -> PolarsResult<bool> {
-        let (day, chunk) = self.place(row.tenant, row.at);
-        let Some(chunk) = chunk else {
+        let known = self.known;
+        let presize = |this: &mut ChunkFigures, before: &ChunkFigures| {
+            if this.calls.is_empty() {
+                this.calls.reserve_like(&before.calls);
+            }
+        };
+        let Some((chunk, day, zone)) = self.chunk_of(row.tenant, row.at, presize) else {
             return Ok(false);
         };
-        let zone = self.tenant_rules[row.tenant as usize];
-        if chunk > 0 && self.chunks[chunk].calls.is_empty() {
-            let (before, this) = self.chunks.split_at_mut(chunk);
-            this[0].calls.reserve_like(&before[chunk - 1].calls);
-        }
-        self.chunks[chunk].calls.add(row, day, zone, &self.known)?;
+        chunk.calls.add(row, day, zone, &known)?;
         Ok(true)
     }
 
     /// Adds an error; false when its tenant day is outside the window.
     pub fn add_error(&mut self, row: &ErrorRow) -> PolarsResult<bool> {
-        let (day, chunk) = self.place(row.tenant, row.at);
-        let Some(chunk) = chunk else {
+        let known = self.known;
+        let presize = |this: &mut ChunkFigures, before: &ChunkFigures| {
+            if this.errors.is_empty() {
+                this.errors.reserve_like(&before.errors);
+            }
+        };
+        let Some((chunk, day, zone)) = self.chunk_of(row.tenant, row.at, presize) else {
             return Ok(false);
         };
-        let zone = self.tenant_rules[row.tenant as usize];
-        if chunk > 0 && self.chunks[chunk].errors.is_empty() {
-            let (before, this) = self.chunks.split_at_mut(chunk);
-            this[0].errors.reserve_like(&before[chunk - 1].errors);
-        }
-        self.chunks[chunk].errors.add(row, day, zone, &self.known);
+        chunk.errors.add(row, day, zone, &known);
         Ok(true)
     }
 
@@ -374,6 +398,12 @@ impl<'t> Accumulator<'t> {
             .map(|c| c.calls.bytes() + c.errors.bytes())
             .sum();
         figures + self.tenants.bytes() + self.labels.bytes()
+    }
+
+    /// Bytes of text interned so far (cheap: a stream looks at its size
+    /// sooner when texts pour in).
+    pub fn text_bytes(&self) -> usize {
+        self.tenants.text_bytes + self.labels.text_bytes
     }
 
     /// Each chunk's tables, in order, with the figures of `others` (other

@@ -13,7 +13,7 @@
 //! chunk of days at a time instead (`pipeline::process`). Nothing has been
 //! written by then.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use polars::prelude::{PlHashMap, PolarsError};
@@ -51,8 +51,10 @@ const ERROR_FIELDS: [&str; 6] = [
     "resolved",
 ];
 
-/// Rows between two looks at the state's size.
+/// Rows between two looks at the state's size, or text bytes interned
+/// (long free-text outcomes must not run far past the budget unseen).
 const BUDGET_CHECK_ROWS: u32 = 1 << 12;
+const BUDGET_CHECK_TEXT_BYTES: usize = 1 << 20;
 
 /// One stream's state and the row it is decoding.
 struct Stream<'t> {
@@ -77,8 +79,10 @@ struct Stream<'t> {
     cost: [Option<i128>; 4],
     seconds: Option<i64>,
     resolved: Option<bool>,
-    /// Rows since the state's size was last looked at.
+    /// Rows since the state's size was last looked at, and the text bytes
+    /// interned then.
     since_check: u32,
+    text_bytes_checked: usize,
     /// Why this stream stopped (an overflow the rollup found).
     failure: Option<Error>,
 }
@@ -101,6 +105,7 @@ impl<'t> Stream<'t> {
             seconds: None,
             resolved: None,
             since_check: 0,
+            text_bytes_checked: 0,
             failure: None,
         }
     }
@@ -268,14 +273,27 @@ impl<'t> Stream<'t> {
         Ok(())
     }
 
-    /// Whether the state has outgrown `budget` bytes (looked at every
-    /// `BUDGET_CHECK_ROWS` rows).
-    fn over(&mut self, budget: usize) -> bool {
-        if self.since_check < BUDGET_CHECK_ROWS {
+    /// Whether every stream's state together has outgrown `budget` bytes
+    /// (looked at every `BUDGET_CHECK_ROWS` rows or
+    /// `BUDGET_CHECK_TEXT_BYTES` of new text); `sizes` holds each stream's
+    /// last size, this one's at `me`.
+    fn over(&mut self, budget: usize, sizes: &[AtomicUsize], me: usize) -> bool {
+        let text_bytes = self.state.text_bytes();
+        if self.since_check < BUDGET_CHECK_ROWS
+            && text_bytes - self.text_bytes_checked < BUDGET_CHECK_TEXT_BYTES
+        {
             return false;
         }
         self.since_check = 0;
-        self.state.bytes() > budget
+        self.text_bytes_checked = text_bytes;
+        sizes[me].store(self.bytes(), Relaxed);
+        sizes.iter().map(|s| s.load(Relaxed)).sum::<usize>() > budget
+    }
+
+    /// Bytes this stream holds: its figures and the error ids found.
+    fn bytes(&self) -> usize {
+        let ids = self.collecting.as_ref().map_or(0, |(ids, _)| ids.bytes());
+        self.state.bytes() + ids
     }
 }
 
@@ -311,8 +329,19 @@ pub fn read_window<'t>(
     // error of the platform or another tenant may carry a selected
     // tenant's call id): its ids are read on their own, whatever the
     // tenant (`errored_ids`).
-    let (errors_range, collecting) = if selection.is_everyone() {
-        let from = range.0 - chrono::Duration::microseconds(ERROR_LEAD_MICROS);
+    let lead = chrono::Duration::microseconds(ERROR_LEAD_MICROS);
+    // Postgres has no year 0: a window on the calendar's first day reads
+    // its ids on their own (`errored_ids` subtracts the day in SQL).
+    let first_instant = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a date")
+        .and_utc();
+    let reaches_year_0 = range
+        .0
+        .checked_sub_signed(lead)
+        .is_none_or(|from| from < first_instant);
+    let (errors_range, collecting) = if selection.is_everyone() && !reaches_year_0 {
+        let from = range.0 - lead;
         // An error logged after the range marks a call in it too.
         let range = (from, chrono::DateTime::<chrono::Utc>::MAX_UTC);
         (range, Some(window_micros(window)))
@@ -334,7 +363,7 @@ pub fn read_window<'t>(
         }
     }
     let over_budget = AtomicBool::new(false);
-    let per_stream = budget / streams.max(1);
+    let sizes: Vec<AtomicUsize> = (0..streams).map(|_| AtomicUsize::new(0)).collect();
     let mut used = 1;
     for (table, fields, read_range) in [
         ("system_errors", &ERROR_FIELDS[..], errors_range),
@@ -358,8 +387,9 @@ pub fn read_window<'t>(
         let failure: Mutex<Option<Error>> = Mutex::new(None);
         let each: Vec<_> = states
             .iter_mut()
-            .map(|stream| {
-                let (over_budget, failure) = (&over_budget, &failure);
+            .enumerate()
+            .map(|(me, stream)| {
+                let (over_budget, failure, sizes) = (&over_budget, &failure, &sizes);
                 let last = fields.len() - 1;
                 move |i: usize, raw: Option<&[u8]>| {
                     let decoded = if table == "call_logs" {
@@ -374,7 +404,7 @@ pub fn read_window<'t>(
                         }
                     }
                     decoded?;
-                    if i == last && stream.over(per_stream) {
+                    if i == last && stream.over(budget, sizes, me) {
                         over_budget.store(true, Relaxed);
                         return Err(DecodeError::Stopped);
                     }
@@ -391,7 +421,7 @@ pub fn read_window<'t>(
             false => Err(e),
         })?);
         // The last rows since the last look too.
-        if over_budget.load(Relaxed) || states.iter().any(|s| s.state.bytes() > per_stream) {
+        if over_budget.load(Relaxed) || states.iter().map(Stream::bytes).sum::<usize>() > budget {
             return Ok(None);
         }
     }

@@ -45,6 +45,9 @@ pub struct ErrorTimes {
 #[derive(Default)]
 pub struct ErrorTimesBuilder {
     entries: Vec<Entry>,
+    /// Entries held after the last `compact`: when they have doubled,
+    /// repeats are folded again (an id carried by many error rows).
+    compacted: usize,
 }
 
 impl ErrorTimesBuilder {
@@ -54,15 +57,30 @@ impl ErrorTimesBuilder {
             low: fingerprint as u64,
             last_logged,
         });
+        if self.entries.len() >= (2 * self.compacted).max(1 << 16) {
+            self.compact();
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
     }
 
     /// Takes another builder's ids (another stream's).
     pub fn absorb(&mut self, other: ErrorTimesBuilder) {
-        self.entries.extend(other.entries);
+        if other.entries.len() > self.entries.len() {
+            let mine = std::mem::replace(self, other);
+            self.entries.extend(mine.entries);
+        } else {
+            self.entries.extend(other.entries);
+        }
+        self.compact();
     }
 
-    pub fn finish(self) -> ErrorTimes {
-        let mut entries = self.entries;
+    /// One entry per fingerprint, its latest time, sorted.
+    fn compact(&mut self) {
+        let entries = &mut self.entries;
         // The latest time first within a fingerprint, so dedup keeps it.
         entries.sort_unstable_by(|a, b| {
             (a.high, a.low)
@@ -70,6 +88,12 @@ impl ErrorTimesBuilder {
                 .then(b.last_logged.cmp(&a.last_logged))
         });
         entries.dedup_by(|later, kept| (later.high, later.low) == (kept.high, kept.low));
+        self.compacted = entries.len();
+    }
+
+    pub fn finish(mut self) -> ErrorTimes {
+        self.compact();
+        let mut entries = self.entries;
         entries.shrink_to_fit();
         // About one entry per bucket: 2^bits <= len.
         let bits = usize::BITS - entries.len().max(1).leading_zeros() - 1;
@@ -165,6 +189,29 @@ mod tests {
         let set: ErrorTimes = [(id, 5), (id, 9), (id, 7)].into_iter().collect();
         assert_eq!(set.len(), 1);
         assert_eq!(set.get(id), Some(9));
+    }
+
+    /// One id carried by many error rows (the one-pass read collects a
+    /// row per error) is folded as they come, so the builder holds about
+    /// the distinct ids, not the rows; streams' builders merge.
+    #[test]
+    fn many_rows_of_few_ids_are_folded_as_they_come_and_streams_merge() {
+        let ids: Vec<u128> = (0..100u32).map(|i| fingerprint(&i.to_be_bytes())).collect();
+        let mut streams = [ErrorTimesBuilder::default(), ErrorTimesBuilder::default()];
+        for row in 0..400_000i64 {
+            let id = ids[(row % 100) as usize];
+            streams[(row % 2) as usize].insert(id, row);
+        }
+        for stream in &streams {
+            assert!(stream.entries.len() < 1 << 17, "{}", stream.entries.len());
+        }
+        let [mut first, second] = streams;
+        first.absorb(second);
+        let set = first.finish();
+        assert_eq!(set.len(), 100);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(set.get(*id), Some(399_900 + i as i64));
+        }
     }
 
     #[test]

@@ -439,6 +439,11 @@ impl PostgresSource {
         range: (DateTime<Utc>, DateTime<Utc>),
         selection: &TenantSelection,
     ) -> Result<()> {
+        // Already counting (a one-pass read that gave way to the chunked
+        // one counts the same range and selection).
+        if self.verification.is_some() {
+            return Ok(());
+        }
         let mut client = self.url.connect("callrollup-source")?;
         client.batch_execute(&session_setup(self.statement_timeout_secs))?;
         client.batch_execute(sql::SOURCE_VERIFY_SESSION)?;
@@ -478,6 +483,13 @@ impl PostgresSource {
             expected.errors,
             expected.total_cost_usd.normalize()
         )))
+    }
+
+    /// Closes the readers: a COPY stopped part-way (a one-pass read over
+    /// its budget, a statement timeout) would first have to be drained to
+    /// its end; new readers join the same snapshot.
+    pub fn close_readers(&mut self) {
+        self.readers.clear();
     }
 
     /// Readers that share this session's snapshot, one per stream.

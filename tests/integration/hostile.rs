@@ -203,8 +203,31 @@ fn a_multibyte_length_and_year_minus_262143_panicked() {
     }
     // The calendar's first and last days are answered: the errors of
     // 0001-01-01 read a year 0 (a panic on the report folder, "0000-12-25"
-    // refused by Postgres), those of 9999-12-31 a year 10000.
+    // refused by Postgres), those of 9999-12-31 a year 10000; a one-pass
+    // read of 0001-01-01 asked for the errors from a day before it, a
+    // year 0 Postgres refuses.
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
     for args in [
+        vec![
+            "run",
+            "--from",
+            "0001-01-01",
+            "--to",
+            "0001-01-02",
+            "--out",
+            out,
+        ],
+        vec![
+            "run",
+            "--from",
+            "9999-12-30",
+            "--to",
+            "9999-12-31",
+            "--allow-partial",
+            "--out",
+            out,
+        ],
         vec!["errors", "--from", "0001-01-01", "--to", "0001-01-02"],
         vec!["errors", "--from", "9999-12-30", "--to", "9999-12-31"],
         vec![

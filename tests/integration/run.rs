@@ -2,7 +2,7 @@
 //! definitions computed by Postgres itself, re-runs, windows, tenants,
 //! files, roles.
 
-use crate::util::{ok, run, stdout_of, tree, TestDb};
+use crate::util::{run, stdout_of, tree, TestDb};
 
 const EXPECTED: &str = include_str!("../fixtures/expected_summary.sql");
 
@@ -504,30 +504,14 @@ fn a_window_whose_figures_outgrow_the_state_limit_is_read_chunk_by_chunk() {
     // part-way through the read, which then starts again a
     // chunk of days at a time, with nothing written before; the files
     // and tables are those of a one-pass run.
-    let db = TestDb::empty();
-    ok(db
-        .cmd()
-        .args([
-            "generate",
-            "--tenants",
-            "200",
-            "--calls",
-            "60000",
-            "--days",
-            "4",
-        ])
-        .args([
-            "--end",
-            "2026-03-10",
-            "--seed",
-            "7",
-            "--transcript-bytes",
-            "0",
-        ])
-        .args(["--outcomes", "999"])
-        .output()
-        .unwrap());
-    db.migrate();
+    let db = crate::util::generated_platform_shaped(
+        "200",
+        "60000",
+        "4",
+        "2026-03-10",
+        "7",
+        &["--outcomes", "999"],
+    );
     let scratch = tempfile::tempdir().unwrap();
     let window = ["--from", "2026-03-07", "--to", "2026-03-10"];
     let summary =

@@ -238,6 +238,18 @@ pub fn assert_refused(client: &mut Client, statements: &[&str]) {
 /// A platform `generate` made (`tenants`, `calls` over `days` ending on
 /// `end`, `seed`; no transcripts) in a database of its own, migrated.
 pub fn generated_platform(tenants: &str, calls: &str, days: &str, end: &str, seed: &str) -> TestDb {
+    generated_platform_shaped(tenants, calls, days, end, seed, &[])
+}
+
+/// `generated_platform` with more of `generate`'s shape options.
+pub fn generated_platform_shaped(
+    tenants: &str,
+    calls: &str,
+    days: &str,
+    end: &str,
+    seed: &str,
+    shape: &[&str],
+) -> TestDb {
     let db = TestDb::empty();
     ok(db
         .cmd()
@@ -251,6 +263,7 @@ pub fn generated_platform(tenants: &str, calls: &str, days: &str, end: &str, see
             days,
         ])
         .args(["--end", end, "--seed", seed, "--transcript-bytes", "0"])
+        .args(shape)
         .output()
         .unwrap());
     db.migrate();
