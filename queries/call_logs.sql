@@ -1,8 +1,10 @@
 -- The window's calls: only the columns docs/CONTRACT.md §1 lists, over the UTC
--- range that covers the window's tenant-local days (served by the
--- created_at index). Whether a call is errored comes from errored_calls.sql.
--- The page range is empty for `run`; `query` reads a large range in slices
--- of the table's pages on parallel streams (query_table_pages.sql).
+-- range that covers the window's tenant-local days (the created_at index
+-- serves a short range). Whether a call is errored comes from the errors
+-- (system_errors.sql read from a day before, or errored_calls.sql). The
+-- page range is empty for a chunk-by-chunk read; a one-pass read and
+-- `query` read a large range in slices of the table's pages on parallel
+-- streams (query_table_pages.sql).
 -- Read through binary COPY (copy_out.sql), so each column arrives in the
 -- type the decoder expects: uuid, text, numeric, timestamptz, bigint.
 SELECT c.call_id::text          AS call_id,

@@ -1,6 +1,8 @@
 -- Every call_id that some error carries, with the latest time such an
 -- error was logged, for errors logged from a day before the window's UTC
--- range onwards, whatever their tenant. A call is errored when an error
+-- range onwards, whatever their tenant: for a chunk-by-chunk read, a
+-- --tenant or shard selection, and a window on the calendar's first day
+-- (a one-pass read of the whole platform finds them in its errors read). A call is errored when an error
 -- carrying its call_id was logged no earlier than 24 hours before the
 -- call's created_at (docs/CONTRACT.md §2): the latest such time decides it, and
 -- no call of the range can be made errored by an error logged more than a

@@ -16,6 +16,7 @@ pub const SOURCE_TOTALS: &str = include_str!("../queries/source_totals.sql");
 pub const COPY_OUT: &str = include_str!("../queries/copy_out.sql");
 pub const SOURCE_SESSION: &str = include_str!("../queries/source_session.sql");
 pub const TARGET_SESSION: &str = include_str!("../queries/target_session.sql");
+pub const TARGET_KEEP_ALIVE: &str = include_str!("../queries/target_keep_alive.sql");
 pub const REPORT_SESSION: &str = include_str!("../queries/report_session.sql");
 pub const REPORT_SNAPSHOT_BEGIN: &str = include_str!("../queries/report_snapshot_begin.sql");
 pub const REPORT_SNAPSHOT_END: &str = include_str!("../queries/report_snapshot_end.sql");

@@ -138,7 +138,9 @@ pub struct SourceOpts {
     #[command(flatten)]
     pub database: SourceDbOpts,
 
-    /// Parallel COPY streams reading each chunk from Postgres.
+    /// Parallel COPY streams reading each chunk from Postgres when a window
+    /// is read chunk by chunk; a read in one pass uses one per core (at
+    /// most 4), or this many if more.
     #[arg(long, default_value_t = crate::source::postgres::DEFAULT_STREAMS,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub streams: u16,

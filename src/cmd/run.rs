@@ -72,14 +72,21 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
         arguments: arguments_json(args, &window),
         statement_timeout_secs: args.source.database.statement_timeout,
     };
+    // The drift check reads only days the run does not write, so it runs
+    // beside the run on connections of its own (its aggregate is most of
+    // a nightly run's time otherwise); it counts only after a run that
+    // succeeded.
+    let drift = drift(&request, args.window.lookback);
     let outcome = outcome_out.insert(crate::pipeline::run::run_with_retries(
         &request,
         args.retries,
     )?);
-    let checking = Instant::now();
-    let check = drift(&request, outcome, args.window.lookback);
+    let waiting = Instant::now();
+    let check = drift.finish();
     if matches!(check, crate::drift::Check::Made(_)) {
-        outcome.timings.add("drift check", checking.elapsed());
+        outcome
+            .timings
+            .add("drift check (overlapped)", waiting.elapsed());
     }
     outcome.drift = Some(check);
     let mut counts = outcome.stats.findings_by_kind.clone();
@@ -111,40 +118,67 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
     }
 }
 
-/// The drift check after a whole run from a database into a database
-/// (`crate::drift`); not made for a dry run, a snapshot source (nothing
-/// arrives late in it), a file target, or a `--tenant` or shard run (the
-/// whole nightly run checks every tenant). `lookback`: the nightly run's,
-/// whose days the next nightly run re-reads anyway.
-fn drift(request: &RunRequest, outcome: &RunOutcome, lookback: u32) -> crate::drift::Check {
-    use crate::drift::Check;
-    if outcome.run_id.is_none() {
-        return Check::NotMade("a dry run writes nothing to compare");
+/// The drift check of a whole run from a database into a database
+/// (`crate::drift`), started now on a thread of its own; not made for a
+/// dry run, a snapshot source (nothing arrives late in it), a file
+/// target, or a `--tenant` or shard run (the whole nightly run checks
+/// every tenant). `lookback`: the nightly run's, whose days the next
+/// nightly run re-reads anyway.
+fn drift(request: &RunRequest, lookback: u32) -> DriftCheck {
+    if request.dry_run {
+        return DriftCheck::NotMade("a dry run writes nothing to compare");
     }
     let SourceSpec::Postgres { url, schema, .. } = &request.source else {
-        return Check::NotMade("the source is a snapshot, where nothing arrives late");
+        return DriftCheck::NotMade("the source is a snapshot, where nothing arrives late");
     };
     let Some(target) = &request.target else {
-        return Check::NotMade("report files alone are no record to compare with");
+        return DriftCheck::NotMade("report files alone are no record to compare with");
     };
-    if !outcome.selection.tenants.is_empty() || outcome.selection.shard.is_some() {
-        return Check::NotMade(
+    if !request.asked.tenants.is_empty() || request.asked.shard.is_some() {
+        return DriftCheck::NotMade(
             "a --tenant or shard run; the whole nightly run checks every tenant",
         );
     }
     let days = crate::drift::days_to_check(&request.window, Utc::now(), lookback);
-    match crate::drift::check(
-        url,
-        schema,
-        target,
-        &request.target_schema,
-        &days,
-        &request.out,
-    ) {
-        Ok(drift) => Check::Made(drift),
-        Err(e) => {
-            crate::log::info(&format!("the drift check failed: {e}"));
-            Check::Failed(e.to_string())
+    let (source, source_schema) = (url.clone(), schema.clone());
+    let (target, target_schema) = (target.clone(), request.target_schema.clone());
+    let out = request.out.clone();
+    DriftCheck::Running(std::thread::spawn(move || {
+        crate::drift::check(
+            &source,
+            &source_schema,
+            &target,
+            &target_schema,
+            &days,
+            &out,
+        )
+    }))
+}
+
+/// The drift check beside the run.
+enum DriftCheck {
+    NotMade(&'static str),
+    Running(std::thread::JoinHandle<Result<crate::drift::Drift>>),
+}
+
+impl DriftCheck {
+    /// What it found, once the run succeeded.
+    fn finish(self) -> crate::drift::Check {
+        use crate::drift::Check;
+        let found = match self {
+            DriftCheck::NotMade(why) => return Check::NotMade(why),
+            DriftCheck::Running(check) => check.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::RunFailed(
+                    "the drift check stopped on an internal error; report this as a bug".into(),
+                ))
+            }),
+        };
+        match found {
+            Ok(drift) => Check::Made(drift),
+            Err(e) => {
+                crate::log::info(&format!("the drift check failed: {e}"));
+                Check::Failed(e.to_string())
+            }
         }
     }
 }

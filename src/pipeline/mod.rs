@@ -1,6 +1,9 @@
 //! The pipeline every command shares: read a window from Postgres or a
-//! snapshot, inside one snapshot of the source, chunk by chunk, roll each
-//! chunk up (pure Polars) and hand it to a sink. `run` (in `run.rs`) adds
+//! snapshot, inside one snapshot of the source, and hand each chunk of
+//! days' tables to a sink. From a database the window is read in one pass
+//! straight into the rollup's figures; a snapshot, and a window whose
+//! figures outgrow their limit, are read chunk by chunk into frames and
+//! rolled up a chunk at a time. `run` (in `run.rs`) adds
 //! the write-back, the report files and the ledger; other commands use
 //! `process` with sinks of their own.
 
@@ -310,8 +313,8 @@ pub fn mib(mib: u32) -> usize {
 }
 
 /// `process` for a database window in one pass; None when the source is
-/// a snapshot or the state outgrew `STATE_BUDGET` (nothing was handed to
-/// `sink` then).
+/// a snapshot, the limit is 0, or the read outgrew the limit or met the
+/// statement timeout (nothing was handed to `sink` then).
 fn process_in_one_pass(
     input: &mut Input,
     plan: &Plan,
@@ -337,7 +340,7 @@ fn process_in_one_pass(
     )?;
     source.start_verification(window.utc_range(), selection)?;
     let read = timings.time("read", || {
-        crate::source::accumulate::read_window(
+        crate::source::accumulate::read_into_figures(
             source,
             *shape,
             window,
@@ -355,7 +358,7 @@ fn process_in_one_pass(
         Ok(None) => {
             source.close_readers();
             gave_way(format!(
-                "the window's tenant-day figures outgrew --state-limit ({} MiB)",
+                "the window's tenant-day figures outgrew the one-pass limit of {} MiB (run --state-limit)",
                 state_limit >> 20
             ));
             return Ok(None);
@@ -373,6 +376,7 @@ fn process_in_one_pass(
         window.from, window.to, read.calls, read.errors
     ));
     timings.time("verify", || source.verify(&read))?;
+    crate::fault::pause_point("one_pass_read");
     let mut stats = WindowStats::default();
     let mut parts = state.into_rollups(others);
     for (i, chunk) in window.chunks(chunk_days).iter().enumerate() {

@@ -2,13 +2,14 @@
 //! files and the ledger, in the order docs/CONTRACT.md §4 gives. Check the
 //! source and engine schemas and the time zones, take the advisory lock,
 //! record the run as `running`, finish what earlier runs left in the
-//! report folder, then chunk by chunk extract, compute, stage the report
-//! files and copy the rows into the open write transaction; verify and
-//! reconcile, seal the staged files, mark the ledger `succeeded` and
+//! report folder, then read the window (in one pass, verified at once, or
+//! chunk by chunk, verified after the last chunk) and chunk by chunk
+//! stage the report files and copy the rows into the open write
+//! transaction; reconcile, seal the staged files, mark the ledger `succeeded` and
 //! commit, then move the files into place.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
@@ -455,6 +456,10 @@ impl<'u> DatabaseTarget<'u> {
         let mut client = self.client.take().expect("one writer per run");
         let (schema, selection) = (run.schema.to_string(), run.selection.clone());
         let (from, to) = (run.request.window.from, run.request.window.to);
+        // Well inside the server's idle-in-transaction timeout, which is
+        // the statement timeout (queries/target_session.sql).
+        let keep_alive = Duration::from_secs_f64(run.request.statement_timeout_secs as f64 / 3.0)
+            .clamp(Duration::from_millis(200), Duration::from_secs(60));
         let handle = std::thread::spawn(move || {
             let appended = (|| -> Result<()> {
                 let write_back = pg_sink::WriteBack {
@@ -468,7 +473,16 @@ impl<'u> DatabaseTarget<'u> {
                 let started = Instant::now();
                 let mut writer = pg_sink::Writer::begin(&mut client, &write_back)?;
                 let mut busy = started.elapsed();
-                for (part, from, to) in parts {
+                loop {
+                    use std::sync::mpsc::RecvTimeoutError;
+                    let (part, from, to) = match parts.recv_timeout(keep_alive) {
+                        Ok(part) => part,
+                        Err(RecvTimeoutError::Timeout) => {
+                            writer.keep_alive()?;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
                     let started = Instant::now();
                     writer.append(&part, from, to)?;
                     busy += started.elapsed();

@@ -19,10 +19,16 @@ use super::errors::ErrorDays;
 use super::{Rollup, TenantRules};
 use crate::frames::SourceTotals;
 
+/// A call_id's fingerprint: 128 bits of XXH3, so two distinct ids share
+/// one with odds of about 2^-128 (calls affected, errored ids).
+pub fn fingerprint(call_id: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(call_id)
+}
+
 /// Distinct texts (or NULL), each with a slot, owned: the rows they came
 /// from are gone by the time the tables are built.
 #[derive(Default)]
-pub struct Interner {
+pub(super) struct Interner {
     by_text: PlHashMap<Box<str>, u32>,
     null: Option<u32>,
     texts: Vec<Option<Box<str>>>,
@@ -90,7 +96,7 @@ struct Finding {
 /// Rows flagged per (finding kind, tenant slot, day), each with the
 /// smallest call_id among them as an example to look at.
 #[derive(Default)]
-pub struct Findings(PlHashMap<(usize, u32, i32), Finding>);
+pub(super) struct Findings(PlHashMap<(usize, u32, i32), Finding>);
 
 impl Findings {
     /// A row of `tenant`'s `day` flagged with kind `kind` (an index).
@@ -166,7 +172,7 @@ impl Findings {
 }
 
 /// A `Date` column from days since 1970-01-01.
-pub fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
+pub(super) fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
     Int32Chunked::from_vec(name.into(), values)
         .into_series()
         .cast(&DataType::Date)
@@ -174,14 +180,14 @@ pub fn day_column(name: &str, values: Vec<i32>) -> PolarsResult<Column> {
 }
 
 /// (tenant slot, day, label slot, label slot).
-pub type LabelledKey = (u32, i32, u32, u32);
+pub(super) type LabelledKey = (u32, i32, u32, u32);
 
 /// A table keyed by (tenant, day, label, label) slots, as its rows come
 /// out of the state: sorted by the key as Polars sorts text (bytes, NULL
 /// first) through each text's rank, a sort of integers rather than of
 /// strings; returns the key columns, tenant_id, day and the two labels
 /// named, in that order.
-pub fn sorted_key_columns<T>(
+pub(super) fn sorted_key_columns<T>(
     rows: &mut [(LabelledKey, T)],
     tenants: &Interner,
     labels: &Interner,
@@ -242,14 +248,14 @@ pub struct ErrorRow<'r> {
     pub error_type: u32,
     pub severity: u32,
     pub resolved: Option<bool>,
-    /// The call_id's fingerprint (`source::errored::fingerprint`), and the
+    /// The call_id's fingerprint (`fingerprint`), and the
     /// id itself for a finding's example.
     pub call: Option<(u128, &'r str)>,
 }
 
 /// The labels the figures single out, as slots of the labels' interner.
 #[derive(Clone, Copy)]
-pub struct Labels {
+pub(super) struct Labels {
     pub completed: u32,
     pub failed: u32,
     pub critical: u32,
@@ -270,7 +276,7 @@ pub struct Accumulator<'t> {
     /// Each tenant slot's day rules.
     tenant_rules: Vec<&'t super::calls::TenantDays>,
     labels: Interner,
-    pub known: Labels,
+    known: Labels,
     first_day: i32,
     last_day: i32,
     chunk_days: i32,

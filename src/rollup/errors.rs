@@ -15,12 +15,12 @@ use polars::prelude::*;
 use polars_arrow::array::Array;
 
 use super::accumulate::{
-    day_column, sorted_key_columns, Accumulator, ErrorRow, Findings, Interner, LabelledKey, Labels,
+    day_column, fingerprint, sorted_key_columns, Accumulator, ErrorRow, Findings, Interner,
+    LabelledKey, Labels,
 };
 use super::calls::{aligned, flag_arrays, instant_arrays, text_arrays, Slots, TenantDays};
 use super::PLATFORM_TENANT;
 use crate::frames::utc_micros;
-use crate::source::errored::fingerprint;
 
 /// Error findings, in the order `ErrorDays::add` checks them.
 const KINDS: [&str; 2] = ["invalid_timezone", "unknown_tenant"];

@@ -1,7 +1,8 @@
-//! The rollup stage: pure, frames in and frames out, no I/O. Every column
-//! follows docs/CONTRACT.md §2. Calls and errors are grouped in one pass
-//! each over the frames' arrays (`calls.rs`, `errors.rs`); Polars joins
-//! and sorts the small per tenant-day results.
+//! The rollup stage: pure, no I/O. Every column follows docs/CONTRACT.md
+//! §2. Calls and errors are added a row at a time to per-chunk figures
+//! (`accumulate.rs`), from a COPY decoder or from frames (`calls.rs`,
+//! `errors.rs` walk their arrays); Polars joins and sorts the small per
+//! tenant-day tables built from them.
 
 pub mod accumulate;
 mod calls;
@@ -391,7 +392,7 @@ fn tenant_daily(
 
 /// Data-quality findings per kind and tenant day: how many rows, and the
 /// smallest call_id among them as an example to look at; the calls' and
-/// the errors' come counted (`calls::group`, `errors::group`) and a kind
+/// the errors' come counted (`CallDays`, `ErrorDays`) and a kind
 /// both have adds up here.
 fn findings(of_calls: DataFrame, of_errors: DataFrame) -> PolarsResult<DataFrame> {
     let smallest_example = col("example_id")

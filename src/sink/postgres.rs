@@ -109,6 +109,14 @@ pub struct Writer<'c, 'r> {
 }
 
 impl<'c, 'r> Writer<'c, 'r> {
+    /// Keeps the open transaction from being ended as idle while the
+    /// window is still read (a one-pass read hands over its first chunk
+    /// only once the whole window is read).
+    pub fn keep_alive(&mut self) -> Result<()> {
+        self.tx.batch_execute(sql::TARGET_KEEP_ALIVE)?;
+        Ok(())
+    }
+
     pub fn begin(client: &'c mut Client, run: &'r WriteBack<'r>) -> Result<Self> {
         let mut tx = client.transaction()?;
         let tenants = run.selection.tenant_array();

@@ -1,4 +1,5 @@
-//! `run`'s read of a database window straight into the rollup's state: one
+//! The pipeline's read of a database window straight into the rollup's
+//! state (`run`, and `errors`/`costs --reconcile` from a database): one
 //! binary COPY per table over the window's whole UTC range, each field
 //! decoded into the row being built and each row added to its tenant
 //! day's figures (`rollup::accumulate`) the moment it is complete. No
@@ -20,11 +21,12 @@ use polars::prelude::{PlHashMap, PolarsError};
 
 use crate::error::{Error, Result};
 use crate::frames::{SourceTotals, MONEY_SCALE, PLATFORM_TENANT};
+use crate::rollup::accumulate::fingerprint;
 use crate::rollup::accumulate::{Accumulator, CallRow, ErrorRow, ReadTotals};
 use crate::selection::TenantSelection;
-use crate::source::errored::{fingerprint, ErrorTimes, ErrorTimesBuilder};
+use crate::source::errored::{ErrorTimes, ErrorTimesBuilder, ERROR_LEAD_MICROS};
 use crate::source::pgcopy::{self, DecodeError};
-use crate::source::postgres::{PostgresSource, SourceShape, ERROR_LEAD_MICROS};
+use crate::source::postgres::{PostgresSource, SourceShape};
 use crate::window::Window;
 
 /// The columns read, in COPY order: the tenant and the time first, so a
@@ -191,13 +193,7 @@ impl<'t> Stream<'t> {
                 return Ok(());
             };
             let call_id = self.has_call_id.then_some(self.call_id.as_str());
-            // An error carrying the call's id logged no earlier than 24
-            // hours before the call (docs/CONTRACT.md §2).
-            let errored = call_id.is_some_and(|id| {
-                self.errored
-                    .get(fingerprint(id.as_bytes()))
-                    .is_some_and(|logged| logged >= at.saturating_sub(ERROR_LEAD_MICROS))
-            });
+            let errored = call_id.is_some_and(|id| self.errored.marks(id.as_bytes(), at));
             self.state
                 .add_call(&CallRow {
                     tenant: self.tenant,
@@ -277,7 +273,7 @@ impl<'t> Stream<'t> {
     /// (looked at every `BUDGET_CHECK_ROWS` rows or
     /// `BUDGET_CHECK_TEXT_BYTES` of new text); `sizes` holds each stream's
     /// last size, this one's at `me`.
-    fn over(&mut self, budget: usize, sizes: &[AtomicUsize], me: usize) -> bool {
+    fn outgrew_budget(&mut self, budget: usize, sizes: &[AtomicUsize], me: usize) -> bool {
         let text_bytes = self.state.text_bytes();
         if self.since_check < BUDGET_CHECK_ROWS
             && text_bytes - self.text_bytes_checked < BUDGET_CHECK_TEXT_BYTES
@@ -311,7 +307,7 @@ pub type OnePass<'t> = (Accumulator<'t>, Vec<Accumulator<'t>>, SourceTotals, usi
 /// The window's states and the totals of every row read, or None when the
 /// state outgrew `budget` bytes (the caller reads chunk by chunk then).
 #[allow(clippy::too_many_arguments)]
-pub fn read_window<'t>(
+pub fn read_into_figures<'t>(
     source: &mut PostgresSource,
     shape: SourceShape,
     window: &Window,
@@ -404,7 +400,7 @@ pub fn read_window<'t>(
                         }
                     }
                     decoded?;
-                    if i == last && stream.over(budget, sizes, me) {
+                    if i == last && stream.outgrew_budget(budget, sizes, me) {
                         over_budget.store(true, Relaxed);
                         return Err(DecodeError::Stopped);
                     }

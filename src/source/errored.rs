@@ -10,10 +10,11 @@
 //! this holds 40 MB and never copies itself (the array grows in place).
 //! Two distinct ids share a fingerprint with odds of about 2^-128.
 
-/// A call_id's fingerprint.
-pub fn fingerprint(call_id: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(call_id)
-}
+use crate::rollup::accumulate::fingerprint;
+
+/// How long before its call an error may be logged and still make the
+/// call errored (docs/CONTRACT.md §2): 24 hours, in µs.
+pub const ERROR_LEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// One errored id: its fingerprint's two halves (8-byte aligned, so an
 /// entry is 24 bytes, not 32) and the latest time logged (Unix µs).
@@ -131,6 +132,14 @@ fn seen_slot(low: u64, slots: usize) -> usize {
 }
 
 impl ErrorTimes {
+    /// Whether a call with this id created at `at` (Unix µs) is errored:
+    /// an error carrying its id was logged no earlier than 24 hours before
+    /// it (docs/CONTRACT.md §2).
+    pub fn marks(&self, call_id: &[u8], at: i64) -> bool {
+        self.get(fingerprint(call_id))
+            .is_some_and(|logged| logged >= at.saturating_sub(ERROR_LEAD_MICROS))
+    }
+
     /// The latest time an error carrying this fingerprint was logged.
     pub fn get(&self, fingerprint: u128) -> Option<i64> {
         if self.entries.is_empty() {

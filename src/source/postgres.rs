@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::*;
 use postgres::Client;
 
-use super::errored::{fingerprint, ErrorTimes, ErrorTimesBuilder};
+use super::errored::{ErrorTimes, ErrorTimesBuilder};
 use super::pgcopy::{self, FieldKind};
 use crate::db::{CopyClient, DbUrl};
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::frames::{
     calls_schema, conform, errors_schema, tenants_schema, SourceFrames, SourceTotals, CALL_COLUMNS,
     ERROR_COLUMNS, OPTIONAL_SOURCE_COLUMNS, SOURCE_TABLES, TENANT_COLUMNS,
 };
+use crate::rollup::accumulate::fingerprint;
 use crate::selection::TenantSelection;
 use crate::sql;
 
@@ -26,8 +27,9 @@ pub struct SourceShape {
     pub has_duration_seconds: bool,
 }
 
-/// COPY streams read at once. With Postgres on the same 2 cores, one
-/// stream measured fastest (13.6 s against 14.6 s with two on a 90-day
+/// COPY streams a chunk is read with when a window is read chunk by chunk
+/// (a one-pass read uses `read_streams`). With Postgres on the same 2
+/// cores, one stream measured fastest (13.6 s against 14.6 s with two on a 90-day
 /// window: the cores are already full with the backend, the decoder, the
 /// rollup and the write-back); a database on its own host gains from more.
 pub const DEFAULT_STREAMS: u16 = 1;
@@ -271,7 +273,8 @@ impl PostgresSource {
 
     /// Some declared columns of `table` (call_logs or system_errors) over
     /// a UTC range, inside the snapshot, each field handed to one of
-    /// `each` as it is decoded (`pgcopy::for_each_field`): `query`'s read.
+    /// `each` as it is decoded (`pgcopy::for_each_field`): `query`'s read
+    /// and the one-pass read (`source::accumulate`).
     /// One statement over the whole range lets Postgres read in storage
     /// order (a sequential scan) when the range covers most of the table,
     /// and an index range when it does not. A range that covers most of a
@@ -364,7 +367,7 @@ impl PostgresSource {
         Ok(statements.len())
     }
 
-    /// The page slices `query` reads `table` in over `range` with up to
+    /// The page slices `table` is read in over `range` with up to
     /// `parts` streams: one whole read (None) unless the range covers most
     /// of the table's time span, the table has some size and the server
     /// has TID range scans (PostgreSQL 14); the last slice is open-ended,
@@ -741,10 +744,6 @@ fn decode_error(url: &DbUrl, table: &str, e: pgcopy::DecodeError) -> Error {
     }
 }
 
-/// How long before its call an error may be logged and still make the
-/// call errored (docs/CONTRACT.md §2): 24 hours, in µs.
-pub const ERROR_LEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
-
 /// Whether each call is errored: an error carrying its call_id was logged
 /// no earlier than 24 hours before the call's `created_at`. The map is
 /// built once per run and probed per chunk; rebuilding a hash of the run's
@@ -762,9 +761,7 @@ fn errored_flags(
             .into_iter()
             .zip(created_at.physical())
             .map(|(id, at)| match (id, at) {
-                (Some(id), Some(at)) => errored
-                    .get(fingerprint(id.as_bytes()))
-                    .is_some_and(|logged| logged >= at.saturating_sub(ERROR_LEAD_MICROS)),
+                (Some(id), Some(at)) => errored.marks(id.as_bytes(), at),
                 _ => false,
             }),
     );

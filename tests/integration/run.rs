@@ -531,7 +531,7 @@ fn a_window_whose_figures_outgrow_the_state_limit_is_read_chunk_by_chunk() {
         let log = crate::util::stderr_of(&output);
         assert!(output.status.success(), "{log}");
         assert_eq!(
-            log.contains("outgrew --state-limit (1 MiB)"),
+            log.contains("outgrew the one-pass limit of 1 MiB"),
             limit == "1",
             "{log}"
         );

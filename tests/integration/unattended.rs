@@ -598,6 +598,46 @@ fn a_source_connection_terminated_mid_extraction_is_retried_and_the_run_succeeds
     );
 }
 
+/// A window read in one pass hands its first chunk to the write
+/// transaction only once it is read whole; that transaction, opened
+/// before the read, sat idle all the while and the server ended it
+/// (idle_in_transaction_session_timeout is the statement timeout), so a
+/// read longer than --statement-timeout failed the run.
+#[test]
+fn a_write_transaction_idle_through_a_long_read_was_ended_by_the_server() {
+    let db = TestDb::with_fixture();
+    db.migrate();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("out");
+    let resume = scratch.path().join("resume");
+    let (mut child, stderr) = spawn_paused_with_stderr(
+        Some(&db),
+        &[
+            "run",
+            "--from",
+            "2026-03-05",
+            "--to",
+            "2026-03-12",
+            "--statement-timeout",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "one_pass_read",
+        &[("CALLROLLUP_TEST_RESUME_FILE", &resume)],
+    );
+    // Three statement timeouts of reading, as a long read would take.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::fs::write(&resume, b"").unwrap();
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs"),
+        ["succeeded"]
+    );
+}
+
 #[test]
 fn a_target_connection_terminated_mid_write_rolls_back_and_the_rerun_succeeds() {
     let before = RolledUp::new(&["--from", "2026-03-05", "--to", "2026-03-06"]);
