@@ -75,8 +75,10 @@ struct Stream<'t> {
     tenant: u32,
     at: Option<i64>,
     kept: bool,
+    /// The row's call_id (kept rows only) and its fingerprint.
     call_id: String,
     has_call_id: bool,
+    fingerprint: u128,
     labels: [u32; 2],
     cost: [Option<i128>; 4],
     seconds: Option<i64>,
@@ -102,6 +104,7 @@ impl<'t> Stream<'t> {
             kept: false,
             call_id: String::new(),
             has_call_id: false,
+            fingerprint: 0,
             labels: [0; 2],
             cost: [None; 4],
             seconds: None,
@@ -149,7 +152,14 @@ impl<'t> Stream<'t> {
                 self.call_id.clear();
                 self.has_call_id = raw.is_some();
                 if let Some(raw) = raw {
-                    self.call_id.push_str(pgcopy::utf8(raw, "call_id")?);
+                    // An error's id marks calls whatever its day.
+                    if self.kept || self.collecting.is_some() {
+                        self.fingerprint = fingerprint(raw);
+                        self.errored.prefetch(self.fingerprint);
+                    }
+                    if self.kept {
+                        self.call_id.push_str(pgcopy::utf8(raw, "call_id")?);
+                    }
                 }
             }
             _ => unreachable!("the common fields are the first three"),
@@ -193,7 +203,7 @@ impl<'t> Stream<'t> {
                 return Ok(());
             };
             let call_id = self.has_call_id.then_some(self.call_id.as_str());
-            let errored = call_id.is_some_and(|id| self.errored.marks(id.as_bytes(), at));
+            let errored = call_id.is_some() && self.errored.marks_fingerprint(self.fingerprint, at);
             self.state
                 .add_call(&CallRow {
                     tenant: self.tenant,
@@ -229,7 +239,7 @@ impl<'t> Stream<'t> {
     fn end_error(&mut self) -> Result<(), DecodeError> {
         if let (Some((ids, range)), Some(at)) = (&mut self.collecting, self.at) {
             if self.has_call_id {
-                ids.insert(fingerprint(self.call_id.as_bytes()), at);
+                ids.insert(self.fingerprint, at);
             }
             // Outside the range: only a call's errored flag needs it.
             if at < range.0 || at >= range.1 {
@@ -241,7 +251,7 @@ impl<'t> Stream<'t> {
             (Some(at), true) => {
                 let call = self
                     .has_call_id
-                    .then(|| (fingerprint(self.call_id.as_bytes()), self.call_id.as_str()));
+                    .then_some((self.fingerprint, self.call_id.as_str()));
                 self.state
                     .add_error(&ErrorRow {
                         tenant: self.tenant,
