@@ -17,6 +17,7 @@ pub const COPY_OUT: &str = include_str!("../queries/copy_out.sql");
 pub const SOURCE_SESSION: &str = include_str!("../queries/source_session.sql");
 pub const TARGET_SESSION: &str = include_str!("../queries/target_session.sql");
 pub const TARGET_KEEP_ALIVE: &str = include_str!("../queries/target_keep_alive.sql");
+pub const SERVE_STATEMENT_LIMIT: &str = include_str!("../queries/serve_statement_limit.sql");
 pub const REPORT_SESSION: &str = include_str!("../queries/report_session.sql");
 pub const REPORT_SNAPSHOT_BEGIN: &str = include_str!("../queries/report_snapshot_begin.sql");
 pub const REPORT_SNAPSHOT_END: &str = include_str!("../queries/report_snapshot_end.sql");

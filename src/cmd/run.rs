@@ -5,7 +5,9 @@
 //!
 //! Without dates it processes the last complete day and the `--lookback`
 //! days before it. The work is `pipeline::run` (docs/CONTRACT.md §4);
-//! this file parses the arguments and prints the one-screen summary.
+//! this file turns the parsed arguments (`cli::run`) into its request,
+//! runs the drift check beside it, applies the `--fail-on` gates and
+//! prints the one-screen summary.
 
 use crate::cli::run::Args;
 use std::path::{Path, PathBuf};

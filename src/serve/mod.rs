@@ -179,7 +179,10 @@ impl App {
             .map_or(self.config.timeout, |d| d.remaining())
             .as_millis()
             .max(1);
-        format!("SET statement_timeout = {left}")
+        crate::sql::render(
+            crate::sql::SERVE_STATEMENT_LIMIT,
+            &[("milliseconds", &left.to_string())],
+        )
     }
 
     /// The most recently left session still open and not idle too long,
