@@ -120,6 +120,12 @@ impl WindowRequest {
 }
 
 impl Window {
+    /// `utc_range` in Unix µs.
+    pub fn utc_micros(&self) -> (i64, i64) {
+        let (from, to) = self.utc_range();
+        (from.timestamp_micros(), to.timestamp_micros())
+    }
+
     /// The UTC range `[from 00:00 at UTC+14, to+1 00:00 at UTC−12)` that holds
     /// every instant whose local date in some zone lies in the window.
     pub fn utc_range(&self) -> (DateTime<Utc>, DateTime<Utc>) {

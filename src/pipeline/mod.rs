@@ -19,7 +19,7 @@ use crate::frames::{SourceFrames, SourceTotals};
 use crate::rollup::{self, Rollup};
 use crate::selection::TenantSelection;
 use crate::sink;
-use crate::source::postgres::{PostgresSource, SourceShape};
+use crate::source::postgres::{is_statement_timeout, PostgresSource, SourceShape};
 use crate::source::snapshot;
 use crate::window::Window;
 
@@ -333,11 +333,7 @@ fn process_in_one_pass(
     if state_limit == 0 {
         return Ok(None);
     }
-    let (from, to) = window.utc_range();
-    let rules = rollup::TenantRules::new(
-        &source.tenants(selection)?,
-        (from.timestamp_micros(), to.timestamp_micros()),
-    )?;
+    let rules = rollup::TenantRules::new(&source.tenants(selection)?, window.utc_micros())?;
     source.start_verification(window.utc_range(), selection)?;
     let read = timings.time("read", || {
         crate::source::accumulate::read_into_figures(
@@ -364,7 +360,7 @@ fn process_in_one_pass(
             return Ok(None);
         }
         // Shorter statements may each finish within the timeout.
-        Err(Error::Database(message)) if message.contains("statement timeout") => {
+        Err(Error::Database(message)) if is_statement_timeout(&message) => {
             source.close_readers();
             gave_way("reading the window in one pass met --statement-timeout".to_string());
             return Ok(None);

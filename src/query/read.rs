@@ -48,8 +48,7 @@ pub struct TenantDays {
 
 impl TenantDays {
     pub fn new(tenants: &DataFrame, window: &Window) -> Result<TenantDays> {
-        let (from, to) = window.utc_range();
-        let span = (from.timestamp_micros(), to.timestamp_micros());
+        let span = window.utc_micros();
         let mut names: Vec<&'static str> = vec!["UTC"];
         let mut zone_of = PlHashMap::default();
         let ids = tenants.column("tenant_id")?.str()?;

@@ -469,25 +469,13 @@ pub struct ReadTotals {
 impl ReadTotals {
     pub fn add_call(&mut self, cost: &[Option<i128>; 4]) -> PolarsResult<()> {
         self.calls += 1;
-        for (k, c) in cost.iter().enumerate() {
-            if let Some(c) = c {
-                self.costs[k] = self.costs[k]
-                    .checked_add(*c)
-                    .ok_or_else(|| crate::money::overflow(super::calls::COST_COLUMNS[k]))?;
-            }
-        }
-        Ok(())
+        super::calls::add_costs(&mut self.costs, &cost.map(|c| c.unwrap_or(0)))
     }
 
     pub fn merge(&mut self, other: &ReadTotals) -> PolarsResult<()> {
         self.calls += other.calls;
         self.errors += other.errors;
-        for k in 0..4 {
-            self.costs[k] = self.costs[k]
-                .checked_add(other.costs[k])
-                .ok_or_else(|| crate::money::overflow(super::calls::COST_COLUMNS[k]))?;
-        }
-        Ok(())
+        super::calls::add_costs(&mut self.costs, &other.costs)
     }
 
     pub fn totals(&self) -> PolarsResult<SourceTotals> {

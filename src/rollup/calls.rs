@@ -89,6 +89,48 @@ struct OutcomeFigures {
     total: i128,
 }
 
+impl DayFigures {
+    /// Adds `other`'s figures (one call's, or another stream's day).
+    fn absorb(&mut self, other: &DayFigures) -> PolarsResult<()> {
+        self.calls += other.calls;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.seconds = self
+            .seconds
+            .checked_add(other.seconds)
+            .ok_or_else(seconds_overflow)?;
+        add_costs(&mut self.costs, &other.costs)?;
+        self.missing += other.missing;
+        self.mismatch += other.mismatch;
+        self.errored += other.errored;
+        Ok(())
+    }
+}
+
+impl OutcomeFigures {
+    /// Adds `other`'s figures (one call's, or another stream's group).
+    fn absorb(&mut self, other: &OutcomeFigures) -> PolarsResult<()> {
+        self.calls += other.calls;
+        self.seconds = self
+            .seconds
+            .checked_add(other.seconds)
+            .ok_or_else(seconds_overflow)?;
+        self.total = self
+            .total
+            .checked_add(other.total)
+            .ok_or_else(|| cost_overflow(TOTAL))?;
+        Ok(())
+    }
+}
+
+/// Adds `amounts` to `sums`, cost by cost (as `COST_COLUMNS` orders them).
+pub(super) fn add_costs(sums: &mut [i128; 4], amounts: &[i128; 4]) -> PolarsResult<()> {
+    for (k, (sum, amount)) in sums.iter_mut().zip(amounts).enumerate() {
+        *sum = sum.checked_add(*amount).ok_or_else(|| cost_overflow(k))?;
+    }
+    Ok(())
+}
+
 /// A frame whose columns' chunks line up, as they come: a chunk's frame
 /// is the rows carried from the previous chunk stacked on the new read,
 /// and walking those pieces as they are saves copying every column into
@@ -239,55 +281,28 @@ impl CallDays {
             _ => false,
         };
         let seconds = row.seconds.unwrap_or(0);
+        // A missing amount adds nothing (and is counted as missing).
+        let amounts = cost.map(|c| c.unwrap_or(0));
 
         self.calls += 1;
-        let next = self.days.len();
-        let at_day = *self.day_index.entry((row.tenant, day)).or_insert(next);
-        if at_day == next {
-            self.days.push(((row.tenant, day), DayFigures::default()));
-        }
-        let figures = &mut self.days[at_day].1;
-        figures.calls += 1;
-        figures.completed += i64::from(row.status == labels.completed);
-        figures.failed += i64::from(row.status == labels.failed);
-        figures.seconds = figures
-            .seconds
-            .checked_add(seconds)
-            .ok_or_else(seconds_overflow)?;
-        for (k, c) in cost.iter().enumerate() {
-            if let Some(c) = c {
-                self.sums[k] = self.sums[k]
-                    .checked_add(*c)
-                    .ok_or_else(|| cost_overflow(k))?;
-                figures.costs[k] = figures.costs[k]
-                    .checked_add(*c)
-                    .ok_or_else(|| cost_overflow(k))?;
-            }
-        }
-        figures.missing += i64::from(missing);
-        figures.mismatch += i64::from(mismatch);
-        figures.errored += i64::from(row.errored);
-
-        let next = self.outcome_figures.len() as u32;
-        let at = *self
-            .outcomes
-            .entry((at_day as u32, row.status, row.outcome))
-            .or_insert(next);
-        if at == next {
-            self.outcome_figures.push(OutcomeFigures::default());
-        }
-        let by_outcome = &mut self.outcome_figures[at as usize];
-        by_outcome.calls += 1;
-        by_outcome.seconds = by_outcome
-            .seconds
-            .checked_add(seconds)
-            .ok_or_else(seconds_overflow)?;
-        if let Some(total) = cost[TOTAL] {
-            by_outcome.total = by_outcome
-                .total
-                .checked_add(total)
-                .ok_or_else(|| cost_overflow(TOTAL))?;
-        }
+        let at_day = self.day(row.tenant, day);
+        self.days[at_day].1.absorb(&DayFigures {
+            calls: 1,
+            completed: i64::from(row.status == labels.completed),
+            failed: i64::from(row.status == labels.failed),
+            seconds,
+            costs: amounts,
+            missing: i64::from(missing),
+            mismatch: i64::from(mismatch),
+            errored: i64::from(row.errored),
+        })?;
+        add_costs(&mut self.sums, &amounts)?;
+        let at = self.outcome((at_day as u32, row.status, row.outcome));
+        self.outcome_figures[at as usize].absorb(&OutcomeFigures {
+            calls: 1,
+            seconds,
+            total: amounts[TOTAL],
+        })?;
 
         let flags = [!zone.zone_valid, !zone.known, negative, missing, mismatch];
         if flags.iter().any(|f| *f) {
@@ -307,62 +322,42 @@ impl CallDays {
         labels: &[u32],
     ) -> PolarsResult<()> {
         let mut day_of = Vec::with_capacity(other.days.len());
-        for ((tenant, day), theirs) in other.days {
-            let key = (tenants[tenant as usize], day);
-            let next = self.days.len();
-            let at_day = *self.day_index.entry(key).or_insert(next);
-            if at_day == next {
-                self.days.push((key, DayFigures::default()));
-            }
+        for ((tenant, day), theirs) in &other.days {
+            let at_day = self.day(tenants[*tenant as usize], *day);
             day_of.push(at_day as u32);
-            let mine = &mut self.days[at_day].1;
-            mine.calls += theirs.calls;
-            mine.completed += theirs.completed;
-            mine.failed += theirs.failed;
-            mine.seconds = mine
-                .seconds
-                .checked_add(theirs.seconds)
-                .ok_or_else(seconds_overflow)?;
-            for k in 0..4 {
-                mine.costs[k] = mine.costs[k]
-                    .checked_add(theirs.costs[k])
-                    .ok_or_else(|| cost_overflow(k))?;
-            }
-            mine.missing += theirs.missing;
-            mine.mismatch += theirs.mismatch;
-            mine.errored += theirs.errored;
+            self.days[at_day].1.absorb(theirs)?;
         }
         for ((at_day, status, outcome), at) in other.outcomes {
-            let theirs = &other.outcome_figures[at as usize];
-            let key = (
+            let mine = self.outcome((
                 day_of[at_day as usize],
                 labels[status as usize],
                 labels[outcome as usize],
-            );
-            let next = self.outcome_figures.len() as u32;
-            let at = *self.outcomes.entry(key).or_insert(next);
-            if at == next {
-                self.outcome_figures.push(OutcomeFigures::default());
-            }
-            let mine = &mut self.outcome_figures[at as usize];
-            mine.calls += theirs.calls;
-            mine.seconds = mine
-                .seconds
-                .checked_add(theirs.seconds)
-                .ok_or_else(seconds_overflow)?;
-            mine.total = mine
-                .total
-                .checked_add(theirs.total)
-                .ok_or_else(|| cost_overflow(TOTAL))?;
+            ));
+            self.outcome_figures[mine as usize].absorb(&other.outcome_figures[at as usize])?;
         }
         self.found.merge(other.found, tenants);
         self.calls += other.calls;
-        for k in 0..4 {
-            self.sums[k] = self.sums[k]
-                .checked_add(other.sums[k])
-                .ok_or_else(|| cost_overflow(k))?;
+        add_costs(&mut self.sums, &other.sums)
+    }
+
+    /// The index of `tenant`'s `day` in `days`, made empty if new.
+    fn day(&mut self, tenant: u32, day: i32) -> usize {
+        let next = self.days.len();
+        let at = *self.day_index.entry((tenant, day)).or_insert(next);
+        if at == next {
+            self.days.push(((tenant, day), DayFigures::default()));
         }
-        Ok(())
+        at
+    }
+
+    /// The index of an outcome group in `outcome_figures`, made empty if new.
+    fn outcome(&mut self, key: (u32, u32, u32)) -> u32 {
+        let next = self.outcome_figures.len() as u32;
+        let at = *self.outcomes.entry(key).or_insert(next);
+        if at == next {
+            self.outcome_figures.push(OutcomeFigures::default());
+        }
+        at
     }
 
     /// Bytes held (an estimate).

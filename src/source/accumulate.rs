@@ -303,12 +303,6 @@ impl<'t> Stream<'t> {
     }
 }
 
-/// The window's UTC range in Unix µs.
-fn window_micros(window: &Window) -> (i64, i64) {
-    let (from, to) = window.utc_range();
-    (from.timestamp_micros(), to.timestamp_micros())
-}
-
 /// A window read in one pass: the first stream's state, the other
 /// streams' (`Accumulator::into_rollups` merges them chunk by chunk), the
 /// totals of every row read, and how many streams read.
@@ -338,9 +332,8 @@ pub fn read_into_figures<'t>(
     let lead = chrono::Duration::microseconds(ERROR_LEAD_MICROS);
     // Postgres has no year 0: a window on the calendar's first day reads
     // its ids on their own (`errored_ids` subtracts the day in SQL).
-    let first_instant = chrono::NaiveDate::from_ymd_opt(1, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .expect("a date")
+    let first_instant = crate::window::FIRST_DAY
+        .and_time(chrono::NaiveTime::MIN)
         .and_utc();
     let reaches_year_0 = range
         .0
@@ -350,7 +343,7 @@ pub fn read_into_figures<'t>(
         let from = range.0 - lead;
         // An error logged after the range marks a call in it too.
         let range = (from, chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        (range, Some(window_micros(window)))
+        (range, Some(window.utc_micros()))
     } else {
         (range, None)
     };

@@ -726,13 +726,18 @@ fn copy_frame(
     pgcopy::read_frame(stream, columns).map_err(|e| decode_error(url, table, e))
 }
 
+/// Whether a server's message says a statement ran past its timeout.
+pub fn is_statement_timeout(message: &str) -> bool {
+    message.contains("statement timeout")
+}
+
 fn decode_error(url: &DbUrl, table: &str, e: pgcopy::DecodeError) -> Error {
     match e {
         // The server ended the stream (a timeout, a lost connection).
         pgcopy::DecodeError::Io(e) => {
             let message = url.redact(&e.to_string()).replace('\n', " ");
             // A statement timeout would end the next attempt the same way.
-            if message.contains("statement timeout") {
+            if is_statement_timeout(&message) {
                 Error::Database(message)
             } else {
                 Error::TransientDatabase(message)
