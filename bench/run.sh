@@ -8,7 +8,7 @@
 # Loads a platform with `callrollup generate` into a scratch database
 # (default 1,000 tenants, 5,000,000 calls, 90 days, 1 kB transcripts;
 # --shape passes generate's shape options: other zones, error types,
-# statuses and outcomes), then, for the full window, the nightly one
+# statuses and outcomes, or wider rows), then, for the full window, the nightly one
 # (the last complete day and the default lookback of 3) and that last day
 # alone, --repeat times
 # (default 3) with the order of the peers rotated:
@@ -68,10 +68,14 @@ end=2026-11-20
 
 if [ "$(psql "$admin" -XAtc "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ]; then
     psql "$admin" -qXc "CREATE DATABASE $db"
+    # 1 kB transcripts unless the shape says otherwise (the wide-row
+    # shape: --shape "--transcript-bytes 1500 --summary-bytes 1000").
+    width="--transcript-bytes 1000"
+    case " $shape " in *" --transcript-bytes "*) width="" ;; esac
     # shellcheck disable=SC2086 # the shape is a list of options
     /usr/bin/time -f "generate: %e s, peak RSS %M KB" \
         "$bin" generate --database-url "$url" --tenants "$tenants" --calls "$calls" \
-        --days "$days" --end "$end" --seed 1 --transcript-bytes 1000 $shape
+        --days "$days" --end "$end" --seed 1 $width $shape
 fi
 "$bin" migrate --database-url "$url" >/dev/null
 q() { psql "$url" -qXAt "$@"; }

@@ -46,6 +46,13 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(String),
 
+    /// A one-pass read gave way (its figures outgrew `--state-limit`, or
+    /// it met `--statement-timeout`) after chunks had gone to the sink:
+    /// the caller starts again chunk by chunk (`pipeline::process_again`).
+    /// Exit 1 if it ever reaches the user.
+    #[error("{0}; run with --state-limit 0 to read the window chunk by chunk")]
+    ReadAgain(String),
+
     /// A failure that a new attempt may not meet: the connection was
     /// refused, reset or terminated (`admin_shutdown`), the server was
     /// starting up, or a serialization failure or deadlock. Exit 1.
@@ -75,6 +82,7 @@ impl Error {
             Error::RunFailed(_)
             | Error::Reconciliation(_)
             | Error::Database(_)
+            | Error::ReadAgain(_)
             | Error::TransientDatabase(_)
             | Error::Io { .. }
             | Error::Polars(_) => 1,

@@ -29,3 +29,14 @@ pub fn pause_point(name: &str) {
         }
     }
 }
+
+/// The variable that names a failure point to fail at.
+pub const FAIL_VARIABLE: &str = "CALLROLLUP_TEST_FAIL_AT";
+
+/// Whether the environment asks the code at `name` to fail as if the
+/// condition it guards had happened (a test of a path no small fixture
+/// reaches on its own, such as a one-pass read outgrowing its limit after
+/// it handed chunks on). One environment look-up.
+pub fn fail_point(name: &str) -> bool {
+    std::env::var(FAIL_VARIABLE).is_ok_and(|wanted| wanted == name)
+}

@@ -262,6 +262,8 @@ pub struct Spec {
     pub seed: u64,
     /// Length of each generated transcript (the engine never reads it).
     pub transcript_bytes: usize,
+    /// Length of each generated summary (None: a short sentence).
+    pub summary_bytes: Option<usize>,
     /// Zones, statuses, outcomes and error types.
     pub shape: Shape,
 }
@@ -516,9 +518,84 @@ impl Platform {
 }
 
 /// Text of the given length, as a stand-in for a transcript.
-fn filler(bytes: usize) -> String {
-    let phrase = "Agent: thanks for calling, how can I help? Caller: I'd like to book a visit. ";
-    phrase.chars().cycle().take(bytes).collect()
+/// How many different texts of each kind a platform's calls share.
+const TEXT_POOL: usize = 256;
+
+/// `count` texts of `bytes` bytes each, written as a conversation: lines
+/// drawn at random, so that Postgres compresses a long one about as it
+/// compresses real talk (a repeated phrase would shrink 50:1 and leave
+/// the heap narrow whatever its length). The engine never reads them.
+fn conversation_texts(bytes: usize, count: usize, seed: u64) -> Vec<String> {
+    const SPEAKERS: [&str; 2] = ["Agent", "Caller"];
+    const WORDS: [&str; 48] = [
+        "thanks",
+        "for",
+        "calling",
+        "how",
+        "can",
+        "I",
+        "help",
+        "today",
+        "book",
+        "a",
+        "visit",
+        "on",
+        "Tuesday",
+        "morning",
+        "afternoon",
+        "is",
+        "there",
+        "anything",
+        "earlier",
+        "my",
+        "name",
+        "number",
+        "address",
+        "please",
+        "confirm",
+        "the",
+        "appointment",
+        "at",
+        "nine",
+        "thirty",
+        "sorry",
+        "could",
+        "you",
+        "repeat",
+        "that",
+        "cancel",
+        "reschedule",
+        "next",
+        "week",
+        "Friday",
+        "price",
+        "quote",
+        "order",
+        "delivery",
+        "refund",
+        "account",
+        "yes",
+        "no",
+    ];
+    let mut rng = Rng::new(seed ^ 0x7E47);
+    (0..count)
+        .map(|_| {
+            let mut text = String::with_capacity(bytes + 16);
+            let mut speaker = 0;
+            while text.len() < bytes {
+                text.push_str(SPEAKERS[speaker]);
+                text.push(':');
+                for _ in 0..4 + rng.next_u64() % 12 {
+                    text.push(' ');
+                    text.push_str(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize]);
+                }
+                text.push_str(".\n");
+                speaker ^= 1;
+            }
+            text.truncate(bytes);
+            text
+        })
+        .collect()
 }
 
 fn micro_dollars(ca: &[Option<i64>]) -> PolarsResult<Column> {
@@ -729,8 +806,11 @@ impl Platform {
             }
             w.finish()?;
         }
-        let transcript = filler(self.spec.transcript_bytes);
-        let summary = "Caller booked a visit.";
+        let transcripts = conversation_texts(self.spec.transcript_bytes, TEXT_POOL, self.spec.seed);
+        let summaries = match self.spec.summary_bytes {
+            Some(bytes) => conversation_texts(bytes, TEXT_POOL, !self.spec.seed),
+            None => vec!["Caller booked a visit.".to_string()],
+        };
         let money = |v: Option<i64>| v.map(|v| Decimal::new(v, 6));
         let mut all_errors: Vec<SystemError> = Vec::new();
         let mut calls_loaded = 0u64;
@@ -753,35 +833,66 @@ impl Platform {
                 Type::TIMESTAMPTZ,
             ];
             let mut w = BinaryCopyInWriter::new(sink, &types);
+            let mut write = |c: &Call, text: usize| -> crate::error::Result<()> {
+                let created =
+                    chrono::DateTime::from_timestamp_micros(c.created_at_us).expect("in range");
+                let [stt, llm, tts, total] = c.costs.map(money);
+                let row: [&(dyn ToSql + Sync); 14] = [
+                    &rng.uuid(),
+                    &c.call_id,
+                    &tenant_ids[c.tenant],
+                    &c.status,
+                    &transcripts[text % transcripts.len()],
+                    &summaries[text % summaries.len()],
+                    &c.outcome,
+                    &stt,
+                    &llm,
+                    &tts,
+                    &total,
+                    &c.duration_seconds,
+                    &created,
+                    &created,
+                ];
+                w.write(&row)?;
+                Ok(())
+            };
+            // Rows go in as a platform appends them, in created_at order:
+            // a day's calls (every zone's, about 50 hours of UTC) merge
+            // with what the days before left that is still later.
+            let mut pending: std::collections::VecDeque<Call> = Default::default();
             for day in self.days() {
                 let d = self.day(day);
-                for c in &d.calls {
-                    let created =
-                        chrono::DateTime::from_timestamp_micros(c.created_at_us).expect("in range");
-                    let [stt, llm, tts, total] = c.costs.map(money);
-                    let row: [&(dyn ToSql + Sync); 14] = [
-                        &rng.uuid(),
-                        &c.call_id,
-                        &tenant_ids[c.tenant],
-                        &c.status,
-                        &transcript,
-                        &summary,
-                        &c.outcome,
-                        &stt,
-                        &llm,
-                        &tts,
-                        &total,
-                        &c.duration_seconds,
-                        &created,
-                        &created,
-                    ];
-                    w.write(&row)?;
+                let mut calls = d.calls;
+                calls.sort_by_key(|c| c.created_at_us);
+                let start = calls.first().map_or(i64::MAX, |c| c.created_at_us);
+                while pending.front().is_some_and(|c| c.created_at_us < start) {
+                    let c = pending.pop_front().expect("a pending call");
+                    write(&c, calls_loaded as usize)?;
+                    calls_loaded += 1;
                 }
-                calls_loaded += d.calls.len() as u64;
+                let mut merged =
+                    std::collections::VecDeque::with_capacity(pending.len() + calls.len());
+                let mut calls = calls.into_iter().peekable();
+                while let Some(first) = pending.front() {
+                    match calls.peek() {
+                        Some(c) if c.created_at_us < first.created_at_us => {
+                            merged.push_back(calls.next().expect("a call"))
+                        }
+                        _ => merged.push_back(pending.pop_front().expect("a pending call")),
+                    }
+                }
+                merged.extend(calls);
+                pending = merged;
                 all_errors.extend(d.errors);
+            }
+            for c in pending {
+                write(&c, calls_loaded as usize)?;
+                calls_loaded += 1;
             }
             w.finish()?;
         }
+        // In created_at order too, as logged.
+        all_errors.sort_by_key(|e| e.created_at_us);
         {
             let sink = tx.copy_in(sql::PLATFORM_COPY_ERRORS)?;
             let types = [
@@ -814,6 +925,10 @@ impl Platform {
             w.finish()?;
         }
         tx.batch_execute(sql::PLATFORM_INDEXES)?;
+        // Statistics as autovacuum would gather soon after such a load:
+        // the planner's row estimates and the engine's read order
+        // (queries/source_created_at_correlation.sql) come from them.
+        tx.batch_execute(sql::PLATFORM_ANALYZE)?;
         tx.commit()?;
         Ok((calls_loaded, all_errors.len() as u64))
     }
@@ -831,6 +946,7 @@ mod tests {
             end: NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(),
             seed: 7,
             transcript_bytes: 10,
+            summary_bytes: None,
             shape: Shape::default(),
         }
     }

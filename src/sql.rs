@@ -24,6 +24,10 @@ pub const REPORT_SNAPSHOT_END: &str = include_str!("../queries/report_snapshot_e
 pub const ADMIN_SESSION: &str = include_str!("../queries/admin_session.sql");
 pub const CONNECTION_CHECK: &str = include_str!("../queries/connection_check.sql");
 pub const SOURCE_READER_SESSION: &str = include_str!("../queries/source_reader_session.sql");
+pub const SOURCE_READER_IN_ORDER: &str = include_str!("../queries/source_reader_in_order.sql");
+pub const SOURCE_READER_ANY_ORDER: &str = include_str!("../queries/source_reader_any_order.sql");
+pub const SOURCE_CREATED_AT_CORRELATION: &str =
+    include_str!("../queries/source_created_at_correlation.sql");
 pub const SOURCE_VERIFY_SESSION: &str = include_str!("../queries/source_verify_session.sql");
 pub const SOURCE_SNAPSHOT_EXPORT: &str = include_str!("../queries/source_snapshot_export.sql");
 pub const SOURCE_SNAPSHOT_ID: &str = include_str!("../queries/source_snapshot_id.sql");
@@ -89,6 +93,7 @@ pub struct Migration {
 
 /// The platform tables (the test fixture), for `callrollup generate`.
 pub const PLATFORM_SCHEMA: &str = include_str!("../tests/fixtures/platform_schema.sql");
+pub const PLATFORM_ANALYZE: &str = include_str!("../queries/platform_analyze.sql");
 pub const PLATFORM_INDEXES: &str = include_str!("../tests/fixtures/platform_indexes.sql");
 pub const PLATFORM_TABLES_PRESENT: &str = include_str!("../queries/platform_tables_present.sql");
 pub const PLATFORM_DROP: &str = include_str!("../queries/platform_drop.sql");

@@ -24,6 +24,11 @@ pub struct PlatformOpts {
     /// Length of each call's transcript (never read by the engine).
     #[arg(long, default_value_t = 200)]
     pub transcript_bytes: usize,
+    /// Length of each call's summary (never read by the engine; default: a
+    /// short sentence). With a long transcript it makes the wide rows of a
+    /// platform that keeps whole conversations.
+    #[arg(long)]
+    pub summary_bytes: Option<usize>,
     /// Tenants' time zones to draw from (default: 17 built-in; at most 47,
     /// adding odd offsets and both hemispheres' DST).
     #[arg(long)]

@@ -51,11 +51,16 @@ impl PlatformOpts {
                 self.calls, self.days
             )));
         }
-        if self.transcript_bytes > MAX_TRANSCRIPT_BYTES {
-            return Err(Error::usage(format!(
-                "--transcript-bytes {} is out of range: pick 0 to {MAX_TRANSCRIPT_BYTES}",
-                self.transcript_bytes
-            )));
+        for (flag, bytes) in [
+            ("--transcript-bytes", Some(self.transcript_bytes)),
+            ("--summary-bytes", self.summary_bytes),
+        ] {
+            if bytes.is_some_and(|bytes| bytes > MAX_TRANSCRIPT_BYTES) {
+                return Err(Error::usage(format!(
+                    "{flag} {} is out of range: pick 0 to {MAX_TRANSCRIPT_BYTES}",
+                    bytes.unwrap_or_default()
+                )));
+            }
         }
         let end: NaiveDate = match &self.end {
             Some(d) => parse_date("--end", d)?,
@@ -99,6 +104,7 @@ impl PlatformOpts {
             end,
             seed: self.seed,
             transcript_bytes: self.transcript_bytes,
+            summary_bytes: self.summary_bytes,
         })
     }
 }

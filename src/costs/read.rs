@@ -357,21 +357,24 @@ pub fn reconcile(
         selection: &selection,
     };
     let mut recomputed: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();
-    process(&mut input, &plan, &mut Timings::default(), |part, _, _| {
-        let td = &part.tenant_daily;
-        let ids = strings(td, "tenant_id")?;
-        let days = td.column("day")?.date()?.as_date_iter().collect::<Vec<_>>();
-        let calls = integers(td, "calls")?;
-        let totals = crate::money::decimals(td.column("total_cost_usd")?)?;
-        for i in 0..td.height() {
-            if let (Some(id), Some(day)) = (&ids[i], days[i]) {
-                recomputed.insert(
-                    (id.clone(), day),
-                    (calls[i], crate::money::round(totals[i].unwrap_or_default())),
-                );
+    // A tenant day's figures replace any an earlier attempt gave.
+    crate::pipeline::with_read_again(&plan, |plan| {
+        process(&mut input, plan, &mut Timings::default(), |part, _, _| {
+            let td = &part.tenant_daily;
+            let ids = strings(td, "tenant_id")?;
+            let days = td.column("day")?.date()?.as_date_iter().collect::<Vec<_>>();
+            let calls = integers(td, "calls")?;
+            let totals = crate::money::decimals(td.column("total_cost_usd")?)?;
+            for i in 0..td.height() {
+                if let (Some(id), Some(day)) = (&ids[i], days[i]) {
+                    recomputed.insert(
+                        (id.clone(), day),
+                        (calls[i], crate::money::round(totals[i].unwrap_or_default())),
+                    );
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })?;
     let mut stored: BTreeMap<(String, NaiveDate), (i64, Decimal)> = BTreeMap::new();
     // A key the summary holds twice is never overwritten silently: its

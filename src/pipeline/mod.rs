@@ -299,6 +299,25 @@ pub fn process(
     Ok(stats)
 }
 
+/// `attempt` with `plan`, then once more chunk by chunk when a one-pass
+/// read gave way after chunks had gone to its sink (`Error::ReadAgain`);
+/// `attempt` starts from nothing each time.
+pub fn with_read_again<T>(plan: &Plan, mut attempt: impl FnMut(&Plan) -> Result<T>) -> Result<T> {
+    match attempt(plan) {
+        Err(Error::ReadAgain(why)) if plan.state_limit > 0 => {
+            crate::log::info(&format!(
+                "{why}: starting again, reading the window {} day(s) at a time",
+                plan.chunk_days
+            ));
+            attempt(&Plan {
+                state_limit: 0,
+                ..*plan
+            })
+        }
+        other => other,
+    }
+}
+
 /// The one-pass read's budget by default (MiB): the 5 M-call bench
 /// window's 1.2 M summary rows take about 110, and the whole process
 /// peaks at 197 MiB then (bench/README.md); a larger budget would let a
@@ -314,7 +333,11 @@ pub fn mib(mib: u32) -> usize {
 
 /// `process` for a database window in one pass; None when the source is
 /// a snapshot, the limit is 0, or the read outgrew the limit or met the
-/// statement timeout (nothing was handed to `sink` then).
+/// statement timeout before any chunk went to `sink` (the caller reads
+/// chunk by chunk then); `Error::ReadAgain` when it gave way after.
+/// Chunks go to `sink` as the read completes them (`source::accumulate`),
+/// not always in the window's order; the rows read are verified after the
+/// last, before anything is committed.
 fn process_in_one_pass(
     input: &mut Input,
     plan: &Plan,
@@ -335,64 +358,108 @@ fn process_in_one_pass(
     }
     let rules = rollup::TenantRules::new(&source.tenants(selection)?, window.utc_micros())?;
     source.start_verification(window.utc_range(), selection)?;
-    let read = timings.time("read", || {
-        crate::source::accumulate::read_into_figures(
-            source,
-            *shape,
-            window,
-            chunk_days,
-            selection,
-            &rules,
-            state_limit,
-        )
-    });
+    let chunks = window.chunks(chunk_days);
+    let shape = *shape;
+    let started = Instant::now();
+    // The read runs on its own thread (with its streams); this one stages
+    // and writes each chunk as it comes. A few chunks may wait, no more.
+    let (sender, receiver) = std::sync::mpsc::sync_channel(4);
+    let (read, stats, handed) = std::thread::scope(|scope| {
+        let source = &mut **source;
+        let rules = &rules;
+        let reader = scope.spawn(move || {
+            crate::source::accumulate::read_into_figures(
+                source,
+                shape,
+                window,
+                chunk_days,
+                selection,
+                rules,
+                state_limit,
+                sender,
+            )
+        });
+        let mut stats = WindowStats::default();
+        let mut handed = 0;
+        let mut failed = None;
+        // Before the first chunk is taken: the write transaction waits.
+        crate::fault::pause_point("one_pass_read");
+        for (i, part) in receiver.iter() {
+            if handed > 0 {
+                crate::fault::pause_point("between_chunks");
+            }
+            let emitted = crate::signals::check().and(part).and_then(|part| {
+                emit(
+                    &mut stats,
+                    part,
+                    &Default::default(),
+                    &chunks[i],
+                    timings,
+                    sink,
+                )
+            });
+            if let Err(e) = emitted {
+                failed = Some(e);
+                break;
+            }
+            handed += 1;
+        }
+        // A reader still sending stops at its next chunk.
+        drop(receiver);
+        let read = reader.join().expect("the one-pass reader panicked");
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((read, stats, handed)),
+        }
+    })?;
+    timings.add("read", started.elapsed());
     let gave_way = |why: String| {
+        if handed > 0 {
+            return Err(Error::ReadAgain(why));
+        }
         crate::log::info(&format!("{why}: reading it {chunk_days} day(s) at a time"));
+        Ok(None)
     };
-    let (state, others, read, streams) = match read {
+    let crate::source::accumulate::OnePass {
+        totals: read,
+        streams,
+        in_order,
+    } = match read {
         Ok(Some(read)) => read,
         Ok(None) => {
             source.close_readers();
-            gave_way(format!(
+            return gave_way(format!(
                 "the window's tenant-day figures outgrew the one-pass limit of {} MiB (run --state-limit)",
                 state_limit >> 20
             ));
-            return Ok(None);
         }
         // Shorter statements may each finish within the timeout.
         Err(Error::Database(message)) if is_statement_timeout(&message) => {
             source.close_readers();
-            gave_way("reading the window in one pass met --statement-timeout".to_string());
-            return Ok(None);
+            return gave_way("reading the window in one pass met --statement-timeout".to_string());
         }
         Err(e) => return Err(e),
     };
-    crate::log::info(&format!(
-        "read {}..{} in one pass on {streams} stream(s): {} calls and {} errors",
-        window.from, window.to, read.calls, read.errors
-    ));
-    timings.time("verify", || source.verify(&read))?;
-    crate::fault::pause_point("one_pass_read");
-    let mut stats = WindowStats::default();
-    let mut parts = state.into_rollups(others);
-    for (i, chunk) in window.chunks(chunk_days).iter().enumerate() {
-        if i > 0 {
-            crate::fault::pause_point("between_chunks");
-        }
-        crate::signals::check()?;
-        let part = timings.time("rollup", || {
-            Ok(parts
-                .next()
-                .expect("the state has a chunk for each of the window's")?)
-        })?;
-        // The rows read are counted once, with the first chunk.
-        let counted = if i == 0 {
-            read.clone()
-        } else {
-            Default::default()
-        };
-        emit(&mut stats, part, &counted, chunk, timings, sink)?;
+    if handed != chunks.len() {
+        return Err(Error::RunFailed(format!(
+            "internal: a one-pass read handed on {handed} of the window's {} chunks; report this as a bug",
+            chunks.len()
+        )));
     }
+    crate::log::info(&format!(
+        "read {}..{} in one pass on {streams} stream(s), {}: {} calls and {} errors",
+        window.from,
+        window.to,
+        match in_order {
+            true => "in created_at order",
+            false => "in storage order",
+        },
+        read.calls,
+        read.errors
+    ));
+    let mut stats = stats;
+    stats.read.add(&read);
+    timings.time("verify", || source.verify(&read))?;
     Ok(Some(stats))
 }
 

@@ -25,6 +25,7 @@ use crate::sink::{self, files, postgres as pg_sink};
 use crate::window::Window;
 
 /// One run, as the command line asked for it.
+#[derive(Clone)]
 pub struct RunRequest {
     pub window: Window,
     /// The `--tenant`s and `--tenant-shard` asked for (a snapshot narrows
@@ -90,7 +91,26 @@ pub fn run_with_retries(request: &RunRequest, retries: u32) -> Result<RunOutcome
     }
 }
 
+/// One run. A one-pass read that gives way after chunks went into the
+/// write transaction (`Error::ReadAgain`: rare, a window of free-text
+/// outcomes) rolls the attempt back and starts again chunk by chunk.
 pub fn run(request: &RunRequest) -> Result<RunOutcome> {
+    match run_once(request) {
+        Err(Error::ReadAgain(why)) if request.state_limit_mib > 0 => {
+            crate::log::info(&format!(
+                "{why}: the run was rolled back and starts again, reading the window {} day(s) at a time",
+                request.chunk_days
+            ));
+            run_once(&RunRequest {
+                state_limit_mib: 0,
+                ..request.clone()
+            })
+        }
+        result => result,
+    }
+}
+
+fn run_once(request: &RunRequest) -> Result<RunOutcome> {
     crate::signals::install();
     let schema = request.target_schema.as_str();
     let mut timings = Timings::default();

@@ -281,6 +281,13 @@ pub struct Accumulator<'t> {
     last_day: i32,
     chunk_days: i32,
     chunks: Vec<ChunkFigures>,
+    /// The chunks whose rows this state keeps (a stream of a read in
+    /// `created_at` order owns a run of them; by default, all).
+    own: std::ops::Range<usize>,
+    /// Own chunks before this one are complete and their tables built: a
+    /// row for one of them is a fault, counted in `late`.
+    open_from: usize,
+    pub late: u64,
 }
 
 impl<'t> Accumulator<'t> {
@@ -307,7 +314,34 @@ impl<'t> Accumulator<'t> {
             last_day,
             chunk_days,
             chunks: (0..chunks).map(|_| ChunkFigures::default()).collect(),
+            own: 0..chunks,
+            open_from: 0,
+            late: 0,
         }
+    }
+
+    /// How many chunks the window has.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Keeps only rows of chunks `own` (a sub-range of the window's).
+    pub fn owning(mut self, own: std::ops::Range<usize>) -> Self {
+        self.open_from = own.start;
+        self.own = own;
+        self
+    }
+
+    /// Chunk `chunk`'s tables, built from this state alone, once no row of
+    /// its days can come any more; its figures are dropped. Chunks must be
+    /// taken in order; a row for a taken chunk is a fault afterwards.
+    pub fn take_rollup(&mut self, chunk: usize) -> PolarsResult<Rollup> {
+        debug_assert!(self.own.contains(&chunk) && chunk >= self.open_from);
+        self.open_from = chunk + 1;
+        let figures = std::mem::take(&mut self.chunks[chunk]);
+        let calls = figures.calls.into_groups(&self.tenants, &self.labels)?;
+        let errors = figures.errors.into_groups(&self.tenants, &self.labels)?;
+        super::assemble(calls, errors, &self.rules.zones.frame)
     }
 
     /// The slot of a tenant id (None: a NULL tenant).
@@ -334,7 +368,8 @@ impl<'t> Accumulator<'t> {
         let day = self.tenant_rules[tenant as usize].day(at);
         let chunk = (self.first_day..=self.last_day)
             .contains(&day)
-            .then(|| ((day - self.first_day) / self.chunk_days) as usize);
+            .then(|| ((day - self.first_day) / self.chunk_days) as usize)
+            .filter(|chunk| self.own.contains(chunk));
         (day, chunk)
     }
 
@@ -357,6 +392,10 @@ impl<'t> Accumulator<'t> {
     ) -> Option<(&mut ChunkFigures, i32, &'t super::calls::TenantDays)> {
         let (day, chunk) = self.place(tenant, at);
         let chunk = chunk?;
+        if chunk < self.open_from {
+            self.late += 1;
+            return None;
+        }
         let zone = self.tenant_rules[tenant as usize];
         let (before, this) = self.chunks.split_at_mut(chunk);
         if let Some(before) = before.last() {

@@ -28,6 +28,7 @@ use crate::source::errored::{ErrorTimes, ErrorTimesBuilder, ERROR_LEAD_MICROS};
 use crate::source::pgcopy::{self, DecodeError};
 use crate::source::postgres::{PostgresSource, SourceShape};
 use crate::window::Window;
+use chrono::{DateTime, Utc};
 
 /// The columns read, in COPY order: the tenant and the time first, so a
 /// row outside the window's tenant days is known before its texts are
@@ -89,11 +90,36 @@ struct Stream<'t> {
     text_bytes_checked: usize,
     /// Why this stream stopped (an overflow the rollup found).
     failure: Option<Error>,
+    /// The rows this stream counts for the verification (Unix µs,
+    /// `[from, to)`): streams whose ranges overlap count each row once.
+    counts: (i64, i64),
+    /// A stream reading in `created_at` order: each own chunk's end (the
+    /// last instant of its UTC range, Unix µs), the next own chunk to
+    /// complete, the latest instant seen, and where complete chunks go.
+    in_order: Option<InOrder>,
+}
+
+/// What a stream reading its calls in `created_at` order needs to hand
+/// each of its chunks on as soon as no row of it can come any more.
+struct InOrder {
+    chunk_ends: Vec<i64>,
+    /// The first own chunk, and the next to complete.
+    first: usize,
+    next: usize,
+    latest: i64,
+    out: ChunkSender,
 }
 
 impl<'t> Stream<'t> {
-    fn new(state: Accumulator<'t>, collecting: Option<(i64, i64)>) -> Self {
+    fn new(
+        state: Accumulator<'t>,
+        collecting: Option<(i64, i64)>,
+        counts: (i64, i64),
+        in_order: Option<InOrder>,
+    ) -> Self {
         Stream {
+            counts,
+            in_order,
             state,
             read: ReadTotals::default(),
             errored: Default::default(),
@@ -167,6 +193,54 @@ impl<'t> Stream<'t> {
         Ok(())
     }
 
+    /// A call at `at` arrived: every own chunk that ends at or before it
+    /// is complete (the rows come in `created_at` order), so its tables
+    /// are built and handed on.
+    fn complete_before(&mut self, at: i64) -> Result<(), DecodeError> {
+        let Some(order) = &mut self.in_order else {
+            return Ok(());
+        };
+        if at < order.latest {
+            self.failure = Some(Error::RunFailed(
+                "internal: the calls of an ordered read came out of created_at order; report this as a bug".into(),
+            ));
+            return Err(DecodeError::Stopped);
+        }
+        order.latest = at;
+        while order.next < order.chunk_ends.len() && at >= order.chunk_ends[order.next] {
+            let chunk = order.next;
+            order.next += 1;
+            let part = self.state.take_rollup(chunk).map_err(Error::from);
+            if order.out.send((chunk, part)).is_err() {
+                // The sink stopped; it reports why.
+                return Err(DecodeError::Stopped);
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last call: every own chunk not yet handed on.
+    fn complete_all(&mut self) -> Result<()> {
+        let Some(order) = &mut self.in_order else {
+            return Ok(());
+        };
+        if self.state.late > 0 {
+            return Err(Error::RunFailed(format!(
+                "internal: {} row(s) came after the end of their day's UTC range in an ordered read; report this as a bug",
+                self.state.late
+            )));
+        }
+        while order.next < order.chunk_ends.len() {
+            let chunk = order.next;
+            order.next += 1;
+            let part = self.state.take_rollup(chunk).map_err(Error::from);
+            if order.out.send((chunk, part)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn label(&mut self, raw: Option<&[u8]>, column: &'static str) -> Result<u32, DecodeError> {
         Ok(match raw {
             None => self.state.label(None),
@@ -178,7 +252,15 @@ impl<'t> Stream<'t> {
     fn call_field(&mut self, i: usize, raw: Option<&[u8]>) -> Result<(), DecodeError> {
         let column = CALL_FIELDS[i];
         match i {
-            0..=2 => self.common(i, raw, None)?,
+            0..=2 => {
+                // A call's time comes before its day is looked up: a chunk
+                // it has passed the end of is complete without it.
+                if let (1, Some(at), true) = (i, raw, self.in_order.is_some()) {
+                    let at = pgcopy::timestamptz_micros(at, "created_at")?;
+                    self.complete_before(at)?;
+                }
+                self.common(i, raw, None)?
+            }
             3 | 4 if self.kept => self.labels[i - 3] = self.label(raw, column)?,
             3 | 4 => {}
             5..=8 => {
@@ -198,7 +280,14 @@ impl<'t> Stream<'t> {
     }
 
     fn end_call(&mut self) -> Result<(), DecodeError> {
-        let added = self.read.add_call(&self.cost).and_then(|()| {
+        let counted = self
+            .at
+            .is_none_or(|at| (self.counts.0..self.counts.1).contains(&at));
+        let count = match counted {
+            true => self.read.add_call(&self.cost),
+            false => Ok(()),
+        };
+        let added = count.and_then(|()| {
             let (Some(at), true) = (self.at, self.kept) else {
                 return Ok(());
             };
@@ -246,7 +335,12 @@ impl<'t> Stream<'t> {
                 return Ok(());
             }
         }
-        self.read.errors += 1;
+        if self
+            .at
+            .is_none_or(|at| (self.counts.0..self.counts.1).contains(&at))
+        {
+            self.read.errors += 1;
+        }
         let added = match (self.at, self.kept) {
             (Some(at), true) => {
                 let call = self
@@ -293,7 +387,12 @@ impl<'t> Stream<'t> {
         self.since_check = 0;
         self.text_bytes_checked = text_bytes;
         sizes[me].store(self.bytes(), Relaxed);
+        let handed = self
+            .in_order
+            .as_ref()
+            .is_some_and(|order| order.next > order.first);
         sizes.iter().map(|s| s.load(Relaxed)).sum::<usize>() > budget
+            || (handed && crate::fault::fail_point("state_limit_after_a_chunk"))
     }
 
     /// Bytes this stream holds: its figures and the error ids found.
@@ -303,25 +402,115 @@ impl<'t> Stream<'t> {
     }
 }
 
-/// A window read in one pass: the first stream's state, the other
-/// streams' (`Accumulator::into_rollups` merges them chunk by chunk), the
-/// totals of every row read, and how many streams read.
-pub type OnePass<'t> = (Accumulator<'t>, Vec<Accumulator<'t>>, SourceTotals, usize);
+/// Where a one-pass read hands each chunk's tables, by the chunk's index
+/// in `Window::chunks`: in `created_at` order as each chunk completes,
+/// otherwise all after the read, in order.
+pub type ChunkSender = std::sync::mpsc::SyncSender<(usize, Result<crate::rollup::Rollup>)>;
 
-/// The window's states and the totals of every row read, or None when the
-/// state outgrew `budget` bytes (the caller reads chunk by chunk then).
+/// A window read in one pass.
+pub struct OnePass {
+    /// Every row read, counted once.
+    pub totals: SourceTotals,
+    /// How many streams read the calls.
+    pub streams: usize,
+    /// Whether they read in `created_at` order (each chunk handed on as
+    /// it completed) rather than in storage order (all after the read).
+    pub in_order: bool,
+}
+
+/// Days a stream of a read in `created_at` order should have at least: a
+/// stream reads the 26 hours of rows around its first and last chunks'
+/// edges that its neighbours read too (each is counted and kept by one).
+const DAYS_A_STREAM: usize = 7;
+
+/// How each stream reads: the chunks it owns, its UTC ranges of calls and
+/// of errors, and the rows it counts.
+struct StreamPlan {
+    own: std::ops::Range<usize>,
+    calls: (DateTime<Utc>, DateTime<Utc>),
+    errors: (DateTime<Utc>, DateTime<Utc>),
+    counts: (i64, i64),
+}
+
+/// The window's chunks, cut into `streams` runs of about equal days,
+/// each with the UTC ranges that hold every row of its tenant days
+/// (`Window::utc_range`); the first stream's errors start `lead` before
+/// the window's range and the last one's has no end when they mark calls
+/// (`marking`).
+fn stream_plans(
+    chunks: &[Window],
+    streams: usize,
+    errors_range: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<StreamPlan> {
+    let micros = |t: DateTime<Utc>| t.timestamp_micros();
+    let n = chunks.len();
+    let streams = streams.clamp(1, n.max(1));
+    let cuts: Vec<usize> = (0..=streams).map(|k| n * k / streams).collect();
+    (0..streams)
+        .map(|k| {
+            let (first, last) = (&chunks[cuts[k]], &chunks[cuts[k + 1] - 1]);
+            let calls = Window {
+                from: first.from,
+                to: last.to,
+                partial: false,
+            }
+            .utc_range();
+            // Each row's count goes to the stream whose part of the
+            // timeline it lies in: cut at its first day's UTC midnight.
+            let count_from = match k {
+                0 => i64::MIN,
+                _ => micros(first.from.and_time(chrono::NaiveTime::MIN).and_utc()),
+            };
+            let count_to = match k + 1 < streams {
+                true => micros(
+                    chunks[cuts[k + 1]]
+                        .from
+                        .and_time(chrono::NaiveTime::MIN)
+                        .and_utc(),
+                ),
+                false => i64::MAX,
+            };
+            let errors = (
+                if k == 0 { errors_range.0 } else { calls.0 },
+                if k + 1 == streams {
+                    errors_range.1
+                } else {
+                    calls.1
+                },
+            );
+            StreamPlan {
+                own: cuts[k]..cuts[k + 1],
+                calls,
+                errors,
+                counts: (count_from, count_to),
+            }
+        })
+        .collect()
+}
+
+/// Reads the window in one pass into its figures and hands each chunk's
+/// tables to `out`; the totals of every row read, or None when the state
+/// outgrew `budget` bytes (the caller reads chunk by chunk then).
+///
+/// A table stored in `created_at` order (an append-only one) is read in
+/// that order, on one stream per core for a long window, each stream
+/// owning a run of the window's chunks: a chunk is complete, and goes to
+/// `out`, once its stream's calls have passed the end of its UTC range,
+/// so the write of early days overlaps the read of later ones. Otherwise
+/// (a tenant selection, rows not in `created_at` order) the read is in
+/// storage order and every chunk goes to `out` after it.
 #[allow(clippy::too_many_arguments)]
-pub fn read_into_figures<'t>(
+pub fn read_into_figures(
     source: &mut PostgresSource,
     shape: SourceShape,
     window: &Window,
     chunk_days: u32,
     selection: &TenantSelection,
-    rules: &'t crate::rollup::TenantRules,
+    rules: &crate::rollup::TenantRules,
     budget: usize,
-) -> Result<Option<OnePass<'t>>> {
+    out: ChunkSender,
+) -> Result<Option<OnePass>> {
     let range = window.utc_range();
-    let streams = source.read_streams();
     // A call is errored by an error carrying its id logged up to a day
     // before it (docs/CONTRACT.md §2), so the errors are read first, from
     // a day before the range: they give the calls' flags and their own
@@ -342,19 +531,59 @@ pub fn read_into_figures<'t>(
     let (errors_range, collecting) = if selection.is_everyone() && !reaches_year_0 {
         let from = range.0 - lead;
         // An error logged after the range marks a call in it too.
-        let range = (from, chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        let range = (from, DateTime::<Utc>::MAX_UTC);
         (range, Some(window.utc_micros()))
     } else {
         (range, None)
     };
-    let mut states: Vec<Stream> = (0..streams)
-        .map(|_| {
-            Stream::new(
-                Accumulator::new(rules, window.from, window.to, chunk_days),
-                collecting,
-            )
+    let chunks = window.chunks(chunk_days);
+    // A selection's rows lie all over the table: its own index serves,
+    // in whatever order.
+    let in_order = selection.is_everyone() && source.stored_in_created_at_order("call_logs")?;
+    let plans = match in_order {
+        true => {
+            let streams = source
+                .read_streams()
+                .min(window.day_count() / DAYS_A_STREAM)
+                .max(1);
+            stream_plans(&chunks, streams, errors_range)
+        }
+        false => (0..source.read_streams())
+            .map(|_| StreamPlan {
+                own: 0..chunks.len(),
+                calls: range,
+                errors: errors_range,
+                counts: (i64::MIN, i64::MAX),
+            })
+            .collect(),
+    };
+    let micros = |t: DateTime<Utc>| t.timestamp_micros();
+    let mut states: Vec<Stream> = plans
+        .iter()
+        .map(|plan| {
+            let order = in_order.then(|| InOrder {
+                chunk_ends: chunks
+                    .iter()
+                    .map(|c| micros(c.utc_range().1))
+                    .enumerate()
+                    .map(|(i, end)| if plan.own.contains(&i) { end } else { i64::MIN })
+                    .collect(),
+                first: plan.own.start,
+                next: plan.own.start,
+                latest: i64::MIN,
+                out: out.clone(),
+            });
+            let state = Accumulator::new(rules, window.from, window.to, chunk_days)
+                .owning(plan.own.clone());
+            Stream::new(state, collecting, plan.counts, order)
         })
         .collect();
+    // Each InOrder looks only at its own chunks' ends.
+    for (stream, plan) in states.iter_mut().zip(&plans) {
+        if let Some(order) = &mut stream.in_order {
+            order.chunk_ends.truncate(plan.own.end);
+        }
+    }
     if collecting.is_none() {
         let errored = source.errored_ids(range.0)?;
         for stream in &mut states {
@@ -362,11 +591,11 @@ pub fn read_into_figures<'t>(
         }
     }
     let over_budget = AtomicBool::new(false);
-    let sizes: Vec<AtomicUsize> = (0..streams).map(|_| AtomicUsize::new(0)).collect();
+    let sizes: Vec<AtomicUsize> = (0..states.len()).map(|_| AtomicUsize::new(0)).collect();
     let mut used = 1;
-    for (table, fields, read_range) in [
-        ("system_errors", &ERROR_FIELDS[..], errors_range),
-        ("call_logs", &CALL_FIELDS[..], range),
+    for (table, fields) in [
+        ("system_errors", &ERROR_FIELDS[..]),
+        ("call_logs", &CALL_FIELDS[..]),
     ] {
         if table == "call_logs" {
             crate::fault::pause_point("source_read");
@@ -411,7 +640,23 @@ pub fn read_into_figures<'t>(
                 }
             })
             .collect();
-        let decoded = source.for_each_field(table, fields, read_range, selection, shape, each);
+        let decoded = match (in_order, table) {
+            (true, "call_logs") => {
+                let ranges: Vec<_> = plans.iter().map(|p| p.calls).collect();
+                source.for_each_field_by_range(table, fields, &ranges, selection, shape, true, each)
+            }
+            (true, _) => {
+                let ranges: Vec<_> = plans.iter().map(|p| p.errors).collect();
+                source
+                    .for_each_field_by_range(table, fields, &ranges, selection, shape, false, each)
+            }
+            (false, "call_logs") => {
+                source.for_each_field(table, fields, range, selection, shape, each)
+            }
+            (false, _) => {
+                source.for_each_field(table, fields, errors_range, selection, shape, each)
+            }
+        };
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(e);
         }
@@ -426,16 +671,82 @@ pub fn read_into_figures<'t>(
     }
     let figures: usize = states.iter().map(|s| s.state.bytes()).sum();
     crate::log::debug(&format!(
-        "one-pass figures: about {} MiB (--state-limit {} MiB)",
+        "one-pass figures: about {} MiB at the end of the read (--state-limit {} MiB)",
         figures >> 20,
         budget >> 20
     ));
     let mut read = ReadTotals::default();
-    let mut others: Vec<Accumulator> = Vec::new();
-    for stream in states {
+    for stream in &states {
         read.merge(&stream.read)?;
-        others.push(stream.state);
     }
-    let state = others.remove(0);
-    Ok(Some((state, others, read.totals()?, used)))
+    if in_order {
+        for stream in &mut states {
+            stream.complete_all()?;
+        }
+    } else {
+        let mut others: Vec<Accumulator> = states.into_iter().map(|s| s.state).collect();
+        let state = others.remove(0);
+        for (i, part) in state.into_rollups(others).enumerate() {
+            if out.send((i, part.map_err(Error::from))).is_err() {
+                break;
+            }
+        }
+    }
+    Ok(Some(OnePass {
+        totals: read.totals()?,
+        streams: used,
+        in_order,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn window(from: &str, to: &str) -> Window {
+        Window {
+            from: from.parse::<NaiveDate>().unwrap(),
+            to: to.parse::<NaiveDate>().unwrap(),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn streams_own_every_chunk_once_read_all_their_rows_and_count_each_row_once() {
+        let whole = window("2026-01-01", "2026-03-31");
+        let errors = (
+            whole.utc_range().0 - chrono::Duration::days(1),
+            DateTime::<Utc>::MAX_UTC,
+        );
+        for (chunk_days, streams) in [(1, 1), (1, 2), (1, 3), (5, 2), (7, 4), (30, 2), (91, 3)] {
+            let chunks = whole.chunks(chunk_days);
+            let plans = stream_plans(&chunks, streams, errors);
+            assert!(plans.len() <= streams && !plans.is_empty());
+            // The chunks, each owned once, in order.
+            let owned: Vec<usize> = plans.iter().flat_map(|p| p.own.clone()).collect();
+            assert_eq!(owned, (0..chunks.len()).collect::<Vec<_>>());
+            let micros = |t: DateTime<Utc>| t.timestamp_micros();
+            for (k, plan) in plans.iter().enumerate() {
+                // Every row of an own chunk's tenant days is in the read.
+                for chunk in &chunks[plan.own.clone()] {
+                    let (from, to) = chunk.utc_range();
+                    assert!(plan.calls.0 <= from && to <= plan.calls.1);
+                    assert!(plan.errors.0 <= from && to <= plan.errors.1);
+                }
+                // The rows counted lie inside the read, and the counted
+                // parts meet end to end.
+                let (a, b) = plan.counts;
+                assert!(a == i64::MIN || micros(plan.calls.0) <= a);
+                assert!(b == i64::MAX || b <= micros(plan.calls.1));
+                match plans.get(k + 1) {
+                    Some(next) => assert_eq!(b, next.counts.0),
+                    None => assert_eq!(b, i64::MAX),
+                }
+            }
+            assert_eq!(plans[0].counts.0, i64::MIN);
+            assert_eq!(plans[0].errors.0, errors.0);
+            assert_eq!(plans.last().unwrap().errors.1, errors.1);
+        }
+    }
 }

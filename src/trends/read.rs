@@ -173,15 +173,21 @@ pub fn daily(
                 selection: &selection,
             };
             let wanted = day_in(&readable);
-            process(&mut input, &plan, &mut Timings::default(), |part, _, _| {
-                names_of(&part.tenant_daily, &mut names)?;
-                error_parts.push(select_errors(
-                    part.errors.clone().lazy().filter(wanted.clone()),
-                ));
-                call_parts.push(select_calls(
-                    part.tenant_daily.clone().lazy().filter(wanted.clone()),
-                ));
-                Ok(())
+            let kept = (error_parts.len(), call_parts.len());
+            crate::pipeline::with_read_again(&plan, |plan| {
+                // A second attempt starts from what the summaries gave.
+                error_parts.truncate(kept.0);
+                call_parts.truncate(kept.1);
+                process(&mut input, plan, &mut Timings::default(), |part, _, _| {
+                    names_of(&part.tenant_daily, &mut names)?;
+                    error_parts.push(select_errors(
+                        part.errors.clone().lazy().filter(wanted.clone()),
+                    ));
+                    call_parts.push(select_calls(
+                        part.tenant_daily.clone().lazy().filter(wanted.clone()),
+                    ));
+                    Ok(())
+                })
             })?;
             read_from.push(format!(
                 "{} for {} day(s) not rolled up",

@@ -498,6 +498,113 @@ fn chunk_size_stream_count_and_the_one_pass_read_do_not_change_a_byte() {
     }
 }
 
+/// The stderr of a successful `run` of `args` into `out`.
+fn run_logged(db: &TestDb, out: &std::path::Path, args: &[&str]) -> String {
+    let output = db
+        .cmd()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let log = crate::util::stderr_of(&output);
+    assert!(output.status.success(), "{log}");
+    log
+}
+
+#[test]
+fn a_window_read_in_created_at_order_on_parallel_streams_writes_what_the_chunked_read_does() {
+    // Rows stored in created_at order (CLUSTER, then the planner's
+    // statistics say so): each stream reads a run of the window's chunks
+    // in that order and hands each chunk on as soon as its rows have
+    // passed the chunk's end, while later days are still read; rows of
+    // the 26 hours where two streams' ranges meet are read by both,
+    // kept and counted by one.
+    let db = TestDb::with_fixture();
+    db.exec(
+        "CLUSTER call_logs USING call_logs_created_at_idx;
+         CLUSTER system_errors USING system_errors_created_at_idx;
+         ANALYZE call_logs, system_errors",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-06", "--to", "2026-03-31"];
+    let summary = "SELECT tenant_id::text, day::text, calls::text, errored_calls::text,
+                          total_cost_usd::text, errors::text
+                   FROM analytics.tenant_daily ORDER BY 1, 2";
+    let chunked = scratch.path().join("chunked");
+    run_logged(
+        &db,
+        &chunked,
+        &[&window[..], &["--state-limit", "0"]].concat(),
+    );
+    let expected = (tree(&chunked), db.rows(summary));
+    // 26 days give at most 3 streams of at least 7 days (at least as
+    // many as --streams or the cores ask for).
+    for (days, streams, read_as) in [
+        ("1", "3", "in one pass on 3 stream(s), in created_at order"),
+        ("5", "2", "stream(s), in created_at order"),
+        ("1", "1", "stream(s), in created_at order"),
+        ("7", "4", "in one pass on 3 stream(s), in created_at order"),
+    ] {
+        let out = scratch.path().join(format!("{days}-{streams}"));
+        let options = ["--chunk-days", days, "--streams", streams];
+        let log = run_logged(&db, &out, &[&window[..], &options[..]].concat());
+        assert!(log.contains(read_as), "{log}");
+        assert_eq!((tree(&out), db.rows(summary)), expected);
+        assert_matches_definitions(&db, "2026-03-06", "2026-03-31");
+    }
+    // Rows in no particular order on the pages (a random key's order):
+    // storage order, every chunk after the read, the same answer.
+    db.exec("CLUSTER call_logs USING call_logs_pkey; ANALYZE call_logs");
+    let out = scratch.path().join("shuffled");
+    let log = run_logged(&db, &out, &window);
+    assert!(log.contains("in storage order"), "{log}");
+    assert_eq!((tree(&out), db.rows(summary)), expected);
+}
+
+#[test]
+fn a_one_pass_read_that_gives_way_after_writing_chunks_starts_the_run_again_chunk_by_chunk() {
+    // The figures outgrow --state-limit (forced by a test fail point:
+    // free-text outcomes do it on a real platform) after the read in
+    // created_at order handed chunks to the write transaction: the
+    // attempt is rolled back and the run starts again chunk by chunk,
+    // writing exactly what a chunked run writes.
+    let db = crate::util::generated_platform("40", "60000", "16", "2026-03-20", "3");
+    let scratch = tempfile::tempdir().unwrap();
+    let window = ["--from", "2026-03-06", "--to", "2026-03-19"];
+    let chunked = scratch.path().join("chunked");
+    run_logged(
+        &db,
+        &chunked,
+        &[&window[..], &["--state-limit", "0"]].concat(),
+    );
+    let summary = "SELECT tenant_id::text, day::text, calls::text, total_cost_usd::text
+                   FROM analytics.tenant_daily ORDER BY 1, 2";
+    let expected = (tree(&chunked), db.rows(summary));
+    let again = scratch.path().join("again");
+    let output = db
+        .cmd()
+        .env("CALLROLLUP_TEST_FAIL_AT", "state_limit_after_a_chunk")
+        .args(["run", "--streams", "2"])
+        .args(window)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    let log = crate::util::stderr_of(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        log.contains("outgrew the one-pass limit of 120 MiB (run --state-limit): the run was rolled back and starts again, reading the window 1 day(s) at a time"),
+        "{log}"
+    );
+    assert_eq!((tree(&again), db.rows(summary)), expected);
+    assert_eq!(
+        db.rows("SELECT status FROM analytics.rollup_runs ORDER BY started_at"),
+        ["succeeded", "failed", "succeeded"]
+    );
+}
+
 #[test]
 fn a_window_whose_figures_outgrow_the_state_limit_is_read_chunk_by_chunk() {
     // Outcomes of many texts: the one-pass state outgrows a 1 MiB limit

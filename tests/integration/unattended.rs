@@ -598,11 +598,13 @@ fn a_source_connection_terminated_mid_extraction_is_retried_and_the_run_succeeds
     );
 }
 
-/// A window read in one pass hands its first chunk to the write
-/// transaction only once it is read whole; that transaction, opened
-/// before the read, sat idle all the while and the server ended it
+/// A window read in one pass handed its first chunk to the write
+/// transaction only once it was read whole (now: once the read has passed
+/// the chunk's end, still long after the transaction opened); that
+/// transaction sat idle all the while and the server ended it
 /// (idle_in_transaction_session_timeout is the statement timeout), so a
-/// read longer than --statement-timeout failed the run.
+/// read longer than --statement-timeout failed the run. The pause holds
+/// the first chunk back for three timeouts.
 #[test]
 fn a_write_transaction_idle_through_a_long_read_was_ended_by_the_server() {
     let db = TestDb::with_fixture();
@@ -753,7 +755,7 @@ fn log_lines_carry_the_run_id_and_follow_quiet_and_verbose() {
     let run_id = db
         .rows("SELECT run_id FROM analytics.rollup_runs ORDER BY started_at DESC LIMIT 1")[0]
         .clone();
-    assert!(err.contains("callrollup: rollup: started"), "{err}");
+    assert!(err.contains("callrollup: stage files: started"), "{err}");
     assert!(err.contains("callrollup: commit: done in "), "{err}");
     let from_run: Vec<&str> = err
         .lines()
