@@ -48,7 +48,8 @@ pub enum Error {
 
     /// A one-pass read gave way (its figures outgrew `--state-limit`, or
     /// it met `--statement-timeout`) after chunks had gone to the sink:
-    /// the caller starts again chunk by chunk (`pipeline::process_again`).
+    /// the caller starts again chunk by chunk (`pipeline::with_read_again`,
+    /// `pipeline::run::run`).
     /// Exit 1 if it ever reaches the user.
     #[error("{0}; run with --state-limit 0 to read the window chunk by chunk")]
     ReadAgain(String),

@@ -57,6 +57,7 @@ pub const RESTATEMENTS_DELETED_DAYS: &str =
     include_str!("../queries/restatements_deleted_days.sql");
 pub const SUMMARY_RECONCILE: &str = include_str!("../queries/summary_reconcile.sql");
 pub const LOCK: &str = include_str!("../queries/lock.sql");
+pub const UNLOCK: &str = include_str!("../queries/unlock.sql");
 pub const LOCK_SHARD: &str = include_str!("../queries/lock_shard.sql");
 pub const SHARD_PREDICATE: &str = include_str!("../queries/shard_predicate.sql");
 pub const LEDGER_ABANDON: &str = include_str!("../queries/ledger_abandon.sql");

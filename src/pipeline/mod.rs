@@ -406,7 +406,11 @@ fn process_in_one_pass(
         }
         // A reader still sending stops at its next chunk.
         drop(receiver);
-        let read = reader.join().expect("the one-pass reader panicked");
+        let read = reader.join().unwrap_or_else(|_| {
+            Err(Error::RunFailed(
+                "the one-pass reader stopped on an internal error; report this as a bug".into(),
+            ))
+        });
         match failed {
             Some(e) => Err(e),
             None => Ok((read, stats, handed)),

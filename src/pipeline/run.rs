@@ -723,6 +723,12 @@ impl Target for DatabaseTarget<'_> {
         } else {
             staged.abort();
         }
+        // The lock goes with the run now, not when the server notices the
+        // connection closed: a run started again at once (`run` after
+        // `Error::ReadAgain`) finds it free.
+        if let Some(client) = self.client.as_mut() {
+            let _ = client.batch_execute(crate::sql::UNLOCK);
+        }
         error
     }
 }

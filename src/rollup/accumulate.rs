@@ -366,11 +366,24 @@ impl<'t> Accumulator<'t> {
     #[inline]
     fn place(&self, tenant: u32, at: i64) -> (i32, Option<usize>) {
         let day = self.tenant_rules[tenant as usize].day(at);
-        let chunk = (self.first_day..=self.last_day)
-            .contains(&day)
-            .then(|| ((day - self.first_day) / self.chunk_days) as usize)
+        let chunk = self
+            .chunk_of_day(day)
             .filter(|chunk| self.own.contains(chunk));
         (day, chunk)
+    }
+
+    /// The chunk of the window a tenant day falls in (None: outside it).
+    #[inline]
+    fn chunk_of_day(&self, day: i32) -> Option<usize> {
+        (self.first_day..=self.last_day)
+            .contains(&day)
+            .then(|| ((day - self.first_day) / self.chunk_days) as usize)
+    }
+
+    /// The chunk of the window a row of tenant slot `tenant` at `at` (Unix
+    /// µs) belongs to, whichever state owns it (None: outside the window).
+    pub fn window_chunk(&self, tenant: u32, at: i64) -> Option<usize> {
+        self.chunk_of_day(self.tenant_rules[tenant as usize].day(at))
     }
 
     /// Whether a row of tenant slot `tenant` at `at` (Unix µs) has its

@@ -90,6 +90,9 @@ struct Stream<'t> {
     text_bytes_checked: usize,
     /// Why this stream stopped (an overflow the rollup found).
     failure: Option<Error>,
+    /// Rows of another stream's chunk outside that chunk's UTC range: its
+    /// owner never read them (a zone offset beyond −12…+14 hours).
+    stray: u64,
     /// The rows this stream counts for the verification (Unix µs,
     /// `[from, to)`): streams whose ranges overlap count each row once.
     counts: (i64, i64),
@@ -103,6 +106,8 @@ struct Stream<'t> {
 /// each of its chunks on as soon as no row of it can come any more.
 struct InOrder {
     chunk_ends: Vec<i64>,
+    /// Every chunk's UTC range (Unix µs), which its owner reads.
+    chunk_ranges: Vec<(i64, i64)>,
     /// The first own chunk, and the next to complete.
     first: usize,
     next: usize,
@@ -120,6 +125,7 @@ impl<'t> Stream<'t> {
         Stream {
             counts,
             in_order,
+            stray: 0,
             state,
             read: ReadTotals::default(),
             errored: Default::default(),
@@ -173,6 +179,15 @@ impl<'t> Stream<'t> {
                 self.kept = self
                     .at
                     .is_some_and(|at| self.state.in_window(self.tenant, at));
+                if let (false, Some(at), Some(order)) = (self.kept, self.at, &self.in_order) {
+                    // Another stream's row: that stream must read it too.
+                    if let Some(chunk) = self.state.window_chunk(self.tenant, at) {
+                        let (from, to) = order.chunk_ranges[chunk];
+                        if at < from || at >= to {
+                            self.stray += 1;
+                        }
+                    }
+                }
             }
             2 => {
                 self.call_id.clear();
@@ -224,10 +239,10 @@ impl<'t> Stream<'t> {
         let Some(order) = &mut self.in_order else {
             return Ok(());
         };
-        if self.state.late > 0 {
+        if self.state.late > 0 || self.stray > 0 {
             return Err(Error::RunFailed(format!(
-                "internal: {} row(s) came after the end of their day's UTC range in an ordered read; report this as a bug",
-                self.state.late
+                "{} row(s) lie outside the UTC range of their tenant day (a zone offset beyond -12..+14 hours on that date), which a read in created_at order cannot place; run with --state-limit 0",
+                self.state.late + self.stray
             )));
         }
         while order.next < order.chunk_ends.len() {
@@ -562,6 +577,13 @@ pub fn read_into_figures(
         .iter()
         .map(|plan| {
             let order = in_order.then(|| InOrder {
+                chunk_ranges: chunks
+                    .iter()
+                    .map(|c| {
+                        let (from, to) = c.utc_range();
+                        (micros(from), micros(to))
+                    })
+                    .collect(),
                 chunk_ends: chunks
                     .iter()
                     .map(|c| micros(c.utc_range().1))
