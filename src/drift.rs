@@ -196,9 +196,12 @@ pub fn check(
         .copied()
         .filter(|d| !not_covered.contains(d))
         .collect();
-    if days.is_empty() {
+    // Only the span of the days compared is aggregated: the days no run
+    // covers (before the engine's first run, a gap) are never compared,
+    // and reading them cost the nightly run most of its time.
+    let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
         return Ok(nothing());
-    }
+    };
 
     let mut client = source.connect_reporting("callrollup-drift")?;
     let tenants = client.query(
