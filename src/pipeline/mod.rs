@@ -303,16 +303,27 @@ pub fn process(
 /// read gave way after chunks had gone to its sink (`Error::ReadAgain`);
 /// `attempt` starts from nothing each time.
 pub fn with_read_again<T>(plan: &Plan, mut attempt: impl FnMut(&Plan) -> Result<T>) -> Result<T> {
-    match attempt(plan) {
-        Err(Error::ReadAgain(why)) if plan.state_limit > 0 => {
+    read_again(plan.state_limit > 0, plan.chunk_days, |chunked| {
+        attempt(&Plan {
+            state_limit: if chunked { 0 } else { plan.state_limit },
+            ..*plan
+        })
+    })
+}
+
+/// `attempt(false)`, then `attempt(true)` (chunk by chunk, from nothing)
+/// when a one-pass read (`one_pass`) gave way after chunks had gone on.
+pub fn read_again<T>(
+    one_pass: bool,
+    chunk_days: u32,
+    mut attempt: impl FnMut(bool) -> Result<T>,
+) -> Result<T> {
+    match attempt(false) {
+        Err(Error::ReadAgain(why)) if one_pass => {
             crate::log::info(&format!(
-                "{why}: starting again, reading the window {} day(s) at a time",
-                plan.chunk_days
+                "{why}: starting again from nothing, reading the window {chunk_days} day(s) at a time"
             ));
-            attempt(&Plan {
-                state_limit: 0,
-                ..*plan
-            })
+            attempt(true)
         }
         other => other,
     }

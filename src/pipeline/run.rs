@@ -95,19 +95,14 @@ pub fn run_with_retries(request: &RunRequest, retries: u32) -> Result<RunOutcome
 /// write transaction (`Error::ReadAgain`: rare, a window of free-text
 /// outcomes) rolls the attempt back and starts again chunk by chunk.
 pub fn run(request: &RunRequest) -> Result<RunOutcome> {
-    match run_once(request) {
-        Err(Error::ReadAgain(why)) if request.state_limit_mib > 0 => {
-            crate::log::info(&format!(
-                "{why}: the run was rolled back and starts again, reading the window {} day(s) at a time",
-                request.chunk_days
-            ));
-            run_once(&RunRequest {
-                state_limit_mib: 0,
-                ..request.clone()
-            })
-        }
-        result => result,
-    }
+    let one_pass = request.state_limit_mib > 0;
+    super::read_again(one_pass, request.chunk_days, |chunked| match chunked {
+        false => run_once(request),
+        true => run_once(&RunRequest {
+            state_limit_mib: 0,
+            ..request.clone()
+        }),
+    })
 }
 
 fn run_once(request: &RunRequest) -> Result<RunOutcome> {
