@@ -69,7 +69,7 @@ end=2026-11-20
 if [ "$(psql "$admin" -XAtc "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ]; then
     psql "$admin" -qXc "CREATE DATABASE $db"
     # 1 kB transcripts unless the shape says otherwise (the wide-row
-    # shape: --shape "--transcript-bytes 1500 --summary-bytes 1000").
+    # shape: --shape "--transcript-bytes 2000 --summary-bytes 1000").
     width="--transcript-bytes 1000"
     case " $shape " in *" --transcript-bytes "*) width="" ;; esac
     # shellcheck disable=SC2086 # the shape is a list of options
@@ -276,7 +276,8 @@ rows = [l.split() for l in open(sys.argv[1])]
 calls, days, shape = int(sys.argv[2]), int(sys.argv[3]), sys.argv[5]
 summary_rows = dict(l.split() for l in sys.argv[6].splitlines())
 print("# callrollup against the job's floor\n")
-print(f"{datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}), {calls:,} calls over {days} days, 1 kB transcripts, "
+width = "" if "--transcript-bytes" in shape else "1 kB transcripts, "
+print(f"{datetime.date.today()} on {os.cpu_count()} cores ({platform.machine()}), {calls:,} calls over {days} days, {width}"
       + (f"shape `{shape}`" if shape else "`generate`'s default shape") + "\n")
 print("| window | peer | median s | min–max s | ratio to job floor | peak RSS MiB | CPU s (user+sys) | Postgres CPU s | rows written |")
 print("|---|---|---|---|---|---|---|---|---|")

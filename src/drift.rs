@@ -196,9 +196,10 @@ pub fn check(
         .copied()
         .filter(|d| !not_covered.contains(d))
         .collect();
-    // Only the span of the days compared is aggregated: the days no run
-    // covers (before the engine's first run, a gap) are never compared,
-    // and reading them cost the nightly run most of its time.
+    // Only the span of the days compared is aggregated: days before the
+    // first and after the last covered day (before the engine's first
+    // run, say) are never compared, and reading them cost a short run
+    // most of its time. A gap inside the span is still read.
     let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
         return Ok(nothing());
     };

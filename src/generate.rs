@@ -517,7 +517,6 @@ impl Platform {
     }
 }
 
-/// Text of the given length, as a stand-in for a transcript.
 /// How many different texts of each kind a platform's calls share.
 const TEXT_POOL: usize = 256;
 

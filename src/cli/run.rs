@@ -38,8 +38,8 @@ pub struct Args {
 
     /// The most memory (MiB) the one-pass read's tenant-day figures may
     /// take; a window that needs more (free-text outcomes, say) is read
-    /// --chunk-days at a time instead, with nothing written before. 0
-    /// always reads chunk by chunk.
+    /// --chunk-days at a time instead (started again from nothing if
+    /// chunks were already written). 0 always reads chunk by chunk.
     #[arg(long, value_name = "MIB", default_value_t = crate::pipeline::DEFAULT_STATE_LIMIT_MIB)]
     pub state_limit: u32,
 

@@ -273,8 +273,10 @@ pub struct Plan<'a> {
 
 /// Reads, rolls up and hands each chunk to `sink`, which writes it. From a
 /// database the whole window is read in one pass straight into the
-/// rollup's state (`source::accumulate`), whose chunks' tables then go to
-/// `sink` in order; a window whose state outgrows its budget, and a
+/// rollup's state (`source::accumulate`), whose chunks' tables go to
+/// `sink` as the read completes them, in no fixed order (a read that gives
+/// way after that is `Error::ReadAgain`); a window whose state outgrows
+/// its budget, and a
 /// snapshot, go a chunk of days at a time, so memory follows the chunk,
 /// not the window: each chunk sees every row of its UTC range (rows shared
 /// with the next chunk are kept, not read twice) and yields complete
@@ -329,10 +331,11 @@ pub fn read_again<T>(
     }
 }
 
-/// The one-pass read's budget by default (MiB): the 5 M-call bench
-/// window's 1.2 M summary rows take about 110, and the whole process
-/// peaks at 197 MiB then (bench/README.md); a larger budget would let a
-/// larger window past the 200 MiB the engine keeps to.
+/// The one-pass read's budget by default (MiB): read in storage order, the
+/// 5 M-call bench window's 1.2 M summary rows took about 110 and the whole
+/// process peaked at 197 MiB (bench/README.md; read in `created_at` order
+/// it peaks at 133-137 MiB); a larger budget would let a larger window
+/// past the 200 MiB the engine keeps to.
 pub const DEFAULT_STATE_LIMIT_MIB: u32 = 120;
 
 /// `mib` MiB in bytes.

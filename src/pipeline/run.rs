@@ -2,11 +2,11 @@
 //! files and the ledger, in the order docs/CONTRACT.md §4 gives. Check the
 //! source and engine schemas and the time zones, take the advisory lock,
 //! record the run as `running`, finish what earlier runs left in the
-//! report folder, then read the window (in one pass, verified at once, or
-//! chunk by chunk, verified after the last chunk) and chunk by chunk
-//! stage the report files and copy the rows into the open write
-//! transaction; reconcile, seal the staged files, mark the ledger `succeeded` and
-//! commit, then move the files into place.
+//! report folder, then read the window (in one pass or chunk by chunk)
+//! and, as each chunk completes, stage its report files and copy its rows
+//! into the open write transaction; verify the rows read against the
+//! source's own count and sums, reconcile, seal the staged files, mark the
+//! ledger `succeeded` and commit, then move the files into place.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,7 +93,8 @@ pub fn run_with_retries(request: &RunRequest, retries: u32) -> Result<RunOutcome
 
 /// One run. A one-pass read that gives way after chunks went into the
 /// write transaction (`Error::ReadAgain`: rare, a window of free-text
-/// outcomes) rolls the attempt back and starts again chunk by chunk.
+/// outcomes, or one that met `--statement-timeout`) rolls the attempt
+/// back and starts again chunk by chunk, as a new run.
 pub fn run(request: &RunRequest) -> Result<RunOutcome> {
     let one_pass = request.state_limit_mib > 0;
     super::read_again(one_pass, request.chunk_days, |chunked| match chunked {

@@ -1,18 +1,22 @@
 //! The pipeline's read of a database window straight into the rollup's
-//! state (`run`, and `errors`/`costs --reconcile` from a database): one
-//! binary COPY per table over the window's whole UTC range, each field
-//! decoded into the row being built and each row added to its tenant
-//! day's figures (`rollup::accumulate`) the moment it is complete. No
-//! frame, no per-day statements: Postgres reads a range that covers most
-//! of a table in storage order (a sequential scan, in page slices on
-//! parallel streams: `PostgresSource::for_each_field`) and a short range
-//! through its index, and memory follows the number of tenant-day groups,
-//! not of rows.
+//! state (`run`, and `errors`/`costs --reconcile` from a database): binary
+//! COPY streams, each field decoded into the row being built and each row
+//! added to its tenant day's figures (`rollup::accumulate`) the moment it
+//! is complete. No frame, no per-day statements.
+//!
+//! When `call_logs` is stored in `created_at` order, each stream reads a
+//! run of the window's chunks in that order and hands each chunk's tables
+//! to the `ChunkSender` as soon as its calls have passed the chunk's end,
+//! so the write overlaps the read and only open chunks are held.
+//! Otherwise each table is read over the window's whole UTC range in
+//! storage order (a sequential scan, in page slices on parallel streams:
+//! `PostgresSource::for_each_field`, or an index range when the range is
+//! short) and every chunk goes on after the read.
 //!
 //! The state has a budget: a window whose groups outgrow it (free-text
-//! outcomes, every call its own) stops the read, and the run reads it a
-//! chunk of days at a time instead (`pipeline::process`). Nothing has been
-//! written by then.
+//! outcomes, every call its own) stops the read. If no chunk had gone on,
+//! the caller reads it a chunk of days at a time instead
+//! (`pipeline::process`); otherwise `Error::ReadAgain` starts it again.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -450,8 +454,8 @@ struct StreamPlan {
 /// The window's chunks, cut into `streams` runs of about equal days,
 /// each with the UTC ranges that hold every row of its tenant days
 /// (`Window::utc_range`); the first stream's errors start `lead` before
-/// the window's range and the last one's has no end when they mark calls
-/// (`marking`).
+/// the window's range and the last one's has no end when the errors'
+/// ids are collected (`errors_range`).
 fn stream_plans(
     chunks: &[Window],
     streams: usize,
