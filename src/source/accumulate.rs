@@ -245,7 +245,7 @@ impl<'t> Stream<'t> {
         };
         if self.state.late > 0 || self.stray > 0 {
             return Err(Error::RunFailed(format!(
-                "{} row(s) lie outside the UTC range of their tenant day (a zone offset beyond -12..+14 hours on that date), which a read in created_at order cannot place; run with --state-limit 0",
+                "{} row(s) lie outside the UTC range the engine reads for their tenant day (their zone's offset on that date is beyond -12..+14 hours, as local mean times before about 1900 are); the engine reads days within those offsets only, so the window cannot be rolled up exactly",
                 self.state.late + self.stray
             )));
         }

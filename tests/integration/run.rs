@@ -553,6 +553,58 @@ fn a_window_read_in_created_at_order_on_parallel_streams_writes_what_the_chunked
     assert_eq!((tree(&out), db.rows(summary)), expected);
 }
 
+/// A call of a tenant whose zone was more than 14 hours ahead of UTC on
+/// its date (Sitka's local mean time, +14:58:47 before 1867) lies before
+/// the UTC range the engine reads for its tenant day. Read in created_at
+/// order on two streams, the stream that owns the day never read it and
+/// the one that did skipped it as another's: the call vanished while the
+/// rows read still verified. The run now fails saying why.
+#[test]
+fn a_row_beyond_the_zone_offsets_the_engine_reads_was_dropped_between_two_streams() {
+    let db = TestDb::with_fixture();
+    db.exec(
+        "INSERT INTO tenants (tenant_id, business_name, timezone)
+              VALUES ('5e7ca000-0000-4000-8000-000000000001', 'Sitka 1850', 'America/Sitka');
+         INSERT INTO call_logs (call_id, tenant_id, status, total_cost_usd, created_at)
+         SELECT 'sitka-' || d, '5e7ca000-0000-4000-8000-000000000001', 'completed', 1.000000,
+                timestamptz '1850-01-01 20:00+00' + d * interval '1 day'
+           FROM generate_series(0, 19) d;
+         -- Local 1850-01-11 00:30 in Sitka: UTC 1850-01-10 09:31, before
+         -- the 10:00 UTC at which a day read at most 14 hours ahead begins.
+         INSERT INTO call_logs (call_id, tenant_id, status, total_cost_usd, created_at)
+              VALUES ('sitka-early', '5e7ca000-0000-4000-8000-000000000001', 'completed',
+                      2.000000, '1850-01-10 09:31:13+00');
+         CLUSTER call_logs USING call_logs_created_at_idx;
+         ANALYZE call_logs, system_errors",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let output = db
+        .cmd()
+        .args([
+            "run",
+            "--from",
+            "1850-01-01",
+            "--to",
+            "1850-01-20",
+            "--streams",
+            "2",
+        ])
+        .arg("--out")
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    let log = crate::util::stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("1 row(s) lie outside the UTC range the engine reads for their tenant day"),
+        "{log}"
+    );
+    assert_eq!(
+        db.scalar_i64("SELECT count(*) FROM analytics.tenant_daily"),
+        0
+    );
+}
+
 #[test]
 fn a_one_pass_read_that_gives_way_after_writing_chunks_starts_the_run_again_chunk_by_chunk() {
     // The figures outgrow --state-limit (forced by a test fail point:
