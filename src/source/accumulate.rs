@@ -100,20 +100,20 @@ struct Stream<'t> {
     /// The rows this stream counts for the verification (Unix µs,
     /// `[from, to)`): streams whose ranges overlap count each row once.
     counts: (i64, i64),
-    /// A stream reading in `created_at` order: each own chunk's end (the
-    /// last instant of its UTC range, Unix µs), the next own chunk to
-    /// complete, the latest instant seen, and where complete chunks go.
+    /// A stream reading in `created_at` order: the chunks' UTC ranges, its
+    /// own chunks and the next to complete, the latest instant seen, and
+    /// where complete chunks go.
     in_order: Option<InOrder>,
 }
 
 /// What a stream reading its calls in `created_at` order needs to hand
 /// each of its chunks on as soon as no row of it can come any more.
 struct InOrder {
-    chunk_ends: Vec<i64>,
-    /// Every chunk's UTC range (Unix µs), which its owner reads.
-    chunk_ranges: Vec<(i64, i64)>,
-    /// The first own chunk, and the next to complete.
-    first: usize,
+    /// Every chunk's UTC range (Unix µs), which its owner reads: an own
+    /// chunk is complete once a call at or after its end arrives.
+    chunk_ranges: std::sync::Arc<Vec<(i64, i64)>>,
+    /// The own chunks, and the next to complete.
+    own: std::ops::Range<usize>,
     next: usize,
     latest: i64,
     out: ChunkSender,
@@ -226,37 +226,43 @@ impl<'t> Stream<'t> {
             return Err(DecodeError::Stopped);
         }
         order.latest = at;
-        while order.next < order.chunk_ends.len() && at >= order.chunk_ends[order.next] {
+        match self.hand_on_ended_by(at) {
+            true => Ok(()),
+            // The sink stopped; it reports why.
+            false => Err(DecodeError::Stopped),
+        }
+    }
+
+    /// Builds and hands on every own chunk not yet handed on whose UTC
+    /// range ends at or before `at`; false when the sink has stopped.
+    fn hand_on_ended_by(&mut self, at: i64) -> bool {
+        let Some(order) = &mut self.in_order else {
+            return true;
+        };
+        while order.next < order.own.end && at >= order.chunk_ranges[order.next].1 {
             let chunk = order.next;
             order.next += 1;
             let part = self.state.take_rollup(chunk).map_err(Error::from);
             if order.out.send((chunk, part)).is_err() {
-                // The sink stopped; it reports why.
-                return Err(DecodeError::Stopped);
+                return false;
             }
         }
-        Ok(())
+        true
     }
 
     /// After the last call: every own chunk not yet handed on.
     fn complete_all(&mut self) -> Result<()> {
-        let Some(order) = &mut self.in_order else {
+        if self.in_order.is_none() {
             return Ok(());
-        };
+        }
         if self.state.late > 0 || self.stray > 0 {
             return Err(Error::RunFailed(format!(
                 "{} row(s) lie outside the UTC range the engine reads for their tenant day (their zone's offset on that date is beyond -12..+14 hours, as local mean times before about 1900 are); the engine reads days within those offsets only, so the window cannot be rolled up exactly",
                 self.state.late + self.stray
             )));
         }
-        while order.next < order.chunk_ends.len() {
-            let chunk = order.next;
-            order.next += 1;
-            let part = self.state.take_rollup(chunk).map_err(Error::from);
-            if order.out.send((chunk, part)).is_err() {
-                break;
-            }
-        }
+        // A stopped sink reports why itself.
+        self.hand_on_ended_by(i64::MAX);
         Ok(())
     }
 
@@ -298,11 +304,15 @@ impl<'t> Stream<'t> {
         Ok(())
     }
 
+    /// Whether the row being decoded is this stream's to count for the
+    /// verification (`counts`).
+    fn counted(&self) -> bool {
+        self.at
+            .is_none_or(|at| (self.counts.0..self.counts.1).contains(&at))
+    }
+
     fn end_call(&mut self) -> Result<(), DecodeError> {
-        let counted = self
-            .at
-            .is_none_or(|at| (self.counts.0..self.counts.1).contains(&at));
-        let count = match counted {
+        let count = match self.counted() {
             true => self.read.add_call(&self.cost),
             false => Ok(()),
         };
@@ -354,10 +364,7 @@ impl<'t> Stream<'t> {
                 return Ok(());
             }
         }
-        if self
-            .at
-            .is_none_or(|at| (self.counts.0..self.counts.1).contains(&at))
-        {
+        if self.counted() {
             self.read.errors += 1;
         }
         let added = match (self.at, self.kept) {
@@ -409,7 +416,7 @@ impl<'t> Stream<'t> {
         let handed = self
             .in_order
             .as_ref()
-            .is_some_and(|order| order.next > order.first);
+            .is_some_and(|order| order.next > order.own.start);
         sizes.iter().map(|s| s.load(Relaxed)).sum::<usize>() > budget
             || (handed && crate::fault::fail_point("state_limit_after_a_chunk"))
     }
@@ -576,25 +583,13 @@ pub fn read_into_figures(
             })
             .collect(),
     };
-    let micros = |t: DateTime<Utc>| t.timestamp_micros();
+    let chunk_ranges = std::sync::Arc::new(chunks.iter().map(Window::utc_micros).collect());
     let mut states: Vec<Stream> = plans
         .iter()
         .map(|plan| {
             let order = in_order.then(|| InOrder {
-                chunk_ranges: chunks
-                    .iter()
-                    .map(|c| {
-                        let (from, to) = c.utc_range();
-                        (micros(from), micros(to))
-                    })
-                    .collect(),
-                chunk_ends: chunks
-                    .iter()
-                    .map(|c| micros(c.utc_range().1))
-                    .enumerate()
-                    .map(|(i, end)| if plan.own.contains(&i) { end } else { i64::MIN })
-                    .collect(),
-                first: plan.own.start,
+                chunk_ranges: std::sync::Arc::clone(&chunk_ranges),
+                own: plan.own.clone(),
                 next: plan.own.start,
                 latest: i64::MIN,
                 out: out.clone(),
@@ -604,12 +599,6 @@ pub fn read_into_figures(
             Stream::new(state, collecting, plan.counts, order)
         })
         .collect();
-    // Each InOrder looks only at its own chunks' ends.
-    for (stream, plan) in states.iter_mut().zip(&plans) {
-        if let Some(order) = &mut stream.in_order {
-            order.chunk_ends.truncate(plan.own.end);
-        }
-    }
     if collecting.is_none() {
         let errored = source.errored_ids(range.0)?;
         for stream in &mut states {
