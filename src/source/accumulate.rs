@@ -278,13 +278,12 @@ impl<'t> Stream<'t> {
         let column = CALL_FIELDS[i];
         match i {
             0..=2 => {
-                // A call's time comes before its day is looked up: a chunk
-                // it has passed the end of is complete without it.
-                if let (1, Some(at), true) = (i, raw, self.in_order.is_some()) {
-                    let at = pgcopy::timestamptz_micros(at, "created_at")?;
+                self.common(i, raw, None)?;
+                // A chunk whose end the call has passed is complete without
+                // it (the call is added at its last field, after this).
+                if let (1, Some(at)) = (i, self.at) {
                     self.complete_before(at)?;
                 }
-                self.common(i, raw, None)?
             }
             3 | 4 if self.kept => self.labels[i - 3] = self.label(raw, column)?,
             3 | 4 => {}
