@@ -3,6 +3,7 @@
 //! `sink` (report files, Postgres write-back) — driven by the commands in
 //! `cmd`. The contract is docs/CONTRACT.md.
 
+pub mod anomalies;
 pub mod changes;
 pub mod cli;
 pub mod cmd;

@@ -5,6 +5,7 @@
 //! behind an option group (reading a URL file, opening the summary
 //! tables, writing `-o`) is in `cmd/options.rs`.
 
+pub mod anomalies;
 pub mod changes;
 pub mod costs;
 pub mod demo;
@@ -69,6 +70,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Finance cost reports from the summary tables or report files.
     Costs(costs::Args),
+    /// Cost anomalies: tenant days whose cost per unit or calls left their baseline, in dollars.
+    Anomalies(anomalies::Args),
     /// Restatements: billed tenant-day figures a later run changed.
     Changes(changes::Args),
     /// Error trends, spikes and new error types, with charts.

@@ -20,9 +20,14 @@ use crate::window::last_complete_day;
 
 /// `14d` or `2w` as a number of days.
 fn since_days(text: &str) -> Result<u64> {
+    length_in_days("--since", text)
+}
+
+/// `flag`'s `14d` or `2w` as a number of days (1 day to 10 years).
+pub fn length_in_days(flag: &str, text: &str) -> Result<u64> {
     let bad = || {
         Error::usage(format!(
-            "--since {text:?} is not a length; use days or weeks, e.g. 14d or 2w"
+            "{flag} {text:?} is not a length; use days or weeks, e.g. 14d or 2w"
         ))
     };
     // Split at the last character, not the last byte: `1é` is not a
@@ -37,7 +42,7 @@ fn since_days(text: &str) -> Result<u64> {
     };
     if days == 0 || days > 3660 {
         return Err(Error::usage(format!(
-            "--since {text}: pick between 1 day and 10 years"
+            "{flag} {text}: pick between 1 day and 10 years"
         )));
     }
     Ok(days)

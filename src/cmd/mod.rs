@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod anomalies;
 pub mod changes;
 pub mod costs;
 pub mod demo;
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Migrate(args) => migrate::execute(args),
         Command::Costs(args) => stoppable(|| costs::execute(args)),
         Command::Changes(args) => stoppable(|| changes::execute(args)),
+        Command::Anomalies(args) => stoppable(|| anomalies::execute(args)),
         Command::Errors(args) => stoppable(|| errors::execute(args)),
         Command::Query(args) => stoppable(|| query::execute(args)),
         Command::Run(args) => run::execute(args),

@@ -27,6 +27,8 @@ pub enum Kind {
     PerCall,
     /// A percent (`_pct`): the cell holds the fraction, shown as `12.34%`.
     Percent,
+    /// How many times another figure (`_ratio`, `_factor`): `1.52x`.
+    Ratio,
     YesNo,
 }
 
@@ -37,7 +39,11 @@ impl Kind {
             ("day" | "first_day" | "last_day", _) => Kind::Date,
             (_, Cell::Bool(_)) => Kind::YesNo,
             ("billable_minutes", _) => Kind::Minutes,
-            (n, Cell::Decimal(..)) if n.starts_with("cost_per_") => Kind::PerCall,
+            (n, Cell::Decimal(..)) if n.contains("cost_per_") => Kind::PerCall,
+            (n, Cell::Decimal(..)) if n.ends_with("_ratio") || n.ends_with("_factor") => {
+                Kind::Ratio
+            }
+            (n, Cell::Decimal(..)) if n.ends_with("_calls") => Kind::Minutes,
             (n, Cell::Decimal(..)) if n.ends_with("_pct") => Kind::Percent,
             (_, Cell::Decimal(..)) => Kind::Money,
             (_, Cell::Int(_)) => Kind::Count,
@@ -58,6 +64,7 @@ impl Kind {
             Kind::Money => Some(money.into()),
             Kind::PerCall => Some("\"$\"#,##0.0000".into()),
             Kind::Percent => Some("0.00%".into()),
+            Kind::Ratio => Some("0.00\"x\"".into()),
             Kind::Text | Kind::YesNo => None,
         }
     }
