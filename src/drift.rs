@@ -35,16 +35,9 @@ pub struct Figures {
 }
 
 /// Whether the check was made after a run, and what it found.
-#[derive(Debug, Clone)]
-pub enum Check {
-    Made(Drift),
-    /// Not made for this kind of run: why.
-    NotMade(&'static str),
-    /// Made, and failed: why.
-    Failed(String),
-}
+pub type Check = crate::gates::Check<Drift>;
 
-impl Check {
+impl crate::gates::Check<Drift> {
     /// The summary's line.
     pub fn line(&self) -> String {
         match self {
@@ -131,7 +124,7 @@ pub fn days_to_check(window: &Window, now: DateTime<Utc>, lookback: u32) -> Vec<
 }
 
 /// A path as one shell word: bare when it is plain, else single-quoted.
-fn shell_word(text: &str) -> String {
+pub fn shell_word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()

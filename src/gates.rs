@@ -20,6 +20,30 @@ pub const KINDS: [&str; 5] = [
 /// whose source figures differ from the summary's (`crate::drift`).
 pub const DRIFT: &str = "drift";
 
+/// `--fail-on cost-anomaly`: the cost anomalies (rises) in the days the
+/// run wrote (`crate::anomalies`).
+pub const COST_ANOMALY: &str = "cost-anomaly";
+
+/// A check made after a run (the drift check, the cost anomalies): what
+/// it found, or why it was not made.
+#[derive(Debug, Clone)]
+pub enum Check<T> {
+    Made(T),
+    /// Not made for this kind of run: why.
+    NotMade(&'static str),
+    /// Made, and failed: why.
+    Failed(String),
+}
+
+impl<T> Check<T> {
+    pub fn made(&self) -> Option<&T> {
+        match self {
+            Check::Made(found) => Some(found),
+            _ => None,
+        }
+    }
+}
+
 /// One `--fail-on`: the kind and the most rows it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gate {
@@ -34,9 +58,9 @@ impl Gate {
             Some((kind, max)) => (kind.trim(), Some(max.trim())),
             None => (text.trim(), None),
         };
-        if !KINDS.contains(&kind) && kind != DRIFT {
+        if !KINDS.contains(&kind) && kind != DRIFT && kind != COST_ANOMALY {
             return Err(Error::usage(format!(
-                "--fail-on {text:?}: unknown finding kind {kind:?}; use one of {} or {DRIFT}, optionally with >N (e.g. missing_cost>100)",
+                "--fail-on {text:?}: unknown finding kind {kind:?}; use one of {}, {DRIFT} or {COST_ANOMALY}, optionally with >N (e.g. missing_cost>100)",
                 KINDS.join(", ")
             )));
         }
@@ -66,17 +90,18 @@ pub fn check(gates: &[Gate], findings: &BTreeMap<String, i64>) -> (Vec<String>, 
     let mut lines = Vec::new();
     let mut tripped = Vec::new();
     for gate in gates {
-        // The drift check is not made for every run (`crate::drift`): a
-        // gate on it then says so, never "0 rows ok".
-        if gate.kind == DRIFT && !findings.contains_key(DRIFT) {
-            lines.push(format!("{DRIFT} not checked"));
+        // The drift check and the cost anomalies are not made for every
+        // run: a gate on them then says so, never "0 rows ok".
+        if [DRIFT, COST_ANOMALY].contains(&gate.kind.as_str()) && !findings.contains_key(&gate.kind)
+        {
+            lines.push(format!("{} not checked", gate.kind));
             continue;
         }
         let (rows, trips) = gate.evaluate(findings);
-        let unit = if gate.kind == DRIFT {
-            "tenant days"
-        } else {
-            "rows"
+        let unit = match gate.kind.as_str() {
+            DRIFT => "tenant days",
+            COST_ANOMALY => "lines",
+            _ => "rows",
         };
         let line = format!(
             "{} {rows} {unit} {} {} {}",
@@ -94,8 +119,11 @@ pub fn check(gates: &[Gate], findings: &BTreeMap<String, i64>) -> (Vec<String>, 
         lines.push(line);
     }
     let error = (!tripped.is_empty()).then(|| {
-        let findings_tripped = tripped.iter().any(|t| !t.starts_with(DRIFT));
+        let findings_tripped = tripped
+            .iter()
+            .any(|t| !t.starts_with(DRIFT) && !t.starts_with(COST_ANOMALY));
         let drift_tripped = tripped.iter().any(|t| t.starts_with(DRIFT));
+        let anomalies_tripped = tripped.iter().any(|t| t.starts_with(COST_ANOMALY));
         let mut then = vec!["the data and the findings are written"];
         if findings_tripped {
             then.push("see data_quality_findings for the tenant days");
@@ -103,6 +131,11 @@ pub fn check(gates: &[Gate], findings: &BTreeMap<String, i64>) -> (Vec<String>, 
         if drift_tripped {
             then.push(
                 "the summary's drift line names the tenant days and the command that re-rolls them",
+            );
+        }
+        if anomalies_tripped {
+            then.push(
+                "the summary's anomalies lines name them and the command that lists them all",
             );
         }
         Error::Check(format!(

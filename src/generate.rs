@@ -266,6 +266,136 @@ pub struct Spec {
     pub summary_bytes: Option<usize>,
     /// Zones, statuses, outcomes and error types.
     pub shape: Shape,
+    /// Quiet weekends: weekdays get 1.2 times a day's calls, Saturdays
+    /// and Sundays half (the same calls a week), as a business line rings.
+    pub quiet_weekends: bool,
+    /// Cost anomalies put into the data (`generate --inject-anomalies`,
+    /// and the demo's one).
+    pub injections: Vec<Injection>,
+}
+
+/// A cost anomaly put into the generated data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injection {
+    /// The tenant (an index into `Platform::tenants`); None: every tenant
+    /// (a provider's price change).
+    pub tenant: Option<usize>,
+    pub first_day: NaiveDate,
+    pub days: u32,
+    pub change: Change,
+}
+
+/// What an injection changes, by a factor in thousandths (1500: ×1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// One cost component of every call (0 STT, 1 LLM, 2 TTS), the total
+    /// with it.
+    UnitCost { component: usize, permille: i64 },
+    /// The tenant's calls: each one repeated (`permille` 2000: twice as many).
+    Volume { permille: i64 },
+}
+
+impl Injection {
+    pub fn covers(&self, tenant: usize, day: NaiveDate) -> bool {
+        self.tenant.is_none_or(|t| t == tenant)
+            && day >= self.first_day
+            && day < self.first_day + Days::new(u64::from(self.days))
+    }
+
+    pub fn last_day(&self) -> NaiveDate {
+        self.first_day + Days::new(u64::from(self.days.max(1) - 1))
+    }
+
+    /// `unit_cost`/`volume`, the component (`total` for volume) and the factor.
+    pub fn describe(&self) -> (&'static str, &'static str, String) {
+        let factor = |p: i64| format!("{}", p as f64 / 1000.0);
+        match self.change {
+            Change::UnitCost {
+                component,
+                permille,
+            } => (
+                "unit_cost",
+                ["stt", "llm", "tts"][component.min(2)],
+                factor(permille),
+            ),
+            Change::Volume { permille } => ("volume", "total", factor(permille)),
+        }
+    }
+}
+
+/// A seeded set of anomalies over `days` days from `first`, for measuring
+/// detection: one every third day (after five weeks of history), each a
+/// tenant among the 300 largest with one of LLM ×1.5, ×2, ×3, STT ×2,
+/// TTS ×1.5 for one to three days or twice its calls for a day; and one
+/// provider price change (TTS ×1.5 for every tenant) from two thirds of
+/// the way on. No tenant gets two at once.
+pub fn injection_set(seed: u64, tenants: usize, first: NaiveDate, days: u32) -> Vec<Injection> {
+    const KINDS: [Change; 6] = [
+        Change::UnitCost {
+            component: 1,
+            permille: 1500,
+        },
+        Change::UnitCost {
+            component: 1,
+            permille: 2000,
+        },
+        Change::UnitCost {
+            component: 1,
+            permille: 3000,
+        },
+        Change::UnitCost {
+            component: 0,
+            permille: 2000,
+        },
+        Change::UnitCost {
+            component: 2,
+            permille: 1500,
+        },
+        Change::Volume { permille: 2000 },
+    ];
+    const HISTORY: u32 = 35;
+    let mut out: Vec<Injection> = Vec::new();
+    if days <= HISTORY + 7 {
+        return out;
+    }
+    let mut rng = Rng::new(seed ^ 0x5EED_A40A_11E5);
+    let count = days / 3;
+    let mut tries = 0;
+    while out.len() < count as usize && tries < count * 20 {
+        tries += 1;
+        let change = KINDS[out.len() % KINDS.len()];
+        let length = match change {
+            Change::Volume { .. } => 1,
+            _ => 1 + rng.below(3) as u32,
+        };
+        let injection = Injection {
+            tenant: Some(rng.below(tenants.min(300) as u64) as usize),
+            first_day: first
+                + Days::new(u64::from(HISTORY) + rng.below(u64::from(days - HISTORY - 3))),
+            days: length,
+            change,
+        };
+        // Apart from the tenant's other injections by two weeks, so each
+        // is measured against a baseline of its own.
+        let clash = out.iter().any(|o| {
+            o.tenant == injection.tenant
+                && (o.first_day - injection.first_day).num_days().abs() < 21
+        });
+        if !clash {
+            out.push(injection);
+        }
+    }
+    let change_day = first + Days::new(u64::from(days) * 2 / 3);
+    out.push(Injection {
+        tenant: None,
+        first_day: change_day,
+        days: days - days * 2 / 3,
+        change: Change::UnitCost {
+            component: 2,
+            permille: 1500,
+        },
+    });
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +520,16 @@ impl Platform {
         let extra =
             usize::from((index as usize) < self.spec.calls % self.spec.days.max(1) as usize);
         let count = per_day + extra;
+        // Quiet weekends: the same calls a week, fewer on Saturdays and Sundays.
+        let count = if self.spec.quiet_weekends {
+            use chrono::Datelike;
+            match day.weekday().number_from_monday() {
+                6 | 7 => count / 2,
+                _ => count * 6 / 5,
+            }
+        } else {
+            count
+        };
         let mut calls = Vec::with_capacity(count);
         let mut errors = Vec::with_capacity(count / 10);
         for n in 0..count {
@@ -487,7 +627,63 @@ impl Platform {
                 }
             }
         }
+        self.inject(day, index, &mut calls);
         Day { calls, errors }
+    }
+
+    /// Applies the spec's injections of `day` to its calls: volume first
+    /// (a tenant's calls repeated), then unit costs (the repeats too).
+    fn inject(&self, day: NaiveDate, index: u64, calls: &mut Vec<Call>) {
+        let today: Vec<&Injection> = self
+            .spec
+            .injections
+            .iter()
+            .filter(|i| day >= i.first_day && day <= i.last_day())
+            .collect();
+        if today.is_empty() {
+            return;
+        }
+        let mut rng = Rng::new(self.spec.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x1A);
+        for injection in &today {
+            let Change::Volume { permille } = injection.change else {
+                continue;
+            };
+            let originals: Vec<Call> = calls
+                .iter()
+                .filter(|c| injection.covers(c.tenant, day))
+                .cloned()
+                .collect();
+            for (n, call) in originals.iter().enumerate() {
+                // (permille − 1000) / 1000 repeats a call, on average.
+                let mut repeats = (permille - 1000) / 1000;
+                if rng.below(1000) < ((permille - 1000) % 1000) as u64 {
+                    repeats += 1;
+                }
+                for k in 0..repeats {
+                    let mut copy = call.clone();
+                    copy.call_id = format!("{}r{k}n{n}", call.call_id);
+                    copy.created_at_us += 1 + k;
+                    copy.errored = false;
+                    calls.push(copy);
+                }
+            }
+        }
+        for injection in &today {
+            let Change::UnitCost {
+                component,
+                permille,
+            } = injection.change
+            else {
+                continue;
+            };
+            for call in calls.iter_mut().filter(|c| injection.covers(c.tenant, day)) {
+                if let Some(cost) = call.costs[component] {
+                    let changed = cost * permille / 1000;
+                    call.costs[component] = Some(changed);
+                    call.costs[3] = call.costs[3].map(|t| t + changed - cost);
+                }
+            }
+        }
     }
 
     /// A moment on `day` in the tenant's zone, mostly 08:00–18:00 local.
@@ -947,7 +1143,67 @@ mod tests {
             transcript_bytes: 10,
             summary_bytes: None,
             shape: Shape::default(),
+            quiet_weekends: false,
+            injections: Vec::new(),
         }
+    }
+
+    #[test]
+    fn injections_change_their_tenant_days_and_nothing_else() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        let plain = Platform::new(spec());
+        let injected = Platform::new(Spec {
+            injections: vec![
+                Injection {
+                    tenant: Some(0),
+                    first_day: day,
+                    days: 1,
+                    change: Change::UnitCost {
+                        component: 1,
+                        permille: 3000,
+                    },
+                },
+                Injection {
+                    tenant: Some(1),
+                    first_day: day,
+                    days: 1,
+                    change: Change::Volume { permille: 2000 },
+                },
+            ],
+            ..spec()
+        });
+        let other = day - Days::new(1);
+        assert_eq!(
+            format!("{:?}", plain.day(other).calls),
+            format!("{:?}", injected.day(other).calls)
+        );
+        let (before, after) = (plain.day(day).calls, injected.day(day).calls);
+        let of = |calls: &[Call], t: usize| -> Vec<Call> {
+            calls.iter().filter(|c| c.tenant == t).cloned().collect()
+        };
+        assert_eq!(of(&after, 1).len(), 2 * of(&before, 1).len());
+        for (b, a) in of(&before, 0).iter().zip(of(&after, 0)) {
+            assert_eq!(a.costs[1], b.costs[1].map(|c| c * 3));
+            assert_eq!(
+                a.costs[3],
+                b.costs[3].map(|t| t + b.costs[1].map_or(0, |c| 2 * c))
+            );
+            assert_eq!((a.costs[0], a.costs[2]), (b.costs[0], b.costs[2]));
+        }
+        assert_eq!(of(&before, 2).len(), of(&after, 2).len());
+    }
+
+    #[test]
+    fn quiet_weekends_keep_a_weeks_calls() {
+        let p = Platform::new(Spec {
+            quiet_weekends: true,
+            days: 7,
+            calls: 7_000,
+            ..spec()
+        });
+        let counts: Vec<usize> = p.days().map(|d| p.day(d).calls.len()).collect();
+        assert_eq!(counts.iter().sum::<usize>(), 7_000);
+        assert_eq!(counts.iter().filter(|c| **c == 500).count(), 2);
     }
 
     #[test]

@@ -195,6 +195,28 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> String {
             })
             .collect::<Vec<_>>(),
     );
+    if let Some(crate::anomalies::Check::Made(found)) = &outcome.anomalies {
+        gauge(
+            &mut out,
+            "callrollup_last_run_cost_anomalies",
+            "Cost anomaly lines in the days the last run wrote: rises (alarms) and falls.",
+            &[
+                (label("direction", "rise"), found.rises.len() as f64),
+                (label("direction", "fall"), found.falls.len() as f64),
+            ],
+        );
+        gauge(
+            &mut out,
+            "callrollup_last_run_cost_anomaly_excess_usd",
+            "Dollars the tenants' cost rises in the last run's days came to above their baselines (a float for dashboards; `callrollup anomalies` has the exact figure).",
+            &one(
+                rust_decimal::prelude::ToPrimitive::to_f64(
+                    &crate::anomalies::render::total_excess(&found.rises),
+                )
+                .unwrap_or(f64::NAN),
+            ),
+        );
+    }
     if let Some(crate::drift::Check::Made(drift)) = &outcome.drift {
         gauge(
             &mut out,

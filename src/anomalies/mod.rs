@@ -1013,6 +1013,9 @@ fn lines_of(
     out
 }
 
+/// Whether the anomalies of a run's days were looked for, and what was found.
+pub type Check = crate::gates::Check<Analysis>;
+
 /// The anomalies of `period` from `summaries` (the target database or a
 /// report folder), in one snapshot: every tenant's days of the period and
 /// of its baselines, and which of those days succeeded runs covered.

@@ -234,7 +234,7 @@ pub fn why(a: &Anomaly) -> String {
     if matches!(a.kind, Kind::UnitCost | Kind::Both) {
         if let (Some(cost), Some(base)) = (a.unit_cost_usd, a.baseline_unit_cost_usd) {
             parts.push(format!(
-                "{} per {} vs {}{}{}",
+                "USD {} per {} vs {}{}{}",
                 crate::money::text(cost, 4),
                 a.unit.name(),
                 crate::money::text(base, 4),

@@ -42,6 +42,9 @@ pub struct PlatformOpts {
     /// Error types (default 5; more as error_type_NN).
     #[arg(long)]
     pub error_types: Option<usize>,
+    /// Weekly seasons: weekdays get 1.2 times a day's calls, weekends half.
+    #[arg(long)]
+    pub quiet_weekends: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,4 +62,10 @@ pub struct Args {
     pub replace: bool,
     #[command(flatten)]
     pub platform: PlatformOpts,
+    /// Put a seeded set of cost anomalies into the data (tenants' unit
+    /// costs ×1.5 to ×3 for one to three days, doubled calls, and one
+    /// provider price change) and write what was put where into FILE
+    /// (CSV), to measure `callrollup anomalies` against.
+    #[arg(long, value_name = "FILE")]
+    pub inject_anomalies: Option<PathBuf>,
 }

@@ -30,7 +30,8 @@ use crate::window::Window;
 pub fn execute(args: Args) -> Result<()> {
     let started = Instant::now();
     // A tour reads better with fewer, larger tenants.
-    let spec = args.platform.spec(60)?;
+    let mut spec = args.platform.spec(60)?;
+    spec.injections = demo_injection(&spec);
     let platform = Platform::new(spec.clone());
     let window = Window {
         from: platform.first_day(),
@@ -97,6 +98,23 @@ pub fn execute(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The demo's cost anomaly: the second-largest tenant's LLM cost per
+/// call ×3 on two days near the end (with two weeks of history before).
+fn demo_injection(spec: &crate::generate::Spec) -> Vec<crate::generate::Injection> {
+    if spec.days < 20 || spec.tenants < 2 {
+        return Vec::new();
+    }
+    vec![crate::generate::Injection {
+        tenant: Some(1),
+        first_day: spec.end - chrono::Days::new(4),
+        days: 2,
+        change: crate::generate::Change::UnitCost {
+            component: 1,
+            permille: 3000,
+        },
+    }]
+}
+
 fn decimal_at(df: &DataFrame, column: &str, row: usize) -> Result<Decimal> {
     Ok(money::decimals(df.column(column)?)?[row].unwrap_or_default())
 }
@@ -148,6 +166,65 @@ fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<St
     out.push_str(&format!(
         "  chart     {} (errors by type per day, spikes marked)\n",
         chart_path.display()
+    ));
+    Ok(out)
+}
+
+/// The cost anomalies of the last 14 days, from the report files, and
+/// what was injected.
+fn cost_anomalies(reports_dir: &Path, window: &Window, platform: &Platform) -> Result<String> {
+    let from = (window.to - chrono::Days::new(13)).max(window.from);
+    let period = crate::window::Period {
+        from,
+        to: window.to,
+        is_month: false,
+    };
+    let mut summaries = Summaries::reports(reports_dir)?;
+    let analysis = crate::anomalies::read(
+        &mut summaries,
+        period,
+        crate::anomalies::Rule::default(),
+        &Default::default(),
+    )?;
+    let mut out = String::new();
+    match analysis.rises.first() {
+        Some(first) => {
+            out.push_str(&format!(
+                "\nCost anomalies: {} line(s) in the last {} days, {} USD above their baselines; the largest:\n",
+                analysis.rises.len(),
+                period.days(),
+                money::cents_text(crate::anomalies::render::total_excess(&analysis.rises))
+            ));
+            for a in analysis.rises.iter().take(3) {
+                out.push_str(&format!(
+                    "  {} {} {} {}: +{} USD ({})\n",
+                    a.day,
+                    crate::text::printable(&crate::anomalies::render::scope_name(a)),
+                    a.component.name(),
+                    a.kind.name(),
+                    money::cents_text(a.excess_usd),
+                    crate::anomalies::render::why(a)
+                ));
+            }
+            let _ = first;
+        }
+        None => out.push_str("\nNo cost anomaly stands out.\n"),
+    }
+    for injection in &platform.spec.injections {
+        let (kind, component, factor) = injection.describe();
+        let tenant = injection.tenant.map_or("every tenant".to_string(), |t| {
+            platform.tenants[t].business_name.clone()
+        });
+        out.push_str(&format!(
+            "  (injected: {component} {kind} x{factor} for {tenant} on {}..{})\n",
+            injection.first_day,
+            injection.last_day()
+        ));
+    }
+    out.push_str(&format!(
+        "  all       callrollup anomalies --reports {} --from {from} --to {}\n",
+        reports_dir.display(),
+        window.to
     ));
     Ok(out)
 }
@@ -290,6 +367,9 @@ fn tour(
         platform.incident_tenants.len(),
         platform.incident_day
     ));
+
+    // The cost anomaly, as `callrollup anomalies` finds it.
+    out.push_str(&cost_anomalies(reports_dir, window, platform)?);
 
     let findings = r.finding_rows;
     out.push_str(&format!(

@@ -105,12 +105,25 @@ impl PlatformOpts {
             seed: self.seed,
             transcript_bytes: self.transcript_bytes,
             summary_bytes: self.summary_bytes,
+            quiet_weekends: self.quiet_weekends,
+            injections: Vec::new(),
         })
     }
 }
 
 pub fn execute(args: Args) -> Result<()> {
-    let spec = args.platform.spec(200)?;
+    let mut spec = args.platform.spec(200)?;
+    if let Some(path) = &args.inject_anomalies {
+        let first = spec.end - chrono::Days::new(u64::from(spec.days - 1));
+        spec.injections = crate::generate::injection_set(spec.seed, spec.tenants, first, spec.days);
+        if spec.injections.is_empty() {
+            return Err(Error::usage(format!(
+                "--inject-anomalies needs more than 42 --days (five weeks of history first); {} given",
+                spec.days
+            )));
+        }
+        write_injections(path, &spec)?;
+    }
     let platform = Platform::new(spec.clone());
     let started = Instant::now();
     if let Some(dir) = &args.snapshot {
@@ -162,4 +175,23 @@ pub fn execute(args: Args) -> Result<()> {
         calls as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// What `--inject-anomalies` put where, as CSV: the tenant (`platform`
+/// for every tenant), the days, the kind, the component and the factor.
+fn write_injections(path: &std::path::Path, spec: &crate::generate::Spec) -> Result<()> {
+    let platform = Platform::new(spec.clone());
+    let mut text = String::from("tenant_id,first_day,last_day,kind,component,factor\n");
+    for injection in &spec.injections {
+        let tenant = injection.tenant.map_or("platform".to_string(), |t| {
+            platform.tenants[t].tenant_id.to_string()
+        });
+        let (kind, component, factor) = injection.describe();
+        text.push_str(&format!(
+            "{tenant},{},{},{kind},{component},{factor}\n",
+            injection.first_day,
+            injection.last_day()
+        ));
+    }
+    crate::sink::files::write_whole(path, text.as_bytes())
 }

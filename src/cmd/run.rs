@@ -91,17 +91,49 @@ fn execute_run(args: &Args, started: Instant, outcome_out: &mut Option<RunOutcom
             .add("drift check (overlapped)", waiting.elapsed());
     }
     outcome.drift = Some(check);
+    let looking = Instant::now();
+    let anomalies = cost_anomalies(&request);
+    if anomalies.made().is_some() {
+        outcome.timings.add("cost anomalies", looking.elapsed());
+    }
+    outcome.anomalies = Some(anomalies);
     let mut counts = outcome.stats.findings_by_kind.clone();
     if let Some(crate::drift::Check::Made(drift)) = &outcome.drift {
         counts.insert(crate::gates::DRIFT.to_string(), drift.count() as i64);
     }
+    if let Some(crate::anomalies::Check::Made(found)) = &outcome.anomalies {
+        counts.insert(
+            crate::gates::COST_ANOMALY.to_string(),
+            found.rises.len() as i64,
+        );
+    }
     let (gate_lines, mut tripped) = crate::gates::check(&gates, &counts);
-    // A drift gate cannot pass on a check that failed.
-    if let Some(crate::drift::Check::Failed(why)) = &outcome.drift {
-        if tripped.is_none() && gates.iter().any(|g| g.kind == crate::gates::DRIFT) {
-            tripped = Some(crate::error::Error::Check(format!(
-                "--fail-on drift: the drift check failed ({why}); the run's data is written"
-            )));
+    // A gate cannot pass on a check that failed.
+    let failed = [
+        (
+            crate::gates::DRIFT,
+            "the drift check",
+            match &outcome.drift {
+                Some(crate::drift::Check::Failed(why)) => Some(why),
+                _ => None,
+            },
+        ),
+        (
+            crate::gates::COST_ANOMALY,
+            "the cost anomalies check",
+            match &outcome.anomalies {
+                Some(crate::anomalies::Check::Failed(why)) => Some(why),
+                _ => None,
+            },
+        ),
+    ];
+    for (kind, check, why) in failed {
+        if let Some(why) = why {
+            if tripped.is_none() && gates.iter().any(|g| g.kind == kind) {
+                tripped = Some(crate::error::Error::Check(format!(
+                    "--fail-on {kind}: {check} failed ({why}); the run's data is written"
+                )));
+            }
         }
     }
     print!(
@@ -155,6 +187,115 @@ fn drift(request: &RunRequest, lookback: u32) -> DriftCheck {
             &out,
         )
     }))
+}
+
+/// The cost anomalies of the days the run wrote, read back from what it
+/// wrote (the target's summary tables, or its report folder); not looked
+/// for after a dry run or a `--tenant` or shard run (the other tenants'
+/// figures of those days may be older, and the platform's lines need
+/// them all).
+fn cost_anomalies(request: &RunRequest) -> crate::anomalies::Check {
+    use crate::anomalies::Check;
+    if request.dry_run {
+        return Check::NotMade("a dry run writes nothing");
+    }
+    if !request.asked.tenants.is_empty() || request.asked.shard.is_some() {
+        return Check::NotMade(
+            "a --tenant or shard run; the whole nightly run looks at every tenant",
+        );
+    }
+    let found = (|| {
+        let mut summaries = match &request.target {
+            Some(url) => crate::summaries::Summaries::database(
+                url,
+                request.target_schema.clone(),
+                "callrollup-run-anomalies",
+            )?,
+            None => crate::summaries::Summaries::reports(&request.out)?,
+        };
+        let period = crate::window::Period {
+            from: request.window.from,
+            to: request.window.to,
+            is_month: false,
+        };
+        crate::anomalies::read(
+            &mut summaries,
+            period,
+            crate::anomalies::Rule::default(),
+            &Default::default(),
+        )
+    })();
+    match found {
+        Ok(analysis) => Check::Made(analysis),
+        Err(e) => {
+            crate::log::info(&format!("the cost anomalies check failed: {e}"));
+            Check::Failed(e.to_string())
+        }
+    }
+}
+
+/// The summary's lines of the cost anomalies: how many rose and by how
+/// much, the largest one line each, and the command that lists them all.
+fn anomalies_lines(
+    check: &crate::anomalies::Check,
+    window: &Window,
+    out: &Path,
+    database: bool,
+) -> String {
+    use crate::anomalies::render::{scope_name, total_excess, why};
+    const SHOWN: usize = 5;
+    let found = match check {
+        crate::anomalies::Check::Made(found) => found,
+        crate::anomalies::Check::NotMade(why) => {
+            return format!("anomalies   not looked for: {why}\n")
+        }
+        crate::anomalies::Check::Failed(why) => {
+            return format!("anomalies   not looked for: the check failed ({why})\n")
+        }
+    };
+    let command = if database {
+        format!(
+            "callrollup anomalies --from {} --to {}",
+            window.from, window.to
+        )
+    } else {
+        format!(
+            "callrollup anomalies --reports {} --from {} --to {}",
+            crate::drift::shell_word(&out.display().to_string()),
+            window.from,
+            window.to
+        )
+    };
+    if found.rises.is_empty() {
+        return format!(
+            "anomalies   none: no cost rose beyond its baseline in {} tenant days ({} fell; `{command}`)\n",
+            found.tenant_days_assessed,
+            found.falls.len()
+        );
+    }
+    let mut text = format!(
+        "anomalies   {} cost rise(s), {} USD above their baselines; `{command}` lists them all\n",
+        found.rises.len(),
+        crate::money::cents_text(total_excess(&found.rises))
+    );
+    for a in found.rises.iter().take(SHOWN) {
+        text.push_str(&format!(
+            "            {} {} {} {} +{} USD ({})\n",
+            a.day,
+            crate::text::printable(&scope_name(a)),
+            a.component.name(),
+            a.kind.name(),
+            crate::money::cents_text(a.excess_usd),
+            why(a)
+        ));
+    }
+    if found.rises.len() > SHOWN {
+        text.push_str(&format!(
+            "            and {} more\n",
+            found.rises.len() - SHOWN
+        ));
+    }
+    text
 }
 
 /// The drift check beside the run.
@@ -261,6 +402,14 @@ fn render_summary(s: &Summary) -> String {
     ));
     if let Some(check) = &s.outcome.drift {
         out.push_str(&format!("drift       {}\n", check.line()));
+    }
+    if let Some(check) = &s.outcome.anomalies {
+        out.push_str(&anomalies_lines(
+            check,
+            s.window,
+            s.out,
+            s.outcome.changes.is_some(),
+        ));
     }
     if !s.gates.is_empty() {
         out.push_str(&format!("gates       {}\n", s.gates.join("; ")));

@@ -65,6 +65,9 @@ pub struct RunOutcome {
     /// The drift check after the run (`crate::drift`), set by `run`'s
     /// command.
     pub drift: Option<crate::drift::Check>,
+    /// The cost anomalies of the days the run wrote (`crate::anomalies`),
+    /// set by `run`'s command.
+    pub anomalies: Option<crate::anomalies::Check>,
 }
 
 /// `run`, started again after a transient failure (a connection reset, a
@@ -155,6 +158,7 @@ fn run_once(request: &RunRequest) -> Result<RunOutcome> {
             files: Vec::new(),
             timings,
             drift: None,
+            anomalies: None,
         });
     }
     check_out_dir(run.out)?;
@@ -260,6 +264,7 @@ impl Context<'_> {
             files,
             timings,
             drift: None,
+            anomalies: None,
         })
     }
 
