@@ -336,7 +336,10 @@ pub struct Inputs<'a> {
 
 /// One scope's days (tenant or platform).
 struct Series {
-    days: BTreeMap<NaiveDate, DayFigures>,
+    /// The first day of `days`.
+    start: NaiveDate,
+    /// Each day from `start` (None: no row).
+    days: Vec<Option<DayFigures>>,
     /// The first day with calls: earlier days are before the scope
     /// existed (or before the read), not days of zero calls.
     first: Option<NaiveDate>,
@@ -396,7 +399,10 @@ impl Series {
     /// The scope's figures of `day`; a day without a row had no calls
     /// and cost nothing (whether the day is known is `Known`'s to say).
     fn day(&self, day: NaiveDate) -> DayFigures {
-        self.days.get(&day).copied().unwrap_or(DayFigures {
+        let row = usize::try_from((day - self.start).num_days())
+            .ok()
+            .and_then(|i| self.days.get(i).copied().flatten());
+        row.unwrap_or(DayFigures {
             calls: 0,
             billable_seconds: 0,
             cost: [Some(Decimal::ZERO); 4],
@@ -624,41 +630,46 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         missing: inputs.missing_days,
         partial: inputs.partial_days,
     };
-    // Each tenant's series and latest name; the platform's sum.
-    let mut tenants: BTreeMap<&str, (Series, Option<String>)> = BTreeMap::new();
-    let mut platform = Series {
-        days: BTreeMap::new(),
+    // Each tenant's series and its latest day's name; the platform's sum.
+    let range = read_range(&period);
+    let length = usize::try_from((range.to - range.from).num_days() + 1).unwrap_or(0);
+    let empty = || Series {
+        start: range.from,
+        days: vec![None; length],
         first: None,
     };
+    let mut tenants: BTreeMap<&str, (Series, Option<(NaiveDate, String)>)> = BTreeMap::new();
+    let mut platform = empty();
     for t in inputs.tenant_days {
         // The platform row holds errors without a tenant: no calls, no cost.
-        if t.tenant_id == PLATFORM_TENANT {
+        let Ok(i) = usize::try_from((t.day - range.from).num_days()) else {
+            continue;
+        };
+        if t.tenant_id == PLATFORM_TENANT || i >= length {
             continue;
         }
         let figures = DayFigures::of(t);
-        let (series, name) = tenants.entry(t.tenant_id.as_str()).or_insert_with(|| {
-            (
-                Series {
-                    days: BTreeMap::new(),
-                    first: None,
-                },
-                None,
-            )
-        });
-        if t.business_name.is_some() {
-            name.clone_from(&t.business_name);
+        let (series, name) = tenants
+            .entry(t.tenant_id.as_str())
+            .or_insert_with(|| (empty(), None));
+        if let Some(new) = &t.business_name {
+            if name.as_ref().is_none_or(|(day, _)| *day <= t.day) {
+                *name = Some((t.day, new.clone()));
+            }
         }
         if figures.calls > 0 {
             series.first = Some(series.first.map_or(t.day, |f| f.min(t.day)));
+            platform.first = Some(platform.first.map_or(t.day, |f| f.min(t.day)));
         }
-        series.days.insert(t.day, figures);
-        platform.days.entry(t.day).or_default().add(&figures);
+        series.days[i] = Some(figures);
+        platform.days[i]
+            .get_or_insert_with(DayFigures::default)
+            .add(&figures);
     }
-    platform.first = platform
-        .days
-        .iter()
-        .find(|(_, f)| f.calls > 0)
-        .map(|(d, _)| *d);
+    let tenants: BTreeMap<&str, (Series, Option<String>)> = tenants
+        .into_iter()
+        .map(|(id, (series, name))| (id, (series, name.map(|(_, n)| n))))
+        .collect();
 
     let mut rises = Vec::new();
     let mut falls = Vec::new();

@@ -18,8 +18,14 @@ pub const SIZE: (u32, u32) = (1000, 420);
 const CALLS_BAR: RGBColor = RGBColor(0xc9, 0xd6, 0xe3);
 const LEGEND_WIDTH: u32 = 230;
 
-/// The `top` tenants by period cost, with their display names and days.
-fn ranked(report: &Report, top: usize) -> Vec<(String, &BTreeMap<NaiveDate, Decimal>)> {
+/// Tenant days to mark as cost anomalies (tenant id, day).
+pub type Marks = std::collections::BTreeSet<(String, NaiveDate)>;
+
+/// The colour of a cost anomaly's mark.
+const ANOMALY: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+
+/// The `top` tenants by period cost: their ids, display names and days.
+fn ranked(report: &Report, top: usize) -> Vec<(String, String, &BTreeMap<NaiveDate, Decimal>)> {
     let mut ranked: Vec<(&String, Decimal, &BTreeMap<NaiveDate, Decimal>)> = report
         .daily
         .iter()
@@ -36,7 +42,7 @@ fn ranked(report: &Report, top: usize) -> Vec<(String, &BTreeMap<NaiveDate, Deci
                 .find(|r| r.key.tenant_id.as_deref() == Some(id.as_str()))
                 .map(|r| r.display_name())
                 .unwrap_or_else(|| id.clone());
-            (shorten(&name), days)
+            (id.clone(), shorten(&name), days)
         })
         .collect()
 }
@@ -45,23 +51,29 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
     Error::RunFailed(format!("cannot draw the chart: {e}"))
 }
 
-/// The chart as SVG text.
-pub fn daily_svg(report: &Report, top: usize) -> Result<String> {
-    draw(report, top, None)
+/// The chart as SVG text, with `marks` (cost anomalies) circled on the
+/// lines of the tenants drawn.
+pub fn daily_svg(report: &Report, top: usize, marks: &Marks) -> Result<String> {
+    draw(report, top, None, marks)
 }
 
 /// One tenant's chart: its daily cost as a line and its calls as bars on
 /// a second axis, from a report of that tenant `--by day`.
-pub fn tenant_svg(report: &Report) -> Result<String> {
+pub fn tenant_svg(report: &Report, marks: &Marks) -> Result<String> {
     let calls: BTreeMap<NaiveDate, i64> = report
         .rows
         .iter()
         .filter_map(|r| Some((r.key.day?, r.current.calls)))
         .collect();
-    draw(report, 1, Some(&calls))
+    draw(report, 1, Some(&calls), marks)
 }
 
-fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -> Result<String> {
+fn draw(
+    report: &Report,
+    top: usize,
+    calls: Option<&BTreeMap<NaiveDate, i64>>,
+    marks: &Marks,
+) -> Result<String> {
     register_font();
     let days: Vec<NaiveDate> = report.period.each_day().collect();
     let series = ranked(report, top);
@@ -72,7 +84,7 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
     let dollars = |v: Decimal| v.to_f64().unwrap_or_default();
     let highest = series
         .iter()
-        .flat_map(|(_, d)| d.values().copied())
+        .flat_map(|(_, _, d)| d.values().copied())
         .max()
         .map(dollars)
         .unwrap_or(0.0)
@@ -150,7 +162,8 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
                 ))
                 .map_err(chart_error)?;
         }
-        for (i, (_, by_day)) in series.iter().enumerate() {
+        let mut marked = 0;
+        for (i, (id, _, by_day)) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             // One line per run of covered days.
             let mut run: Vec<(f64, f64)> = Vec::new();
@@ -172,6 +185,26 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
                     )))
                     .map_err(chart_error)?;
             }
+            // A cost anomaly: a red ring on the line's point of that day.
+            let rings: Vec<(f64, f64)> = days
+                .iter()
+                .enumerate()
+                .filter(|(_, day)| covered(day) && marks.contains(&(id.clone(), **day)))
+                .map(|(x, day)| {
+                    (
+                        x as f64,
+                        dollars(by_day.get(day).copied().unwrap_or_default()),
+                    )
+                })
+                .collect();
+            marked += rings.len();
+            chart
+                .draw_series(
+                    rings
+                        .into_iter()
+                        .map(|p| Circle::new(p, 7, ANOMALY.stroke_width(3))),
+                )
+                .map_err(chart_error)?;
         }
         let text = ("sans-serif", 14).into_font();
         legend
@@ -180,7 +213,7 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
         let mut entries: Vec<(RGBColor, String)> = series
             .iter()
             .enumerate()
-            .map(|(i, (name, by_day))| {
+            .map(|(i, (_, name, by_day))| {
                 let total: Decimal = by_day.values().copied().sum();
                 (
                     PALETTE[i % PALETTE.len()],
@@ -191,6 +224,9 @@ fn draw(report: &Report, top: usize, calls: Option<&BTreeMap<NaiveDate, i64>>) -
         if let Some(calls) = calls {
             let total: i64 = calls.values().sum();
             entries.push((CALLS_BAR, format!("calls ({total})")));
+        }
+        if marked > 0 {
+            entries.push((ANOMALY, format!("cost anomaly ({marked})")));
         }
         for (i, (color, label)) in entries.into_iter().enumerate() {
             let y = 60 + 22 * i as i32;

@@ -222,20 +222,107 @@ fn page_notes(
         .collect()
 }
 
+/// Periods longer than this get no anomalies on a page (their baselines
+/// would read every tenant's days of a year and more at each view).
+const ANOMALY_PAGE_DAYS: i64 = 92;
+/// The anomalies a page lists (the largest first).
+const ANOMALY_PAGE_LINES: usize = 20;
+
+/// The cost anomalies of a page's period, or why there are none to show.
+fn page_anomalies(
+    summaries: &mut crate::summaries::Summaries,
+    period: crate::window::Period,
+    tenants: &crate::selection::TenantSelection,
+) -> crate::error::Result<Result<crate::anomalies::Analysis, String>> {
+    if period.days() > ANOMALY_PAGE_DAYS {
+        return Ok(Err(format!(
+            "cost anomalies are shown for periods of at most {ANOMALY_PAGE_DAYS} days: pick a shorter one, or run `callrollup anomalies --from {} --to {}`",
+            period.from, period.to
+        )));
+    }
+    Ok(Ok(crate::anomalies::read(
+        summaries,
+        period,
+        crate::anomalies::Rule::default(),
+        tenants,
+    )?))
+}
+
+/// The tenant days a chart rings: the tenants' rises.
+fn marks(anomalies: &Result<crate::anomalies::Analysis, String>) -> crate::costs::chart::Marks {
+    anomalies
+        .as_ref()
+        .map(|a| {
+            a.rises
+                .iter()
+                .filter_map(|l| Some((l.tenant_id.clone()?, l.day)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The rises of a page's period (at most `ANOMALY_PAGE_LINES`), how many
+/// fell, and the days nothing can be said about.
+fn anomalies_markup(anomalies: &Result<crate::anomalies::Analysis, String>) -> Markup {
+    use crate::anomalies::render;
+    let found = match anomalies {
+        Ok(found) => found,
+        Err(why) => return notes(std::slice::from_ref(why)),
+    };
+    let (from, to) = (found.period.from, found.period.to);
+    let mut lines = Vec::new();
+    if found.rises.is_empty() {
+        lines.push(format!(
+            "No cost rose beyond its baseline in {from}..{to} ({} tenant days assessed).",
+            found.tenant_days_assessed
+        ));
+    } else {
+        lines.push(format!(
+            "{} line(s) rose, {} USD above their baselines (tenant lines), ringed on the chart; the largest first.",
+            found.rises.len(),
+            crate::money::cents_text(render::total_excess(&found.rises))
+        ));
+    }
+    if found.rises.len() > ANOMALY_PAGE_LINES {
+        lines.push(format!(
+            "This page shows {ANOMALY_PAGE_LINES} of them: `callrollup anomalies --from {from} --to {to}` lists them all."
+        ));
+    }
+    if !found.falls.is_empty() {
+        lines.push(format!(
+            "{} line(s) fell below their baselines (not alarms).",
+            found.falls.len()
+        ));
+    }
+    lines.extend(render::unknown_lines(found));
+    let shown = &found.rises[..found.rises.len().min(ANOMALY_PAGE_LINES)];
+    html! {
+        (notes(&lines))
+        @if !shown.is_empty() {
+            (table(&render::text_table(shown, from, to)))
+        }
+    }
+}
+
 /// `/costs`: the `costs` report, its chart and its downloads.
 pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     blocking(app, move |app| {
         let pairs = params::pairs(query.as_deref(), params::COSTS)?;
         let args = params::costs(&pairs, &[])?;
         let mut summaries = app.summaries()?;
-        let mut report = crate::cmd::costs::report(&args, &mut summaries, None)?;
+        let selection = args.tenants.selection()?;
+        let (mut report, anomalies) = summaries.snapshot(|summaries| {
+            let report = crate::cmd::costs::report(&args, summaries, None)?;
+            let anomalies = page_anomalies(summaries, report.period, &selection)?;
+            Ok((report, anomalies))
+        })?;
         drop(summaries);
         report.read_from = read_from_for_readers(app, false);
         // Asked before the page's own bound sets a top.
         let no_workbook = workbook_refused(&report);
         let bound = bound_page(&mut report);
         let top = args.top.map_or(5, |n| n as usize).min(10);
-        let svg = crate::costs::chart::daily_svg(&report, top)?;
+        let svg = crate::costs::chart::daily_svg(&report, top, &marks(&anomalies))?;
         let links = params::link_query(&pairs);
         let title = format!("Costs {}..{}", report.period.from, report.period.to);
         Ok(layout(
@@ -266,6 +353,8 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                 }
                 (chart(&svg))
                 (table(&crate::costs::render::text_table(&report, false)))
+                h2 { "Cost anomalies" }
+                (anomalies_markup(&anomalies))
                 @if let Some(outcomes) = crate::costs::render::outcome_totals_table(&report) {
                     h2 { "Each outcome across tenants" }
                     (table(&outcomes))
@@ -522,15 +611,19 @@ pub async fn tenant(
             &[],
         )?;
         // The page's reports of one state of the tables.
-        let (mut daily, mut outcomes, analysis) = summaries.snapshot(|summaries| {
+        let selection = days.tenants.selection()?;
+        let (mut daily, mut outcomes, analysis, anomalies) = summaries.snapshot(|summaries| {
+            let daily = crate::cmd::costs::report(&days, summaries, None)?;
+            let anomalies = page_anomalies(summaries, daily.period, &selection)?;
             Ok((
-                crate::cmd::costs::report(&days, summaries, None)?,
+                daily,
                 crate::cmd::costs::report(&outcome_args, summaries, None)?,
                 crate::cmd::errors::analysis(
                     &errors,
                     Some(summaries),
                     app.config.source.as_ref(),
                 )?,
+                anomalies,
             ))
         })?;
         drop(summaries);
@@ -552,7 +645,7 @@ pub async fn tenant(
             _ => "Download the month: ",
         };
         let error_section = errors_markup(app, &errors, analysis)?;
-        let svg = crate::costs::chart::tenant_svg(&daily)?;
+        let svg = crate::costs::chart::tenant_svg(&daily, &marks(&anomalies))?;
         let problems = daily.coverage.problems();
         let links = params::link_query(&pairs);
         Ok(layout(
@@ -573,6 +666,8 @@ pub async fn tenant(
                 }
                 (chart(&svg))
                 (table(&crate::costs::render::text_table(&daily, false)))
+                h2 { "Cost anomalies" }
+                (anomalies_markup(&anomalies))
                 h2 { "Outcomes" }
                 (table(&crate::costs::render::text_table(&outcomes, false)))
                 h2 { "Errors" }

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test drives the real `callrollup`
 //! binary against a PostgreSQL database created for that test alone.
 
+mod anomalies;
 mod bad_input;
 mod billing_safety;
 mod costs;
