@@ -245,10 +245,10 @@ fn the_nightly_run_names_the_anomalies_it_wrote_trips_its_gate_and_sets_its_gaug
         .cmd()
         .args([
             "run",
-            "--date",
+            "--from",
+            "2026-11-14",
+            "--to",
             "2026-11-17",
-            "--lookback",
-            "3",
             "--fail-on",
             "cost-anomaly",
         ])
@@ -280,7 +280,7 @@ fn the_nightly_run_names_the_anomalies_it_wrote_trips_its_gate_and_sets_its_gaug
     // The same days without the gate: exit 0, the lines still shown.
     let output = ok(db
         .cmd()
-        .args(["run", "--date", "2026-11-17", "--lookback", "3"])
+        .args(["run", "--from", "2026-11-14", "--to", "2026-11-17"])
         .arg("--out")
         .arg(&reports)
         .output()

@@ -4,8 +4,18 @@
 
 use crate::util::{ok, stdout_of, TestDb};
 
-const COMMANDS: [&str; 11] = [
-    "migrate", "run", "runs", "costs", "changes", "errors", "query", "extract", "generate", "demo",
+const COMMANDS: [&str; 12] = [
+    "migrate",
+    "run",
+    "runs",
+    "costs",
+    "anomalies",
+    "changes",
+    "errors",
+    "query",
+    "extract",
+    "generate",
+    "demo",
     "serve",
 ];
 
