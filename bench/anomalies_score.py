@@ -133,7 +133,7 @@ for name, r in results.items():
             f"+{line['excess_usd']} USD (unit x{line['unit_cost_ratio']}, calls x{line['volume_ratio']})"
         )
 out.append("\n## Speed\n")
-out.append("| year | 90-day `anomalies` (best of 3) | nightly run: `cost anomalies` stage | nightly run total |")
+out.append("| year | 90-day `anomalies` (best of 3) | nightly run (4 days): `cost anomalies (overlapped)` | nightly run total |")
 out.append("|---|---:|---:|---:|")
 for name, (best, stage, total) in speed.items():
     out.append(f"| {name} | {float(best):.2f} s | {stage} s | {total} s |")

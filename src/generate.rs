@@ -325,7 +325,7 @@ impl Injection {
 
 /// A seeded set of anomalies over `days` days from `first`, for measuring
 /// detection: one every third day (after five weeks of history), each a
-/// tenant among the 300 largest with one of LLM ×1.5, ×2, ×3, STT ×2,
+/// tenant among the 50 or the 300 largest (half each) with one of LLM ×1.5, ×2, ×3, STT ×2,
 /// TTS ×1.5 for one to three days or twice its calls for a day; and one
 /// provider price change (TTS ×1.5 for every tenant) from two thirds of
 /// the way on. No tenant gets two at once.
@@ -369,7 +369,11 @@ pub fn injection_set(seed: u64, tenants: usize, first: NaiveDate, days: u32) -> 
             _ => 1 + rng.below(3) as u32,
         };
         let injection = Injection {
-            tenant: Some(rng.below(tenants.min(300) as u64) as usize),
+            // Half among the 50 largest (the tenants of 50 calls a day
+            // and more, where recall is measured), half among the 300.
+            tenant: Some(
+                rng.below(tenants.min(if tries % 2 == 0 { 50 } else { 300 }) as u64) as usize,
+            ),
             first_day: first
                 + Days::new(u64::from(HISTORY) + rng.below(u64::from(days - HISTORY - 3))),
             days: length,

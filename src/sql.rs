@@ -74,6 +74,7 @@ pub const SERVE_SESSION_LOOKUP: &str = include_str!("../queries/serve_session_lo
 pub const SERVE_SESSION_LOOKUP_EXISTS: &str =
     include_str!("../queries/serve_session_lookup_exists.sql");
 pub const COSTS_TENANT_DAYS: &str = include_str!("../queries/costs_tenant_days.sql");
+pub const ANOMALIES_TENANT_DAYS: &str = include_str!("../queries/anomalies_tenant_days.sql");
 pub const COSTS_OUTCOME_DAYS: &str = include_str!("../queries/costs_outcome_days.sql");
 pub const COSTS_COVERAGE: &str = include_str!("../queries/costs_coverage.sql");
 pub const COSTS_KNOWN_TENANTS: &str = include_str!("../queries/costs_known_tenants.sql");

@@ -343,17 +343,42 @@ struct Series {
     /// The first day with calls: earlier days are before the scope
     /// existed (or before the read), not days of zero calls.
     first: Option<NaiveDate>,
+    /// `per_unit`'s cache.
+    per_unit: std::sync::OnceLock<Vec<[[Option<Decimal>; 4]; 2]>>,
 }
 
 /// The days that count: covered and not partial.
-struct Known<'a> {
-    missing: &'a BTreeSet<NaiveDate>,
-    partial: &'a BTreeSet<NaiveDate>,
+struct Known {
+    start: NaiveDate,
+    known: Vec<bool>,
 }
 
-impl Known<'_> {
+impl Known {
+    fn new(range: &Period, missing: &BTreeSet<NaiveDate>, partial: &BTreeSet<NaiveDate>) -> Known {
+        Known {
+            start: range.from,
+            known: range
+                .each_day()
+                .map(|d| !missing.contains(&d) && !partial.contains(&d))
+                .collect(),
+        }
+    }
+
     fn is_known(&self, day: NaiveDate) -> bool {
-        !self.missing.contains(&day) && !self.partial.contains(&day)
+        usize::try_from((day - self.start).num_days())
+            .ok()
+            .and_then(|i| self.known.get(i).copied())
+            .unwrap_or(false)
+    }
+}
+
+fn median_i64(mut values: Vec<i64>) -> Decimal {
+    values.sort_unstable();
+    let n = values.len();
+    match n {
+        0 => Decimal::ZERO,
+        _ if n % 2 == 1 => Decimal::from(values[n / 2]),
+        _ => (Decimal::from(values[n / 2 - 1]) + Decimal::from(values[n / 2])) / Decimal::TWO,
     }
 }
 
@@ -367,11 +392,13 @@ fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
     }
 }
 
-/// The median and the robust standard deviation (1.4826 × MAD) of `values`.
+/// The median (exact) and the robust standard deviation (1.4826 × MAD,
+/// a float: it only decides) of `values`.
 fn median_and_spread(values: &[Decimal]) -> Option<(Decimal, f64)> {
     let m = median(values.to_vec())?;
-    let mad = median(values.iter().map(|v| (*v - m).abs()).collect())?;
-    Some((m, 1.4826 * mad.to_f64().unwrap_or(f64::INFINITY)))
+    let mf = f(m);
+    let mad = median_f64(values.iter().map(|v| (f(*v) - mf).abs()).collect())?;
+    Some((m, 1.4826 * mad))
 }
 
 fn f(v: Decimal) -> f64 {
@@ -390,9 +417,25 @@ struct UnitBaseline {
 }
 
 /// Why a day has no unit-cost baseline.
+#[derive(Debug, Clone, Copy)]
 enum NoBaseline {
     History(usize),
     FewCalls(Decimal),
+}
+
+impl NoBaseline {
+    /// For people: why `day` (the last such day) was not assessed.
+    fn reason(self, day: NaiveDate) -> String {
+        match self {
+            NoBaseline::History(n) => format!(
+                "too short a history: {n} covered day(s) with calls in the {LOOKBACK_DAYS} days before {day}, needs {MIN_UNIT_BASELINE_DAYS}"
+            ),
+            NoBaseline::FewCalls(m) => format!(
+                "too few calls: a median of {} a day before {day}, needs {MIN_CALLS_A_DAY}",
+                m.normalize()
+            ),
+        }
+    }
 }
 
 impl Series {
@@ -414,13 +457,37 @@ impl Series {
         self.first.is_some_and(|first| day >= first)
     }
 
-    fn unit_baseline(
+    /// Each day's cost per minute and per call of each component, made
+    /// once, at the first baseline asked of the scope (most tenants are
+    /// never asked: too few calls).
+    fn per_unit(&self) -> &[[[Option<Decimal>; 4]; 2]] {
+        self.per_unit.get_or_init(|| {
+            self.days
+                .iter()
+                .map(|row| {
+                    let f = row.unwrap_or_default();
+                    [Unit::Minute, Unit::Call].map(|unit| Component::ALL.map(|c| unit.cost(&f, c)))
+                })
+                .collect()
+        })
+    }
+
+    fn index(&self, day: NaiveDate) -> Option<usize> {
+        usize::try_from((day - self.start).num_days())
+            .ok()
+            .filter(|i| *i < self.days.len())
+    }
+
+    /// The unit-cost baselines of `day`, per component: the previous
+    /// `UNIT_BASELINE_DAYS` known days with calls (a component whose cost
+    /// is unknown on some of them uses the others, at least
+    /// `MIN_UNIT_BASELINE_DAYS`); or why the day has none.
+    fn unit_baselines(
         &self,
         day: NaiveDate,
-        component: Component,
         known: &Known,
-    ) -> Result<UnitBaseline, NoBaseline> {
-        let mut days = Vec::new();
+    ) -> Result<[Option<UnitBaseline>; 4], NoBaseline> {
+        let mut days = Vec::with_capacity(UNIT_BASELINE_DAYS);
         for back in 1..=LOOKBACK_DAYS {
             let Some(d) = day.checked_sub_days(Days::new(back)) else {
                 break;
@@ -428,8 +495,7 @@ impl Series {
             if !self.lived(d) || days.len() == UNIT_BASELINE_DAYS {
                 break;
             }
-            let figures = self.day(d);
-            if known.is_known(d) && figures.calls > 0 && figures.cost[component.index()].is_some() {
+            if known.is_known(d) && self.day(d).calls > 0 {
                 days.push(d);
             }
         }
@@ -438,8 +504,7 @@ impl Series {
             return Err(NoBaseline::History(days.len()));
         }
         let figures: Vec<DayFigures> = days.iter().map(|d| self.day(*d)).collect();
-        let median_calls =
-            median(figures.iter().map(|f| Decimal::from(f.calls)).collect()).unwrap_or_default();
+        let median_calls = median_i64(figures.iter().map(|f| f.calls).collect());
         if median_calls < Decimal::from(MIN_CALLS_A_DAY) {
             return Err(NoBaseline::FewCalls(median_calls));
         }
@@ -450,19 +515,34 @@ impl Series {
         } else {
             Unit::Call
         };
-        let costs: Vec<Decimal> = figures
-            .iter()
-            .filter_map(|f| unit.cost(f, component))
-            .collect();
-        let (median, spread) = median_and_spread(&costs).ok_or(NoBaseline::History(0))?;
-        Ok(UnitBaseline {
-            median_volume: self::median(figures.iter().map(|f| unit.volume(f)).collect())
-                .unwrap_or_default(),
-            days,
-            unit,
-            median,
-            spread,
-        })
+        let median_volume = match unit {
+            Unit::Minute => {
+                median_i64(figures.iter().map(|f| f.billable_seconds).collect()) / Decimal::from(60)
+            }
+            Unit::Call => median_calls,
+        };
+        let per_unit = self.per_unit();
+        let slot = usize::from(unit == Unit::Call);
+        let mut out: [Option<UnitBaseline>; 4] = Default::default();
+        for c in Component::ALL {
+            let (kept, costs): (Vec<NaiveDate>, Vec<Decimal>) = days
+                .iter()
+                .filter_map(|d| Some((*d, per_unit[self.index(*d)?][slot][c.index()]?)))
+                .unzip();
+            if kept.len() < MIN_UNIT_BASELINE_DAYS {
+                continue;
+            }
+            if let Some((median, spread)) = median_and_spread(&costs) {
+                out[c.index()] = Some(UnitBaseline {
+                    days: kept,
+                    unit,
+                    median,
+                    spread,
+                    median_volume,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The like days (same weekday, earlier weeks) of a volume baseline:
@@ -626,17 +706,15 @@ struct PlatformMove {
 
 /// Every tenant's (and the platform's) anomalies of `inputs`' period.
 pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
-    let known = Known {
-        missing: inputs.missing_days,
-        partial: inputs.partial_days,
-    };
     // Each tenant's series and its latest day's name; the platform's sum.
     let range = read_range(&period);
+    let known = Known::new(&range, inputs.missing_days, inputs.partial_days);
     let length = usize::try_from((range.to - range.from).num_days() + 1).unwrap_or(0);
     let empty = || Series {
         start: range.from,
         days: vec![None; length],
         first: None,
+        per_unit: std::sync::OnceLock::new(),
     };
     let mut tenants: BTreeMap<&str, (Series, Option<(NaiveDate, String)>)> = BTreeMap::new();
     let mut platform = empty();
@@ -673,7 +751,8 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
 
     let mut rises = Vec::new();
     let mut falls = Vec::new();
-    let mut not_assessed: BTreeMap<&str, (usize, String)> = BTreeMap::new();
+    // Per tenant: the days not assessed, the last of them and why.
+    let mut not_assessed: BTreeMap<&str, (usize, NaiveDate, NoBaseline)> = BTreeMap::new();
     let mut assessed = 0;
     for day in period.each_day() {
         if !known.is_known(day) {
@@ -687,35 +766,24 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
             if !series.lived(day) {
                 continue;
             }
-            match series.unit_baseline(day, Component::Total, &known) {
-                Ok(_) => {}
+            let baselines = match series.unit_baselines(day, &known) {
+                Ok(baselines) => baselines,
                 Err(why) => {
                     if figures.calls > 0 {
-                        let entry = not_assessed.entry(id).or_insert_with(|| (0, String::new()));
-                        entry.0 += 1;
-                        entry.1 = match why {
-                            NoBaseline::History(n) => format!(
-                                "too short a history: {n} covered day(s) with calls in the {LOOKBACK_DAYS} days before {day}, needs {MIN_UNIT_BASELINE_DAYS}"
-                            ),
-                            NoBaseline::FewCalls(m) => format!(
-                                "too few calls: a median of {} a day before {day}, needs {MIN_CALLS_A_DAY}",
-                                m.normalize()
-                            ),
-                        };
+                        let entry = not_assessed.entry(id).or_insert((0, day, why));
+                        *entry = (entry.0 + 1, day, why);
                     }
                     continue;
                 }
-            }
+            };
             assessed += usize::from(inputs.only.is_empty() || inputs.only.contains(*id));
-            let mut per_component: [Option<UnitTest>; 4] = Default::default();
-            for c in Component::ALL {
-                if let Ok(baseline) = series.unit_baseline(day, c, &known) {
-                    per_component[c.index()] = Some(UnitTest {
-                        cost: baseline.unit.cost(&figures, c),
-                        baseline,
-                    });
-                }
-            }
+            let per_component: [Option<UnitTest>; 4] = Component::ALL.map(|c| {
+                let baseline = baselines[c.index()].clone()?;
+                Some(UnitTest {
+                    cost: baseline.unit.cost(&figures, c),
+                    baseline,
+                })
+            });
             tests.insert(id, per_component);
             if let Some(v) = series.volume_baseline(day, &known) {
                 volumes.insert(id, v);
@@ -762,12 +830,12 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
 
         // The platform's own lines.
         if platform.lived(day) {
-            if let Ok(_total) = platform.unit_baseline(day, Component::Total, &known) {
+            if let Ok(baselines) = platform.unit_baselines(day, &known) {
                 let figures = platform.day(day);
                 let mut unit: [Option<(UnitTest, Direction)>; 4] = Default::default();
                 for c in Component::ALL {
                     let Some(m) = moves[c.index()] else { continue };
-                    let Ok(baseline) = platform.unit_baseline(day, c, &known) else {
+                    let Some(baseline) = baselines[c.index()].clone() else {
                         continue;
                     };
                     let test = UnitTest {
@@ -868,11 +936,11 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         not_assessed: not_assessed
             .into_iter()
             .filter(|(id, _)| only(id))
-            .map(|(id, (days, reason))| NotAssessed {
+            .map(|(id, (days, day, why))| NotAssessed {
                 tenant_id: id.to_string(),
                 business_name: names.get(id).and_then(|n| (*n).clone()),
                 days,
-                reason,
+                reason: why.reason(day),
             })
             .collect(),
         unknown_days: period
@@ -1040,9 +1108,8 @@ pub fn read(
     let range = read_range(&period);
     let (tenant_days, coverage) = summaries.snapshot(|summaries| {
         summaries.refuse_unknown_tenants(only, "`callrollup costs`")?;
-        let every = crate::selection::TenantSelection::default();
         Ok((
-            summaries.tenant_days(&range, &every)?,
+            summaries.tenant_day_costs(&range)?,
             summaries.coverage(&range)?,
         ))
     })?;

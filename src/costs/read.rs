@@ -167,6 +167,42 @@ impl Summaries {
         }
     }
 
+    /// Every tenant's calls, billable seconds and costs of each day of the
+    /// period (what `anomalies` compares): from the database without the
+    /// outcome join and finding counts `tenant_days` adds (a nightly run
+    /// reads these back after its commit); from report files as
+    /// `tenant_days` reads them.
+    pub fn tenant_day_costs(&mut self, period: &Period) -> Result<Vec<TenantDay>> {
+        let Summaries::Database { client, schema, .. } = self else {
+            return self.tenant_days(period, &TenantSelection::default());
+        };
+        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&period.from, &period.to];
+        let rows = client.query_raw(
+            &sql::render(sql::ANOMALIES_TENANT_DAYS, &[("schema", schema)]),
+            params,
+        )?;
+        use postgres::fallible_iterator::FallibleIterator;
+        Ok(rows
+            .map(|r| {
+                Ok(TenantDay {
+                    tenant_id: r.get("tenant_id"),
+                    day: r.get("day"),
+                    business_name: r.get("business_name"),
+                    timezone: String::new(),
+                    figures: Figures {
+                        calls: r.get("calls"),
+                        billable_seconds: r.get("billable_seconds"),
+                        stt_cost_usd: Some(r.get("stt_cost_usd")),
+                        llm_cost_usd: Some(r.get("llm_cost_usd")),
+                        tts_cost_usd: Some(r.get("tts_cost_usd")),
+                        total_cost_usd: r.get("total_cost_usd"),
+                        ..Figures::default()
+                    },
+                })
+            })
+            .collect()?)
+    }
+
     /// `tenant_daily_outcomes` rows of the period.
     pub fn outcome_days(
         &mut self,
