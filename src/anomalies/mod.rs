@@ -716,7 +716,9 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         first: None,
         per_unit: std::sync::OnceLock::new(),
     };
-    let mut tenants: BTreeMap<&str, (Series, Option<(NaiveDate, String)>)> = BTreeMap::new();
+    // The name of the latest day that had one.
+    type Named = Option<(NaiveDate, String)>;
+    let mut tenants: BTreeMap<&str, (Series, Named)> = BTreeMap::new();
     let mut platform = empty();
     for t in inputs.tenant_days {
         // The platform row holds errors without a tenant: no calls, no cost.
