@@ -343,8 +343,8 @@ struct Series {
     /// The first day with calls: earlier days are before the scope
     /// existed (or before the read), not days of zero calls.
     first: Option<NaiveDate>,
-    /// `per_unit`'s cache.
-    per_unit: std::sync::OnceLock<Vec<[[Option<Decimal>; 4]; 2]>>,
+    /// `per_unit`'s cache: each day's, made at its first use.
+    per_unit: Vec<std::sync::OnceLock<[[Option<Decimal>; 4]; 2]>>,
 }
 
 /// The days that count: covered and not partial.
@@ -457,18 +457,13 @@ impl Series {
         self.first.is_some_and(|first| day >= first)
     }
 
-    /// Each day's cost per minute and per call of each component, made
-    /// once, at the first baseline asked of the scope (most tenants are
-    /// never asked: too few calls).
-    fn per_unit(&self) -> &[[[Option<Decimal>; 4]; 2]] {
-        self.per_unit.get_or_init(|| {
-            self.days
-                .iter()
-                .map(|row| {
-                    let f = row.unwrap_or_default();
-                    [Unit::Minute, Unit::Call].map(|unit| Component::ALL.map(|c| unit.cost(&f, c)))
-                })
-                .collect()
+    /// Day `i`'s cost per minute and per call of each component, made
+    /// once, when a baseline first asks (most days and most tenants are
+    /// never asked: too few calls, or days no baseline reaches).
+    fn per_unit(&self, i: usize) -> &[[Option<Decimal>; 4]; 2] {
+        self.per_unit[i].get_or_init(|| {
+            let f = self.days[i].unwrap_or_default();
+            [Unit::Minute, Unit::Call].map(|unit| Component::ALL.map(|c| unit.cost(&f, c)))
         })
     }
 
@@ -521,13 +516,12 @@ impl Series {
             }
             Unit::Call => median_calls,
         };
-        let per_unit = self.per_unit();
         let slot = usize::from(unit == Unit::Call);
         let mut out: [Option<UnitBaseline>; 4] = Default::default();
         for c in Component::ALL {
             let (kept, costs): (Vec<NaiveDate>, Vec<Decimal>) = days
                 .iter()
-                .filter_map(|d| Some((*d, per_unit[self.index(*d)?][slot][c.index()]?)))
+                .filter_map(|d| Some((*d, self.per_unit(self.index(*d)?)[slot][c.index()]?)))
                 .unzip();
             if kept.len() < MIN_UNIT_BASELINE_DAYS {
                 continue;
@@ -714,7 +708,7 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         start: range.from,
         days: vec![None; length],
         first: None,
-        per_unit: std::sync::OnceLock::new(),
+        per_unit: (0..length).map(|_| std::sync::OnceLock::new()).collect(),
     };
     // The name of the latest day that had one.
     type Named = Option<(NaiveDate, String)>;
@@ -1111,7 +1105,7 @@ pub fn read(
     let (tenant_days, coverage) = summaries.snapshot(|summaries| {
         summaries.refuse_unknown_tenants(only, "`callrollup costs`")?;
         Ok((
-            summaries.tenant_day_costs(&range)?,
+            summaries.tenant_day_costs(&range, period.from)?,
             summaries.coverage(&range)?,
         ))
     })?;

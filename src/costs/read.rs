@@ -172,11 +172,17 @@ impl Summaries {
     /// outcome join and finding counts `tenant_days` adds (a nightly run
     /// reads these back after its commit); from report files as
     /// `tenant_days` reads them.
-    pub fn tenant_day_costs(&mut self, period: &Period) -> Result<Vec<TenantDay>> {
+    /// Names only from `named_from` on (the days whose name is shown).
+    pub fn tenant_day_costs(
+        &mut self,
+        period: &Period,
+        named_from: NaiveDate,
+    ) -> Result<Vec<TenantDay>> {
         let Summaries::Database { client, schema, .. } = self else {
             return self.tenant_days(period, &TenantSelection::default());
         };
-        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&period.from, &period.to];
+        let params: [&(dyn postgres::types::ToSql + Sync); 3] =
+            [&period.from, &period.to, &named_from];
         let rows = client.query_raw(
             &sql::render(sql::ANOMALIES_TENANT_DAYS, &[("schema", schema)]),
             params,
