@@ -352,9 +352,11 @@ pub async fn costs(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Re
                     (notes(&warnings))
                 }
                 (chart(&svg))
-                (table(&crate::costs::render::text_table(&report, false)))
+                // Above the lines: the table can be 200 lines long.
                 h2 { "Cost anomalies" }
                 (anomalies_markup(&anomalies))
+                h2 { "Costs" }
+                (table(&crate::costs::render::text_table(&report, false)))
                 @if let Some(outcomes) = crate::costs::render::outcome_totals_table(&report) {
                     h2 { "Each outcome across tenants" }
                     (table(&outcomes))
@@ -665,9 +667,10 @@ pub async fn tenant(
                     (notes(&bounds))
                 }
                 (chart(&svg))
-                (table(&crate::costs::render::text_table(&daily, false)))
                 h2 { "Cost anomalies" }
                 (anomalies_markup(&anomalies))
+                h2 { "Each day" }
+                (table(&crate::costs::render::text_table(&daily, false)))
                 h2 { "Outcomes" }
                 (table(&crate::costs::render::text_table(&outcomes, false)))
                 h2 { "Errors" }
