@@ -20,9 +20,9 @@ pub const KINDS: [&str; 5] = [
 /// whose source figures differ from the summary's (`crate::drift`).
 pub const DRIFT: &str = "drift";
 
-/// `--fail-on cost-anomaly`: the cost anomalies (rises) in the days the
+/// `--fail-on cost_anomaly`: the cost anomalies (rises) in the days the
 /// run wrote (`crate::anomalies`).
-pub const COST_ANOMALY: &str = "cost-anomaly";
+pub const COST_ANOMALY: &str = "cost_anomaly";
 
 /// A check made after a run (the drift check, the cost anomalies): what
 /// it found, or why it was not made.

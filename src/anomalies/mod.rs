@@ -203,6 +203,9 @@ pub struct DayFigures {
     pub billable_seconds: i64,
     /// stt, llm, tts, total (None: unknown for the day).
     pub cost: [Option<Decimal>; 4],
+    /// A sum of the component that outgrew a decimal: unknown for good
+    /// (a later day's figure must not start the sum again).
+    overflowed: [bool; 4],
 }
 
 impl DayFigures {
@@ -217,15 +220,23 @@ impl DayFigures {
                 f.tts_cost_usd,
                 Some(f.total_cost_usd),
             ],
+            overflowed: [false; 4],
         }
     }
 
     fn add(&mut self, other: &DayFigures) {
-        self.calls += other.calls;
-        self.billable_seconds += other.billable_seconds;
-        for (mine, theirs) in self.cost.iter_mut().zip(other.cost) {
-            *mine = match (*mine, theirs) {
-                (Some(a), Some(b)) => a.checked_add(b),
+        self.calls = self.calls.saturating_add(other.calls);
+        self.billable_seconds = self.billable_seconds.saturating_add(other.billable_seconds);
+        for i in 0..4 {
+            if self.overflowed[i] {
+                continue;
+            }
+            self.cost[i] = match (self.cost[i], other.cost[i]) {
+                (Some(a), Some(b)) => {
+                    let sum = a.checked_add(b);
+                    self.overflowed[i] = sum.is_none();
+                    sum
+                }
                 (a, None) => a,
                 (None, b) => b,
             };
@@ -284,8 +295,11 @@ pub struct Anomaly {
 pub struct NotAssessed {
     pub tenant_id: String,
     pub business_name: Option<String>,
-    /// The covered days of the period with calls it was not assessed on.
+    /// The covered days of the period with calls it was not assessed on,
+    /// and the first and last of them.
     pub days: usize,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
     pub reason: String,
 }
 
@@ -306,6 +320,9 @@ pub struct Analysis {
     pub partial_days: Vec<NaiveDate>,
     /// Tenant days of the period assessed.
     pub tenant_days_assessed: usize,
+    /// The tenants (of `only`, if given) with calls on a known day of the
+    /// period.
+    pub tenants_with_calls: BTreeSet<String>,
     /// Where the figures were read.
     pub read_from: String,
 }
@@ -329,8 +346,12 @@ pub struct Inputs<'a> {
     pub tenant_days: &'a [TenantDay],
     pub missing_days: &'a BTreeSet<NaiveDate>,
     pub partial_days: &'a BTreeSet<NaiveDate>,
-    /// Only these tenants' lines (the platform's always); empty: every tenant.
+    /// Only these tenants' lines; empty: every tenant.
     pub only: &'a BTreeSet<String>,
+    /// The platform's lines, and tenants' lines measured beyond the
+    /// platform's moves; false: each tenant against its own history
+    /// alone (what a customer's page shows: nothing of other tenants).
+    pub platform: bool,
     pub read_from: String,
 }
 
@@ -388,7 +409,16 @@ fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
     match n {
         0 => None,
         _ if n % 2 == 1 => Some(values[n / 2]),
-        _ => Some((values[n / 2 - 1] + values[n / 2]) / Decimal::TWO),
+        // A sum that outgrows a decimal (crafted report files) halves first.
+        _ => {
+            let (a, b) = (values[n / 2 - 1], values[n / 2]);
+            Some(
+                a.checked_add(b)
+                    .map_or(a / Decimal::TWO + b / Decimal::TWO, |sum| {
+                        sum / Decimal::TWO
+                    }),
+            )
+        }
     }
 }
 
@@ -419,16 +449,18 @@ struct UnitBaseline {
 /// Why a day has no unit-cost baseline.
 #[derive(Debug, Clone, Copy)]
 enum NoBaseline {
-    History(usize),
+    History,
     FewCalls(Decimal),
 }
 
 impl NoBaseline {
-    /// For people: why `day` (the last such day) was not assessed.
-    fn reason(self, day: NaiveDate) -> String {
+    /// For people: why the tenant's days were not assessed (`self`: the
+    /// last day's reason; `calls_from`: its first day with calls read).
+    fn reason(self, day: NaiveDate, calls_from: Option<NaiveDate>) -> String {
         match self {
-            NoBaseline::History(n) => format!(
-                "too short a history: {n} covered day(s) with calls in the {LOOKBACK_DAYS} days before {day}, needs {MIN_UNIT_BASELINE_DAYS}"
+            NoBaseline::History => format!(
+                "too short a history: a day needs {MIN_UNIT_BASELINE_DAYS} earlier covered days with calls (within {LOOKBACK_DAYS} days), and its calls start on {}",
+                calls_from.map_or("no day".to_string(), |d| d.to_string())
             ),
             NoBaseline::FewCalls(m) => format!(
                 "too few calls: a median of {} a day before {day}, needs {MIN_CALLS_A_DAY}",
@@ -449,6 +481,7 @@ impl Series {
             calls: 0,
             billable_seconds: 0,
             cost: [Some(Decimal::ZERO); 4],
+            overflowed: [false; 4],
         })
     }
 
@@ -496,7 +529,7 @@ impl Series {
         }
         days.reverse();
         if days.len() < MIN_UNIT_BASELINE_DAYS {
-            return Err(NoBaseline::History(days.len()));
+            return Err(NoBaseline::History);
         }
         let figures: Vec<DayFigures> = days.iter().map(|d| self.day(*d)).collect();
         let median_calls = median_i64(figures.iter().map(|f| f.calls).collect());
@@ -704,28 +737,45 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
     let range = read_range(&period);
     let known = Known::new(&range, inputs.missing_days, inputs.partial_days);
     let length = usize::try_from((range.to - range.from).num_days() + 1).unwrap_or(0);
-    let empty = || Series {
-        start: range.from,
-        days: vec![None; length],
-        first: None,
-        per_unit: (0..length).map(|_| std::sync::OnceLock::new()).collect(),
+    // Each series holds the days from its first row to its last (a
+    // tenant of a few days costs a few days, whatever the range).
+    let empty = |first: usize, last: usize| {
+        let length = last + 1 - first;
+        Series {
+            start: range.from + Days::new(first as u64),
+            days: vec![None; length],
+            first: None,
+            per_unit: (0..length).map(|_| std::sync::OnceLock::new()).collect(),
+        }
     };
+    // The platform row holds errors without a tenant: no calls, no cost.
+    let index_of = |t: &TenantDay| {
+        usize::try_from((t.day - range.from).num_days())
+            .ok()
+            .filter(|i| *i < length && t.tenant_id != PLATFORM_TENANT)
+    };
+    let mut spans: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for t in inputs.tenant_days {
+        if let Some(i) = index_of(t) {
+            let span = spans.entry(t.tenant_id.as_str()).or_insert((i, i));
+            *span = (span.0.min(i), span.1.max(i));
+        }
+    }
     // The name of the latest day that had one.
     type Named = Option<(NaiveDate, String)>;
-    let mut tenants: BTreeMap<&str, (Series, Named)> = BTreeMap::new();
-    let mut platform = empty();
+    let mut tenants: BTreeMap<&str, (Series, Named)> = spans
+        .iter()
+        .map(|(id, (first, last))| (*id, (empty(*first, *last), None)))
+        .collect();
+    let mut platform = empty(0, length.saturating_sub(1));
     for t in inputs.tenant_days {
-        // The platform row holds errors without a tenant: no calls, no cost.
-        let Ok(i) = usize::try_from((t.day - range.from).num_days()) else {
+        let Some(i) = index_of(t) else {
             continue;
         };
-        if t.tenant_id == PLATFORM_TENANT || i >= length {
-            continue;
-        }
         let figures = DayFigures::of(t);
-        let (series, name) = tenants
-            .entry(t.tenant_id.as_str())
-            .or_insert_with(|| (empty(), None));
+        let Some((series, name)) = tenants.get_mut(t.tenant_id.as_str()) else {
+            continue;
+        };
         if let Some(new) = &t.business_name {
             if name.as_ref().is_none_or(|(day, _)| *day <= t.day) {
                 *name = Some((t.day, new.clone()));
@@ -735,7 +785,7 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
             series.first = Some(series.first.map_or(t.day, |f| f.min(t.day)));
             platform.first = Some(platform.first.map_or(t.day, |f| f.min(t.day)));
         }
-        series.days[i] = Some(figures);
+        series.days[i - spans[t.tenant_id.as_str()].0] = Some(figures);
         platform.days[i]
             .get_or_insert_with(DayFigures::default)
             .add(&figures);
@@ -747,8 +797,10 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
 
     let mut rises = Vec::new();
     let mut falls = Vec::new();
-    // Per tenant: the days not assessed, the last of them and why.
-    let mut not_assessed: BTreeMap<&str, (usize, NaiveDate, NoBaseline)> = BTreeMap::new();
+    // Per tenant: the days not assessed, the first and last of them, and
+    // why the last was.
+    type Skipped = (usize, NaiveDate, NaiveDate, NoBaseline);
+    let mut not_assessed: BTreeMap<&str, Skipped> = BTreeMap::new();
     let mut assessed = 0;
     for day in period.each_day() {
         if !known.is_known(day) {
@@ -766,8 +818,8 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                 Ok(baselines) => baselines,
                 Err(why) => {
                     if figures.calls > 0 {
-                        let entry = not_assessed.entry(id).or_insert((0, day, why));
-                        *entry = (entry.0 + 1, day, why);
+                        let entry = not_assessed.entry(id).or_insert((0, day, day, why));
+                        *entry = (entry.0 + 1, entry.1, day, why);
                     }
                     continue;
                 }
@@ -785,9 +837,10 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                 volumes.insert(id, v);
             }
         }
-        // The platform's move per component: the median tenant's ratio.
+        // The platform's move per component: the median tenant's ratio
+        // (none for a view of one tenant's own: `Inputs::platform`).
         let mut moves: [Option<PlatformMove>; 4] = [None; 4];
-        for c in Component::ALL {
+        for c in Component::ALL.into_iter().filter(|_| inputs.platform) {
             let ratios: Vec<Decimal> = tests
                 .values()
                 .filter_map(|t| t[c.index()].as_ref()?.ratio())
@@ -820,12 +873,16 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                 .filter_map(|(id, v)| v.ratio(series_calls(&tenants[id].0, day)))
                 .collect();
             median_f64(ratios)
-                .filter(|_| volumes.len() >= MIN_PLATFORM_TENANTS)
+                .filter(|_| inputs.platform && volumes.len() >= MIN_PLATFORM_TENANTS)
                 .filter(|m| *m >= MIN_VOLUME_RATIO || *m * MIN_VOLUME_RATIO <= 1.0)
         };
 
-        // The platform's own lines.
-        if platform.lived(day) {
+        // The platform's own lines; the moves its kept lines show are the
+        // ones a tenant's line may be folded into (a move without a line
+        // hides nothing).
+        let mut kept_moves: [Option<PlatformMove>; 4] = [None; 4];
+        let mut kept_volume: Option<(f64, Direction)> = None;
+        if inputs.platform && platform.lived(day) {
             if let Ok(baselines) = platform.unit_baselines(day, &known) {
                 let figures = platform.day(day);
                 let mut unit: [Option<(UnitTest, Direction)>; 4] = Default::default();
@@ -864,7 +921,29 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                     }
                 }
                 for line in lines {
+                    if keep(&line, &rule) {
+                        if line.kind == Kind::UnitCost {
+                            kept_moves[line.component.index()] = moves[line.component.index()];
+                        } else {
+                            kept_volume = volume_move.map(|factor| (factor, line.direction));
+                            for c in &line.components_moved {
+                                kept_moves[c.index()] = moves[c.index()];
+                            }
+                        }
+                    }
                     push(line, &mut rises, &mut falls);
+                }
+                // The platform's total has no line of its own when a
+                // component's line said its dollars: it moved with it.
+                let total = Component::Total.index();
+                if let Some(m) = moves[total] {
+                    if kept_moves
+                        .iter()
+                        .flatten()
+                        .any(|k| k.direction == m.direction)
+                    {
+                        kept_moves[total] = Some(m);
+                    }
                 }
             }
         }
@@ -872,10 +951,18 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         // Each tenant's lines.
         for (id, per_component) in &tests {
             let volume = volumes.get(id).filter(|v| {
-                // Moved with the platform's calls: the platform's line says it.
-                !volume_move.is_some_and(|factor| {
+                // Moved with the platform's calls, the same way: the
+                // platform's line says it.
+                !kept_volume.is_some_and(|(factor, direction)| {
                     v.ratio(series_calls(&tenants[id].0, day))
-                        .is_some_and(|r| r <= factor * MIN_VOLUME_RATIO)
+                        .is_some_and(|r| match direction {
+                            Direction::Rise => {
+                                r >= MIN_VOLUME_RATIO && r <= factor * MIN_VOLUME_RATIO
+                            }
+                            Direction::Fall => {
+                                r * MIN_VOLUME_RATIO <= 1.0 && r * MIN_VOLUME_RATIO >= factor
+                            }
+                        })
                 })
             });
             if !(inputs.only.is_empty() || inputs.only.contains(*id)) {
@@ -889,7 +976,7 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                 let Some(test) = per_component[c.index()].clone() else {
                     continue;
                 };
-                let m = moves[c.index()];
+                let m = kept_moves[c.index()];
                 // Moved with the platform: the platform's line says it.
                 if folded(&test, m) {
                     continue;
@@ -907,8 +994,10 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
             }
         }
     }
-    let names: BTreeMap<&str, &Option<String>> =
-        tenants.iter().map(|(id, (_, name))| (*id, name)).collect();
+    let names: BTreeMap<&str, (&Option<String>, Option<NaiveDate>)> = tenants
+        .iter()
+        .map(|(id, (series, name))| (*id, (name, series.first)))
+        .collect();
     rises.sort_by(|a, b| {
         b.excess_usd
             .cmp(&a.excess_usd)
@@ -929,16 +1018,33 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         rule,
         rises: rises.into_iter().filter(|a| keep(a, &rule)).collect(),
         falls: falls.into_iter().filter(|a| keep(a, &rule)).collect(),
-        not_assessed: not_assessed
-            .into_iter()
-            .filter(|(id, _)| only(id))
-            .map(|(id, (days, day, why))| NotAssessed {
-                tenant_id: id.to_string(),
-                business_name: names.get(id).and_then(|n| (*n).clone()),
-                days,
-                reason: why.reason(day),
+        tenants_with_calls: tenants
+            .iter()
+            .filter(|(id, (series, _))| {
+                only(id)
+                    && period
+                        .each_day()
+                        .any(|d| known.is_known(d) && series.day(d).calls > 0)
             })
+            .map(|(id, _)| id.to_string())
             .collect(),
+        not_assessed: by_name(
+            not_assessed
+                .into_iter()
+                .filter(|(id, _)| only(id))
+                .map(|(id, (days, first_day, last_day, why))| {
+                    let (name, calls_from) = names.get(id).copied().unwrap_or((&None, None));
+                    NotAssessed {
+                        tenant_id: id.to_string(),
+                        business_name: name.clone(),
+                        days,
+                        first_day,
+                        last_day,
+                        reason: why.reason(last_day, calls_from),
+                    }
+                })
+                .collect(),
+        ),
         unknown_days: period
             .each_day()
             .filter(|d| inputs.missing_days.contains(d))
@@ -950,6 +1056,12 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         tenant_days_assessed: assessed,
         read_from: inputs.read_from.clone(),
     }
+}
+
+/// The tenants not assessed in the order people look them up: by name.
+fn by_name(mut tenants: Vec<NotAssessed>) -> Vec<NotAssessed> {
+    tenants.sort_by(|a, b| (&a.business_name, &a.tenant_id).cmp(&(&b.business_name, &b.tenant_id)));
+    tenants
 }
 
 /// Whether a tenant's unit test moved with the platform's move `m`: the
@@ -1100,6 +1212,7 @@ pub fn read(
     period: Period,
     rule: Rule,
     only: &crate::selection::TenantSelection,
+    platform: bool,
 ) -> crate::error::Result<Analysis> {
     let range = read_range(&period);
     let (tenant_days, coverage) = summaries.snapshot(|summaries| {
@@ -1120,6 +1233,7 @@ pub fn read(
             missing_days: &missing,
             partial_days: &partial,
             only: &only,
+            platform,
             read_from: summaries.describe(),
         },
     ))

@@ -93,6 +93,7 @@ pub fn columns(a: &Anomaly) -> Vec<(&'static str, Cell)> {
             "volume_baseline_days",
             Cell::Text(Some(days_text(&a.volume_baseline_days))),
         ),
+        ("why", Cell::Text(Some(why(a)))),
     ]
 }
 
@@ -190,6 +191,8 @@ pub fn json(analysis: &Analysis) -> Result<Vec<u8>> {
             "tenant_id": n.tenant_id,
             "business_name": n.business_name,
             "days": n.days,
+            "first_day": n.first_day.to_string(),
+            "last_day": n.last_day.to_string(),
             "reason": n.reason,
         })).collect::<Vec<_>>(),
     });
@@ -220,11 +223,22 @@ fn rule_json(analysis: &Analysis) -> serde_json::Value {
 /// same dollars twice, the platform's lines overlap its tenants' and are
 /// left out.
 pub fn total_excess(lines: &[Anomaly]) -> Decimal {
-    lines
+    sum(lines
         .iter()
         .filter(|a| a.tenant_id.is_some())
-        .map(|a| a.excess_usd)
-        .sum()
+        .map(|a| a.excess_usd))
+}
+
+/// A sum that saturates rather than panics (only crafted report files
+/// hold amounts that could outgrow a decimal).
+fn sum(values: impl Iterator<Item = Decimal>) -> Decimal {
+    values.fold(Decimal::ZERO, |total, v| {
+        total.checked_add(v).unwrap_or(if v.is_sign_negative() {
+            Decimal::MIN
+        } else {
+            Decimal::MAX
+        })
+    })
 }
 
 /// Why a line was called, for people: the unit cost or the calls beside
@@ -234,13 +248,15 @@ pub fn why(a: &Anomaly) -> String {
     if matches!(a.kind, Kind::UnitCost | Kind::Both) {
         if let (Some(cost), Some(base)) = (a.unit_cost_usd, a.baseline_unit_cost_usd) {
             parts.push(format!(
-                "USD {} per {} vs {}{}{}",
+                "{} USD per {} vs a median of {}{}{}",
                 crate::money::text(cost, 4),
-                a.unit.name(),
+                match a.unit {
+                    super::Unit::Minute => "billable minute",
+                    super::Unit::Call => "call",
+                },
                 crate::money::text(base, 4),
-                a.unit_ratio
-                    .map_or(String::new(), |r| format!(" (x{r:.2})")),
                 span(&a.unit_baseline_days),
+                a.unit_ratio.map_or(String::new(), |r| format!(", x{r:.2}")),
             ));
         }
         if let Some(x) = a.platform_factor {
@@ -253,12 +269,12 @@ pub fn why(a: &Anomaly) -> String {
     if matches!(a.kind, Kind::Volume | Kind::Both) {
         if let Some(base) = a.baseline_calls {
             parts.push(format!(
-                "{} calls vs {}{}{}",
+                "{} calls vs a median of {}{}{}",
                 a.calls,
                 base.normalize(),
-                a.volume_ratio
-                    .map_or(String::new(), |r| format!(" (x{r:.2})")),
                 like_days(&a.volume_baseline_days),
+                a.volume_ratio
+                    .map_or(String::new(), |r| format!(", x{r:.2}")),
             ));
         }
         if !a.components_moved.is_empty() {
@@ -282,7 +298,7 @@ pub fn why(a: &Anomaly) -> String {
 fn span(days: &[NaiveDate]) -> String {
     match (days.first(), days.last()) {
         (Some(first), Some(last)) => {
-            format!(" over {} days {first}..{last}", days.len())
+            format!(" of {} days {first}..{last}", days.len())
         }
         _ => String::new(),
     }
@@ -294,7 +310,7 @@ fn like_days(days: &[NaiveDate]) -> String {
         return String::new();
     }
     format!(
-        " on {} like days ({})",
+        " of {} like days ({})",
         days.len(),
         days.iter()
             .map(|d| d.format("%m-%d").to_string())
@@ -345,10 +361,16 @@ pub fn table(analysis: &Analysis, top: Option<usize>) -> Vec<u8> {
     if analysis.rises.is_empty() {
         out.push_str("no cost rose beyond its baseline\n");
     } else {
+        let platform = analysis.rises.iter().any(|a| a.tenant_id.is_none());
         out.push_str(&format!(
-            "\ncosts that rose: {} line(s), {} USD above their baselines (tenant lines; the platform's overlap them)\n",
+            "\ncosts that rose: {} line(s); the tenants' lines come to {} USD above their baselines{}\n",
             analysis.rises.len(),
-            crate::money::cents_text(total_excess(&analysis.rises))
+            crate::money::cents_text(total_excess(&analysis.rises)),
+            if platform {
+                " (the (platform) lines are the same dollars seen across tenants, not added)"
+            } else {
+                ""
+            }
         ));
         out.push_str(&text_table(&shown(&analysis.rises), from, to).terminal());
         out.push('\n');
@@ -363,7 +385,7 @@ pub fn table(analysis: &Analysis, top: Option<usize>) -> Vec<u8> {
         out.push_str(&format!(
             "\ncosts that fell (not alarms): {} line(s), {} USD below their baselines\n",
             analysis.falls.len(),
-            crate::money::cents_text(total_excess(&analysis.falls))
+            crate::money::cents_text(total_excess(&analysis.falls).abs())
         ));
         out.push_str(&text_table(&shown(&analysis.falls), from, to).terminal());
         out.push('\n');
@@ -373,11 +395,13 @@ pub fn table(analysis: &Analysis, top: Option<usize>) -> Vec<u8> {
             "\nnot assessed: {} tenant(s)\n",
             analysis.not_assessed.len()
         ));
-        let mut table = TextTable::new(&["tenant", "days", "why"]);
+        let mut table = TextTable::new(&["tenant", "days", "from", "to", "why"]);
         for n in &analysis.not_assessed {
             table.rows.push(vec![
                 TextCell::text(n.business_name.as_deref().unwrap_or(&n.tenant_id)),
                 TextCell::number(n.days.to_string()),
+                TextCell::text(&n.first_day.to_string()),
+                TextCell::text(&n.last_day.to_string()),
                 TextCell::text(&n.reason),
             ]);
         }
@@ -386,6 +410,9 @@ pub fn table(analysis: &Analysis, top: Option<usize>) -> Vec<u8> {
     }
     for line in unknown_lines(analysis) {
         out.push_str(&format!("\n{line}\n"));
+    }
+    if !(analysis.rises.is_empty() && analysis.falls.is_empty()) {
+        out.push_str("\nDollars are rounded to cents here; CSV, JSON and the workbook hold them to the micro-dollar (excess = cost - expected exactly).\n");
     }
     out.into_bytes()
 }
@@ -399,11 +426,22 @@ pub fn unknown_lines(analysis: &Analysis) -> Vec<String> {
             .join(", ")
     };
     let mut out = Vec::new();
-    if !analysis.unknown_days.is_empty() {
+    // A day that has not ended everywhere cannot have been rolled up yet.
+    let complete = crate::window::last_complete_day(chrono::Utc::now());
+    let (missing, not_ended): (Vec<NaiveDate>, Vec<NaiveDate>) =
+        analysis.unknown_days.iter().partition(|d| **d <= complete);
+    if !missing.is_empty() {
         out.push(format!(
             "unknown: {} day(s) no succeeded run covered, not assessed (run `callrollup run` for them): {}",
-            analysis.unknown_days.len(),
-            list(&analysis.unknown_days)
+            missing.len(),
+            list(&missing)
+        ));
+    }
+    if !not_ended.is_empty() {
+        out.push(format!(
+            "unknown: {} day(s) not yet ended everywhere, so not rolled up yet: {}",
+            not_ended.len(),
+            list(&not_ended)
         ));
     }
     if !analysis.partial_days.is_empty() {
@@ -430,7 +468,7 @@ pub fn xlsx(analysis: &Analysis) -> Result<Vec<u8>> {
             .collect();
         if !rows.is_empty() {
             let tenant: Vec<&Anomaly> = lines.iter().filter(|a| a.tenant_id.is_some()).collect();
-            let sum = |f: fn(&Anomaly) -> Decimal| Some(tenant.iter().map(|a| f(a)).sum());
+            let sum = |f: fn(&Anomaly) -> Decimal| Some(sum(tenant.iter().map(|a| f(a))));
             let total: Vec<(&'static str, Cell)> = columns(&empty_line())
                 .into_iter()
                 .map(|(name, cell)| {

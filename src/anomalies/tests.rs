@@ -73,6 +73,7 @@ fn analyse_all(tenant_days: &[TenantDay], from: &str, to: &str, missing: &[Naive
             missing_days: &missing,
             partial_days: &BTreeSet::new(),
             only: &BTreeSet::new(),
+            platform: true,
             read_from: "test".into(),
         },
     )
@@ -228,9 +229,10 @@ fn a_tenant_with_one_day_of_history_is_not_assessed_and_says_why() {
     assert_eq!(a.not_assessed.len(), 1);
     assert_eq!(a.not_assessed[0].days, 2);
     assert!(
-        a.not_assessed[0]
-            .reason
-            .contains("too short a history: 1 covered day(s)"),
+        a.not_assessed[0].reason.starts_with("too short a history")
+            && a.not_assessed[0]
+                .reason
+                .ends_with("its calls start on 2026-11-10"),
         "{}",
         a.not_assessed[0].reason
     );
@@ -336,4 +338,86 @@ fn the_answer_does_not_depend_on_the_order_rows_arrive_in() {
     };
     assert_eq!(key(&a), key(&b));
     assert_eq!(a.rises.len(), 1);
+}
+
+fn analyse_view(tenant_days: &[TenantDay], day: &str, only: &[String], platform: bool) -> Analysis {
+    let period = Period {
+        from: date(day),
+        to: date(day),
+        is_month: false,
+    };
+    let only: BTreeSet<String> = only.iter().cloned().collect();
+    analyse(
+        period,
+        Rule::default(),
+        &Inputs {
+            tenant_days,
+            missing_days: &BTreeSet::new(),
+            partial_days: &BTreeSet::new(),
+            only: &only,
+            platform,
+            read_from: "test".into(),
+        },
+    )
+}
+
+/// Twelve tenants whose LLM price rose ×1.5 on 2026-11-10 (tenant 3 ×6),
+/// and one tenant `big` times larger whose price stayed.
+fn a_price_change(big: i64) -> Vec<TenantDay> {
+    let mut rows = Vec::new();
+    for i in 1..=13 {
+        for day in days("2026-09-20", 60) {
+            let mut factor = Decimal::ONE;
+            if i <= 12 && day >= date("2026-11-10") {
+                factor = Decimal::new(15, 1);
+            }
+            if i == 3 && day == date("2026-11-10") {
+                factor *= Decimal::from(4);
+            }
+            let calls = if i == 13 { 100 * big } else { 100 + i as i64 };
+            rows.push(tenant_day(&tenant(i), day, calls, factor));
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_tenants_own_view_holds_nothing_of_the_platform() {
+    let rows = a_price_change(1);
+    let a = analyse_view(&rows, "2026-11-10", &[tenant(3)], false);
+    assert!(
+        a.rises.iter().all(|l| l.tenant_id.is_some()),
+        "{:?}",
+        a.rises
+    );
+    assert!(a.rises.iter().all(|l| l.platform_factor.is_none()));
+    assert!(a.rises.iter().all(|l| l.tenants_moved.is_none()));
+    // Against its own history alone: the whole ×6 is its anomaly.
+    let llm = a
+        .rises
+        .iter()
+        .find(|l| l.component == Component::Llm)
+        .unwrap();
+    assert!(llm.unit_ratio.unwrap() > 5.5, "{llm:?}");
+    assert_eq!(a.tenants_with_calls.len(), 1);
+}
+
+#[test]
+fn a_move_of_most_tenants_that_no_platform_line_shows_hides_no_tenant() {
+    // One tenant 100 times the others' size kept its price: the
+    // platform's own cost per minute moved less than the rule's 25 %, so
+    // there is no platform line, and each tenant that moved says so.
+    let rows = a_price_change(100);
+    let a = analyse_view(&rows, "2026-11-10", &[], true);
+    assert!(
+        a.rises.iter().all(|l| l.tenant_id.is_some()),
+        "{:?}",
+        a.rises
+    );
+    let llm_lines = a
+        .rises
+        .iter()
+        .filter(|l| l.component == Component::Llm)
+        .count();
+    assert_eq!(llm_lines, 12, "{:?}", a.rises);
 }

@@ -29,11 +29,11 @@ pub struct Args {
     /// A day is an anomaly when it is more than K robust standard
     /// deviations from its baseline's median (and 25% or more away for a
     /// unit cost, 1.75 times for calls).
-    #[arg(long, default_value_t = Rule::default().k, value_parser = positive)]
+    #[arg(long, default_value_t = Rule::default().k, value_parser = positive, allow_negative_numbers = true)]
     pub k: f64,
 
     /// Lines worth less than this many dollars (either way) are left out.
-    #[arg(long, value_name = "USD", default_value = "1")]
+    #[arg(long, value_name = "USD", default_value = "1", value_parser = dollars, allow_negative_numbers = true)]
     pub min_excess: rust_decimal::Decimal,
 
     /// How many rises and falls the table shows (CSV, JSON and the
@@ -56,5 +56,14 @@ fn positive(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(k) if k.is_finite() && k > 0.0 => Ok(k),
         _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+fn dollars(text: &str) -> Result<rust_decimal::Decimal, String> {
+    match text.parse::<rust_decimal::Decimal>() {
+        Ok(usd) if !usd.is_sign_negative() => Ok(usd),
+        _ => Err(format!(
+            "{text:?} is not an amount of dollars, 0 or more (e.g. 1 or 0.50)"
+        )),
     }
 }

@@ -45,9 +45,10 @@ pub struct Args {
 
     /// Exit 3 (after writing) when the window's findings of KIND exceed N
     /// rows (0 without >N); repeatable. Kinds: invalid_timezone,
-    /// unknown_tenant, negative_cost, missing_cost, cost_mismatch; and
-    /// drift (tenant days of the closed days before the window that differ
-    /// from the source).
+    /// unknown_tenant, negative_cost, missing_cost, cost_mismatch; drift
+    /// (tenant days of the closed days before the window that differ from
+    /// the source); and cost_anomaly (lines of `callrollup anomalies` whose
+    /// cost rose, in the days the run wrote).
     #[arg(long = "fail-on", value_name = "KIND[>N]")]
     pub fail_on: Vec<String>,
 

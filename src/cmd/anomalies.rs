@@ -22,12 +22,30 @@ fn last_days(text: &str) -> Result<u64> {
     crate::cmd::errors::length_in_days("--last", text)
 }
 
+/// The longest period one `anomalies` looks at: every tenant's days of it
+/// and of its baselines are held at once.
+const MAX_DAYS: i64 = 366;
+
 fn period(args: &Args) -> Result<Period> {
     if let Some(period) = args.period.period()? {
         crate::window::check_span(period.from, period.to)?;
+        if period.days() > MAX_DAYS {
+            return Err(Error::usage(format!(
+                "{}..{} is {} days: `anomalies` looks at most {MAX_DAYS} at once; split the period",
+                period.from,
+                period.to,
+                period.days()
+            )));
+        }
         return Ok(period);
     }
     let days = last_days(&args.last)?;
+    if days > MAX_DAYS as u64 {
+        return Err(Error::usage(format!(
+            "--last {}: `anomalies` looks at most {MAX_DAYS} days at once; split the period with --from/--to",
+            args.last
+        )));
+    }
     let to = last_complete_day(Utc::now());
     Ok(Period {
         from: to - Days::new(days - 1),
@@ -43,12 +61,6 @@ pub fn execute(args: Args) -> Result<()> {
     if args.format == Format::Xlsx {
         args.output.require_file("xlsx")?;
     }
-    if args.min_excess.is_sign_negative() {
-        return Err(Error::usage(format!(
-            "--min-excess {}: a number of dollars, 0 or more",
-            args.min_excess
-        )));
-    }
     let rule = Rule {
         k: args.k,
         min_excess_usd: args.min_excess,
@@ -59,7 +71,15 @@ pub fn execute(args: Args) -> Result<()> {
         .ok_or_else(|| {
             Error::usage("no summary tables: pass --reports DIR, --target-url or --database-url (or set CALLROLLUP_TARGET_URL / DATABASE_URL)")
         })?;
-    let analysis = crate::anomalies::read(&mut summaries, period, rule, &tenants)?;
+    let analysis = crate::anomalies::read(&mut summaries, period, rule, &tenants, true)?;
+    for tenant in tenants.tenant_texts() {
+        if !analysis.tenants_with_calls.contains(&tenant) {
+            crate::log::info(&format!(
+                "tenant {tenant} has no calls on a covered day of {}..{}: nothing to assess",
+                period.from, period.to
+            ));
+        }
+    }
     // Say what is unknown, on stderr, whatever the format.
     if args.format != Format::Table {
         for line in render::unknown_lines(&analysis) {

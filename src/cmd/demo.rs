@@ -185,6 +185,7 @@ fn cost_anomalies(reports_dir: &Path, window: &Window, platform: &Platform) -> R
         period,
         crate::anomalies::Rule::default(),
         &Default::default(),
+        true,
     )?;
     let mut out = String::new();
     match analysis.rises.first() {

@@ -205,6 +205,9 @@ fn drift(request: &RunRequest, lookback: u32) -> DriftCheck {
     }))
 }
 
+/// The longest window whose anomalies a run looks for after its commit.
+const MAX_ANOMALY_DAYS: usize = 92;
+
 /// The cost anomalies of the days the run wrote, read back from what it
 /// wrote (the target's summary tables, or its report folder); not looked
 /// for after a dry run or a `--tenant` or shard run (the other tenants'
@@ -218,6 +221,11 @@ fn cost_anomalies(request: &RunRequest) -> crate::anomalies::Check {
     if !request.asked.tenants.is_empty() || request.asked.shard.is_some() {
         return Check::NotMade(
             "a --tenant or shard run; the whole nightly run looks at every tenant",
+        );
+    }
+    if request.window.day_count() > MAX_ANOMALY_DAYS {
+        return Check::NotMade(
+            "a window of more than 92 days (a backfill); `callrollup anomalies` looks at any part of it",
         );
     }
     let found = (|| {
@@ -239,6 +247,7 @@ fn cost_anomalies(request: &RunRequest) -> crate::anomalies::Check {
             period,
             crate::anomalies::Rule::default(),
             &Default::default(),
+            true,
         )
     })();
     match found {

@@ -250,7 +250,7 @@ fn the_nightly_run_names_the_anomalies_it_wrote_trips_its_gate_and_sets_its_gaug
             "--to",
             "2026-11-17",
             "--fail-on",
-            "cost-anomaly",
+            "cost_anomaly",
         ])
         .arg("--out")
         .arg(&reports)
@@ -258,7 +258,7 @@ fn the_nightly_run_names_the_anomalies_it_wrote_trips_its_gate_and_sets_its_gaug
         .arg(&metrics)
         .output()
         .unwrap();
-    assert_fails(&output, 3, "cost-anomaly has 2 lines (> 0)");
+    assert_fails(&output, 3, "cost_anomaly has 2 lines (> 0)");
     let summary = stdout_of(&output);
     assert!(
         summary.contains("anomalies   2 cost rise(s)")
@@ -370,8 +370,13 @@ fn anomalies_refuses_bad_input_with_what_to_do() {
         2,
         "--last \"2x\" is not a length",
     );
-    assert_fails(&anomalies(&db, &["--k=-1"]), 2, "not a positive number");
-    assert_fails(&anomalies(&db, &["--min-excess=-5"]), 2, "0 or more");
+    assert_fails(&anomalies(&db, &["--k", "-1"]), 2, "not a positive number");
+    assert_fails(&anomalies(&db, &["--min-excess", "-5"]), 2, "0 or more");
+    assert_fails(
+        &anomalies(&db, &["--min-excess", "abc"]),
+        2,
+        "not an amount of dollars",
+    );
     assert_fails(&anomalies(&db, &["--format", "xlsx"]), 2, "add -o FILE");
     assert_fails(
         &anomalies(&db, &["--tenant", "b0000000-0000-0000-0000-0000000000ff"]),
