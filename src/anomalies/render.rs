@@ -417,41 +417,19 @@ pub fn table(analysis: &Analysis, top: Option<usize>) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The days nothing can be said about, for people.
+/// The days nothing can be said about, for people: coverage's own
+/// lines (not run, not yet ended everywhere, partial), as unknowns.
 pub fn unknown_lines(analysis: &Analysis) -> Vec<String> {
-    let list = |days: &[NaiveDate]| {
-        days.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let coverage = crate::summaries::Coverage {
+        missing_days: analysis.unknown_days.clone(),
+        partial_days: analysis.partial_days.clone(),
+        ..Default::default()
     };
-    let mut out = Vec::new();
-    // A day that has not ended everywhere cannot have been rolled up yet.
-    let complete = crate::window::last_complete_day(chrono::Utc::now());
-    let (missing, not_ended): (Vec<NaiveDate>, Vec<NaiveDate>) =
-        analysis.unknown_days.iter().partition(|d| **d <= complete);
-    if !missing.is_empty() {
-        out.push(format!(
-            "unknown: {} day(s) no succeeded run covered, not assessed (run `callrollup run` for them): {}",
-            missing.len(),
-            list(&missing)
-        ));
-    }
-    if !not_ended.is_empty() {
-        out.push(format!(
-            "unknown: {} day(s) not yet ended everywhere, so not rolled up yet: {}",
-            not_ended.len(),
-            list(&not_ended)
-        ));
-    }
-    if !analysis.partial_days.is_empty() {
-        out.push(format!(
-            "unknown: {} day(s) rolled up before they had ended everywhere, not assessed: {}",
-            analysis.partial_days.len(),
-            list(&analysis.partial_days)
-        ));
-    }
-    out
+    coverage
+        .problems()
+        .into_iter()
+        .map(|problem| format!("unknown, not assessed: {problem}"))
+        .collect()
 }
 
 /// A workbook: the rises and the falls (each with a TOTAL of the tenant

@@ -34,6 +34,31 @@ fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
         .collect())
 }
 
+/// A tenant day of `queries/costs_tenant_days.sql`, or of the narrower
+/// `queries/anomalies_tenant_days.sql` (a column it does not select is 0,
+/// or empty for the zone).
+fn tenant_day_of(r: &postgres::Row) -> TenantDay {
+    let count = |name: &str| r.try_get::<_, i64>(name).unwrap_or(0);
+    TenantDay {
+        tenant_id: r.get("tenant_id"),
+        day: r.get("day"),
+        business_name: r.get("business_name"),
+        timezone: r.try_get("timezone").unwrap_or_default(),
+        figures: Figures {
+            calls: r.get("calls"),
+            completed_calls: count("completed_calls"),
+            booked_calls: count("booked_calls"),
+            billable_seconds: r.get("billable_seconds"),
+            stt_cost_usd: Some(r.get("stt_cost_usd")),
+            llm_cost_usd: Some(r.get("llm_cost_usd")),
+            tts_cost_usd: Some(r.get("tts_cost_usd")),
+            total_cost_usd: r.get("total_cost_usd"),
+            calls_missing_cost: count("calls_missing_cost"),
+            cost_mismatch_calls: count("cost_mismatch_calls"),
+        },
+    }
+}
+
 impl Summaries {
     /// The tenant days of the period billed on UTC days because the
     /// tenant's time zone was missing or unknown (findings of kind
@@ -82,28 +107,7 @@ impl Summaries {
                     params,
                 )?;
                 use postgres::fallible_iterator::FallibleIterator;
-                Ok(rows
-                    .map(|r| {
-                        Ok(TenantDay {
-                            tenant_id: r.get("tenant_id"),
-                            day: r.get("day"),
-                            business_name: r.get("business_name"),
-                            timezone: r.get("timezone"),
-                            figures: Figures {
-                                calls: r.get("calls"),
-                                completed_calls: r.get("completed_calls"),
-                                booked_calls: r.get("booked_calls"),
-                                billable_seconds: r.get("billable_seconds"),
-                                stt_cost_usd: Some(r.get("stt_cost_usd")),
-                                llm_cost_usd: Some(r.get("llm_cost_usd")),
-                                tts_cost_usd: Some(r.get("tts_cost_usd")),
-                                total_cost_usd: r.get("total_cost_usd"),
-                                calls_missing_cost: r.get("calls_missing_cost"),
-                                cost_mismatch_calls: r.get("cost_mismatch_calls"),
-                            },
-                        })
-                    })
-                    .collect()?)
+                Ok(rows.map(|r| Ok(tenant_day_of(&r))).collect()?)
             }
             Summaries::Reports(dir) => {
                 let mut out = Vec::new();
@@ -188,25 +192,7 @@ impl Summaries {
             params,
         )?;
         use postgres::fallible_iterator::FallibleIterator;
-        Ok(rows
-            .map(|r| {
-                Ok(TenantDay {
-                    tenant_id: r.get("tenant_id"),
-                    day: r.get("day"),
-                    business_name: r.get("business_name"),
-                    timezone: String::new(),
-                    figures: Figures {
-                        calls: r.get("calls"),
-                        billable_seconds: r.get("billable_seconds"),
-                        stt_cost_usd: Some(r.get("stt_cost_usd")),
-                        llm_cost_usd: Some(r.get("llm_cost_usd")),
-                        tts_cost_usd: Some(r.get("tts_cost_usd")),
-                        total_cost_usd: r.get("total_cost_usd"),
-                        ..Figures::default()
-                    },
-                })
-            })
-            .collect()?)
+        Ok(rows.map(|r| Ok(tenant_day_of(&r))).collect()?)
     }
 
     /// `tenant_daily_outcomes` rows of the period.

@@ -342,7 +342,7 @@ fn unknown_days_stay_unknown_and_short_histories_are_not_assessed() {
     ));
     let text = stdout_of(&table);
     assert!(
-        text.contains("unknown: 1 day(s) no succeeded run covered, not assessed")
+        text.contains("unknown, not assessed: 1 day(s) not covered by a succeeded run")
             && text.contains("2026-03-10"),
         "{text}"
     );
