@@ -438,16 +438,24 @@ pub fn unknown_lines(analysis: &Analysis) -> Vec<String> {
 pub fn xlsx(analysis: &Analysis) -> Result<Vec<u8>> {
     use crate::output::workbook::{about_lines, write_table, xlsx_error, CENTS};
     let mut book = rust_xlsxwriter::Workbook::new();
+    // The lists of baseline days stay in CSV and JSON: the why column
+    // names their span, and a printed page a day list wide is unreadable.
+    let sheet_columns = |a: &Anomaly| -> Vec<(&'static str, Cell)> {
+        columns(a)
+            .into_iter()
+            .filter(|(name, _)| !name.ends_with("_baseline_days"))
+            .collect()
+    };
     let tenant_rows = |lines: &[Anomaly]| -> Vec<Vec<(&'static str, Cell)>> {
         let mut rows: Vec<_> = lines
             .iter()
             .filter(|a| a.tenant_id.is_some())
-            .map(columns)
+            .map(sheet_columns)
             .collect();
         if !rows.is_empty() {
             let tenant: Vec<&Anomaly> = lines.iter().filter(|a| a.tenant_id.is_some()).collect();
             let sum = |f: fn(&Anomaly) -> Decimal| Some(sum(tenant.iter().map(|a| f(a))));
-            let total: Vec<(&'static str, Cell)> = columns(&empty_line())
+            let total: Vec<(&'static str, Cell)> = sheet_columns(&empty_line())
                 .into_iter()
                 .map(|(name, cell)| {
                     let cell = match name {
@@ -483,7 +491,11 @@ pub fn xlsx(analysis: &Analysis) -> Result<Vec<u8>> {
     }
     let platform: Vec<Vec<(&'static str, Cell)>> = lines(analysis)
         .filter(|(_, a)| a.tenant_id.is_none())
-        .map(|(d, a)| with_direction(d, a))
+        .map(|(d, a)| {
+            let mut row = sheet_columns(a);
+            row.insert(6, ("direction", Cell::Text(Some(d.into()))));
+            row
+        })
         .collect();
     let sheet = book.add_worksheet();
     sheet.set_name("Platform").map_err(xlsx_error)?;
