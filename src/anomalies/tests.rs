@@ -382,7 +382,7 @@ fn a_price_change(big: i64) -> Vec<TenantDay> {
 }
 
 #[test]
-fn a_tenants_own_view_holds_nothing_of_the_platform() {
+fn a_customers_page_showed_platform_lines_and_figures() {
     let rows = a_price_change(1);
     let a = analyse_view(&rows, "2026-11-10", &[tenant(3)], false);
     assert!(
@@ -403,7 +403,7 @@ fn a_tenants_own_view_holds_nothing_of_the_platform() {
 }
 
 #[test]
-fn a_move_of_most_tenants_that_no_platform_line_shows_hides_no_tenant() {
+fn a_move_of_most_tenants_that_no_platform_line_showed_hid_every_tenant() {
     // One tenant 100 times the others' size kept its price: the
     // platform's own cost per minute moved less than the rule's 25 %, so
     // there is no platform line, and each tenant that moved says so.
@@ -420,4 +420,33 @@ fn a_move_of_most_tenants_that_no_platform_line_shows_hides_no_tenant() {
         .filter(|l| l.component == Component::Llm)
         .count();
     assert_eq!(llm_lines, 12, "{:?}", a.rises);
+}
+
+#[test]
+fn a_tenant_whose_calls_fell_was_hidden_by_a_platform_rise_of_calls() {
+    // Every tenant's calls doubled on 2026-11-12 but tenant 2's, which
+    // fell to a tenth: one platform line for the rise, and tenant 2's
+    // fall still its own line.
+    let mut rows = Vec::new();
+    for i in 1..=8 {
+        for day in days("2026-09-20", 60) {
+            let mut calls = 200 + i as i64;
+            if day == date("2026-11-12") {
+                calls = if i == 2 { 20 } else { calls * 2 };
+            }
+            rows.push(tenant_day(&tenant(i), day, calls, Decimal::ONE));
+        }
+    }
+    let a = analyse_view(&rows, "2026-11-12", &[], true);
+    let platform: Vec<&Anomaly> = a.rises.iter().filter(|l| l.tenant_id.is_none()).collect();
+    assert_eq!(platform.len(), 1, "{:?}", a.rises);
+    assert_eq!(platform[0].kind, Kind::Volume);
+    assert!(
+        a.rises.iter().all(|l| l.tenant_id.is_none()),
+        "the tenants that doubled moved with the platform: {:?}",
+        a.rises
+    );
+    assert_eq!(a.falls.len(), 1, "{:?}", a.falls);
+    assert_eq!(a.falls[0].tenant_id.as_deref(), Some(tenant(2).as_str()));
+    assert_eq!(a.falls[0].kind, Kind::Volume);
 }
