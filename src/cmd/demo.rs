@@ -170,10 +170,12 @@ fn incident(reports_dir: &Path, window: &Window, chart_path: &Path) -> Result<St
     Ok(out)
 }
 
-/// The cost anomalies of the last 14 days, from the report files, and
-/// what was injected.
+/// The cost anomalies of the second half of the window (the period the
+/// tour's `costs` line shows), from the report files, and what was
+/// injected.
 fn cost_anomalies(reports_dir: &Path, window: &Window, platform: &Platform) -> Result<String> {
-    let from = (window.to - chrono::Days::new(13)).max(window.from);
+    let half = (window.day_count() / 2).max(1) as u64;
+    let from = window.to - chrono::Days::new(half - 1);
     let period = crate::window::Period {
         from,
         to: window.to,
