@@ -338,6 +338,30 @@ fn demo_runs_without_a_database_and_leaves_the_files_it_lists() {
         text.contains(&format!("llm_error errors on {day}")),
         "the incident found is the injected one: {text}"
     );
+    // The injected cost anomaly is found: both days, and nothing else.
+    let anomalies = &text[text
+        .find("Cost anomalies: ")
+        .expect("a cost anomalies part")..];
+    let injected = anomalies
+        .lines()
+        .find(|l| l.contains("(injected: llm unit_cost x3 for "))
+        .expect("the injection named");
+    let (name, days) = injected
+        .trim_start_matches("  (injected: llm unit_cost x3 for ")
+        .trim_end_matches(')')
+        .split_once(" on ")
+        .unwrap();
+    let (first, last) = days.split_once("..").unwrap();
+    assert!(
+        anomalies.starts_with("Cost anomalies: 2 line(s)"),
+        "{anomalies}"
+    );
+    for day in [first, last] {
+        assert!(
+            anomalies.contains(&format!("  {day} {name} llm unit_cost: +")),
+            "{day}: {anomalies}"
+        );
+    }
     // The demo draws the error chart and says where.
     assert!(text.contains("chart     "), "{text}");
     let svg = std::fs::read_to_string(out.join("errors.svg")).unwrap();
