@@ -412,11 +412,11 @@ fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
         // A sum that outgrows a decimal (crafted report files) halves first.
         _ => {
             let (a, b) = (values[n / 2 - 1], values[n / 2]);
+            // Sorted, and a sum that overflows has both of one sign, so
+            // b − a does not: a + (b − a) / 2 stays between them.
             Some(
                 a.checked_add(b)
-                    .map_or(a / Decimal::TWO + b / Decimal::TWO, |sum| {
-                        sum / Decimal::TWO
-                    }),
+                    .map_or_else(|| a + (b - a) / Decimal::TWO, |sum| sum / Decimal::TWO),
             )
         }
     }
@@ -981,9 +981,14 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
                 if folded(&test, m) {
                     continue;
                 }
-                let factor = m.map(|m| m.factor);
+                // Measured beyond the platform's move only when it moved
+                // that way past the rule too; a tenant that kept its price
+                // (another provider) is measured against its own history.
+                let factor = m
+                    .filter(|m| moved_past_the_rule(&test, m.direction))
+                    .map(|m| m.factor);
                 if let Some(direction) = test.direction(&figures, factor, &rule) {
-                    factors[c.index()] = m.map(|m| m.factor);
+                    factors[c.index()] = factor;
                     unit[c.index()] = Some((test, direction));
                 }
             }
@@ -1062,6 +1067,15 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
 fn by_name(mut tenants: Vec<NotAssessed>) -> Vec<NotAssessed> {
     tenants.sort_by(|a, b| (&a.business_name, &a.tenant_id).cmp(&(&b.business_name, &b.tenant_id)));
     tenants
+}
+
+/// Whether a tenant's unit cost moved `direction` by the rule's change
+/// at least (×1.25 up, ÷1.25 down).
+fn moved_past_the_rule(test: &UnitTest, direction: Direction) -> bool {
+    test.ratio().map(f).is_some_and(|ratio| match direction {
+        Direction::Rise => ratio >= 1.0 + MIN_UNIT_CHANGE,
+        Direction::Fall => ratio * (1.0 + MIN_UNIT_CHANGE) <= 1.0,
+    })
 }
 
 /// Whether a tenant's unit test moved with the platform's move `m`: the

@@ -450,3 +450,47 @@ fn a_tenant_whose_calls_fell_was_hidden_by_a_platform_rise_of_calls() {
     assert_eq!(a.falls[0].tenant_id.as_deref(), Some(tenant(2).as_str()));
     assert_eq!(a.falls[0].kind, Kind::Volume);
 }
+
+#[test]
+fn a_tenant_that_kept_its_price_was_called_a_rise_after_a_provider_cut() {
+    // Twelve tenants' LLM price fell to 0.6 on 2026-11-10; tenant 13 (on
+    // another provider) kept its price: no line of its own either way.
+    let mut rows = Vec::new();
+    for i in 1..=13 {
+        for day in days("2026-09-20", 60) {
+            let factor = if i <= 12 && day >= date("2026-11-10") {
+                Decimal::new(6, 1)
+            } else {
+                Decimal::ONE
+            };
+            rows.push(tenant_day(&tenant(i), day, 100 + i as i64, factor));
+        }
+    }
+    let a = analyse_view(&rows, "2026-11-10", &[], true);
+    assert!(
+        a.falls
+            .iter()
+            .any(|l| l.tenant_id.is_none() && l.component == Component::Llm),
+        "{:?}",
+        a.falls
+    );
+    let thirteen = tenant(13);
+    assert!(
+        a.rises
+            .iter()
+            .chain(&a.falls)
+            .all(|l| l.tenant_id.as_deref() != Some(thirteen.as_str())),
+        "{:?}",
+        a.rises
+    );
+}
+
+#[test]
+fn the_median_of_two_of_the_largest_decimals_panicked() {
+    assert_eq!(median(vec![Decimal::MAX, Decimal::MAX]), Some(Decimal::MAX));
+    assert_eq!(median(vec![Decimal::MIN, Decimal::MIN]), Some(Decimal::MIN));
+    assert_eq!(
+        median(vec![Decimal::ONE, Decimal::from(2)]),
+        Some(Decimal::new(15, 1))
+    );
+}

@@ -34,27 +34,26 @@ fn integers(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
         .collect())
 }
 
-/// A tenant day of `queries/costs_tenant_days.sql`, or of the narrower
-/// `queries/anomalies_tenant_days.sql` (a column it does not select is 0,
-/// or empty for the zone).
+/// A tenant day of `queries/costs_tenant_days.sql`, or of
+/// `queries/anomalies_tenant_days.sql` (which selects zeros for what it
+/// does not use: a column that cannot be read fails the report).
 fn tenant_day_of(r: &postgres::Row) -> TenantDay {
-    let count = |name: &str| r.try_get::<_, i64>(name).unwrap_or(0);
     TenantDay {
         tenant_id: r.get("tenant_id"),
         day: r.get("day"),
         business_name: r.get("business_name"),
-        timezone: r.try_get("timezone").unwrap_or_default(),
+        timezone: r.get("timezone"),
         figures: Figures {
             calls: r.get("calls"),
-            completed_calls: count("completed_calls"),
-            booked_calls: count("booked_calls"),
+            completed_calls: r.get("completed_calls"),
+            booked_calls: r.get("booked_calls"),
             billable_seconds: r.get("billable_seconds"),
             stt_cost_usd: Some(r.get("stt_cost_usd")),
             llm_cost_usd: Some(r.get("llm_cost_usd")),
             tts_cost_usd: Some(r.get("tts_cost_usd")),
             total_cost_usd: r.get("total_cost_usd"),
-            calls_missing_cost: count("calls_missing_cost"),
-            cost_mismatch_calls: count("cost_mismatch_calls"),
+            calls_missing_cost: r.get("calls_missing_cost"),
+            cost_mismatch_calls: r.get("cost_mismatch_calls"),
         },
     }
 }
