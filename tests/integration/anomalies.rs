@@ -41,6 +41,14 @@ fn anomalies(db: &TestDb, args: &[&str]) -> std::process::Output {
     db.cmd().arg("anomalies").args(args).output().unwrap()
 }
 
+/// `anomalies` over the injected days' fortnight, with `extra`.
+fn fortnight(db: &TestDb, extra: &[&str]) -> std::process::Output {
+    anomalies(
+        db,
+        &[&["--from", "2026-11-08", "--to", "2026-11-20"], extra].concat(),
+    )
+}
+
 fn json(output: std::process::Output) -> Value {
     serde_json::from_slice(&ok(output).stdout).unwrap()
 }
@@ -71,17 +79,7 @@ fn the_injected_llm_loop_is_found_with_the_excess_postgres_computes() {
     let scratch = tempfile::tempdir().unwrap();
     let reports = scratch.path().join("reports");
     let (db, tenant) = platform_with_an_llm_loop(&reports);
-    let found = json(anomalies(
-        &db,
-        &[
-            "--from",
-            "2026-11-08",
-            "--to",
-            "2026-11-20",
-            "--format",
-            "json",
-        ],
-    ));
+    let found = json(fortnight(&db, &["--format", "json"]));
     let rises = found["rises"].as_array().unwrap();
     let mut lines: Vec<(String, String, String, String)> = rises
         .iter()
@@ -125,18 +123,9 @@ fn the_injected_llm_loop_is_found_with_the_excess_postgres_computes() {
     assert!(found["unknown_days"].as_array().unwrap().is_empty());
 
     // The report files say the same as the tables.
-    let from_files = json(anomalies(
+    let from_files = json(fortnight(
         &db,
-        &[
-            "--reports",
-            reports.to_str().unwrap(),
-            "--from",
-            "2026-11-08",
-            "--to",
-            "2026-11-20",
-            "--format",
-            "json",
-        ],
+        &["--reports", reports.to_str().unwrap(), "--format", "json"],
     ));
     assert_eq!(from_files["rises"], found["rises"]);
     assert_eq!(from_files["falls"], found["falls"]);
@@ -144,23 +133,10 @@ fn the_injected_llm_loop_is_found_with_the_excess_postgres_computes() {
 
     // The hostile name: no control character on a terminal, a text cell
     // (never a formula) in CSV and in the workbook.
-    let table = stdout_of(&ok(anomalies(
-        &db,
-        &["--from", "2026-11-08", "--to", "2026-11-20"],
-    )));
+    let table = stdout_of(&ok(fortnight(&db, &[])));
     assert!(!table.contains('\u{1b}'), "{table}");
     assert!(table.contains("\u{fffd}[2J"), "{table}");
-    let csv = stdout_of(&ok(anomalies(
-        &db,
-        &[
-            "--from",
-            "2026-11-08",
-            "--to",
-            "2026-11-20",
-            "--format",
-            "csv",
-        ],
-    )));
+    let csv = stdout_of(&ok(fortnight(&db, &["--format", "csv"])));
     assert!(csv.contains("\"'=HYPERLINK(\"\"http://x\"\")"), "{csv}");
     assert_eq!(
         csv.lines().filter(|l| l.contains(",rise,")).count(),
@@ -168,18 +144,9 @@ fn the_injected_llm_loop_is_found_with_the_excess_postgres_computes() {
         "{csv}"
     );
     let book = scratch.path().join("anomalies.xlsx");
-    ok(anomalies(
+    ok(fortnight(
         &db,
-        &[
-            "--from",
-            "2026-11-08",
-            "--to",
-            "2026-11-20",
-            "--format",
-            "xlsx",
-            "-o",
-            book.to_str().unwrap(),
-        ],
+        &["--format", "xlsx", "-o", book.to_str().unwrap()],
     ));
     use calamine::{open_workbook, Data, Reader, Xlsx};
     let mut workbook: Xlsx<_> = open_workbook(&book).unwrap();
