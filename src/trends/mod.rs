@@ -58,7 +58,7 @@ pub enum Bucketing {
     Hour,
 }
 
-/// The rule that calls a bucket a spike (README "Error spikes").
+/// The rule that calls a bucket a spike (docs/GUIDE.md, `errors`, "Spikes").
 #[derive(Debug, Clone, Copy)]
 pub struct SpikeRule {
     /// How many robust standard deviations above the baseline's median.

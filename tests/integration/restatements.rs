@@ -631,7 +631,7 @@ fn a_tenant_day_deleted_and_back_is_restated_both_ways_and_an_errors_only_day_bi
 
 #[test]
 fn the_closed_books_alert_skipped_a_nights_changes_when_it_failed() {
-    // The README's `run && changes --run last --closed-before …` skipped
+    // The guide's `run && changes --run last --closed-before …` skipped
     // a night whose alert failed (or whose run exited 1 after its
     // commit): with --alert every run's changes are reported once, after
     // the report is written, whatever failed in between.

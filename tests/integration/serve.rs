@@ -345,7 +345,7 @@ fn a_token_file_fixes_the_token_and_a_short_one_is_refused() {
 }
 
 /// The printed token was two UUIDv4s: 244 random bits, not the 256 the
-/// README promised.
+/// guide (then the README) promised.
 #[test]
 fn the_random_token_held_244_bits() {
     let (db, _scratch) = rolled_up();
