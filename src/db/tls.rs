@@ -4,7 +4,7 @@
 //! certificate, so they need no CA store. OpenSSL's `SslConnector`
 //! always loads the system's CA bundle when it is built: parsing it was
 //! 249 M instructions (about 40 ms), 8 % of a 5-day run's and a quarter of
-//! a one-day run's engine CPU (callgrind, bench/README.md), spent on
+//! a one-day run's engine CPU (callgrind, bench/HISTORY.md), spent on
 //! certificates these modes never look at. Here they get a bare context
 //! with the connector's own options and ciphers; `verify-ca` and
 //! `verify-full` keep OpenSSL's connector, its store and its host check.

@@ -7,7 +7,7 @@
 //! (720 on a 90-day window), and for each one the formula guard ran a lazy
 //! query per text column and money became a text column through
 //! `rust_decimal` first; the CSV encoders were about a tenth of the
-//! engine's instructions (callgrind, bench/README.md). Types this writer
+//! engine's instructions (callgrind, bench/HISTORY.md). Types this writer
 //! does not know (lists, times, other time zones, ...) still go through
 //! Polars (`super::write_csv`), which is also the oracle the property test
 //! compares this writer with.

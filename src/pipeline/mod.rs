@@ -333,7 +333,7 @@ pub fn read_again<T>(
 
 /// The one-pass read's budget by default (MiB): read in storage order, the
 /// 5 M-call bench window's 1.2 M summary rows took about 110 and the whole
-/// process peaked at 197 MiB (bench/README.md; read in `created_at` order
+/// process peaked at 197 MiB (bench/HISTORY.md; read in `created_at` order
 /// it peaks at 133-137 MiB); a larger budget would let a larger window
 /// past the 200 MiB the engine keeps to.
 pub const DEFAULT_STATE_LIMIT_MIB: u32 = 120;

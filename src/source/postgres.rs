@@ -101,7 +101,7 @@ impl PostgresSource {
     /// Streams a large read in storage order is split over: Postgres
     /// scans pages on one core per stream while this process decodes (on
     /// the 5 M-call bench window, 2 streams on 2 cores: see
-    /// bench/README.md), or `--streams` if more.
+    /// bench/HISTORY.md), or `--streams` if more.
     pub fn read_streams(&self) -> usize {
         let cores = std::thread::available_parallelism()
             .map(usize::from)
@@ -311,7 +311,7 @@ impl PostgresSource {
     /// `for_each_field` over one UTC range per stream, each stream's rows
     /// in `created_at` order (the `created_at` index, a plain index scan:
     /// on an append-only table its heap pages come in storage order, 1.1x
-    /// the cost of a TID range scan, bench/README.md), so that a stream
+    /// the cost of a TID range scan, bench/HISTORY.md), so that a stream
     /// knows a day complete once its rows have passed the day's end.
     /// `ordered: false` reads each range in any order (the errors, read
     /// whole before the calls). Returns how many streams read.
