@@ -802,6 +802,8 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
     type Skipped = (usize, NaiveDate, NaiveDate, NoBaseline);
     let mut not_assessed: BTreeMap<&str, Skipped> = BTreeMap::new();
     let mut assessed = 0;
+    // The tenants (of `only`) with calls on a known day of the period.
+    let mut with_calls: BTreeSet<&str> = BTreeSet::new();
     for day in period.each_day() {
         if !known.is_known(day) {
             continue;
@@ -813,6 +815,9 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
             let figures = series.day(day);
             if !series.lived(day) {
                 continue;
+            }
+            if figures.calls > 0 && (inputs.only.is_empty() || inputs.only.contains(*id)) {
+                with_calls.insert(id);
             }
             let baselines = match series.unit_baselines(day, &known) {
                 Ok(baselines) => baselines,
@@ -1023,16 +1028,7 @@ pub fn analyse(period: Period, rule: Rule, inputs: &Inputs) -> Analysis {
         rule,
         rises: rises.into_iter().filter(|a| keep(a, &rule)).collect(),
         falls: falls.into_iter().filter(|a| keep(a, &rule)).collect(),
-        tenants_with_calls: tenants
-            .iter()
-            .filter(|(id, (series, _))| {
-                only(id)
-                    && period
-                        .each_day()
-                        .any(|d| known.is_known(d) && series.day(d).calls > 0)
-            })
-            .map(|(id, _)| id.to_string())
-            .collect(),
+        tenants_with_calls: with_calls.into_iter().map(str::to_string).collect(),
         not_assessed: by_name(
             not_assessed
                 .into_iter()
@@ -1085,14 +1081,11 @@ fn folded(test: &UnitTest, m: Option<PlatformMove>) -> bool {
         return false;
     };
     let (ratio, factor) = (f(ratio), f(m.factor));
-    match m.direction {
-        Direction::Rise => {
-            ratio >= 1.0 + MIN_UNIT_CHANGE && ratio <= factor * (1.0 + MIN_UNIT_CHANGE)
+    moved_past_the_rule(test, m.direction)
+        && match m.direction {
+            Direction::Rise => ratio <= factor * (1.0 + MIN_UNIT_CHANGE),
+            Direction::Fall => ratio * (1.0 + MIN_UNIT_CHANGE) >= factor,
         }
-        Direction::Fall => {
-            ratio * (1.0 + MIN_UNIT_CHANGE) <= 1.0 && ratio * (1.0 + MIN_UNIT_CHANGE) >= factor
-        }
-    }
 }
 
 /// Whether a line is worth its dollars: at least the rule's excess, in

@@ -11,13 +11,8 @@ use crate::error::Result;
 use crate::frames::PLATFORM_NAME;
 use crate::output::{Cell, TextCell, TextTable};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-    Xlsx,
-}
+/// The same four formats as `changes` (table, csv, json, xlsx): one type.
+pub use crate::changes::render::Format;
 
 fn ratio(v: Option<f64>) -> Cell {
     Cell::Decimal(v.and_then(Decimal::from_f64), 4)
@@ -107,7 +102,14 @@ fn lines(analysis: &Analysis) -> impl Iterator<Item = (&'static str, &Anomaly)> 
 }
 
 fn with_direction(direction: &'static str, a: &Anomaly) -> Vec<(&'static str, Cell)> {
-    let mut row = columns(a);
+    directed(direction, columns(a))
+}
+
+/// `row` with a `direction` column after `kind`.
+fn directed(
+    direction: &'static str,
+    mut row: Vec<(&'static str, Cell)>,
+) -> Vec<(&'static str, Cell)> {
     row.insert(6, ("direction", Cell::Text(Some(direction.into()))));
     row
 }
@@ -477,35 +479,27 @@ pub fn xlsx(analysis: &Analysis) -> Result<Vec<u8>> {
         }
         rows
     };
+    // A sheet of `rows` (a TOTAL last when `total`), or one line saying
+    // why it has none.
+    let mut sheet_of =
+        |name: &str, rows: &[Vec<(&'static str, Cell)>], total: bool, none: &str| -> Result<()> {
+            let sheet = book.add_worksheet();
+            sheet.set_name(name).map_err(xlsx_error)?;
+            if rows.is_empty() {
+                sheet.write_string(0, 0, none).map_err(xlsx_error)?;
+                return Ok(());
+            }
+            write_table(sheet, rows, total.then(|| rows.len() - 1), CENTS)
+        };
     for (name, lines) in [("Rises", &analysis.rises), ("Falls", &analysis.falls)] {
-        let rows = tenant_rows(lines);
-        let sheet = book.add_worksheet();
-        sheet.set_name(name).map_err(xlsx_error)?;
-        if rows.is_empty() {
-            sheet
-                .write_string(0, 0, format!("No tenant's cost {}.", name.to_lowercase()))
-                .map_err(xlsx_error)?;
-        } else {
-            write_table(sheet, &rows, Some(rows.len() - 1), CENTS)?;
-        }
+        let none = format!("No tenant's cost {}.", name.to_lowercase());
+        sheet_of(name, &tenant_rows(lines), true, &none)?;
     }
     let platform: Vec<Vec<(&'static str, Cell)>> = lines(analysis)
         .filter(|(_, a)| a.tenant_id.is_none())
-        .map(|(d, a)| {
-            let mut row = sheet_columns(a);
-            row.insert(6, ("direction", Cell::Text(Some(d.into()))));
-            row
-        })
+        .map(|(d, a)| directed(d, sheet_columns(a)))
         .collect();
-    let sheet = book.add_worksheet();
-    sheet.set_name("Platform").map_err(xlsx_error)?;
-    if platform.is_empty() {
-        sheet
-            .write_string(0, 0, "No platform-wide move.")
-            .map_err(xlsx_error)?;
-    } else {
-        write_table(sheet, &platform, None, CENTS)?;
-    }
+    sheet_of("Platform", &platform, false, "No platform-wide move.")?;
     let not_assessed: Vec<Vec<(&'static str, Cell)>> = analysis
         .not_assessed
         .iter()
@@ -518,15 +512,12 @@ pub fn xlsx(analysis: &Analysis) -> Result<Vec<u8>> {
             ]
         })
         .collect();
-    let sheet = book.add_worksheet();
-    sheet.set_name("Not assessed").map_err(xlsx_error)?;
-    if not_assessed.is_empty() {
-        sheet
-            .write_string(0, 0, "Every tenant was assessed.")
-            .map_err(xlsx_error)?;
-    } else {
-        write_table(sheet, &not_assessed, None, CENTS)?;
-    }
+    sheet_of(
+        "Not assessed",
+        &not_assessed,
+        false,
+        "Every tenant was assessed.",
+    )?;
     let sheet = book.add_worksheet();
     sheet.set_name("About").map_err(xlsx_error)?;
     let mut about = vec![

@@ -190,28 +190,26 @@ fn cost_anomalies(reports_dir: &Path, window: &Window, platform: &Platform) -> R
         true,
     )?;
     let mut out = String::new();
-    match analysis.rises.first() {
-        Some(first) => {
-            out.push_str(&format!(
+    if analysis.rises.is_empty() {
+        out.push_str("\nNo cost anomaly stands out.\n");
+    } else {
+        out.push_str(&format!(
                 "\nCost anomalies: {} line(s) in the last {} days, {} USD above their baselines; the largest:\n",
                 analysis.rises.len(),
                 period.days(),
                 money::cents_text(crate::anomalies::render::total_excess(&analysis.rises))
             ));
-            for a in analysis.rises.iter().take(3) {
-                out.push_str(&format!(
-                    "  {} {} {} {}: +{} USD ({})\n",
-                    a.day,
-                    crate::text::printable(&crate::anomalies::render::scope_name(a)),
-                    a.component.name(),
-                    a.kind.name(),
-                    money::cents_text(a.excess_usd),
-                    crate::anomalies::render::why(a)
-                ));
-            }
-            let _ = first;
+        for a in analysis.rises.iter().take(3) {
+            out.push_str(&format!(
+                "  {} {} {} {}: +{} USD ({})\n",
+                a.day,
+                crate::text::printable(&crate::anomalies::render::scope_name(a)),
+                a.component.name(),
+                a.kind.name(),
+                money::cents_text(a.excess_usd),
+                crate::anomalies::render::why(a)
+            ));
         }
-        None => out.push_str("\nNo cost anomaly stands out.\n"),
     }
     for injection in &platform.spec.injections {
         let (kind, component, factor) = injection.describe();
